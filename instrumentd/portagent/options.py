@@ -1,0 +1,305 @@
+# -*- test-case-name: tests.test_portagent_options -*-
+"""
+Command-line options of ``twistd instrumentd port-agent`` and the validated
+configuration they produce.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from twisted.internet.endpoints import clientFromString, serverFromString
+from twisted.internet.testing import MemoryReactor
+from twisted.python import usage
+
+__all__ = [
+    "DEFAULT_LISTENER",
+    "LISTENER_KINDS",
+    "PortAgentConfig",
+    "PortAgentOptions",
+    "demo_recording",
+    "parse_size",
+]
+
+#: Listeners bind to loopback on an ephemeral port unless told otherwise.
+DEFAULT_LISTENER: Final = "tcp:0:interface=127.0.0.1"
+LISTENER_KINDS: Final = ("data", "command", "sniff", "raw")
+ROTATIONS: Final = ("daily", "hourly", "none")
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """
+    Parse a byte count such as ``4194304``, ``4MiB``, ``512k`` or ``1G``
+    (binary units).
+
+    :raises ValueError: if the text is not a size.
+    """
+    match = _SIZE.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a size in bytes (e.g. 4194304, 512KiB, 4MiB)")
+    unit = (match.group(2) or "").lower()[:1]
+    return int(match.group(1)) * _UNITS[unit]
+
+
+def demo_recording() -> Path:
+    """
+    The datalog shipped with instrumentd: a recording of a Sea-Bird SBE 37-SMP
+    in autosample mode, used by ``--instrument demo``.
+    """
+    return Path(__file__).resolve().parent.parent / "data" / "sbe37smp-demo.datalog"
+
+
+@dataclass(frozen=True)
+class PortAgentConfig:
+    """
+    Everything a port agent needs to run; built from options or from code.
+
+    :ivar name: the instrument's reference designator.
+    :ivar instrument: client endpoint string for the instrument link.
+    :ivar listeners: for each listener kind (``data``, ``command``,
+        ``sniff``, ``raw``), its server endpoint strings (empty: none).
+    :ivar heartbeat: seconds between heartbeats to data clients; 0 is off.
+    :ivar disconnect_grace: seconds the link must stay down before
+        ``DISCONNECTED`` is announced.
+    :ivar max_reconnect_delay: cap of the reconnect backoff, seconds.
+    :ivar datalog_dir: where the datalog is written.
+    :ivar rotate: ``daily``, ``hourly`` or ``none`` (UTC).
+    :ivar rotate_size: rotate when the file passes this size; 0 is off.
+    :ivar client_buffer: bytes of unsent data a client may have before it is
+        cut off.
+    :ivar status_file: where to write the status JSON once listening.
+    :ivar parent_pid: exit when this process dies.
+    """
+
+    name: str
+    instrument: str
+    listeners: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: {kind: (DEFAULT_LISTENER,) for kind in LISTENER_KINDS}
+    )
+    heartbeat: float = 10.0
+    disconnect_grace: float = 10.0
+    max_reconnect_delay: float = 60.0
+    datalog_dir: str = "datalog"
+    rotate: str = "daily"
+    rotate_size: int = 0
+    client_buffer: int = 4 << 20
+    status_file: str | None = None
+    parent_pid: int | None = None
+
+    def public(self) -> dict[str, object]:
+        """
+        The configuration as JSON-ready data, without anything secret
+        (endpoint options that look like credentials are masked).
+        """
+        return {
+            "name": self.name,
+            "instrument": _mask_secrets(self.instrument),
+            "listeners": {k: [_mask_secrets(v) for v in vs] for k, vs in self.listeners.items()},
+            "heartbeat": self.heartbeat,
+            "disconnect_grace": self.disconnect_grace,
+            "max_reconnect_delay": self.max_reconnect_delay,
+            "datalog_dir": self.datalog_dir,
+            "rotate": self.rotate,
+            "rotate_size": self.rotate_size,
+            "client_buffer": self.client_buffer,
+        }
+
+
+_SECRET = re.compile(r"(?i)\b(password|passwd|secret|token|privatekey|key)=([^:]*)")
+
+
+def _mask_secrets(description: str) -> str:
+    return _SECRET.sub(r"\1=***", description)
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def _number(option: str, text: str, *, minimum: float, strict: bool = False) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise usage.UsageError(f"--{option}: {text!r} is not a number") from None
+    if value != value or value < minimum or (strict and value == minimum):
+        bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
+        raise usage.UsageError(f"--{option}: {text!r} must be {bound}")
+    return value
+
+
+def check_client_endpoint(description: str) -> None:
+    """
+    Check that a client endpoint string parses, without connecting.
+
+    :raises ValueError: naming what is wrong.
+    """
+    if description == "demo":
+        return
+    try:
+        clientFromString(MemoryReactor(), description)
+    except Exception as e:
+        raise ValueError(_endpoint_problem(description, e)) from None
+
+
+def check_server_endpoint(description: str) -> None:
+    """
+    Check that a server endpoint string parses, without listening.
+
+    :raises ValueError: naming what is wrong.
+    """
+    try:
+        serverFromString(MemoryReactor(), description)
+    except Exception as e:
+        raise ValueError(_endpoint_problem(description, e)) from None
+
+
+def _endpoint_problem(description: str, error: Exception) -> str:
+    text = str(error) or type(error).__name__
+    if isinstance(error, KeyError):
+        kind = description.split(":", 1)[0]
+        text = f"unknown endpoint type {kind!r}"
+    return f"{description!r}: {text}"
+
+
+class PortAgentOptions(usage.Options):
+    """
+    Options of ``twistd instrumentd port-agent``.
+    """
+
+    synopsis = "Usage: twistd [twistd options] instrumentd port-agent --name NAME --instrument ENDPOINT [options]"
+    longdesc = (
+        "Hold one instrument's link, timestamp and frame every byte read as "
+        "port-agent packets, record them all in a rotating datalog, and share "
+        "the instrument with data, command, sniff and raw clients. Listener "
+        "options may be repeated; 'none' turns a listener off. Instrument "
+        "endpoints: tcp:host=H:port=P, serial:DEVICE[:baudrate=9600...], "
+        "datalog:FILE[,FILE...][:speed=X], or 'demo' (a built-in SBE 37-SMP "
+        "recording, replayed in a loop)."
+    )
+    optParameters = [
+        ["name", None, None, "Reference designator of the instrument (required)."],
+        ["instrument", None, None, "Client endpoint string of the instrument link (required)."],
+        ["heartbeat", None, "10", "Seconds between heartbeats to data clients; 0 turns them off."],
+        ["disconnect-grace", None, "10", "Seconds the link must stay down before DISCONNECTED is announced."],
+        ["max-reconnect-delay", None, "60", "Cap of the reconnect backoff, in seconds."],
+        ["datalog-dir", None, "datalog", "Directory of the binary datalog."],
+        ["rotate", None, "daily", "Datalog rotation in UTC: daily, hourly or none."],
+        ["rotate-size", None, "0", "Also rotate when the datalog passes this size (e.g. 100MiB); 0 is off."],
+        ["client-buffer", None, "4MiB", "Unsent bytes a client may have queued before it is cut off."],
+        ["status-file", None, None, "Write a JSON status file here once every listener is bound."],
+        ["parent-pid", None, None, "Exit cleanly soon after this process dies."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._listeners: dict[str, list[str]] = {kind: [] for kind in LISTENER_KINDS}
+
+    def _listener(self, kind: str, description: str) -> None:
+        if description != "none":
+            try:
+                check_server_endpoint(description)
+            except ValueError as e:
+                raise usage.UsageError(f"--{kind}-port: {e}") from None
+        self._listeners[kind].append(description)
+
+    def opt_data_port(self, description: str) -> None:
+        """
+        Server endpoint for data clients (packets out, instrument bytes in).
+        Default tcp:0:interface=127.0.0.1. May be repeated.
+        """
+        self._listener("data", description)
+
+    def opt_command_port(self, description: str) -> None:
+        """
+        Server endpoint for the command port (one line in, one line out).
+        Default tcp:0:interface=127.0.0.1. May be repeated.
+        """
+        self._listener("command", description)
+
+    def opt_sniff_port(self, description: str) -> None:
+        """
+        Server endpoint for read-only monitors (every packet as a text line).
+        Default tcp:0:interface=127.0.0.1. May be repeated.
+        """
+        self._listener("sniff", description)
+
+    def opt_raw_port(self, description: str) -> None:
+        """
+        Server endpoint for an operator's terminal (raw bytes both ways).
+        Default tcp:0:interface=127.0.0.1. May be repeated.
+        """
+        self._listener("raw", description)
+
+    def postOptions(self) -> None:
+        name = self["name"]
+        if not name:
+            raise usage.UsageError("--name is required: the instrument's reference designator")
+        if not _NAME.match(name):
+            raise usage.UsageError(
+                f"--name: {name!r} must be 1-128 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit (it is used in file names)"
+            )
+        instrument = self["instrument"]
+        if not instrument:
+            raise usage.UsageError(
+                "--instrument is required: e.g. tcp:host=10.0.0.5:port=4001, "
+                "serial:/dev/ttyUSB0:baudrate=9600, datalog:FILE, or demo"
+            )
+        try:
+            check_client_endpoint(instrument)
+        except ValueError as e:
+            raise usage.UsageError(f"--instrument: {e}") from None
+        self["heartbeat"] = _number("heartbeat", self["heartbeat"], minimum=0)
+        self["disconnect-grace"] = _number("disconnect-grace", self["disconnect-grace"], minimum=0)
+        self["max-reconnect-delay"] = _number(
+            "max-reconnect-delay", self["max-reconnect-delay"], minimum=0, strict=True
+        )
+        if self["rotate"] not in ROTATIONS:
+            raise usage.UsageError(
+                f"--rotate: {self['rotate']!r} is not one of {', '.join(ROTATIONS)}"
+            )
+        for option, smallest in (("rotate-size", 0), ("client-buffer", 1024)):
+            try:
+                size = parse_size(self[option])
+            except ValueError as e:
+                raise usage.UsageError(f"--{option}: {e}") from None
+            if size < smallest:
+                raise usage.UsageError(f"--{option}: {self[option]!r} must be at least {smallest} bytes")
+            self[option] = size
+        if self["parent-pid"] is not None:
+            try:
+                self["parent-pid"] = int(self["parent-pid"])
+                if self["parent-pid"] <= 0:
+                    raise ValueError
+            except ValueError:
+                raise usage.UsageError(
+                    f"--parent-pid: {self['parent-pid']!r} is not a process id"
+                ) from None
+
+    def config(self) -> PortAgentConfig:
+        """
+        The validated configuration.
+        """
+        listeners = {
+            kind: tuple(d for d in given if d != "none") if given else (DEFAULT_LISTENER,)
+            for kind, given in self._listeners.items()
+        }
+        return PortAgentConfig(
+            name=self["name"],
+            instrument=self["instrument"],
+            listeners=listeners,
+            heartbeat=self["heartbeat"],
+            disconnect_grace=self["disconnect-grace"],
+            max_reconnect_delay=self["max-reconnect-delay"],
+            datalog_dir=self["datalog-dir"],
+            rotate=self["rotate"],
+            rotate_size=self["rotate-size"],
+            client_buffer=self["client-buffer"],
+            status_file=self["status-file"],
+            parent_pid=self["parent-pid"],
+        )

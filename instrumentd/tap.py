@@ -1,0 +1,61 @@
+# -*- test-case-name: tests.test_plugin -*-
+"""
+``twistd instrumentd``: options and service construction.
+
+Each part of instrumentd is a subcommand (``port-agent`` today).  The
+subcommand modules are imported only when used, so ``twistd --help`` stays
+fast.
+"""
+
+from __future__ import annotations
+
+from twisted.application.service import IService
+from twisted.python import usage
+
+from instrumentd import __version__
+from instrumentd.portagent.options import PortAgentOptions
+
+
+class Options(usage.Options):
+    """
+    Options for ``twistd instrumentd``.
+    """
+
+    synopsis = "Usage: twistd [twistd options] instrumentd SUBCOMMAND [options]"
+    longdesc = (
+        "Operate scientific instruments. Subcommands: port-agent holds one "
+        "instrument's link, logs every byte and shares it with many clients."
+    )
+    subCommands = [
+        ["port-agent", None, PortAgentOptions, "Run a port agent for one instrument."],
+    ]
+
+    def opt_version(self) -> None:
+        """
+        Print the instrumentd version and exit.
+        """
+        print(f"instrumentd {__version__}")
+        raise SystemExit(0)
+
+    def postOptions(self) -> None:
+        if self.subCommand is None:
+            raise usage.UsageError(
+                "a subcommand is required: "
+                + ", ".join(name for name, *_ in self.subCommands)
+            )
+
+
+def makeService(options: Options) -> IService:
+    """
+    Build the service for the chosen subcommand.
+
+    :param options: parsed :class:`Options`.
+    :returns: the root service.
+    """
+    if options.subCommand == "port-agent":
+        from instrumentd.portagent.agent import PortAgent
+
+        sub = options.subOptions
+        assert isinstance(sub, PortAgentOptions)
+        return PortAgent(sub.config())
+    raise usage.UsageError(f"unknown subcommand {options.subCommand!r}")

@@ -1,0 +1,44 @@
+"""
+Tests for the ``twistd instrumentd`` plugin and its options.
+"""
+
+from __future__ import annotations
+
+from twisted.application.service import IServiceMaker
+from twisted.plugin import IPlugin, getPlugins
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from instrumentd import tap
+
+
+class PluginTests(SynchronousTestCase):
+    """
+    The plugin is discoverable and well-formed.
+    """
+
+    def test_discoverable(self) -> None:
+        """
+        C{getPlugins(IServiceMaker)} finds the C{instrumentd} tap, which
+        provides both C{IPlugin} and C{IServiceMaker}.
+        """
+        makers = {m.tapname: m for m in getPlugins(IServiceMaker)}
+        self.assertIn("instrumentd", makers)
+        maker = makers["instrumentd"]
+        self.assertTrue(verifyObject(IPlugin, maker))
+        self.assertTrue(verifyObject(IServiceMaker, maker))
+        self.assertIs(maker.options, tap.Options)
+
+    def test_subcommands(self) -> None:
+        """
+        The options list the port-agent subcommand.
+        """
+        self.assertIn("port-agent", [c[0] for c in tap.Options.subCommands])
+
+    def test_subcommandRequired(self) -> None:
+        """
+        Without a subcommand, the error lists the valid ones.
+        """
+        e = self.assertRaises(usage.UsageError, tap.Options().parseOptions, [])
+        self.assertIn("port-agent", str(e))
