@@ -11,5 +11,8 @@ from setuptools import find_packages, setup
 
 setup(
     package_dir={"": "."},
-    packages=find_packages(include=["instrumentd", "instrumentd.*"]) + ["twisted.plugins"],
+    packages=[
+        *find_packages(include=["instrumentd", "instrumentd.*"]),
+        "twisted.plugins",
+    ],
 )

@@ -27,8 +27,8 @@ __all__ = [
     "SYNC",
     "Packet",
     "PacketParser",
-    "ParserCounters",
     "PacketType",
+    "ParserCounters",
     "encode_packet",
     "frame_read",
     "ntp_now",
@@ -299,7 +299,9 @@ class PacketParser:
             start = buf.find(SYNC)
             if start < 0:
                 # Keep a tail that could be the start of a sync pattern.
-                keep = 2 if buf.endswith(SYNC[:2]) else 1 if buf.endswith(SYNC[:1]) else 0
+                keep = (
+                    2 if buf.endswith(SYNC[:2]) else 1 if buf.endswith(SYNC[:1]) else 0
+                )
                 dropped = len(buf) - keep
                 if dropped:
                     counters.junk_bytes += dropped

@@ -41,7 +41,7 @@ class Options(usage.Options):
         if self.subCommand is None:
             raise usage.UsageError(
                 "a subcommand is required: "
-                + ", ".join(name for name, *_ in self.subCommands)
+                + ", ".join(str(command[0]) for command in self.subCommands)
             )
 
 

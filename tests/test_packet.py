@@ -28,12 +28,30 @@ from instrumentd.packet import (
 )
 
 VECTORS = [
-    (PacketType.DATA_FROM_DRIVER, b"ad", 1, 0x80000000, 0x00D0,
-     "a39d7a02001200d000000001800000006164"),
-    (PacketType.PORT_AGENT_HEARTBEAT, b"HB", 0xDB300300, 0x80000000, 0x003D,
-     "a39d7a090012003ddb300300800000004842"),
-    (PacketType.PORT_AGENT_STATUS, b"CONNECTED", 0xDB300300, 0x80000000, 0x006E,
-     "a39d7a040019006edb30030080000000434f4e4e4543544544"),
+    (
+        PacketType.DATA_FROM_DRIVER,
+        b"ad",
+        1,
+        0x80000000,
+        0x00D0,
+        "a39d7a02001200d000000001800000006164",
+    ),
+    (
+        PacketType.PORT_AGENT_HEARTBEAT,
+        b"HB",
+        0xDB300300,
+        0x80000000,
+        0x003D,
+        "a39d7a090012003ddb300300800000004842",
+    ),
+    (
+        PacketType.PORT_AGENT_STATUS,
+        b"CONNECTED",
+        0xDB300300,
+        0x80000000,
+        0x006E,
+        "a39d7a040019006edb30030080000000434f4e4e4543544544",
+    ),
 ]
 
 
@@ -115,7 +133,9 @@ class EncodeTests(SynchronousTestCase):
         self.assertEqual(len(payload), MAX_PAYLOAD_SIZE)
         encoded = encode_packet(1, payload, 5, 6)
         self.assertEqual(encoded[4:6], b"\xff\xff")
-        self.assertEqual(PacketParser().feed(encoded), [Packet(PacketType(1), payload, 5, 6)])
+        self.assertEqual(
+            PacketParser().feed(encoded), [Packet(PacketType(1), payload, 5, 6)]
+        )
 
 
 class FrameReadTests(SynchronousTestCase):
@@ -231,7 +251,9 @@ class ParserTests(SynchronousTestCase):
         st.lists(st.tuples(packet_strategy, junk_strategy), max_size=12),
         st.lists(st.integers(0, 10**6), max_size=30),
     )
-    def test_anyChunking(self, items: list[tuple[Packet, bytes]], cuts: list[int]) -> None:
+    def test_anyChunking(
+        self, items: list[tuple[Packet, bytes]], cuts: list[int]
+    ) -> None:
         """
         Any packet sequence with junk between packets, cut into any chunks,
         parses back to the same packets, and the junk is counted.
@@ -264,7 +286,9 @@ class ParserTests(SynchronousTestCase):
         encoded[victim] = bytes(broken)
         parser = PacketParser()
         out: list[Packet] = []
-        for byte_at_a_time in (b"".join(encoded)[i : i + 1] for i in range(sum(map(len, encoded)))):
+        for byte_at_a_time in (
+            b"".join(encoded)[i : i + 1] for i in range(sum(map(len, encoded)))
+        ):
             out.extend(parser.feed(byte_at_a_time))
         # Flushing: a corrupt length may leave the parser waiting for bytes
         # that never come; a following packet stream releases it.
@@ -297,7 +321,9 @@ class ParserTests(SynchronousTestCase):
         bad[-1] ^= 0x40
         good = encode_packet(1, b"next", 1, 2)
         parser = PacketParser()
-        self.assertEqual(parser.feed(bytes(bad) + good), [Packet(PacketType(1), b"next", 1, 2)])
+        self.assertEqual(
+            parser.feed(bytes(bad) + good), [Packet(PacketType(1), b"next", 1, 2)]
+        )
         self.assertEqual(parser.counters.bad_checksum, 1)
 
     def test_checksumHighByte(self) -> None:
@@ -320,7 +346,9 @@ class ParserTests(SynchronousTestCase):
         bad[4:6] = b"\x00\x05"
         good = encode_packet(4, b"OK", 0, 0)
         parser = PacketParser()
-        self.assertEqual(parser.feed(bytes(bad) + good), [Packet(PacketType(4), b"OK", 0, 0)])
+        self.assertEqual(
+            parser.feed(bytes(bad) + good), [Packet(PacketType(4), b"OK", 0, 0)]
+        )
         self.assertEqual(parser.counters.bad_length, 1)
 
     def test_unknownType(self) -> None:

@@ -6,6 +6,7 @@ configuration they produce.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,9 @@ def parse_size(text: str) -> int:
     """
     match = _SIZE.match(text)
     if match is None:
-        raise ValueError(f"{text!r} is not a size in bytes (e.g. 4194304, 512KiB, 4MiB)")
+        raise ValueError(
+            f"{text!r} is not a size in bytes (e.g. 4194304, 512KiB, 4MiB)"
+        )
     unit = (match.group(2) or "").lower()[:1]
     return int(match.group(1)) * _UNITS[unit]
 
@@ -80,7 +83,7 @@ class PortAgentConfig:
     name: str
     instrument: str
     listeners: dict[str, tuple[str, ...]] = field(
-        default_factory=lambda: {kind: (DEFAULT_LISTENER,) for kind in LISTENER_KINDS}
+        default_factory=lambda: dict.fromkeys(LISTENER_KINDS, (DEFAULT_LISTENER,))
     )
     heartbeat: float = 10.0
     disconnect_grace: float = 10.0
@@ -100,7 +103,9 @@ class PortAgentConfig:
         return {
             "name": self.name,
             "instrument": _mask_secrets(self.instrument),
-            "listeners": {k: [_mask_secrets(v) for v in vs] for k, vs in self.listeners.items()},
+            "listeners": {
+                k: [_mask_secrets(v) for v in vs] for k, vs in self.listeners.items()
+            },
             "heartbeat": self.heartbeat,
             "disconnect_grace": self.disconnect_grace,
             "max_reconnect_delay": self.max_reconnect_delay,
@@ -126,7 +131,7 @@ def _number(option: str, text: str, *, minimum: float, strict: bool = False) -> 
         value = float(text)
     except ValueError:
         raise usage.UsageError(f"--{option}: {text!r} is not a number") from None
-    if value != value or value < minimum or (strict and value == minimum):
+    if math.isnan(value) or value < minimum or (strict and value == minimum):
         bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
         raise usage.UsageError(f"--{option}: {text!r} must be {bound}")
     return value
@@ -183,20 +188,55 @@ class PortAgentOptions(usage.Options):
     )
     optParameters = [
         ["name", None, None, "Reference designator of the instrument (required)."],
-        ["instrument", None, None, "Client endpoint string of the instrument link (required)."],
-        ["heartbeat", None, "10", "Seconds between heartbeats to data clients; 0 turns them off."],
-        ["disconnect-grace", None, "10", "Seconds the link must stay down before DISCONNECTED is announced."],
-        ["max-reconnect-delay", None, "60", "Cap of the reconnect backoff, in seconds."],
+        [
+            "instrument",
+            None,
+            None,
+            "Client endpoint string of the instrument link (required).",
+        ],
+        [
+            "heartbeat",
+            None,
+            "10",
+            "Seconds between heartbeats to data clients; 0 turns them off.",
+        ],
+        [
+            "disconnect-grace",
+            None,
+            "10",
+            "Seconds the link must stay down before DISCONNECTED is announced.",
+        ],
+        [
+            "max-reconnect-delay",
+            None,
+            "60",
+            "Cap of the reconnect backoff, in seconds.",
+        ],
         ["datalog-dir", None, "datalog", "Directory of the binary datalog."],
         ["rotate", None, "daily", "Datalog rotation in UTC: daily, hourly or none."],
-        ["rotate-size", None, "0", "Also rotate when the datalog passes this size (e.g. 100MiB); 0 is off."],
-        ["client-buffer", None, "4MiB", "Unsent bytes a client may have queued before it is cut off."],
-        ["status-file", None, None, "Write a JSON status file here once every listener is bound."],
+        [
+            "rotate-size",
+            None,
+            "0",
+            "Also rotate when the datalog passes this size (e.g. 100MiB); 0 is off.",
+        ],
+        [
+            "client-buffer",
+            None,
+            "4MiB",
+            "Unsent bytes a client may have queued before it is cut off.",
+        ],
+        [
+            "status-file",
+            None,
+            None,
+            "Write a JSON status file here once every listener is bound.",
+        ],
         ["parent-pid", None, None, "Exit cleanly soon after this process dies."],
     ]
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self._listeners: dict[str, list[str]] = {kind: [] for kind in LISTENER_KINDS}
 
     def _listener(self, kind: str, description: str) -> None:
@@ -238,7 +278,9 @@ class PortAgentOptions(usage.Options):
     def postOptions(self) -> None:
         name = self["name"]
         if not name:
-            raise usage.UsageError("--name is required: the instrument's reference designator")
+            raise usage.UsageError(
+                "--name is required: the instrument's reference designator"
+            )
         if not _NAME.match(name):
             raise usage.UsageError(
                 f"--name: {name!r} must be 1-128 letters, digits, '.', '_' or '-', "
@@ -255,7 +297,9 @@ class PortAgentOptions(usage.Options):
         except ValueError as e:
             raise usage.UsageError(f"--instrument: {e}") from None
         self["heartbeat"] = _number("heartbeat", self["heartbeat"], minimum=0)
-        self["disconnect-grace"] = _number("disconnect-grace", self["disconnect-grace"], minimum=0)
+        self["disconnect-grace"] = _number(
+            "disconnect-grace", self["disconnect-grace"], minimum=0
+        )
         self["max-reconnect-delay"] = _number(
             "max-reconnect-delay", self["max-reconnect-delay"], minimum=0, strict=True
         )
@@ -269,7 +313,9 @@ class PortAgentOptions(usage.Options):
             except ValueError as e:
                 raise usage.UsageError(f"--{option}: {e}") from None
             if size < smallest:
-                raise usage.UsageError(f"--{option}: {self[option]!r} must be at least {smallest} bytes")
+                raise usage.UsageError(
+                    f"--{option}: {self[option]!r} must be at least {smallest} bytes"
+                )
             self[option] = size
         if self["parent-pid"] is not None:
             try:
@@ -286,7 +332,9 @@ class PortAgentOptions(usage.Options):
         The validated configuration.
         """
         listeners = {
-            kind: tuple(d for d in given if d != "none") if given else (DEFAULT_LISTENER,)
+            kind: tuple(d for d in given if d != "none")
+            if given
+            else (DEFAULT_LISTENER,)
             for kind, given in self._listeners.items()
         }
         return PortAgentConfig(
