@@ -41,6 +41,12 @@ class IDataLog(Interface):
     path = Attribute("The file currently written, as a str path.")
     size = Attribute("Bytes in the current file, including buffered bytes.")
 
+    def open() -> None:
+        """
+        Open the first file; called when the agent starts, so the datalog
+        exists whether or not any packet has arrived yet.
+        """
+
     def write(packet: bytes) -> None:
         """
         Append one encoded packet.  Never blocks on clients; rotates first

@@ -1,0 +1,423 @@
+# -*- test-case-name: tests.test_portagent_agent -*-
+"""
+The port agent service: one instrument link, a datalog, and listeners.
+
+Data flows one way only, and nothing downstream can stop it::
+
+    instrument link --read--> timestamp --> Router --> datalog (always)
+                                                   +-> data / sniff / raw clients
+
+A read is stamped with the NTP time at the moment it arrives; every packet
+is recorded before any client sees it; each client has a bounded buffer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Final
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredList, fail
+from twisted.internet.endpoints import clientFromString, serverFromString
+from twisted.internet.interfaces import IDelayedCall, IListeningPort
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from instrumentd import __version__
+from instrumentd.interfaces import IDataLog
+from instrumentd.packet import PacketType, ntp_now
+from instrumentd.portagent.command import CommandPortFactory
+from instrumentd.portagent.datalog import DataLog
+from instrumentd.portagent.lifecycle import (
+    ParentWatch,
+    remove_status_file,
+    write_status_file,
+)
+from instrumentd.portagent.link import InstrumentLink, LinkDown
+from instrumentd.portagent.listeners import (
+    DataClient,
+    ListenerFactory,
+    RawClient,
+    SniffClient,
+)
+from instrumentd.portagent.options import PortAgentConfig, demo_recording
+from instrumentd.portagent.router import Router
+
+__all__ = ["CONNECTED", "DISCONNECTED", "PortAgent"]
+
+CONNECTED: Final = "CONNECTED"
+DISCONNECTED: Final = "DISCONNECTED"
+
+
+def instrument_endpoint_description(description: str) -> str:
+    """
+    Resolve the ``demo`` shorthand to the built-in recording.
+    """
+    if description == "demo":
+        path = str(demo_recording()).replace(":", "\\:")
+        return f"datalog:{path}:speed=1"
+    return description
+
+
+class PortAgent(Service):
+    """
+    A port agent for one instrument.
+
+    :ivar config: what it was told.
+    :ivar router: fans packets out to the datalog and clients.
+    :ivar datalog: the binary record of every packet.
+    :ivar ports: the bound listeners, by kind.
+    :ivar raw_clients: raw clients in order of arrival; the first writes.
+    :ivar version: the agent's version text.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        config: PortAgentConfig,
+        reactor: Any = None,
+        datalog: IDataLog | None = None,
+    ) -> None:
+        """
+        :param config: the agent's configuration.
+        :param reactor: the reactor; the global one if ``None``.
+        :param datalog: the datalog to write; a :class:`DataLog` under
+            ``config.datalog_dir`` if ``None``.
+        """
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor
+        self.config = config
+        self.version = __version__
+        self._reactor = reactor
+        self.name = f"port-agent {config.name}"
+        self.datalog: IDataLog = datalog or DataLog(
+            config.datalog_dir,
+            config.name,
+            rotate=config.rotate,
+            rotate_size=config.rotate_size,
+            reactor=reactor,
+        )
+        self.router = Router(self.datalog, self._now, config.client_buffer)
+        self._announced: str | None = None
+        self.ports: dict[str, list[IListeningPort]] = {}
+        self.raw_clients: list[RawClient] = []
+        self.heartbeat_interval = config.heartbeat
+        self._heartbeat: LoopingCall | None = None
+        self._grace_call: IDelayedCall | None = None
+        self._parent_watch: ParentWatch | None = None
+        self._started_at = 0.0
+        self._stopping = False
+        self._instrument = instrument_endpoint_description(config.instrument)
+        self.link = InstrumentLink(
+            clientFromString(reactor, self._instrument),
+            config.instrument,
+            on_data=self._instrument_data,
+            on_up=self._link_up,
+            on_down=self._link_down,
+            on_attempt_failed=self._attempt_failed,
+            max_delay=config.max_reconnect_delay,
+            clock=reactor,
+        )
+
+    @property
+    def state(self) -> str:
+        """
+        The link state announced to clients: ``CONNECTED`` or
+        ``DISCONNECTED``.  A link that drops comes back within the
+        disconnect grace period without ever being announced as down.
+        """
+        return self._announced or DISCONNECTED
+
+    def _announce(self, state: str) -> None:
+        if self._announced != state:
+            self._announced = state
+            self.log.info("instrument link {state}", state=state)
+            self.router.publish(PacketType.PORT_AGENT_STATUS, state.encode())
+
+    def _now(self) -> tuple[int, int]:
+        return ntp_now(self._reactor)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def startService(self) -> None:
+        """
+        Open the datalog, bind every listener, connect to the instrument and
+        write the status file.
+
+        :raises OSError: (or the endpoint's error) if a listener cannot be
+            bound; nothing is left running.
+        """
+        super().startService()  # type: ignore[no-untyped-call]
+        self._started_at = self._reactor.seconds()
+        self._stopping = False
+        self.datalog.open()
+        self.router.publish(
+            PacketType.PORT_AGENT_CONFIG,
+            json.dumps(self.public_config(), sort_keys=True).encode(),
+        )
+        factories = {
+            "data": ListenerFactory(self, DataClient),
+            "command": CommandPortFactory(self),
+            "sniff": ListenerFactory(self, SniffClient),
+            "raw": ListenerFactory(self, RawClient),
+        }
+        pending: list[Deferred[IListeningPort]] = []
+        for kind, descriptions in self.config.listeners.items():
+            self.ports[kind] = []
+            for description in descriptions:
+                d = serverFromString(self._reactor, description).listen(factories[kind])
+                d.addCallback(self.ports[kind].append)
+                d.addErrback(self._listen_failed, kind, description)
+                pending.append(d)
+        bound = DeferredList(pending, fireOnOneErrback=True, consumeErrors=True)
+        failure: list[Any] = []
+        bound.addErrback(failure.append)
+        if failure:
+            # Listening on TCP and UNIX sockets completes at once: report the
+            # problem to twistd now, so it exits non-zero with the reason.
+            self.stopService()
+            failure[0].value.subFailure.raiseException()
+        bound.addCallback(lambda _: self._listening())
+        self.link.start()
+        self._set_heartbeat(self.heartbeat_interval)
+        # Until the link has come up once, it is down: announce that after
+        # the grace period like any other outage.
+        self._start_grace()
+        if self.config.parent_pid is not None:
+            self._parent_watch = ParentWatch(
+                self.config.parent_pid, self._parent_exited, self._reactor
+            )
+            self._parent_watch.start()
+
+    def _listen_failed(self, reason: Any, kind: str, description: str) -> Any:
+        self.log.critical(
+            "cannot listen for {kind} clients on {endpoint}: {reason}",
+            kind=kind,
+            endpoint=description,
+            reason=reason.getErrorMessage(),
+        )
+        return reason
+
+    def _listening(self) -> None:
+        ports = self.port_numbers()
+        self.log.info(
+            "port agent {name} listening: {ports}; instrument {instrument}; "
+            "datalog {datalog}",
+            name=self.config.name,
+            ports=ports,
+            instrument=self.config.instrument,
+            datalog=self.datalog.path,
+        )
+        if self.config.status_file:
+            write_status_file(
+                self.config.status_file,
+                {
+                    "pid": os.getpid(),
+                    "name": self.config.name,
+                    "version": self.version,
+                    "ports": ports,
+                    "listeners": self.listener_addresses(),
+                },
+            )
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Stop listening, disconnect clients and the instrument, flush and
+        close the datalog, and remove the status file.
+        """
+        self._stopping = True
+        super().stopService()  # type: ignore[no-untyped-call]
+        if self.config.status_file:
+            remove_status_file(self.config.status_file)
+        if self._parent_watch is not None:
+            self._parent_watch.stop()
+            self._parent_watch = None
+        self._set_heartbeat(0)
+        self._cancel_grace()
+        waits: list[Deferred[Any]] = [self.link.stop()]
+        for ports in self.ports.values():
+            for port in ports:
+                waits.append(Deferred.fromCoroutine(_stop_listening(port)))
+        self.ports = {}
+        self.router.close_all()
+
+        def close_datalog(_: object) -> None:
+            self.datalog.close()
+
+        return DeferredList(waits, consumeErrors=True).addCallback(close_datalog)
+
+    def _parent_exited(self) -> None:
+        self.log.info("launcher has exited; port agent shutting down")
+        self._reactor.stop()
+
+    # -- the instrument ----------------------------------------------------
+
+    def _instrument_data(self, data: bytes) -> None:
+        counters = self.router.counters
+        counters.bytes_from_instrument += len(data)
+        counters.reads_from_instrument += 1
+        self.router.publish(PacketType.DATA_FROM_INSTRUMENT, data)
+
+    def _link_up(self) -> None:
+        self.router.counters.connects += 1
+        self._cancel_grace()
+        self._announce(CONNECTED)
+
+    def _link_down(self, reason: str) -> None:
+        if self._stopping:
+            return
+        self._start_grace()
+
+    def _attempt_failed(self, reason: str) -> None:
+        self.router.counters.connect_failures += 1
+
+    def _start_grace(self) -> None:
+        self._cancel_grace()
+        if self._announced == DISCONNECTED:
+            return
+        self._grace_call = self._reactor.callLater(
+            self.config.disconnect_grace, self._grace_expired
+        )
+
+    def _cancel_grace(self) -> None:
+        if self._grace_call is not None and self._grace_call.active():
+            self._grace_call.cancel()
+        self._grace_call = None
+
+    def _grace_expired(self) -> None:
+        self._grace_call = None
+        if not self.link.connected:
+            self._announce(DISCONNECTED)
+
+    def to_instrument(self, data: bytes, source: str) -> None:
+        """
+        Send a client's bytes to the instrument and record them as
+        DATA_FROM_DRIVER; if the link is down, drop them, count them and
+        tell data clients with a fault.
+
+        :param data: the bytes.
+        :param source: who sent them, for the fault text.
+        """
+        counters = self.router.counters
+        try:
+            self.link.write(data)
+        except LinkDown as e:
+            counters.bytes_not_sent_to_instrument += len(data)
+            self.router.publish(
+                PacketType.PORT_AGENT_FAULT,
+                f"{e}: {len(data)} bytes from {source} not sent".encode(),
+            )
+            return
+        counters.bytes_to_instrument += len(data)
+        counters.writes_to_instrument += 1
+        self.router.publish(PacketType.DATA_FROM_DRIVER, data)
+
+    def send_break(self, duration_ms: int) -> Deferred[None]:
+        """
+        Send a serial break on the instrument link.
+        """
+        try:
+            return self.link.send_break(duration_ms)
+        except Exception:
+            return fail()
+
+    # -- heartbeats --------------------------------------------------------
+
+    def set_heartbeat_interval(self, seconds: float) -> None:
+        """
+        Change the heartbeat period; 0 turns heartbeats off.
+        """
+        self.heartbeat_interval = seconds
+        if self.running:
+            self._set_heartbeat(seconds)
+
+    def _set_heartbeat(self, seconds: float) -> None:
+        if self._heartbeat is not None and self._heartbeat.running:
+            self._heartbeat.stop()
+        self._heartbeat = None
+        if seconds > 0:
+            self._heartbeat = LoopingCall(
+                self.router.publish, PacketType.PORT_AGENT_HEARTBEAT, b"HB"
+            )
+            self._heartbeat.clock = self._reactor
+            self._heartbeat.start(seconds, now=False)
+
+    # -- reporting ---------------------------------------------------------
+
+    def port_numbers(self) -> dict[str, int | str | None]:
+        """
+        The first bound address of each listener kind: a TCP port number,
+        a UNIX socket path, or ``None`` when that listener is off.
+        """
+        numbers: dict[str, int | str | None] = {}
+        for kind in ("data", "command", "sniff", "raw"):
+            ports = self.ports.get(kind) or []
+            numbers[kind] = _address(ports[0]) if ports else None
+        return numbers
+
+    def listener_addresses(self) -> dict[str, list[int | str]]:
+        """
+        Every bound address, by listener kind.
+        """
+        return {
+            kind: [_address(p) for p in ports] for kind, ports in self.ports.items()
+        }
+
+    def public_config(self) -> dict[str, object]:
+        """
+        The configuration as reported by ``get_config`` (no secrets), with
+        the bound ports and the version.
+        """
+        config = self.config.public()
+        config["ports"] = self.port_numbers()
+        config["heartbeat"] = self.heartbeat_interval
+        config["version"] = self.version
+        return config
+
+    def stats(self) -> dict[str, object]:
+        """
+        Counters for ``get_stats``.
+        """
+        c = self.router.counters
+        return {
+            "name": self.config.name,
+            "state": self.state,
+            "link_up": self.link.connected,
+            "uptime": self._reactor.seconds() - self._started_at,
+            "instrument": {
+                "bytes_in": c.bytes_from_instrument,
+                "reads_in": c.reads_from_instrument,
+                "bytes_out": c.bytes_to_instrument,
+                "writes_out": c.writes_to_instrument,
+                "bytes_not_sent": c.bytes_not_sent_to_instrument,
+                "connects": c.connects,
+                "reconnects": max(0, c.connects - 1),
+                "connect_failures": c.connect_failures,
+            },
+            "packets": c.packets,
+            "packets_by_type": dict(c.packets_by_type),
+            "clients": {
+                kind: len(outlets) for kind, outlets in self.router.clients.items()
+            },
+            "clients_served": dict(c.clients_served),
+            "bytes_dropped": c.bytes_dropped,
+            "slow_clients_cut_off": c.slow_clients_cut_off,
+            "datalog": {"file": self.datalog.path, "size": self.datalog.size},
+        }
+
+
+def _address(port: IListeningPort) -> int | str:
+    host = port.getHost()
+    number = getattr(host, "port", None)
+    if isinstance(number, int):
+        return number
+    name = getattr(host, "name", None)
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+async def _stop_listening(port: IListeningPort) -> None:
+    await port.stopListening()  # type: ignore[misc]

@@ -1,0 +1,244 @@
+# -*- test-case-name: tests.test_portagent_command -*-
+"""
+The command port: one command per line in, exactly one reply line out.
+
+Lines end in ``\\n`` or ``\\r\\n``.  Every line received is recorded as a
+PORT_AGENT_COMMAND packet.  A reply is the command's result (plain text, or
+one line of JSON for ``get_config`` and ``get_stats``); anything wrong gets a
+line starting ``ERROR`` that says what and lists the valid commands, and the
+connection stays open.  Replies come back in the order the commands were
+sent, even when a command (``break``) takes time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IAddress
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.protocols.basic import LineOnlyReceiver
+from twisted.python.failure import Failure
+
+from instrumentd.packet import PacketType
+
+if TYPE_CHECKING:
+    from instrumentd.portagent.agent import PortAgent
+
+__all__ = ["COMMANDS", "CommandError", "CommandPort", "CommandPortFactory"]
+
+DEFAULT_BREAK_MS = 250
+MAX_BREAK_MS = 60_000
+
+
+class CommandError(Exception):
+    """
+    A command was malformed or could not be carried out; the message says
+    why, for the ``ERROR`` reply.
+    """
+
+
+@dataclass(frozen=True)
+class Command:
+    """
+    One command of the command port.
+
+    :ivar name: what the client types.
+    :ivar usage: the name with its arguments, for help and errors.
+    :ivar summary: one line saying what it does.
+    :ivar run: carries it out; returns the reply text or a Deferred of it.
+    :ivar max_args: how many arguments it takes at most.
+    """
+
+    name: str
+    usage: str
+    summary: str
+    run: Callable[[PortAgent, list[str]], str | Deferred[str]]
+    max_args: int = 0
+
+
+def _get_state(agent: PortAgent, args: list[str]) -> str:
+    agent.router.publish(PacketType.PORT_AGENT_STATUS, agent.state.encode())
+    return agent.state
+
+
+def _get_config(agent: PortAgent, args: list[str]) -> str:
+    text = json.dumps(agent.public_config(), sort_keys=True)
+    agent.router.publish(PacketType.PORT_AGENT_CONFIG, text.encode())
+    return text
+
+
+def _get_version(agent: PortAgent, args: list[str]) -> str:
+    agent.router.publish(PacketType.PORT_AGENT_CONFIG, agent.version.encode())
+    return agent.version
+
+
+def _ping(agent: PortAgent, args: list[str]) -> str:
+    return f"pong {agent.config.name} {agent.version}"
+
+
+def _get_stats(agent: PortAgent, args: list[str]) -> str:
+    return json.dumps(agent.stats(), sort_keys=True)
+
+
+def _break(agent: PortAgent, args: list[str]) -> Deferred[str]:
+    duration = DEFAULT_BREAK_MS
+    if args:
+        try:
+            duration = int(args[0])
+        except ValueError:
+            raise CommandError(
+                f"break: {args[0]!r} is not a whole number of milliseconds"
+            ) from None
+        if not 0 < duration <= MAX_BREAK_MS:
+            raise CommandError(
+                f"break: {duration} ms is out of range 1..{MAX_BREAK_MS}"
+            )
+
+    def done(_: object) -> str:
+        return f"OK break {duration} ms"
+
+    def failed(reason: Failure) -> str:
+        raise CommandError(f"break: {reason.getErrorMessage()}")
+
+    return agent.send_break(duration).addCallbacks(done, failed)
+
+
+def _heartbeat_interval(agent: PortAgent, args: list[str]) -> str:
+    if not args:
+        raise CommandError(
+            "heartbeat_interval needs a number of seconds (0 turns heartbeats off)"
+        )
+    try:
+        seconds = float(args[0])
+    except ValueError:
+        raise CommandError(f"heartbeat_interval: {args[0]!r} is not a number") from None
+    if math.isnan(seconds) or seconds < 0 or math.isinf(seconds):
+        raise CommandError(f"heartbeat_interval: {args[0]!r} must be 0 or more seconds")
+    agent.set_heartbeat_interval(seconds)
+    return f"OK heartbeat_interval {seconds:g}"
+
+
+def _rotate(agent: PortAgent, args: list[str]) -> str:
+    closed = agent.datalog.rotate()
+    return f"OK rotated {closed}"
+
+
+def _help(agent: PortAgent, args: list[str]) -> str:
+    return "commands: " + "; ".join(
+        f"{c.usage} - {c.summary}" for c in COMMANDS.values()
+    )
+
+
+COMMANDS: dict[str, Command] = {
+    c.name: c
+    for c in [
+        Command("get_state", "get_state", "CONNECTED or DISCONNECTED", _get_state),
+        Command("get_config", "get_config", "the configuration as JSON", _get_config),
+        Command("get_version", "get_version", "the agent's version", _get_version),
+        Command("get_stats", "get_stats", "counters as JSON", _get_stats),
+        Command("ping", "ping", "answers pong", _ping),
+        Command(
+            "break", "break [MS]", "send a serial break (default 250 ms)", _break, 1
+        ),
+        Command(
+            "heartbeat_interval",
+            "heartbeat_interval SECONDS",
+            "set the heartbeat period (0 is off)",
+            _heartbeat_interval,
+            1,
+        ),
+        Command("rotate", "rotate", "rotate the datalog now", _rotate),
+        Command("help", "help", "this list", _help),
+    ]
+}
+
+
+def _valid() -> str:
+    return "valid commands: " + ", ".join(c.usage for c in COMMANDS.values())
+
+
+class CommandPort(LineOnlyReceiver):
+    """
+    One connection to the command port.
+    """
+
+    delimiter = b"\n"
+    MAX_LENGTH = 4096
+    log = Logger()
+
+    def __init__(self, agent: PortAgent) -> None:
+        self.agent = agent
+        self._last: Deferred[None] = succeed(None)
+
+    def lineReceived(self, line: bytes) -> None:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        self.agent.router.publish(PacketType.PORT_AGENT_COMMAND, line)
+        # Chain every reply after the previous one, so a slow command (a
+        # break) cannot let a later reply overtake it.
+        reply = self._run(line)
+        self._last = self._last.addCallback(lambda _: reply).addCallback(self._reply)
+
+    def _run(self, line: bytes) -> Deferred[str]:
+        try:
+            text = line.decode("ascii")
+        except UnicodeDecodeError:
+            return succeed(f"ERROR command line is not ASCII: {line!r}; {_valid()}")
+        words = text.split()
+        if not words:
+            return succeed(f"ERROR empty command line; {_valid()}")
+        name, args = words[0], words[1:]
+        command = COMMANDS.get(name)
+        if command is None:
+            return succeed(f"ERROR unknown command {name!r}; {_valid()}")
+        if len(args) > command.max_args:
+            return succeed(
+                f"ERROR {name} takes at most {command.max_args} argument(s), "
+                f"got {len(args)}; usage: {command.usage}"
+            )
+
+        def failed(reason: Failure) -> str:
+            if reason.check(CommandError):
+                return f"ERROR {reason.getErrorMessage()}"
+            self.log.failure("command {line!r} failed", reason, line=text)
+            return f"ERROR {name} failed: {reason.getErrorMessage()}"
+
+        try:
+            result = command.run(self.agent, args)
+        except Exception:
+            return fail().addErrback(failed)
+        if isinstance(result, Deferred):
+            return result.addErrback(failed)
+        return succeed(result)
+
+    def _reply(self, text: str) -> None:
+        if self.transport is not None:
+            self.sendLine(  # type: ignore[no-untyped-call]
+                text.encode("utf-8", "backslashreplace").replace(b"\n", b" ")
+            )
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self.sendLine(  # type: ignore[no-untyped-call]
+            f"ERROR command line longer than {self.MAX_LENGTH} bytes".encode()
+        )
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+
+class CommandPortFactory(Factory):
+    """
+    Builds command-port connections for an agent.
+    """
+
+    noisy = False
+
+    def __init__(self, agent: PortAgent) -> None:
+        self.agent = agent
+
+    def buildProtocol(self, addr: IAddress | None) -> Protocol:
+        return CommandPort(self.agent)

@@ -1,0 +1,278 @@
+# -*- test-case-name: tests.test_portagent_link -*-
+"""
+The instrument link: one connection to the instrument, kept up forever.
+
+The link is a :class:`twisted.application.internet.ClientService` over any
+client endpoint (TCP to a device server, ``serial:`` to a serial line,
+``datalog:`` to a recording).  It reconnects with exponential backoff and
+jitter capped at a maximum delay, so a device server that reboots or a USB
+serial adapter that is unplugged and plugged back in is picked up again
+without anyone's help.  Failed attempts are logged with their reason, but
+rate-limited, so an instrument that stays away for a week does not fill the
+disk with identical lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import (
+    IAddress,
+    IProtocol,
+    IProtocolFactory,
+    IReactorTime,
+    IStreamClientEndpoint,
+    ITransport,
+)
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.logger import LogEvent, Logger, globalLogPublisher
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from instrumentd.interfaces import IBreakableTransport
+
+__all__ = ["BreakNotSupported", "InstrumentLink", "LinkDown"]
+
+
+class LinkDown(Exception):
+    """
+    The instrument link is not connected.
+    """
+
+
+class BreakNotSupported(Exception):
+    """
+    The instrument link cannot send a serial break (e.g. a TCP link).
+    """
+
+
+class _LinkProtocol(Protocol):
+    def __init__(self, link: InstrumentLink) -> None:
+        self._link = link
+
+    def connectionMade(self) -> None:
+        self._link._connected(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        self._link.on_data(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._link._disconnected(self, reason)
+
+
+class _LinkFactory(Factory):
+    noisy = False
+
+    def __init__(self, link: InstrumentLink) -> None:
+        self._link = link
+
+    def buildProtocol(self, addr: IAddress | None) -> Protocol:
+        return _LinkProtocol(self._link)
+
+
+@implementer(IStreamClientEndpoint)
+class _ObservedEndpoint:
+    """
+    An endpoint that reports each failed connection attempt.
+    """
+
+    def __init__(
+        self, wrapped: IStreamClientEndpoint, on_failure: Callable[[Failure], None]
+    ) -> None:
+        self._wrapped = wrapped
+        self._on_failure = on_failure
+
+    def __repr__(self) -> str:
+        return repr(self._wrapped)
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
+        try:
+            d = self._wrapped.connect(protocolFactory)
+        except Exception:
+            d = fail()
+
+        def failed(reason: Failure) -> Failure:
+            self._on_failure(reason)
+            return reason
+
+        return d.addErrback(failed)
+
+
+def _without_retry_notices(event: LogEvent) -> None:
+    # ClientService logs every scheduled retry; an instrument that is away
+    # for a week would fill the log.  Our own failure warning is
+    # rate-limited and says the same, so drop these and pass the rest on.
+    if str(event.get("log_format", "")).startswith("Scheduling retry"):
+        return
+    globalLogPublisher(event)
+
+
+class _ReconnectingLink(ClientService):
+    # ClientService reads its logger from this class attribute.
+    _log = Logger(observer=_without_retry_notices)
+
+
+class InstrumentLink:
+    """
+    Keep a connection to the instrument and report what happens on it.
+
+    :ivar on_data: called with each chunk of bytes read.
+    :ivar connected: whether the link is up now.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        endpoint: IStreamClientEndpoint,
+        description: str,
+        *,
+        on_data: Callable[[bytes], None],
+        on_up: Callable[[], None],
+        on_down: Callable[[str], None],
+        on_attempt_failed: Callable[[str], None] = lambda reason: None,
+        max_delay: float = 60.0,
+        clock: IReactorTime,
+        failure_log_interval: float = 60.0,
+    ) -> None:
+        """
+        :param endpoint: how to reach the instrument.
+        :param description: the endpoint string, for logs.
+        :param on_data: called with each chunk read.
+        :param on_up: called when the link comes up.
+        :param on_down: called with a reason when an established link drops.
+        :param on_attempt_failed: called with a reason for each failed attempt.
+        :param max_delay: cap of the reconnect backoff, seconds.
+        :param clock: the reactor's clock.
+        :param failure_log_interval: at most one log line per this many
+            seconds for repeated identical failures.
+        """
+        self.on_data = on_data
+        self._on_up = on_up
+        self._on_down = on_down
+        self._on_attempt_failed = on_attempt_failed
+        self._description = description
+        self._clock = clock
+        self._failure_log_interval = failure_log_interval
+        self._protocol: _LinkProtocol | None = None
+        self._last_failure: tuple[str, float] | None = None
+        self._suppressed = 0
+        self._service = _ReconnectingLink(
+            _ObservedEndpoint(endpoint, self._attempt_failed),
+            _LinkFactory(self),
+            retryPolicy=backoffPolicy(maxDelay=max_delay),
+            clock=clock,
+        )
+
+    @property
+    def connected(self) -> bool:
+        """
+        Whether the link is up now.
+        """
+        return self._protocol is not None
+
+    @property
+    def transport(self) -> ITransport | None:
+        """
+        The current transport, or ``None`` when the link is down.
+        """
+        return None if self._protocol is None else self._protocol.transport
+
+    def start(self) -> None:
+        """
+        Start connecting (and reconnecting, forever).
+        """
+        self._service.startService()
+
+    def stop(self) -> Deferred[None]:
+        """
+        Disconnect and stop reconnecting.
+
+        :returns: a Deferred that fires when the link is closed.
+        """
+        return self._service.stopService()
+
+    def write(self, data: bytes) -> None:
+        """
+        Write to the instrument.
+
+        :raises LinkDown: if the link is not up.
+        """
+        if self._protocol is None or self._protocol.transport is None:
+            raise LinkDown(f"instrument link to {self._description} is down")
+        self._protocol.transport.write(data)
+
+    def send_break(self, duration_ms: int) -> Deferred[None]:
+        """
+        Send a serial break.
+
+        :returns: a Deferred firing when the break has ended, or failing with
+            :class:`LinkDown` or :class:`BreakNotSupported`.
+        """
+        transport = self.transport
+        if transport is None:
+            return fail(LinkDown(f"instrument link to {self._description} is down"))
+        if not IBreakableTransport.providedBy(transport):
+            return fail(
+                BreakNotSupported(
+                    f"the instrument link {self._description} cannot send a break "
+                    "(only serial links can)"
+                )
+            )
+        try:
+            return IBreakableTransport(transport).send_break(duration_ms)
+        except Exception:
+            return fail()
+
+    def _connected(self, protocol: _LinkProtocol) -> None:
+        self._protocol = protocol
+        if self._suppressed:
+            self.log.info(
+                "{count} more failed attempts to reach {endpoint} before it came up",
+                count=self._suppressed,
+                endpoint=self._description,
+            )
+        self._suppressed = 0
+        self._last_failure = None
+        self.log.info("instrument link up: {endpoint}", endpoint=self._description)
+        self._on_up()
+
+    def _disconnected(self, protocol: _LinkProtocol, reason: Failure) -> None:
+        if protocol is not self._protocol:
+            return
+        self._protocol = None
+        text = reason.getErrorMessage()
+        self.log.info(
+            "instrument link down: {endpoint}: {reason}",
+            endpoint=self._description,
+            reason=text,
+        )
+        self._on_down(text)
+
+    def _attempt_failed(self, reason: Failure) -> None:
+        text = reason.getErrorMessage() or reason.type.__name__  # type: ignore[union-attr]
+        self._on_attempt_failed(text)
+        now = self._clock.seconds()
+        last = self._last_failure
+        if (
+            last is not None
+            and last[0] == text
+            and now - last[1] < self._failure_log_interval
+        ):
+            self._suppressed += 1
+            return
+        suffix = (
+            f" ({self._suppressed} similar failures not logged)"
+            if self._suppressed
+            else ""
+        )
+        self._suppressed = 0
+        self._last_failure = (text, now)
+        self.log.warn(
+            "cannot reach instrument at {endpoint}: {reason}{suffix}; retrying with backoff",
+            endpoint=self._description,
+            reason=text,
+            suffix=suffix,
+        )

@@ -1,0 +1,203 @@
+# -*- test-case-name: tests.test_portagent_router -*-
+"""
+The router: every packet goes to the datalog first, then to the clients
+that want it.
+
+- data clients get full packets of the types a driver needs;
+- sniff clients get every packet of every type as one text line;
+- raw clients get the bare bytes read from the instrument.
+
+Nothing here waits for a client: each client sends through a bounded
+:class:`~instrumentd.portagent.outlet.ClientOutlet`, and a client that falls
+too far behind is cut off, counted, logged and announced as a fault.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from twisted.internet.interfaces import ITransport
+from twisted.logger import Logger
+
+from instrumentd.interfaces import IDataLog
+from instrumentd.packet import PacketType, frame_read
+from instrumentd.portagent.outlet import ClientOutlet
+from instrumentd.sniff import sniff_line
+
+__all__ = ["DATA_CLIENT_TYPES", "AgentCounters", "Router"]
+
+#: The packet types data clients receive.  DATA_FROM_DRIVER and commands are
+#: recorded and sniffed but not echoed to drivers (the OOI convention).
+DATA_CLIENT_TYPES: Final = frozenset(
+    {
+        PacketType.DATA_FROM_INSTRUMENT,
+        PacketType.PORT_AGENT_STATUS,
+        PacketType.PORT_AGENT_FAULT,
+        PacketType.PORT_AGENT_CONFIG,
+        PacketType.PORT_AGENT_HEARTBEAT,
+    }
+)
+
+CLIENT_KINDS: Final = ("data", "sniff", "raw")
+
+
+@dataclass
+class AgentCounters:
+    """
+    What a port agent has moved, for ``get_stats``.
+
+    :ivar bytes_from_instrument: bytes read from the instrument.
+    :ivar reads_from_instrument: reads from the instrument.
+    :ivar bytes_to_instrument: bytes written to the instrument.
+    :ivar writes_to_instrument: writes to the instrument.
+    :ivar bytes_not_sent_to_instrument: client bytes dropped while the link
+        was down.
+    :ivar packets: packets handled (every type), each recorded.
+    :ivar packets_by_type: packets handled, by type name.
+    :ivar bytes_dropped: bytes thrown away for slow clients.
+    :ivar slow_clients_cut_off: clients cut off for falling behind.
+    :ivar clients_served: client connections accepted, by kind.
+    :ivar connects: times the instrument link came up.
+    :ivar connect_failures: failed attempts to bring the link up.
+    """
+
+    bytes_from_instrument: int = 0
+    reads_from_instrument: int = 0
+    bytes_to_instrument: int = 0
+    writes_to_instrument: int = 0
+    bytes_not_sent_to_instrument: int = 0
+    packets: int = 0
+    packets_by_type: dict[str, int] = field(default_factory=dict)
+    bytes_dropped: int = 0
+    slow_clients_cut_off: int = 0
+    clients_served: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(CLIENT_KINDS, 0)
+    )
+    connects: int = 0
+    connect_failures: int = 0
+
+
+class Router:
+    """
+    Fan packets out to the datalog and to clients.
+
+    :ivar counters: running totals.
+    :ivar clients: the outlets of the connected clients, by kind.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        datalog: IDataLog,
+        clock_ntp: Callable[[], tuple[int, int]],
+        client_buffer: int,
+    ) -> None:
+        """
+        :param datalog: where every packet is recorded.
+        :param clock_ntp: returns the current NTP ``(seconds, fraction)``.
+        :param client_buffer: bytes a client may have queued before it is
+            cut off.
+        """
+        self.datalog = datalog
+        self.counters = AgentCounters()
+        self.clients: dict[str, list[ClientOutlet]] = {k: [] for k in CLIENT_KINDS}
+        self._now = clock_ntp
+        self._client_buffer = client_buffer
+
+    def publish(
+        self,
+        packet_type: PacketType,
+        payload: bytes,
+        when: tuple[int, int] | None = None,
+    ) -> None:
+        """
+        Record one message and send it to every client that wants it.
+
+        A payload longer than one packet holds is split into several packets
+        with the same time.
+
+        :param packet_type: the packet type.
+        :param payload: the bytes.
+        :param when: NTP ``(seconds, fraction)``; now if ``None``.
+        """
+        seconds, fraction = self._now() if when is None else when
+        counters = self.counters
+        to_data = packet_type in DATA_CLIENT_TYPES and self.clients["data"]
+        sniffers = self.clients["sniff"]
+        name = packet_type.name
+        for packet in frame_read(packet_type, payload, seconds, fraction):
+            self.datalog.write(packet)
+            counters.packets += 1
+            counters.packets_by_type[name] = counters.packets_by_type.get(name, 0) + 1
+            if to_data:
+                for outlet in self.clients["data"]:
+                    outlet.send(packet)
+            if sniffers:
+                line = sniff_line(packet_type, packet[16:], seconds, fraction)
+                for outlet in sniffers:
+                    outlet.send(line)
+        if packet_type is PacketType.DATA_FROM_INSTRUMENT:
+            for outlet in self.clients["raw"]:
+                outlet.send(payload)
+
+    def send_to(
+        self, outlet: ClientOutlet, packet_type: PacketType, payload: bytes
+    ) -> None:
+        """
+        Send one packet to one data client only (not recorded: use it for
+        replies that concern that client alone).
+        """
+        seconds, fraction = self._now()
+        for packet in frame_read(packet_type, payload, seconds, fraction):
+            outlet.send(packet)
+
+    def add_client(self, kind: str, transport: ITransport, label: str) -> ClientOutlet:
+        """
+        Start sending to a newly connected client.
+
+        :param kind: ``data``, ``sniff`` or ``raw``.
+        :param transport: its transport.
+        :param label: names it in logs and faults.
+        :returns: the client's outlet.
+        """
+        outlet = ClientOutlet(
+            transport, self._client_buffer, label, self._overflowed, kind
+        )
+        self.clients[kind].append(outlet)
+        self.counters.clients_served[kind] += 1
+        self.log.info("{kind} client {client} connected", kind=kind, client=label)
+        return outlet
+
+    def remove_client(self, kind: str, outlet: ClientOutlet) -> None:
+        """
+        Stop sending to a client whose connection is gone.
+        """
+        outlet.close()
+        if outlet in self.clients[kind]:
+            self.clients[kind].remove(outlet)
+            self.log.info("{kind} client {client} left", kind=kind, client=outlet.label)
+
+    def close_all(self) -> None:
+        """
+        Disconnect every client (shutdown).
+        """
+        for outlets in self.clients.values():
+            for outlet in list(outlets):
+                outlet.close()
+                outlet.transport.loseConnection()
+
+    def _overflowed(self, outlet: ClientOutlet, dropped: int) -> None:
+        kind = outlet.kind
+        if outlet in self.clients[kind]:
+            self.clients[kind].remove(outlet)
+        self.counters.slow_clients_cut_off += 1
+        self.counters.bytes_dropped += dropped
+        message = (
+            f"{kind} client {outlet.label} cut off: it fell behind by more than "
+            f"the client buffer of {outlet.limit} bytes ({dropped} bytes dropped)"
+        )
+        self.log.warn("{message}", message=message)
+        self.publish(PacketType.PORT_AGENT_FAULT, message.encode())
