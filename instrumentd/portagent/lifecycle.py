@@ -6,6 +6,7 @@ written status file, and exiting when the launcher dies.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -44,10 +45,8 @@ def remove_status_file(path: str) -> None:
     """
     Remove the status file, if it is there.
     """
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 @implementer(IReadDescriptor)

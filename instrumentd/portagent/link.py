@@ -27,9 +27,9 @@ from twisted.internet.interfaces import (
     ITransport,
 )
 from twisted.internet.protocol import Factory, Protocol, connectionDone
-from twisted.logger import LogEvent, Logger, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, Logger, globalLogPublisher
 from twisted.python.failure import Failure
-from zope.interface import implementer
+from zope.interface import implementer, provider
 
 from instrumentd.interfaces import IBreakableTransport
 
@@ -100,6 +100,7 @@ class _ObservedEndpoint:
         return d.addErrback(failed)
 
 
+@provider(ILogObserver)
 def _without_retry_notices(event: LogEvent) -> None:
     # ClientService logs every scheduled retry; an instrument that is away
     # for a week would fill the log.  Our own failure warning is
