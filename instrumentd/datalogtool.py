@@ -1,0 +1,628 @@
+# -*- test-case-name: tests.test_datalogtool -*-
+"""
+Reading binary datalogs, and the ``instrumentd-datalog`` console tool.
+
+A port agent records every packet it handles in datalog files: a plain
+concatenation of encoded packets, laid out as
+``<dir>/<YYYY>/<MM>/<DD>/<name>_<YYYYMMDD>T<HHMMSS>Z.datalog`` with ``-1``,
+``-2``... before ``.datalog`` when a name is taken.  :class:`DatalogFile`
+reads one such file in bounded chunks and reports a packet cut short at its
+end (the agent was killed while writing); :func:`datalog_files` expands a
+directory into its files in recording order.
+
+The tool prints one sniff line per packet (the format of
+:func:`instrumentd.sniff.sniff_line`), extracts the instrument byte stream
+(``--extract``), or summarises files (``--summary``), filtered by packet type
+and time::
+
+    instrumentd-datalog datalog/2026/11/24
+    instrumentd-datalog --type PORT_AGENT_STATUS --since 2026-11-24T06:00:00Z FILE
+    instrumentd-datalog --extract -o stream.bin datalog/
+    instrumentd-datalog --summary datalog/
+
+Exit status: 0 when everything was read (a cut-short last packet is only a
+warning), 1 when a file could not be read or written, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import struct
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO, Final, NoReturn, TextIO
+
+from instrumentd.packet import (
+    HEADER_SIZE,
+    SYNC,
+    Packet,
+    PacketParser,
+    PacketType,
+    ParserCounters,
+)
+from instrumentd.sniff import format_utc, sniff_line
+
+__all__ = [
+    "CHUNK_SIZE",
+    "CutPacket",
+    "DatalogFile",
+    "datalog_files",
+    "datalog_sort_key",
+    "main",
+    "parse_packet_types",
+    "parse_utc_time",
+]
+
+#: Bytes read from a file at a time: large enough to be fast, small enough
+#: that a multi-gigabyte datalog never has to fit in memory.
+CHUNK_SIZE: Final = 1 << 20
+
+_PROG: Final = "instrumentd-datalog"
+_LENGTH = struct.Struct(">H")
+# The writer's names: <name>_<YYYYMMDD>T<HHMMSS>Z[-N].datalog.
+_SUFFIXED = re.compile(r"^(?P<stem>.*?)(?:-(?P<n>\d+))?\.datalog$")
+
+
+@dataclass(frozen=True)
+class CutPacket:
+    """
+    The incomplete packet at the end of a datalog file, typically left by a
+    writer that was killed mid-write.
+
+    :ivar offset: byte offset in the file where the incomplete packet starts.
+    :ivar present: bytes of it that are in the file.
+    :ivar expected: its total length according to its header, or ``None``
+        when even the header is incomplete.
+    """
+
+    offset: int
+    present: int
+    expected: int | None
+
+    def describe(self) -> str:
+        """
+        Say what is missing, e.g. ``at byte 1234: 20 of 86 bytes present``.
+        """
+        if self.expected is None:
+            return (
+                f"at byte {self.offset}: {self.present} bytes present, "
+                f"fewer than the {HEADER_SIZE}-byte header"
+            )
+        return f"at byte {self.offset}: {self.present} of {self.expected} bytes present"
+
+
+@dataclass
+class DatalogFile:
+    """
+    One datalog file, read incrementally.
+
+    Iterate over :meth:`packets` once; while it runs, and after, the
+    attributes describe what was read.
+
+    :ivar path: the file.
+    :ivar chunk_size: bytes read at a time.
+    :ivar counters: the parser's counts: good packets, junk bytes, rejected
+        packets.
+    :ivar bytes_read: bytes read from the file so far.
+    :ivar cut: the incomplete packet at the end of the file, once the end
+        has been reached and if there is one.
+    """
+
+    path: Path
+    chunk_size: int = CHUNK_SIZE
+    counters: ParserCounters = field(default_factory=ParserCounters)
+    bytes_read: int = 0
+    cut: CutPacket | None = None
+
+    def packets(self) -> Iterator[Packet]:
+        """
+        The good packets of the file, in order, read ``chunk_size`` bytes at
+        a time.
+
+        :raises OSError: if the file cannot be opened or read (raised from
+            the iteration, not from this call).
+        """
+        parser = PacketParser(counters=self.counters)
+        with self.path.open("rb") as f:
+            while chunk := f.read(self.chunk_size):
+                self.bytes_read += len(chunk)
+                yield from parser.feed(chunk)
+            if parser.pending:
+                # Re-read the held bytes rather than reach into the parser:
+                # at most one packet's worth, from a file that is still open.
+                offset = self.bytes_read - parser.pending
+                f.seek(offset)
+                yield from self._finish(f.read(parser.pending), offset)
+
+    def _finish(self, tail: bytes, offset: int) -> Iterator[Packet]:
+        """
+        Account for the bytes still held at the end of the file.
+
+        A header whose length runs past the end of the file is either a packet
+        cut short or a corrupt length field.  In mid-file the parser finds out
+        by waiting for the length and failing the checksum; at the end it never
+        can, so look for good packets after that sync instead, as it would.
+        """
+        while tail:
+            expected = None
+            if len(tail) >= HEADER_SIZE and tail.startswith(SYNC):
+                expected = _LENGTH.unpack_from(tail, 4)[0]
+                rescue = PacketParser()
+                found = rescue.feed(tail[1:])
+                if found:
+                    self.counters.bad_checksum += 1
+                    _add_counters(self.counters, rescue.counters)
+                    yield from found
+                    consumed = len(tail) - rescue.pending
+                    offset += consumed
+                    tail = tail[consumed:]
+                    continue
+            self.cut = CutPacket(offset, len(tail), expected)
+            return
+
+
+def _add_counters(total: ParserCounters, more: ParserCounters) -> None:
+    total.packets += more.packets
+    total.junk_bytes += more.junk_bytes
+    total.bad_length += more.bad_length
+    total.bad_checksum += more.bad_checksum
+    total.bad_type += more.bad_type
+
+
+def datalog_sort_key(path: Path) -> tuple[tuple[str, ...], str, int]:
+    """
+    The recording order of datalog files: by directory, then by name, with a
+    numeric ``-N`` suffix after the unsuffixed file and in numeric order
+    (``x.datalog``, ``x-1.datalog``, ``x-2.datalog``, ``x-10.datalog``), which
+    plain string order gets wrong.
+
+    :param path: a datalog file path.
+    :returns: a sort key.
+    """
+    match = _SUFFIXED.match(path.name)
+    if match is None:
+        return path.parent.parts, path.name, 0
+    return path.parent.parts, match["stem"], int(match["n"] or 0)
+
+
+def datalog_files(path: str | os.PathLike[str]) -> list[Path]:
+    """
+    The files a path names: a file is itself (whatever its name); a directory
+    is every ``*.datalog`` file below it, in :func:`datalog_sort_key` order.
+
+    :param path: a file or directory.
+    :returns: the files; empty for a directory with none.  A path that does
+        not exist is returned as is, so that opening it reports the error.
+    """
+    p = Path(path)
+    if not p.is_dir():
+        return [p]
+    found = (f for f in p.rglob("*.datalog") if f.is_file())
+    return sorted(found, key=datalog_sort_key)
+
+
+def _type_names() -> str:
+    return ", ".join(f"{t.name} ({t.value})" for t in PacketType)
+
+
+def parse_packet_types(text: str) -> set[PacketType]:
+    """
+    Parse packet types named on the command line: names in any case, or
+    numbers, separated by commas (``data_from_instrument,4``).
+
+    :param text: the option value.
+    :returns: the types.
+    :raises argparse.ArgumentTypeError: naming the bad item and listing the
+        valid names.
+    """
+    types: set[PacketType] = set()
+    for item in text.split(","):
+        word = item.strip()
+        try:
+            types.add(
+                PacketType(int(word)) if word.isdigit() else PacketType[word.upper()]
+            )
+        except (KeyError, ValueError):
+            raise argparse.ArgumentTypeError(
+                f"unknown packet type {word!r}; valid types are {_type_names()}"
+            ) from None
+    return types
+
+
+def parse_utc_time(text: str) -> float:
+    """
+    Parse an ISO 8601 time or date as Unix time.  A time without a zone is
+    UTC; a date alone is midnight UTC at its start.
+
+    :param text: e.g. ``2026-11-24T06:00:00Z``, ``2026-11-24T06:00``,
+        ``2026-11-24``.
+    :returns: seconds since 1970-01-01T00:00:00Z.
+    :raises argparse.ArgumentTypeError: if the text is not such a time.
+    """
+    try:
+        stamp = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid time {text!r}: expected ISO 8601 UTC such as "
+            "2026-11-24T06:00:00Z, or a date such as 2026-11-24"
+        ) from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.timestamp()
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    # argparse prints and exits on a usage error; main() must return the
+    # status instead and write to the stream it was given.
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+def _argument_parser() -> _ArgumentParser:
+    parser = _ArgumentParser(
+        prog=_PROG,
+        description=(
+            "Read port-agent datalog files: print one sniff line per packet "
+            "(the default), extract the instrument byte stream, or summarise."
+        ),
+        epilog=(
+            "Times are UTC; --since is inclusive and --until exclusive, so "
+            "--since 2026-11-24 --until 2026-11-25 is that day. Exit status: "
+            "0 read everything (a packet cut short at the end of a file is a "
+            "warning), 1 something could not be read or written, 2 usage error."
+        ),
+    )
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        metavar="FILE",
+        help="datalog file, or directory meaning every *.datalog below it in recording order",
+    )
+    parser.add_argument(
+        "-t",
+        "--type",
+        dest="types",
+        action="append",
+        type=parse_packet_types,
+        metavar="NAME",
+        help=(
+            "only packets of this type: a name such as DATA_FROM_INSTRUMENT (any "
+            "case) or a number; repeatable or comma-separated. With --extract, "
+            "the types whose payloads are extracted (default DATA_FROM_INSTRUMENT)"
+        ),
+    )
+    parser.add_argument(
+        "--since",
+        type=parse_utc_time,
+        metavar="TIME",
+        help="only packets at or after TIME (ISO 8601 UTC, e.g. 2026-11-24T06:00:00Z, or a date)",
+    )
+    parser.add_argument(
+        "--until",
+        type=parse_utc_time,
+        metavar="TIME",
+        help="only packets before TIME",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "-x",
+        "--extract",
+        action="store_true",
+        help="write the instrument byte stream (concatenated payloads) as raw bytes",
+    )
+    mode.add_argument(
+        "-s",
+        "--summary",
+        action="store_true",
+        help="per file: packets and payload bytes per type, first and last time, junk and bad packets",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write to FILE instead of standard output",
+    )
+    return parser
+
+
+@dataclass
+class _TypeTally:
+    packets: int = 0
+    payload_bytes: int = 0
+
+
+@dataclass
+class _Summary:
+    """
+    What ``--summary`` reports for one file, or for all of them.
+    """
+
+    label: str
+    size: int = 0
+    files: int = 0
+    by_type: dict[PacketType, _TypeTally] = field(default_factory=dict)
+    first: float | None = None
+    last: float | None = None
+    counters: ParserCounters = field(default_factory=ParserCounters)
+    cut: list[CutPacket] = field(default_factory=list)
+
+    def count(self, packet: Packet, when: float) -> None:
+        tally = self.by_type.setdefault(packet.type, _TypeTally())
+        tally.packets += 1
+        tally.payload_bytes += len(packet.payload)
+        self.first = when if self.first is None else min(self.first, when)
+        self.last = when if self.last is None else max(self.last, when)
+
+    def add(self, other: _Summary) -> None:
+        self.size += other.size
+        self.files += other.files
+        for kind, tally in other.by_type.items():
+            mine = self.by_type.setdefault(kind, _TypeTally())
+            mine.packets += tally.packets
+            mine.payload_bytes += tally.payload_bytes
+        for when in (other.first, other.last):
+            if when is not None:
+                self.first = when if self.first is None else min(self.first, when)
+                self.last = when if self.last is None else max(self.last, when)
+        _add_counters(self.counters, other.counters)
+        self.cut.extend(other.cut)
+
+    def render(self, filtered: bool) -> str:
+        def item(label: str, value: object) -> str:
+            return f"  {label + ':':<18}{value}"
+
+        selected = sum(t.packets for t in self.by_type.values())
+        lines = [self.label, item("file bytes", self.size)]
+        if self.files != 1:
+            lines.append(item("files", self.files))
+        span = ""
+        if self.first is not None and self.last is not None:
+            span = f" (first {format_utc(self.first)}, last {format_utc(self.last)})"
+        lines.append(
+            item("packets selected" if filtered else "packets", f"{selected}{span}")
+        )
+        for kind in sorted(self.by_type):
+            tally = self.by_type[kind]
+            lines.append(
+                f"    {kind.name:<24}{tally.packets:>10} packets"
+                f"{tally.payload_bytes:>14} payload bytes"
+            )
+        counters = self.counters
+        lines.append(item("junk bytes", counters.junk_bytes))
+        lines.append(
+            item(
+                "bad packets",
+                f"{counters.bad_packets} (bad length {counters.bad_length}, "
+                f"bad checksum {counters.bad_checksum}, "
+                f"unknown type {counters.bad_type})",
+            )
+        )
+        if not self.cut:
+            cut = "no"
+        elif self.files == 1:
+            cut = self.cut[0].describe()
+        else:
+            cut = f"{len(self.cut)} files"
+        lines.append(item("cut short", cut))
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
+class _Selection:
+    types: frozenset[PacketType] | None
+    since: float | None
+    until: float | None
+
+    @property
+    def filtered(self) -> bool:
+        return not (self.types is None and self.since is None and self.until is None)
+
+    def select(self, packet: Packet) -> float | None:
+        """
+        The packet's Unix time if it is selected, else ``None``.
+        """
+        if self.types is not None and packet.type not in self.types:
+            return None
+        when = packet.unix_time
+        if self.since is not None and when < self.since:
+            return None
+        if self.until is not None and when >= self.until:
+            return None
+        return when
+
+
+def _warn(stderr: TextIO, message: str) -> None:
+    stderr.write(f"{_PROG}: warning: {message}\n")
+
+
+def _report_damage(stderr: TextIO, datalog: DatalogFile) -> None:
+    counters = datalog.counters
+    if counters.junk_bytes:
+        _warn(stderr, f"{datalog.path}: {counters.junk_bytes} junk bytes skipped")
+    if counters.bad_packets:
+        _warn(
+            stderr,
+            f"{datalog.path}: {counters.bad_packets} bad packets rejected (bad "
+            f"length {counters.bad_length}, bad checksum {counters.bad_checksum}, "
+            f"unknown type {counters.bad_type})",
+        )
+    if datalog.cut is not None:
+        _warn(
+            stderr,
+            f"{datalog.path}: last packet cut short {datalog.cut.describe()}; "
+            "it is ignored",
+        )
+
+
+def _selection(options: argparse.Namespace) -> _Selection:
+    types: set[PacketType] | None = None
+    if options.types:
+        types = set().union(*options.types)
+    elif options.extract:
+        types = {PacketType.DATA_FROM_INSTRUMENT}
+    return _Selection(
+        None if types is None else frozenset(types), options.since, options.until
+    )
+
+
+class _ReadError(Exception):
+    # Output errors are OSErrors too; this tells a file that could not be
+    # read (report it, go on) from output that could not be written (stop).
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _reading(packets: Iterator[Packet]) -> Iterator[Packet]:
+    try:
+        yield from packets
+    except OSError as e:
+        raise _ReadError(e) from e
+
+
+def _run(
+    options: argparse.Namespace, selection: _Selection, out: BinaryIO, stderr: TextIO
+) -> tuple[int, list[_Summary]]:
+    """
+    Read every file, writing lines or the stream to ``out``; return the exit
+    status and, for ``--summary``, the per-file summaries.
+    """
+    status = 0
+    summaries: list[_Summary] = []
+    for argument in options.paths:
+        files = datalog_files(argument)
+        if not files:
+            stderr.write(f"{_PROG}: {argument}: no *.datalog files in this directory\n")
+            status = 1
+        for path in files:
+            datalog = DatalogFile(path)
+            summary = _Summary(str(path), files=1)
+            try:
+                for packet in _reading(datalog.packets()):
+                    when = selection.select(packet)
+                    if when is None:
+                        continue
+                    if options.summary:
+                        summary.count(packet, when)
+                    elif options.extract:
+                        out.write(packet.payload)
+                    else:
+                        out.write(
+                            sniff_line(
+                                packet.type,
+                                packet.payload,
+                                packet.seconds,
+                                packet.fraction,
+                            )
+                        )
+            except _ReadError as read_error:
+                e = read_error.error
+                stderr.write(f"{_PROG}: cannot read {path}: {e.strerror or e}\n")
+                status = 1
+                continue
+            _report_damage(stderr, datalog)
+            summary.size = datalog.bytes_read
+            summary.counters = datalog.counters
+            if datalog.cut is not None:
+                summary.cut.append(datalog.cut)
+            summaries.append(summary)
+    return status, summaries
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    stdout: BinaryIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """
+    Run ``instrumentd-datalog``.
+
+    :param argv: the arguments after the program name; ``None`` for
+        ``sys.argv[1:]``.
+    :param stdout: where output goes (bytes); ``None`` for standard output.
+    :param stderr: where warnings and errors go; ``None`` for standard error.
+    :returns: the exit status: 0 everything read, 1 something could not be
+        read or written, 2 usage error.
+    """
+    err = sys.stderr if stderr is None else stderr
+    parser = _argument_parser()
+    try:
+        options = parser.parse_args(argv)
+    except _UsageError as e:
+        err.write(parser.format_usage())
+        err.write(f"{_PROG}: error: {e}\n")
+        return 2
+    except SystemExit as e:  # --help, after printing it
+        return e.code if isinstance(e.code, int) else 0
+    if (
+        options.since is not None
+        and options.until is not None
+        and options.since >= options.until
+    ):
+        err.write(parser.format_usage())
+        err.write(f"{_PROG}: error: --since must be before --until\n")
+        return 2
+
+    out: BinaryIO = sys.stdout.buffer if stdout is None else stdout
+    target: BinaryIO | None = None
+    if options.output is not None:
+        try:
+            target = open(options.output, "wb")  # noqa: SIM115 -- closed below
+        except OSError as e:
+            err.write(f"{_PROG}: cannot write {options.output}: {e.strerror or e}\n")
+            return 1
+        out = target
+    try:
+        selection = _selection(options)
+        status, summaries = _run(options, selection, out, err)
+        if options.summary:
+            _write_summaries(out, summaries, selection.filtered)
+        out.flush()
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as cat does.
+        _silence_stdout(out)
+        return 1
+    except OSError as e:
+        err.write(f"{_PROG}: cannot write output: {e.strerror or e}\n")
+        return 1
+    finally:
+        if target is not None:
+            target.close()
+    return status
+
+
+def _write_summaries(
+    out: BinaryIO, summaries: Iterable[_Summary], filtered: bool
+) -> None:
+    total = _Summary("TOTAL")
+    count = 0
+    for summary in summaries:
+        out.write(summary.render(filtered).encode())
+        total.add(summary)
+        count += 1
+    if count > 1:
+        total.label = f"TOTAL of {count} files"
+        out.write(total.render(filtered).encode())
+
+
+def _silence_stdout(out: BinaryIO) -> None:
+    # Python flushes stdout again at exit and would report the broken pipe;
+    # point the descriptor at /dev/null so that flush succeeds silently.
+    if out is getattr(sys.stdout, "buffer", None):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
