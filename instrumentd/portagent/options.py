@@ -137,6 +137,23 @@ def _number(option: str, text: str, *, minimum: float, strict: bool = False) -> 
     return value
 
 
+def _known_types(server: bool) -> list[str]:
+    from twisted.internet.interfaces import (
+        IStreamClientEndpointStringParserWithReactor,
+        IStreamServerEndpointStringParser,
+    )
+    from twisted.plugin import getPlugins
+
+    builtin = ["tcp", "unix", "ssl", "tls"]
+    interface = (
+        IStreamServerEndpointStringParser
+        if server
+        else IStreamClientEndpointStringParserWithReactor
+    )
+    extra = [getattr(p, "prefix", "") for p in getPlugins(interface)]
+    return sorted({*builtin, *(e for e in extra if e)})
+
+
 def check_client_endpoint(description: str) -> None:
     """
     Check that a client endpoint string parses, without connecting.
@@ -148,7 +165,7 @@ def check_client_endpoint(description: str) -> None:
     try:
         clientFromString(MemoryReactor(), description)
     except Exception as e:
-        raise ValueError(_endpoint_problem(description, e)) from None
+        raise ValueError(_endpoint_problem(description, e, server=False)) from None
 
 
 def check_server_endpoint(description: str) -> None:
@@ -160,14 +177,15 @@ def check_server_endpoint(description: str) -> None:
     try:
         serverFromString(MemoryReactor(), description)
     except Exception as e:
-        raise ValueError(_endpoint_problem(description, e)) from None
+        raise ValueError(_endpoint_problem(description, e, server=True)) from None
 
 
-def _endpoint_problem(description: str, error: Exception) -> str:
+def _endpoint_problem(description: str, error: Exception, server: bool) -> str:
     text = str(error) or type(error).__name__
-    if isinstance(error, KeyError):
+    if "Unknown endpoint type" in text or isinstance(error, KeyError):
         kind = description.split(":", 1)[0]
-        text = f"unknown endpoint type {kind!r}"
+        known = ", ".join(_known_types(server))
+        text = f"unknown endpoint type {kind!r}; known types: {known}"
     return f"{description!r}: {text}"
 
 

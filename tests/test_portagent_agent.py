@@ -1,0 +1,548 @@
+"""
+Tests for L{instrumentd.portagent.agent.PortAgent} with a memory reactor:
+link state announcements, heartbeats, writes to the instrument, the command
+port, and start/stop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from instrumentd.interfaces import IBreakableTransport
+from instrumentd.packet import Packet, PacketParser, PacketType
+from instrumentd.portagent.agent import PortAgent
+from instrumentd.portagent.command import CommandPort
+from instrumentd.portagent.lifecycle import ParentWatch
+from instrumentd.portagent.listeners import (
+    READ_ONLY_NOTICE,
+    WRITER_NOTICE,
+    DataClient,
+    RawClient,
+)
+from instrumentd.portagent.options import PortAgentConfig
+from tests.test_portagent_router import MemoryDataLog
+
+START = 1_790_000_000.0  # 2026-09-21, any fixed time will do
+
+
+def peer(port: int) -> IPv4Address:
+    return IPv4Address("TCP", "127.0.0.1", port)
+
+
+@implementer(IBreakableTransport)
+class BreakableTransport(StringTransport):
+    """
+    A serial-like transport whose breaks end when the test says.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.breaks: list[tuple[int, Deferred[None]]] = []
+
+    def send_break(self, duration_ms: int) -> Deferred[None]:
+        d: Deferred[None] = Deferred()
+        self.breaks.append((duration_ms, d))
+        return d
+
+
+class AgentHarness:
+    """
+    A port agent on a memory reactor, with helpers to work its link.
+    """
+
+    def __init__(self, test: SynchronousTestCase, **overrides: Any) -> None:
+        self.reactor = MemoryReactorClock()
+        self.reactor.advance(START)
+        self.datalog = MemoryDataLog()
+        settings: dict[str, Any] = {
+            "name": "TEST01",
+            "instrument": "tcp:host=127.0.0.1:port=4001",
+            "heartbeat": 0.0,
+            "disconnect_grace": 10.0,
+            "status_file": os.path.join(test.mktemp() + "-status.json"),
+        }
+        settings.update(overrides)
+        self.config = PortAgentConfig(**settings)
+        self.agent = PortAgent(self.config, reactor=self.reactor, datalog=self.datalog)
+        self.agent.startService()
+        test.addCleanup(self.stop)
+        self.instrument: Protocol | None = None
+
+    def stop(self) -> None:
+        if self.agent.running:
+            self.agent.stopService()
+
+    def link_up(self, transport: StringTransport | None = None) -> StringTransport:
+        factory = self.reactor.tcpClients[-1][2]
+        protocol = factory.buildProtocol(None)
+        transport = transport or StringTransport()
+        protocol.makeConnection(transport)
+        self.instrument = protocol
+        return transport
+
+    def link_down(self) -> None:
+        assert self.instrument is not None
+        self.instrument.connectionLost(Failure(ConnectionDone()))
+        self.instrument = None
+
+    def data_client(self, port: int = 50000) -> StringTransport:
+        transport = StringTransport(peerAddress=peer(port))
+        DataClient(self.agent).makeConnection(transport)
+        return transport
+
+    def logged(self) -> list[Packet]:
+        return PacketParser().feed(b"".join(self.datalog.packets))
+
+
+def packets(transport: StringTransport) -> list[Packet]:
+    return PacketParser().feed(transport.value())
+
+
+def statuses(items: list[Packet]) -> list[bytes]:
+    return [p.payload for p in items if p.type == PacketType.PORT_AGENT_STATUS]
+
+
+class LinkStateTests(SynchronousTestCase):
+    """
+    CONNECTED is announced at once; DISCONNECTED only after the grace period.
+    """
+
+    def test_connectedAnnounced(self) -> None:
+        """
+        When the link comes up, data clients and the datalog get CONNECTED.
+        """
+        h = AgentHarness(self)
+        client = h.data_client()
+        h.link_up()
+        self.assertEqual(statuses(packets(client)), [b"CONNECTED"])
+        self.assertEqual(statuses(h.logged()), [b"CONNECTED"])
+        self.assertEqual(h.agent.state, "CONNECTED")
+
+    def test_blipNotAnnounced(self) -> None:
+        """
+        A drop shorter than the grace period is never announced.
+        """
+        h = AgentHarness(self, disconnect_grace=10.0)
+        client = h.data_client()
+        h.link_up()
+        h.link_down()
+        h.reactor.advance(9.9)
+        h.link_up()
+        h.reactor.advance(60)
+        self.assertEqual(statuses(packets(client)), [b"CONNECTED"])
+        self.assertEqual(h.agent.stats()["instrument"]["reconnects"], 1)  # type: ignore[index]
+
+    def test_disconnectedAfterGrace(self) -> None:
+        """
+        A link down for the whole grace period is announced DISCONNECTED
+        once, and CONNECTED again when it returns.
+        """
+        h = AgentHarness(self, disconnect_grace=10.0)
+        client = h.data_client()
+        h.link_up()
+        h.link_down()
+        h.reactor.advance(9.5)
+        self.assertEqual(statuses(packets(client)), [b"CONNECTED"])
+        h.reactor.advance(0.5)
+        self.assertEqual(statuses(packets(client)), [b"CONNECTED", b"DISCONNECTED"])
+        self.assertEqual(h.agent.state, "DISCONNECTED")
+        h.reactor.advance(100)
+        h.link_up()
+        self.assertEqual(
+            statuses(packets(client)), [b"CONNECTED", b"DISCONNECTED", b"CONNECTED"]
+        )
+
+    def test_neverConnected(self) -> None:
+        """
+        An instrument that never answers is announced DISCONNECTED after
+        the grace period from start.
+        """
+        h = AgentHarness(self, disconnect_grace=5.0)
+        client = h.data_client()
+        h.reactor.advance(5)
+        self.assertEqual(statuses(packets(client)), [b"DISCONNECTED"])
+
+    def test_zeroGrace(self) -> None:
+        """
+        With no grace, a drop is announced on the next reactor turn.
+        """
+        h = AgentHarness(self, disconnect_grace=0.0)
+        h.link_up()
+        client = h.data_client()
+        h.link_down()
+        h.reactor.advance(0)
+        self.assertEqual(statuses(packets(client)), [b"DISCONNECTED"])
+
+    def test_dataTimestampedAtRead(self) -> None:
+        """
+        Instrument bytes are recorded with the time they were read.
+        """
+        h = AgentHarness(self)
+        link = h.link_up()
+        del link
+        h.reactor.advance(2.25)
+        assert h.instrument is not None
+        h.instrument.dataReceived(b"S>")
+        [data] = [p for p in h.logged() if p.type == PacketType.DATA_FROM_INSTRUMENT]
+        self.assertEqual(data.payload, b"S>")
+        self.assertAlmostEqual(data.unix_time, START + 2.25, places=5)
+        self.assertEqual(h.agent.stats()["instrument"]["bytes_in"], 2)  # type: ignore[index]
+
+
+class HeartbeatTests(SynchronousTestCase):
+    """
+    Heartbeats go to data clients at the set interval.
+    """
+
+    def test_interval(self) -> None:
+        """
+        Heartbeats come every interval with payload HB; 0 turns them off.
+        """
+        h = AgentHarness(self, heartbeat=2.0)
+        client = h.data_client()
+        h.reactor.advance(2)
+        h.reactor.advance(2)
+        beats = [
+            p for p in packets(client) if p.type == PacketType.PORT_AGENT_HEARTBEAT
+        ]
+        self.assertEqual([p.payload for p in beats], [b"HB", b"HB"])
+        h.agent.set_heartbeat_interval(0)
+        h.reactor.advance(10)
+        self.assertEqual(
+            len(
+                [
+                    p
+                    for p in packets(client)
+                    if p.type == PacketType.PORT_AGENT_HEARTBEAT
+                ]
+            ),
+            2,
+        )
+
+
+class ToInstrumentTests(SynchronousTestCase):
+    """
+    Bytes from clients go to the instrument and are recorded.
+    """
+
+    def test_dataClientWrites(self) -> None:
+        """
+        What a data client sends reaches the instrument and is recorded as
+        DATA_FROM_DRIVER, but not echoed to data clients.
+        """
+        h = AgentHarness(self)
+        link = h.link_up()
+        transport = StringTransport(peerAddress=peer(1))
+        client = DataClient(h.agent)
+        client.makeConnection(transport)
+        client.dataReceived(b"DS\r\n")
+        self.assertEqual(link.value(), b"DS\r\n")
+        driver = [p for p in h.logged() if p.type == PacketType.DATA_FROM_DRIVER]
+        self.assertEqual([p.payload for p in driver], [b"DS\r\n"])
+        self.assertNotIn(
+            PacketType.DATA_FROM_DRIVER, [p.type for p in packets(transport)]
+        )
+
+    def test_linkDown(self) -> None:
+        """
+        Bytes sent while the link is down are dropped, counted, and a fault
+        tells data clients who lost what.
+        """
+        h = AgentHarness(self)
+        transport = StringTransport(peerAddress=peer(7))
+        client = DataClient(h.agent)
+        client.makeConnection(transport)
+        client.dataReceived(b"TS\r\n")
+        faults = [
+            p.payload
+            for p in packets(transport)
+            if p.type == PacketType.PORT_AGENT_FAULT
+        ]
+        self.assertEqual(len(faults), 1)
+        self.assertIn(b"4 bytes from data client 127.0.0.1:7 not sent", faults[0])
+        self.assertEqual(h.agent.stats()["instrument"]["bytes_not_sent"], 4)  # type: ignore[index]
+
+    def test_rawWriterAndReaders(self) -> None:
+        """
+        The first raw client writes; later ones are told they are read-only
+        and are ignored until the writer leaves, when the next is told it
+        has the line.
+        """
+        h = AgentHarness(self)
+        link = h.link_up()
+        t1, t2 = (
+            StringTransport(peerAddress=peer(1)),
+            StringTransport(peerAddress=peer(2)),
+        )
+        first, second = RawClient(h.agent), RawClient(h.agent)
+        first.makeConnection(t1)
+        second.makeConnection(t2)
+        self.assertEqual(t1.value(), b"")
+        self.assertEqual(t2.value(), READ_ONLY_NOTICE)
+        second.dataReceived(b"ignored")
+        first.dataReceived(b"wake\r\n")
+        self.assertEqual(link.value(), b"wake\r\n")
+        first.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(t2.value(), READ_ONLY_NOTICE + WRITER_NOTICE)
+        second.dataReceived(b"DS\r\n")
+        self.assertEqual(link.value(), b"wake\r\nDS\r\n")
+        assert h.instrument is not None
+        h.instrument.dataReceived(b"S>")
+        self.assertTrue(t2.value().endswith(b"S>"))
+
+
+class CommandPortTests(SynchronousTestCase):
+    """
+    The command port answers every line with exactly one line.
+    """
+
+    def setUp(self) -> None:
+        self.h = AgentHarness(self)
+        self.transport = StringTransport(peerAddress=peer(9))
+        self.port = CommandPort(self.h.agent)
+        self.port.makeConnection(self.transport)
+
+    def send(self, line: bytes) -> list[bytes]:
+        self.transport.clear()
+        self.port.dataReceived(line)
+        return self.transport.value().splitlines()
+
+    def test_getState(self) -> None:
+        """
+        get_state answers the state, and data clients get it as a status
+        packet.
+        """
+        client = self.h.data_client()
+        self.h.link_up()
+        self.assertEqual(self.send(b"get_state\r\n"), [b"CONNECTED"])
+        self.assertEqual(statuses(packets(client)), [b"CONNECTED", b"CONNECTED"])
+
+    def test_getConfig(self) -> None:
+        """
+        get_config answers one line of JSON, sent to data clients as a
+        config packet too.
+        """
+        client = self.h.data_client()
+        [line] = self.send(b"get_config\n")
+        config = json.loads(line)
+        self.assertEqual(config["name"], "TEST01")
+        self.assertEqual(set(config["ports"]), {"data", "command", "sniff", "raw"})
+        self.assertIn("version", config)
+        self.assertIn(PacketType.PORT_AGENT_CONFIG, [p.type for p in packets(client)])
+
+    def test_getStats(self) -> None:
+        """
+        get_stats answers one line of JSON with the counters.
+        """
+        [line] = self.send(b"get_stats\n")
+        stats = json.loads(line)
+        for key in (
+            "instrument",
+            "clients",
+            "bytes_dropped",
+            "slow_clients_cut_off",
+            "datalog",
+        ):
+            self.assertIn(key, stats)
+        self.assertEqual(stats["datalog"]["file"], "memory")
+
+    def test_pingVersionHelp(self) -> None:
+        """
+        ping, get_version and help answer one line each.
+        """
+        self.assertEqual(len(self.send(b"ping\n")), 1)
+        self.assertTrue(self.send(b"ping\n")[0].startswith(b"pong TEST01"))
+        self.assertEqual(self.send(b"get_version\n"), [self.h.agent.version.encode()])
+        [help_line] = self.send(b"help\n")
+        for name in (b"get_state", b"break", b"heartbeat_interval", b"rotate"):
+            self.assertIn(name, help_line)
+
+    def test_everyLineRecorded(self) -> None:
+        """
+        Every line, even a bad one, is recorded as PORT_AGENT_COMMAND.
+        """
+        self.send(b"ping\nbogus\n\n")
+        commands = [
+            p.payload
+            for p in self.h.logged()
+            if p.type == PacketType.PORT_AGENT_COMMAND
+        ]
+        self.assertEqual(commands, [b"ping", b"bogus", b""])
+
+    def test_errors(self) -> None:
+        """
+        Blank, unknown and malformed lines get one ERROR line naming the
+        problem and listing valid commands; the connection stays open.
+        """
+        [blank] = self.send(b"\r\n")
+        self.assertTrue(blank.startswith(b"ERROR empty command"))
+        self.assertIn(b"valid commands: get_state", blank)
+        [unknown] = self.send(b"reboot now\n")
+        self.assertTrue(unknown.startswith(b"ERROR unknown command 'reboot'"))
+        [extra] = self.send(b"ping please\n")
+        self.assertIn(b"ERROR ping takes at most 0", extra)
+        [bad] = self.send(b"break abc\n")
+        self.assertIn(b"ERROR break: 'abc' is not a whole number", bad)
+        [range_] = self.send(b"break 0\n")
+        self.assertIn(b"out of range", range_)
+        [hb] = self.send(b"heartbeat_interval -2\n")
+        self.assertTrue(hb.startswith(b"ERROR heartbeat_interval"))
+        [binary] = self.send(b"\xff\xfe\n")
+        self.assertTrue(binary.startswith(b"ERROR command line is not ASCII"))
+        self.assertFalse(self.transport.disconnecting)
+
+    def test_breakOnTcp(self) -> None:
+        """
+        break on a link that cannot break says so.
+        """
+        self.h.link_up()
+        [line] = self.send(b"break 100\n")
+        self.assertTrue(line.startswith(b"ERROR break:"))
+        self.assertIn(b"cannot send a break", line)
+
+    def test_breakWhileDown(self) -> None:
+        """
+        break with the link down says the link is down.
+        """
+        [line] = self.send(b"break\n")
+        self.assertIn(b"is down", line)
+
+    def test_breakRepliesInOrder(self) -> None:
+        """
+        A break replies when it has ended, and a later command's reply
+        waits behind it.
+        """
+        link = BreakableTransport()
+        self.h.link_up(link)
+        self.assertEqual(self.send(b"break 300\nping\n"), [])
+        [(duration, done)] = link.breaks
+        self.assertEqual(duration, 300)
+        done.callback(None)
+        lines = self.transport.value().splitlines()
+        self.assertEqual(lines[0], b"OK break 300 ms")
+        self.assertTrue(lines[1].startswith(b"pong"))
+
+    def test_heartbeatInterval(self) -> None:
+        """
+        heartbeat_interval changes the heartbeat period.
+        """
+        client = self.h.data_client()
+        self.assertEqual(
+            self.send(b"heartbeat_interval 2.5\n"), [b"OK heartbeat_interval 2.5"]
+        )
+        self.h.reactor.advance(2.5)
+        self.h.reactor.advance(2.5)
+        beats = [
+            p for p in packets(client) if p.type == PacketType.PORT_AGENT_HEARTBEAT
+        ]
+        self.assertEqual(len(beats), 2)
+
+    def test_rotate(self) -> None:
+        """
+        rotate rotates the datalog and says which file it closed.
+        """
+        self.assertEqual(self.send(b"rotate\n"), [b"OK rotated memory"])
+
+    def test_tooLong(self) -> None:
+        """
+        An absurdly long line gets an ERROR and the connection is closed.
+        """
+        self.port.dataReceived(b"x" * 5000)
+        self.assertIn(b"ERROR command line longer", self.transport.value())
+        self.assertTrue(self.transport.disconnecting)
+
+
+class LifecycleTests(SynchronousTestCase):
+    """
+    Start and stop.
+    """
+
+    def test_statusFile(self) -> None:
+        """
+        Once listening, the status file holds pid, name, version and ports;
+        stopping removes it and closes every client.
+        """
+        h = AgentHarness(self)
+        path = h.config.status_file
+        assert path is not None
+        with open(path) as f:
+            status = json.load(f)
+        self.assertEqual(status["pid"], os.getpid())
+        self.assertEqual(status["name"], "TEST01")
+        self.assertEqual(set(status["ports"]), {"data", "command", "sniff", "raw"})
+        client = h.data_client()
+        h.agent.stopService()
+        self.assertFalse(os.path.exists(path))
+        self.assertTrue(client.disconnecting)
+
+    def test_configRecordedAtStart(self) -> None:
+        """
+        The datalog starts with the agent's configuration, for provenance.
+        """
+        h = AgentHarness(self)
+        first = h.logged()[0]
+        self.assertEqual(first.type, PacketType.PORT_AGENT_CONFIG)
+        self.assertEqual(json.loads(first.payload)["name"], "TEST01")
+
+    def test_listenFailureRaises(self) -> None:
+        """
+        A listener that cannot bind makes startService raise, so twistd
+        exits non-zero with the reason.
+        """
+        reactor = MemoryReactorClock()
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise OSError(98, "Address already in use")
+
+        reactor.listenTCP = refuse  # type: ignore[method-assign]
+        config = PortAgentConfig(name="X", instrument="tcp:host=127.0.0.1:port=1")
+        agent = PortAgent(config, reactor=reactor, datalog=MemoryDataLog())
+        self.assertRaises(OSError, agent.startService)
+        self.assertFalse(agent.running)
+        self.flushLoggedErrors()
+
+
+class ParentWatchTests(SynchronousTestCase):
+    """
+    L{ParentWatch} without pidfds (a plain clock) checks once a second.
+    """
+
+    def test_goneProcess(self) -> None:
+        """
+        A process that has exited is noticed on the first check.
+        """
+        child = subprocess.Popen([sys.executable, "-c", "pass"])
+        child.wait()
+        clock = Clock()
+        fired: list[bool] = []
+        watch = ParentWatch(child.pid, lambda: fired.append(True), clock)
+        watch.start()
+        self.assertEqual(fired, [True])
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_liveProcess(self) -> None:
+        """
+        A live process is checked every interval and not reported.
+        """
+        clock = Clock()
+        fired: list[bool] = []
+        watch = ParentWatch(os.getpid(), lambda: fired.append(True), clock)
+        watch.start()
+        clock.advance(5)
+        self.assertEqual(fired, [])
+        watch.stop()
+        self.assertEqual(clock.getDelayedCalls(), [])
