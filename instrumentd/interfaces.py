@@ -40,6 +40,8 @@ class IDataLog(Interface):
 
     path = Attribute("The file currently written, as a str path.")
     size = Attribute("Bytes in the current file, including buffered bytes.")
+    write_errors = Attribute("Operating-system errors met while recording.")
+    bytes_dropped = Attribute("Bytes of packets that could not be recorded.")
 
     def open() -> None:
         """

@@ -21,6 +21,8 @@ class MemoryDataLog:
     """
 
     path = "memory"
+    write_errors = 0
+    bytes_dropped = 0
 
     def __init__(self) -> None:
         self.packets: list[bytes] = []

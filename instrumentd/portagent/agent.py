@@ -406,7 +406,12 @@ class PortAgent(Service):
             "clients_served": dict(c.clients_served),
             "bytes_dropped": c.bytes_dropped,
             "slow_clients_cut_off": c.slow_clients_cut_off,
-            "datalog": {"file": self.datalog.path, "size": self.datalog.size},
+            "datalog": {
+                "file": self.datalog.path,
+                "size": self.datalog.size,
+                "write_errors": self.datalog.write_errors,
+                "bytes_dropped": self.datalog.bytes_dropped,
+            },
         }
 
 
