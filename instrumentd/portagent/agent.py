@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from typing import Any, Final
 
 from twisted.application.service import Service
@@ -247,6 +248,12 @@ class PortAgent(Service):
 
         def close_datalog(_: object) -> None:
             self.datalog.close()
+            # twistd re-raises a SIGTERM on itself once the reactor stops, so
+            # this orderly shutdown would end "killed by SIGTERM", just like a
+            # SIGTERM that lands before the agent could flush or clean up.
+            # Exit 0 instead, so whoever started us can tell the two apart.
+            if getattr(self._reactor, "_exitSignal", None) == signal.SIGTERM:
+                self._reactor._exitSignal = None
 
         return DeferredList(waits, consumeErrors=True).addCallback(close_datalog)
 
