@@ -1,0 +1,61 @@
+"""
+The driver framework: what someone adding an instrument builds on.
+
+A driver is a small declarative description of its instrument (its
+parameters, commands, data particles and how its byte stream splits into
+records) plus a few handlers.  The framework supplies the rest, event-driven
+throughout: no sleeps, no polling, no threads.
+
+- :mod:`instrumentd.driver.errors`: one hierarchy of errors, each with a
+  stable code.
+- :mod:`instrumentd.driver.events`: typed events and the bus that delivers
+  them.
+"""
+
+from instrumentd.driver.errors import (
+    InstrumentCommandError,
+    InstrumentConnectionError,
+    InstrumentError,
+    InstrumentParameterError,
+    InstrumentProtocolError,
+    InstrumentStateError,
+    InstrumentTimeoutError,
+    ParameterRule,
+)
+from instrumentd.driver.events import (
+    ConfigChangeEvent,
+    ConnectionEvent,
+    DirectAccessEvent,
+    DriverEvent,
+    ErrorEvent,
+    EventBus,
+    EventListener,
+    EventType,
+    IDriverEventListener,
+    ResultEvent,
+    SampleEvent,
+    StateChangeEvent,
+)
+
+__all__ = [
+    "ConfigChangeEvent",
+    "ConnectionEvent",
+    "DirectAccessEvent",
+    "DriverEvent",
+    "ErrorEvent",
+    "EventBus",
+    "EventListener",
+    "EventType",
+    "IDriverEventListener",
+    "InstrumentCommandError",
+    "InstrumentConnectionError",
+    "InstrumentError",
+    "InstrumentParameterError",
+    "InstrumentProtocolError",
+    "InstrumentStateError",
+    "InstrumentTimeoutError",
+    "ParameterRule",
+    "ResultEvent",
+    "SampleEvent",
+    "StateChangeEvent",
+]

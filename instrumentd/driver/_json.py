@@ -1,0 +1,59 @@
+"""
+Turning driver values into JSON-ready data.
+
+Events, particles and metadata all end up in JSON (sinks, the HTTP API), and
+they carry values of many kinds: enums, datetimes, bytes, particles.  One
+conversion keeps their encodings the same everywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from datetime import date, datetime, time
+from enum import Enum
+
+__all__ = ["dumps", "to_jsonable"]
+
+
+def to_jsonable(value: object) -> object:
+    """
+    Convert ``value`` to data :func:`json.dumps` accepts.
+
+    Enums become their value, dates and times ISO 8601 text, bytes base64
+    text, mappings dicts with ``str`` keys, other collections lists, and
+    objects with a ``to_dict()`` method (particles, errors) that dict.
+    Anything else becomes its ``repr``, so an odd value in a command result
+    is still shown instead of failing the whole event.
+
+    :param value: any value.
+    :returns: a JSON-ready equivalent.
+    """
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Enum):
+        return to_jsonable(value.value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, Mapping):
+        return {str(key): to_jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+        return [to_jsonable(item) for item in items]
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        return to_jsonable(to_dict())
+    return repr(value)
+
+
+def dumps(value: object) -> str:
+    """
+    Encode ``value`` as compact JSON text after :func:`to_jsonable`.
+
+    :param value: any value.
+    :returns: JSON text.
+    """
+    return json.dumps(to_jsonable(value), separators=(",", ":"))
