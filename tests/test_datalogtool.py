@@ -1,7 +1,8 @@
 """
 Tests for L{instrumentd.datalogtool}: reading datalog files in chunks, files
 cut short by a killed writer, directory order, and the C{instrumentd-datalog}
-console tool in-process and as the installed script.
+console tool in-process and as the installed script; and the demo recording
+that ships in C{instrumentd/data}.
 """
 
 from __future__ import annotations
@@ -9,9 +10,13 @@ from __future__ import annotations
 import argparse
 import errno
 import io
+import itertools
 import os
+import re
 import sysconfig
 from collections.abc import Iterable
+from datetime import datetime
+from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
@@ -642,3 +647,95 @@ class ConsoleScriptTests(TestCase):
         )
         self.assertEqual((code, err), (0, b""))
         self.assertEqual(out, b"".join(sniff(r) for r in RECORDS))
+
+
+SAMPLE_LINE = re.compile(
+    rb"^# (?P<t>[ \d.-]{7}), (?P<c>[ \d.]{8}), (?P<p>[ \d.]{8}), "
+    rb"(?P<s>[ \d.]{8}), (?P<sv>[ \d.]{8}), "
+    rb"(?P<date>\d\d (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4}, "
+    rb"\d\d:\d\d:\d\d)$"
+)
+
+
+class DemoRecordingTests(SynchronousTestCase):
+    """
+    The SBE 37-SMP recording shipped for C{--instrument demo}.
+    """
+
+    def setUp(self) -> None:
+        resource = resources.files("instrumentd") / "data" / "sbe37smp-demo.datalog"
+        self.path = Path(str(resource))
+        self.datalog = DatalogFile(self.path)
+        self.packets = list(self.datalog.packets())
+        self.stream = b"".join(
+            p.payload for p in self.packets if p.type is PacketType.DATA_FROM_INSTRUMENT
+        )
+
+    def test_parsesCleanly(self) -> None:
+        """
+        The file is small, and holds only good packets: no junk, no rejected
+        packet, nothing cut short.
+        """
+        self.assertLess(self.path.stat().st_size, 100_000)
+        self.assertEqual(self.datalog.counters.junk_bytes, 0)
+        self.assertEqual(self.datalog.counters.bad_packets, 0)
+        self.assertIsNone(self.datalog.cut)
+
+    def test_agentRecording(self) -> None:
+        """
+        It starts with the agent's C{CONNECTED} status, has heartbeats, and
+        its packet times never go backwards.
+        """
+        first = self.packets[0]
+        self.assertEqual(
+            (first.type, first.payload), (PacketType.PORT_AGENT_STATUS, b"CONNECTED")
+        )
+        kinds = {p.type for p in self.packets}
+        self.assertIn(PacketType.PORT_AGENT_HEARTBEAT, kinds)
+        times = [p.unix_time for p in self.packets]
+        self.assertEqual(times, sorted(times))
+
+    def test_samples(self) -> None:
+        """
+        The instrument stream is more than 100 complete sample lines in the
+        SBE 37-SMP format with salinity, sound velocity and time, every 5 s,
+        with plausible values; some lines arrive in two reads.
+        """
+        self.assertTrue(self.stream.endswith(b"\r\n"))
+        lines = self.stream[:-2].split(b"\r\n")
+        self.assertGreater(len(lines), 100)
+        samples = []
+        for line in lines:
+            match = SAMPLE_LINE.match(line)
+            self.assertIsNotNone(match, line)
+            assert match is not None
+            samples.append(match)
+        for name, low, high in [
+            ("t", 10, 12),
+            ("c", 3.4, 4.2),
+            ("p", 9, 11),
+            ("s", 33, 35),
+            ("sv", 1480, 1510),
+        ]:
+            values = [float(m[name]) for m in samples]
+            self.assertTrue(all(low < v < high for v in values), (name, values))
+        stamps = [
+            datetime.strptime(m["date"].decode(), "%d %b %Y, %H:%M:%S") for m in samples
+        ]
+        steps = {(b - a).total_seconds() for a, b in itertools.pairwise(stamps)}
+        self.assertEqual(steps, {5.0})
+        split = [
+            p
+            for p in self.packets
+            if p.type is PacketType.DATA_FROM_INSTRUMENT
+            and not p.payload.endswith(b"\r\n")
+        ]
+        self.assertGreater(len(split), 0)
+
+    def test_agentUsesIt(self) -> None:
+        """
+        The port agent's C{demo} instrument is this file.
+        """
+        from instrumentd.portagent.options import demo_recording
+
+        self.assertEqual(demo_recording(), self.path.resolve())
