@@ -250,6 +250,16 @@ class ParserCounters:
     bad_checksum: int = 0
     bad_type: int = 0
 
+    def add(self, other: ParserCounters) -> None:
+        """
+        Add another parser's counts to these (e.g. totals over files).
+        """
+        self.packets += other.packets
+        self.junk_bytes += other.junk_bytes
+        self.bad_length += other.bad_length
+        self.bad_checksum += other.bad_checksum
+        self.bad_type += other.bad_type
+
     @property
     def bad_packets(self) -> int:
         """

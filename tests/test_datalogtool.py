@@ -25,14 +25,8 @@ from hypothesis import strategies as st
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from instrumentd.datalogtool import (
-    CutPacket,
-    DatalogFile,
-    datalog_files,
-    main,
-    parse_packet_types,
-    parse_utc_time,
-)
+from instrumentd.datalogfiles import CutPacket, DatalogFile, datalog_paths
+from instrumentd.datalogtool import main, parse_packet_types, parse_utc_time
 from instrumentd.packet import (
     HEADER_SIZE,
     PacketType,
@@ -250,7 +244,7 @@ class DatalogFileTests(SynchronousTestCase):
 
 class DatalogFilesTests(SynchronousTestCase):
     """
-    L{datalog_files} expands a directory into its datalogs in recording
+    L{datalog_paths} expands a directory into its datalogs in recording
     order.
     """
 
@@ -272,7 +266,7 @@ class DatalogFilesTests(SynchronousTestCase):
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             (root / name).write_bytes(b"")
         (root / "2026/11/24/notes.txt").write_text("not a datalog")
-        self.assertEqual(datalog_files(root), [root / n for n in names])
+        self.assertEqual(datalog_paths(root), [root / n for n in names])
 
     def test_fileIsItself(self) -> None:
         """
@@ -280,9 +274,9 @@ class DatalogFilesTests(SynchronousTestCase):
         path that does not exist (opening it reports the error).
         """
         path = Path(self.mktemp())
-        self.assertEqual(datalog_files(path), [path])
+        self.assertEqual(datalog_paths(path), [path])
         path.write_bytes(b"")
-        self.assertEqual(datalog_files(str(path)), [path])
+        self.assertEqual(datalog_paths(str(path)), [path])
 
 
 class ParseTests(SynchronousTestCase):

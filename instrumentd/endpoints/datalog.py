@@ -14,7 +14,7 @@ instrument's output with no instrument.  The plugin module
     datalog:FILE[,FILE...][:speed=1][:maxgap=60]
 
 - ``FILE``: a datalog file, or a directory meaning every ``*.datalog`` below
-  it in recording order (see :func:`instrumentd.datalogtool.datalog_files`).
+  it in recording order (see :func:`instrumentd.datalogfiles.datalog_paths`).
   Several are played one after the other.  A relative path is relative to the
   working directory when the string is parsed.  Colons in a path are escaped
   as ``\\:``, as in every endpoint string; a path cannot contain a comma.
@@ -60,7 +60,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from instrumentd.datalogtool import DatalogFile, datalog_files
+from instrumentd.datalogfiles import DatalogFile, datalog_paths
 from instrumentd.packet import HEADER_SIZE, Packet, PacketType
 
 __all__ = [
@@ -449,7 +449,7 @@ class DatalogEndpoint:
         try:
             if not IReactorTime.providedBy(self._reactor):
                 raise TypeError(f"datalog: {self._reactor!r} cannot schedule calls")
-            files = [f for p in self.paths for f in datalog_files(p)]
+            files = [f for p in self.paths for f in datalog_paths(p)]
             for path in files:
                 if not path.is_file():
                     raise ConnectError(string=f"datalog: no such file: {path}")
@@ -536,7 +536,7 @@ def parse_datalog_endpoint(
             raise ValueError(f"datalog: empty file name in {parts[0]!r}")
         path = Path(name).absolute()
         if path.is_dir():
-            if not datalog_files(path):
+            if not datalog_paths(path):
                 raise ValueError(f"datalog: no *.datalog files in {str(path)!r}")
         elif not path.is_file():
             raise ValueError(f"datalog: no such file: {str(path)!r}")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
 from typing import BinaryIO, Final, cast
 
@@ -27,6 +26,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from instrumentd.datalogfiles import recorded_files
 from instrumentd.interfaces import IDataLog
 
 __all__ = ["ROTATE_PERIODS", "DataLog", "datalog_files"]
@@ -81,25 +81,11 @@ def datalog_files(directory: str, name: str) -> list[str]:
     """
     List the files of one datalog in the order they were written.
 
-    Files are ordered by their UTC stamp and then by their ``-N`` suffix as
-    a number, which plain sorting of the names gets wrong (``Z-1.datalog``
-    sorts before ``Z.datalog``, and ``-10`` before ``-2``).
-
     :param directory: the datalog's top directory.
     :param name: the datalog's name (the instrument's reference designator).
     :returns: the paths, oldest first; empty if there are none.
     """
-    pattern = re.compile(
-        re.escape(name) + r"_(\d{8}T\d{6})Z(?:-([1-9]\d*))?\.datalog\Z"
-    )
-    found: list[tuple[str, int, str]] = []
-    for parent, _dirs, files in os.walk(directory):
-        for file_name in files:
-            match = pattern.match(file_name)
-            if match is not None:
-                stamp, suffix = match.groups()
-                found.append((stamp, int(suffix or 0), os.path.join(parent, file_name)))
-    return [path for _stamp, _suffix, path in sorted(found)]
+    return [str(p) for p in recorded_files(directory, name)]
 
 
 @implementer(IDataLog)
