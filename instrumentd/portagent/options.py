@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Final
 
 from twisted.internet.endpoints import clientFromString, serverFromString
-from twisted.internet.testing import MemoryReactor
+from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 
 __all__ = [
@@ -163,7 +163,7 @@ def check_client_endpoint(description: str) -> None:
     if description == "demo":
         return
     try:
-        clientFromString(MemoryReactor(), description)
+        clientFromString(MemoryReactorClock(), description)
     except Exception as e:
         raise ValueError(_endpoint_problem(description, e, server=False)) from None
 
@@ -175,7 +175,7 @@ def check_server_endpoint(description: str) -> None:
     :raises ValueError: naming what is wrong.
     """
     try:
-        serverFromString(MemoryReactor(), description)
+        serverFromString(MemoryReactorClock(), description)
     except Exception as e:
         raise ValueError(_endpoint_problem(description, e, server=True)) from None
 
