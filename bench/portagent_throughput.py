@@ -1,0 +1,387 @@
+"""
+Port agent benchmark: throughput, latency and memory of a real agent process.
+
+A loopback TCP "instrument" in this process writes as fast as it can; a real
+``twistd instrumentd port-agent`` child process (datalog on) relays it to 1
+and to 4 data clients in this process.  Then the source is paced at a fixed
+message rate and the latency from the source's write to a client's receipt
+is measured.  Where ``socat`` is installed, the same data is relayed through
+socat to one client as a baseline.
+
+Run by hand (it is not a test): ``python bench/portagent_throughput.py``.
+Prints a table; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import struct
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer, task
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
+from twisted.internet.interfaces import IPullProducer
+from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from zope.interface import implementer
+
+from instrumentd.portagent.launcher import launch_port_agent
+
+BLOCK = bytes(range(256)) * 256  # 64 KiB
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def agent_cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def agent_peak_rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@implementer(IPullProducer)
+class _Firehose:
+    def __init__(self, transport: Any, total: int) -> None:
+        self.transport = transport
+        self.left = total
+
+    def resumeProducing(self) -> None:
+        if self.left <= 0:
+            self.transport.unregisterProducer()
+            return
+        chunk = BLOCK if self.left >= len(BLOCK) else BLOCK[: self.left]
+        self.left -= len(chunk)
+        self.transport.write(chunk)
+
+    def stopProducing(self) -> None:
+        self.left = 0
+
+
+class Source(Protocol):
+    """
+    The instrument: waits for ``go``, then floods or paces.
+    """
+
+    def connectionMade(self) -> None:
+        self.factory.connected.callback(self)  # type: ignore[attr-defined]
+
+    def flood(self, total: int) -> None:
+        self.transport.registerProducer(_Firehose(self.transport, total), False)  # type: ignore[union-attr]
+
+    def pace(self, rate: int, seconds: float, reactor: Any) -> defer.Deferred[None]:
+        count = int(rate * seconds)
+        sent = [0]
+
+        def one() -> None:
+            stamp = time.monotonic_ns()
+            self.transport.write(b"L%019d\n" % stamp)  # type: ignore[union-attr]
+            sent[0] += 1
+            if sent[0] >= count:
+                loop.stop()
+
+        loop = task.LoopingCall(one)
+        loop.clock = reactor
+        return loop.start(1.0 / rate).addCallback(lambda _: None)
+
+
+class PacketCounter(Protocol):
+    """
+    A data client that walks packet headers (no checksum: the agent's own
+    tests verify those) and counts instrument payload bytes.
+    """
+
+    def __init__(
+        self, target: int, on_line: Callable[[bytes], None] | None = None
+    ) -> None:
+        self.target = target
+        self.payload = 0
+        self.buffer = bytearray()
+        self.done: defer.Deferred[float] = defer.Deferred()
+        self.on_line = on_line
+
+    def dataReceived(self, data: bytes) -> None:
+        buf = self.buffer
+        buf += data
+        pos = 0
+        while len(buf) - pos >= 16:
+            ptype = buf[pos + 3]
+            (length,) = struct.unpack_from(">H", buf, pos + 4)
+            if len(buf) - pos < length:
+                break
+            if ptype == 1:
+                self.payload += length - 16
+                if self.on_line is not None:
+                    self.on_line(bytes(buf[pos + 16 : pos + length]))
+            pos += length
+        del buf[:pos]
+        if self.payload >= self.target and not self.done.called:
+            self.done.callback(time.perf_counter())
+
+
+class RawCounter(Protocol):
+    """
+    A plain byte counter (the socat baseline has no framing).
+    """
+
+    def __init__(
+        self, target: int, on_line: Callable[[bytes], None] | None = None
+    ) -> None:
+        self.target = target
+        self.payload = 0
+        self.done: defer.Deferred[float] = defer.Deferred()
+        self.on_line = on_line
+
+    def dataReceived(self, data: bytes) -> None:
+        self.payload += len(data)
+        if self.on_line is not None:
+            self.on_line(data)
+        if self.payload >= self.target and not self.done.called:
+            self.done.callback(time.perf_counter())
+
+
+async def start_source(reactor: Any) -> tuple[Any, Factory, int]:
+    factory = Factory.forProtocol(Source)
+    factory.connected = defer.Deferred()  # type: ignore[attr-defined]
+    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+    return port, factory, port.getHost().port
+
+
+async def connect(reactor: Any, port: int, protocol: Protocol) -> Protocol:
+    factory = Factory.forProtocol(lambda: protocol)
+    return await TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(factory)
+
+
+async def throughput_run(
+    reactor: Any, clients: int, total: int, workdir: str
+) -> dict[str, Any]:
+    listening, factory, source_port = await start_source(reactor)
+    agent = await launch_port_agent(
+        name=f"BENCH{clients}",
+        instrument=f"tcp:host=127.0.0.1:port={source_port}",
+        datalog_dir=os.path.join(workdir, f"datalog{clients}"),
+        heartbeat=0,
+        client_buffer="64MiB",
+        reactor=reactor,
+    )
+    try:
+        source = await factory.connected  # type: ignore[attr-defined]
+        counters = [PacketCounter(total) for _ in range(clients)]
+        for counter in counters:
+            await connect(reactor, agent.ports["data"], counter)
+        cpu0 = agent_cpu_seconds(agent.pid)
+        t0 = time.perf_counter()
+        source.flood(total)
+        ends = await defer.gatherResults([c.done for c in counters])
+        cpu = agent_cpu_seconds(agent.pid) - cpu0
+        rss = agent_peak_rss_mib(agent.pid)
+        for counter in counters:
+            counter.transport.loseConnection()  # type: ignore[union-attr]
+        rates = [total / (end - t0) / 1e6 for end in ends]
+        return {
+            "clients": clients,
+            "mb": total / 1e6,
+            "min_rate": min(rates),
+            "mean_rate": statistics.mean(rates),
+            "cpu": cpu,
+            "rss": rss,
+        }
+    finally:
+        await agent.stop()
+        await listening.stopListening()
+
+
+async def latency_run(
+    reactor: Any, rate: int, seconds: float, workdir: str
+) -> list[float]:
+    listening, factory, source_port = await start_source(reactor)
+    agent = await launch_port_agent(
+        name="BENCHLAT",
+        instrument=f"tcp:host=127.0.0.1:port={source_port}",
+        datalog_dir=os.path.join(workdir, "datalog-latency"),
+        heartbeat=0,
+        reactor=reactor,
+    )
+    try:
+        source = await factory.connected  # type: ignore[attr-defined]
+        latencies: list[float] = []
+        counter = PacketCounter(1 << 62, on_line=_line_latency(latencies))
+        await connect(reactor, agent.ports["data"], counter)
+        await source.pace(rate, seconds, reactor)
+        await task.deferLater(reactor, 0.2, lambda: None)
+        counter.transport.loseConnection()  # type: ignore[union-attr]
+        return latencies
+    finally:
+        await agent.stop()
+        await listening.stopListening()
+
+
+def _line_latency(latencies: list[float]) -> Callable[[bytes], None]:
+    partial = bytearray()
+
+    def on_payload(payload: bytes) -> None:
+        now = time.monotonic_ns()
+        partial.extend(payload)
+        *lines, rest = bytes(partial).split(b"\n")
+        partial[:] = rest
+        for line in lines:
+            if line.startswith(b"L"):
+                latencies.append((now - int(line[1:])) / 1e6)
+
+    return on_payload
+
+
+class _SocatProcess(ProcessProtocol):
+    def __init__(self, ended: defer.Deferred[None]) -> None:
+        self.ended = ended
+
+    def processEnded(self, reason: Any) -> None:
+        self.ended.callback(None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def socat_run(
+    reactor: Any, total: int, rate: int, seconds: float
+) -> dict[str, Any] | None:
+    socat = shutil.which("socat")
+    if socat is None:
+        return None
+    results: dict[str, Any] = {}
+    for mode in ("flood", "pace"):
+        listening, factory, source_port = await start_source(reactor)
+        relay_port = free_port()
+        ended: defer.Deferred[None] = defer.Deferred()
+
+        process = reactor.spawnProcess(
+            _SocatProcess(ended),
+            socat,
+            [
+                socat,
+                f"TCP-LISTEN:{relay_port},bind=127.0.0.1,reuseaddr",
+                f"TCP:127.0.0.1:{source_port}",
+            ],
+            env=os.environ,
+        )
+        # socat takes a moment to bind; retry the connection on refusal.
+        latencies: list[float] = []
+        counter: Protocol
+        if mode == "flood":
+            counter = RawCounter(total)
+        else:
+            counter = RawCounter(1 << 62, on_line=_line_latency(latencies))
+        for _attempt in range(100):
+            try:
+                await connect(reactor, relay_port, counter)
+                break
+            except Exception:
+                await task.deferLater(reactor, 0.02, lambda: None)
+        source = await factory.connected  # type: ignore[attr-defined]
+        if mode == "flood":
+            t0 = time.perf_counter()
+            source.flood(total)
+            end = await counter.done  # type: ignore[attr-defined]
+            results["rate"] = total / (end - t0) / 1e6
+        else:
+            await source.pace(rate, seconds, reactor)
+            await task.deferLater(reactor, 0.2, lambda: None)
+            results["latencies"] = latencies
+        counter.transport.loseConnection()  # type: ignore[union-attr]
+        source.transport.loseConnection()
+        await ended
+        await listening.stopListening()
+        del process
+    return results
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+async def main(reactor: Any, args: argparse.Namespace) -> None:
+    total = args.mib << 20
+    workdir = tempfile.mkdtemp(prefix="instrumentd-bench-")
+    try:
+        runs = [await throughput_run(reactor, n, total, workdir) for n in args.clients]
+        latencies = await latency_run(reactor, args.rate, args.seconds, workdir)
+        baseline = (
+            None
+            if args.no_socat
+            else await socat_run(reactor, total, args.rate, args.seconds)
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print(
+        f"\nPort agent throughput ({args.mib} MiB from a loopback TCP source, datalog on)"
+    )
+    print(
+        f"{'clients':>7} {'MB each':>8} {'min MB/s':>9} {'mean MB/s':>10} {'agent CPU s':>12} {'peak RSS MiB':>13}"
+    )
+    for r in runs:
+        print(
+            f"{r['clients']:>7} {r['mb']:>8.0f} {r['min_rate']:>9.1f} {r['mean_rate']:>10.1f} "
+            f"{r['cpu']:>12.2f} {r['rss']:>13.1f}"
+        )
+    print(
+        f"\nLatency, source write to client receipt, {args.rate} messages/s for {args.seconds:g} s"
+    )
+    print(f"{'path':>10} {'messages':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    print(
+        f"{'agent':>10} {len(latencies):>9} {pct(latencies, 50):>8.3f} {pct(latencies, 99):>8.3f} "
+        f"{max(latencies or [float('nan')]):>8.3f}"
+    )
+    if baseline is not None:
+        lat = baseline["latencies"]
+        print(
+            f"{'socat':>10} {len(lat):>9} {pct(lat, 50):>8.3f} {pct(lat, 99):>8.3f} "
+            f"{max(lat or [float('nan')]):>8.3f}"
+        )
+        one = next((r for r in runs if r["clients"] == 1), runs[0])
+        print(
+            f"\nsocat baseline (1 client, no framing, no datalog): {baseline['rate']:.1f} MB/s; "
+            f"agent/socat throughput ratio: {one['mean_rate'] / baseline['rate']:.2f}"
+        )
+    else:
+        print("\n(socat not installed: no baseline)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--mib", type=int, default=400, help="MiB to send per throughput run"
+    )
+    parser.add_argument(
+        "--clients", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4]
+    )
+    parser.add_argument(
+        "--rate", type=int, default=1000, help="messages/s for the latency run"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=5.0, help="length of the latency run"
+    )
+    parser.add_argument(
+        "--no-socat", action="store_true", help="skip the socat baseline"
+    )
+    arguments = parser.parse_args()
+    sys.setrecursionlimit(10000)
+    task.react(lambda reactor: defer.ensureDeferred(main(reactor, arguments)))
