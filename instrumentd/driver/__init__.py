@@ -10,6 +10,8 @@ throughout: no sleeps, no polling, no threads.
   stable code.
 - :mod:`instrumentd.driver.events`: typed events and the bus that delivers
   them.
+- :mod:`instrumentd.driver.particles`: data particles, the published form of
+  each sample.
 """
 
 from instrumentd.driver.errors import (
@@ -36,10 +38,18 @@ from instrumentd.driver.events import (
     SampleEvent,
     StateChangeEvent,
 )
+from instrumentd.driver.particles import (
+    DataParticle,
+    QualityFlag,
+    RawDataParticle,
+    RegexDataParticle,
+    TimestampName,
+)
 
 __all__ = [
     "ConfigChangeEvent",
     "ConnectionEvent",
+    "DataParticle",
     "DirectAccessEvent",
     "DriverEvent",
     "ErrorEvent",
@@ -55,7 +65,11 @@ __all__ = [
     "InstrumentStateError",
     "InstrumentTimeoutError",
     "ParameterRule",
+    "QualityFlag",
+    "RawDataParticle",
+    "RegexDataParticle",
     "ResultEvent",
     "SampleEvent",
     "StateChangeEvent",
+    "TimestampName",
 ]

@@ -1,0 +1,446 @@
+# -*- test-case-name: tests.test_driver_particles -*-
+"""
+Data particles: one structured, timestamped record of instrument data.
+
+A particle is what a driver publishes for each sample (as a ``SAMPLE``
+event).  Its JSON form keeps the field names of the OOI particle so that
+existing consumers read it::
+
+    {"pkt_format_id": "JSON_Data", "pkt_version": 1,
+     "stream_name": "ctd_parsed",
+     "port_timestamp": 3569253419.25, "internal_timestamp": 3569253419.0,
+     "driver_timestamp": 3569253419.5,
+     "preferred_timestamp": "port_timestamp",
+     "quality_flag": "ok",
+     "values": [{"value_id": "temperature", "value": 12.3456}, ...]}
+
+All timestamps are NTP: float seconds since 1900-01-01T00:00:00Z (Unix time
+plus :data:`instrumentd.packet.NTP_UNIX_OFFSET`).
+
+A driver writer declares one subclass per record kind: set
+:attr:`DataParticle.stream_name` and implement
+:meth:`DataParticle._build_values`, or, for records a regular expression
+can read, subclass :class:`RegexDataParticle` and declare the pattern and
+converters only.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, ClassVar, Protocol, cast
+
+from instrumentd.driver._json import dumps, to_jsonable
+from instrumentd.driver.errors import InstrumentProtocolError
+from instrumentd.packet import NTP_UNIX_OFFSET, Packet
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+
+__all__ = [
+    "DataParticle",
+    "QualityFlag",
+    "RawDataParticle",
+    "RegexDataParticle",
+    "TimestampName",
+    "ntp_from_unix",
+]
+
+
+def ntp_from_unix(unix_time: float) -> float:
+    """
+    Convert Unix seconds to NTP seconds (since 1900) as a float.
+
+    :param unix_time: seconds since 1970-01-01T00:00:00Z.
+    :returns: seconds since 1900-01-01T00:00:00Z.
+    """
+    return unix_time + NTP_UNIX_OFFSET
+
+
+class QualityFlag(StrEnum):
+    """
+    How far a particle's values can be trusted.
+    """
+
+    #: Checked and good (the default).
+    OK = "ok"
+    #: Not checked.
+    NOT_EVALUATED = "not_evaluated"
+    #: Possibly wrong; use with care.
+    SUSPECT = "suspect"
+    #: Known bad.
+    FAILED = "failed"
+    #: The record's own checksum did not verify.
+    CHECKSUM_FAILED = "checksum_failed"
+    #: A value is outside what the instrument can measure.
+    OUT_OF_RANGE = "out_of_range"
+
+
+class TimestampName(StrEnum):
+    """
+    The names of a particle's timestamps; a particle's preferred timestamp
+    is one of these.
+    """
+
+    #: When the port agent read the record's first byte.
+    PORT = "port_timestamp"
+    #: The time the instrument wrote inside the record.
+    INTERNAL = "internal_timestamp"
+    #: When the driver built the particle.
+    DRIVER = "driver_timestamp"
+
+
+class _Clock(Protocol):
+    def seconds(self) -> float: ...
+
+
+class DataParticle:
+    """
+    One record of instrument data, with its timestamps and quality.
+
+    Subclasses set :attr:`stream_name` and implement :meth:`_build_values`;
+    the values are built once, when the particle is made.
+
+    **Preferred timestamp.**  A particle names the timestamp consumers
+    should trust (:attr:`preferred_timestamp`, default ``port_timestamp``).
+    If the named timestamp is absent, the first present of
+    ``internal_timestamp``, ``port_timestamp`` and ``driver_timestamp``
+    (which every particle has) is used instead.  A timestamp is absent when
+    it is ``None`` or ``0`` (the OOI port agent's "no time", as seen when a
+    datalog is played back).  So a particle with no port time but an
+    instrument clock in its record is timed by the instrument, never by
+    1900-01-01, and one with neither is timed by the driver.
+
+    :cvar stream_name: the stream this particle belongs to; must match the
+        downstream stream definition.
+    :cvar format_id: the ``pkt_format_id``; ``"JSON_Data"``.
+    :cvar format_version: the ``pkt_version``; ``1``.
+    :ivar raw: the record the particle was built from.
+    :ivar port_timestamp: NTP time the port agent read the record's first
+        byte, or ``None``.
+    :ivar internal_timestamp: NTP time from inside the record, or ``None``.
+    :ivar driver_timestamp: NTP time the particle was made.
+    :ivar quality_flag: a :class:`QualityFlag`.
+    :ivar values: ``[{"value_id": ..., "value": ...}, ...]``, in order.
+    """
+
+    stream_name: ClassVar[str]
+    format_id: ClassVar[str] = "JSON_Data"
+    format_version: ClassVar[int] = 1
+
+    def __init__(
+        self,
+        raw: bytes,
+        *,
+        port_timestamp: float | None = None,
+        internal_timestamp: float | None = None,
+        driver_timestamp: float | None = None,
+        preferred_timestamp: TimestampName | str = TimestampName.PORT,
+        quality_flag: QualityFlag = QualityFlag.OK,
+        clock: IReactorTime | _Clock | None = None,
+    ) -> None:
+        """
+        Make a particle and build its values from ``raw``.
+
+        :param raw: the record.
+        :param port_timestamp: NTP time of the record's first byte, as the
+            chunker gives it.
+        :param internal_timestamp: NTP time the instrument reported, if
+            known already; :meth:`_build_values` may set it instead.
+        :param driver_timestamp: NTP time of making; ``None`` to read
+            ``clock``.
+        :param preferred_timestamp: the name of the timestamp to prefer.
+        :param quality_flag: the quality of the values.
+        :param clock: an object with ``seconds()`` (Unix time) for the
+            driver timestamp; ``None`` for the global reactor.
+        :raises TypeError: if the class declares no ``stream_name``.
+        :raises ValueError: if ``preferred_timestamp`` is not a timestamp
+            name.
+        :raises InstrumentProtocolError: if the record cannot be read.
+        """
+        if not isinstance(getattr(type(self), "stream_name", None), str):
+            raise TypeError(f"{type(self).__name__} declares no stream_name")
+        self.raw = raw
+        self.port_timestamp = port_timestamp
+        self.internal_timestamp = internal_timestamp
+        if driver_timestamp is None:
+            if clock is None:
+                from twisted.internet import reactor
+
+                clock = cast("IReactorTime", reactor)
+            driver_timestamp = ntp_from_unix(clock.seconds())
+        self.driver_timestamp: float = driver_timestamp
+        self._preferred = TimestampName(preferred_timestamp)
+        self.quality_flag = quality_flag
+        self.values: list[dict[str, object]] = self._build_values(raw)
+
+    def _build_values(self, raw: bytes) -> list[dict[str, object]]:
+        """
+        Read the record's values.  Subclasses implement this; they may also
+        call :meth:`set_internal_timestamp` and set :attr:`quality_flag`.
+
+        :param raw: the record.
+        :returns: ``[{"value_id": ..., "value": ...}, ...]``.
+        :raises InstrumentProtocolError: if the record cannot be read.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must build its values")
+
+    def set_internal_timestamp(
+        self, *, ntp: float | None = None, unix: float | None = None
+    ) -> None:
+        """
+        Record the time the instrument wrote inside the record.
+
+        :param ntp: NTP seconds since 1900.
+        :param unix: or Unix seconds since 1970 (converted to NTP).
+        :raises ValueError: unless exactly one of them is given.
+        """
+        if (ntp is None) == (unix is None):
+            raise ValueError("give exactly one of ntp= or unix=")
+        self.internal_timestamp = ntp if unix is None else ntp_from_unix(unix)
+
+    @property
+    def preferred_timestamp(self) -> TimestampName:
+        """
+        The name of the timestamp to trust, after the fallback rule in the
+        class documentation.
+        """
+        for name in (self._preferred, TimestampName.INTERNAL, TimestampName.PORT):
+            if _present(self._timestamp(name)):
+                return name
+        return TimestampName.DRIVER
+
+    @property
+    def preferred_time(self) -> float:
+        """
+        The value of :attr:`preferred_timestamp`, NTP seconds.
+        """
+        value = self._timestamp(self.preferred_timestamp)
+        assert value is not None
+        return value
+
+    def _timestamp(self, name: TimestampName) -> float | None:
+        if name is TimestampName.PORT:
+            return self.port_timestamp
+        if name is TimestampName.INTERNAL:
+            return self.internal_timestamp
+        return self.driver_timestamp
+
+    def value(self, value_id: str) -> object:
+        """
+        One value by its id.
+
+        :param value_id: the value's ``value_id``.
+        :returns: its value.
+        :raises KeyError: if the particle has no such value.
+        """
+        return _find_value(self.values, value_id)
+
+    def to_dict(self) -> dict[str, object]:
+        """
+        The particle in a JSON-ready form (see the module documentation).
+        Absent port and internal timestamps are left out, as in OOI
+        particles.
+
+        :returns: a dict of JSON-ready values.
+        """
+        result: dict[str, object] = {
+            "pkt_format_id": self.format_id,
+            "pkt_version": self.format_version,
+            "stream_name": self.stream_name,
+        }
+        if _present(self.port_timestamp):
+            result["port_timestamp"] = self.port_timestamp
+        if _present(self.internal_timestamp):
+            result["internal_timestamp"] = self.internal_timestamp
+        result["driver_timestamp"] = self.driver_timestamp
+        result["preferred_timestamp"] = self.preferred_timestamp.value
+        result["quality_flag"] = self.quality_flag.value
+        result["values"] = [
+            {key: to_jsonable(item) for key, item in entry.items()}
+            for entry in self.values
+        ]
+        return result
+
+    def to_json(self) -> str:
+        """
+        The particle as compact JSON text.
+
+        :returns: :meth:`to_dict` encoded as JSON.
+        """
+        return dumps(self.to_dict())
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.stream_name} "
+            f"at {self.preferred_timestamp.value}={self.preferred_time}>"
+        )
+
+
+def _find_value(values: list[dict[str, object]], value_id: str) -> object:
+    for entry in values:
+        if entry["value_id"] == value_id:
+            return entry["value"]
+    raise KeyError(value_id)
+
+
+def _present(timestamp: float | None) -> bool:
+    # 0 is how OOI port agents and datalog playback say "no time".
+    return timestamp is not None and timestamp != 0
+
+
+class RegexDataParticle(DataParticle):
+    """
+    A particle read by a regular expression with named groups.
+
+    Subclasses declare :attr:`stream_name`, :attr:`pattern` and, where a
+    group is not text, a converter for it in :attr:`converters`.  Each named
+    group becomes a value, in the order of the groups in the pattern; a
+    group that took no part in the match has the value ``None``.  If
+    :attr:`internal_time_value` names a value, that value (a
+    :class:`~datetime.datetime`, naive meaning UTC, or Unix seconds) becomes
+    the internal timestamp.
+
+    The pattern must match from the start of the record
+    (:meth:`re.Pattern.match`); anchor its end as well (``\\r\\n``, ``$``) so
+    that a record cut short cannot be read as a complete one.
+
+    Example::
+
+        class SampleParticle(RegexDataParticle):
+            stream_name = "ctd_parsed"
+            pattern = re.compile(rb"# *(?P<temperature>-?\\d+\\.\\d+), ...\\r\\n")
+            converters = {"temperature": float}
+
+    :cvar pattern: a compiled ``bytes`` or ``str`` pattern; a ``str``
+        pattern is matched against the record decoded as Latin-1.
+    :cvar converters: group name to a callable turning the group's text
+        into the value; groups not listed stay text.
+    :cvar internal_time_value: the value id holding the instrument's time,
+        or ``None``.
+    """
+
+    pattern: ClassVar[re.Pattern[bytes] | re.Pattern[str]]
+    converters: ClassVar[Mapping[str, Callable[[str], object]]] = {}
+    internal_time_value: ClassVar[str | None] = None
+
+    @classmethod
+    def _match(cls, raw: bytes) -> re.Match[bytes] | re.Match[str] | None:
+        if isinstance(cls.pattern.pattern, str):
+            return cls.pattern.match(raw.decode("latin-1"))
+        return cls.pattern.match(raw)
+
+    @classmethod
+    def matches(cls, raw: bytes) -> bool:
+        """
+        Whether ``raw`` is a record of this kind.
+
+        :param raw: a record from the chunker.
+        :returns: ``True`` if :attr:`pattern` matches it.
+        """
+        return cls._match(raw) is not None
+
+    def _build_values(self, raw: bytes) -> list[dict[str, object]]:
+        """
+        Read one value per named group of :attr:`pattern`.
+
+        :param raw: the record.
+        :returns: the values, in group order.
+        :raises InstrumentProtocolError: if the pattern does not match or a
+            converter fails.
+        """
+        match = self._match(raw)
+        if match is None:
+            raise InstrumentProtocolError(
+                f"{self.stream_name}: record {raw[:80]!r} does not match "
+                f"{self.pattern.pattern!r}"
+            )
+        values: list[dict[str, object]] = []
+        groups = self.pattern.groupindex
+        for name in sorted(groups, key=lambda group: groups[group]):
+            text = match.group(name)
+            if isinstance(text, bytes):
+                text = text.decode("latin-1")
+            value: object = text
+            if text is not None and name in self.converters:
+                try:
+                    value = self.converters[name](text)
+                except (ValueError, TypeError, ArithmeticError) as error:
+                    raise InstrumentProtocolError(
+                        f"{self.stream_name}: value {name} = {text!r} "
+                        f"cannot be read: {error}"
+                    ) from error
+            values.append({"value_id": name, "value": value})
+        if self.internal_time_value is not None:
+            self._set_internal_from(_find_value(values, self.internal_time_value))
+        return values
+
+    def _set_internal_from(self, when: object) -> None:
+        if isinstance(when, datetime):
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            self.set_internal_timestamp(unix=when.timestamp())
+        elif isinstance(when, int | float) and not isinstance(when, bool):
+            self.set_internal_timestamp(unix=float(when))
+        elif when is not None:
+            raise InstrumentProtocolError(
+                f"{self.stream_name}: {self.internal_time_value} = {when!r} "
+                f"is not a time"
+            )
+
+
+class RawDataParticle(DataParticle):
+    """
+    The raw bytes of one port-agent packet, published when a consumer asks
+    for raw data.
+
+    Values: ``raw`` (the payload, base64-encoded so any bytes survive JSON;
+    the entry has ``"binary": True`` as in OOI raw particles), ``length``
+    (payload bytes), ``type`` (the packet type number) and ``checksum`` (the
+    packet header's checksum).  The port timestamp is the packet's.
+    """
+
+    stream_name: ClassVar[str] = "raw"
+
+    def __init__(
+        self,
+        packet: Packet,
+        *,
+        driver_timestamp: float | None = None,
+        clock: IReactorTime | _Clock | None = None,
+    ) -> None:
+        """
+        :param packet: the packet.
+        :param driver_timestamp: NTP time of making; ``None`` to read
+            ``clock``.
+        :param clock: as for :class:`DataParticle`.
+        """
+        self.packet = packet
+        super().__init__(
+            packet.payload,
+            port_timestamp=packet.ntp_time,
+            driver_timestamp=driver_timestamp,
+            clock=clock,
+        )
+
+    def _build_values(self, raw: bytes) -> list[dict[str, object]]:
+        """
+        The payload and the packet's length, type and checksum.
+
+        :param raw: the payload.
+        :returns: the four values.
+        """
+        checksum = int.from_bytes(self.packet.encode()[6:8], "big")
+        return [
+            {
+                "value_id": "raw",
+                "value": base64.b64encode(raw).decode("ascii"),
+                "binary": True,
+            },
+            {"value_id": "length", "value": len(raw)},
+            {"value_id": "type", "value": int(self.packet.type)},
+            {"value_id": "checksum", "value": checksum},
+        ]
