@@ -39,6 +39,15 @@ from tests.test_portagent_router import MemoryDataLog
 START = 1_790_000_000.0  # 2026-09-21, any fixed time will do
 
 
+def start_running(reactor: MemoryReactorClock) -> None:
+    """
+    Do what a real reactor does once running: call the callWhenRunning hooks.
+    """
+    reactor.running = True
+    for hook, args, kwargs in reactor.whenRunningHooks:
+        hook(*args, **kwargs)
+
+
 def peer(port: int) -> IPv4Address:
     return IPv4Address("TCP", "127.0.0.1", port)
 
@@ -479,6 +488,7 @@ class LifecycleTests(SynchronousTestCase):
         h = AgentHarness(self)
         path = h.config.status_file
         assert path is not None
+        start_running(h.reactor)
         with open(path) as f:
             status = json.load(f)
         self.assertEqual(status["pid"], os.getpid())
@@ -488,6 +498,19 @@ class LifecycleTests(SynchronousTestCase):
         h.agent.stopService()
         self.assertFalse(os.path.exists(path))
         self.assertTrue(client.disconnecting)
+
+    def test_statusFileOnceRunning(self) -> None:
+        """
+        The status file is written only once the reactor runs: twistd starts
+        services before reactor.run() installs its signal handlers, and a
+        launcher that sees the file may send SIGTERM at once.
+        """
+        h = AgentHarness(self)
+        path = h.config.status_file
+        assert path is not None
+        self.assertFalse(os.path.exists(path))
+        start_running(h.reactor)
+        self.assertTrue(os.path.exists(path))
 
     def test_configRecordedAtStart(self) -> None:
         """

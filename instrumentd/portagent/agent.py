@@ -214,16 +214,24 @@ class PortAgent(Service):
             datalog=self.datalog.path,
         )
         if self.config.status_file:
-            write_status_file(
-                self.config.status_file,
-                {
-                    "pid": os.getpid(),
-                    "name": self.config.name,
-                    "version": self.version,
-                    "ports": ports,
-                    "listeners": self.listener_addresses(),
-                },
-            )
+            # twistd starts services before reactor.run() installs the
+            # signal handlers: a launcher that read the file at once and
+            # sent SIGTERM would kill us with no orderly shutdown.
+            self._reactor.callWhenRunning(self._write_status_file)
+
+    def _write_status_file(self) -> None:
+        if not self.running or not self.config.status_file:
+            return
+        write_status_file(
+            self.config.status_file,
+            {
+                "pid": os.getpid(),
+                "name": self.config.name,
+                "version": self.version,
+                "ports": self.port_numbers(),
+                "listeners": self.listener_addresses(),
+            },
+        )
 
     def stopService(self) -> Deferred[None]:
         """
