@@ -1,0 +1,730 @@
+# -*- test-case-name: tests.test_engine -*-
+"""
+The command/response engine: sending commands to an instrument and waiting
+for its replies, one command at a time, without sleeping or polling.
+
+A command is declared once, as a :class:`Command`: how to build its bytes,
+what ends its reply (one of the instrument's prompts, longest first, or a
+regular expression), how long to wait, and how to parse the reply.  The
+:class:`CommandEngine` sends it and returns a Deferred that fires when the
+reply has arrived (the engine sees every byte the instrument sends through
+:meth:`CommandEngine.data_received`) or fails with an
+:class:`~instrumentd.driver.errors.InstrumentTimeoutError` from a
+``callLater`` timeout, after which the engine is ready for the next command.
+
+Work is serialised: :meth:`CommandEngine.execute` and
+:meth:`CommandEngine.exclusive` queue in order, and only the work at the head
+of the queue talks to the instrument.  ``exclusive`` holds the instrument for
+a whole exchange of several commands (set some parameters, then read them
+back) through an :class:`InstrumentSession`, so nothing else interleaves.
+Each queued piece of work can carry a *guard*, checked when it reaches the
+head of the queue and before anything is sent: the protocol machines use it
+to refuse a command that was valid when it was queued but is not any more
+(the instrument went into autosample meanwhile).
+
+Instruments that sleep are woken with a declared :class:`Wakeup` sequence,
+sent only when the instrument may be asleep: it has been idle longer than
+its sleep time, a command has timed out, or nothing has been heard from it
+yet.  The OOI framework woke the instrument (with a one-second sleep)
+before *every* command; this engine does not.
+
+Instruments that drop characters typed too fast get a per-character write
+delay, paced with ``callLater``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    ensureDeferred,
+    fail,
+    succeed,
+)
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from instrumentd.driver.errors import (
+    InstrumentConnectionError,
+    InstrumentError,
+    InstrumentTimeoutError,
+)
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "Command",
+    "CommandEngine",
+    "InstrumentSession",
+    "Reply",
+    "Wakeup",
+    "keep_reply",
+    "text_command",
+]
+
+_log = Logger()
+
+T = TypeVar("T")
+
+#: Seconds a command waits for its reply unless it says otherwise.
+DEFAULT_TIMEOUT = 20.0
+
+#: Bytes of instrument output kept while waiting for a reply; the oldest are
+#: dropped past this, so a chatty instrument cannot grow memory without end.
+REPLY_BUFFER_LIMIT = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """
+    What the instrument sent in answer to a command.
+
+    :ivar command: the command's name.
+    :ivar data: the bytes read from the moment the command was sent up to
+        and including what ended the reply (echo included).
+    :ivar prompt: the prompt that ended the reply, or ``None``.
+    :ivar match: the regex match that ended the reply, or ``None``.
+    """
+
+    command: str
+    data: bytes
+    prompt: bytes | None = None
+    match: re.Match[bytes] | None = None
+
+    @property
+    def text(self) -> str:
+        """
+        :attr:`data` as text (Latin-1, so every byte maps to a character).
+        """
+        return self.data.decode("latin-1")
+
+    @property
+    def body(self) -> str:
+        """
+        :attr:`text` without the prompt that ended it, stripped of leading
+        and trailing white space.
+        """
+        data = self.data
+        if self.prompt is not None and data.endswith(self.prompt):
+            data = data[: -len(self.prompt)]
+        return data.decode("latin-1").strip()
+
+
+def keep_reply(reply: Reply) -> Reply:
+    """
+    The parser for a command whose caller wants the :class:`Reply` itself.
+
+    :param reply: the reply.
+    :returns: ``reply``.
+    """
+    return reply
+
+
+def text_command(template: str, newline: str = "\r\n") -> Callable[..., bytes]:
+    """
+    A command builder for line-oriented instruments.
+
+    :param template: the command text; ``{name}`` fields are filled from
+        the command's keyword arguments with :meth:`str.format`.
+    :param newline: what ends the line.
+    :returns: a builder taking the command's keyword arguments and returning
+        the bytes to send (ASCII).
+    """
+
+    def build(**arguments: object) -> bytes:
+        return (template.format(**arguments) + newline).encode("ascii")
+
+    return build
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command(Generic[T]):
+    """
+    One instrument command, declared once.
+
+    :ivar name: the command's name, used in errors and logs.
+    :ivar build: called with the command's keyword arguments; returns the
+        bytes to send (see :func:`text_command`).
+    :ivar parse: turns the :class:`Reply` into the command's result (use
+        :func:`keep_reply` for the reply itself); it may raise an
+        :class:`~instrumentd.driver.errors.InstrumentProtocolError` for a
+        reply it cannot understand.
+    :ivar prompts: prompts that end the reply, any of them; empty for the
+        engine's prompts.  Longer prompts are looked for first, so ``"S>"``
+        cannot match inside ``"AS>"``.
+    :ivar regex: a pattern whose match ends the reply, instead of a prompt.
+    :ivar timeout: seconds to wait for the reply.
+    :ivar expects_reply: ``False`` for a fire-and-forget command: the result
+        is ``parse`` of an empty reply as soon as the bytes are written.
+    :ivar wake: whether the engine may wake the instrument before sending.
+    :ivar write_delay: seconds between characters for this command;
+        ``None`` for the engine's.
+    """
+
+    name: str
+    build: Callable[..., bytes]
+    parse: Callable[[Reply], T]
+    prompts: tuple[bytes, ...] = ()
+    regex: re.Pattern[bytes] | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    expects_reply: bool = True
+    wake: bool = True
+    write_delay: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.prompts and self.regex is not None:
+            raise ValueError(
+                f"command {self.name}: a reply ends with a prompt or a regex, not both"
+            )
+        if self.timeout <= 0:
+            raise ValueError(f"command {self.name}: timeout must be > 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Wakeup:
+    """
+    How to wake an instrument that may be asleep.
+
+    :ivar data: the bytes to send (often a newline, or a break character).
+    :ivar prompts: what shows it is awake; empty for the engine's prompts.
+    :ivar timeout: seconds to wait for a prompt after each try.
+    :ivar tries: how many times to send ``data`` before giving up.
+    :ivar sleep_after: seconds without input after which the instrument
+        goes to sleep; ``None`` if it is woken only after a timeout (and
+        before the first command).
+    """
+
+    data: bytes
+    prompts: tuple[bytes, ...] = ()
+    timeout: float = 1.0
+    tries: int = 3
+    sleep_after: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.tries < 1:
+            raise ValueError("a wake-up needs at least one try")
+        if self.timeout <= 0:
+            raise ValueError("a wake-up timeout must be > 0")
+
+
+def _longest_first(prompts: Sequence[bytes]) -> tuple[bytes, ...]:
+    return tuple(sorted(prompts, key=len, reverse=True))
+
+
+@dataclass(eq=False)
+class _Wait:
+    """
+    The one reply the engine is waiting for.
+    """
+
+    name: str
+    prompts: tuple[bytes, ...]
+    regex: re.Pattern[bytes] | None
+    timeout: float
+    done: Deferred[Reply]
+    timer: IDelayedCall | None = None
+
+    def awaited(self) -> re.Pattern[bytes] | tuple[bytes, ...]:
+        return self.regex if self.regex is not None else self.prompts
+
+
+@dataclass(eq=False)
+class _Job:
+    """
+    Queued work: a body that talks to the instrument through a session.
+    """
+
+    name: str
+    body: Callable[[InstrumentSession], Coroutine[Any, Any, object] | Deferred[object]]
+    guard: Callable[[], None] | None
+    done: Deferred[object]
+    session: InstrumentSession | None = field(default=None, repr=False)
+
+
+class InstrumentSession:
+    """
+    The instrument, held by one piece of work: what the body given to
+    :meth:`CommandEngine.exclusive` uses to talk to it.  Nothing else is
+    sent to the instrument (except direct-access bytes) until the body
+    finishes.
+    """
+
+    def __init__(self, engine: CommandEngine, name: str) -> None:
+        self._engine = engine
+        self._open = True
+        self.name = name
+
+    def _check(self) -> None:
+        if not self._open:
+            raise InstrumentConnectionError(
+                f"the session for {self.name} has ended; queue new work with the engine"
+            )
+
+    def close(self) -> None:
+        """
+        End the session: later calls raise, and a wait the body left
+        behind without awaiting it is cancelled.
+        """
+        self._open = False
+        self._engine._cancel_wait(quietly=True)
+
+    async def run(self, command: Command[T], **arguments: object) -> T:
+        """
+        Send one command and wait for its reply, waking the instrument
+        first if it may be asleep.
+
+        :param command: the command.
+        :param arguments: passed to ``command.build``.
+        :returns: ``command.parse`` of the reply.
+        :raises InstrumentTimeoutError: if the wake-up or the reply did not
+            come in time.
+        """
+        self._check()
+        if command.wake and self._engine.may_be_asleep():
+            await self.wake(command.name)
+        data = command.build(**arguments)
+        await self.write(data, command.write_delay)
+        if not command.expects_reply:
+            return command.parse(Reply(command.name, b""))
+        reply = await self.await_reply(
+            command.name,
+            prompts=command.prompts,
+            regex=command.regex,
+            timeout=command.timeout,
+        )
+        return command.parse(reply)
+
+    def write(self, data: bytes, delay: float | None = None) -> Deferred[None]:
+        """
+        Write bytes to the instrument, forgetting what it sent before (so an
+        old prompt cannot end the next reply).
+
+        :param data: the bytes.
+        :param delay: seconds between characters; ``None`` for the engine's.
+        :returns: a Deferred that fires once the last byte is written.
+        """
+        self._check()
+        self._engine._reply_buffer.clear()
+        return self._engine._write(data, delay)
+
+    def await_reply(
+        self,
+        name: str,
+        *,
+        prompts: Sequence[bytes] = (),
+        regex: re.Pattern[bytes] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> Deferred[Reply]:
+        """
+        Wait for a prompt (or a regex match) in what the instrument has sent
+        since the last write.
+
+        :param name: what is waiting, for the timeout error.
+        :param prompts: any of these ends the reply; empty for the engine's.
+        :param regex: a pattern to match instead of prompts.
+        :param timeout: seconds to wait.
+        :returns: a Deferred firing with the :class:`Reply`, or failing
+            with :class:`InstrumentTimeoutError`.
+        """
+        self._check()
+        return self._engine._await(name, prompts, regex, timeout)
+
+    async def wake(self, name: str = "wake-up") -> None:
+        """
+        Send the wake-up sequence until the instrument answers with a prompt,
+        up to its number of tries.  Does nothing if the engine has no
+        :class:`Wakeup`.
+
+        :param name: the command the wake-up is for, for errors.
+        :raises InstrumentTimeoutError: if no try was answered.
+        """
+        self._check()
+        engine = self._engine
+        wakeup = engine.wakeup
+        if wakeup is None:
+            return
+        prompts = _longest_first(wakeup.prompts or engine.prompts)
+        for attempt in range(1, wakeup.tries + 1):
+            engine.wake_attempts += 1
+            await self.write(wakeup.data)
+            try:
+                await self.await_reply(
+                    f"wake-up for {name}", prompts=prompts, timeout=wakeup.timeout
+                )
+            except InstrumentTimeoutError:
+                _log.info(
+                    "No prompt after wake-up {attempt} of {tries} for {command}",
+                    attempt=attempt,
+                    tries=wakeup.tries,
+                    command=name,
+                )
+                continue
+            return
+        raise InstrumentTimeoutError(
+            f"wake-up for {name} ({wakeup.tries} tries)", prompts, wakeup.timeout
+        )
+
+
+class CommandEngine:
+    """
+    Sends commands to one instrument and matches its replies.
+
+    :param write: writes bytes to the instrument now (the connection's
+        ``send``).
+    :param prompts: the instrument's prompts; a reply ends with one of them
+        unless its command says otherwise.
+    :param wakeup: how to wake the instrument, or ``None`` if it never
+        sleeps.
+    :param write_delay: seconds between characters written (0 writes
+        everything at once).
+    :param clock: the reactor's clock (``callLater``, ``seconds``), or
+        ``None`` for the global reactor, imported when first needed.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[bytes], object],
+        *,
+        prompts: Sequence[bytes] = (),
+        wakeup: Wakeup | None = None,
+        write_delay: float = 0.0,
+        clock: IReactorTime | None = None,
+    ) -> None:
+        self._send = write
+        self.prompts = _longest_first(prompts)
+        self.wakeup = wakeup
+        self.write_delay = write_delay
+        self._clock = clock
+        self._queue: deque[_Job] = deque()
+        self._active: _Job | None = None
+        self._wait: _Wait | None = None
+        self._reply_buffer = bytearray()
+        # Paced writes still going: each one's Deferred and its next call.
+        self._pacing: dict[Deferred[None], IDelayedCall] = {}
+        self._stopped: InstrumentError | None = None
+        # Nothing is known of a sleepy instrument until it has answered.
+        self._suspect_asleep = wakeup is not None
+        self._last_write: float | None = None
+        #: How many wake-up sequences have been sent.
+        self.wake_attempts = 0
+        #: How many replies did not come in time.
+        self.timeouts = 0
+
+    @property
+    def clock(self) -> IReactorTime:
+        """
+        The clock in use.
+        """
+        if self._clock is None:
+            from twisted.internet import reactor
+
+            self._clock = cast("IReactorTime", reactor)
+        return self._clock
+
+    @property
+    def busy(self) -> bool:
+        """
+        Whether some work holds the instrument now.
+        """
+        return self._active is not None
+
+    @property
+    def queued(self) -> int:
+        """
+        How many pieces of work wait for their turn (the active one not
+        counted).
+        """
+        return len(self._queue)
+
+    def may_be_asleep(self) -> bool:
+        """
+        Whether a command should wake the instrument first: it has a wake-up
+        sequence, and a command timed out, nothing has been heard from it
+        yet, or it has been idle longer than its sleep time.
+        """
+        wakeup = self.wakeup
+        if wakeup is None:
+            return False
+        if self._suspect_asleep:
+            return True
+        if wakeup.sleep_after is None or self._last_write is None:
+            return False
+        return self.clock.seconds() - self._last_write >= wakeup.sleep_after
+
+    def data_received(self, data: bytes) -> None:
+        """
+        Take bytes the instrument sent; they may end the reply being waited
+        for.
+
+        :param data: the bytes, as read.
+        """
+        buffer = self._reply_buffer
+        buffer += data
+        if len(buffer) > REPLY_BUFFER_LIMIT:
+            del buffer[: len(buffer) - REPLY_BUFFER_LIMIT]
+        if self._wait is not None:
+            self._check_reply()
+
+    def execute(
+        self,
+        command: Command[T],
+        *,
+        guard: Callable[[], None] | None = None,
+        **arguments: object,
+    ) -> Deferred[T]:
+        """
+        Queue one command.
+
+        :param command: the command.
+        :param guard: called when the command's turn comes, before anything
+            is sent; if it raises, the command is not sent and the Deferred
+            fails with that exception.
+        :param arguments: passed to ``command.build``.
+        :returns: a Deferred firing with the parsed reply.
+        """
+
+        async def body(session: InstrumentSession) -> T:
+            return await session.run(command, **arguments)
+
+        return self.exclusive(body, guard=guard, name=command.name)
+
+    def exclusive(
+        self,
+        body: Callable[[InstrumentSession], Coroutine[Any, Any, T] | Deferred[T]],
+        *,
+        guard: Callable[[], None] | None = None,
+        name: str = "exchange",
+    ) -> Deferred[T]:
+        """
+        Queue work that holds the instrument for several commands.
+
+        :param body: called with an :class:`InstrumentSession` when the
+            work's turn comes; returns a coroutine or a Deferred.  The
+            instrument is held until it finishes.
+        :param guard: as for :meth:`execute`.
+        :param name: what the work is, for logs.
+        :returns: a Deferred firing with the body's result.  Cancelling it
+            while it is still queued takes it off the queue.
+        """
+        if self._stopped is not None:
+            return fail(self._stopped)
+
+        def cancel(done: Deferred[object]) -> None:
+            if job in self._queue:
+                self._queue.remove(job)
+
+        done: Deferred[object] = Deferred(cancel)
+        job = _Job(
+            name,
+            cast(
+                "Callable[[InstrumentSession], Coroutine[Any, Any, object] | Deferred[object]]",
+                body,
+            ),
+            guard,
+            done,
+        )
+        self._queue.append(job)
+        self._next()
+        return cast("Deferred[T]", done)
+
+    def write_direct(self, data: bytes) -> Deferred[None]:
+        """
+        Write bytes straight through, outside the queue (direct access).
+
+        :param data: the bytes.
+        :returns: a Deferred firing once they are written, or failing if
+            they could not be (the connection is down).
+        """
+        return self._write(data, None)
+
+    def suspect_asleep(self) -> None:
+        """
+        Note that the instrument may be asleep (or in an unknown state), so
+        the next command wakes it first.
+        """
+        if self.wakeup is not None:
+            self._suspect_asleep = True
+
+    def stop(self, reason: InstrumentError) -> None:
+        """
+        Give up on all work, for good: the instrument is gone.  The active
+        work and everything queued fail with ``reason``, later work fails at
+        once, and no timer is left behind.
+
+        :param reason: why.
+        """
+        self._stopped = reason
+        queued, self._queue = list(self._queue), deque()
+        pacing, self._pacing = dict(self._pacing), {}
+        for written, call in pacing.items():
+            call.cancel()
+            written.errback(Failure(reason))
+        wait, self._wait = self._wait, None
+        if wait is not None:
+            if wait.timer is not None and wait.timer.active():
+                wait.timer.cancel()
+            wait.done.errback(Failure(reason))
+        for job in queued:
+            job.done.errback(Failure(reason))
+
+    # The queue.
+
+    def _next(self) -> None:
+        while self._active is None and self._queue:
+            job = self._queue.popleft()
+            if job.guard is not None:
+                try:
+                    job.guard()
+                except Exception:
+                    job.done.errback()
+                    continue
+            self._start(job)
+
+    def _start(self, job: _Job) -> None:
+        self._active = job
+        session = job.session = InstrumentSession(self, job.name)
+
+        def finished(result: object) -> None:
+            session.close()
+            self._active = None
+            # Fire first, then start the next work: whatever the result
+            # changes (a state machine's state) is in place when the next
+            # guard is checked.
+            if not job.done.called:
+                job.done.callback(result)
+            self._next()
+
+        def failed(reason: Failure) -> None:
+            session.close()
+            self._active = None
+            if not job.done.called:
+                job.done.errback(reason)
+            self._next()
+
+        try:
+            outcome = job.body(session)
+        except Exception:
+            failed(Failure())
+            return
+        running = outcome if isinstance(outcome, Deferred) else ensureDeferred(outcome)
+        running.addCallbacks(finished, failed)
+
+    # Writing and waiting.
+
+    def _write(self, data: bytes, delay: float | None) -> Deferred[None]:
+        pace = self.write_delay if delay is None else delay
+        if pace <= 0 or len(data) <= 1:
+            try:
+                self._send_now(data)
+            except Exception:
+                return fail()
+            return succeed(None)
+        written: Deferred[None] = Deferred()
+
+        def one(index: int) -> None:
+            self._pacing.pop(written, None)
+            try:
+                self._send_now(data[index : index + 1])
+            except Exception:
+                written.errback()
+                return
+            if index + 1 == len(data):
+                written.callback(None)
+            else:
+                self._pacing[written] = self.clock.callLater(pace, one, index + 1)
+
+        one(0)
+        return written
+
+    def _send_now(self, data: bytes) -> None:
+        if self._stopped is not None:
+            raise self._stopped
+        self._send(data)
+        self._last_write = self.clock.seconds()
+
+    def _await(
+        self,
+        name: str,
+        prompts: Sequence[bytes],
+        regex: re.Pattern[bytes] | None,
+        timeout: float,
+    ) -> Deferred[Reply]:
+        if self._wait is not None:
+            raise RuntimeError(f"{name}: already waiting for {self._wait.name}")
+        if self._stopped is not None:
+            return fail(self._stopped)
+        wait = _Wait(
+            name,
+            () if regex is not None else _longest_first(prompts or self.prompts),
+            regex,
+            timeout,
+            Deferred(lambda _: self._cancel_wait()),
+        )
+        self._wait = wait
+        self._check_reply()
+        if self._wait is wait:
+            wait.timer = self.clock.callLater(timeout, self._timed_out, wait)
+        return wait.done
+
+    def _check_reply(self) -> None:
+        wait = self._wait
+        assert wait is not None
+        buffer = bytes(self._reply_buffer)
+        reply: Reply | None = None
+        if wait.regex is not None:
+            found = wait.regex.search(buffer)
+            if found is not None:
+                reply = Reply(wait.name, buffer[: found.end()], match=found)
+        else:
+            for prompt in wait.prompts:
+                at = buffer.find(prompt)
+                if at >= 0:
+                    end = at + len(prompt)
+                    reply = Reply(wait.name, buffer[:end], prompt=prompt)
+                    break
+        if reply is None:
+            return
+        self._wait = None
+        if wait.timer is not None and wait.timer.active():
+            wait.timer.cancel()
+        # What came after the reply may start the next one (a prompt after a
+        # sample line); keep it.
+        del self._reply_buffer[: len(reply.data)]
+        self._suspect_asleep = False
+        wait.done.callback(reply)
+
+    def _timed_out(self, wait: _Wait) -> None:
+        if self._wait is not wait:
+            return
+        self._wait = None
+        self.timeouts += 1
+        # A command that got no answer may have met a sleeping instrument.
+        self.suspect_asleep()
+        _log.info(
+            "No reply to {command} within {timeout} s",
+            command=wait.name,
+            timeout=wait.timeout,
+        )
+        wait.done.errback(
+            Failure(InstrumentTimeoutError(wait.name, wait.awaited(), wait.timeout))
+        )
+
+    def _cancel_wait(self, quietly: bool = False) -> None:
+        wait, self._wait = self._wait, None
+        if wait is None:
+            return
+        if wait.timer is not None and wait.timer.active():
+            wait.timer.cancel()
+        if not wait.done.called:
+            wait.done.errback(Failure(CancelledError(f"{wait.name} cancelled")))
+            if quietly:
+                # Nobody awaits a wait its session left behind.
+                wait.done.addErrback(lambda _: None)

@@ -1,0 +1,219 @@
+# -*- test-case-name: tests.test_connection_machine,tests.test_protocol -*-
+"""
+What every driver state machine shares: the table of inputs valid in each
+state, refusals as :class:`~instrumentd.driver.errors.InstrumentStateError`,
+following state changes, and the ``.dot`` diagram.
+
+The driver's machines are Automat ``TypeMachineBuilder`` machines.  Automat
+answers an input that has no transition in the current state with
+:class:`automat.NoTransition`, which names neither what *would* have been
+valid nor anything a caller can act on.  :class:`MachineTable` reads the
+machine's own definition once and turns such a refusal into an
+:class:`~instrumentd.driver.errors.InstrumentStateError` naming the state and
+the inputs valid there, so the table can never drift from the machine.
+
+Inputs whose names start with ``_`` are *reports*: the machine's own
+collaborators tell it something happened (a reply arrived, the agent was
+lost).  They are part of the machine and of its diagram, but never offered to
+callers, so :meth:`MachineTable.valid_inputs` leaves them out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol, cast
+
+from automat import NoTransition, TypeMachine
+
+from instrumentd.driver.errors import InstrumentStateError
+
+__all__ = [
+    "MachineTable",
+    "StateWatcher",
+    "dot_source",
+    "follow_states",
+]
+
+
+class _Named(Protocol):
+    name: str
+
+
+class _Transitioner(Protocol):
+    def setTrace(self, tracer: Callable[[Any, str, Any], None] | None) -> None: ...
+
+
+#: Called with (previous state, input, new state) names on every transition
+#: that changes state.
+StateWatcher = Callable[[str, str, str], None]
+
+
+def _transitions(
+    factory: TypeMachine[Any, Any],
+) -> frozenset[tuple[_Named, str, _Named, object]]:
+    # The automaton is the machine's definition: the same object Automat
+    # consults on every input, so what we compute here cannot disagree with
+    # what the machine does.
+    automaton = factory.__automat_automaton__
+    return cast(
+        "frozenset[tuple[_Named, str, _Named, object]]", automaton.allTransitions()
+    )
+
+
+class MachineTable:
+    """
+    What a built machine accepts in each of its states, read from its
+    definition.
+
+    :param factory: the built machine (what ``TypeMachineBuilder.build()``
+        returned).
+    """
+
+    def __init__(self, factory: TypeMachine[Any, Any]) -> None:
+        accepted: dict[str, set[str]] = {}
+        targets: dict[tuple[str, str], str] = {}
+        for old, symbol, new, _outputs in _transitions(factory):
+            accepted.setdefault(old.name, set()).add(symbol)
+            accepted.setdefault(new.name, set())
+            targets[old.name, symbol] = new.name
+        self._accepted = {
+            state: frozenset(symbols) for state, symbols in accepted.items()
+        }
+        self._targets = targets
+        self.initial: str = cast(
+            "_Named", factory.__automat_automaton__.initialState
+        ).name
+
+    @property
+    def states(self) -> list[str]:
+        """
+        The machine's state names, sorted.
+        """
+        return sorted(self._accepted)
+
+    def accepts(self, state: str, input: str) -> bool:
+        """
+        :param state: a state name.
+        :param input: an input name (a report's too).
+        :returns: whether the machine has a transition for ``input`` in
+            ``state``.
+        """
+        return input in self._accepted.get(state, frozenset())
+
+    def valid_inputs(self, state: str) -> list[str]:
+        """
+        The inputs a caller may give in ``state``: reports (names starting
+        with ``_``) are left out.
+
+        :param state: a state name.
+        :returns: the input names, sorted.
+        """
+        return sorted(
+            symbol
+            for symbol in self._accepted.get(state, frozenset())
+            if not symbol.startswith("_")
+        )
+
+    def target(self, state: str, input: str) -> str | None:
+        """
+        :returns: the state ``input`` leads to from ``state``, or ``None``
+            if it is not accepted there.
+        """
+        return self._targets.get((state, input))
+
+    def refusal(self, state: str, input: str) -> InstrumentStateError:
+        """
+        The error for ``input`` given in ``state``, where it is not valid.
+
+        :param state: the current state's name.
+        :param input: the refused input's name.
+        :returns: an error naming both and the inputs valid in ``state``.
+        """
+        return InstrumentStateError(state, input, self.valid_inputs(state))
+
+    def require(self, state: str, input: str) -> None:
+        """
+        Refuse ``input`` unless it is valid in ``state``.
+
+        :raises InstrumentStateError: if it is not.
+        """
+        if not self.accepts(state, input):
+            raise self.refusal(state, input)
+
+    @contextmanager
+    def refusals(self) -> Iterator[None]:
+        """
+        A context in which Automat's :class:`automat.NoTransition` (raised
+        before any behaviour runs, so nothing has changed) becomes an
+        :class:`InstrumentStateError`.
+        """
+        try:
+            yield
+        except NoTransition as refused:
+            state = cast("_Named", refused.state).name
+            raise self.refusal(state, str(refused.symbol)) from None
+
+
+def follow_states(machine: object, watcher: StateWatcher) -> None:
+    """
+    Call ``watcher`` on every transition of ``machine`` that changes state.
+
+    Automat has no public hook for this; the typed machine keeps its
+    transitioner on ``__automat_transitioner__`` (the same object Automat's
+    own tracing uses).  The watcher runs *during* the transition, before the
+    transition's behaviour: it must not call the machine's value-returning
+    inputs (Automat forbids re-entry), but ``None``-returning ones are
+    queued by Automat and run once the current input has finished, which is
+    how the protocols announce state changes.
+
+    :param machine: an instance made by a built ``TypeMachine``.
+    :param watcher: called with (previous, input, new) state names.
+    """
+    transitioner = cast(
+        "_Transitioner",
+        machine.__automat_transitioner__,  # type: ignore[attr-defined]
+    )
+
+    def trace(old: _Named, symbol: str, new: _Named) -> None:
+        if old.name != new.name:
+            watcher(old.name, symbol, new.name)
+
+    transitioner.setTrace(trace)
+
+
+_TRANSITION_ID = re.compile(r"\bt\d+\b")
+
+
+def dot_source(factory: TypeMachine[Any, Any]) -> str:
+    """
+    The machine's diagram as graphviz ``dot`` text, from Automat's
+    ``asDigraph()``, in a stable order.
+
+    Automat walks the machine's states and transitions out of ``frozenset``
+    objects, whose order changes from one Python process to the next; so
+    that a committed diagram can be compared with a fresh one, the states
+    and transitions are sorted and the transitions renumbered.
+
+    :param factory: the built machine.
+    :returns: the ``dot`` source.
+    """
+    digraph = factory.asDigraph()
+    body = list(digraph.body)
+    # Automat writes one line per state, then three lines per transition: a
+    # label node ``tN [...]`` and the edges into and out of it.
+    first = next(
+        (i for i, line in enumerate(body) if _TRANSITION_ID.match(line.strip())),
+        len(body),
+    )
+    states, rest = sorted(body[:first]), body[first:]
+    groups = [rest[i : i + 3] for i in range(0, len(rest), 3)]
+    # By the state the transition leaves, then its input and outputs.
+    groups.sort(
+        key=lambda lines: [_TRANSITION_ID.sub("t", lines[i]) for i in (1, 0, 2)]
+    )
+    digraph.body[:] = states
+    for number, lines in enumerate(groups):
+        digraph.body.extend(_TRANSITION_ID.sub(f"t{number}", line) for line in lines)
+    return str(digraph.source)
