@@ -10,10 +10,21 @@ throughout: no sleeps, no polling, no threads.
   stable code.
 - :mod:`instrumentd.driver.events`: typed events and the bus that delivers
   them.
+- :mod:`instrumentd.driver.chunker`: splitting the byte stream into
+  complete, timestamped records.
 - :mod:`instrumentd.driver.particles`: data particles, the published form of
   each sample.
 """
 
+from instrumentd.driver.chunker import (
+    Chunker,
+    ChunkerCounters,
+    Record,
+    Sieve,
+    SieveFunction,
+    length_sieve,
+    regex_sieve,
+)
 from instrumentd.driver.errors import (
     InstrumentCommandError,
     InstrumentConnectionError,
@@ -47,6 +58,8 @@ from instrumentd.driver.particles import (
 )
 
 __all__ = [
+    "Chunker",
+    "ChunkerCounters",
     "ConfigChangeEvent",
     "ConnectionEvent",
     "DataParticle",
@@ -67,9 +80,14 @@ __all__ = [
     "ParameterRule",
     "QualityFlag",
     "RawDataParticle",
+    "Record",
     "RegexDataParticle",
     "ResultEvent",
     "SampleEvent",
+    "Sieve",
+    "SieveFunction",
     "StateChangeEvent",
     "TimestampName",
+    "length_sieve",
+    "regex_sieve",
 ]
