@@ -6,11 +6,15 @@ L{FakePortAgent} and a L{Clock}, and for real against a launched agent.
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twisted.internet import defer
 from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.interfaces import (
     IProtocol,
     IProtocolFactory,
@@ -18,7 +22,7 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from instrumentd.interfaces import LinkState
@@ -30,7 +34,12 @@ from instrumentd.portagent.client import (
     PortAgentError,
     PortAgentNotConnected,
 )
-from instrumentd.testing import FakePortAgent
+from instrumentd.testing import (
+    FakePortAgent,
+    client_for,
+    port_agent_for,
+    tcp_instrument_for,
+)
 
 
 class Recorder:
@@ -91,6 +100,21 @@ class StringEndpoint:
         protocol.makeConnection(StringTransport())
         self.protocols.append(protocol)
         return succeed(protocol)
+
+
+@implementer(IStreamClientEndpoint)
+class LaterFailingEndpoint:
+    """
+    An endpoint whose connection attempts are refused a second later.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
+        d: Deferred[IProtocol] = Deferred()
+        self.clock.callLater(1, d.errback, ConnectionRefusedError())
+        return d
 
 
 class DataTests(SynchronousTestCase):
@@ -631,6 +655,22 @@ class ConnectTests(SynchronousTestCase):
         self.assertEqual(agent.clock.getDelayedCalls(), [])
         self.assertRaises(PortAgentNotConnected, client.send, b"x")
 
+    def test_unreachableLater(self) -> None:
+        """
+        A connection attempt that fails later (as a real one does) fails
+        C{connect} and stops both services cleanly, although the failure is
+        reported from inside L{ClientService}'s own state machine, which
+        refuses to be stopped from there.
+        """
+        clock = Clock()
+        endpoint = LaterFailingEndpoint(clock)
+        client = PortAgentClient(endpoint, endpoint, clock=clock)
+        d = client.connect()
+        clock.advance(1)
+        failure = self.failureResultOf(d, PortAgentNotConnected)
+        self.assertIn("Connection was refused", str(failure.value))
+        self.assertEqual(clock.getDelayedCalls(), [])
+
     def test_connectTwice(self) -> None:
         """
         C{connect} while connected is refused.
@@ -646,3 +686,162 @@ class ConnectTests(SynchronousTestCase):
         self.successResultOf(client.disconnect())
         self.assertTrue(self.successResultOf(client.connect()).ready)
         self.assertEqual(agent.connections, {"data": 2, "command": 2})
+
+
+def within(d: Deferred[Any], what: str, seconds: float = 15.0) -> Deferred[Any]:
+    """
+    Fail with a message saying what was awaited if C{d} takes longer than
+    C{seconds}.
+    """
+    from twisted.internet import reactor
+
+    def timed_out(reason: Any) -> Any:
+        if reason.check(defer.TimeoutError):
+            raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")
+        return reason
+
+    return d.addTimeout(seconds, reactor).addErrback(timed_out)
+
+
+class Watch:
+    """
+    Records what a live client hands on, with Deferreds for what a test
+    waits for.
+    """
+
+    def __init__(self, client: PortAgentClient) -> None:
+        self.client = client
+        self.data = b""
+        self.states: list[LinkState] = []
+        self._waiting: list[tuple[Any, Deferred[None]]] = []
+        client.attach(self._data, self._state)
+
+    def _data(self, data: bytes, packet: Packet) -> None:
+        self.data += data
+        self._check()
+
+    def _state(self, state: LinkState) -> None:
+        self.states.append(state)
+        self._check()
+
+    def _check(self) -> None:
+        still = []
+        for test, d in self._waiting:
+            if test(self):
+                d.callback(None)
+            else:
+                still.append((test, d))
+        self._waiting = still
+
+    def until(self, test: Any, what: str) -> Deferred[None]:
+        """
+        Wait until C{test(self)} holds.
+        """
+        if test(self):
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._waiting.append((test, d))
+        return within(d, what)
+
+
+class LiveTests(TestCase):
+    """
+    The client against real port agent processes in front of a loopback
+    TCP instrument.
+    """
+
+    async def test_realAgent(self) -> None:
+        """
+        Data flows both ways, get_state, get_stats, get_config and ping
+        answer, and a break on a TCP link fails with the agent's ERROR text.
+        """
+        instrument = await tcp_instrument_for(self)
+        handle = await port_agent_for(self, instrument.endpoint, heartbeat=0.5)
+        client = await client_for(self, handle)
+        watch = Watch(client)
+        await within(instrument.wait_connected(), "the agent to reach the instrument")
+        await watch.until(lambda w: w.client.state.ready, "the link to be up")
+        self.assertEqual(client.heartbeat_interval, 0.5)
+
+        instrument.send(b"#20.1234, 3.5678, 12.345\r\n")
+        await watch.until(lambda w: w.data.endswith(b"\r\n"), "instrument bytes")
+        self.assertEqual(watch.data, b"#20.1234, 3.5678, 12.345\r\n")
+        client.send(b"TS\r\n")
+        await within(instrument.wait_for(b"TS\r\n"), "bytes at the instrument")
+
+        self.assertEqual(await client.get_state(), "CONNECTED")
+        stats = await client.get_stats()
+        self.assertEqual(stats["instrument"]["bytes_in"], 26)
+        self.assertEqual(stats["instrument"]["bytes_out"], 4)
+        config = await client.get_config()
+        self.assertEqual(config["name"], "test-instrument")
+        self.assertTrue((await client.ping()).startswith("pong test-instrument "))
+        with self.assertRaises(PortAgentCommandError) as caught:
+            await client.send_break(100)
+        self.assertEqual(
+            caught.exception.reply,
+            f"ERROR break: the instrument link {instrument.endpoint} cannot send "
+            "a break (only serial links can)",
+        )
+        self.assertEqual(client.counters.bad_packets, 0)
+
+    async def test_instrumentLinkDown(self) -> None:
+        """
+        When the instrument drops the agent's connection, the agent's
+        DISCONNECTED status reaches the client, and sending fails at once.
+        """
+        instrument = await tcp_instrument_for(self)
+        handle = await port_agent_for(
+            self, instrument.endpoint, heartbeat=0.5, disconnect_grace=0
+        )
+        client = await client_for(self, handle)
+        watch = Watch(client)
+        await watch.until(lambda w: w.client.state.ready, "the link to be up")
+        await instrument.stop()
+        await watch.until(
+            lambda w: w.client.state.instrument is False, "DISCONNECTED status"
+        )
+        self.assertRaises(PortAgentNotConnected, client.send, b"TS\r\n")
+
+    async def test_hungAgentDetectedAndBack(self) -> None:
+        """
+        An agent process that stops (SIGSTOP) is declared lost after the
+        missed heartbeats; once it runs again (SIGCONT) the client is back.
+        """
+        instrument = await tcp_instrument_for(self)
+        handle = await port_agent_for(self, instrument.endpoint, heartbeat=0.2)
+        client = await client_for(
+            self, handle, missed_heartbeats=3, retry_policy=lambda attempt: 0.2
+        )
+        watch = Watch(client)
+        await watch.until(lambda w: w.client.state.ready, "the link to be up")
+        # SIGSTOP and SIGCONT by number: the launcher's signal() takes only
+        # the names Twisted's signalProcess knows (TERM, KILL, INT).
+        os.kill(handle.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, handle.pid, signal.SIGCONT)
+        await watch.until(lambda w: not w.client.state.agent, "the agent lost")
+        self.assertEqual(client.agent_losses, 1)
+        os.kill(handle.pid, signal.SIGCONT)
+        await watch.until(lambda w: w.client.state.ready, "the agent back")
+        instrument.send(b"after\r\n")
+        await watch.until(lambda w: b"after\r\n" in w.data, "bytes after recovery")
+
+    async def test_stopLeavesNothing(self) -> None:
+        """
+        Once stopped, the agent process is gone and its ports are closed;
+        the client notices at once.
+        """
+        instrument = await tcp_instrument_for(self)
+        handle = await port_agent_for(self, instrument.endpoint)
+        client = await client_for(self, handle, retry_policy=lambda attempt: 60.0)
+        watch = Watch(client)
+        status = await within(handle.stop(), "the agent to exit")
+        self.assertEqual(status, 0)
+        with self.assertRaises(ProcessLookupError):
+            os.kill(handle.pid, 0)
+        await watch.until(lambda w: not w.client.state.agent, "the loss noticed")
+        probe = PortAgentClient.for_address(
+            "127.0.0.1", handle.ports["data"], handle.ports["command"]
+        )
+        with self.assertRaises(PortAgentNotConnected):
+            await probe.connect()

@@ -481,10 +481,11 @@ class PortAgentClient:
 
         def unreachable(reason: Failure) -> Deferred[LinkState]:
             cause = getattr(reason.value, "subFailure", reason)
+            why = cause.getErrorMessage() or type(cause.value).__name__
 
             def raise_(_: object) -> LinkState:
                 raise PortAgentNotConnected(
-                    f"cannot reach the {self.description}: {cause.getErrorMessage()}"
+                    f"cannot reach the {self.description}: {why}"
                 )
 
             return self.disconnect().addCallback(raise_)
@@ -508,9 +509,23 @@ class PortAgentClient:
         if services is None:
             return succeed(None)
         stopped = gatherResults(
-            [service.stopService() for service in services], consumeErrors=True
+            [self._stop_service(service) for service in services], consumeErrors=True
         )
         return stopped.addCallback(lambda _: None)
+
+    def _stop_service(self, service: ClientService) -> Deferred[None]:
+        try:
+            return service.stopService()
+        except RuntimeError as e:
+            if "reentrant" not in str(e):
+                raise
+        # ClientService's state machine refuses to be stopped from inside
+        # one of its own transitions: a connection that failed (or was made)
+        # at once fires its waiters there, and a waiter may disconnect.
+        # Stop it as soon as that transition is over.
+        stopped: Deferred[None] = Deferred()
+        self._clock.callLater(0, lambda: service.stopService().chainDeferred(stopped))
+        return stopped
 
     # -- sending ------------------------------------------------------------
 
