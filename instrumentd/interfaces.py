@@ -232,3 +232,232 @@ class IInstrumentConnection(Interface):
         :returns: the current :class:`LinkState` (all down while not
             ``connected``).
         """
+
+
+class IInstrumentProtocol(Interface):
+    """
+    One instrument's command language, as a driver uses it: the protocol
+    state machine (UNKNOWN, COMMAND, AUTOSAMPLE, DIRECT_ACCESS and the
+    instrument's own states), its parameters and commands.
+
+    Whatever talks to the instrument returns a Deferred, and never raises:
+    a request that is not valid in the current state gives a Deferred that
+    has already failed with
+    :class:`~instrumentd.driver.errors.InstrumentStateError` naming the
+    state and the inputs valid there, before anything is sent.  See
+    :mod:`instrumentd.driver.protocol`.
+    """
+
+    state = Attribute("The protocol machine's current state name, e.g. 'COMMAND'.")
+    events = Attribute(
+        "The EventBus on which the protocol announces state changes, "
+        "samples, configuration changes and errors (the event callback)."
+    )
+
+    def start() -> None:
+        """
+        Begin talking to the instrument: announce the initial state and
+        start the scheduled jobs.
+        """
+
+    def stop(reason: Exception) -> None:
+        """
+        Stop for good (the instrument link went down): fail the command in
+        progress and every queued one with ``reason``, stop scheduled jobs,
+        leave no timer behind.
+        """
+
+    def got_data(data: bytes, timestamp: float) -> None:
+        """
+        The data callback: bytes read from the instrument.
+
+        :param data: the bytes.
+        :param timestamp: when the port agent read them, NTP seconds.
+        """
+
+    def get_capabilities() -> list[str]:
+        """
+        :returns: the inputs (commands) valid in the current state, sorted.
+        """
+
+    def discover() -> Deferred[str]:
+        """
+        Find out what the instrument is doing (from UNKNOWN).
+
+        :returns: a Deferred firing with the state found.
+        """
+
+    def get(names: list[str]) -> Deferred[dict[str, object]]:
+        """
+        Read parameter values, refreshing expired ones from the instrument
+        where the state allows.
+
+        :param names: parameter names; ``["ALL"]`` for all of them.
+        :returns: a Deferred firing with name → value.
+        """
+
+    def set(
+        values: Mapping[str, object], startup: bool = False
+    ) -> Deferred[dict[str, object]]:
+        """
+        Change parameters on the instrument.
+
+        :param values: name → new value; checked before anything is sent.
+        :param startup: whether this applies the startup configuration
+            (which may set IMMUTABLE parameters).
+        :returns: a Deferred firing with the parameters that really changed.
+        """
+
+    def execute(command: str, **arguments: object) -> Deferred[object]:
+        """
+        Run one capability (a protocol input) by name.
+
+        :param command: e.g. ``"acquire_status"``.
+        :param arguments: the input's keyword arguments.
+        :returns: a Deferred firing with the input's result.
+        """
+
+    def start_direct() -> Deferred[None]:
+        """
+        Enter direct access, saving the direct-access parameters.
+        """
+
+    def execute_direct(data: bytes) -> Deferred[None]:
+        """
+        Pass bytes straight to the instrument (in direct access).
+        """
+
+    def stop_direct() -> Deferred[str]:
+        """
+        Leave direct access: restore the direct-access parameters that
+        changed, then rediscover.
+
+        :returns: a Deferred firing with the state found.
+        """
+
+    def get_cached_config() -> dict[str, object]:
+        """
+        :returns: every parameter's last known value, without asking the
+            instrument.
+        """
+
+    def metadata() -> dict[str, object]:
+        """
+        :returns: the JSON-ready description of the driver, its commands and
+            its parameters.
+        """
+
+
+class IInstrumentDriver(Interface):
+    """
+    The driver API: what a station, an HTTP API or an operator uses to work
+    one instrument.  It combines the connection state machine
+    (UNCONFIGURED, DISCONNECTED, CONNECTING, INSTRUMENT_DISCONNECTED,
+    CONNECTED) with the instrument's protocol machine.
+
+    Whatever talks to the instrument returns a Deferred.  A request not
+    valid in the current state fails with
+    :class:`~instrumentd.driver.errors.InstrumentStateError` naming the
+    state and the valid inputs.  See :mod:`instrumentd.driver.driver`.
+    """
+
+    events = Attribute("The EventBus on which the driver publishes its events.")
+
+    def initialize() -> None:
+        """
+        Forget the connection configuration (back to UNCONFIGURED).
+        """
+
+    def configure(comms_config: Mapping[str, object]) -> None:
+        """
+        Check and keep the connection configuration (to DISCONNECTED).
+        """
+
+    def connect() -> Deferred[None]:
+        """
+        Reach the port agent; the protocol starts once the instrument link
+        is up.
+
+        :returns: a Deferred firing once the agent is reachable.
+        """
+
+    def disconnect() -> Deferred[None]:
+        """
+        Stop the protocol and close the connection.
+        """
+
+    def discover_state() -> Deferred[str]:
+        """
+        Discover the instrument's state.
+
+        :returns: a Deferred firing with the protocol state found.
+        """
+
+    def get_resource_state() -> str:
+        """
+        :returns: the protocol state while connected, else the connection
+            state.
+        """
+
+    def get_resource_capabilities() -> dict[str, list[str]]:
+        """
+        :returns: ``{"commands": [...], "parameters": [...]}``: the commands
+            valid now and the parameters that can be read now.
+        """
+
+    def get_resource(names: list[str] | str) -> Deferred[dict[str, object]]:
+        """
+        Read parameters (a list of names, or ``"ALL"``).
+        """
+
+    def set_resource(
+        values: Mapping[str, object], startup: bool = False
+    ) -> Deferred[dict[str, object]]:
+        """
+        Change parameters.
+        """
+
+    def execute_resource(command: str, **kwargs: object) -> Deferred[object]:
+        """
+        Run a command (a protocol capability) by name.
+        """
+
+    def start_direct() -> Deferred[None]:
+        """
+        Enter direct access.
+        """
+
+    def execute_direct(data: bytes) -> Deferred[None]:
+        """
+        Send bytes straight to the instrument.
+        """
+
+    def stop_direct() -> Deferred[str]:
+        """
+        Leave direct access, restoring parameters and rediscovering.
+        """
+
+    def set_init_params(config: Mapping[str, object]) -> None:
+        """
+        Keep the startup configuration: ``{"parameters": {...},
+        "scheduler": {...}}``.
+        """
+
+    def apply_startup_params() -> Deferred[dict[str, object]]:
+        """
+        Set the startup parameter values on the instrument now.
+        """
+
+    def get_cached_config() -> dict[str, object]:
+        """
+        :returns: every parameter's last known value.
+        """
+
+    def get_config_metadata() -> dict[str, object]:
+        """
+        :returns: JSON-ready ``{"driver": ..., "commands": ...,
+            "parameters": ...}``.
+        """
+
+
+__all__ += ["IInstrumentDriver", "IInstrumentProtocol"]
