@@ -12,6 +12,8 @@ throughout: no sleeps, no polling, no threads.
   them.
 - :mod:`instrumentd.driver.chunker`: splitting the byte stream into
   complete, timestamped records.
+- :mod:`instrumentd.driver.parameters`: the parameter dictionary: types,
+  visibility, ranges, reading values out of instrument text, staleness.
 - :mod:`instrumentd.driver.particles`: data particles, the published form of
   each sample.
 """
@@ -49,6 +51,12 @@ from instrumentd.driver.events import (
     SampleEvent,
     StateChangeEvent,
 )
+from instrumentd.driver.parameters import (
+    Parameter,
+    ParameterDictionary,
+    ParameterType,
+    Visibility,
+)
 from instrumentd.driver.particles import (
     DataParticle,
     QualityFlag,
@@ -77,7 +85,10 @@ __all__ = [
     "InstrumentProtocolError",
     "InstrumentStateError",
     "InstrumentTimeoutError",
+    "Parameter",
+    "ParameterDictionary",
     "ParameterRule",
+    "ParameterType",
     "QualityFlag",
     "RawDataParticle",
     "Record",
@@ -88,6 +99,7 @@ __all__ = [
     "SieveFunction",
     "StateChangeEvent",
     "TimestampName",
+    "Visibility",
     "length_sieve",
     "regex_sieve",
 ]

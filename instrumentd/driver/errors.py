@@ -212,6 +212,9 @@ class ParameterRule(StrEnum):
     ALLOWED_VALUES = "allowed_values"
     #: A startup parameter has neither an init nor a default value.
     REQUIRED = "required"
+    #: An init (startup config) value was given for a parameter that is not
+    #: applied at startup, so it would be silently ignored.
+    NOT_STARTUP = "not_startup"
 
 
 class InstrumentParameterError(InstrumentError):
