@@ -22,6 +22,7 @@ Helpers for testing drivers, shipped with instrumentd the way
 from __future__ import annotations
 
 import json
+import os
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -749,7 +750,8 @@ async def port_agent_for(
     from instrumentd.portagent.launcher import launch_port_agent
 
     if datalog_dir is None:
-        datalog_dir = test_case.mktemp()
+        # Absolute, so the agent's config and stats name it unambiguously.
+        datalog_dir = os.path.abspath(test_case.mktemp())
     handle = await launch_port_agent(
         name=name,
         instrument=instrument,

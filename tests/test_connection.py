@@ -6,10 +6,17 @@ and the real thing: agents launched in front of a loopback TCP instrument.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from twisted.internet.defer import CancelledError, Deferred, fail, succeed
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    TimeoutError,
+    fail,
+    succeed,
+)
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from instrumentd.connection import (
@@ -21,7 +28,12 @@ from instrumentd.connection import (
 from instrumentd.interfaces import IInstrumentConnection, LinkState
 from instrumentd.packet import Packet
 from instrumentd.portagent.client import PortAgentCommandError
-from instrumentd.testing import FakePortAgent
+from instrumentd.testing import (
+    FakePortAgent,
+    client_for,
+    port_agent_for,
+    tcp_instrument_for,
+)
 
 ETHERNET = {"method": "ethernet", "device_addr": "10.0.0.5", "device_port": 4001}
 SERIAL = {"method": "serial", "device": "/dev/ttyUSB0", "baudrate": 9600}
@@ -751,3 +763,196 @@ class ListenerHostTests(SynchronousTestCase):
         self.assertEqual(_listener_host("tcp:4001:interface=10.1.2.3"), "10.1.2.3")
         self.assertEqual(_listener_host("tcp6:0:interface=\\:\\:"), "::1")
         self.assertEqual(_listener_host("tcp6:0:interface=fd00\\:\\:7"), "fd00::7")
+
+
+def within(d: Deferred[Any], what: str, seconds: float = 15.0) -> Deferred[Any]:
+    """
+    Fail with a message saying what was awaited if C{d} takes longer than
+    C{seconds}.
+    """
+    from twisted.internet import reactor
+
+    def timed_out(reason: Any) -> Any:
+        if reason.check(TimeoutError):
+            raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")
+        return reason
+
+    return d.addTimeout(seconds, reactor).addErrback(timed_out)
+
+
+class LiveAttached(Attached):
+    """
+    L{Attached}, with Deferreds for what a live test waits for.
+    """
+
+    def __init__(self, connection: PortAgentConnection) -> None:
+        super().__init__(connection)
+        self.connection = connection
+        self._waiting: list[tuple[Any, Deferred[None]]] = []
+        connection.detach()
+        connection.attach(self._data, self._state, self.faults.append)
+
+    def _data(self, data: bytes, packet: Packet) -> None:
+        self.data.append((data, packet))
+        self._check()
+
+    def _state(self, state: LinkState) -> None:
+        self.states.append(state)
+        self._check()
+
+    def _check(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for test, d in waiting:
+            if test():
+                d.callback(None)
+            else:
+                self._waiting.append((test, d))
+
+    def until(self, test: Any, what: str) -> Deferred[None]:
+        """
+        Wait until C{test()} holds.
+        """
+        if test():
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._waiting.append((test, d))
+        return within(d, what)
+
+    @property
+    def payloads(self) -> bytes:
+        return b"".join(data for data, _ in self.data)
+
+
+class LiveTests(TestCase):
+    """
+    L{PortAgentConnection} with real port agent processes in front of a
+    loopback TCP instrument.
+    """
+
+    async def exchange(
+        self, connection: PortAgentConnection, attached: LiveAttached, instrument: Any
+    ) -> None:
+        """
+        Bytes go both ways through the connection.
+        """
+        await attached.until(lambda: connection.link_state().ready, "the link up")
+        instrument.send(b"S>")
+        await attached.until(lambda: attached.payloads == b"S>", "instrument bytes")
+        connection.send(b"DS\r\n")
+        await within(instrument.wait_for(b"DS\r\n"), "bytes at the instrument")
+
+    async def test_ethernet(self) -> None:
+        """
+        An ethernet connection launches an agent for the device server,
+        talks through it, and stops it on disconnect: no process is left.
+        """
+        instrument = await tcp_instrument_for(self)
+        connection = PortAgentConnection(retry_policy=lambda attempt: 0.2)
+        attached = LiveAttached(connection)
+        self.addCleanup(connection.disconnect)
+        connection.configure(
+            {
+                "method": "ethernet",
+                "device_addr": "127.0.0.1",
+                "device_port": instrument.port,
+                "name": "CTD-live",
+                "datalog_dir": self.mktemp(),
+                "heartbeat": 0.5,
+            }
+        )
+        await within(connection.connect(), "connect")
+        agent = connection.agent
+        await self.exchange(connection, attached, instrument)
+        with self.assertRaises(PortAgentCommandError) as caught:
+            await connection.send_break(100)
+        self.assertEqual(
+            caught.exception.reply,
+            "ERROR break: the instrument link tcp:host=127.0.0.1:port="
+            f"{instrument.port} cannot send a break (only serial links can)",
+        )
+        await within(connection.disconnect(), "disconnect")
+        self.assertEqual(agent.exit_status, 0)
+        with self.assertRaises(ProcessLookupError):
+            os.kill(agent.pid, 0)
+        self.assertEqual(connection.state, "disconnected")
+        self.assertEqual(attached.faults, [])
+
+    async def test_portAgent(self) -> None:
+        """
+        A port_agent connection attaches to a running agent and leaves it
+        running when it disconnects.
+        """
+        instrument = await tcp_instrument_for(self)
+        handle = await port_agent_for(self, instrument.endpoint, heartbeat=0.5)
+        connection = PortAgentConnection()
+        attached = LiveAttached(connection)
+        self.addCleanup(connection.disconnect)
+        connection.configure(
+            {
+                "method": "port_agent",
+                "host": "127.0.0.1",
+                "data_port": handle.ports["data"],
+                "command_port": handle.ports["command"],
+            }
+        )
+        state = await within(connection.connect(), "connect")
+        self.assertTrue(state.agent and state.commands)
+        self.assertIsNone(connection.agent)
+        await self.exchange(connection, attached, instrument)
+        await within(connection.disconnect(), "disconnect")
+        self.assertIsNone(handle.exit_status)
+        client = await client_for(self, handle)
+        self.assertTrue((await client.ping()).startswith("pong test-instrument "))
+
+    async def test_serialDeviceMissing(self) -> None:
+        """
+        A serial connection to a device that is not there connects to its
+        agent, which reports the instrument link down; sending fails at once.
+        """
+        connection = PortAgentConnection()
+        attached = LiveAttached(connection)
+        self.addCleanup(connection.disconnect)
+        connection.configure(
+            {
+                "method": "serial",
+                "device": "/dev/instrumentd-no-such-device",
+                "baudrate": 9600,
+                "datalog_dir": self.mktemp(),
+            }
+        )
+        state = await within(connection.connect(), "connect")
+        self.assertEqual((state.agent, state.commands), (True, True))
+        await attached.until(
+            lambda: connection.link_state().instrument is False, "DISCONNECTED"
+        )
+        self.assertRaises(InstrumentConnectionError, connection.send, b"x")
+
+    async def test_launchFails(self) -> None:
+        """
+        When the agent cannot start (its data port is taken), C{connect}
+        fails with the launcher's reason and nothing is left running.
+        """
+        taken = await tcp_instrument_for(self)
+        connection = PortAgentConnection()
+        self.addCleanup(connection.disconnect)
+        connection.configure(
+            {
+                "method": "ethernet",
+                "device_addr": "127.0.0.1",
+                "device_port": taken.port,
+                "datalog_dir": self.mktemp(),
+                "data_listener": f"tcp:{taken.port}:interface=127.0.0.1",
+            }
+        )
+        with self.assertRaises(InstrumentConnectionError) as caught:
+            await within(connection.connect(), "connect to fail")
+        message = str(caught.exception)
+        self.assertTrue(
+            message.startswith(
+                "could not launch a port agent for tcp:host=127.0.0.1:port="
+            ),
+            message,
+        )
+        self.assertIn("Address already in use", message)
+        self.assertEqual(connection.state, "disconnected")
+        self.assertIsNone(connection.agent)
