@@ -196,7 +196,7 @@ class PortAgent(Service):
 
     def _listen_failed(self, reason: Any, kind: str, description: str) -> Any:
         self.log.critical(
-            "cannot listen for {kind} clients on {endpoint}: {reason}",
+            "cannot listen for {kind} clients on {endpoint} (--{kind}-port): {reason}",
             kind=kind,
             endpoint=description,
             reason=reason.getErrorMessage(),
