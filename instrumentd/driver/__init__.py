@@ -12,6 +12,8 @@ throughout: no sleeps, no polling, no threads.
   them.
 - :mod:`instrumentd.driver.chunker`: splitting the byte stream into
   complete, timestamped records.
+- :mod:`instrumentd.driver.commands`: the command dictionary: commands,
+  their arguments and metadata.
 - :mod:`instrumentd.driver.parameters`: the parameter dictionary: types,
   visibility, ranges, reading values out of instrument text, staleness.
 - :mod:`instrumentd.driver.particles`: data particles, the published form of
@@ -26,6 +28,11 @@ from instrumentd.driver.chunker import (
     SieveFunction,
     length_sieve,
     regex_sieve,
+)
+from instrumentd.driver.commands import (
+    CommandArgument,
+    CommandDictionary,
+    CommandSpec,
 )
 from instrumentd.driver.errors import (
     InstrumentCommandError,
@@ -68,6 +75,9 @@ from instrumentd.driver.particles import (
 __all__ = [
     "Chunker",
     "ChunkerCounters",
+    "CommandArgument",
+    "CommandDictionary",
+    "CommandSpec",
     "ConfigChangeEvent",
     "ConnectionEvent",
     "DataParticle",

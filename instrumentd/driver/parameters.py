@@ -31,13 +31,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Protocol, cast
 
 from twisted.logger import Logger
 
 from instrumentd.driver._json import to_jsonable
+from instrumentd.driver._values import (
+    ParameterType,
+    ValueRefused,
+    check_value,
+    coerce_value,
+    read_text,
+)
 from instrumentd.driver.errors import InstrumentParameterError, ParameterRule
 
 if TYPE_CHECKING:
@@ -53,23 +59,6 @@ __all__ = [
 _log = Logger()
 
 
-class ParameterType(StrEnum):
-    """
-    The type of a parameter's value.
-    """
-
-    INT = "int"
-    FLOAT = "float"
-    BOOL = "bool"
-    STRING = "str"
-    #: One of the parameter's ``allowed_values``.
-    ENUM = "enum"
-    #: A :class:`datetime.datetime`.
-    DATETIME = "datetime"
-    #: A list of values.
-    LIST = "list"
-
-
 class Visibility(StrEnum):
     """
     Who may set a parameter, and when.
@@ -81,34 +70,6 @@ class Visibility(StrEnum):
     READ_ONLY = "READ_ONLY"
     #: Set only while applying the startup configuration.
     IMMUTABLE = "IMMUTABLE"
-
-
-_TRUE = frozenset({"y", "yes", "true", "t", "1", "on", "enable", "enabled"})
-_FALSE = frozenset({"n", "no", "false", "f", "0", "off", "disable", "disabled"})
-
-
-def _read_bool(text: str) -> bool:
-    word = text.strip().lower()
-    if word in _TRUE:
-        return True
-    if word in _FALSE:
-        return False
-    raise ValueError(f"{text!r} is not a yes/no value")
-
-
-def _read_list(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
-_READERS: dict[ParameterType, Callable[[str], object]] = {
-    ParameterType.INT: lambda text: int(text.strip()),
-    ParameterType.FLOAT: lambda text: float(text.strip()),
-    ParameterType.BOOL: _read_bool,
-    ParameterType.STRING: str.strip,
-    ParameterType.ENUM: str.strip,
-    ParameterType.DATETIME: lambda text: datetime.fromisoformat(text.strip()),
-    ParameterType.LIST: _read_list,
-}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -204,8 +165,12 @@ class Parameter:
         :returns: the value.
         :raises ValueError: if the text is not a value of this type.
         """
-        reader = self.converter or _READERS[self.type]
-        return _coerce(self, reader(text))
+        value = (
+            read_text(self.type, text)
+            if self.converter is None
+            else self.converter(text)
+        )
+        return coerce_value(self.type, value, self.allowed_values)
 
     def format_value(self, value: object) -> str:
         """
@@ -257,70 +222,6 @@ class Parameter:
         )
 
 
-def _coerce(parameter: Parameter, value: object) -> object:
-    """
-    Bring ``value`` to the parameter's type, accepting unambiguous forms
-    (``"10"`` for an int, ``"yes"`` for a bool).
-
-    :raises ValueError: with the reason, if it cannot be.
-    """
-    kind = parameter.type
-    if kind is ParameterType.INT:
-        if isinstance(value, bool):
-            raise ValueError(f"{value!r} is a bool, not an int")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            return int(value.strip())
-    elif kind is ParameterType.FLOAT:
-        if isinstance(value, bool):
-            raise ValueError(f"{value!r} is a bool, not a number")
-        if isinstance(value, int | float):
-            return float(value)
-        if isinstance(value, str):
-            return float(value.strip())
-    elif kind is ParameterType.BOOL:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str):
-            return _read_bool(value)
-    elif kind is ParameterType.STRING:
-        if isinstance(value, str):
-            return value
-    elif kind is ParameterType.ENUM:
-        return _enum_member(parameter, value)
-    elif kind is ParameterType.DATETIME:
-        if isinstance(value, datetime):
-            return value
-        if isinstance(value, str):
-            return datetime.fromisoformat(value.strip())
-    elif kind is ParameterType.LIST and isinstance(value, list | tuple):
-        return list(value)
-    raise ValueError(f"{value!r} is not a {kind.value}")
-
-
-def _enum_member(parameter: Parameter, value: object) -> object:
-    allowed = parameter.allowed_values or ()
-    if value in allowed:
-        for member in allowed:
-            if member == value:
-                return member
-    for member in allowed:
-        if isinstance(member, Enum) and value in (member.value, member.name):
-            return member
-    raise ValueError(f"{value!r} is not one of {_show(allowed)}")
-
-
-def _show(values: Iterable[object]) -> str:
-    return ", ".join(
-        repr(value.value if isinstance(value, Enum) else value) for value in values
-    )
-
-
 def _check(parameter: Parameter, value: object) -> object:
     """
     Coerce ``value`` and check it against the parameter's type, range and
@@ -329,48 +230,19 @@ def _check(parameter: Parameter, value: object) -> object:
     :returns: the coerced value.
     :raises InstrumentParameterError: naming the rule broken.
     """
-    name = parameter.name
     try:
-        value = _coerce(parameter, value)
-    except ValueError as error:
-        raise InstrumentParameterError(
-            name,
-            ParameterRule.ALLOWED_VALUES
-            if parameter.type is ParameterType.ENUM
-            else ParameterRule.TYPE,
-            f"expected type {parameter.type.value}: {error}",
-        ) from None
-    allowed = parameter.allowed_values
-    if (
-        allowed is not None
-        and parameter.type is not ParameterType.ENUM
-        and value not in allowed
-    ):
-        raise InstrumentParameterError(
-            name,
-            ParameterRule.ALLOWED_VALUES,
-            f"{value!r} is not one of {_show(allowed)}",
+        return check_value(
+            parameter.type,
+            value,
+            minimum=parameter.minimum,
+            maximum=parameter.maximum,
+            allowed_values=parameter.allowed_values,
+            units=parameter.units,
         )
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if parameter.minimum is not None and value < parameter.minimum:
-            raise InstrumentParameterError(
-                name,
-                ParameterRule.RANGE,
-                f"{value!r} is below the minimum {parameter.minimum!r}"
-                f"{_units(parameter)}",
-            )
-        if parameter.maximum is not None and value > parameter.maximum:
-            raise InstrumentParameterError(
-                name,
-                ParameterRule.RANGE,
-                f"{value!r} is above the maximum {parameter.maximum!r}"
-                f"{_units(parameter)}",
-            )
-    return value
-
-
-def _units(parameter: Parameter) -> str:
-    return f" {parameter.units}" if parameter.units else ""
+    except ValueRefused as refused:
+        raise InstrumentParameterError(
+            parameter.name, refused.rule, refused.detail
+        ) from None
 
 
 class _Clock(Protocol):
