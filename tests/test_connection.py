@@ -956,3 +956,54 @@ class LiveTests(TestCase):
         self.assertIn("Address already in use", message)
         self.assertEqual(connection.state, "disconnected")
         self.assertIsNone(connection.agent)
+
+
+class DocTests(SynchronousTestCase):
+    """
+    C{doc/connections.md} stays true to the code.
+    """
+
+    def setUp(self) -> None:
+        path = os.path.join(os.path.dirname(__file__), "..", "doc", "connections.md")
+        with open(path, encoding="utf-8") as f:
+            self.doc = f.read()
+
+    def test_everyKeyInTable(self) -> None:
+        """
+        Every configuration key has a row in the table naming its type,
+        its methods and whether it is required.
+        """
+        rows = {
+            cells[0].strip("` "): [c.strip() for c in cells[1:4]]
+            for line in self.doc.splitlines()
+            if line.startswith("| `")
+            for cells in [line.strip("|").split("|")]
+        }
+        for key in CONFIG_KEYS:
+            methods = "all" if len(key.methods) == 3 else ", ".join(key.methods)
+            required = "yes" if key.required else ""
+            self.assertEqual(
+                rows.get(key.name), [key.expected, methods, required], key.name
+            )
+
+    def test_interfaceMethodsDocumented(self) -> None:
+        """
+        Every method of L{IInstrumentConnection} is in the contract table.
+        """
+        for name in IInstrumentConnection.names():
+            self.assertIn(f"| `{name}", self.doc, name)
+
+    def test_errorExamples(self) -> None:
+        """
+        The example error messages are the ones the code gives.
+        """
+        for config in (
+            {"method": "usb"},
+            {"method": "ethernet", "device_port": 4001},
+            {**ETHERNET, "device_port": "4001"},
+            {**SERIAL, "baud": 9600},
+        ):
+            error = self.assertRaises(
+                InstrumentConnectionError, validate_config, config
+            )
+            self.assertIn(str(error), self.doc)
