@@ -62,12 +62,6 @@ _LAUNCHING: Final = ("ethernet", "serial")
 #: ``instrumentd.portagent.options``.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
-# pyserial's standard POSIX rates, as the serial: endpoint accepts them.
-_BAUDRATES: Final = (
-    50, 75, 110, 134, 150, 200, 300, 600, 1200, 1800, 2400, 4800, 9600, 19200,
-    38400, 57600, 115200, 230400, 460800, 500000, 576000, 921600, 1000000,
-    1152000, 1500000, 2000000, 2500000, 3000000, 3500000, 4000000,
-)  # fmt: skip
 _PARITIES: Final = {
     "none": "N",
     "even": "E",
@@ -118,6 +112,13 @@ def _is_number(value: object) -> bool:
 
 def _tcp_port(value: Any) -> bool:
     return _is_int(value) and 1 <= value <= 65535
+
+
+def _baudrate(value: Any) -> bool:
+    # The rates the serial: endpoint accepts, from pyserial.
+    from instrumentd.endpoints.serial import STANDARD_BAUDRATES
+
+    return _is_int(value) and value in STANDARD_BAUDRATES
 
 
 def _text(value: Any) -> bool:
@@ -196,7 +197,7 @@ CONFIG_KEYS: Final[tuple[ConfigKey, ...]] = (
         "line speed, a standard rate such as 9600 or 19200",
         ("serial",),
         ("serial",),
-        lambda v: _is_int(v) and v in _BAUDRATES,
+        _baudrate,
     ),
     ConfigKey(
         "bytesize",
@@ -673,26 +674,23 @@ class PortAgentConnection:
     async def _connect(self, config: ConnectionConfig) -> LinkState:
         try:
             if config.launches:
-                host, data_port, command_port = await self._launch(config)
+                data, command = await self._launch(config)
             else:
                 assert config.host is not None
                 assert config.data_port is not None
                 assert config.command_port is not None
-                host, data_port, command_port = (
-                    config.host,
-                    config.data_port,
-                    config.command_port,
-                )
+                data = (config.host, config.data_port)
+                command = (config.host, config.command_port)
             client = PortAgentClient(
-                self._endpoint_for(host, data_port),
-                self._endpoint_for(host, command_port),
+                self._endpoint_for(*data),
+                self._endpoint_for(*command),
                 clock=self._reactor,
                 heartbeat_interval=config.heartbeat,
                 missed_heartbeats=config.missed_heartbeats,
                 command_timeout=config.command_timeout,
                 retry_policy=self._retry_policy,
-                description=f"port agent of {config.name} at {host} data "
-                f"{data_port} command {command_port}",
+                description=f"port agent of {config.name} at {data[0]} data "
+                f"{data[1]} command {command[1]}",
             )
             client.attach(self._data, self._state_changed, self._fault)
             self.client = client
@@ -716,7 +714,7 @@ class PortAgentConnection:
 
     async def _launch(
         self, config: ConnectionConfig
-    ) -> tuple[str, int | str, int | str]:
+    ) -> tuple[tuple[str, int | str], tuple[str, int | str]]:
         from instrumentd.portagent.launcher import PortAgentLaunchError
 
         listeners = config.listeners
@@ -739,10 +737,10 @@ class PortAgentConnection:
             ) from e
         self.agent = agent
         agent.ended.addCallback(self._agent_ended, agent)
+        # Each port is reached where its listener is bound.
         return (
-            _listener_host(listeners.get("data")),
-            agent.ports["data"],
-            agent.ports["command"],
+            (_listener_host(listeners.get("data")), agent.ports["data"]),
+            (_listener_host(listeners.get("command")), agent.ports["command"]),
         )
 
     def _agent_ended(self, status: int, agent: Any) -> int:

@@ -629,6 +629,36 @@ class ConnectionTests(SynchronousTestCase):
         self.assertIsNone(c.agent)
         self.assertEqual(self.attached.faults, [])
 
+    def test_listenerInterfaces(self) -> None:
+        """
+        Each port of a launched agent is reached on the interface its
+        listener is bound to.
+        """
+        asked: list[tuple[str, int | str]] = []
+
+        def endpoint_for(host: str, port: int | str) -> Any:
+            asked.append((host, port))
+            return self.agent.endpoint_for(host, port)
+
+        c = PortAgentConnection(
+            reactor=self.agent.clock, launcher=self.launcher, endpoint_for=endpoint_for
+        )
+        c.configure(
+            {
+                **ETHERNET,
+                "data_listener": "tcp:0:interface=127.0.0.2",
+                "command_listener": "tcp:0:interface=0.0.0.0",
+            }
+        )
+        self.successResultOf(c.connect())
+        self.assertEqual(
+            asked,
+            [
+                ("127.0.0.2", self.agent.data_port),
+                ("127.0.0.1", self.agent.command_port),
+            ],
+        )
+
     def test_serialLaunches(self) -> None:
         """
         A serial connection launches an agent with a serial: endpoint.
