@@ -33,6 +33,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from instrumentd.driver.errors import (
+    InstrumentConnectionError as _DriverConnectionError,
+)
 from instrumentd.interfaces import IInstrumentConnection, LinkState
 from instrumentd.packet import Packet
 from instrumentd.portagent.client import (
@@ -78,10 +81,15 @@ _FLOWS: Final = ("none", "rtscts", "xonxoff")
 _MAX_BREAK_MS: Final = 60_000
 
 
-class InstrumentConnectionError(Exception):
+class InstrumentConnectionError(_DriverConnectionError):
     """
     A connection could not be configured or made, or was used in a state
     where the call makes no sense.  The message says what and why.
+
+    It is the driver framework's
+    :class:`~instrumentd.driver.errors.InstrumentConnectionError` (same
+    ``code``), so a driver catches one class whatever layer raised it; this
+    one also names the configuration key at fault.
 
     :ivar key: the configuration key at fault, if the problem is one.
     """
@@ -93,6 +101,12 @@ class InstrumentConnectionError(Exception):
         """
         super().__init__(message)
         self.key = key
+
+    def details(self) -> dict[str, object]:
+        """
+        :returns: ``{"key": ...}`` when a configuration key is at fault.
+        """
+        return {} if self.key is None else {"key": self.key}
 
 
 # -- configuration -------------------------------------------------------------

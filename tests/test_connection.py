@@ -58,6 +58,24 @@ class ConfigTests(SynchronousTestCase):
         self.assertEqual(str(error), message)
         self.assertEqual(error.key, key)
 
+    def test_driverError(self) -> None:
+        """
+        The error is the driver framework's connection error, so a driver
+        catches one class; its structured form names the key.
+        """
+        from instrumentd.driver.errors import InstrumentConnectionError as Driver
+
+        error = self.assertRaises(Driver, validate_config, {"method": "usb"})
+        self.assertEqual(
+            error.to_dict(),
+            {
+                "code": "INSTRUMENT_CONNECTION",
+                "message": "connection config: unknown method 'usb'; valid "
+                "methods: ethernet, serial, port_agent",
+                "key": "method",
+            },
+        )
+
     def test_notAMapping(self) -> None:
         """
         A config that is not a mapping is refused.
