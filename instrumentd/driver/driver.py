@@ -1,0 +1,281 @@
+# -*- test-case-name: tests.test_driver -*-
+"""
+The driver API: :class:`InstrumentDriver`, one per instrument.
+
+A driver joins a connection (an
+:class:`~instrumentd.interfaces.IInstrumentConnection`, usually a port
+agent connection) to an instrument protocol (a subclass of
+:class:`~instrumentd.driver.protocol.InstrumentProtocol`) through the
+connection state machine of :mod:`instrumentd.driver.connection_machine`::
+
+    driver = InstrumentDriver(connection, SBE37Protocol)
+    driver.set_init_params({"parameters": {...}, "scheduler": {...}})
+    driver.configure({"method": "port_agent", "host": "127.0.0.1", ...})
+    await driver.connect()
+    await driver.discover_state()
+    await driver.execute_resource("acquire_status")
+
+Whatever talks to the instrument returns a Deferred, and a request that is
+not valid now gives a failed Deferred (never a raise): an
+:class:`~instrumentd.driver.errors.InstrumentStateError` naming the
+connection state (while not CONNECTED) or the protocol state, and the
+inputs valid there.  The OOI driver API's names are kept, so agents written
+for it map one to one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from twisted.internet.defer import Deferred, fail
+from zope.interface import implementer
+
+from instrumentd.driver.connection_machine import (
+    ConnectionCore,
+    ConnectionMachine,
+    ConnectionTable,
+)
+from instrumentd.driver.events import EventBus
+from instrumentd.driver.protocol import ALL, InstrumentProtocol
+from instrumentd.interfaces import IInstrumentConnection, IInstrumentDriver
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+
+__all__ = ["ALL", "InstrumentDriver"]
+
+T = TypeVar("T")
+
+
+def _ignore(data: bytes) -> None:
+    raise AssertionError("a detached protocol never sends")
+
+
+@implementer(IInstrumentDriver)
+class InstrumentDriver:
+    """
+    One instrument's driver.
+
+    :param connection: how to reach the instrument.
+    :param protocol_class: the instrument's protocol; a new one is made
+        each time the instrument link comes up.
+    :param events: where the driver publishes its events; a new bus if
+        ``None``.
+    :param clock: the reactor's clock, or ``None`` for the global reactor.
+    """
+
+    def __init__(
+        self,
+        connection: IInstrumentConnection,
+        protocol_class: type[InstrumentProtocol[Any]],
+        *,
+        events: EventBus | None = None,
+        clock: IReactorTime | None = None,
+    ) -> None:
+        self.events = events if events is not None else EventBus(clock)
+        self._protocol_class = protocol_class
+        self._clock = clock
+        self._init_config: dict[str, object] = {}
+        self._core = ConnectionCore(connection, self._build_protocol, self.events)
+        self._machine = ConnectionMachine(self._core)
+        self._core.start(self._machine)
+
+    def _build_protocol(self, send: Callable[[bytes], None]) -> InstrumentProtocol[Any]:
+        return self._protocol_class(
+            send,
+            self.events,
+            clock=self._clock,
+            init_config=self._init_config or None,
+        )
+
+    def _detached(self) -> InstrumentProtocol[Any]:
+        # A protocol that is never started: its declarations (parameters,
+        # commands, jobs) answer metadata and check configurations while
+        # the instrument is not connected.  It sends nothing.
+        return self._protocol_class(_ignore, EventBus(self._clock), clock=self._clock)
+
+    @property
+    def protocol(self) -> InstrumentProtocol[Any] | None:
+        """
+        The running protocol, while CONNECTED.
+        """
+        return cast("InstrumentProtocol[Any] | None", self._core.protocol)
+
+    @property
+    def connection_state(self) -> str:
+        """
+        The connection machine's state.
+        """
+        return self._machine.status()
+
+    @property
+    def dropped(self) -> int:
+        """
+        Instrument bytes that arrived with nobody to take them.
+        """
+        return self._core.dropped
+
+    def _call(self, request: Callable[[], Deferred[T]]) -> Deferred[T]:
+        try:
+            with ConnectionTable.refusals():
+                return request()
+        except Exception:
+            return fail()
+
+    # Connection.
+
+    def initialize(self) -> None:
+        """
+        Forget the connection configuration (back to UNCONFIGURED).
+
+        :raises InstrumentStateError: unless UNCONFIGURED or DISCONNECTED.
+        """
+        with ConnectionTable.refusals():
+            self._machine.initialize()
+
+    def configure(self, comms_config: Mapping[str, object]) -> None:
+        """
+        Check and keep the connection configuration (to DISCONNECTED).
+
+        :raises InstrumentConnectionError: for a bad configuration; nothing
+            changes.
+        :raises InstrumentStateError: unless UNCONFIGURED or DISCONNECTED.
+        """
+        with ConnectionTable.refusals():
+            self._machine.configure(comms_config)
+
+    def connect(self) -> Deferred[None]:
+        """
+        Reach the port agent; the protocol starts when the instrument link
+        is up.
+
+        :returns: a Deferred firing once the agent is reached.
+        """
+        return self._call(self._machine.connect)
+
+    def disconnect(self) -> Deferred[None]:
+        """
+        Stop the protocol (pending commands fail) and disconnect.
+        """
+        return self._call(self._machine.disconnect)
+
+    # The instrument.
+
+    def discover_state(self) -> Deferred[str]:
+        """
+        Discover the instrument's state (from UNKNOWN).
+        """
+        return self._call(self._machine.discover_state)
+
+    def get_resource_state(self) -> str:
+        """
+        :returns: the protocol state while CONNECTED, else the connection
+            state.
+        """
+        protocol = self._core.protocol
+        return protocol.state if protocol is not None else self._machine.status()
+
+    def get_resource_capabilities(self) -> dict[str, list[str]]:
+        """
+        :returns: ``commands``: the protocol commands valid now (none while
+            not CONNECTED); ``parameters``: the parameters that can be read
+            now; ``connection``: the connection inputs valid now.
+        """
+        state = self._machine.status()
+        commands: list[str] = []
+        parameters: list[str] = []
+        protocol = self.protocol
+        if protocol is not None:
+            commands = protocol.get_capabilities()
+            if "get" in commands:
+                parameters = protocol.parameters.names()
+        return {
+            "commands": commands,
+            "parameters": parameters,
+            "connection": ConnectionTable.valid_inputs(state),
+        }
+
+    def get_resource(self, names: list[str] | str = ALL) -> Deferred[dict[str, object]]:
+        """
+        Read parameters.
+
+        :param names: parameter names, one name, or ``"ALL"``.
+        """
+        wanted = [names] if isinstance(names, str) else list(names)
+        return self._call(lambda: self._machine.get_resource(wanted))
+
+    def set_resource(
+        self, values: Mapping[str, object], startup: bool = False
+    ) -> Deferred[dict[str, object]]:
+        """
+        Change parameters.
+
+        :param values: name → value.
+        :param startup: whether this applies the startup configuration.
+        :returns: a Deferred firing with the parameters that changed.
+        """
+        return self._call(lambda: self._machine.set_resource(dict(values), startup))
+
+    def execute_resource(self, command: str, **kwargs: object) -> Deferred[object]:
+        """
+        Run a protocol command (capability) by name.
+        """
+        return self._call(lambda: self._machine.execute_resource(command, kwargs))
+
+    def start_direct(self) -> Deferred[None]:
+        """
+        Enter direct access.
+        """
+        return self._call(self._machine.start_direct)
+
+    def execute_direct(self, data: bytes) -> Deferred[None]:
+        """
+        Send bytes straight to the instrument (in direct access).
+        """
+        return self._call(lambda: self._machine.execute_direct(data))
+
+    def stop_direct(self) -> Deferred[str]:
+        """
+        Leave direct access, restoring changed parameters, rediscovering.
+        """
+        return self._call(self._machine.stop_direct)
+
+    # Configuration.
+
+    def set_init_params(self, config: Mapping[str, object]) -> None:
+        """
+        Keep the startup configuration (``parameters`` and ``scheduler``),
+        for every protocol from now on and the running one.
+
+        :raises InstrumentParameterError: naming the first bad entry;
+            nothing is kept then.
+        """
+        self._detached().set_init_params(config)
+        self._init_config = dict(config)
+        protocol = self.protocol
+        if protocol is not None:
+            protocol.set_init_params(config)
+
+    def apply_startup_params(self) -> Deferred[dict[str, object]]:
+        """
+        Set the startup parameter values now (in COMMAND).
+        """
+        return cast(
+            "Deferred[dict[str, object]]", self.execute_resource("apply_startup")
+        )
+
+    def get_cached_config(self) -> dict[str, object]:
+        """
+        :returns: every parameter's last known value (from the running
+            protocol, else the last one; empty if none ever ran).
+        """
+        protocol = self._core.protocol or self._core.last_protocol
+        return protocol.get_cached_config() if protocol is not None else {}
+
+    def get_config_metadata(self) -> dict[str, object]:
+        """
+        :returns: JSON-ready ``{"driver": ..., "commands": ...,
+            "parameters": ...}``.
+        """
+        return (self.protocol or self._detached()).metadata()

@@ -1,0 +1,877 @@
+# -*- test-case-name: tests.test_protocol -*-
+"""
+Instrument protocols: the base class and the pattern for a protocol state
+machine.
+
+An instrument protocol speaks one instrument's command language.  It is
+two things:
+
+- a **core**, :class:`InstrumentProtocol`: the instrument's declarations
+  (prompts, wake-up, parameters, record sieves, particles, scheduled jobs)
+  and the machinery shared by every instrument (the command/response
+  engine, the chunker, the parameter dictionary, the scheduler, events);
+- a **state machine**, built with Automat's ``TypeMachineBuilder`` from an
+  inputs ``Protocol`` that extends :class:`ProtocolInputs`.  Its states are
+  UNKNOWN (the first), COMMAND, AUTOSAMPLE and DIRECT_ACCESS, plus any of
+  the instrument's own.  :func:`standard_states` declares those four and
+  their shared transitions (discover, get, set, startup parameters, direct
+  access); the instrument adds its own inputs, such as ``acquire_status``
+  or ``start_autosample``.
+
+The pattern, for an instrument (the toy instrument in
+``tests/toyinstrument.py`` is a complete example)::
+
+    class ToyInputs(ProtocolInputs, Protocol):
+        def acquire_status(self) -> Deferred[dict[str, object]]: ...
+        def start_autosample(self) -> Deferred[None]: ...
+
+    builder = TypeMachineBuilder(ToyInputs, ToyProtocol)
+    states = standard_states(builder)
+
+    @states.command.upon(ToyInputs.acquire_status).loop()
+    def acquire_status(machine: ToyInputs, core: ToyProtocol) -> Deferred[...]:
+        return core.run("acquire_status", STATUS_COMMAND)
+
+    @states.command.upon(ToyInputs.start_autosample).loop()
+    def start_autosample(machine: ToyInputs, core: ToyProtocol) -> Deferred[None]:
+        started = core.run("start_autosample", START_COMMAND)
+        return started.addCallback(lambda _: machine._in_autosample())
+
+    ToyMachine = builder.build()
+
+Talking to the instrument takes time, but an Automat transition happens at
+once.  So an input that changes the instrument's mode *loops* in its state,
+queues its commands with the engine, and when the instrument has answered
+gives the machine a **report** (``_in_command``, ``_in_autosample``,
+``_unknown``) that makes the transition.  Meanwhile other inputs valid in
+the state queue behind it; each carries a guard, so one that is no longer
+valid when its turn comes (the instrument went into autosample) is refused
+before anything is sent.
+
+Capabilities are the inputs the current state accepts (reports and
+``status`` left out).  Every state change is announced as a
+:class:`~instrumentd.driver.events.StateChangeEvent`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cast
+
+from automat import TypeMachine, TypeMachineBuilder
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from instrumentd.driver.chunker import Chunker, Sieve
+from instrumentd.driver.engine import (
+    Command,
+    CommandEngine,
+    InstrumentSession,
+    Wakeup,
+)
+from instrumentd.driver.errors import (
+    InstrumentCommandError,
+    InstrumentError,
+    InstrumentProtocolError,
+)
+from instrumentd.driver.events import (
+    ConfigChangeEvent,
+    DirectAccessEvent,
+    ErrorEvent,
+    EventBus,
+    SampleEvent,
+    StateChangeEvent,
+)
+from instrumentd.driver.machine import MachineTable, follow_states
+from instrumentd.driver.parameters import ParameterDictionary
+from instrumentd.driver.particles import RegexDataParticle
+from instrumentd.driver.scheduler import Scheduler, parse_jobs
+from instrumentd.interfaces import IInstrumentProtocol
+
+if TYPE_CHECKING:
+    # Automat does not export the type of its states; only annotations
+    # name it.
+    from automat._typed import TypedState
+    from twisted.internet.interfaces import IReactorTime
+
+__all__ = [
+    "ALL",
+    "InstrumentProtocol",
+    "ProtocolInputs",
+    "ProtocolState",
+    "StandardStates",
+    "standard_states",
+]
+
+_log = Logger()
+
+T = TypeVar("T")
+
+#: Stands for every parameter in a get.
+ALL = "ALL"
+
+
+class ProtocolState(StrEnum):
+    """
+    The states every protocol machine has.
+    """
+
+    UNKNOWN = "UNKNOWN"
+    COMMAND = "COMMAND"
+    AUTOSAMPLE = "AUTOSAMPLE"
+    DIRECT_ACCESS = "DIRECT_ACCESS"
+
+
+class ProtocolInputs(Protocol):
+    """
+    The inputs every protocol machine has; an instrument's inputs
+    ``Protocol`` extends this one.
+    """
+
+    def status(self) -> str:
+        """
+        :returns: the current state's name.
+        """
+
+    def discover(self) -> Deferred[str]:
+        """
+        Ask the instrument what it is doing (valid in UNKNOWN).
+
+        :returns: a Deferred firing with the state found.
+        """
+
+    def get(self, names: list[str]) -> Deferred[dict[str, object]]:
+        """
+        Read parameters (``["ALL"]`` for all); in COMMAND, stale values are
+        read from the instrument first.
+        """
+
+    def set(
+        self, values: Mapping[str, object], startup: bool = False
+    ) -> Deferred[dict[str, object]]:
+        """
+        Change parameters (valid in COMMAND); checked before anything is
+        sent.
+
+        :returns: a Deferred firing with the parameters that really changed.
+        """
+
+    def apply_startup(self) -> Deferred[dict[str, object]]:
+        """
+        Set the startup values of the startup parameters (valid in
+        COMMAND).
+        """
+
+    def start_direct(self) -> Deferred[None]:
+        """
+        Enter direct access (valid in COMMAND), saving the direct-access
+        parameters.
+        """
+
+    def execute_direct(self, data: bytes) -> Deferred[None]:
+        """
+        Write bytes straight to the instrument (valid in DIRECT_ACCESS).
+        """
+
+    def stop_direct(self) -> Deferred[str]:
+        """
+        Leave direct access: rediscover, and restore the direct-access
+        parameters that changed.
+        """
+
+    def _in_command(self) -> None:
+        """
+        Report: the instrument is in command mode.
+        """
+
+    def _in_autosample(self) -> None:
+        """
+        Report: the instrument is sampling on its own.
+        """
+
+    def _unknown(self) -> None:
+        """
+        Report: what the instrument is doing is no longer known.
+        """
+
+    def _announce(self) -> None:
+        """
+        Report: publish the state changes made since the last one.
+        """
+
+
+InputsT = TypeVar("InputsT", bound=ProtocolInputs)
+CoreT = TypeVar("CoreT", bound="InstrumentProtocol[Any]")
+
+#: What an engine body may return.
+SessionWork = Callable[[InstrumentSession], Coroutine[Any, Any, T]]
+
+
+@dataclass(frozen=True)
+class StandardStates(Generic[InputsT, CoreT]):
+    """
+    The four states every protocol machine has, for the instrument to add
+    its own transitions to.
+    """
+
+    unknown: TypedState[InputsT, CoreT]
+    command: TypedState[InputsT, CoreT]
+    autosample: TypedState[InputsT, CoreT]
+    direct_access: TypedState[InputsT, CoreT]
+
+
+def standard_states(
+    builder: TypeMachineBuilder[InputsT, CoreT],
+) -> StandardStates[InputsT, CoreT]:
+    """
+    Declare UNKNOWN (the initial state), COMMAND, AUTOSAMPLE and
+    DIRECT_ACCESS on ``builder`` with their shared transitions:
+
+    - every state: ``status``; ``_unknown`` leads to UNKNOWN;
+    - UNKNOWN: ``discover`` (via :meth:`InstrumentProtocol.discover_state`);
+    - COMMAND: ``get`` (refreshing stale values), ``set``,
+      ``apply_startup``, ``start_direct``;
+    - AUTOSAMPLE: ``get`` (cached values only);
+    - DIRECT_ACCESS: ``execute_direct``, ``stop_direct``;
+    - the reports ``_in_command`` and ``_in_autosample`` lead to COMMAND and
+      AUTOSAMPLE from every state.
+
+    Call it before declaring any other state, so that UNKNOWN is the
+    initial one; give each state of your own :func:`every_state`.
+
+    :param builder: the instrument's machine builder.
+    :returns: the states.
+    """
+    unknown = builder.state(ProtocolState.UNKNOWN.value)
+    command = builder.state(ProtocolState.COMMAND.value)
+    autosample = builder.state(ProtocolState.AUTOSAMPLE.value)
+    direct_access = builder.state(ProtocolState.DIRECT_ACCESS.value)
+    states = StandardStates(unknown, command, autosample, direct_access)
+    for state in (unknown, command, autosample, direct_access):
+        every_state(state, states)
+
+    @unknown.upon(ProtocolInputs.discover).loop()
+    def discover(
+        machine: ProtocolInputs, core: InstrumentProtocol[Any]
+    ) -> Deferred[str]:
+        return core.rediscover(machine, "discover")
+
+    @command.upon(ProtocolInputs.get).loop()
+    def get_fresh(
+        machine: ProtocolInputs, core: InstrumentProtocol[Any], names: list[str]
+    ) -> Deferred[dict[str, object]]:
+        return core.read_parameters(names, refresh=True)
+
+    @autosample.upon(ProtocolInputs.get).loop()
+    def get_cached(
+        machine: ProtocolInputs, core: InstrumentProtocol[Any], names: list[str]
+    ) -> Deferred[dict[str, object]]:
+        return core.read_parameters(names, refresh=False)
+
+    @command.upon(ProtocolInputs.set).loop()
+    def set_parameters(
+        machine: ProtocolInputs,
+        core: InstrumentProtocol[Any],
+        values: Mapping[str, object],
+        startup: bool = False,
+    ) -> Deferred[dict[str, object]]:
+        return core.change_parameters(values, startup)
+
+    @command.upon(ProtocolInputs.apply_startup).loop()
+    def apply_startup(
+        machine: ProtocolInputs, core: InstrumentProtocol[Any]
+    ) -> Deferred[dict[str, object]]:
+        try:
+            values = core.parameters.startup_values()
+        except InstrumentError:
+            return fail()
+        return core.change_parameters(values, True, input="apply_startup")
+
+    @command.upon(ProtocolInputs.start_direct).to(direct_access)
+    def start_direct(
+        machine: ProtocolInputs, core: InstrumentProtocol[Any]
+    ) -> Deferred[None]:
+        core.save_direct_access()
+        return succeed(None)
+
+    @direct_access.upon(ProtocolInputs.execute_direct).loop()
+    def execute_direct(
+        machine: ProtocolInputs, core: InstrumentProtocol[Any], data: bytes
+    ) -> Deferred[None]:
+        return core.engine.write_direct(data)
+
+    @direct_access.upon(ProtocolInputs.stop_direct).loop()
+    def stop_direct(
+        machine: ProtocolInputs, core: InstrumentProtocol[Any]
+    ) -> Deferred[str]:
+        return core.rediscover(machine, "stop_direct")
+
+    return states
+
+
+def every_state(
+    state: TypedState[InputsT, CoreT], states: StandardStates[InputsT, CoreT]
+) -> None:
+    """
+    Give a state what every protocol state has: ``status``, the
+    announcement report, and the reports ``_in_command``,
+    ``_in_autosample`` and ``_unknown`` leading to COMMAND, AUTOSAMPLE and
+    UNKNOWN (a loop where the state is that one already).
+
+    :param state: one of the instrument's own states.
+    :param states: the standard states.
+    """
+    state.upon(ProtocolInputs.status).loop().returns(state.name)
+
+    @state.upon(ProtocolInputs._announce).loop()
+    def announce(machine: ProtocolInputs, core: InstrumentProtocol[Any]) -> None:
+        core.announce()
+
+    for report, target in (
+        (ProtocolInputs._in_command, states.command),
+        (ProtocolInputs._in_autosample, states.autosample),
+        (ProtocolInputs._unknown, states.unknown),
+    ):
+        if target is state:
+            state.upon(report).loop().returns(None)
+        else:
+            state.upon(report).to(target).returns(None)
+
+
+#: The inputs that are not commands: never listed as capabilities.
+_NOT_CAPABILITIES = frozenset({"status"})
+
+
+@implementer(IInstrumentProtocol)
+class InstrumentProtocol(Generic[InputsT]):
+    """
+    The core of an instrument protocol: subclass it for an instrument.
+
+    A subclass declares its instrument in class attributes and overrides
+    the hooks it needs:
+
+    - :attr:`machine_factory`, :attr:`prompts`, :attr:`wakeup`,
+      :attr:`write_delay`, :attr:`sieves`, :attr:`particles`,
+      :attr:`scheduled_jobs`, :attr:`driver_name`, :attr:`driver_version`;
+    - :meth:`declare_parameters` (fill the parameter dictionary);
+    - :meth:`discover_state` (ask the instrument what it is doing);
+    - :meth:`update_parameters` (read parameter values from the instrument);
+    - :meth:`write_parameters` (send set commands);
+    - :meth:`got_record` (turn a record into particles; the default tries
+      each of :attr:`particles`).
+
+    :param send: writes bytes to the instrument (the connection's
+        ``send``).
+    :param events: where the protocol announces what happens.
+    :param clock: the reactor's clock, or ``None`` for the global reactor.
+    :param init_config: the driver's startup configuration, if any (see
+        :meth:`set_init_params`).
+
+    :ivar engine: the command/response engine.
+    :ivar parameters: the parameter dictionary.
+    :ivar chunker: splits the byte stream into records, or ``None`` if the
+        instrument declares no sieves.
+    :ivar scheduler: runs the scheduled jobs.
+    :ivar machine: the protocol state machine.
+    """
+
+    #: The built protocol machine (``TypeMachineBuilder(...).build()``).
+    machine_factory: ClassVar[TypeMachine[Any, Any]]
+    #: The instrument's prompts; a reply ends with one unless its command
+    #: says otherwise.
+    prompts: ClassVar[Sequence[bytes]] = ()
+    #: How to wake the instrument, or ``None`` if it never sleeps.
+    wakeup: ClassVar[Wakeup | None] = None
+    #: Seconds between characters for instruments that drop fast input.
+    write_delay: ClassVar[float] = 0.0
+    #: Sieves that find records in the byte stream (see
+    #: :mod:`instrumentd.driver.chunker`).
+    sieves: ClassVar[Sequence[Sieve]] = ()
+    #: Particle classes tried in turn on each record.
+    particles: ClassVar[Sequence[type[RegexDataParticle]]] = ()
+    #: Jobs the startup config may schedule: job name → input name.
+    scheduled_jobs: ClassVar[Mapping[str, str]] = {}
+    #: The driver's name and version, for metadata.
+    driver_name: ClassVar[str] = "instrument"
+    driver_version: ClassVar[str] = "0"
+
+    def __init__(
+        self,
+        send: Callable[[bytes], object],
+        events: EventBus,
+        *,
+        clock: IReactorTime | None = None,
+        init_config: Mapping[str, object] | None = None,
+    ) -> None:
+        self.events = events
+        self.clock = clock
+        self.table = MachineTable(self.machine_factory)
+        self.engine = CommandEngine(
+            send,
+            prompts=self.prompts,
+            wakeup=self.wakeup,
+            write_delay=self.write_delay,
+            clock=clock,
+        )
+        self.parameters = ParameterDictionary(clock)
+        self.declare_parameters(self.parameters)
+        self.chunker: Chunker | None = Chunker(self.sieves) if self.sieves else None
+        self.scheduler = Scheduler(self.execute, events, clock=clock)
+        self.state = self.table.initial
+        self._changes: list[tuple[str, str]] = []
+        self._direct_access_snapshot: dict[str, object] | None = None
+        self._restore_pending = False
+        self._startup_pending = bool(self.parameters.startup_names())
+        self.machine: InputsT = cast("InputsT", self.machine_factory(self))
+        follow_states(self.machine, self._state_changed)
+        if init_config is not None:
+            self.set_init_params(init_config)
+
+    # Hooks for the instrument.
+
+    def declare_parameters(self, parameters: ParameterDictionary) -> None:
+        """
+        Declare the instrument's parameters (called once, at construction).
+
+        :param parameters: the dictionary to fill.
+        """
+
+    async def discover_state(self, session: InstrumentSession) -> str:
+        """
+        Ask the instrument what it is doing.
+
+        :param session: the instrument, held for discovery.
+        :returns: ``"COMMAND"`` or ``"AUTOSAMPLE"``.
+        :raises InstrumentTimeoutError: if it does not answer.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot discover its state")
+
+    async def update_parameters(
+        self, session: InstrumentSession
+    ) -> dict[str, object] | None:
+        """
+        Read parameter values from the instrument (a status dump) into
+        :attr:`parameters` with ``parameters.update(text)``.
+
+        :param session: the instrument, held.
+        :returns: the changes ``update`` returned; ``None`` if this
+            instrument cannot report its parameters (then the values a set
+            writes are taken as set).
+        """
+        return None
+
+    async def write_parameters(
+        self, session: InstrumentSession, values: Mapping[str, object]
+    ) -> None:
+        """
+        Send the commands that set ``values`` (checked and converted
+        already; format each with ``parameters.format_value``).
+
+        :param session: the instrument, held.
+        :param values: name → value.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot set parameters")
+
+    def got_record(self, record: bytes, timestamp: float) -> None:
+        """
+        A complete record came out of the chunker: make particles from it.
+        The default tries each of :attr:`particles` and publishes the first
+        that matches as a :class:`SampleEvent`.
+
+        :param record: the record's bytes.
+        :param timestamp: the port time of its first byte (NTP).
+        """
+        for particle_class in self.particles:
+            if particle_class.matches(record):
+                try:
+                    particle = particle_class(
+                        record, port_timestamp=timestamp, clock=self.clock
+                    )
+                except InstrumentProtocolError as error:
+                    self.publish_error(error)
+                    return
+                self.events.publish(SampleEvent(particle, time=self.events.now()))
+                return
+
+    # IInstrumentProtocol.
+
+    def start(self) -> None:
+        """
+        Announce the initial state and start the scheduled jobs.
+        """
+        self.events.publish(StateChangeEvent(self.state, time=self.events.now()))
+        self.scheduler.start()
+
+    def stop(self, reason: Exception) -> None:
+        """
+        Stop for good: fail pending commands with ``reason`` (made an
+        :class:`InstrumentError` if it is not one), stop scheduled jobs.
+        """
+        error = (
+            reason
+            if isinstance(reason, InstrumentError)
+            else InstrumentError(str(reason))
+        )
+        self.scheduler.stop()
+        self.engine.stop(error)
+
+    def got_data(self, data: bytes, timestamp: float) -> None:
+        """
+        Bytes from the instrument: to the operator in direct access, to the
+        engine (replies), and through the chunker to :meth:`got_record`.
+        """
+        if self.state == ProtocolState.DIRECT_ACCESS:
+            self.events.publish(DirectAccessEvent(data, time=self.events.now()))
+        self.engine.data_received(data)
+        if self.chunker is not None:
+            self.chunker.add_chunk(data, timestamp)
+            for record in self.chunker.take_records():
+                self.got_record(record.data, record.timestamp)
+
+    def capability_names(self) -> list[str]:
+        """
+        :returns: every command this protocol has, in any state, sorted.
+        """
+        names: set[str] = set()
+        for state in self.table.states:
+            names.update(self.table.valid_inputs(state))
+        return sorted(names - _NOT_CAPABILITIES)
+
+    def get_capabilities(self) -> list[str]:
+        """
+        :returns: the commands valid in the current state, sorted.
+        """
+        return [
+            name
+            for name in self.table.valid_inputs(self.state)
+            if name not in _NOT_CAPABILITIES
+        ]
+
+    def execute(self, command: str, **arguments: object) -> Deferred[object]:
+        """
+        Give the machine one input by name.
+
+        :param command: the input (a capability).
+        :param arguments: its keyword arguments.
+        :returns: a Deferred firing with its result; failed at once (nothing
+            sent) with :class:`InstrumentCommandError` for an unknown
+            command or bad arguments, or
+            :class:`~instrumentd.driver.errors.InstrumentStateError` if it is
+            not valid in the current state.
+        """
+        known = self.capability_names()
+        if command not in known:
+            return fail(InstrumentCommandError.unknown(command, known))
+        if not self.table.accepts(self.state, command):
+            return fail(self.table.refusal(self.state, command))
+        declared = getattr(type(self.machine), command)
+        try:
+            inspect.signature(declared).bind(self.machine, **arguments)
+        except TypeError as error:
+            return fail(InstrumentCommandError(command, f"bad arguments: {error}"))
+        try:
+            with self.table.refusals():
+                result = getattr(self.machine, command)(**arguments)
+        except Exception:
+            return fail()
+        if isinstance(result, Deferred):
+            return cast("Deferred[object]", result)
+        return succeed(result)
+
+    def discover(self) -> Deferred[str]:
+        """
+        Discover the instrument's state.
+        """
+        return cast("Deferred[str]", self.execute("discover"))
+
+    def get(self, names: list[str]) -> Deferred[dict[str, object]]:
+        """
+        Read parameters.
+        """
+        return cast("Deferred[dict[str, object]]", self.execute("get", names=names))
+
+    def set(
+        self, values: Mapping[str, object], startup: bool = False
+    ) -> Deferred[dict[str, object]]:
+        """
+        Change parameters.
+        """
+        return cast(
+            "Deferred[dict[str, object]]",
+            self.execute("set", values=values, startup=startup),
+        )
+
+    def start_direct(self) -> Deferred[None]:
+        """
+        Enter direct access.
+        """
+        return cast("Deferred[None]", self.execute("start_direct"))
+
+    def execute_direct(self, data: bytes) -> Deferred[None]:
+        """
+        Write bytes straight to the instrument.
+        """
+        return cast("Deferred[None]", self.execute("execute_direct", data=data))
+
+    def stop_direct(self) -> Deferred[str]:
+        """
+        Leave direct access.
+        """
+        return cast("Deferred[str]", self.execute("stop_direct"))
+
+    def get_cached_config(self) -> dict[str, object]:
+        """
+        :returns: every parameter's last known value.
+        """
+        return self.parameters.get_values()
+
+    def metadata(self) -> dict[str, object]:
+        """
+        :returns: ``{"driver": ..., "commands": ..., "parameters": ...}``,
+            JSON-ready.
+        """
+        machine_type = type(self.machine)
+        commands: dict[str, object] = {}
+        for name in self.capability_names():
+            declared = getattr(machine_type, name)
+            signature = inspect.signature(declared)
+            commands[name] = {
+                "display_name": name.replace("_", " ").capitalize(),
+                "description": inspect.getdoc(declared) or "",
+                "arguments": [
+                    parameter
+                    for parameter in signature.parameters
+                    if parameter != "self"
+                ],
+            }
+        return {
+            "driver": {
+                "name": self.driver_name,
+                "version": self.driver_version,
+                "states": self.table.states,
+            },
+            "commands": commands,
+            "parameters": self.parameters.metadata(),
+        }
+
+    # The startup configuration.
+
+    def set_init_params(self, config: Mapping[str, object]) -> None:
+        """
+        Take the driver's startup configuration: ``parameters`` (startup
+        values, applied the next time the instrument is found in command
+        mode) and ``scheduler`` (jobs; see
+        :mod:`instrumentd.driver.scheduler`).
+
+        :raises InstrumentParameterError: naming the first bad entry.
+        """
+        parameters = config.get("parameters", {})
+        jobs = config.get("scheduler", {})
+        if not isinstance(parameters, Mapping) or not isinstance(jobs, Mapping):
+            raise InstrumentCommandError(
+                "set_init_params", "parameters and scheduler must be mappings"
+            )
+        scheduled = parse_jobs(jobs, self.scheduled_jobs)
+        self.parameters.set_init_values(parameters)
+        self.scheduler.configure(scheduled)
+        self._startup_pending = bool(self.parameters.startup_names())
+
+    # Helpers for behaviours.
+
+    def guard(self, input: str) -> Callable[[], None]:
+        """
+        A guard for queued work: refuses it if ``input`` is no longer valid
+        in the state the protocol is in when its turn comes.
+        """
+
+        def check() -> None:
+            self.table.require(self.state, input)
+
+        return check
+
+    def run(self, input: str, command: Command[T], **arguments: object) -> Deferred[T]:
+        """
+        Queue one command on behalf of ``input``, guarded.
+
+        :param input: the machine input doing this.
+        :param command: the command.
+        :param arguments: for the command's builder.
+        """
+        return self.engine.execute(command, guard=self.guard(input), **arguments)
+
+    def hold(self, input: str, work: SessionWork[T]) -> Deferred[T]:
+        """
+        Queue work that holds the instrument for several commands, on
+        behalf of ``input``, guarded.
+        """
+        return self.engine.exclusive(work, guard=self.guard(input), name=input)
+
+    def publish_error(self, error: InstrumentError) -> None:
+        """
+        Publish an :class:`ErrorEvent` for something nobody waits on.
+        """
+        self.events.publish(ErrorEvent.from_error(error, time=self.events.now()))
+
+    def record_changes(self, changes: Mapping[str, object] | None) -> None:
+        """
+        Publish a :class:`ConfigChangeEvent` if ``changes`` is not empty.
+        """
+        if changes:
+            self.events.publish(ConfigChangeEvent(changes, time=self.events.now()))
+
+    def rediscover(self, machine: ProtocolInputs, input: str) -> Deferred[str]:
+        """
+        Discover the instrument's state and move the machine there; if it
+        is in command mode, apply pending startup and direct-access values
+        first.  If discovery fails, the machine goes to UNKNOWN.
+
+        :param machine: the protocol machine.
+        :param input: the input doing this (``discover``, ``stop_direct``).
+        :returns: a Deferred firing with the state found.
+        """
+
+        async def work(session: InstrumentSession) -> str:
+            state = await self.discover_state(session)
+            if state == ProtocolState.COMMAND:
+                await self.settle_in_command(session)
+            return state
+
+        def found(state: str) -> str:
+            if state == ProtocolState.COMMAND:
+                machine._in_command()
+            elif state == ProtocolState.AUTOSAMPLE:
+                machine._in_autosample()
+            else:
+                raise InstrumentProtocolError(
+                    f"discovery found an unexpected state {state!r}"
+                )
+            return state
+
+        def lost(reason: Failure) -> Failure:
+            if self.state != ProtocolState.UNKNOWN:
+                machine._unknown()
+            return reason
+
+        return self.hold(input, work).addCallbacks(found, lost)
+
+    async def settle_in_command(self, session: InstrumentSession) -> None:
+        """
+        Apply what waits for command mode: the startup values (once, after
+        start or new startup configuration) and the values saved when
+        direct access started (after it ended).  Only values that differ
+        from the instrument's are sent.  Call it from any work that ends
+        with the instrument in command mode (the standard ones do).
+
+        :param session: the instrument, held.
+        """
+        desired: dict[str, object] = {}
+        if self._startup_pending:
+            desired.update(
+                self.parameters.validate_set(
+                    self.parameters.startup_values(), startup=True
+                )
+            )
+        if self._restore_pending and self._direct_access_snapshot is not None:
+            desired.update(
+                (name, value)
+                for name, value in self._direct_access_snapshot.items()
+                if value is not None
+            )
+        if desired:
+            await self._set_on_instrument(session, desired, refresh_first=True)
+        self._startup_pending = False
+        self._restore_pending = False
+        self._direct_access_snapshot = None
+
+    async def _set_on_instrument(
+        self,
+        session: InstrumentSession,
+        values: Mapping[str, object],
+        refresh_first: bool,
+    ) -> dict[str, object]:
+        changes: dict[str, object] = {}
+        todo = dict(values)
+        if refresh_first:
+            refreshed = await self.update_parameters(session)
+            if refreshed is not None:
+                self.record_changes(refreshed)
+                todo = self.parameters.differences(values)
+        if not todo:
+            return changes
+        await self.write_parameters(session, todo)
+        refreshed = await self.update_parameters(session)
+        if refreshed is None:
+            refreshed = self.parameters.apply(todo)
+        self.record_changes(refreshed)
+        changes.update(refreshed)
+        return changes
+
+    def read_parameters(
+        self, names: Sequence[str], refresh: bool
+    ) -> Deferred[dict[str, object]]:
+        """
+        The standard ``get``: cached values, after reading stale ones from
+        the instrument if ``refresh``.
+        """
+        try:
+            wanted = None if list(names) == [ALL] or names == ALL else list(names)
+            stale = self.parameters.stale(wanted)
+        except InstrumentError:
+            return fail()
+        if not refresh or not stale:
+            return succeed(self.parameters.get_values(wanted))
+
+        async def work(session: InstrumentSession) -> dict[str, object]:
+            self.record_changes(await self.update_parameters(session))
+            return self.parameters.get_values(wanted)
+
+        return self.hold("get", work)
+
+    def change_parameters(
+        self, values: Mapping[str, object], startup: bool, input: str = "set"
+    ) -> Deferred[dict[str, object]]:
+        """
+        The standard ``set``: check, send, read back, announce the changes.
+        """
+        try:
+            checked = self.parameters.validate_set(values, startup)
+        except InstrumentError:
+            return fail()
+
+        async def work(session: InstrumentSession) -> dict[str, object]:
+            return await self._set_on_instrument(session, checked, refresh_first=False)
+
+        return self.hold(input, work)
+
+    def save_direct_access(self) -> None:
+        """
+        Keep the direct-access parameters' values, to restore when direct
+        access ends.
+        """
+        self._direct_access_snapshot = self.parameters.snapshot_direct_access()
+        self._restore_pending = True
+
+    # State changes.
+
+    def _state_changed(self, previous: str, input: str, state: str) -> None:
+        self.state = state
+        self._changes.append((previous, state))
+        # Queued by Automat until the transition is over, so listeners may
+        # call the protocol back.
+        self.machine._announce()
+
+    def announce(self) -> None:
+        """
+        Publish a :class:`StateChangeEvent` for each state change not yet
+        published.
+        """
+        changes, self._changes = self._changes, []
+        for previous, state in changes:
+            self.events.publish(
+                StateChangeEvent(state, previous, time=self.events.now())
+            )
