@@ -46,7 +46,7 @@ from twisted.python.failure import Failure
 
 from instrumentd.driver.errors import InstrumentConnectionError
 from instrumentd.driver.events import ConnectionEvent, ErrorEvent, EventBus
-from instrumentd.driver.machine import MachineTable, follow_states
+from instrumentd.driver.machine import MachineTable, after_transition, follow_states
 from instrumentd.interfaces import IInstrumentConnection, IInstrumentProtocol, LinkState
 from instrumentd.packet import Packet
 
@@ -191,12 +191,6 @@ class ConnectionInputs(Protocol):
         Report: bytes from the instrument, read at ``timestamp`` (NTP).
         """
 
-    def _announce(self) -> None:
-        """
-        Report: publish the state changes made since the last one.  Queued
-        by the state watcher so events go out once a transition is over.
-        """
-
 
 class ConnectionCore:
     """
@@ -247,11 +241,9 @@ class ConnectionCore:
     def _state_changed(self, previous: str, input: str, state: str) -> None:
         self.state = state
         self._changes.append((previous, input, state))
-        assert self.machine is not None
-        # A None-returning input called during a transition is queued by
-        # Automat until the transition is over, so listeners may call the
+        # Published once the transition is over, so listeners may call the
         # machine back.
-        self.machine._announce()
+        after_transition(self.machine, self.announce)
 
     def announce(self) -> None:
         """
@@ -429,10 +421,6 @@ def build_connection_machine() -> TypeMachine[ConnectionInputs, ConnectionCore]:
 
     for state in everywhere:
         state.upon(ConnectionInputs.status).loop().returns(state.name)
-
-        @state.upon(ConnectionInputs._announce).loop()
-        def announce(machine: ConnectionInputs, core: ConnectionCore) -> None:
-            core.announce()
 
     # Configuring.  The connection checks the configuration in the
     # behaviour; only if it is accepted does ``_configured`` (queued by

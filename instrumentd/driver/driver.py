@@ -107,7 +107,7 @@ class InstrumentDriver:
         """
         The connection machine's state.
         """
-        return self._machine.status()
+        return self._core.state
 
     @property
     def dropped(self) -> int:
@@ -174,7 +174,9 @@ class InstrumentDriver:
             state.
         """
         protocol = self._core.protocol
-        return protocol.state if protocol is not None else self._machine.status()
+        # Read from the cores, not the machines' status(), so a listener may
+        # ask from inside a state-change event.
+        return protocol.state if protocol is not None else self._core.state
 
     def get_resource_capabilities(self) -> dict[str, list[str]]:
         """
@@ -182,7 +184,7 @@ class InstrumentDriver:
             not CONNECTED); ``parameters``: the parameters that can be read
             now; ``connection``: the connection inputs valid now.
         """
-        state = self._machine.status()
+        state = self._core.state
         commands: list[str] = []
         parameters: list[str] = []
         protocol = self.protocol

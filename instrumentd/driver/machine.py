@@ -32,6 +32,7 @@ from instrumentd.driver.errors import InstrumentStateError
 __all__ = [
     "MachineTable",
     "StateWatcher",
+    "after_transition",
     "dot_source",
     "follow_states",
 ]
@@ -164,9 +165,8 @@ def follow_states(machine: object, watcher: StateWatcher) -> None:
     transitioner on ``__automat_transitioner__`` (the same object Automat's
     own tracing uses).  The watcher runs *during* the transition, before the
     transition's behaviour: it must not call the machine's value-returning
-    inputs (Automat forbids re-entry), but ``None``-returning ones are
-    queued by Automat and run once the current input has finished, which is
-    how the protocols announce state changes.
+    inputs (Automat forbids re-entry); to act once the transition is over,
+    use :func:`after_transition`.
 
     :param machine: an instance made by a built ``TypeMachine``.
     :param watcher: called with (previous, input, new) state names.
@@ -181,6 +181,32 @@ def follow_states(machine: object, watcher: StateWatcher) -> None:
             watcher(old.name, symbol, new.name)
 
     transitioner.setTrace(trace)
+
+
+def after_transition(machine: object, action: Callable[[], None]) -> None:
+    """
+    Run ``action`` once the machine's current input has finished, or now if
+    no input is under way.
+
+    A listener told of a state change may well call the machine back (ask
+    its capabilities, run a command).  Inside a transition Automat refuses
+    that for inputs that return a value, so announcements wait until the
+    input is over.  Automat runs the ``None``-returning inputs called during
+    a transition from a list it keeps on ``__automat_postponed__``, once the
+    transition has finished and outside it; ``action`` joins that list, so
+    it runs in order with them.
+
+    :param machine: an instance made by a built ``TypeMachine``.
+    :param action: what to run.
+    """
+    postponed = cast(
+        "list[Callable[[], None]] | None",
+        getattr(machine, "__automat_postponed__", None),
+    )
+    if postponed is None:
+        action()
+    else:
+        postponed.append(action)
 
 
 _TRANSITION_ID = re.compile(r"\bt\d+\b")

@@ -87,7 +87,7 @@ from instrumentd.driver.events import (
     SampleEvent,
     StateChangeEvent,
 )
-from instrumentd.driver.machine import MachineTable, follow_states
+from instrumentd.driver.machine import MachineTable, after_transition, follow_states
 from instrumentd.driver.parameters import ParameterDictionary
 from instrumentd.driver.particles import RegexDataParticle
 from instrumentd.driver.scheduler import Scheduler, parse_jobs
@@ -197,11 +197,6 @@ class ProtocolInputs(Protocol):
     def _unknown(self) -> None:
         """
         Report: what the instrument is doing is no longer known.
-        """
-
-    def _announce(self) -> None:
-        """
-        Report: publish the state changes made since the last one.
         """
 
 
@@ -318,8 +313,8 @@ def every_state(
     state: TypedState[InputsT, CoreT], states: StandardStates[InputsT, CoreT]
 ) -> None:
     """
-    Give a state what every protocol state has: ``status``, the
-    announcement report, and the reports ``_in_command``,
+    Give a state what every protocol state has: ``status``, and the
+    reports ``_in_command``,
     ``_in_autosample`` and ``_unknown`` leading to COMMAND, AUTOSAMPLE and
     UNKNOWN (a loop where the state is that one already).
 
@@ -327,10 +322,6 @@ def every_state(
     :param states: the standard states.
     """
     state.upon(ProtocolInputs.status).loop().returns(state.name)
-
-    @state.upon(ProtocolInputs._announce).loop()
-    def announce(machine: ProtocolInputs, core: InstrumentProtocol[Any]) -> None:
-        core.announce()
 
     for report, target in (
         (ProtocolInputs._in_command, states.command),
@@ -861,9 +852,9 @@ class InstrumentProtocol(Generic[InputsT]):
     def _state_changed(self, previous: str, input: str, state: str) -> None:
         self.state = state
         self._changes.append((previous, state))
-        # Queued by Automat until the transition is over, so listeners may
-        # call the protocol back.
-        self.machine._announce()
+        # Published once the transition is over, so listeners may call the
+        # protocol back.
+        after_transition(self.machine, self.announce)
 
     def announce(self) -> None:
         """
@@ -875,3 +866,14 @@ class InstrumentProtocol(Generic[InputsT]):
             self.events.publish(
                 StateChangeEvent(state, previous, time=self.events.now())
             )
+
+
+def _standard_machine() -> TypeMachine[ProtocolInputs, InstrumentProtocol[Any]]:
+    builder = TypeMachineBuilder(ProtocolInputs, InstrumentProtocol[Any])
+    standard_states(builder)
+    return builder.build()
+
+
+#: The standard states and transitions alone, as every instrument's machine
+#: starts: for diagrams and documentation (an instrument builds its own).
+StandardProtocolMachine = _standard_machine()
