@@ -21,15 +21,17 @@ from twisted.internet.endpoints import (
     connectProtocol,
     serverFromString,
 )
-from twisted.internet.interfaces import IListeningPort
-from twisted.internet.protocol import Factory, Protocol, ServerFactory, connectionDone
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IListeningPort, IReadDescriptor
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.task import deferLater
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
+from zope.interface import implementer
 
+from instrumentd.datalogfiles import recorded_files
 from instrumentd.packet import Packet, PacketParser, PacketType
-from instrumentd.portagent.datalog import datalog_files
 from instrumentd.portagent.launcher import PortAgentProcess, launch_port_agent
 from instrumentd.portagent.lifecycle import ParentWatch
 
@@ -312,6 +314,8 @@ class StalledClient:
     """
     A data client that never reads, with a small receive buffer, so the
     agent's sends to it back up.
+
+    :ivar label: its address as the agent names it, ``host:port``.
     """
 
     def __init__(self, port: int | str | None) -> None:
@@ -320,6 +324,14 @@ class StalledClient:
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.socket.connect(("127.0.0.1", port))
         self.socket.setblocking(False)
+        host, local_port = self.socket.getsockname()
+        self.label = f"{host}:{local_port}"
+
+    def send(self, data: bytes) -> None:
+        """
+        Send a few bytes to the agent (they go to the instrument).
+        """
+        self.socket.send(data)
 
     def close(self) -> None:
         """
@@ -333,11 +345,45 @@ class StalledClient:
         Start reading (draining what is queued) and wait until the agent's
         end has closed the connection.
         """
-        client = _Client()
-        factory = ServerFactory.forProtocol(lambda: client)
-        reactor.adoptStreamConnection(self.socket.fileno(), socket.AF_INET, factory)
-        self.socket.close()
-        return within(_chain(client.closed), "the agent to cut off a stalled client")
+        drain = _Drain(self.socket)
+        reactor.addReader(drain)
+        return within(_chain(drain.closed), "the agent to cut off a stalled client")
+
+
+@implementer(IReadDescriptor)
+class _Drain:
+    """
+    Reads and discards everything from a socket until it is closed or reset,
+    then closes it.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._socket = sock
+        self.closed: Deferred[None] = Deferred()
+
+    def fileno(self) -> int:
+        return self._socket.fileno()
+
+    def logPrefix(self) -> str:
+        return "StalledClient"
+
+    def doRead(self) -> None:
+        while True:
+            try:
+                data = self._socket.recv(1 << 16)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""  # reset by the agent: closed all the same
+            if not data:
+                self.connectionLost(Failure(ConnectionDone()))
+                return
+
+    def connectionLost(self, reason: Failure) -> None:
+        reactor.removeReader(self)
+        self._socket.close()
+        if not self.closed.called:
+            self.closed.callback(None)
 
 
 class InstrumentProtocol(Protocol):
@@ -503,7 +549,7 @@ def read_datalog(directory: str, name: str = "TEST01") -> list[Packet]:
     Every packet of a datalog, in the order written; the files must hold
     nothing but whole, valid packets.
     """
-    files = datalog_files(directory, name)
+    files = recorded_files(directory, name)
     assert files, f"no datalog files under {directory}"
     parser = PacketParser()
     packets: list[Packet] = []
