@@ -1,0 +1,163 @@
+"""
+Tests for L{instrumentd.portagent.link.InstrumentLink}: reconnecting with
+capped backoff, and logging failed attempts without flooding the log.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.interfaces import (
+    IProtocol,
+    IProtocolFactory,
+    IStreamClientEndpoint,
+)
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from instrumentd.portagent.link import BreakNotSupported, InstrumentLink, LinkDown
+
+
+@implementer(IStreamClientEndpoint)
+class ScriptedEndpoint:
+    """
+    An endpoint that refuses until told to accept, and records attempts.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.accepting = False
+        self.attempts: list[float] = []
+        self.transport: StringTransport | None = None
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
+        self.attempts.append(self.clock.seconds())
+        if not self.accepting:
+            return fail(ConnectionRefusedError("no instrument here"))
+        protocol = protocolFactory.buildProtocol(None)
+        assert protocol is not None
+        self.transport = StringTransport()
+        protocol.makeConnection(self.transport)
+        return Deferred.fromCoroutine(_value(protocol))
+
+
+async def _value(protocol: IProtocol) -> IProtocol:
+    return protocol
+
+
+class LinkTests(SynchronousTestCase):
+    """
+    The link reconnects forever, with backoff capped at the maximum delay.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.endpoint = ScriptedEndpoint(self.clock)
+        self.events: list[str] = []
+        self.data: list[bytes] = []
+        self.link = InstrumentLink(
+            self.endpoint,
+            "tcp:host=127.0.0.1:port=4001",
+            on_data=self.data.append,
+            on_up=lambda: self.events.append("up"),
+            on_down=lambda reason: self.events.append("down"),
+            on_attempt_failed=lambda reason: self.events.append("failed: " + reason),
+            max_delay=8.0,
+            clock=self.clock,
+            failure_log_interval=60.0,
+        )
+
+    def tearDown(self) -> None:
+        self.link.stop()
+
+    def test_backoffCapped(self) -> None:
+        """
+        Attempts back off exponentially but never wait longer than the cap.
+        """
+        with capturedLogs():
+            self.link.start()
+            for _ in range(2000):
+                self.clock.advance(0.1)
+        gaps = [
+            b - a
+            for a, b in zip(
+                self.endpoint.attempts, self.endpoint.attempts[1:], strict=False
+            )
+        ]
+        self.assertGreater(len(gaps), 15)
+        # Exponential growth at first, then the cap (plus up to 1 s jitter).
+        self.assertLess(gaps[0], 3.0)
+        self.assertGreater(gaps[4], gaps[0] * 2)
+        self.assertLessEqual(max(gaps), 8.0 + 1.0 + 0.15)
+        self.assertGreaterEqual(min(gaps[8:]), 8.0)
+
+    def test_failureReasonReported(self) -> None:
+        """
+        Each failed attempt is reported with its reason.
+        """
+        with capturedLogs():
+            self.link.start()
+        self.assertEqual(len(self.events), 1)
+        self.assertIn("no instrument here", self.events[0])
+
+    def test_failuresRateLimited(self) -> None:
+        """
+        Identical failures are logged once per interval, with a count of
+        those that were not; the first success says how many there were.
+        """
+        with capturedLogs() as events:
+            self.link.start()
+            for _ in range(20):
+                self.clock.advance(8)
+            self.endpoint.accepting = True
+            self.clock.advance(8)
+        warnings = [e for e in events if e["log_level"] == LogLevel.warn]
+        attempts = len(self.endpoint.attempts) - 1
+        self.assertGreater(attempts, 10)
+        self.assertLessEqual(len(warnings), 1 + (20 * 8) // 60 + 1)
+        self.assertIn("no instrument here", warnings[0]["reason"])
+        later = [e for e in warnings[1:] if e.get("suffix")]
+        self.assertTrue(later)
+        self.assertIn("similar failures not logged", later[0]["suffix"])
+        infos = [e for e in events if "before it came up" in e.get("log_format", "")]
+        self.assertEqual(len(infos), 1)
+        self.assertEqual(self.events[-1], "up")
+
+    def test_noRetryNotices(self) -> None:
+        """
+        ClientService's own per-retry notice is not logged.
+        """
+        with capturedLogs() as events:
+            self.link.start()
+            self.clock.advance(10)
+        self.assertFalse(
+            [e for e in events if "Scheduling retry" in e.get("log_format", "")]
+        )
+
+    def test_dataAndWrite(self) -> None:
+        """
+        Bytes read are handed on; writes go to the instrument while up and
+        raise L{LinkDown} while down.
+        """
+        self.assertRaises(LinkDown, self.link.write, b"x")
+        self.endpoint.accepting = True
+        with capturedLogs():
+            self.link.start()
+        self.assertTrue(self.link.connected)
+        self.link.write(b"DS\r\n")
+        assert self.endpoint.transport is not None
+        self.assertEqual(self.endpoint.transport.value(), b"DS\r\n")
+
+    def test_breakNotSupported(self) -> None:
+        """
+        A link whose transport cannot break says so.
+        """
+        self.endpoint.accepting = True
+        with capturedLogs():
+            self.link.start()
+        failure = self.failureResultOf(self.link.send_break(100))
+        self.assertIsInstance(failure.value, BreakNotSupported)
+        self.assertIn("only serial links can", str(failure.value))
