@@ -317,6 +317,7 @@ class ToyProtocol(InstrumentProtocol[ToyInputs]):
     The toy's driver protocol.
     """
 
+    inputs = ToyInputs
     prompts = (PROMPT,)
     wakeup = Wakeup(data=NEWLINE, timeout=1.0, tries=3, sleep_after=25.0)
     sieves = (SAMPLE,)

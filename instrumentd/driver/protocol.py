@@ -346,7 +346,7 @@ class InstrumentProtocol(Generic[InputsT]):
     A subclass declares its instrument in class attributes and overrides
     the hooks it needs:
 
-    - :attr:`machine_factory`, :attr:`prompts`, :attr:`wakeup`,
+    - :attr:`machine_factory`, :attr:`inputs`, :attr:`prompts`, :attr:`wakeup`,
       :attr:`write_delay`, :attr:`sieves`, :attr:`particles`,
       :attr:`scheduled_jobs`, :attr:`driver_name`, :attr:`driver_version`;
     - :meth:`declare_parameters` (fill the parameter dictionary);
@@ -373,6 +373,9 @@ class InstrumentProtocol(Generic[InputsT]):
 
     #: The built protocol machine (``TypeMachineBuilder(...).build()``).
     machine_factory: ClassVar[TypeMachine[Any, Any]]
+    #: The machine's inputs ``Protocol``: where commands' arguments and
+    #: descriptions (docstrings) are read from.
+    inputs: ClassVar[type[ProtocolInputs]] = ProtocolInputs
     #: The instrument's prompts; a reply ends with one unless its command
     #: says otherwise.
     prompts: ClassVar[Sequence[bytes]] = ()
@@ -560,7 +563,7 @@ class InstrumentProtocol(Generic[InputsT]):
             return fail(InstrumentCommandError.unknown(command, known))
         if not self.table.accepts(self.state, command):
             return fail(self.table.refusal(self.state, command))
-        declared = getattr(type(self.machine), command)
+        declared = getattr(self.inputs, command)
         try:
             inspect.signature(declared).bind(self.machine, **arguments)
         except TypeError as error:
@@ -626,10 +629,9 @@ class InstrumentProtocol(Generic[InputsT]):
         :returns: ``{"driver": ..., "commands": ..., "parameters": ...}``,
             JSON-ready.
         """
-        machine_type = type(self.machine)
         commands: dict[str, object] = {}
         for name in self.capability_names():
-            declared = getattr(machine_type, name)
+            declared = getattr(self.inputs, name)
             signature = inspect.signature(declared)
             commands[name] = {
                 "display_name": name.replace("_", " ").capitalize(),
