@@ -14,6 +14,7 @@ from twisted.python import usage
 
 from instrumentd import __version__
 from instrumentd.portagent.options import PortAgentOptions
+from instrumentd.simulator.options import SimulateOptions
 
 
 class Options(usage.Options):
@@ -21,13 +22,14 @@ class Options(usage.Options):
     Options for ``twistd instrumentd``.
     """
 
-    synopsis = "Usage: twistd [twistd options] instrumentd SUBCOMMAND [options]"
+    synopsis = "SUBCOMMAND [options]"
     longdesc = (
         "Operate scientific instruments. Subcommands: port-agent holds one "
         "instrument's link, logs every byte and shares it with many clients."
     )
-    subCommands = [
+    subCommands: list[list[object]] = [
         ["port-agent", None, PortAgentOptions, "Run a port agent for one instrument."],
+        ["simulate", None, SimulateOptions, "Run a simulated instrument."],
     ]
 
     def opt_version(self) -> None:
@@ -58,4 +60,9 @@ def makeService(options: Options) -> IService:
         sub = options.subOptions
         assert isinstance(sub, PortAgentOptions)
         return PortAgent(sub.config())
+    if options.subCommand == "simulate":
+        from instrumentd.simulator.options import make_service
+
+        assert isinstance(options.subOptions, SimulateOptions)
+        return make_service(options.subOptions)
     raise usage.UsageError(f"unknown subcommand {options.subCommand!r}")

@@ -194,7 +194,7 @@ class PortAgentOptions(usage.Options):
     Options of ``twistd instrumentd port-agent``.
     """
 
-    synopsis = "Usage: twistd [twistd options] instrumentd port-agent --name NAME --instrument ENDPOINT [options]"
+    synopsis = "--name NAME --instrument ENDPOINT [options]"
     longdesc = (
         "Hold one instrument's link, timestamp and frame every byte read as "
         "port-agent packets, record them all in a rotating datalog, and share "
