@@ -375,7 +375,7 @@ class InstrumentProtocol(Generic[InputsT]):
     machine_factory: ClassVar[TypeMachine[Any, Any]]
     #: The machine's inputs ``Protocol``: where commands' arguments and
     #: descriptions (docstrings) are read from.
-    inputs: ClassVar[type[ProtocolInputs]] = ProtocolInputs
+    inputs: ClassVar[type[object]] = ProtocolInputs
     #: The instrument's prompts; a reply ends with one unless its command
     #: says otherwise.
     prompts: ClassVar[Sequence[bytes]] = ()
