@@ -1,0 +1,289 @@
+"""
+Tests for L{instrumentd.driver.driver}: the driver API end to end, over a
+toy connection to the toy instrument.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from instrumentd.driver.driver import InstrumentDriver
+from instrumentd.driver.errors import (
+    InstrumentCommandError,
+    InstrumentConnectionError,
+    InstrumentParameterError,
+    InstrumentStateError,
+)
+from instrumentd.driver.events import ConnectionEvent, DirectAccessEvent, DriverEvent
+from instrumentd.interfaces import IInstrumentDriver, LinkState
+from tests.toyinstrument import ToyConnection, ToyLine, ToyProtocol
+
+
+class Bench:
+    """
+    A driver for the toy instrument, with its events collected.
+    """
+
+    def __init__(self) -> None:
+        self.line = ToyLine()
+        self.toy = self.line.toy
+        self.connection = ToyConnection(self.line)
+        self.driver = InstrumentDriver(
+            self.connection, ToyProtocol, clock=self.line.clock
+        )
+        self.seen: list[DriverEvent] = []
+        self.driver.events.subscribe(self.seen.append)
+
+    def flush(self) -> None:
+        self.line.flush()
+
+    def connected(self) -> None:
+        self.driver.configure({"method": "toy"})
+        self.driver.connect()
+
+    def in_command(self) -> None:
+        self.connected()
+        result = self.driver.discover_state()
+        self.flush()
+        assert self.driver.get_resource_state() == "COMMAND", result
+
+
+class LifecycleTests(SynchronousTestCase):
+    """
+    From configuration to disconnection.
+    """
+
+    def test_interface(self) -> None:
+        """
+        The driver provides L{IInstrumentDriver}.
+        """
+        verifyObject(IInstrumentDriver, Bench().driver)
+
+    def test_resourceState(self) -> None:
+        """
+        The resource state is the connection state until CONNECTED, then
+        the protocol state.
+        """
+        bench = Bench()
+        driver = bench.driver
+        self.assertEqual(driver.get_resource_state(), "UNCONFIGURED")
+        driver.configure({"method": "toy"})
+        self.assertEqual(driver.get_resource_state(), "DISCONNECTED")
+        self.successResultOf(driver.connect())
+        self.assertEqual(driver.connection_state, "CONNECTED")
+        self.assertEqual(driver.get_resource_state(), "UNKNOWN")
+        result = driver.discover_state()
+        bench.flush()
+        self.assertEqual(self.successResultOf(result), "COMMAND")
+        self.assertEqual(driver.get_resource_state(), "COMMAND")
+        self.successResultOf(driver.disconnect())
+        self.assertEqual(driver.get_resource_state(), "DISCONNECTED")
+        driver.initialize()
+        self.assertEqual(driver.get_resource_state(), "UNCONFIGURED")
+
+    def test_badConfiguration(self) -> None:
+        """
+        A bad connection configuration raises the connection's error.
+        """
+        bench = Bench()
+        self.assertRaises(
+            InstrumentConnectionError, bench.driver.configure, {"method": "telepathy"}
+        )
+        self.assertEqual(bench.driver.get_resource_state(), "UNCONFIGURED")
+
+    def test_refusedBeforeConnected(self) -> None:
+        """
+        Requests for the instrument before CONNECTED fail with an
+        L{InstrumentStateError} naming the connection state and what is
+        valid there; synchronous inputs raise it.
+        """
+        bench = Bench()
+        for request in [
+            bench.driver.discover_state,
+            bench.driver.get_resource,
+            lambda: bench.driver.execute_resource("acquire_status"),
+            bench.driver.start_direct,
+            bench.driver.connect,
+        ]:
+            error = self.failureResultOf(request(), InstrumentStateError).value
+            self.assertEqual(error.state, "UNCONFIGURED")
+            self.assertIn("configure", error.valid)
+        bench.connected()
+        with self.assertRaises(InstrumentStateError) as caught:
+            bench.driver.initialize()
+        self.assertEqual(caught.exception.state, "CONNECTED")
+
+    def test_refusedByProtocol(self) -> None:
+        """
+        While CONNECTED, a command not valid in the protocol state fails
+        naming the protocol state.
+        """
+        bench = Bench()
+        bench.connected()
+        error = self.failureResultOf(
+            bench.driver.set_resource({"INTERVAL": 3}), InstrumentStateError
+        ).value
+        self.assertEqual((error.state, error.input), ("UNKNOWN", "set"))
+        self.failureResultOf(
+            bench.driver.execute_resource("fly"), InstrumentCommandError
+        )
+
+    def test_capabilities(self) -> None:
+        """
+        The capabilities are the commands and parameters valid now, and
+        the connection inputs valid now.
+        """
+        bench = Bench()
+        self.assertEqual(
+            bench.driver.get_resource_capabilities(),
+            {
+                "commands": [],
+                "parameters": [],
+                "connection": ["configure", "disconnect", "initialize", "status"],
+            },
+        )
+        bench.in_command()
+        capabilities = bench.driver.get_resource_capabilities()
+        self.assertIn("acquire_status", capabilities["commands"])
+        self.assertEqual(
+            capabilities["parameters"], ["INTERVAL", "UNITS", "ECHO", "SERIAL"]
+        )
+
+    def test_linkDownAndBack(self) -> None:
+        """
+        The instrument link going down is a connection event and a new
+        protocol (UNKNOWN) when it comes back.
+        """
+        bench = Bench()
+        bench.in_command()
+        bench.connection.set_link(LinkState(agent=True, commands=True))
+        self.assertEqual(bench.driver.get_resource_state(), "INSTRUMENT_DISCONNECTED")
+        bench.connection.set_link(LinkState(agent=True, commands=True, instrument=True))
+        self.assertEqual(bench.driver.get_resource_state(), "UNKNOWN")
+        reasons = [e.reason for e in bench.seen if isinstance(e, ConnectionEvent)]
+        self.assertIn("instrument link down", reasons)
+
+
+class ResourceTests(SynchronousTestCase):
+    """
+    Parameters and commands through the driver.
+    """
+
+    def test_getSetExecute(self) -> None:
+        """
+        get, set and execute reach the instrument.
+        """
+        bench = Bench()
+        bench.in_command()
+        values = bench.driver.get_resource("ALL")
+        self.assertEqual(self.successResultOf(values)["INTERVAL"], 5)
+        one = bench.driver.get_resource(["UNITS"])
+        self.assertEqual(self.successResultOf(one), {"UNITS": "C"})
+        changed = bench.driver.set_resource({"INTERVAL": 9})
+        bench.flush()
+        self.assertEqual(self.successResultOf(changed), {"INTERVAL": 9})
+        self.assertEqual(bench.toy.settings["interval"], "9")
+        sample = bench.driver.execute_resource("acquire_sample")
+        bench.flush()
+        self.assertEqual(self.successResultOf(sample)["temperature"], 21.5)
+        self.assertEqual(bench.driver.get_cached_config()["INTERVAL"], 9)
+
+    def test_directAccess(self) -> None:
+        """
+        Direct access through the driver: passthrough, events, restore.
+        """
+        bench = Bench()
+        bench.in_command()
+        self.successResultOf(bench.driver.start_direct())
+        bench.driver.execute_direct(b"set units=F\r\n")
+        bench.flush()
+        self.assertTrue(any(isinstance(e, DirectAccessEvent) for e in bench.seen))
+        result = bench.driver.stop_direct()
+        bench.flush()
+        self.assertEqual(self.successResultOf(result), "COMMAND")
+        self.assertEqual(bench.toy.settings["units"], "C")
+
+
+class ConfigurationTests(SynchronousTestCase):
+    """
+    The startup configuration and metadata.
+    """
+
+    def test_initParams(self) -> None:
+        """
+        Startup values given before connecting are applied when the
+        instrument is first found in command mode; apply_startup_params
+        applies them again.
+        """
+        bench = Bench()
+        bench.driver.set_init_params({"parameters": {"INTERVAL": 15}})
+        bench.in_command()
+        self.assertEqual(bench.toy.settings["interval"], "15")
+        bench.toy.commands.clear()
+        bench.toy.settings["interval"] = "2"
+        result = bench.driver.apply_startup_params()
+        bench.flush()
+        self.successResultOf(result)
+        self.assertEqual(bench.toy.settings["interval"], "15")
+
+    def test_initParamsWhileConnected(self) -> None:
+        """
+        A startup configuration given while connected reaches the running
+        protocol (its scheduled jobs start).
+        """
+        bench = Bench()
+        bench.in_command()
+        bench.driver.set_init_params(
+            {"scheduler": {"acquire_status": {"interval": 60}}}
+        )
+        protocol = bench.driver.protocol
+        assert protocol is not None
+        self.assertEqual(
+            [job.name for job in protocol.scheduler.jobs], ["acquire_status"]
+        )
+
+    def test_badInitParams(self) -> None:
+        """
+        A bad startup configuration is refused and nothing is kept.
+        """
+        bench = Bench()
+        for config in [
+            {"parameters": {"SERIAL": "1"}},
+            {"scheduler": {"dance": {"interval": 1}}},
+        ]:
+            self.assertRaises(
+                InstrumentParameterError, bench.driver.set_init_params, config
+            )
+        bench.in_command()
+        protocol = bench.driver.protocol
+        assert protocol is not None
+        self.assertEqual(protocol.scheduler.jobs, [])
+
+    def test_metadata(self) -> None:
+        """
+        The metadata is JSON-ready, with driver, commands and parameters,
+        whether or not the instrument is connected.
+        """
+        bench = Bench()
+        metadata: Any = bench.driver.get_config_metadata()
+        self.assertEqual(sorted(metadata), ["commands", "driver", "parameters"])
+        json.dumps(metadata)
+        self.assertIn("acquire_status", metadata["commands"])
+        self.assertEqual(metadata["parameters"]["INTERVAL"]["value"]["units"], "s")
+        bench.in_command()
+        self.assertEqual(bench.driver.get_config_metadata(), metadata)
+
+    def test_cachedConfigBeforeConnect(self) -> None:
+        """
+        Before any protocol ran there is no cached configuration; after
+        disconnecting, the last one is kept.
+        """
+        bench = Bench()
+        self.assertEqual(bench.driver.get_cached_config(), {})
+        bench.in_command()
+        bench.driver.disconnect()
+        self.assertEqual(bench.driver.get_cached_config()["SERIAL"], "1234")
