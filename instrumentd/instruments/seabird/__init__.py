@@ -1,0 +1,3 @@
+"""
+Sea-Bird Scientific instruments.
+"""

@@ -1,0 +1,1073 @@
+# -*- test-case-name: tests.test_sbe37_simulator -*-
+"""
+A simulated Sea-Bird SBE 37-SMP MicroCAT, faithful to the project's spec
+(``shared/spec/sbe37-smp.md``).
+
+Run it with ``twistd -n instrumentd simulate sbe37 --listen tcp:4001`` (or
+``--pty``), or in a test::
+
+    clock = Clock()
+    sbe37 = SBE37Simulator(SimulatorSettings(start_time=...), reactor=clock)
+    link = InProcessLink(sbe37)
+
+Where the spec is silent, choices are documented in ``doc/simulators.md``
+and on the constants below.  In short: it starts asleep; a sleeping
+instrument discards what wakes it and prompts ``S>`` after
+:data:`WAKE_SECONDS`; a completed command ends with CR LF and the prompt;
+samples take :data:`ACQUISITION_SECONDS`; all of these are instrument
+seconds, so the time scale shortens them.
+
+The water it measures is a :class:`~instrumentd.simulator.seawater.MooringWater`;
+the sensors turn it into raw values through the factory calibration, and
+the instrument turns raw values back into engineering units through the
+calibration it holds now, so changing a coefficient with ``TA0=`` changes
+what it prints, as on the real instrument.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, date, datetime, time
+from enum import Enum
+from typing import ClassVar, Final
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+from instrumentd.simulator.base import SimulatedInstrument, SimulatorSettings
+from instrumentd.simulator.seawater import MooringWater, salinity, sound_velocity
+
+__all__ = [
+    "ACQUISITION_SECONDS",
+    "ALLOWED_WHILE_LOGGING",
+    "CAPACITY",
+    "IDLE_SLEEP_SECONDS",
+    "WAKE_SECONDS",
+    "Calibration",
+    "Mode",
+    "RawReading",
+    "SBE37Simulator",
+    "Setup",
+]
+
+#: Serial number when none is given: the one in the spec's examples.
+DEFAULT_SERIAL_NUMBER: Final = 2165
+FIRMWARE: Final = "2.6"
+#: The calibration dump's header names the firmware with a letter.
+DC_FIRMWARE: Final = "2.6b"
+#: Samples memory holds: the spec's example (1234 stored, 190128 free).
+CAPACITY: Final = 191_362
+#: Instrument seconds without input before it sleeps (the spec's "about 2
+#: minutes").
+IDLE_SLEEP_SECONDS: Final = 120.0
+#: Instrument seconds from the first byte to a sleeping instrument until it
+#: prompts; the spec allows up to about 1 s.
+WAKE_SECONDS: Final = 0.5
+#: Instrument seconds a measurement takes (pumping and sampling) before the
+#: sample is printed.
+ACQUISITION_SECONDS: Final = 1.0
+#: Self-tests print one reading per this many instrument seconds.
+SELF_TEST_PERIOD: Final = 1.0
+SELF_TEST_READINGS: Final = 100
+#: Longest command line kept; further characters are dropped (and echoed).
+MAX_LINE: Final = 1024
+#: Commands a logging instrument accepts (the spec's list).
+ALLOWED_WHILE_LOGGING: Final = frozenset({"DS", "DC", "TS", "SL", "SLT", "QS", "STOP"})
+
+PROMPT: Final = "S>"
+BAD_COMMAND_PROMPT: Final = "?cmd S>"
+NOT_ALLOWED: Final = "cmd not allowed while logging"
+
+_CR: Final = 0x0D
+_LF: Final = 0x0A
+_BACKSPACES: Final = (0x08, 0x7F)
+_MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")  # fmt: skip
+_KELVIN: Final = 273.15
+#: dbar per psi.
+_DBAR_PER_PSI: Final = 0.689476
+_ATMOSPHERE_PSI: Final = 14.7
+
+
+class Mode(Enum):
+    """
+    What the instrument is doing with its serial port.
+    """
+
+    ASLEEP = "asleep"
+    WAKING = "waking"
+    COMMAND = "command"
+    BUSY = "busy"
+    SELF_TEST = "self-test"
+
+
+@dataclass
+class Calibration:
+    """
+    The calibration coefficients, as ``DC`` prints them and the calibration
+    setters change them.  The defaults are the spec's example.
+    """
+
+    tcaldate: str = "08-nov-05"
+    ta0: float = -2.572242e-04
+    ta1: float = 3.138936e-04
+    ta2: float = -9.717158e-06
+    ta3: float = 2.138735e-07
+    ccaldate: str = "08-nov-05"
+    cg: float = -9.870930e-01
+    ch: float = 1.417895e-01
+    ci: float = 1.334915e-04
+    cj: float = 3.339261e-05
+    cpcor: float = 9.570000e-08
+    ctcor: float = 3.250000e-06
+    wbotc: float = 1.202400e-05
+    pressure_serial: int = 4955
+    pressure_range: str = "10847.1964958"
+    pcaldate: str = "12-aug-05"
+    pa0: float = 5.916199e00
+    pa1: float = 4.851819e-01
+    pa2: float = 4.596432e-07
+    ptca0: float = 2.762492e02
+    ptca1: float = 6.603433e-01
+    ptca2: float = 5.756490e-03
+    ptcb0: float = 2.461450e01
+    ptcb1: float = -9.000000e-04
+    ptcb2: float = 0.000000e00
+    poffset: float = 0.000000e00
+    rcaldate: str = "08-nov-05"
+    rtca0: float = 9.999862e-01
+    rtca1: float = 1.686132e-06
+    rtca2: float = -3.022745e-08
+
+    # The sensors' equations, Sea-Bird's forms: a thermistor's
+    # Steinhart-Hart-like polynomial in ln(counts), a conductivity cell's
+    # frequency polynomial with thermal and pressure corrections, and a
+    # strain gauge's temperature-compensated quadratic.
+
+    def temperature(self, counts: float) -> float:
+        """
+        :param counts: thermistor counts.
+        :returns: ITS-90 deg C.
+        """
+        ln = math.log(max(counts, 1.0))
+        k = self.ta0 + ln * (self.ta1 + ln * (self.ta2 + ln * self.ta3))
+        return 1 / k - _KELVIN if k else math.inf
+
+    def temperature_counts(self, t90: float) -> float:
+        """
+        :param t90: ITS-90 deg C.
+        :returns: the thermistor counts that give it (bisection on ln).
+        """
+        target = 1 / (t90 + _KELVIN)
+        low, high = 1.0, 40.0
+        for _ in range(80):
+            middle = (low + high) / 2
+            k = self.ta0 + middle * (self.ta1 + middle * (self.ta2 + middle * self.ta3))
+            if k < target:
+                low = middle
+            else:
+                high = middle
+        return math.exp((low + high) / 2)
+
+    def conductivity(self, hz: float, t90: float, pressure: float) -> float:
+        """
+        :param hz: cell frequency.
+        :param t90: temperature, deg C.
+        :param pressure: dbar.
+        :returns: S/m.
+        """
+        f = hz * math.sqrt(max(1 + self.wbotc * t90, 0.0)) / 1000
+        c = self.cg + f * f * (self.ch + f * (self.ci + f * self.cj))
+        return c / (1 + self.ctcor * t90 + self.cpcor * pressure)
+
+    def conductivity_frequency(self, c: float, t90: float, pressure: float) -> float:
+        """
+        :param c: S/m.
+        :param t90: temperature, deg C.
+        :param pressure: dbar.
+        :returns: the cell frequency (Hz) that gives it.
+        """
+        low, high = 0.0, 30_000.0
+        for _ in range(80):
+            middle = (low + high) / 2
+            if self.conductivity(middle, t90, pressure) < c:
+                low = middle
+            else:
+                high = middle
+        return (low + high) / 2
+
+    def pressure(self, counts: float, t90: float) -> float:
+        """
+        :param counts: strain-gauge counts.
+        :param t90: the gauge's temperature, deg C.
+        :returns: sea pressure, dbar.
+        """
+        x = counts - self.ptca0 - self.ptca1 * t90 - self.ptca2 * t90 * t90
+        n = x * self.ptcb0 / (self.ptcb0 + self.ptcb1 * t90 + self.ptcb2 * t90 * t90)
+        psia = self.pa0 + self.pa1 * n + self.pa2 * n * n
+        return (psia - _ATMOSPHERE_PSI) * _DBAR_PER_PSI + self.poffset
+
+    def pressure_counts(self, pressure: float, t90: float) -> float:
+        """
+        :param pressure: sea pressure, dbar.
+        :param t90: the gauge's temperature, deg C.
+        :returns: the strain-gauge counts that give it.
+        """
+        psia = (pressure - self.poffset) / _DBAR_PER_PSI + _ATMOSPHERE_PSI
+        if self.pa2:
+            n = (
+                -self.pa1 + math.sqrt(self.pa1**2 - 4 * self.pa2 * (self.pa0 - psia))
+            ) / (2 * self.pa2)
+        else:
+            n = (psia - self.pa0) / self.pa1
+        x = n * (self.ptcb0 + self.ptcb1 * t90 + self.ptcb2 * t90 * t90) / self.ptcb0
+        return x + self.ptca0 + self.ptca1 * t90 + self.ptca2 * t90 * t90
+
+
+@dataclass
+class Setup:
+    """
+    The user settings, as ``DS`` reports them.  Defaults: the spec's ``DS``
+    example.
+    """
+
+    interval: int = 15
+    txrealtime: bool = True
+    outputsal: bool = True
+    outputsv: bool = True
+    storetime: bool = True
+    navg: int = 1
+    syncmode: bool = False
+    syncwait: int = 0
+    refpress: float = 0.0
+    format: int = 1
+
+
+@dataclass(frozen=True)
+class RawReading:
+    """
+    One measurement as the sensors give it.
+
+    :ivar time: instrument time of the measurement, POSIX seconds.
+    :ivar temperature_counts: thermistor counts.
+    :ivar conductivity_hz: conductivity cell frequency.
+    :ivar pressure_counts: strain-gauge counts.
+    :ivar with_time: whether the time is stored and printed with it.
+    """
+
+    time: float
+    temperature_counts: float
+    conductivity_hz: float
+    pressure_counts: float
+    with_time: bool
+
+
+class _Memory:
+    """
+    Stored samples: only when each was taken, how many readings were
+    averaged and whether its time was stored.  The water is a function of
+    time, so the readings can be made again whenever ``DD`` asks.
+    """
+
+    def __init__(self) -> None:
+        self.times = array("d")
+        self.navg = array("l")
+        self.with_time = bytearray()
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def append(self, when: float, navg: int, with_time: bool) -> None:
+        self.times.append(when)
+        self.navg.append(navg)
+        self.with_time.append(with_time)
+
+    def resize(self, count: int, now: float, interval: int, navg: int) -> None:
+        # SAMPLENUM=n below the count forgets the rest; above it, the
+        # memory holds what an earlier deployment logged there: samples
+        # INTERVAL apart, ending now.
+        del self.times[count:], self.navg[count:], self.with_time[count:]
+        missing = count - len(self.times)
+        for k in range(missing, 0, -1):
+            self.append(now - k * interval, navg, True)
+
+
+_INTEGER = re.compile(r"^[+-]?\d+$")
+_DD = re.compile(r"^DD\s*(\d+)\s*,\s*(\d+)$")
+_SIX_DIGITS = re.compile(r"^(\d\d)(\d\d)(\d\d)$")
+_CAL_DATE = re.compile(r"^(\d\d)-([a-z]{3})-(\d\d)$", re.IGNORECASE)
+
+
+class _BadValue(Exception):
+    """
+    A setter's value was refused; the message is the instrument's error line.
+    """
+
+
+def _day(when: datetime) -> str:
+    return f"{when.day:02d} {_MONTHS[when.month - 1]} {when.year}"
+
+
+class SBE37Simulator(SimulatedInstrument):
+    """
+    A simulated SBE 37-SMP MicroCAT.
+
+    :ivar serial_number: its serial number.
+    :ivar setup: the user settings.
+    :ivar calibration: the calibration it holds now.
+    :ivar factory_calibration: the sensors' true calibration, which turns
+        the water into raw readings.
+    :ivar water: what it measures.
+    :ivar mode: what its serial port is doing.
+    :ivar logging: whether it is logging (autosampling).
+    :ivar low_battery: set to make ``DS`` warn of a low battery.
+    :ivar pump_installed: what ``DS`` says of the pump.
+    """
+
+    model: ClassVar[str] = "sbe37"
+
+    def __init__(
+        self,
+        settings: SimulatorSettings | None = None,
+        *,
+        reactor: IReactorTime | None = None,
+        awake: bool = False,
+        water: MooringWater | None = None,
+    ) -> None:
+        """
+        :param settings: how to run; the defaults when ``None``.
+        :param reactor: the reactor or ``Clock``; the global reactor when
+            ``None``.
+        :param awake: start awake at the prompt (as after power-up) rather
+            than asleep (as a deployed instrument usually is).
+        :param water: what it measures; a :class:`MooringWater` seeded with
+            the settings' seed when ``None``.
+        """
+        super().__init__(settings, reactor=reactor)
+        self.serial_number = self.settings.serial_number or DEFAULT_SERIAL_NUMBER
+        self.setup = Setup()
+        self.calibration = Calibration()
+        self.factory_calibration = replace(self.calibration)
+        self.water = water if water is not None else MooringWater(self.settings.seed)
+        self.mode = Mode.ASLEEP
+        self.logging = False
+        self.low_battery = False
+        self.pump_installed = True
+        self._stop_reason = "received stop command"
+        self._memory = _Memory()
+        self._last: RawReading | None = None
+        self._line = bytearray()
+        self._pending = bytearray()
+        self._echo = bytearray()
+        self._after_cr = False
+        self._idle: IDelayedCall | None = None
+        self._log_start = 0.0
+        self._log_count = 0
+        self._sample_timer: IDelayedCall | None = None
+        self._start_date: date | None = None
+        self._start_time: time | None = None
+        self._start_at: float | None = None
+        self._start_timer: IDelayedCall | None = None
+        self._test_timer: IDelayedCall | None = None
+        self._tests_done = 0
+        if awake:
+            self.mode = Mode.COMMAND
+            self._touch()
+
+    def describe(self) -> str:
+        """
+        :returns: ``"SBE 37-SMP S/N 2165"``.
+        """
+        return f"SBE 37-SMP S/N {self.serial_number}"
+
+    @property
+    def samplenum(self) -> int:
+        """
+        How many samples are stored (``SAMPLENUM``).
+        """
+        return len(self._memory)
+
+    @property
+    def waiting_to_start(self) -> float | None:
+        """
+        The instrument time a ``STARTLATER`` will start logging at, or
+        ``None``.
+        """
+        return self._start_at
+
+    def now(self) -> datetime:
+        """
+        :returns: the instrument's clock, as a UTC datetime.
+        """
+        return datetime.fromtimestamp(self.clock.now(), UTC)
+
+    # ---------------------------------------------------------------- input
+
+    def data_received(self, data: bytes) -> None:
+        """
+        Bytes from the host: wake, echo, edit the line, run commands.
+
+        :param data: the bytes.
+        """
+        for byte in data:
+            self._byte(byte)
+        self._flush_echo()
+
+    def _byte(self, byte: int) -> None:
+        # CR LF is one line end: the LF after a CR is dropped in every mode,
+        # so it neither wakes an instrument a QS just put to sleep nor stops
+        # the self-test its CR just started.
+        if byte == _LF and self._after_cr:
+            self._after_cr = False
+            return
+        self._after_cr = byte == _CR
+        if self.mode is Mode.ASLEEP:
+            self._start_waking()
+        elif self.mode is Mode.WAKING:
+            pass
+        elif self.mode is Mode.BUSY:
+            self._pending.append(byte)
+        elif self.mode is Mode.SELF_TEST:
+            self._touch()
+            self._end_self_test()
+        else:
+            self._touch()
+            self._edit(byte)
+
+    def _edit(self, byte: int) -> None:
+        if byte in (_CR, _LF):
+            self._echo_bytes(b"\r\n")
+            line = self._line.decode("ascii", "replace")
+            self._line.clear()
+            self._flush_echo()
+            self._execute(line.strip().upper())
+        elif byte in _BACKSPACES:
+            if self._line:
+                del self._line[-1]
+                self._echo_bytes(b"\b \b")
+        elif len(self._line) < MAX_LINE:
+            self._line.append(byte)
+            self._echo_bytes(bytes((byte,)))
+
+    def _echo_bytes(self, data: bytes) -> None:
+        if self.settings.echo:
+            self._echo += data
+
+    def _flush_echo(self) -> None:
+        if self._echo:
+            echo, self._echo = bytes(self._echo), bytearray()
+            self.send(echo)
+
+    def _say(self, text: str) -> None:
+        self._flush_echo()
+        self.send(text.encode("ascii"))
+
+    def _reply(self, *lines: str, prompt: str = PROMPT) -> None:
+        """
+        Lines, then CR LF and the prompt, which ends every command.
+        """
+        self.mode = Mode.COMMAND
+        self._say("".join(f"{line}\r\n" for line in lines) + "\r\n" + prompt)
+
+    # ---------------------------------------------------------- sleep, wake
+
+    def _touch(self) -> None:
+        if self._idle is not None and self._idle.active():
+            self._idle.cancel()
+        self._idle = self.clock.call_later(IDLE_SLEEP_SECONDS, self._idle_timeout)
+
+    def _idle_timeout(self) -> None:
+        self._idle = None
+        if self.mode is Mode.COMMAND:
+            self.sleep()
+
+    def sleep(self) -> None:
+        """
+        Go to sleep (quiescent), as ``QS`` or two idle minutes do; logging
+        goes on.
+        """
+        if self._idle is not None and self._idle.active():
+            self._idle.cancel()
+        self._idle = None
+        self._line.clear()
+        self.mode = Mode.ASLEEP
+
+    def _start_waking(self) -> None:
+        self.mode = Mode.WAKING
+        self.clock.call_later(WAKE_SECONDS, self._woken)
+
+    def _woken(self) -> None:
+        self._line.clear()
+        self._touch()
+        self._reply()
+
+    # ------------------------------------------------------------- commands
+
+    def _execute(self, text: str) -> None:
+        if not text:
+            self._reply()
+            return
+        name, equals, value = text.partition("=")
+        name = name.strip()
+        if equals:
+            setter = self._setters().get(name)
+            if setter is None:
+                self._reply(prompt=BAD_COMMAND_PROMPT)
+            elif self.logging:
+                self._reply(NOT_ALLOWED)
+            else:
+                try:
+                    setter(value.strip())
+                except _BadValue as e:
+                    self._reply(str(e))
+                else:
+                    self._reply()
+            return
+        if name.startswith("DD"):
+            if self.logging:
+                self._reply(NOT_ALLOWED)
+            else:
+                self._display_stored(name)
+            return
+        command = self._commands().get(name)
+        if command is None:
+            self._reply(prompt=BAD_COMMAND_PROMPT)
+        elif self.logging and name not in ALLOWED_WHILE_LOGGING:
+            self._reply(NOT_ALLOWED)
+        else:
+            command()
+
+    def _commands(self) -> dict[str, Callable[[], None]]:
+        return {
+            "DS": self._display_status,
+            "DC": self._display_calibration,
+            "TS": self._take_sample,
+            "TSR": self._take_raw_sample,
+            "SL": self._show_last,
+            "SLT": self._show_last_and_take,
+            "STARTNOW": self._start_now,
+            "STARTLATER": self._start_later,
+            "STOP": self._stop,
+            "QS": self.sleep,
+            "INITLOGGING": self._init_logging,
+            "TC": lambda: self._self_test("conductivity"),
+            "TT": lambda: self._self_test("temperature"),
+            "TP": lambda: self._self_test("pressure"),
+        }
+
+    def _busy(self, seconds: float, then: Callable[[], None]) -> None:
+        # While busy, input waits (it is handled, and echoed, afterwards).
+        self.mode = Mode.BUSY
+        self.clock.call_later(seconds, self._done, then)
+
+    def _done(self, then: Callable[[], None]) -> None:
+        then()
+        self._touch()
+        pending, self._pending = bytes(self._pending), bytearray()
+        self.data_received(pending)
+
+    # --------------------------------------------------------------- status
+
+    def _display_status(self) -> None:
+        setup = self.setup
+        now = self.now()
+
+        def do(flag: bool, text: str) -> str:
+            return text if flag else f"do not {text}"
+
+        if self.logging:
+            state = "logging data"
+        elif self._start_at is not None:
+            start = datetime.fromtimestamp(self._start_at, UTC)
+            state = f"not logging: waiting to start at {_day(start)} {start:%H:%M:%S}"
+        else:
+            state = f"not logging: {self._stop_reason}"
+        lines = [
+            f"SBE37-SMP V {FIRMWARE} SERIAL NO. {self.serial_number}   "
+            f"{_day(now)}  {now:%H:%M:%S}",
+            state,
+            f"sample interval = {setup.interval} seconds",
+            f"samplenumber = {self.samplenum}, free = {CAPACITY - self.samplenum}",
+            do(setup.txrealtime, "transmit real-time data"),
+            do(setup.outputsal, "output salinity with each sample"),
+            do(setup.outputsv, "output sound velocity with each sample"),
+            do(setup.storetime, "store time with each sample"),
+            f"number of samples to average = {setup.navg}",
+            f"reference pressure = {setup.refpress:.1f} db",
+            f"serial sync mode {'enabled' if setup.syncmode else 'disabled'}",
+            f"wait time after serial sync sampling = {setup.syncwait} seconds",
+            f"internal pump is {'installed' if self.pump_installed else 'not installed'}",
+            f"temperature = {self._internal_temperature():.2f} deg C",
+        ]
+        if self.low_battery:
+            lines.append("WARNING: LOW BATTERY VOLTAGE!!")
+        self._reply(*lines)
+
+    def _internal_temperature(self) -> float:
+        # The housing sits in the water; its thermometer reads the water.
+        return self.water.at(self.clock.now()).temperature
+
+    def _display_calibration(self) -> None:
+        cal = self.calibration
+
+        def coefficients(*pairs: tuple[str, float]) -> list[str]:
+            return [f"    {name} = {value:e}" for name, value in pairs]
+
+        self._reply(
+            f"SBE37-SM V {DC_FIRMWARE}  {self.serial_number}",
+            f"temperature:  {cal.tcaldate}",
+            *coefficients(
+                ("TA0", cal.ta0), ("TA1", cal.ta1), ("TA2", cal.ta2), ("TA3", cal.ta3)
+            ),
+            f"conductivity:  {cal.ccaldate}",
+            *coefficients(
+                ("G", cal.cg),
+                ("H", cal.ch),
+                ("I", cal.ci),
+                ("J", cal.cj),
+                ("CPCOR", cal.cpcor),
+                ("CTCOR", cal.ctcor),
+                ("WBOTC", cal.wbotc),
+            ),
+            f"pressure S/N {cal.pressure_serial}, range = {cal.pressure_range} psia:  "
+            f"{cal.pcaldate}",
+            *coefficients(
+                ("PA0", cal.pa0),
+                ("PA1", cal.pa1),
+                ("PA2", cal.pa2),
+                ("PTCA0", cal.ptca0),
+                ("PTCA1", cal.ptca1),
+                ("PTCA2", cal.ptca2),
+                ("PTCSB0", cal.ptcb0),
+                ("PTCSB1", cal.ptcb1),
+                ("PTCSB2", cal.ptcb2),
+                ("POFFSET", cal.poffset),
+            ),
+            f"rtc:  {cal.rcaldate}",
+            *coefficients(
+                ("RTCA0", cal.rtca0), ("RTCA1", cal.rtca1), ("RTCA2", cal.rtca2)
+            ),
+        )
+
+    # -------------------------------------------------------------- samples
+
+    def measure(self, when: float | None = None, navg: int | None = None) -> RawReading:
+        """
+        Measure the water, as the sensors report it.
+
+        :param when: instrument time; now if ``None``.
+        :param navg: readings averaged; ``NAVG`` if ``None``.
+        :returns: the raw reading, with the time stored if ``STORETIME``.
+        """
+        when = self.clock.now() if when is None else when
+        water = self.water.at(when, self.setup.navg if navg is None else navg)
+        factory = self.factory_calibration
+        return RawReading(
+            time=when,
+            temperature_counts=factory.temperature_counts(water.temperature),
+            conductivity_hz=factory.conductivity_frequency(
+                water.conductivity, water.temperature, water.pressure
+            ),
+            pressure_counts=factory.pressure_counts(water.pressure, water.temperature),
+            with_time=self.setup.storetime,
+        )
+
+    def engineering(self, reading: RawReading) -> tuple[float, float, float]:
+        """
+        Convert a raw reading with the calibration held now.
+
+        :param reading: the reading.
+        :returns: temperature (ITS-90 deg C), conductivity (S/m) and
+            pressure (dbar), rounded as printed.
+        """
+        cal = self.calibration
+        t = cal.temperature(reading.temperature_counts)
+        p = cal.pressure(reading.pressure_counts, t)
+        c = cal.conductivity(reading.conductivity_hz, t, p)
+        return round(t, 4), round(c, 5), round(p, 3)
+
+    def format_sample(self, reading: RawReading, raw: bool | None = None) -> str:
+        """
+        A sample as the instrument prints it, without ``#`` and line end.
+
+        Engineering units (``FORMAT=1``): ``T, C, P[, S][, SV][, dd Mon
+        yyyy, hh:mm:ss]``.  Raw (``FORMAT=0``, or ``raw=True``): see
+        :meth:`format_raw`, then the date and time if stored.
+
+        :param reading: the reading.
+        :param raw: force raw (``True``) or engineering (``False``) output;
+            ``FORMAT`` decides if ``None``.
+        :returns: the text.
+        """
+        if raw is None:
+            raw = self.setup.format == 0
+        if raw:
+            text = self.format_raw(reading)
+        else:
+            t, c, p = self.engineering(reading)
+            text = f"{t:8.4f},{c:9.5f},{p:9.3f}"
+            if self.setup.outputsal or self.setup.outputsv:
+                # From the printed values, so that the columns agree.
+                s = salinity(c, t, p)
+                if self.setup.outputsal:
+                    text += f",{s:9.4f}"
+                if self.setup.outputsv:
+                    text += f",{sound_velocity(s, t, p):9.3f}"
+        if reading.with_time:
+            when = datetime.fromtimestamp(reading.time, UTC)
+            text += f", {_day(when)}, {when:%H:%M:%S}"
+        return text
+
+    @staticmethod
+    def format_raw(reading: RawReading) -> str:
+        """
+        Raw output (``TSR``, ``FORMAT=0``): thermistor counts (integer),
+        conductivity frequency (Hz, 3 decimals) and strain-gauge counts (3
+        decimals), comma separated, e.g. ``" 64836025,  5467.212,   333.474"``.
+
+        :param reading: the reading.
+        :returns: the text.
+        """
+        return (
+            f"{round(reading.temperature_counts):9d},"
+            f"{reading.conductivity_hz:10.3f},{reading.pressure_counts:10.3f}"
+        )
+
+    def _take_sample(self) -> None:
+        reading = self.measure()
+        self._busy(ACQUISITION_SECONDS, lambda: self._print_sample(reading))
+
+    def _print_sample(self, reading: RawReading) -> None:
+        self._last = reading
+        self._reply(self.format_sample(reading))
+
+    def _take_raw_sample(self) -> None:
+        reading = self.measure()
+
+        def done() -> None:
+            self._last = reading
+            self._reply(self.format_raw(reading))
+
+        self._busy(ACQUISITION_SECONDS, done)
+
+    def _last_reading(self) -> RawReading:
+        # Before any sample has been taken, "the last sample" is the one the
+        # instrument makes at once.
+        if self._last is None:
+            self._last = self.measure()
+        return self._last
+
+    def _show_last(self) -> None:
+        self._reply(self.format_sample(self._last_reading()))
+
+    def _show_last_and_take(self) -> None:
+        self._say(self.format_sample(self._last_reading()) + "\r\n")
+        reading = self.measure()
+
+        def done() -> None:
+            self._store(reading)
+            self._reply()
+
+        self._busy(ACQUISITION_SECONDS, done)
+
+    def _store(self, reading: RawReading) -> bool:
+        self._last = reading
+        if self.samplenum >= CAPACITY:
+            return False
+        self._memory.append(reading.time, self.setup.navg, reading.with_time)
+        return True
+
+    def stored(self, number: int) -> RawReading:
+        """
+        A stored sample, as ``DD`` shows it.
+
+        :param number: 1 to :attr:`samplenum`.
+        :returns: its reading.
+        :raises IndexError: if there is no such sample.
+        """
+        if not 1 <= number <= self.samplenum:
+            raise IndexError(f"no stored sample {number}")
+        k = number - 1
+        memory = self._memory
+        reading = self.measure(memory.times[k], memory.navg[k])
+        return replace(reading, with_time=bool(memory.with_time[k]))
+
+    def _display_stored(self, text: str) -> None:
+        match = _DD.match(text)
+        if match is None:
+            self._reply("***ERROR: DD needs first and last sample numbers: DDb,e***")
+            return
+        first, last = int(match.group(1)), int(match.group(2))
+        if not 1 <= first <= last <= self.samplenum:
+            self._reply(
+                f"***ERROR: DD needs 1 <= b <= e <= {self.samplenum} (samplenumber)***"
+            )
+            return
+        self._reply(
+            *(self.format_sample(self.stored(n)) for n in range(first, last + 1))
+        )
+
+    # -------------------------------------------------------------- logging
+
+    def _start_now(self) -> None:
+        self._cancel_delayed_start()
+        self._begin_logging(self.clock.now())
+        self._reply("start now")
+
+    def _begin_logging(self, first: float) -> None:
+        self._start_at = None
+        self._start_timer = None
+        self.logging = True
+        self._log_start = first
+        self._log_count = 0
+        self._schedule_sample()
+
+    def _schedule_sample(self) -> None:
+        # Each sample is due at start + k * INTERVAL on the instrument's
+        # clock, so timer latency never accumulates into drift.
+        due = self._log_start + self._log_count * self.setup.interval
+        delay = due - self.clock.now() + ACQUISITION_SECONDS
+        self._sample_timer = self.clock.call_later(delay, self._logged_sample, due)
+
+    def _logged_sample(self, due: float) -> None:
+        self._sample_timer = None
+        reading = self.measure(due)
+        if not self._store(reading):
+            self._end_logging("memory full")
+            return
+        if self.setup.txrealtime:
+            self._say(f"#{self.format_sample(reading)}\r\n")
+        self._log_count += 1
+        self._schedule_sample()
+
+    def _end_logging(self, reason: str) -> None:
+        self.logging = False
+        self._stop_reason = reason
+        if self._sample_timer is not None and self._sample_timer.active():
+            self._sample_timer.cancel()
+        self._sample_timer = None
+
+    def _start_later(self) -> None:
+        if self._start_date is None or self._start_time is None:
+            self._reply(
+                "***ERROR: set STARTMMDDYY= and STARTHHMMSS= before STARTLATER***"
+            )
+            return
+        start = datetime.combine(self._start_date, self._start_time, UTC)
+        self._cancel_delayed_start()
+        announcement = f"start time = {_day(start)} {start:%H:%M:%S}"
+        when = start.timestamp()
+        if when <= self.clock.now():
+            # A start time already past starts logging at once.
+            self._begin_logging(self.clock.now())
+        else:
+            self._start_at = when
+            self._schedule_delayed_start()
+        self._reply(announcement)
+
+    def _schedule_delayed_start(self) -> None:
+        assert self._start_at is not None
+        self._start_timer = self.clock.call_later(
+            self._start_at - self.clock.now(), self._begin_logging, self._start_at
+        )
+
+    def _cancel_delayed_start(self) -> None:
+        if self._start_timer is not None and self._start_timer.active():
+            self._start_timer.cancel()
+        self._start_timer = None
+        self._start_at = None
+
+    def _stop(self) -> None:
+        self._cancel_delayed_start()
+        if self.logging:
+            self._end_logging("received stop command")
+        self._reply()
+
+    def _init_logging(self) -> None:
+        self._memory = _Memory()
+        self._reply()
+
+    # ----------------------------------------------------------- self-tests
+
+    def _self_test(self, sensor: str) -> None:
+        self.mode = Mode.SELF_TEST
+        self._tests_done = 0
+        self._test_timer = self.clock.call_later(
+            SELF_TEST_PERIOD, self._self_test_reading, sensor
+        )
+
+    def _self_test_reading(self, sensor: str) -> None:
+        t, c, p = self.engineering(self.measure())
+        text = {
+            "temperature": f"{t:8.4f}",
+            "conductivity": f"{c:9.5f}",
+            "pressure": f"{p:9.3f}",
+        }[sensor]
+        self._say(text + "\r\n")
+        self._tests_done += 1
+        if self._tests_done >= SELF_TEST_READINGS:
+            self._test_timer = None
+            self._end_self_test()
+            return
+        self._test_timer = self.clock.call_later(
+            SELF_TEST_PERIOD, self._self_test_reading, sensor
+        )
+
+    def _end_self_test(self) -> None:
+        if self._test_timer is not None and self._test_timer.active():
+            self._test_timer.cancel()
+        self._test_timer = None
+        self._touch()
+        self._reply()
+
+    # -------------------------------------------------------------- setters
+
+    def _setters(self) -> dict[str, Callable[[str], None]]:
+        setters: dict[str, Callable[[str], None]] = {
+            "INTERVAL": self._integer("INTERVAL", 5, 32767, "interval"),
+            "NAVG": self._integer("NAVG", 1, 32767, "navg"),
+            "SYNCWAIT": self._integer("SYNCWAIT", 0, 120, "syncwait"),
+            "TXREALTIME": self._flag("TXREALTIME", "txrealtime"),
+            "OUTPUTSAL": self._flag("OUTPUTSAL", "outputsal"),
+            "OUTPUTSV": self._flag("OUTPUTSV", "outputsv"),
+            "STORETIME": self._flag("STORETIME", "storetime"),
+            "SYNCMODE": self._flag("SYNCMODE", "syncmode"),
+            "SAMPLENUM": self._set_samplenum,
+            "REFPRESS": self._set_refpress,
+            "FORMAT": self._set_format,
+            "MMDDYY": lambda v: self._set_date(v, "MMDDYY", month_first=True),
+            "DDMMYY": lambda v: self._set_date(v, "DDMMYY", month_first=False),
+            "HHMMSS": self._set_time,
+            "STARTMMDDYY": lambda v: self._set_start_date(v, "STARTMMDDYY", True),
+            "STARTDDMMYY": lambda v: self._set_start_date(v, "STARTDDMMYY", False),
+            "STARTHHMMSS": self._set_start_time,
+        }
+        for field in fields(Calibration):
+            name = field.name.upper()
+            if field.name.endswith("caldate"):
+                setters[name] = self._cal_date(name, field.name)
+            elif field.type in ("float", float):
+                setters[name] = self._coefficient(name, field.name)
+        # DC prints PTCB0..2 as PTCSB0..2; either name sets them.
+        for k in range(3):
+            setters[f"PTCSB{k}"] = setters[f"PTCB{k}"]
+        return setters
+
+    def _integer(
+        self, name: str, low: int, high: int, attribute: str
+    ) -> Callable[[str], None]:
+        def set_(value: str) -> None:
+            if not _INTEGER.match(value) or not low <= int(value) <= high:
+                raise _BadValue(f"***ERROR: {name} must be {low}..{high}***")
+            setattr(self.setup, attribute, int(value))
+
+        return set_
+
+    def _flag(self, name: str, attribute: str) -> Callable[[str], None]:
+        def set_(value: str) -> None:
+            if value not in ("Y", "N"):
+                raise _BadValue(f"***ERROR: {name} must be Y or N***")
+            setattr(self.setup, attribute, value == "Y")
+
+        return set_
+
+    def _set_samplenum(self, value: str) -> None:
+        if not _INTEGER.match(value) or not 0 <= int(value) <= CAPACITY:
+            raise _BadValue(f"***ERROR: SAMPLENUM must be 0..{CAPACITY}***")
+        self._memory.resize(
+            int(value), self.clock.now(), self.setup.interval, self.setup.navg
+        )
+
+    def _set_refpress(self, value: str) -> None:
+        try:
+            pressure = float(value)
+        except ValueError:
+            pressure = math.nan
+        if not 0 <= pressure <= 10_000:
+            raise _BadValue("***ERROR: REFPRESS must be 0..10000 db***")
+        self.setup.refpress = pressure
+
+    def _set_format(self, value: str) -> None:
+        if value not in ("0", "1"):
+            raise _BadValue("***ERROR: FORMAT must be 0 or 1***")
+        self.setup.format = int(value)
+
+    @staticmethod
+    def _parse_date(value: str, name: str, month_first: bool) -> date:
+        match = _SIX_DIGITS.match(value)
+        try:
+            if match is None:
+                raise ValueError(value)
+            a, b, year = (int(part) for part in match.groups())
+            month, day = (a, b) if month_first else (b, a)
+            return date(2000 + year, month, day)
+        except ValueError:
+            form = "mmddyy" if month_first else "ddmmyy"
+            raise _BadValue(
+                f"***ERROR: {name} must be {form}, a valid date***"
+            ) from None
+
+    @staticmethod
+    def _parse_time(value: str, name: str) -> time:
+        match = _SIX_DIGITS.match(value)
+        try:
+            if match is None:
+                raise ValueError(value)
+            hour, minute, second = (int(part) for part in match.groups())
+            return time(hour, minute, second)
+        except ValueError:
+            raise _BadValue(
+                f"***ERROR: {name} must be hhmmss, a valid time***"
+            ) from None
+
+    def _set_clock(self, new: datetime) -> None:
+        self.clock.set(new.timestamp())
+        if self._start_at is not None:
+            # The delayed start is a time on the clock just moved.
+            if self._start_timer is not None and self._start_timer.active():
+                self._start_timer.cancel()
+            self._schedule_delayed_start()
+
+    def _set_date(self, value: str, name: str, *, month_first: bool) -> None:
+        day = self._parse_date(value, name, month_first)
+        self._set_clock(datetime.combine(day, self.now().timetz()))
+
+    def _set_time(self, value: str) -> None:
+        clock_time = self._parse_time(value, "HHMMSS")
+        self._set_clock(datetime.combine(self.now().date(), clock_time, UTC))
+
+    def _set_start_date(self, value: str, name: str, month_first: bool) -> None:
+        self._start_date = self._parse_date(value, name, month_first)
+
+    def _set_start_time(self, value: str) -> None:
+        self._start_time = self._parse_time(value, "STARTHHMMSS")
+
+    def _coefficient(self, name: str, attribute: str) -> Callable[[str], None]:
+        def set_(value: str) -> None:
+            try:
+                number = float(value)
+            except ValueError:
+                number = math.nan
+            if not math.isfinite(number):
+                raise _BadValue(f"***ERROR: {name} must be a number***")
+            setattr(self.calibration, attribute, number)
+
+        return set_
+
+    def _cal_date(self, name: str, attribute: str) -> Callable[[str], None]:
+        def set_(value: str) -> None:
+            match = _CAL_DATE.match(value)
+            if (
+                match is None
+                or match.group(2).capitalize() not in _MONTHS
+                or not 1 <= int(match.group(1)) <= 31
+            ):
+                raise _BadValue(
+                    f"***ERROR: {name} must be dd-mon-yy, e.g. 08-nov-05***"
+                )
+            setattr(self.calibration, attribute, value.lower())
+
+        return set_
