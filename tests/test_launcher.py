@@ -11,6 +11,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import uuid
 from types import SimpleNamespace
 from typing import Any
 
@@ -52,6 +53,14 @@ def inotify_descriptors() -> int:
         except OSError:
             pass  # the directory's own descriptor, gone by now
     return count
+
+
+def unique_name() -> str:
+    """
+    An agent name no other test run uses, so its private directory can be
+    looked for even while other runs of these tests go on.
+    """
+    return f"LAUNCH-{uuid.uuid4().hex[:12]}"
 
 
 def private_directories(name: str) -> list[str]:
@@ -167,7 +176,8 @@ class LaunchTests(TestCase):
         events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
 
         async def go() -> None:
-            agent = await self.launch(name="STOP01")
+            name = unique_name()
+            agent = await self.launch(name=name)
             directory = os.path.dirname(agent.status_file)
             ended = agent.ended
             status = await within(agent.stop(), "the agent to stop")
@@ -180,7 +190,7 @@ class LaunchTests(TestCase):
             self.assertRaises(ProcessLookupError, os.kill, agent.pid, 0)
             self.assertEqual(self.successResultOf(agent.stop()), 0)
             self.assertEqual(self.successResultOf(agent.ended), 0)
-            self.assertEqual(private_directories("STOP01"), [])
+            self.assertEqual(private_directories(name), [])
 
         return run(go())
 
@@ -227,14 +237,15 @@ class LaunchTests(TestCase):
         """
 
         async def go() -> None:
-            d = self.launch(name="BADOPT01", heartbeat=-1)
+            name = unique_name()
+            d = self.launch(name=name, heartbeat=-1)
             error = await launch_error(within(d, "the launch to fail"))
             self.assertEqual(error.exit_code, 1)
             self.assertEqual(error.reason, "exited before it was ready")
             self.assertIn("--heartbeat: '-1' must be at least 0", error.stdout_tail)
             self.assertIn("--heartbeat: '-1' must be at least 0", str(error))
             self.assertIn("exit code 1", str(error))
-            self.assertEqual(private_directories("BADOPT01"), [])
+            self.assertEqual(private_directories(name), [])
 
         return run(go())
 
@@ -252,13 +263,14 @@ class LaunchTests(TestCase):
                 f.write("import signal\nsignal.pause()\n")
             env = dict(os.environ, PYTHONPATH=hang)
             started = reactor.seconds()
-            d = self.launch(name="SLOW01", env=env, timeout=1.0)
+            name = unique_name()
+            d = self.launch(name=name, env=env, timeout=1.0)
             error = await launch_error(within(d, "the launch to fail"))
             self.assertGreaterEqual(reactor.seconds() - started, 1.0)
             self.assertEqual(error.reason, "was not ready within 1 s and was stopped")
             self.assertEqual(error.exit_code, -signal.SIGTERM)
             self.assertIn("killed by SIGTERM", str(error))
-            self.assertEqual(private_directories("SLOW01"), [])
+            self.assertEqual(private_directories(name), [])
 
         return run(go())
 
@@ -296,12 +308,13 @@ class LaunchTests(TestCase):
         _RecordingProtocol.instances = []
 
         async def go() -> None:
-            d = self.launch(name="CANCEL01")
+            name = unique_name()
+            d = self.launch(name=name)
             d.cancel()
             await self.assertFailure(d, CancelledError)
             [protocol] = _RecordingProtocol.instances
             await within(protocol.finished, "the cancelled agent to exit")
-            self.assertEqual(private_directories("CANCEL01"), [])
+            self.assertEqual(private_directories(name), [])
 
         return run(go())
 
@@ -319,11 +332,12 @@ class LaunchTests(TestCase):
                 raise OSError("no more processes")
 
         async def go() -> None:
-            d = self.launch(name="NOSPAWN01", reactor=Unspawnable())
+            name = unique_name()
+            d = self.launch(name=name, reactor=Unspawnable())
             error = await launch_error(d)
             self.assertIsNone(error.exit_code)
             self.assertIn("no more processes", str(error))
-            self.assertEqual(private_directories("NOSPAWN01"), [])
+            self.assertEqual(private_directories(name), [])
 
         return run(go())
 
