@@ -234,8 +234,8 @@ class PidfileTests(TestCase):
             )
             try:
                 await process.conditions.when(
-                    lambda: b"port agent PIDFILE01 listening" in process.output,
-                    "the agent to listen",
+                    lambda: b"port agent PIDFILE01 ready" in process.output,
+                    "the agent to be ready",
                 )
                 with open(pidfile) as f:
                     self.assertEqual(int(f.read()), transport.pid)

@@ -204,34 +204,34 @@ class PortAgent(Service):
         return reason
 
     def _listening(self) -> None:
-        ports = self.port_numbers()
+        # twistd starts services before reactor.run() installs its signal
+        # handlers.  Whoever learns we are ready (from the status file or the
+        # "ready" log line) may send SIGTERM at once, so say so only when the
+        # reactor runs and a SIGTERM gets an orderly shutdown.
+        self._reactor.callWhenRunning(self._ready)
+
+    def _ready(self) -> None:
+        if not self.running:
+            return
         self.log.info(
-            "port agent {name} listening: {ports}; instrument {instrument}; "
+            "port agent {name} ready: ports {ports}; instrument {instrument}; "
             "datalog {datalog}",
             name=self.config.name,
-            ports=ports,
+            ports=self.port_numbers(),
             instrument=self.config.instrument,
             datalog=self.datalog.path,
         )
         if self.config.status_file:
-            # twistd starts services before reactor.run() installs the
-            # signal handlers: a launcher that read the file at once and
-            # sent SIGTERM would kill us with no orderly shutdown.
-            self._reactor.callWhenRunning(self._write_status_file)
-
-    def _write_status_file(self) -> None:
-        if not self.running or not self.config.status_file:
-            return
-        write_status_file(
-            self.config.status_file,
-            {
-                "pid": os.getpid(),
-                "name": self.config.name,
-                "version": self.version,
-                "ports": self.port_numbers(),
-                "listeners": self.listener_addresses(),
-            },
-        )
+            write_status_file(
+                self.config.status_file,
+                {
+                    "pid": os.getpid(),
+                    "name": self.config.name,
+                    "version": self.version,
+                    "ports": self.port_numbers(),
+                    "listeners": self.listener_addresses(),
+                },
+            )
 
     def stopService(self) -> Deferred[None]:
         """
