@@ -18,7 +18,12 @@ from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from instrumentd.portagent.link import BreakNotSupported, InstrumentLink, LinkDown
+from instrumentd.portagent.link import (
+    BreakNotSupported,
+    InstrumentLink,
+    LinkDown,
+    capped_backoff,
+)
 
 
 @implementer(IStreamClientEndpoint)
@@ -88,11 +93,12 @@ class LinkTests(SynchronousTestCase):
             )
         ]
         self.assertGreater(len(gaps), 15)
-        # Exponential growth at first, then the cap (plus up to 1 s jitter).
+        # Exponential growth at first, then the cap, which jitter never
+        # exceeds (it takes up to a fifth off instead).
         self.assertLess(gaps[0], 3.0)
         self.assertGreater(gaps[4], gaps[0] * 2)
-        self.assertLessEqual(max(gaps), 8.0 + 1.0 + 0.15)
-        self.assertGreaterEqual(min(gaps[8:]), 8.0)
+        self.assertLessEqual(max(gaps), 8.0 + 0.15)
+        self.assertGreaterEqual(min(gaps[8:]), 0.8 * 8.0 - 0.15)
 
     def test_failureReasonReported(self) -> None:
         """
@@ -161,3 +167,21 @@ class LinkTests(SynchronousTestCase):
         failure = self.failureResultOf(self.link.send_break(100))
         self.assertIsInstance(failure.value, BreakNotSupported)
         self.assertIn("only serial links can", str(failure.value))
+
+
+class CappedBackoffTests(SynchronousTestCase):
+    """
+    L{capped_backoff} never waits longer than its cap.
+    """
+
+    def test_cap(self) -> None:
+        """
+        Whatever the jitter, no delay exceeds the cap, and jitter only
+        shortens a delay, by at most a fifth.
+        """
+        for jitter in (0.0, 0.5, 0.999):
+            policy = capped_backoff(60.0, jitter=lambda j=jitter: j)
+            delays = [policy(n) for n in range(1, 40)]
+            self.assertLessEqual(max(delays), 60.0)
+            self.assertGreaterEqual(delays[-1], 60.0 * 0.8)
+            self.assertEqual(delays, sorted(delays))

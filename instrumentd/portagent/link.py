@@ -14,6 +14,7 @@ disk with identical lines.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 from twisted.application.internet import ClientService, backoffPolicy
@@ -115,6 +116,26 @@ class _ReconnectingLink(ClientService):
     _log = Logger(observer=_without_retry_notices)
 
 
+def capped_backoff(
+    max_delay: float, jitter: Callable[[], float] = random.random
+) -> Callable[[int], float]:
+    """
+    Twisted's exponential backoff, with jitter that takes up to a fifth off
+    each delay rather than adding to it, so ``max_delay`` is a true cap while
+    agents that lost one device server together still retry apart.
+
+    :param max_delay: the longest wait between attempts, seconds.
+    :param jitter: returns a number in [0, 1).
+    :returns: a retry policy for :class:`ClientService`.
+    """
+    curve = backoffPolicy(maxDelay=max_delay, jitter=lambda: 0)
+
+    def policy(attempt: int) -> float:
+        return float(curve(attempt)) * (1.0 - 0.2 * jitter())
+
+    return policy
+
+
 class InstrumentLink:
     """
     Keep a connection to the instrument and report what happens on it.
@@ -163,7 +184,7 @@ class InstrumentLink:
         self._service = _ReconnectingLink(
             _ObservedEndpoint(endpoint, self._attempt_failed),
             _LinkFactory(self),
-            retryPolicy=backoffPolicy(maxDelay=max_delay),
+            retryPolicy=capped_backoff(max_delay),
             clock=clock,
         )
 
