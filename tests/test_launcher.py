@@ -508,3 +508,31 @@ class ErrorTests(SynchronousTestCase):
         """
         self.assertIn("(killed by SIGKILL)", str(PortAgentLaunchError(-9, "")))
         self.assertIn("(it did not run)", str(PortAgentLaunchError(None, "")))
+
+
+class SignalTests(TestCase):
+    """
+    L{PortAgentProcess.signal} sends any signal by name.
+    """
+
+    def test_stopAndContinue(self) -> None:
+        """
+        STOP and CONT, which Twisted does not map by name, reach the agent;
+        a name that is no signal is refused.
+        """
+        from tests.agentsupport import run, start_agent, start_instrument
+
+        def state(pid: int) -> str:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0]
+
+        async def go() -> None:
+            instrument = await start_instrument(self)
+            agent = await start_agent(self, instrument, name="SIGNAL01")
+            self.assertRaises(ValueError, agent.signal, "BOGUS")
+            agent.signal("STOP")
+            self.assertEqual(state(agent.pid), "T")
+            agent.signal("cont")
+            self.assertNotEqual(state(agent.pid), "T")
+
+        return run(go())

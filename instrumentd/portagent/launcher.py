@@ -280,11 +280,20 @@ class PortAgentProcess:
         """
         Send a signal to the agent, if it is still running.
 
-        :param name: the signal's name without ``SIG``, e.g. ``"TERM"``.
+        :param name: the signal's name without ``SIG``, e.g. ``"TERM"``,
+            ``"STOP"`` or ``"HUP"``.
+        :raises ValueError: for a name that is not a signal.
         """
+        try:
+            number = signal.Signals["SIG" + name.upper()]
+        except KeyError:
+            raise ValueError(
+                f"{name!r} is not a signal name (e.g. TERM, KILL, STOP)"
+            ) from None
         if self.exit_status is None:
             with contextlib.suppress(ProcessExitedAlready):
-                self._transport.signalProcess(name)
+                # Twisted maps only TERM, KILL and INT by name; a number works for all.
+                self._transport.signalProcess(int(number))
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> Deferred[int]:
         """
