@@ -41,6 +41,7 @@ COMMAND_CAPABILITIES = [
     "set",
     "start_autosample",
     "start_direct",
+    "take_samples",
 ]
 
 
@@ -191,6 +192,29 @@ class CommandTests(SynchronousTestCase):
             bench.protocol.execute("acquire_status", loudly=True),
             InstrumentCommandError,
         )
+
+    def test_declaredArguments(self) -> None:
+        """
+        A declared command's arguments are checked and converted before
+        anything is sent; one session holds the instrument for all its
+        commands.
+        """
+        bench = ToyBench()
+        in_command(bench)
+        bench.toy.commands.clear()
+        error = self.failureResultOf(
+            bench.protocol.execute("take_samples", count=11), InstrumentCommandError
+        ).value
+        self.assertEqual(error.argument, "count")
+        self.failureResultOf(
+            bench.protocol.execute("take_samples"), InstrumentCommandError
+        )
+        bench.flush()
+        self.assertEqual(bench.toy.commands, [])
+        result = bench.protocol.execute("take_samples", count="2")
+        bench.flush()
+        self.assertEqual(len(self.successResultOf(result)), 2)
+        self.assertEqual(bench.toy.commands, [b"ts", b"ts"])
 
     def test_protocolError(self) -> None:
         """
@@ -718,6 +742,10 @@ class AnnouncementTests(SynchronousTestCase):
         self.assertEqual(
             commands["acquire_status"]["description"], "Read the status dump."
         )
-        self.assertEqual(commands["set"]["arguments"], ["values", "startup"])
+        self.assertEqual(sorted(commands["set"]["arguments"]), ["startup", "values"])
+        self.assertEqual(commands["take_samples"]["timeout"], 60)
+        self.assertEqual(
+            commands["take_samples"]["arguments"]["count"]["value"]["type"], "int"
+        )
         parameters: Any = metadata["parameters"]
         self.assertEqual(sorted(parameters), ["ECHO", "INTERVAL", "SERIAL", "UNITS"])

@@ -31,6 +31,7 @@ from twisted.internet.task import Clock
 from twisted.test import iosim
 from zope.interface import implementer
 
+from instrumentd.driver.commands import CommandArgument, CommandDictionary, CommandSpec
 from instrumentd.driver.engine import (
     Command,
     InstrumentSession,
@@ -306,6 +307,11 @@ class ToyInputs(ProtocolInputs, Protocol):
         Start sampling every INTERVAL seconds.
         """
 
+    def take_samples(self, count: int) -> Deferred[list[dict[str, float]]]:
+        """
+        Take ``count`` samples, one after the other.
+        """
+
     def stop_autosample(self) -> Deferred[None]:
         """
         Stop sampling.
@@ -372,6 +378,22 @@ class ToyProtocol(InstrumentProtocol[ToyInputs]):
             )
         )
 
+    def declare_commands(self, commands: CommandDictionary) -> None:
+        commands.add(
+            CommandSpec(
+                name="take_samples",
+                display_name="Take samples",
+                description="Take several samples in a row.",
+                timeout=60,
+                arguments=[
+                    CommandArgument(
+                        name="count", type=ParameterType.INT, minimum=1, maximum=10
+                    )
+                ],
+                return_description="the samples",
+            )
+        )
+
     async def discover_state(self, session: InstrumentSession) -> str:
         status = await session.run(DS)
         return "AUTOSAMPLE" if status.get("logging") == "yes" else "COMMAND"
@@ -407,6 +429,16 @@ def acquire_status_sampling(
 @states.command.upon(ToyInputs.acquire_sample).loop()
 def acquire_sample(machine: ToyInputs, core: ToyProtocol) -> Deferred[dict[str, float]]:
     return core.run("acquire_sample", TS)
+
+
+@states.command.upon(ToyInputs.take_samples).loop()
+def take_samples(
+    machine: ToyInputs, core: ToyProtocol, count: int
+) -> Deferred[list[dict[str, float]]]:
+    async def work(session: InstrumentSession) -> list[dict[str, float]]:
+        return [await session.run(TS) for _ in range(count)]
+
+    return core.hold("take_samples", work)
 
 
 @states.command.upon(ToyInputs.identify).loop()

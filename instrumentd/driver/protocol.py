@@ -68,6 +68,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from instrumentd.driver.chunker import Chunker, Sieve
+from instrumentd.driver.commands import CommandDictionary, CommandSpec
 from instrumentd.driver.engine import (
     Command,
     CommandEngine,
@@ -350,6 +351,9 @@ class InstrumentProtocol(Generic[InputsT]):
       :attr:`write_delay`, :attr:`sieves`, :attr:`particles`,
       :attr:`scheduled_jobs`, :attr:`driver_name`, :attr:`driver_version`;
     - :meth:`declare_parameters` (fill the parameter dictionary);
+    - :meth:`declare_commands` (describe commands and their arguments;
+      a command not declared is described from its input's docstring and
+      takes the input's keyword arguments unchecked);
     - :meth:`discover_state` (ask the instrument what it is doing);
     - :meth:`update_parameters` (read parameter values from the instrument);
     - :meth:`write_parameters` (send set commands);
@@ -365,6 +369,7 @@ class InstrumentProtocol(Generic[InputsT]):
 
     :ivar engine: the command/response engine.
     :ivar parameters: the parameter dictionary.
+    :ivar commands: the command dictionary.
     :ivar chunker: splits the byte stream into records, or ``None`` if the
         instrument declares no sieves.
     :ivar scheduler: runs the scheduled jobs.
@@ -414,6 +419,8 @@ class InstrumentProtocol(Generic[InputsT]):
         )
         self.parameters = ParameterDictionary(clock)
         self.declare_parameters(self.parameters)
+        self.commands = CommandDictionary()
+        self.declare_commands(self.commands)
         self.chunker: Chunker | None = Chunker(self.sieves) if self.sieves else None
         self.scheduler = Scheduler(self.execute, events, clock=clock)
         self.state = self.table.initial
@@ -433,6 +440,14 @@ class InstrumentProtocol(Generic[InputsT]):
         Declare the instrument's parameters (called once, at construction).
 
         :param parameters: the dictionary to fill.
+        """
+
+    def declare_commands(self, commands: CommandDictionary) -> None:
+        """
+        Declare the instrument's commands: display names, timeouts, typed
+        arguments (checked before anything is sent), results.
+
+        :param commands: the dictionary to fill.
         """
 
     async def discover_state(self, session: InstrumentSession) -> str:
@@ -565,7 +580,11 @@ class InstrumentProtocol(Generic[InputsT]):
             return fail(self.table.refusal(self.state, command))
         declared = getattr(self.inputs, command)
         try:
+            if command in self.commands:
+                arguments = self.commands.validate(command, arguments)
             inspect.signature(declared).bind(self.machine, **arguments)
+        except InstrumentCommandError:
+            return fail()
         except TypeError as error:
             return fail(InstrumentCommandError(command, f"bad arguments: {error}"))
         try:
@@ -631,17 +650,22 @@ class InstrumentProtocol(Generic[InputsT]):
         """
         commands: dict[str, object] = {}
         for name in self.capability_names():
+            if name in self.commands:
+                commands[name] = self.commands.command(name).metadata()
+                continue
+            # Not declared: describe it from its input.
             declared = getattr(self.inputs, name)
-            signature = inspect.signature(declared)
-            commands[name] = {
-                "display_name": name.replace("_", " ").capitalize(),
-                "description": inspect.getdoc(declared) or "",
-                "arguments": [
-                    parameter
-                    for parameter in signature.parameters
-                    if parameter != "self"
-                ],
+            described = CommandSpec(
+                name=name,
+                display_name=name.replace("_", " ").capitalize(),
+                description=inspect.getdoc(declared) or "",
+            ).metadata()
+            described["arguments"] = {
+                argument: {}
+                for argument in inspect.signature(declared).parameters
+                if argument != "self"
             }
+            commands[name] = described
         return {
             "driver": {
                 "name": self.driver_name,
