@@ -268,6 +268,9 @@ class SerialLine:
         self._slice = max(1, baud // (BITS_PER_BYTE * 100)) if baud else 0
         self._queue: deque[_Output] = deque()
         self._timer: IDelayedCall | None = None
+        # Bytes of the slice on the wire now (taken from the queue, not yet
+        # delivered).
+        self._in_flight = 0
         self._transports: list[ITransport] = []
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -331,15 +334,16 @@ class SerialLine:
 
     def queued(self) -> int:
         """
-        :returns: bytes waiting to leave.
+        :returns: bytes waiting to leave, counting those on the wire.
         """
-        return sum(len(output.data) for output in self._queue)
+        return self._in_flight + sum(len(output.data) for output in self._queue)
 
     def discard_output(self) -> None:
         """
         Forget output not yet sent.
         """
         self._queue.clear()
+        self._in_flight = 0
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
@@ -384,6 +388,7 @@ class SerialLine:
             piece, head.data = head.data[: self._slice], head.data[self._slice :]
             if not head.data:
                 self._queue.popleft()
+            self._in_flight = len(piece)
             self._timer = self._reactor.callLater(
                 len(piece) * BITS_PER_BYTE / self.baud, self._land, piece
             )
@@ -397,6 +402,7 @@ class SerialLine:
         # A byte arrives when its stop bit has been sent, so a slice is
         # delivered at the end of its time on the wire.
         self._timer = None
+        self._in_flight = 0
         self._deliver(piece)
         self._pump()
 

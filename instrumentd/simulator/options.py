@@ -9,6 +9,8 @@ imported only when the service is made.
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Sequence
 
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.testing import MemoryReactorClock
@@ -103,6 +105,21 @@ class SimulateOptions(usage.Options):
         self["listen"] = []
         self["control"] = []
         self.model = ""
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """
+        Parse the arguments, the model first: ``sbe37 --listen tcp:4001``.
+
+        :param options: the arguments; ``sys.argv[1:]`` when ``None``.
+        :raises usage.UsageError: on any bad argument.
+        """
+        arguments = list(sys.argv[1:] if options is None else options)
+        # usage.Options (getopt) stops at the first positional argument, but
+        # the model comes first, as in the issue's command line: move it
+        # behind the options.
+        if arguments and not arguments[0].startswith("-"):
+            arguments = [*arguments[1:], arguments[0]]
+        super().parseOptions(arguments)  # type: ignore[no-untyped-call]
 
     def opt_listen(self, description: str) -> None:
         """
