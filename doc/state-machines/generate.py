@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
+
+from automat import TypeMachine
 
 from instrumentd.driver.connection_machine import ConnectionMachine
 from instrumentd.driver.machine import dot_source
@@ -22,7 +25,7 @@ from instrumentd.driver.protocol import StandardProtocolMachine
 HERE = Path(__file__).resolve().parent
 
 #: File name → the machine drawn in it.
-DIAGRAMS = {
+DIAGRAMS: dict[str, TypeMachine[Any, Any]] = {
     "connection.dot": ConnectionMachine,
     "protocol.dot": StandardProtocolMachine,
 }
