@@ -287,3 +287,71 @@ class ConfigurationTests(SynchronousTestCase):
         bench.in_command()
         bench.driver.disconnect()
         self.assertEqual(bench.driver.get_cached_config()["SERIAL"], "1234")
+
+
+class PortAgentConnectionTests(SynchronousTestCase):
+    """
+    The driver over the real port-agent connection, attached to an
+    in-memory port agent: the two sides agree on the contract.
+    """
+
+    def setUp(self) -> None:
+        from instrumentd.connection import PortAgentConnection
+        from instrumentd.testing import FakePortAgent
+
+        self.agent = FakePortAgent()
+        self.connection = PortAgentConnection(
+            reactor=self.agent.clock, endpoint_for=self.agent.endpoint_for
+        )
+        self.driver = InstrumentDriver(
+            self.connection, ToyProtocol, clock=self.agent.clock
+        )
+        self.seen: list[DriverEvent] = []
+        self.driver.events.subscribe(self.seen.append)
+        self.driver.configure(
+            {
+                "method": "port_agent",
+                "host": "127.0.0.1",
+                "data_port": self.agent.data_port,
+                "command_port": self.agent.command_port,
+            }
+        )
+
+    def tearDown(self) -> None:
+        self.driver.disconnect()
+
+    def test_discoverAndSample(self) -> None:
+        """
+        Commands go out through the agent; replies and samples come back
+        with the agent's timestamps.
+        """
+        self.successResultOf(self.driver.connect())
+        self.assertEqual(self.driver.get_resource_state(), "UNKNOWN")
+        result = self.driver.discover_state()
+        self.assertEqual(self.agent.received, b"\r\n")
+        self.agent.deliver(b"T>")
+        self.assertEqual(self.agent.received, b"\r\nds\r\n")
+        dump = (
+            b"TOY-1 SN 77 status\r\ninterval = 5\r\nunits = C\r\n"
+            b"echo = yes\r\nlogging = no\r\nT>"
+        )
+        self.agent.deliver(dump)
+        self.agent.deliver(dump)
+        self.assertEqual(self.successResultOf(result), "COMMAND")
+        self.agent.deliver(b"#T=3.2500 P=1.0000\r\n", at=1_700_000_000.0)
+        [sample] = [e for e in self.seen if e.event_type == "SAMPLE"]
+        particle: Any = sample.particle
+        self.assertEqual(particle.value("temperature"), 3.25)
+        self.assertEqual(particle.port_timestamp, 1_700_000_000.0 + 2208988800)
+
+    def test_instrumentLinkFollowed(self) -> None:
+        """
+        The agent's instrument link state drives the connection machine.
+        """
+        self.agent.instrument_connected = False
+        self.successResultOf(self.driver.connect())
+        self.assertEqual(self.driver.get_resource_state(), "INSTRUMENT_DISCONNECTED")
+        self.agent.set_instrument_connected(True)
+        self.assertEqual(self.driver.get_resource_state(), "UNKNOWN")
+        self.agent.set_instrument_connected(False)
+        self.assertEqual(self.driver.get_resource_state(), "INSTRUMENT_DISCONNECTED")
