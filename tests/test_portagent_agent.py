@@ -285,6 +285,29 @@ class ToInstrumentTests(SynchronousTestCase):
         self.assertIn(b"4 bytes from data client 127.0.0.1:7 not sent", faults[0])
         self.assertEqual(h.agent.stats()["instrument"]["bytes_not_sent"], 4)  # type: ignore[index]
 
+    def test_backlogged(self) -> None:
+        """
+        Bytes sent while the instrument's line is backed up are dropped,
+        counted, and a fault says so, instead of growing memory.
+        """
+        h = AgentHarness(self)
+        link = h.link_up()
+        link.producer.pauseProducing()
+        transport = StringTransport(peerAddress=peer(8))
+        client = DataClient(h.agent)
+        client.makeConnection(transport)
+        client.dataReceived(b"x" * 100)
+        faults = [
+            p.payload
+            for p in packets(transport)
+            if p.type == PacketType.PORT_AGENT_FAULT
+        ]
+        self.assertEqual(len(faults), 1)
+        self.assertIn(b"backed up", faults[0])
+        self.assertIn(b"100 bytes from data client 127.0.0.1:8 not sent", faults[0])
+        self.assertEqual(link.value(), b"")
+        self.assertEqual(h.agent.stats()["instrument"]["bytes_not_sent"], 100)  # type: ignore[index]
+
     def test_rawWriterAndReaders(self) -> None:
         """
         The first raw client writes; later ones are told they are read-only

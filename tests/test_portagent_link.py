@@ -21,6 +21,7 @@ from zope.interface import implementer
 from instrumentd.portagent.link import (
     BreakNotSupported,
     InstrumentLink,
+    LinkBacklogged,
     LinkDown,
     capped_backoff,
 )
@@ -156,6 +157,25 @@ class LinkTests(SynchronousTestCase):
         self.link.write(b"DS\r\n")
         assert self.endpoint.transport is not None
         self.assertEqual(self.endpoint.transport.value(), b"DS\r\n")
+
+    def test_backloggedInstrument(self) -> None:
+        """
+        While the instrument's send buffer is full, writes are refused with
+        L{LinkBacklogged} rather than queued without bound; once it drains,
+        writes go through again.
+        """
+        self.endpoint.accepting = True
+        with capturedLogs():
+            self.link.start()
+        transport = self.endpoint.transport
+        assert transport is not None
+        self.assertTrue(transport.streaming)
+        transport.producer.pauseProducing()
+        error = self.assertRaises(LinkBacklogged, self.link.write, b"slow")
+        self.assertIn("backed up", str(error))
+        transport.producer.resumeProducing()
+        self.link.write(b"ok")
+        self.assertEqual(transport.value(), b"ok")
 
     def test_breakNotSupported(self) -> None:
         """

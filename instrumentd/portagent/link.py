@@ -21,8 +21,10 @@ from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import (
     IAddress,
+    IConsumer,
     IProtocol,
     IProtocolFactory,
+    IPushProducer,
     IReactorTime,
     IStreamClientEndpoint,
     ITransport,
@@ -34,12 +36,25 @@ from zope.interface import implementer, provider
 
 from instrumentd.interfaces import IBreakableTransport
 
-__all__ = ["BreakNotSupported", "InstrumentLink", "LinkDown"]
+__all__ = [
+    "BreakNotSupported",
+    "InstrumentLink",
+    "LinkBacklogged",
+    "LinkDown",
+    "capped_backoff",
+]
 
 
 class LinkDown(Exception):
     """
     The instrument link is not connected.
+    """
+
+
+class LinkBacklogged(LinkDown):
+    """
+    The instrument is not taking bytes as fast as clients send them: the
+    link's send buffer is full, so more would only grow memory.
     """
 
 
@@ -49,11 +64,36 @@ class BreakNotSupported(Exception):
     """
 
 
+@implementer(IPushProducer)
+class _WriteGate:
+    """
+    Registered as the link transport's producer, so the transport tells us
+    when its send buffer is full (a 9600-baud line drains ~1 KB/s).
+    """
+
+    paused = False
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+
+    def stopProducing(self) -> None:
+        self.paused = False
+
+
 class _LinkProtocol(Protocol):
     def __init__(self, link: InstrumentLink) -> None:
         self._link = link
 
+    gate: _WriteGate | None = None
+
     def connectionMade(self) -> None:
+        consumer = IConsumer(self.transport, None)
+        if consumer is not None:
+            self.gate = _WriteGate()
+            consumer.registerProducer(self.gate, True)
         self._link._connected(self)
 
     def dataReceived(self, data: bytes) -> None:
@@ -221,10 +261,18 @@ class InstrumentLink:
         Write to the instrument.
 
         :raises LinkDown: if the link is not up.
+        :raises LinkBacklogged: if the instrument is not taking bytes as fast
+            as they are sent (its send buffer is full).
         """
-        if self._protocol is None or self._protocol.transport is None:
+        protocol = self._protocol
+        if protocol is None or protocol.transport is None:
             raise LinkDown(f"instrument link to {self._description} is down")
-        self._protocol.transport.write(data)
+        if protocol.gate is not None and protocol.gate.paused:
+            raise LinkBacklogged(
+                f"instrument link to {self._description} is backed up: the "
+                "instrument is not taking bytes as fast as they are sent"
+            )
+        protocol.transport.write(data)
 
     def send_break(self, duration_ms: int) -> Deferred[None]:
         """
