@@ -18,6 +18,13 @@ throughout: no sleeps, no polling, no threads.
   visibility, ranges, reading values out of instrument text, staleness.
 - :mod:`instrumentd.driver.particles`: data particles, the published form of
   each sample.
+- :mod:`instrumentd.driver.engine`: the command/response engine: declared
+  commands, prompts or regexes, timeouts, wake-up.
+- :mod:`instrumentd.driver.protocol`: the instrument protocol base and its
+  standard states (UNKNOWN, COMMAND, AUTOSAMPLE, DIRECT_ACCESS).
+- :mod:`instrumentd.driver.connection_machine`: the connection lifecycle.
+- :mod:`instrumentd.driver.driver`: the driver API.
+- :mod:`instrumentd.driver.scheduler`: periodic jobs from the startup config.
 """
 
 from instrumentd.driver.chunker import (
@@ -33,6 +40,15 @@ from instrumentd.driver.commands import (
     CommandArgument,
     CommandDictionary,
     CommandSpec,
+)
+from instrumentd.driver.driver import InstrumentDriver
+from instrumentd.driver.engine import (
+    Command,
+    CommandEngine,
+    Reply,
+    Wakeup,
+    keep_reply,
+    text_command,
 )
 from instrumentd.driver.errors import (
     InstrumentCommandError,
@@ -71,12 +87,20 @@ from instrumentd.driver.particles import (
     RegexDataParticle,
     TimestampName,
 )
+from instrumentd.driver.protocol import (
+    InstrumentProtocol,
+    ProtocolState,
+    standard_states,
+)
+from instrumentd.driver.scheduler import ScheduledJob, Scheduler, parse_jobs
 
 __all__ = [
     "Chunker",
     "ChunkerCounters",
+    "Command",
     "CommandArgument",
     "CommandDictionary",
+    "CommandEngine",
     "CommandSpec",
     "ConfigChangeEvent",
     "ConnectionEvent",
@@ -90,8 +114,10 @@ __all__ = [
     "IDriverEventListener",
     "InstrumentCommandError",
     "InstrumentConnectionError",
+    "InstrumentDriver",
     "InstrumentError",
     "InstrumentParameterError",
+    "InstrumentProtocol",
     "InstrumentProtocolError",
     "InstrumentStateError",
     "InstrumentTimeoutError",
@@ -99,17 +125,26 @@ __all__ = [
     "ParameterDictionary",
     "ParameterRule",
     "ParameterType",
+    "ProtocolState",
     "QualityFlag",
     "RawDataParticle",
     "Record",
     "RegexDataParticle",
+    "Reply",
     "ResultEvent",
     "SampleEvent",
+    "ScheduledJob",
+    "Scheduler",
     "Sieve",
     "SieveFunction",
     "StateChangeEvent",
     "TimestampName",
     "Visibility",
+    "Wakeup",
+    "keep_reply",
     "length_sieve",
+    "parse_jobs",
     "regex_sieve",
+    "standard_states",
+    "text_command",
 ]
