@@ -551,6 +551,9 @@ class InstrumentFactory(Factory):
     :ivar instrument: the instrument.
     """
 
+    # The service logs where it listens; "Starting factory" adds nothing.
+    noisy = False
+
     def __init__(self, instrument: SimulatedInstrument) -> None:
         """
         :param instrument: the instrument every connection reaches.

@@ -300,6 +300,8 @@ class FaultControlFactory(Factory):
     faults.
     """
 
+    noisy = False
+
     def __init__(self, faults: Faults) -> None:
         """
         :param faults: the faults every connection controls.
