@@ -1119,6 +1119,21 @@ class FaultTests(SynchronousTestCase):
         self.assertEqual(bench.sbe37.samplenum, 2)
         self.assertRegex(bench.send(b"", 15), rb"^#[^#]+\r\n$")
 
+    def test_garbageBetweenSamples(self) -> None:
+        """
+        Garbage arrives between whole sample lines, and the instrument's
+        dialogue carries on after it.
+        """
+        bench = _Bench()
+        bench.lines("STARTNOW")
+        first = bench.send(b"", ACQUISITION_SECONDS)
+        bench.sbe37.faults.emit_garbage(data=b"\x00\xffnoise")
+        rest = bench.send(b"", 15)
+        self.assertEqual(rest[:7], b"\x00\xffnoise")
+        self.assertIsNotNone(SAMPLE.match(rest[8:-2].decode()))
+        self.assertIsNotNone(SAMPLE.match(first[1:-2].decode()))
+        self.assertEqual(bench.lines("DS")[1], "logging data")
+
     def test_slowAnswers(self) -> None:
         """
         With slow answers, the echo and the reply each come late.

@@ -656,6 +656,15 @@ class SimulateOptionsTests(SynchronousTestCase):
         self.assertEqual(options["control"], ["tcp:4002:interface=127.0.0.1"])
         self.assertTrue(options["pty"])
 
+    def test_barePort(self) -> None:
+        """
+        ``--listen 4001`` is a TCP port on loopback.
+        """
+        self.assertEqual(
+            self.parse("sbe37", "--listen", "4001")["listen"],
+            ["tcp:4001:interface=127.0.0.1"],
+        )
+
     def test_ptyOnly(self) -> None:
         """
         ``--pty`` alone makes no TCP listener.
