@@ -537,12 +537,28 @@ class LifecycleTests(SynchronousTestCase):
 
     def test_configRecordedAtStart(self) -> None:
         """
-        The datalog starts with the agent's configuration, for provenance.
+        The datalog starts with the agent's configuration, for provenance,
+        bound ports included.
         """
         h = AgentHarness(self)
         first = h.logged()[0]
         self.assertEqual(first.type, PacketType.PORT_AGENT_CONFIG)
-        self.assertEqual(json.loads(first.payload)["name"], "TEST01")
+        config = json.loads(first.payload)
+        self.assertEqual(config["name"], "TEST01")
+        self.assertEqual(set(config["ports"]), {"data", "command", "sniff", "raw"})
+        self.assertNotIn(None, config["ports"].values())
+
+    def test_parentGoneBeforeStart(self) -> None:
+        """
+        A --parent-pid that has already exited stops the agent as soon as
+        the reactor runs (stopping before then would be refused).
+        """
+        child = subprocess.Popen([sys.executable, "-c", "pass"])
+        child.wait()
+        h = AgentHarness(self, parent_pid=child.pid)
+        self.assertFalse(h.reactor.hasStopped)
+        start_running(h.reactor)
+        self.assertTrue(h.reactor.hasStopped)
 
     def test_listenFailureRaises(self) -> None:
         """
@@ -556,9 +572,13 @@ class LifecycleTests(SynchronousTestCase):
 
         reactor.listenTCP = refuse  # type: ignore[method-assign]
         config = PortAgentConfig(name="X", instrument="tcp:host=127.0.0.1:port=1")
-        agent = PortAgent(config, reactor=reactor, datalog=MemoryDataLog())
+        datalog = MemoryDataLog()
+        opened: list[bool] = []
+        datalog.open = lambda: opened.append(True)  # type: ignore[method-assign]
+        agent = PortAgent(config, reactor=reactor, datalog=datalog)
         self.assertRaises(OSError, agent.startService)
         self.assertFalse(agent.running)
+        self.assertEqual(opened, [], "no datalog file for an agent that never ran")
         self.flushLoggedErrors()
 
 

@@ -47,6 +47,9 @@ from instrumentd.portagent.router import Router
 
 __all__ = ["CONNECTED", "DISCONNECTED", "PortAgent"]
 
+#: Signals after which the agent shuts down in order and exits 0.
+_ORDERLY_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
+
 CONNECTED: Final = "CONNECTED"
 DISCONNECTED: Final = "DISCONNECTED"
 
@@ -155,11 +158,6 @@ class PortAgent(Service):
         super().startService()  # type: ignore[no-untyped-call]
         self._started_at = self._reactor.seconds()
         self._stopping = False
-        self.datalog.open()
-        self.router.publish(
-            PacketType.PORT_AGENT_CONFIG,
-            json.dumps(self.public_config(), sort_keys=True).encode(),
-        )
         factories = {
             "data": ListenerFactory(self, DataClient),
             "command": CommandPortFactory(self),
@@ -182,6 +180,9 @@ class PortAgent(Service):
             # problem to twistd now, so it exits non-zero with the reason.
             self.stopService()
             failure[0].value.subFailure.raiseException()
+        # Only now, so an agent that cannot bind leaves no empty datalog
+        # behind (under Restart=always that would be a file every restart).
+        self.datalog.open()
         bound.addCallback(lambda _: self._listening())
         self.link.start()
         self._set_heartbeat(self.heartbeat_interval)
@@ -204,6 +205,12 @@ class PortAgent(Service):
         return reason
 
     def _listening(self) -> None:
+        # The datalog starts with the configuration, bound ports included,
+        # so every recording says where it came from.
+        self.router.publish(
+            PacketType.PORT_AGENT_CONFIG,
+            json.dumps(self.public_config(), sort_keys=True).encode(),
+        )
         # twistd starts services before reactor.run() installs its signal
         # handlers.  Whoever learns we are ready (from the status file or the
         # "ready" log line) may send SIGTERM at once, so say so only when the
@@ -260,14 +267,18 @@ class PortAgent(Service):
             # this orderly shutdown would end "killed by SIGTERM", just like a
             # SIGTERM that lands before the agent could flush or clean up.
             # Exit 0 instead, so whoever started us can tell the two apart.
-            if getattr(self._reactor, "_exitSignal", None) == signal.SIGTERM:
+            if getattr(self._reactor, "_exitSignal", None) in _ORDERLY_SIGNALS:
                 self._reactor._exitSignal = None
 
         return DeferredList(waits, consumeErrors=True).addCallback(close_datalog)
 
     def _parent_exited(self) -> None:
         self.log.info("launcher has exited; port agent shutting down")
-        self._reactor.stop()
+        if self._reactor.running:
+            self._reactor.stop()
+        else:
+            # The parent was gone before we started: stop once running.
+            self._reactor.callWhenRunning(self._reactor.stop)
 
     # -- the instrument ----------------------------------------------------
 
