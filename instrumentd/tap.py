@@ -47,6 +47,24 @@ class Options(usage.Options):
             )
 
 
+def _stop_on_hangup() -> None:
+    """
+    Make SIGHUP (a closed terminal, a supervisor's hang-up) shut a port
+    agent down in order, flushing its datalog, rather than kill it outright.
+    The handler is installed once the reactor runs, like twistd's own.
+    """
+    import signal
+
+    from twisted.internet import reactor
+    from twisted.internet.interfaces import IReactorFromThreads
+
+    def hangup(signum: int, frame: object) -> None:
+        # callFromThread wakes the reactor from a signal handler safely.
+        IReactorFromThreads(reactor).callFromThread(reactor.stop)
+
+    reactor.callWhenRunning(signal.signal, signal.SIGHUP, hangup)
+
+
 def makeService(options: Options) -> IService:
     """
     Build the service for the chosen subcommand.
@@ -59,6 +77,7 @@ def makeService(options: Options) -> IService:
 
         sub = options.subOptions
         assert isinstance(sub, PortAgentOptions)
+        _stop_on_hangup()
         return PortAgent(sub.config())
     if options.subCommand == "simulate":
         from instrumentd.simulator.options import make_service

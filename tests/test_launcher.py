@@ -515,24 +515,20 @@ class SignalTests(TestCase):
     L{PortAgentProcess.signal} sends any signal by name.
     """
 
-    def test_stopAndContinue(self) -> None:
+    def test_hangupShutsDownInOrder(self) -> None:
         """
-        STOP and CONT, which Twisted does not map by name, reach the agent;
-        a name that is no signal is refused.
+        HUP, which Twisted does not map by name, reaches the agent, which
+        shuts down in order: exit status 0 and its status file removed.  A
+        name that is no signal is refused.
         """
-        from tests.agentsupport import run, start_agent, start_instrument
-
-        def state(pid: int) -> str:
-            with open(f"/proc/{pid}/stat") as f:
-                return f.read().rsplit(")", 1)[1].split()[0]
+        from tests.agentsupport import run, start_agent, start_instrument, within
 
         async def go() -> None:
             instrument = await start_instrument(self)
             agent = await start_agent(self, instrument, name="SIGNAL01")
             self.assertRaises(ValueError, agent.signal, "BOGUS")
-            agent.signal("STOP")
-            self.assertEqual(state(agent.pid), "T")
-            agent.signal("cont")
-            self.assertNotEqual(state(agent.pid), "T")
+            agent.signal("hup")
+            self.assertEqual(await within(agent.ended, "the agent to exit"), 0)
+            self.assertFalse(os.path.exists(agent.status_file))
 
         return run(go())
