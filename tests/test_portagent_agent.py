@@ -437,6 +437,44 @@ class CommandPortTests(SynchronousTestCase):
         self.assertTrue(binary.startswith(b"ERROR command line is not ASCII"))
         self.assertFalse(self.transport.disconnecting)
 
+    def test_argumentErrorsListCommands(self) -> None:
+        """
+        Malformed arguments get the command's usage and the valid commands,
+        like any malformed line.
+        """
+        for line in (b"break abc\n", b"heartbeat_interval x\n", b"ping twice\n"):
+            [reply] = self.send(line)
+            self.assertTrue(reply.startswith(b"ERROR"), reply)
+            self.assertIn(b"usage: ", reply)
+            self.assertIn(b"valid commands: get_state", reply)
+
+    def test_backpressure(self) -> None:
+        """
+        When the client does not read its replies, the transport pauses the
+        command port: no more lines are handled (nor read) until it drains,
+        and then they all are, in order.
+        """
+        self.assertIs(self.transport.producer, self.port)
+        self.transport.clear()
+        self.port.pauseProducing()
+        self.assertEqual(self.transport.producerState, "paused")
+        self.port.dataReceived(b"ping\nget_state\n")
+        self.assertEqual(self.transport.value(), b"")
+        self.port.resumeProducing()
+        lines = self.transport.value().splitlines()
+        self.assertEqual(len(lines), 2)
+        self.assertTrue(lines[0].startswith(b"pong"))
+        self.assertEqual(lines[1], b"DISCONNECTED")
+
+    def test_commandClientsCounted(self) -> None:
+        """
+        get_stats counts command-port clients too.
+        """
+        [line] = self.send(b"get_stats\n")
+        stats = json.loads(line)
+        self.assertEqual(stats["clients"]["command"], 1)
+        self.assertEqual(stats["clients_served"]["command"], 1)
+
     def test_breakOnTcp(self) -> None:
         """
         break on a link that cannot break says so.

@@ -109,6 +109,7 @@ class PortAgent(Service):
         self._announced: str | None = None
         self.ports: dict[str, list[IListeningPort]] = {}
         self.raw_clients: list[RawClient] = []
+        self.command_clients = 0
         self.heartbeat_interval = config.heartbeat
         self._heartbeat: LoopingCall | None = None
         self._grace_call: IDelayedCall | None = None
@@ -427,7 +428,8 @@ class PortAgent(Service):
             "packets": c.packets,
             "packets_by_type": dict(c.packets_by_type),
             "clients": {
-                kind: len(outlets) for kind, outlets in self.router.clients.items()
+                **{kind: len(outlets) for kind, outlets in self.router.clients.items()},
+                "command": self.command_clients,
             },
             "clients_served": dict(c.clients_served),
             "bytes_dropped": c.bytes_dropped,

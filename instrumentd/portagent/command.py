@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IAddress
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
-from twisted.protocols.basic import LineOnlyReceiver
+from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
 from instrumentd.packet import PacketType
@@ -30,7 +30,13 @@ from instrumentd.packet import PacketType
 if TYPE_CHECKING:
     from instrumentd.portagent.agent import PortAgent
 
-__all__ = ["COMMANDS", "CommandError", "CommandPort", "CommandPortFactory"]
+__all__ = [
+    "COMMANDS",
+    "CommandError",
+    "CommandPort",
+    "CommandPortFactory",
+    "CommandUsageError",
+]
 
 DEFAULT_BREAK_MS = 250
 MAX_BREAK_MS = 60_000
@@ -38,8 +44,15 @@ MAX_BREAK_MS = 60_000
 
 class CommandError(Exception):
     """
-    A command was malformed or could not be carried out; the message says
-    why, for the ``ERROR`` reply.
+    A command could not be carried out; the message says why, for the
+    ``ERROR`` reply.
+    """
+
+
+class CommandUsageError(CommandError):
+    """
+    A command's arguments were malformed; the reply adds the command's usage
+    and the valid commands.
     """
 
 
@@ -92,11 +105,11 @@ def _break(agent: PortAgent, args: list[str]) -> Deferred[str]:
         try:
             duration = int(args[0])
         except ValueError:
-            raise CommandError(
+            raise CommandUsageError(
                 f"break: {args[0]!r} is not a whole number of milliseconds"
             ) from None
         if not 0 < duration <= MAX_BREAK_MS:
-            raise CommandError(
+            raise CommandUsageError(
                 f"break: {duration} ms is out of range 1..{MAX_BREAK_MS}"
             )
 
@@ -111,15 +124,19 @@ def _break(agent: PortAgent, args: list[str]) -> Deferred[str]:
 
 def _heartbeat_interval(agent: PortAgent, args: list[str]) -> str:
     if not args:
-        raise CommandError(
+        raise CommandUsageError(
             "heartbeat_interval needs a number of seconds (0 turns heartbeats off)"
         )
     try:
         seconds = float(args[0])
     except ValueError:
-        raise CommandError(f"heartbeat_interval: {args[0]!r} is not a number") from None
+        raise CommandUsageError(
+            f"heartbeat_interval: {args[0]!r} is not a number"
+        ) from None
     if math.isnan(seconds) or seconds < 0 or math.isinf(seconds):
-        raise CommandError(f"heartbeat_interval: {args[0]!r} must be 0 or more seconds")
+        raise CommandUsageError(
+            f"heartbeat_interval: {args[0]!r} must be 0 or more seconds"
+        )
     agent.set_heartbeat_interval(seconds)
     return f"OK heartbeat_interval {seconds:g}"
 
@@ -163,9 +180,14 @@ def _valid() -> str:
     return "valid commands: " + ", ".join(c.usage for c in COMMANDS.values())
 
 
-class CommandPort(LineOnlyReceiver):
+class CommandPort(LineReceiver):
     """
     One connection to the command port.
+
+    The connection is its own transport's producer: when a client sends
+    commands faster than it reads the replies, the transport pauses it, which
+    stops both handling lines and reading more, so what the agent holds for a
+    client stays bounded (TCP pushes back on the client).
     """
 
     delimiter = b"\n"
@@ -175,6 +197,16 @@ class CommandPort(LineOnlyReceiver):
     def __init__(self, agent: PortAgent) -> None:
         self.agent = agent
         self._last: Deferred[None] = succeed(None)
+
+    def connectionMade(self) -> None:
+        self.agent.command_clients += 1
+        self.agent.router.counters.clients_served["command"] = (
+            self.agent.router.counters.clients_served.get("command", 0) + 1
+        )
+        self.transport.registerProducer(self, True)  # type: ignore[union-attr]
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.agent.command_clients -= 1
 
     def lineReceived(self, line: bytes) -> None:
         if line.endswith(b"\r"):
@@ -200,10 +232,15 @@ class CommandPort(LineOnlyReceiver):
         if len(args) > command.max_args:
             return succeed(
                 f"ERROR {name} takes at most {command.max_args} argument(s), "
-                f"got {len(args)}; usage: {command.usage}"
+                f"got {len(args)}; usage: {command.usage}; {_valid()}"
             )
 
         def failed(reason: Failure) -> str:
+            if reason.check(CommandUsageError):
+                return (
+                    f"ERROR {reason.getErrorMessage()}; usage: {command.usage}; "
+                    f"{_valid()}"
+                )
             if reason.check(CommandError):
                 return f"ERROR {reason.getErrorMessage()}"
             self.log.failure("command {line!r} failed", reason, line=text)
