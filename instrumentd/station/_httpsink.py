@@ -1,0 +1,587 @@
+# -*- test-case-name: tests.test_sinks -*-
+"""
+The HTTP sink: batches of particles POSTed to an ingest endpoint, through
+a disk spool so that nothing is lost while the endpoint is down.
+
+Import it from :mod:`instrumentd.station.sinks`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from twisted.application.internet import backoffPolicy
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from instrumentd.driver._json import dumps
+from instrumentd.station._sink import (
+    ErrorReport,
+    ISink,
+    Particle,
+    as_dict,
+    default_reactor,
+    utc_day,
+)
+from instrumentd.station.spool import Spool, SpoolEntry
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+__all__ = ["HTTPPoster", "HttpSink", "default_retry_policy"]
+
+_log = Logger()
+
+#: How much of an error response's body goes into logs and stats.
+_RESPONSE_EXCERPT: Final = 500
+
+#: A server's Retry-After is honoured up to this many seconds.
+_MAX_RETRY_AFTER: Final = 600.0
+
+
+class HTTPPoster(Protocol):
+    """
+    What :class:`HttpSink` needs of an HTTP client: ``post`` as
+    :class:`treq.client.HTTPClient` and :class:`treq.testing.StubTreq` have.
+    """
+
+    def post(self, url: str, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        """
+        :returns: a Deferred firing with a treq response.
+        """
+
+
+def default_retry_policy(
+    *,
+    initial: float = 1.0,
+    factor: float = 2.0,
+    maximum: float = 60.0,
+    jitter: Callable[[], float] | None = None,
+) -> Callable[[int], float]:
+    """
+    Exponential backoff with jitter, for :class:`HttpSink`'s
+    ``retry_policy``: ``min(initial * factor ** (failures - 1), maximum)``
+    plus ``jitter()`` seconds.  Built on Twisted's
+    :func:`~twisted.application.internet.backoffPolicy`.
+
+    :param initial: the delay after the first failure, seconds.
+    :param factor: how much each further failure multiplies it by.
+    :param maximum: the longest delay before jitter, seconds.
+    :param jitter: a callable giving extra seconds, so that many stations
+        do not retry in step; ``None`` for uniform in [0, 1).
+    :returns: a policy taking the number of consecutive failures (1 for
+        the first) and giving the delay in seconds.
+    """
+    kwargs: dict[str, Any] = {} if jitter is None else {"jitter": jitter}
+    policy = backoffPolicy(
+        initialDelay=initial, maxDelay=maximum, factor=factor, **kwargs
+    )
+
+    def delay(failures: int) -> float:
+        # backoffPolicy(0) is the initial delay; ours counts from 1.
+        return float(policy(max(0, failures - 1)))
+
+    return delay
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    code: int
+    headers: Any
+    body: bytes
+
+
+def _is_permanent(code: int) -> bool:
+    # 408 (request timeout) and 429 (too many requests) say "later", and so
+    # does every 5xx; other 4xx say the request itself is wrong and will stay
+    # wrong however often it is sent.
+    return 400 <= code < 500 and code not in (408, 429)
+
+
+def _retry_after(headers: Any) -> float | None:
+    try:
+        values = headers.getRawHeaders(b"retry-after") or []
+        return min(float(values[0]), _MAX_RETRY_AFTER) if values else None
+    except (ValueError, AttributeError):
+        # An HTTP date, or junk: fall back to our own backoff.
+        return None
+
+
+@implementer(ISink)
+class HttpSink:
+    """
+    Sends particles to an HTTP ingest endpoint in batches, without losing
+    any while the endpoint is down.
+
+    **Spool first.**  :meth:`write` appends each particle to a disk
+    :class:`~instrumentd.station.spool.Spool` in ``spool_dir`` and returns.
+    Batches are read back from the spool and POSTed one at a time, so they
+    arrive in the order written; a batch is marked delivered in the spool
+    only after a 2xx answer.  Memory holds one batch, whatever the length
+    of an outage; the disk holds the backlog, and segments are deleted as
+    soon as everything in them is delivered.  A sink made on the same
+    ``spool_dir`` after a restart carries on from the first undelivered
+    particle.
+
+    **Batches.**  A batch is sent when ``batch_size`` particles are waiting,
+    or ``batch_interval`` seconds after the first of fewer arrived.  Its
+    body (``Content-Type: application/json``)::
+
+        {"source": "<spool id>", "batch": <seq of the first particle>,
+         "particles": [{"seq": 1, "instrument": "ctd1",
+                        "particle": {...to_dict() form...}}, ...]}
+
+    ``seq`` numbers particles 1, 2, 3, ... for the life of the spool;
+    ``source`` is a random id of the spool.  Particles of all instruments
+    share one sequence and one order.
+
+    **Answers.**  2xx: delivered.  4xx other than 408 and 429: the batch
+    is rejected for good; it is logged, counted and appended to
+    ``<spool_dir>/rejected/<YYYY-MM-DD>.jsonl`` (one line per batch:
+    ``{"time", "status", "response", "payload"}``) and the sink moves on.
+    Anything else — 5xx, 408, 429, 3xx, a connection error, no answer
+    within ``timeout`` — is retried, the same batch, after
+    ``retry_policy(failures)`` seconds (or the server's ``Retry-After``
+    seconds if longer).
+
+    **Exactly once, mostly.**  On the happy path each particle is sent
+    once.  If the endpoint took a batch but its answer was lost (the
+    connection broke, the timeout fired, the station stopped before the
+    cursor was saved), the batch is sent again: delivery is *at least
+    once*.  Receivers that must not double-count drop particles whose
+    ``(source, seq)`` they already have; the seqs of one source arrive in
+    increasing order, so remembering the highest seen per source suffices.
+    A batch re-sent after a restart may be cut at different places, so
+    dedupe by particle, not by ``batch``.
+
+    A particle is lost only if it cannot be written to the spool (a full
+    disk): it is counted in ``dropped`` and logged.
+
+    :param url: where to POST.
+    :param spool_dir: the spool directory; created if missing.  One sink
+        per directory.
+    :param batch_size: the most particles per POST.
+    :param batch_interval: the longest a particle waits for its batch to
+        fill, seconds.
+    :param timeout: the longest to wait for a whole answer, seconds.
+    :param headers: extra request headers (an ``Authorization`` token, say).
+    :param reactor: the reactor (for timers and, when ``treq_client`` is
+        ``None``, connections); ``None`` for the global one.
+    :param treq_client: the HTTP client; ``None`` for a
+        :class:`treq.client.HTTPClient` with its own persistent connection
+        pool, closed by :meth:`close`.  Tests pass
+        :class:`treq.testing.StubTreq`.
+    :param retry_policy: the delay before each retry, given the number of
+        consecutive failures; ``None`` for :func:`default_retry_policy`
+        (1 s, doubling, at most 60 s, plus up to 1 s of jitter).
+    :param segment_bytes: the size at which the spool starts a new file.
+    :raises OSError: if the spool directory cannot be made or read.
+    :raises ValueError: if its state file is not a spool state, or a
+        parameter is out of range.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        spool_dir: str,
+        batch_size: int = 100,
+        batch_interval: float = 1.0,
+        timeout: float = 10.0,
+        headers: Mapping[str, str] | None = None,
+        reactor: IReactorTime | None = None,
+        treq_client: HTTPPoster | None = None,
+        retry_policy: Callable[[int], float] | None = None,
+        segment_bytes: int = 1 << 20,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, not {batch_size}")
+        self.url = url
+        self._batch_size = batch_size
+        self._batch_interval = batch_interval
+        self._timeout = timeout
+        self._headers: dict[str, list[str]] = {
+            key: [value] for key, value in (headers or {}).items()
+        }
+        self._headers["Content-Type"] = ["application/json"]
+        self._reactor = default_reactor() if reactor is None else reactor
+        self._pool: Any = None
+        if treq_client is None:
+            treq_client = self._make_client()
+        self._client = treq_client
+        self._retry_policy = (
+            default_retry_policy() if retry_policy is None else retry_policy
+        )
+        self._spool = Spool(spool_dir, segment_bytes=segment_bytes)
+        self._rejected_dir = os.path.join(spool_dir, "rejected")
+        self._errors = ErrorReport(self._reactor, f"HTTP sink {url}")
+
+        #: The batch being sent or waiting to be retried.
+        self._batch: list[SpoolEntry] | None = None
+        self._in_flight: Deferred[None] | None = None
+        self._batch_call: IDelayedCall | None = None
+        self._retry_call: IDelayedCall | None = None
+        self._failures = 0
+        self._closing = False
+        self._closed: Deferred[None] | None = None
+        self._idle_waiters: list[Deferred[None]] = []
+        self._pumping = False
+        self._pump_again = False
+        self._pump_now = False
+
+        #: ``True`` after an answer, ``False`` after a failure, ``None``
+        #: before the first attempt.
+        self.endpoint_up: bool | None = None
+        self.delivered = 0
+        self.batches_delivered = 0
+        self.retries = 0
+        self.rejected = 0
+        self.dropped = 0
+        # A backlog left by an earlier run starts going out at once.
+        self._pump()
+
+    def _make_client(self) -> HTTPPoster:
+        from treq.client import HTTPClient
+        from twisted.web.client import Agent, HTTPConnectionPool
+
+        self._pool = HTTPConnectionPool(self._reactor, persistent=True)
+        agent = Agent(self._reactor, pool=self._pool)
+        return HTTPClient(agent)
+
+    # -- taking particles -------------------------------------------------
+
+    def write(self, instrument: str, particle: Particle) -> None:
+        """
+        Spool one particle for sending.  See :meth:`ISink.write`.
+        """
+        if self._closing:
+            self.dropped += 1
+            return
+        try:
+            self._spool.append(
+                {"instrument": instrument, "particle": as_dict(particle)}
+            )
+        except OSError as error:
+            self.dropped += 1
+            self._errors.report(
+                f"spooling to {self._spool.directory}: {error}; the particle is dropped"
+            )
+            return
+        self._pump()
+
+    def _pump(self, *, now: bool = False) -> None:
+        """
+        Start the next POST if one is due, or arm the batch timer.
+
+        :param now: send a partial batch without waiting for the timer.
+        """
+        # A client that answers synchronously (StubTreq) settles a POST
+        # inside _post, which pumps again: loop here instead of recursing
+        # once per batch through a long backlog.
+        self._pump_again = True
+        self._pump_now = self._pump_now or now
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while self._pump_again:
+                self._pump_again = False
+                now, self._pump_now = self._pump_now, False
+                self._pump_once(now)
+        finally:
+            self._pumping = False
+
+    def _pump_once(self, now: bool) -> None:
+        if self._closing or self._batch is not None or self._retry_call is not None:
+            # One request at a time, so batches arrive in order; a batch
+            # waiting for its retry holds the line too.
+            return
+        unread = self._spool.unread
+        if not unread:
+            return
+        if now or unread >= self._batch_size:
+            self._send_next()
+        elif self._batch_call is None:
+            self._batch_call = self._reactor.callLater(
+                self._batch_interval, self._batch_due
+            )
+
+    def _batch_due(self) -> None:
+        self._batch_call = None
+        self._pump(now=True)
+
+    def _send_next(self) -> None:
+        if self._batch_call is not None:
+            self._batch_call.cancel()
+            self._batch_call = None
+        try:
+            batch = self._spool.read(self._batch_size)
+        except OSError as error:
+            self._failed(f"reading the spool {self._spool.directory}: {error}")
+            return
+        if batch:
+            self._batch = batch
+            self._post()
+
+    def _payload(self, batch: list[SpoolEntry]) -> bytes:
+        # The spooled lines are already the particles' JSON; splice them in
+        # rather than decode and encode every particle again.
+        head = dumps({"source": self._spool.source, "batch": batch[0].seq})
+        return b"".join(
+            [
+                head[:-1].encode(),
+                b',"particles":[',
+                b",".join(entry.line for entry in batch),
+                b"]}",
+            ]
+        )
+
+    def _post(self) -> None:
+        assert self._batch is not None
+        body = self._payload(self._batch)
+        try:
+            request = self._client.post(self.url, data=body, headers=self._headers)
+        except Exception:
+            # A URL treq cannot even start with: counted and retried like
+            # any failure, so the sink keeps its promise not to raise.
+            request = fail()
+
+        def read_body(response: Any) -> Deferred[_Answer]:
+            content: Deferred[bytes] = response.content()
+            return content.addCallback(
+                lambda data: _Answer(response.code, response.headers, data)
+            )
+
+        answer = request.addCallback(read_body)
+        # Our own timer rather than addTimeout: a cancelled agent request
+        # fails with ResponseNeverReceived, and the log should say "timeout".
+        timed_out = False
+
+        def time_out() -> None:
+            nonlocal timed_out
+            timed_out = True
+            answer.cancel()
+
+        timer = self._reactor.callLater(self._timeout, time_out)
+
+        def stop_timer(result: object) -> object:
+            if timer.active():
+                timer.cancel()
+            return result
+
+        answer.addBoth(stop_timer)
+        settled = answer.addCallbacks(
+            self._answered,
+            lambda failure: self._request_failed(failure, timed_out),
+        )
+        settled.addErrback(self._bug)
+        self._in_flight = settled
+        settled.addBoth(self._settled)
+
+    def _answered(self, answer: _Answer) -> None:
+        batch = self._batch
+        assert batch is not None
+        if 200 <= answer.code < 300:
+            self._delivered(batch)
+        elif _is_permanent(answer.code):
+            self._reject(batch, answer)
+        else:
+            excerpt = answer.body[:_RESPONSE_EXCERPT].decode("utf-8", "replace")
+            self._failed(
+                f"HTTP {answer.code} from {self.url}: {excerpt}",
+                _retry_after(answer.headers),
+            )
+
+    def _request_failed(self, failure: Failure, timed_out: bool) -> None:
+        if timed_out:
+            self._failed(f"POST {self.url}: no answer within {self._timeout} s")
+            return
+        error = failure.value
+        text = str(error) or "no details"
+        self._failed(f"POST {self.url}: {type(error).__name__}: {text}")
+
+    def _delivered(self, batch: list[SpoolEntry]) -> None:
+        self._batch = None
+        self._commit(batch)
+        self.delivered += len(batch)
+        self.batches_delivered += 1
+        self._answered_ok()
+
+    def _answered_ok(self) -> None:
+        if self.endpoint_up is False:
+            _log.info(
+                "HTTP sink {url}: delivering again after {failures} failed "
+                "attempts; {queued} particles to replay",
+                url=self.url,
+                failures=self._failures,
+                queued=self._spool.pending,
+            )
+        self._failures = 0
+        self.endpoint_up = True
+
+    def _reject(self, batch: list[SpoolEntry], answer: _Answer) -> None:
+        self._batch = None
+        excerpt = answer.body[:_RESPONSE_EXCERPT].decode("utf-8", "replace")
+        now = self._reactor.seconds()
+        line = b"".join(
+            [
+                dumps(
+                    {
+                        "time": datetime.fromtimestamp(now, UTC).isoformat(),
+                        "status": answer.code,
+                        "response": excerpt,
+                    }
+                )[:-1].encode(),
+                b',"payload":',
+                self._payload(batch),
+                b"}\n",
+            ]
+        )
+        day = utc_day(now) or "unknown"
+        path = os.path.join(self._rejected_dir, f"{day}.jsonl")
+        try:
+            os.makedirs(self._rejected_dir, exist_ok=True)
+            with open(path, "ab") as f:
+                f.write(line)
+        except OSError as error:
+            self.dropped += len(batch)
+            self._errors.report(f"saving a rejected batch to {path}: {error}")
+        self.rejected += len(batch)
+        self._commit(batch)
+        self._answered_ok()
+        self._errors.report(
+            f"HTTP {answer.code} rejected particles {batch[0].seq}-{batch[-1].seq} "
+            f"for good: {excerpt}; kept in {path}"
+        )
+
+    def _commit(self, batch: list[SpoolEntry]) -> None:
+        try:
+            self._spool.commit(batch[-1].seq)
+        except OSError as error:
+            # Delivered all the same; only a restart would resend them.
+            self._errors.report(f"saving the spool cursor: {error}")
+
+    def _failed(self, reason: str, retry_after: float | None = None) -> None:
+        """
+        Count a failed attempt and arm the retry timer.
+        """
+        self._failures += 1
+        self.retries += 1
+        if self.endpoint_up is not False:
+            _log.warn(
+                "HTTP sink {url}: {reason}; spooling and retrying",
+                url=self.url,
+                reason=reason,
+            )
+        self.endpoint_up = False
+        self._errors.last = reason
+        delay = self._retry_policy(self._failures)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        if not self._closing:
+            self._retry_call = self._reactor.callLater(delay, self._retry_due)
+
+    def _retry_due(self) -> None:
+        self._retry_call = None
+        if self._batch is None:
+            self._pump(now=True)
+        else:
+            self._post()
+
+    def _bug(self, failure: Failure) -> None:
+        # A fault in this module, not in the endpoint.  Log it loudly and
+        # keep the batch for a retry, so the sink does not stall for good.
+        _log.failure("HTTP sink {url}: unexpected error", failure, url=self.url)
+        self._failures += 1
+        if not self._closing and self._retry_call is None:
+            self._retry_call = self._reactor.callLater(
+                self._retry_policy(self._failures), self._retry_due
+            )
+
+    def _settled(self, _: object) -> None:
+        self._in_flight = None
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+        self._pump()
+
+    # -- lifecycle --------------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        """
+        Particles spooled and not yet delivered (including any in flight).
+        """
+        return self._spool.pending
+
+    def flush(self) -> Deferred[None]:
+        """
+        Send what is waiting without waiting for the batch to fill.  The
+        spool is written with every :meth:`write`, so nothing else needs
+        doing.  See :meth:`ISink.flush`.
+        """
+        self._pump(now=True)
+        return succeed(None)
+
+    def close(self) -> Deferred[None]:
+        """
+        Stop sending: cancel timers, wait for a POST in flight to be
+        answered (at most ``timeout``), save the spool and close the
+        connection pool.  Undelivered particles stay in the spool for the
+        next sink on the same directory.  See :meth:`ISink.close`.
+        """
+        if self._closed is None:
+            self._closing = True
+            for call in (self._batch_call, self._retry_call):
+                if call is not None and call.active():
+                    call.cancel()
+            self._batch_call = self._retry_call = None
+            self._closed = Deferred.fromCoroutine(self._close())
+        return self._closed
+
+    async def _close(self) -> None:
+        if self._in_flight is not None:
+            idle: Deferred[None] = Deferred()
+            self._idle_waiters.append(idle)
+            await idle
+        try:
+            self._spool.close()
+        except OSError as error:
+            self._errors.report(f"closing the spool: {error}")
+        if self._pool is not None:
+            await self._pool.closeCachedConnections()
+
+    def stats(self) -> dict[str, object]:
+        """
+        See :meth:`ISink.stats`.
+
+        :returns: ``url``; ``endpoint_up`` (``None`` before the first
+            attempt); ``queued`` (spooled, not delivered); ``in_flight``
+            (particles in the batch being sent or retried);
+            ``spooled_bytes``; ``delivered`` and ``batches_delivered``;
+            ``retries`` (failed attempts); ``rejected``; ``dropped``;
+            ``corrupt`` (unreadable spool lines skipped); ``last_seq``
+            and ``delivered_seq``; ``last_error``.
+        """
+        return {
+            "url": self.url,
+            "endpoint_up": self.endpoint_up,
+            "queued": self._spool.pending,
+            "in_flight": len(self._batch or ()),
+            "spooled_bytes": self._spool.disk_bytes,
+            "delivered": self.delivered,
+            "batches_delivered": self.batches_delivered,
+            "retries": self.retries,
+            "rejected": self.rejected,
+            "dropped": self.dropped,
+            "corrupt": self._spool.corrupt,
+            "last_seq": self._spool.last_seq,
+            "delivered_seq": self._spool.delivered,
+            "last_error": self._errors.last,
+        }

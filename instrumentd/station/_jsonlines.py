@@ -1,0 +1,304 @@
+# -*- test-case-name: tests.test_sinks -*-
+"""
+The JSON-lines file sink: a file per instrument, stream and UTC day.
+
+Import it from :mod:`instrumentd.station.sinks`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO, Final
+
+from twisted.internet.defer import Deferred, succeed
+from zope.interface import implementer
+
+from instrumentd.driver._json import dumps
+from instrumentd.station._sink import (
+    ErrorReport,
+    ISink,
+    Particle,
+    as_dict,
+    default_reactor,
+    sample_time,
+    utc_day,
+)
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+__all__ = ["JsonLinesSink"]
+
+#: Python's write buffer for each file.  A few seconds of a fast stream;
+#: what a kill -9 can lose stays bounded by this and one flush interval.
+_FILE_BUFFER: Final = 64 * 1024
+
+_UNSAFE_PATH_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def _path_component(name: str) -> str:
+    # Instrument names come from config and stream names from drivers; keep
+    # either from reaching outside the sink's directory or making odd names.
+    safe = _UNSAFE_PATH_CHARACTERS.sub("_", name)
+    if not safe or safe.startswith("."):
+        safe = "_" + safe
+    return safe
+
+
+def _ends_torn(path: str) -> bool:
+    """
+    Whether the file at ``path`` ends part way through a line (a crash while
+    writing it).
+    """
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() == 0:
+                return False
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
+    except FileNotFoundError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class _FileKey:
+    instrument: str
+    stream: str
+    day: str
+
+
+@dataclass(slots=True)
+class _OpenFile:
+    path: str
+    handle: BinaryIO
+    #: Records written since the last flush.
+    unflushed: int = 0
+
+
+@implementer(ISink)
+class JsonLinesSink:
+    """
+    Appends each particle as one line of JSON to a file per instrument,
+    stream and UTC day::
+
+        <directory>/<instrument>/<stream>/<YYYY-MM-DD>.jsonl
+
+    The day is the UTC date of the particle's **sample time** (its
+    preferred timestamp, see :func:`sample_time`), so a file holds exactly
+    one day's samples even when they arrive late (played-back datalogs,
+    buffered instruments).  Only a particle with no usable timestamp is
+    dated by when the sink received it; those are counted in
+    ``reception_dated``.  Files thus rotate at UTC midnight of sample time:
+    the first record of a new day opens that day's file, and files of past
+    days are closed once they have been idle for a flush interval.
+
+    A line is the particle's ``to_dict()`` form, compact.  Files are opened
+    in append mode, so a restart adds to the day's file; a line torn by a
+    crash is ended with a newline before anything is appended after it.
+    Characters other than letters, digits, ``.``, ``_`` and ``-`` in the
+    instrument and stream names become ``_``; a particle with no
+    ``stream_name`` goes to the stream ``unknown``.
+
+    Writes are buffered and flushed within ``flush_interval`` (a timer runs
+    only while there is something to flush).  At most ``max_open_files``
+    files are open; the least recently used is closed to open another.
+    An ``OSError`` drops the particle(s) concerned, is counted and logged
+    (once a minute at most), and the file is opened afresh for the next one.
+
+    :param directory: the top directory; created as needed.
+    :param reactor: the clock for the flush timer and reception times;
+        ``None`` for the global reactor.
+    :param flush_interval: the longest a record stays in memory, seconds.
+    :param max_open_files: the most files open at once.
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        *,
+        reactor: IReactorTime | None = None,
+        flush_interval: float = 1.0,
+        max_open_files: int = 64,
+    ) -> None:
+        if max_open_files < 1:
+            raise ValueError(f"max_open_files must be positive, not {max_open_files}")
+        self.directory = directory
+        self._reactor = default_reactor() if reactor is None else reactor
+        self._flush_interval = flush_interval
+        self._max_open_files = max_open_files
+        self._files: OrderedDict[_FileKey, _OpenFile] = OrderedDict()
+        self._flush_call: IDelayedCall | None = None
+        self._closed: Deferred[None] | None = None
+        self._errors = ErrorReport(self._reactor, f"JSON-lines sink {directory}")
+        #: Particles written to a file (possibly still in its buffer).
+        self.records = 0
+        #: Bytes of those lines.
+        self.bytes = 0
+        #: Particles lost to errors or written after close, at most.
+        self.dropped = 0
+        #: I/O errors.
+        self.errors = 0
+        #: Files opened, in all.
+        self.files_opened = 0
+        #: Particles dated by reception because they had no timestamp.
+        self.reception_dated = 0
+
+    def write(self, instrument: str, particle: Particle) -> None:
+        """
+        Append one particle to its file.  See :meth:`ISink.write`.
+        """
+        if self._closed is not None:
+            self.dropped += 1
+            return
+        record = as_dict(particle)
+        stream = record.get("stream_name")
+        when = sample_time(record)
+        day = None if when is None else utc_day(when)
+        if day is None:
+            self.reception_dated += 1
+            day = utc_day(self._reactor.seconds())
+            assert day is not None
+        key = _FileKey(
+            _path_component(instrument),
+            _path_component(stream) if isinstance(stream, str) else "unknown",
+            day,
+        )
+        line = (dumps(record) + "\n").encode("utf-8")
+        file = self._file_for(key)
+        if file is None:
+            self.dropped += 1
+            return
+        try:
+            file.handle.write(line)
+        except OSError as error:
+            self.dropped += 1
+            self._fail(key, "writing", error)
+            return
+        file.unflushed += 1
+        self.records += 1
+        self.bytes += len(line)
+        if self._flush_call is None:
+            # One timer per batch of unflushed writes: none while idle.
+            self._flush_call = self._reactor.callLater(
+                self._flush_interval, self._flush_due
+            )
+
+    def _file_for(self, key: _FileKey) -> _OpenFile | None:
+        file = self._files.get(key)
+        if file is not None:
+            self._files.move_to_end(key)
+            return file
+        while len(self._files) >= self._max_open_files:
+            oldest = next(iter(self._files))
+            self._close_file(oldest)
+        folder = os.path.join(self.directory, key.instrument, key.stream)
+        path = os.path.join(folder, f"{key.day}.jsonl")
+        try:
+            os.makedirs(folder, exist_ok=True)
+            torn = _ends_torn(path)
+            # Kept open across many writes; closed by _close_file.
+            handle = open(path, "ab", buffering=_FILE_BUFFER)  # noqa: SIM115
+        except OSError as error:
+            self._fail(key, "opening", error, path)
+            return None
+        if torn:
+            # Start on a fresh line, so the torn one stays a single bad line
+            # that readers skip and the next record stays readable.
+            handle.write(b"\n")
+        file = self._files[key] = _OpenFile(path, handle)
+        self.files_opened += 1
+        return file
+
+    def _fail(
+        self, key: _FileKey, action: str, error: OSError, path: str | None = None
+    ) -> None:
+        self.errors += 1
+        file = self._files.pop(key, None)
+        if file is not None:
+            # Its buffer cannot be trusted to reach the disk now; closing
+            # releases the descriptor even if it cannot.
+            self.dropped += file.unflushed
+            path = file.path
+            with contextlib.suppress(OSError):
+                file.handle.close()
+        self._errors.report(f"{action} {path}: {error}; the particle is dropped")
+
+    def _flush_file(self, key: _FileKey, file: _OpenFile) -> None:
+        if not file.unflushed:
+            return
+        try:
+            file.handle.flush()
+        except OSError as error:
+            # Counted as written but now in doubt: report them as dropped.
+            self.dropped += file.unflushed
+            file.unflushed = 0
+            self._fail(key, "flushing", error)
+            return
+        file.unflushed = 0
+
+    def _close_file(self, key: _FileKey) -> None:
+        file = self._files[key]
+        self._flush_file(key, file)
+        file = self._files.pop(key, file)
+        try:
+            file.handle.close()
+        except OSError as error:
+            self.errors += 1
+            self._errors.report(f"closing {file.path}: {error}")
+
+    def _flush_due(self) -> None:
+        self._flush_call = None
+        today = utc_day(self._reactor.seconds())
+        for key, file in list(self._files.items()):
+            if file.unflushed:
+                self._flush_file(key, file)
+            elif today is not None and key.day < today:
+                # A past day's file that took nothing during the last
+                # interval: that day is done (late records reopen it).
+                self._close_file(key)
+
+    def flush(self) -> Deferred[None]:
+        """
+        Write all buffered lines to their files now.  See :meth:`ISink.flush`.
+        """
+        if self._flush_call is not None:
+            self._flush_call.cancel()
+            self._flush_call = None
+        for key, file in list(self._files.items()):
+            self._flush_file(key, file)
+        return succeed(None)
+
+    def close(self) -> Deferred[None]:
+        """
+        Flush and close every file.  See :meth:`ISink.close`.
+        """
+        if self._closed is None:
+            self.flush()
+            for key in list(self._files):
+                self._close_file(key)
+            self._closed = succeed(None)
+        return self._closed
+
+    def stats(self) -> dict[str, object]:
+        """
+        See :meth:`ISink.stats`.
+
+        :returns: ``records``, ``bytes``, ``dropped``, ``errors``,
+            ``open_files``, ``files_opened``, ``reception_dated`` and
+            ``last_error`` (text or ``None``).
+        """
+        return {
+            "records": self.records,
+            "bytes": self.bytes,
+            "dropped": self.dropped,
+            "errors": self.errors,
+            "open_files": len(self._files),
+            "files_opened": self.files_opened,
+            "reception_dated": self.reception_dated,
+            "last_error": self._errors.last,
+        }

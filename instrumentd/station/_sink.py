@@ -1,0 +1,191 @@
+# -*- test-case-name: tests.test_sinks -*-
+"""
+What every sink shares: the :class:`ISink` contract, what a particle may
+be, its sample time, and error reporting that does not flood the log.
+
+Import these from :mod:`instrumentd.station.sinks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final, Protocol, cast
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from zope.interface import Interface
+
+from instrumentd.packet import NTP_UNIX_OFFSET
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+
+__all__ = ["ISink", "Particle", "ParticleLike", "sample_time"]
+
+_log = Logger()
+
+#: After an error is logged, more of the same kind are only counted, and
+#: summed up in at most one message per this many seconds.
+ERROR_LOG_INTERVAL: Final = 60.0
+
+
+class ParticleLike(Protocol):
+    """
+    Anything with a JSON-ready ``to_dict()``, as a
+    :class:`~instrumentd.driver.particles.DataParticle` has.
+    """
+
+    def to_dict(self) -> dict[str, object]:
+        """
+        :returns: the particle as JSON-ready data.
+        """
+
+
+#: What a sink accepts: a particle, or its ``to_dict()`` form.
+Particle = Mapping[str, object] | ParticleLike
+
+
+class ISink(Interface):
+    """
+    A destination for particles.
+
+    A sink is used from the reactor thread.  It must not hold up the driver
+    that produced the particle: :meth:`write` returns at once, and I/O
+    trouble is counted and logged, never raised.
+    """
+
+    def write(instrument: str, particle: Particle) -> None:
+        """
+        Take one particle.
+
+        :param instrument: the name of the instrument it came from.
+        :param particle: a particle, or its ``to_dict()`` form.
+        """
+
+    def flush() -> Deferred[None]:
+        """
+        Make everything written so far as safe as this sink makes it: in the
+        file, or in the spool, and start sending what is waiting.
+
+        :returns: a Deferred that fires when that is done.  It does not wait
+            for a remote endpoint to accept anything.
+        """
+
+    def close() -> Deferred[None]:
+        """
+        Flush, and release files, timers and connections.  Writes after this
+        are dropped and counted.  Calling it again returns the same result.
+
+        :returns: a Deferred that fires when the sink has stopped.
+        """
+
+    def stats() -> dict[str, object]:
+        """
+        Counters and state for the station's status and metrics.
+
+        :returns: a JSON-ready dict.
+        """
+
+
+def as_dict(particle: Particle) -> dict[str, object]:
+    """
+    A particle's dict form.
+
+    :param particle: a particle, or already its dict form.
+    :returns: ``to_dict()``, or a shallow copy of the mapping.
+    """
+    if isinstance(particle, Mapping):
+        return {str(key): value for key, value in particle.items()}
+    return particle.to_dict()
+
+
+def sample_time(particle: Mapping[str, object]) -> float | None:
+    """
+    When a particle's sample was taken, by its preferred timestamp.
+
+    The timestamp named by ``preferred_timestamp`` is used if present; then,
+    as in :class:`~instrumentd.driver.particles.DataParticle`, the first
+    present of ``internal_timestamp``, ``port_timestamp`` and
+    ``driver_timestamp``.  A timestamp is absent when missing, ``None``,
+    ``0`` or not a number.
+
+    :param particle: a particle's ``to_dict()`` form (NTP timestamps).
+    :returns: Unix seconds, or ``None`` if it has no timestamp.
+    """
+    preferred = particle.get("preferred_timestamp")
+    names = ["internal_timestamp", "port_timestamp", "driver_timestamp"]
+    if isinstance(preferred, str):
+        names.insert(0, preferred)
+    for name in names:
+        value = particle.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value:
+            return float(value) - NTP_UNIX_OFFSET
+    return None
+
+
+def utc_day(unix_time: float) -> str | None:
+    """
+    The UTC date of a time, as file names use it.
+
+    :param unix_time: Unix seconds.
+    :returns: ``YYYY-MM-DD``, or ``None`` for a time no date can hold.
+    """
+    try:
+        return datetime.fromtimestamp(unix_time, UTC).strftime("%Y-%m-%d")
+    except (OverflowError, OSError, ValueError):
+        # A timestamp outside what a date can hold: a broken clock.
+        return None
+
+
+class ErrorReport:
+    """
+    Logs the first error at once and, for the next
+    :data:`ERROR_LOG_INTERVAL` seconds, only counts the rest, so a full
+    disk or a dead endpoint gives at most a line a minute, not one per
+    particle.
+
+    :param clock: where the time comes from.
+    :param what: the sink, as the start of each message.
+    """
+
+    def __init__(self, clock: IReactorTime, what: str) -> None:
+        self._clock = clock
+        self._what = what
+        self._quiet_until = float("-inf")
+        self._suppressed = 0
+        #: The last error's text, or ``None``.
+        self.last: str | None = None
+
+    def report(self, message: str) -> None:
+        """
+        Count one error: log it, or only remember it if one was logged less
+        than :data:`ERROR_LOG_INTERVAL` seconds ago (the next message says
+        how many were not logged).
+
+        :param message: what went wrong, for a person.
+        """
+        self.last = message
+        now = self._clock.seconds()
+        if now < self._quiet_until:
+            self._suppressed += 1
+            return
+        more = (
+            f" ({self._suppressed} more errors since the last report)"
+            if self._suppressed
+            else ""
+        )
+        _log.error("{what}: {error}{more}", what=self._what, error=message, more=more)
+        self._suppressed = 0
+        self._quiet_until = now + ERROR_LOG_INTERVAL
+
+
+def default_reactor() -> IReactorTime:
+    """
+    The global reactor, imported only when a sink is made without one.
+
+    :returns: the reactor.
+    """
+    from twisted.internet import reactor
+
+    return cast("IReactorTime", reactor)
