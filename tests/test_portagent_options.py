@@ -181,4 +181,44 @@ class OptionsTests(SynchronousTestCase):
         """
         options = PortAgentOptions()
         options.parseOptions(["--name", "DEMO01", "--instrument", "demo"])
-        self.assertTrue(demo_recording().name.endswith(".datalog"))
+        self.assertTrue(demo_recording().is_file())
+
+    def test_demoRecordingMissing(self) -> None:
+        """
+        If the built-in recording is missing, C{demo} is refused with a
+        message saying so, not a traceback later.
+        """
+        from instrumentd.portagent import options as module
+
+        missing = module.Path(self.mktemp())
+        self.patch(module, "demo_recording", lambda: missing)
+        self.assertUsageError(
+            ["--name", "X", "--instrument", "demo"],
+            "--instrument",
+            "recording is missing",
+        )
+
+    def test_statusFileDirectory(self) -> None:
+        """
+        A --status-file in a directory that does not exist is refused when
+        options are parsed, not after start-up.
+        """
+        self.assertUsageError(
+            [*BASE, "--status-file", "/nonexistent/dir/status.json"],
+            "--status-file",
+            "/nonexistent/dir",
+        )
+
+    def test_version(self) -> None:
+        """
+        --version prints instrumentd's version, not Twisted's.
+        """
+        import io
+        from contextlib import redirect_stdout
+
+        out = io.StringIO()
+        with redirect_stdout(out):
+            self.assertRaises(
+                SystemExit, PortAgentOptions().parseOptions, ["--version"]
+            )
+        self.assertTrue(out.getvalue().startswith("instrumentd "))

@@ -7,6 +7,7 @@ configuration they produce.
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +20,18 @@ from twisted.python import usage
 __all__ = [
     "DEFAULT_LISTENER",
     "LISTENER_KINDS",
+    "MIN_CLIENT_BUFFER",
     "PortAgentConfig",
     "PortAgentOptions",
     "demo_recording",
     "parse_size",
 ]
+
+#: The smallest --client-buffer.  The buffer counts what queues once the
+#: operating system and Twisted have buffered what they can (about 64 KiB
+#: more); below a few reads' worth, a client reading at full speed would
+#: be cut off by the burst of a single large read.
+MIN_CLIENT_BUFFER: Final = 256 << 10
 
 #: Listeners bind to loopback on an ephemeral port unless told otherwise.
 DEFAULT_LISTENER: Final = "tcp:0:interface=127.0.0.1"
@@ -131,6 +139,8 @@ def _number(option: str, text: str, *, minimum: float, strict: bool = False) -> 
         value = float(text)
     except ValueError:
         raise usage.UsageError(f"--{option}: {text!r} is not a number") from None
+    if math.isinf(value):
+        raise usage.UsageError(f"--{option}: {text!r} must be a finite number")
     if math.isnan(value) or value < minimum or (strict and value == minimum):
         bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
         raise usage.UsageError(f"--{option}: {text!r} must be {bound}")
@@ -161,6 +171,11 @@ def check_client_endpoint(description: str) -> None:
     :raises ValueError: naming what is wrong.
     """
     if description == "demo":
+        if not demo_recording().is_file():
+            raise ValueError(
+                f"'demo': the built-in recording is missing ({demo_recording()}); "
+                "reinstall instrumentd"
+            )
         return
     try:
         clientFromString(MemoryReactorClock(), description)
@@ -267,31 +282,36 @@ class PortAgentOptions(usage.Options):
 
     def opt_data_port(self, description: str) -> None:
         """
-        Server endpoint for data clients (packets out, instrument bytes in).
-        Default tcp:0:interface=127.0.0.1. May be repeated.
+        Server endpoint for data clients (packets out, instrument bytes in); default tcp:0:interface=127.0.0.1; may be repeated; 'none' turns it off.
         """
         self._listener("data", description)
 
     def opt_command_port(self, description: str) -> None:
         """
-        Server endpoint for the command port (one line in, one line out).
-        Default tcp:0:interface=127.0.0.1. May be repeated.
+        Server endpoint for the command port (one line in, one line out); default tcp:0:interface=127.0.0.1; may be repeated; 'none' turns it off.
         """
         self._listener("command", description)
 
     def opt_sniff_port(self, description: str) -> None:
         """
-        Server endpoint for read-only monitors (every packet as a text line).
-        Default tcp:0:interface=127.0.0.1. May be repeated.
+        Server endpoint for read-only monitors (every packet as a text line); default tcp:0:interface=127.0.0.1; may be repeated; 'none' turns it off.
         """
         self._listener("sniff", description)
 
     def opt_raw_port(self, description: str) -> None:
         """
-        Server endpoint for an operator's terminal (raw bytes both ways).
-        Default tcp:0:interface=127.0.0.1. May be repeated.
+        Server endpoint for an operator's terminal (raw bytes both ways); default tcp:0:interface=127.0.0.1; may be repeated; 'none' turns it off.
         """
         self._listener("raw", description)
+
+    def opt_version(self) -> None:
+        """
+        Print the instrumentd version and exit.
+        """
+        from instrumentd import __version__
+
+        print(f"instrumentd {__version__}")
+        raise SystemExit(0)
 
     def postOptions(self) -> None:
         name = self["name"]
@@ -325,7 +345,10 @@ class PortAgentOptions(usage.Options):
             raise usage.UsageError(
                 f"--rotate: {self['rotate']!r} is not one of {', '.join(ROTATIONS)}"
             )
-        for option, smallest in (("rotate-size", 0), ("client-buffer", 1024)):
+        for option, smallest in (
+            ("rotate-size", 0),
+            ("client-buffer", MIN_CLIENT_BUFFER),
+        ):
             try:
                 size = parse_size(self[option])
             except ValueError as e:
@@ -335,6 +358,14 @@ class PortAgentOptions(usage.Options):
                     f"--{option}: {self[option]!r} must be at least {smallest} bytes"
                 )
             self[option] = size
+        status_file = self["status-file"]
+        if status_file:
+            directory = os.path.dirname(os.path.abspath(status_file))
+            if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+                raise usage.UsageError(
+                    f"--status-file: {status_file!r}: directory {directory!r} "
+                    "does not exist or is not writable"
+                )
         if self["parent-pid"] is not None:
             try:
                 self["parent-pid"] = int(self["parent-pid"])
