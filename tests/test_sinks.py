@@ -38,7 +38,7 @@ from instrumentd.station.sinks import (
     default_retry_policy,
     sample_time,
 )
-from instrumentd.station.spool import Spool
+from instrumentd.station.spool import Spool, SpoolInUseError
 
 URL = "http://ingest.example/particles"
 
@@ -578,6 +578,19 @@ class SpoolTests(SynchronousTestCase):
             f.write("[1, 2]")
         error = self.assertRaises(ValueError, Spool, directory)
         self.assertIn("state.json", str(error))
+        self.assertFalse(os.path.lexists(os.path.join(directory, "lock")))
+
+    def test_inUse(self) -> None:
+        """
+        A second spool cannot open a directory that one has open; once that
+        one is closed, it can.
+        """
+        directory = self.mktemp()
+        spool = Spool(directory)
+        error = self.assertRaises(SpoolInUseError, Spool, directory)
+        self.assertIn(directory, str(error))
+        spool.close()
+        Spool(directory).close()
 
 
 class Endpoint(Resource):
@@ -597,6 +610,7 @@ class Endpoint(Resource):
         self.headers = headers or {}
         self.bodies: list[Any] = []
         self.hanging: list[Request] = []
+        self.requests: list[Request] = []
 
     def render_POST(self, request: Request) -> bytes | int:
         """
@@ -604,6 +618,7 @@ class Endpoint(Resource):
         """
         assert request.content is not None
         self.bodies.append(json.loads(request.content.read()))
+        self.requests.append(request)
         code = self.codes.pop(0) if self.codes else 200
         if code is None:
             self.hanging.append(request)
@@ -718,6 +733,19 @@ class HttpSinkTests(SynchronousTestCase):
             (7, 3, 0, True),
         )
         self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_headers(self) -> None:
+        """
+        Configured headers go with every POST, and the body is JSON.
+        """
+        endpoint = Endpoint()
+        sink, _, _ = self.make_sink(
+            endpoint, batch_size=1, headers={"Authorization": "Bearer s3cret"}
+        )
+        sink.write("ctd1", particle(1))
+        headers = endpoint.requests[0].requestHeaders
+        self.assertEqual(headers.getRawHeaders("authorization"), ["Bearer s3cret"])
+        self.assertEqual(headers.getRawHeaders("content-type"), ["application/json"])
 
     def test_flushSendsPartialBatch(self) -> None:
         """
@@ -879,6 +907,8 @@ class HttpSinkTests(SynchronousTestCase):
 
         up = Endpoint()
         again, clock, _ = self.make_sink(up, spool_dir=spool_dir, batch_size=2)
+        self.assertEqual(up.seqs(), [])
+        clock.advance(0)
         self.assertEqual(up.seqs(), [[1, 2], [3, 4]])
         clock.advance(1.0)
         again.write("ctd1", particle(5))

@@ -184,6 +184,8 @@ class HttpSink:
     :raises OSError: if the spool directory cannot be made or read.
     :raises ValueError: if its state file is not a spool state, or a
         parameter is out of range.
+    :raises instrumentd.station.spool.SpoolInUseError: if another sink has
+        ``spool_dir`` open.
     """
 
     def __init__(
@@ -243,8 +245,10 @@ class HttpSink:
         self.retries = 0
         self.rejected = 0
         self.dropped = 0
-        # A backlog left by an earlier run starts going out at once.
-        self._pump()
+        if self._spool.unread:
+            # A backlog left by an earlier run goes out as soon as the
+            # reactor runs (not from inside the constructor).
+            self._batch_call = self._reactor.callLater(0, self._batch_due)
 
     def _make_client(self) -> HTTPPoster:
         from treq.client import HTTPClient

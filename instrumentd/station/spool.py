@@ -10,6 +10,7 @@ not memory, and a restarted station resumes where the last one stopped.
 Layout of a spool directory::
 
     <directory>/state.json                 {"source": "<hex id>", "delivered": <seq>}
+    <directory>/lock                       held while a spool is open
     <directory>/<first seq, 20 digits>.jsonl   segments, one record per line
 
 Every record is one line of compact JSON starting with its sequence number,
@@ -41,15 +42,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import BinaryIO, Final
 
+from twisted.python.lockfile import FilesystemLock
+
 from instrumentd.driver._json import dumps
 
-__all__ = ["Spool", "SpoolEntry"]
+__all__ = ["Spool", "SpoolEntry", "SpoolInUseError"]
 
 #: Where the delivery cursor and the spool's id are kept.
 STATE_FILE: Final = "state.json"
 
+#: Held (a symlink naming the holder's pid) while a spool is open.
+LOCK_FILE: Final = "lock"
+
 #: Segment files end with this; their name is their first record's seq.
 _SEGMENT_SUFFIX: Final = ".jsonl"
+
+
+class SpoolInUseError(Exception):
+    """
+    The spool directory is open in another :class:`Spool`.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +119,8 @@ class Spool:
     :raises OSError: if the directory or its state cannot be created or
         read.
     :raises ValueError: if ``state.json`` exists but is not a spool state.
+    :raises SpoolInUseError: if another spool, in this process or another
+        live one, has the directory open.
     """
 
     def __init__(self, directory: str, *, segment_bytes: int = 1 << 20) -> None:
@@ -115,7 +129,22 @@ class Spool:
         self.directory = directory
         self._segment_bytes = segment_bytes
         os.makedirs(directory, exist_ok=True)
-        self._state_path = os.path.join(directory, STATE_FILE)
+        # Two writers on one spool would interleave seqs and delete each
+        # other's segments; a stale lock of a dead process is taken over.
+        self._lock = FilesystemLock(os.path.join(directory, LOCK_FILE))
+        if not self._lock.lock():
+            raise SpoolInUseError(
+                f"the spool {directory} is in use by another sink "
+                f"(its lock {self._lock.name} is held)"
+            )
+        try:
+            self._open()
+        except BaseException:
+            self._lock.unlock()
+            raise
+
+    def _open(self) -> None:
+        self._state_path = os.path.join(self.directory, STATE_FILE)
         #: The spool's id, for receivers to tell spools apart.
         self.source: str
         #: The seq of the last record committed as delivered (0 for none).
@@ -397,7 +426,10 @@ class Spool:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
-        self._discard_delivered()
+        try:
+            self._discard_delivered()
+        finally:
+            self._lock.unlock()
 
 
 def _parse_seq(line: bytes) -> int | None:
