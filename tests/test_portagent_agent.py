@@ -28,6 +28,7 @@ from instrumentd.portagent.agent import PortAgent
 from instrumentd.portagent.command import CommandPort
 from instrumentd.portagent.lifecycle import ParentWatch
 from instrumentd.portagent.listeners import (
+    NOT_SENT_NOTICE,
     READ_ONLY_NOTICE,
     WRITER_NOTICE,
     DataClient,
@@ -284,6 +285,17 @@ class ToInstrumentTests(SynchronousTestCase):
         self.assertEqual(len(faults), 1)
         self.assertIn(b"4 bytes from data client 127.0.0.1:7 not sent", faults[0])
         self.assertEqual(h.agent.stats()["instrument"]["bytes_not_sent"], 4)  # type: ignore[index]
+
+    def test_rawWriterToldWhenNotSent(self) -> None:
+        """
+        The raw writer is told when what it typed could not be sent.
+        """
+        h = AgentHarness(self)
+        transport = StringTransport(peerAddress=peer(3))
+        writer = RawClient(h.agent)
+        writer.makeConnection(transport)
+        writer.dataReceived(b"DS\r\n")
+        self.assertEqual(transport.value(), NOT_SENT_NOTICE)
 
     def test_backlogged(self) -> None:
         """

@@ -5,6 +5,8 @@ capped backoff, and logging failed attempts without flooding the log.
 
 from __future__ import annotations
 
+import socket
+
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.interfaces import (
@@ -15,15 +17,17 @@ from twisted.internet.interfaces import (
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from instrumentd.portagent.link import (
+    KEEPALIVE_IDLE,
     BreakNotSupported,
     InstrumentLink,
     LinkBacklogged,
     LinkDown,
     capped_backoff,
+    enable_keepalive,
 )
 
 
@@ -205,3 +209,50 @@ class CappedBackoffTests(SynchronousTestCase):
             self.assertLessEqual(max(delays), 60.0)
             self.assertGreaterEqual(delays[-1], 60.0 * 0.8)
             self.assertEqual(delays, sorted(delays))
+
+
+class KeepaliveTests(TestCase):
+    """
+    TCP instrument links probe a silent peer, so a device server that
+    vanishes without closing is noticed in about a minute.
+    """
+
+    def test_tcpLinkKeepalive(self) -> None:
+        """
+        A real TCP link has SO_KEEPALIVE on, with short probe timers.
+        """
+        from twisted.internet import reactor
+        from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
+        from twisted.internet.protocol import Factory, Protocol
+
+        async def go() -> None:
+            port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+                Factory.forProtocol(Protocol)
+            )
+            self.addCleanup(port.stopListening)
+            up: Deferred[None] = Deferred()
+            link = InstrumentLink(
+                TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port),
+                "tcp",
+                on_data=lambda data: None,
+                # Resume on the next turn: not from inside ClientService.
+                on_up=lambda: reactor.callLater(0, up.callback, None),
+                on_down=lambda reason: None,
+                clock=reactor,
+            )
+            link.start()
+            self.addCleanup(link.stop)
+            await up
+            sock = link.transport.getHandle()  # type: ignore[union-attr]
+            self.assertEqual(sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), 1)
+            self.assertEqual(
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE), KEEPALIVE_IDLE
+            )
+
+        return Deferred.fromCoroutine(go())
+
+    def test_notTcp(self) -> None:
+        """
+        Other transports (serial lines, replays) are left alone.
+        """
+        self.assertFalse(enable_keepalive(StringTransport()))

@@ -320,7 +320,7 @@ class PortAgent(Service):
         if not self.link.connected:
             self._announce(DISCONNECTED)
 
-    def to_instrument(self, data: bytes, source: str) -> None:
+    def to_instrument(self, data: bytes, source: str) -> bool:
         """
         Send a client's bytes to the instrument and record them as
         DATA_FROM_DRIVER; if the link is down, drop them, count them and
@@ -328,6 +328,7 @@ class PortAgent(Service):
 
         :param data: the bytes.
         :param source: who sent them, for the fault text.
+        :returns: whether they were sent.
         """
         counters = self.router.counters
         try:
@@ -338,10 +339,11 @@ class PortAgent(Service):
                 PacketType.PORT_AGENT_FAULT,
                 f"{e}: {len(data)} bytes from {source} not sent".encode(),
             )
-            return
+            return False
         counters.bytes_to_instrument += len(data)
         counters.writes_to_instrument += 1
         self.router.publish(PacketType.DATA_FROM_DRIVER, data)
+        return True
 
     def send_break(self, duration_ms: int) -> Deferred[None]:
         """

@@ -15,7 +15,9 @@ disk with identical lines.
 from __future__ import annotations
 
 import random
+import socket
 from collections.abc import Callable
+from typing import Final
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet.defer import Deferred, fail
@@ -42,6 +44,7 @@ __all__ = [
     "LinkBacklogged",
     "LinkDown",
     "capped_backoff",
+    "enable_keepalive",
 ]
 
 
@@ -62,6 +65,42 @@ class BreakNotSupported(Exception):
     """
     The instrument link cannot send a serial break (e.g. a TCP link).
     """
+
+
+#: TCP keepalive on instrument links: first probe after this many idle
+#: seconds, then one every KEEPALIVE_INTERVAL, and the link is declared dead
+#: after KEEPALIVE_COUNT unanswered probes (about a minute in all).
+KEEPALIVE_IDLE: Final = 30
+KEEPALIVE_INTERVAL: Final = 10
+KEEPALIVE_COUNT: Final = 3
+
+
+def enable_keepalive(transport: object) -> bool:
+    """
+    Turn on TCP keepalive, with short timers, if ``transport`` is a TCP
+    connection.  A device server that loses power or network never closes
+    its connection; without keepalive the link would look up for hours
+    (the kernel default is two) while no byte can arrive.
+
+    :returns: whether keepalive was enabled.
+    """
+    get_handle = getattr(transport, "getHandle", None)
+    sock = get_handle() if get_handle is not None else None
+    if not isinstance(sock, socket.socket) or sock.family not in (
+        socket.AF_INET,
+        socket.AF_INET6,
+    ):
+        return False
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+    ):
+        option = getattr(socket, name, None)
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+    return True
 
 
 @implementer(IPushProducer)
@@ -90,6 +129,7 @@ class _LinkProtocol(Protocol):
     gate: _WriteGate | None = None
 
     def connectionMade(self) -> None:
+        enable_keepalive(self.transport)
         consumer = IConsumer(self.transport, None)
         if consumer is not None:
             self.gate = _WriteGate()

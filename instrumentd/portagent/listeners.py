@@ -31,6 +31,9 @@ READ_ONLY_NOTICE = (
     b"\r\n[instrumentd: another operator is typing on this raw port; you are "
     b"read-only until they leave]\r\n"
 )
+NOT_SENT_NOTICE = (
+    b"\r\n[instrumentd: not sent: the instrument link is down or backed up]\r\n"
+)
 WRITER_NOTICE = b"\r\n[instrumentd: you now have the line; what you type goes to the instrument]\r\n"
 
 
@@ -105,8 +108,14 @@ class RawClient(_Client):
 
     def dataReceived(self, data: bytes) -> None:
         raw = self.agent.raw_clients
-        if raw and raw[0] is self:
-            self.agent.to_instrument(data, f"raw client {self.label}")
+        if (
+            raw
+            and raw[0] is self
+            and not self.agent.to_instrument(data, f"raw client {self.label}")
+            and self.outlet is not None
+        ):
+            # Faults go to data clients; an operator typing must be told too.
+            self.outlet.send(NOT_SENT_NOTICE)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         super().connectionLost(reason)
