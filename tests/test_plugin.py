@@ -32,9 +32,11 @@ class PluginTests(SynchronousTestCase):
 
     def test_subcommands(self) -> None:
         """
-        The options list the port-agent subcommand.
+        The options list the port-agent and simulate subcommands.
         """
-        self.assertIn("port-agent", [c[0] for c in tap.Options.subCommands])
+        names = [c[0] for c in tap.Options.subCommands]
+        self.assertIn("port-agent", names)
+        self.assertIn("simulate", names)
 
     def test_subcommandRequired(self) -> None:
         """
