@@ -1,0 +1,444 @@
+# -*- test-case-name: tests.test_station_api -*-
+"""
+What the station's HTTP API needs of each instrument, and of the station.
+
+The station service builds one :class:`StationInstrument` per configured
+instrument (its driver, the driver's event bus, what is known of its port
+agent) and hands them to the API in a :class:`Station`::
+
+    instrument = StationInstrument(
+        "ctd1",
+        driver,
+        port_agent={"pid": 4321, "ports": {"data": 4001, "command": 4002}},
+        stats_source=port_agent_client.get_stats,
+        clock=reactor,
+    )
+    station = Station([instrument], clock=reactor)
+    site = Site(StationAPI(station, token=token, clock=reactor))
+
+A :class:`StationInstrument` applies the requests that change its instrument
+one at a time (:meth:`StationInstrument.exclusive`), counts what its driver
+announces (samples, errors, state changes) for ``/metrics``, keeps the
+latest sample, and lets the event stream subscribe to its events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+
+from twisted.internet.defer import Deferred, DeferredLock, fail, maybeDeferred, succeed
+from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
+
+from instrumentd import __version__
+from instrumentd.driver.errors import InstrumentError
+from instrumentd.driver.events import (
+    ConfigChangeEvent,
+    DriverEvent,
+    ErrorEvent,
+    EventBus,
+    EventListener,
+    EventType,
+    SampleEvent,
+    StateChangeEvent,
+)
+from instrumentd.interfaces import IInstrumentDriver
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+
+__all__ = [
+    "CONNECTION_STATES",
+    "InstrumentBusyError",
+    "PortAgentInfo",
+    "PortAgentStatsSource",
+    "Station",
+    "StationInstrument",
+]
+
+T = TypeVar("T")
+
+#: The states a driver reports while its instrument cannot be worked (the
+#: connection machine's states before CONNECTED); any other state is the
+#: protocol's, so the instrument is reachable.
+CONNECTION_STATES: frozenset[str] = frozenset(
+    {"UNCONFIGURED", "DISCONNECTED", "CONNECTING", "INSTRUMENT_DISCONNECTED"}
+)
+
+#: What is known of an instrument's port agent: a mapping such as
+#: ``{"pid": 4321, "host": "127.0.0.1", "ports": {"data": 4001, ...}}``, or a
+#: callable returning one (when it changes, e.g. after the agent restarts).
+PortAgentInfo = Mapping[str, object] | Callable[[], Mapping[str, object]]
+
+#: Where the port agent's counters come from: a callable returning its
+#: ``get_stats`` mapping, or a Deferred of it (a remote agent's
+#: :meth:`~instrumentd.portagent.client.PortAgentClient.get_stats`; an
+#: in-process agent's ``stats``).
+PortAgentStatsSource = Callable[
+    [], "Deferred[Mapping[str, Any]] | Deferred[dict[str, Any]] | Mapping[str, Any]"
+]
+
+
+class InstrumentBusyError(InstrumentError):
+    """
+    Too many requests that change this instrument are already waiting their
+    turn; this one was refused and nothing was done.
+
+    :ivar instrument: the instrument's name.
+    :ivar queued: how many requests were waiting.
+    """
+
+    code: ClassVar[str] = "INSTRUMENT_BUSY"
+
+    def __init__(self, instrument: str, queued: int) -> None:
+        """
+        :param instrument: the instrument's name.
+        :param queued: how many requests were already waiting.
+        """
+        self.instrument = instrument
+        self.queued = queued
+        super().__init__(
+            f"instrument {instrument} is busy: {queued} requests are already "
+            f"waiting to change it; try again when they have finished"
+        )
+
+    def details(self) -> dict[str, object]:
+        """
+        :returns: ``instrument`` and ``queued``.
+        """
+        return {"instrument": self.instrument, "queued": self.queued}
+
+
+class StationInstrument:
+    """
+    One instrument as the station's API sees it.
+
+    It subscribes to ``bus`` when made, to count events; call :meth:`close`
+    when the instrument is taken out of service.
+
+    :param name: the instrument's name, unique in the station (it is part of
+        the API's URLs).
+    :param driver: its driver.
+    :param bus: the bus the driver publishes on; ``None`` for
+        ``driver.events``.
+    :param port_agent: what is known of its port agent (see
+        :data:`PortAgentInfo`), or ``None`` if it has none.
+    :param stats_source: where the port agent's counters come from (see
+        :data:`PortAgentStatsSource`), or ``None``.
+    :param clock: the reactor's clock, for timeouts; ``None`` for the global
+        reactor.
+    :param max_queued: how many changing requests may wait their turn
+        before more are refused with :class:`InstrumentBusyError`; this
+        bounds the memory a flood of requests can take.
+
+    :ivar samples: the samples announced since the station started.
+    :ivar samples_by_stream: the same, by particle stream name.
+    :ivar errors: the error events announced.
+    :ivar errors_by_code: the same, by error code.
+    :ivar state_changes: the state change events announced.
+    :ivar config_changes: the configuration change events announced.
+    :ivar latest_sample: the latest sample event's JSON form, or ``None``.
+    :ivar latest_error: the latest error event's JSON form, or ``None``.
+    :ivar port_agent_stats: the port agent's counters as last fetched by
+        :meth:`refresh_port_agent_stats`, or ``None``.
+    :ivar streams: how many event streams are open now.
+    :ivar streams_cut_off: event streams closed because their client
+        could not keep up.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        driver: IInstrumentDriver,
+        bus: EventBus | None = None,
+        *,
+        port_agent: PortAgentInfo | None = None,
+        stats_source: PortAgentStatsSource | None = None,
+        clock: IReactorTime | None = None,
+        max_queued: int = 32,
+    ) -> None:
+        self.name = name
+        self.driver = driver
+        self.bus: EventBus = bus if bus is not None else driver.events
+        self._port_agent = port_agent
+        self._stats_source = stats_source
+        self._clock = clock
+        self.max_queued = max_queued
+        self._lock = DeferredLock()
+        self._queued = 0
+        self.samples = 0
+        self.samples_by_stream: dict[str, int] = {}
+        self.errors = 0
+        self.errors_by_code: dict[str, int] = {}
+        self.state_changes = 0
+        self.config_changes = 0
+        self.latest_sample: dict[str, object] | None = None
+        self.latest_error: dict[str, object] | None = None
+        self.port_agent_stats: Mapping[str, Any] | None = None
+        self.streams = 0
+        self.streams_cut_off = 0
+        self._unsubscribe: Callable[[], None] | None = self.bus.subscribe(
+            self._count,
+            [
+                EventType.SAMPLE,
+                EventType.ERROR,
+                EventType.STATE_CHANGE,
+                EventType.CONFIG_CHANGE,
+            ],
+        )
+
+    def __repr__(self) -> str:
+        return f"<StationInstrument {self.name}>"
+
+    def close(self) -> None:
+        """
+        Stop counting this instrument's events.
+        """
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def _count(self, event: DriverEvent) -> None:
+        if isinstance(event, SampleEvent):
+            self.samples += 1
+            stream = _stream_name(event)
+            self.samples_by_stream[stream] = self.samples_by_stream.get(stream, 0) + 1
+            self.latest_sample = event.to_dict()
+        elif isinstance(event, ErrorEvent):
+            self.errors += 1
+            self.errors_by_code[event.error_code] = (
+                self.errors_by_code.get(event.error_code, 0) + 1
+            )
+            self.latest_error = event.to_dict()
+        elif isinstance(event, StateChangeEvent):
+            self.state_changes += 1
+        elif isinstance(event, ConfigChangeEvent):
+            self.config_changes += 1
+
+    # What the API reads.
+
+    @property
+    def state(self) -> str:
+        """
+        The driver's resource state: the protocol state while connected,
+        else the connection state.
+        """
+        return self.driver.get_resource_state()
+
+    @property
+    def connected(self) -> bool:
+        """
+        Whether the instrument can be worked now (its driver is past the
+        connection states).
+        """
+        return self.state not in CONNECTION_STATES
+
+    @property
+    def port_agent(self) -> Mapping[str, object] | None:
+        """
+        What is known of the port agent now, or ``None`` if it has none.
+        """
+        if self._port_agent is None:
+            return None
+        if callable(self._port_agent):
+            return self._port_agent()
+        return self._port_agent
+
+    @property
+    def queued(self) -> int:
+        """
+        How many changing requests are running or waiting their turn.
+        """
+        return self._queued
+
+    def summary(self) -> dict[str, object]:
+        """
+        The instrument in brief, for the list of instruments.
+
+        :returns: ``name``, ``state``, ``connected``, ``samples`` and
+            ``latest_sample_time`` (Unix seconds, or ``None``).
+        """
+        latest = self.latest_sample
+        return {
+            "name": self.name,
+            "state": self.state,
+            "connected": self.connected,
+            "samples": self.samples,
+            "latest_sample_time": None if latest is None else latest.get("time"),
+        }
+
+    def counters(self) -> dict[str, object]:
+        """
+        The event counters, JSON-ready.
+        """
+        return {
+            "samples": self.samples,
+            "samples_by_stream": dict(self.samples_by_stream),
+            "errors": self.errors,
+            "errors_by_code": dict(self.errors_by_code),
+            "state_changes": self.state_changes,
+            "config_changes": self.config_changes,
+            "queued_requests": self.queued,
+            "event_streams": self.streams,
+            "event_streams_cut_off": self.streams_cut_off,
+        }
+
+    # Serialising changes.
+
+    def exclusive(
+        self, request: Callable[..., Deferred[T] | T], *args: object, **kwargs: object
+    ) -> Deferred[T]:
+        """
+        Run ``request`` once every changing request before it has finished,
+        so that changes to this instrument are applied one at a time and in
+        the order they arrived.
+
+        :param request: a callable returning a Deferred (or a value); it is
+            called with ``args`` and ``kwargs``.
+        :returns: a Deferred firing with its result, or failing with its
+            error; failing at once with :class:`InstrumentBusyError` when
+            :attr:`max_queued` requests are already waiting.
+        """
+        if self._queued >= self.max_queued:
+            return fail(InstrumentBusyError(self.name, self._queued))
+        self._queued += 1
+
+        def done(result: T | Failure) -> T | Failure:
+            self._queued -= 1
+            return result
+
+        contended = self._lock.locked
+
+        def run() -> Deferred[T] | T:
+            if contended:
+                # This turn is handed over from the callbacks of the
+                # previous request's result, which may still be inside the
+                # driver's state machine; a request made from there would be
+                # a reentrant input, which Automat refuses.  Start it on a
+                # fresh reactor turn instead.
+                # (A Deferred that ``request`` returns is chained.)
+                later = cast("Callable[..., T]", request)
+                return deferLater(self._reactor_clock(), 0, later, *args, **kwargs)
+            return request(*args, **kwargs)
+
+        ran = self._lock.run(run)
+        return cast("Deferred[T]", ran.addBoth(done))
+
+    # Events.
+
+    def subscribe(
+        self, listener: EventListener, types: Iterable[EventType] | None = None
+    ) -> Callable[[], None]:
+        """
+        Deliver this instrument's events to ``listener`` (see
+        :meth:`EventBus.subscribe`).
+
+        :param listener: called with each event.
+        :param types: only these types; ``None`` for all.
+        :returns: a callable that unsubscribes.
+        """
+        return self.bus.subscribe(listener, types)
+
+    # The port agent's counters.
+
+    def refresh_port_agent_stats(
+        self, timeout: float = 2.0
+    ) -> Deferred[Mapping[str, Any] | None]:
+        """
+        Fetch the port agent's counters, keeping them in
+        :attr:`port_agent_stats`.
+
+        :param timeout: seconds to wait for a remote agent.
+        :returns: a Deferred firing with the counters, or with ``None`` when
+            there is no source or it failed or timed out (never failing, so
+            one silent agent cannot spoil a metrics scrape).
+        """
+        if self._stats_source is None:
+            return succeed(None)
+        source: Callable[[], object] = self._stats_source
+        fetched = cast("Deferred[Mapping[str, Any]]", maybeDeferred(source))
+        fetched.addTimeout(timeout, self._reactor_clock())
+
+        def keep(stats: Mapping[str, Any]) -> Mapping[str, Any]:
+            self.port_agent_stats = stats
+            return stats
+
+        def lost(reason: Failure) -> None:
+            # Stale counters would look like a stalled instrument; say
+            # nothing instead (the metrics then report the agent as down).
+            self.port_agent_stats = None
+
+        return fetched.addCallbacks(keep, lost)
+
+    def _reactor_clock(self) -> IReactorTime:
+        if self._clock is None:
+            from twisted.internet import reactor
+
+            self._clock = cast("IReactorTime", reactor)
+        return self._clock
+
+
+def _stream_name(event: SampleEvent) -> str:
+    stream = getattr(event.particle, "stream_name", None)
+    if isinstance(stream, str):
+        return stream
+    found = event.particle.to_dict().get("stream_name")
+    return str(found) if found is not None else "unknown"
+
+
+class Station:
+    """
+    The instruments the API serves, and the station's health.
+
+    The station service makes one of these (or a subclass with a richer
+    :meth:`health`) and hands it to
+    :class:`~instrumentd.station.api.StationAPI`.
+
+    :param instruments: the instruments; their names must be unique.
+    :param clock: for the uptime; ``None`` for the global reactor.
+    :param version: the version to report.
+    :raises ValueError: for two instruments with the same name.
+
+    :ivar instruments: name → instrument, in the order given.
+    """
+
+    def __init__(
+        self,
+        instruments: Iterable[StationInstrument] = (),
+        *,
+        clock: IReactorTime | None = None,
+        version: str = __version__,
+    ) -> None:
+        self.instruments: dict[str, StationInstrument] = {}
+        for instrument in instruments:
+            if instrument.name in self.instruments:
+                raise ValueError(f"two instruments are named {instrument.name!r}")
+            self.instruments[instrument.name] = instrument
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = cast("IReactorTime", reactor)
+        self._clock = clock
+        self.version = version
+        self.started = clock.seconds()
+
+    def health(self) -> dict[str, object]:
+        """
+        The station's health, for ``GET /api/health``.
+
+        :returns: ``status`` (``"ok"`` when every instrument is connected,
+            else ``"degraded"``), ``version``, ``uptime`` (seconds), and
+            ``instruments``: name → ``{"state": ..., "connected": ...}``.
+        """
+        instruments = {
+            name: {"state": instrument.state, "connected": instrument.connected}
+            for name, instrument in self.instruments.items()
+        }
+        healthy = all(each["connected"] for each in instruments.values())
+        return {
+            "status": "ok" if healthy else "degraded",
+            "version": self.version,
+            "uptime": self._clock.seconds() - self.started,
+            "instruments": instruments,
+        }

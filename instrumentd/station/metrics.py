@@ -1,0 +1,270 @@
+# -*- test-case-name: tests.test_station_api -*-
+"""
+The station's metrics in the Prometheus text exposition format (0.0.4).
+
+Per instrument: its state, the samples, errors and state changes its driver
+announced, its queued requests and event streams, and, when its port agent
+can be asked, the agent's byte and packet counters.  Every family has its
+``# HELP`` and ``# TYPE`` lines; counters end in ``_total``.
+
+We format the text ourselves rather than add ``prometheus_client``: the
+format is a few lines, and the values already live in
+:class:`~instrumentd.station.instrument.StationInstrument` counters rather
+than in registered metric objects.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred, gatherResults
+
+if TYPE_CHECKING:
+    from instrumentd.station.instrument import Station
+
+__all__ = ["CONTENT_TYPE", "MetricFamily", "collect", "format_families"]
+
+#: The media type Prometheus expects for the text format.
+CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(slots=True)
+class MetricFamily:
+    """
+    One metric and its samples.
+
+    :ivar name: the metric's name, e.g. ``instrumentd_samples_total``.
+    :ivar type: ``counter``, ``gauge`` or ``untyped``.
+    :ivar help: one line saying what it counts.
+    :ivar samples: ``(labels, value)`` pairs.
+    """
+
+    name: str
+    type: str
+    help: str
+    samples: list[tuple[dict[str, str], float]] = field(default_factory=list)
+
+    def add(self, value: float, **labels: str) -> None:
+        """
+        Add one sample.
+
+        :param value: its value.
+        :param labels: its labels.
+        """
+        self.samples.append((labels, value))
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if float(value).is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return repr(float(value))
+
+
+def format_families(families: Iterable[MetricFamily]) -> str:
+    """
+    Write metric families in the text exposition format.
+
+    :param families: the families, in the order to write them.
+    :returns: the text, ending with a newline.
+    """
+    lines: list[str] = []
+    for family in families:
+        lines.append(f"# HELP {family.name} {_escape_help(family.help)}")
+        lines.append(f"# TYPE {family.name} {family.type}")
+        for labels, value in family.samples:
+            if labels:
+                text = ",".join(
+                    f'{key}="{_escape_label(item)}"' for key, item in labels.items()
+                )
+                lines.append(f"{family.name}{{{text}}} {_number(value)}")
+            else:
+                lines.append(f"{family.name} {_number(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _stat(stats: Mapping[str, Any], *path: str) -> float | None:
+    found: Any = stats
+    for key in path:
+        if not isinstance(found, Mapping) or key not in found:
+            return None
+        found = found[key]
+    if isinstance(found, bool) or not isinstance(found, int | float):
+        return None
+    return float(found)
+
+
+# (metric name, help, path in the port agent's get_stats answer).
+_AGENT_COUNTERS = [
+    (
+        "instrumentd_port_agent_bytes_received_total",
+        "Bytes the port agent read from the instrument.",
+        ("instrument", "bytes_in"),
+    ),
+    (
+        "instrumentd_port_agent_bytes_sent_total",
+        "Bytes the port agent wrote to the instrument.",
+        ("instrument", "bytes_out"),
+    ),
+    (
+        "instrumentd_port_agent_packets_total",
+        "Packets the port agent handled (and recorded in its datalog).",
+        ("packets",),
+    ),
+    (
+        "instrumentd_port_agent_bytes_dropped_total",
+        "Bytes the port agent threw away for clients too slow to take them.",
+        ("bytes_dropped",),
+    ),
+    (
+        "instrumentd_port_agent_datalog_bytes_dropped_total",
+        "Bytes the port agent could not write to its datalog.",
+        ("datalog", "bytes_dropped"),
+    ),
+]
+
+
+def station_families(station: Station) -> list[MetricFamily]:
+    """
+    The station's metric families from what its instruments know now
+    (their port agent counters as last fetched).
+
+    :param station: the station.
+    :returns: the families.
+    """
+    instruments = list(station.instruments.values())
+    count = MetricFamily(
+        "instrumentd_instruments", "gauge", "Instruments in the station."
+    )
+    count.add(len(instruments))
+    state = MetricFamily(
+        "instrumentd_state",
+        "gauge",
+        "1 for the state each instrument's driver is in now.",
+    )
+    connected = MetricFamily(
+        "instrumentd_connected",
+        "gauge",
+        "1 if the instrument can be worked now (its driver is past connecting).",
+    )
+    samples = MetricFamily(
+        "instrumentd_samples_total",
+        "counter",
+        "Samples (data particles) the instrument's driver produced.",
+    )
+    by_stream = MetricFamily(
+        "instrumentd_stream_samples_total",
+        "counter",
+        "Samples the instrument's driver produced, by particle stream.",
+    )
+    latest = MetricFamily(
+        "instrumentd_latest_sample_timestamp_seconds",
+        "gauge",
+        "When the instrument's latest sample was announced (Unix seconds).",
+    )
+    errors = MetricFamily(
+        "instrumentd_errors_total",
+        "counter",
+        "Errors the instrument's driver announced.",
+    )
+    changes = MetricFamily(
+        "instrumentd_state_changes_total",
+        "counter",
+        "State changes the instrument's driver announced.",
+    )
+    queued = MetricFamily(
+        "instrumentd_queued_requests",
+        "gauge",
+        "Requests that change the instrument, running or waiting their turn.",
+    )
+    streams = MetricFamily(
+        "instrumentd_event_streams",
+        "gauge",
+        "Open event streams (GET .../events) of the instrument.",
+    )
+    cut_off = MetricFamily(
+        "instrumentd_event_streams_cut_off_total",
+        "counter",
+        "Event streams closed because their client fell too far behind.",
+    )
+    agent_up = MetricFamily(
+        "instrumentd_port_agent_up",
+        "gauge",
+        "1 if the instrument's port agent answered for its counters.",
+    )
+    agent = [MetricFamily(name, "counter", text) for name, text, _ in _AGENT_COUNTERS]
+
+    for each in instruments:
+        name = each.name
+        state.add(1, instrument=name, state=each.state)
+        connected.add(1 if each.connected else 0, instrument=name)
+        samples.add(each.samples, instrument=name)
+        for stream, number in sorted(each.samples_by_stream.items()):
+            by_stream.add(number, instrument=name, stream=stream)
+        if each.latest_sample is not None:
+            when = each.latest_sample.get("time")
+            if isinstance(when, int | float):
+                latest.add(when, instrument=name)
+        errors.add(each.errors, instrument=name)
+        changes.add(each.state_changes, instrument=name)
+        queued.add(each.queued, instrument=name)
+        streams.add(each.streams, instrument=name)
+        cut_off.add(each.streams_cut_off, instrument=name)
+        stats = each.port_agent_stats
+        if each.port_agent is not None or stats is not None:
+            agent_up.add(1 if stats is not None else 0, instrument=name)
+        if stats is not None:
+            for family, (_, _, path) in zip(agent, _AGENT_COUNTERS, strict=True):
+                value = _stat(stats, *path)
+                if value is not None:
+                    family.add(value, instrument=name)
+    return [
+        count,
+        state,
+        connected,
+        samples,
+        by_stream,
+        latest,
+        errors,
+        changes,
+        queued,
+        streams,
+        cut_off,
+        agent_up,
+        *agent,
+    ]
+
+
+def collect(station: Station, timeout: float = 2.0) -> Deferred[str]:
+    """
+    Ask every port agent for its counters (at once, each for at most
+    ``timeout`` seconds), then write the station's metrics.
+
+    :param station: the station.
+    :param timeout: seconds to wait for each port agent.
+    :returns: a Deferred firing with the exposition text; it never fails
+        because an agent is silent (that agent is reported down).
+    """
+    fetches = [
+        instrument.refresh_port_agent_stats(timeout)
+        for instrument in station.instruments.values()
+    ]
+
+    def write(_: object) -> str:
+        return format_families(station_families(station))
+
+    return gatherResults(fetches).addCallback(write)

@@ -1,0 +1,359 @@
+# -*- test-case-name: tests.test_station_api -*-
+"""
+Server-Sent Events: an instrument's driver events as a ``text/event-stream``.
+
+Both ends are here:
+
+- :class:`EventStream` serves one client: each driver event becomes an SSE
+  message whose ``event:`` is the event's type (``SAMPLE``,
+  ``STATE_CHANGE``, ``CONFIG_CHANGE``, ``ERROR``, ...) and whose ``data:`` is
+  the event's JSON form plus ``"instrument"``.  A comment line is sent when
+  the stream has been quiet for a while, so proxies and clients can tell a
+  quiet instrument from a dead connection.  A client that cannot keep up is
+  given a bounded backlog and then cut off: the instrument never waits for
+  it and the station's memory stays bounded.
+- :class:`EventStreamParser` reads such a stream incrementally (for
+  ``instrumentctl watch`` and the tests).
+
+The format is the WHATWG HTML "server-sent events" one.  We write it
+ourselves because it is a few lines each way, and neither Twisted nor a
+well-kept Twisted-friendly package provides it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.server import Request
+from zope.interface import implementer
+
+from instrumentd.driver._json import dumps
+from instrumentd.driver.events import DriverEvent, EventType
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+    from instrumentd.station.instrument import StationInstrument
+
+__all__ = [
+    "CONTENT_TYPE",
+    "EventStream",
+    "EventStreamParser",
+    "ServerSentEvent",
+    "format_comment",
+    "format_message",
+]
+
+_log = Logger()
+
+#: The stream's media type (the format is always UTF-8).
+CONTENT_TYPE = b"text/event-stream; charset=utf-8"
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def format_message(event: str, data: str) -> bytes:
+    """
+    One SSE message.
+
+    :param event: the message's event name (no line breaks).
+    :param data: its data; each of its lines becomes one ``data:`` line, as
+        the format requires.
+    :returns: the message, ending with the blank line that dispatches it.
+    """
+    lines = [f"event: {event}"]
+    lines.extend(f"data: {line}" for line in _LINE_BREAK.split(data))
+    return ("\n".join(lines) + "\n\n").encode("utf-8")
+
+
+def format_comment(text: str) -> bytes:
+    """
+    An SSE comment, which clients ignore (used for keep-alives).
+
+    :param text: the comment (no line breaks).
+    :returns: the comment line.
+    """
+    return f": {text}\n\n".encode()
+
+
+@implementer(IPushProducer)
+class EventStream:
+    """
+    One client's stream of one instrument's events.
+
+    Made by the API for ``GET /api/instruments/{name}/events``; it ends when
+    the client goes away, when :meth:`close` is called (the station is
+    stopping), or when the client falls too far behind.
+
+    :param request: the client's request; the stream writes its response.
+    :param instrument: whose events to send.
+    :param clock: for the keep-alive timer.
+    :param types: only events of these types; ``None`` for all.
+    :param keepalive: seconds of silence after which a comment is sent.
+    :param max_backlog: events held for a client whose connection is full;
+        one more and it is cut off.
+    :param on_end: called with this stream once it has ended, however.
+    """
+
+    def __init__(
+        self,
+        request: Request,
+        instrument: StationInstrument,
+        clock: IReactorTime,
+        *,
+        types: Iterable[EventType] | None = None,
+        keepalive: float = 15.0,
+        max_backlog: int = 1000,
+        on_end: Callable[[EventStream], object] | None = None,
+    ) -> None:
+        self.request = request
+        self.instrument = instrument
+        self._clock = clock
+        self._types = None if types is None else frozenset(types)
+        self.keepalive = keepalive
+        self.max_backlog = max_backlog
+        self._on_end = on_end
+        self._backlog: deque[bytes] = deque()
+        self._paused = False
+        self._ended = False
+        self._timer: IDelayedCall | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        #: Messages written (or held) so far, keep-alives excepted.
+        self.sent = 0
+
+    def start(self) -> None:
+        """
+        Send the response headers and start streaming.
+        """
+        request = self.request
+        request.setResponseCode(200)
+        request.setHeader(b"content-type", CONTENT_TYPE)
+        request.setHeader(b"cache-control", b"no-store")
+        # Buffering proxies (nginx) would otherwise hold events back.
+        request.setHeader(b"x-accel-buffering", b"no")
+        request.notifyFinish().addBoth(self._finished)
+        request.registerProducer(self, True)
+        self.instrument.streams += 1
+        self._unsubscribe = self.instrument.subscribe(self._event, self._types)
+        # Writing at once sends the headers, so the client knows the stream
+        # is open before the first event.
+        self._write(format_comment(f"events of instrument {self.instrument.name}"))
+
+    def close(self) -> None:
+        """
+        End the stream from the station's side (the response is finished).
+        """
+        if self._ended:
+            return
+        self._end()
+        self.request.unregisterProducer()
+        self.request.finish()
+
+    # Driver events in.
+
+    def _event(self, event: DriverEvent) -> None:
+        data = {"instrument": self.instrument.name, **event.to_dict()}
+        message = format_message(event.event_type.value, dumps(data))
+        self.sent += 1
+        if self._paused:
+            if len(self._backlog) >= self.max_backlog:
+                self._cut_off()
+            else:
+                self._backlog.append(message)
+            return
+        self._write(message)
+
+    def _write(self, data: bytes) -> None:
+        if self._ended:
+            return
+        self.request.write(data)
+        self._schedule_keepalive()
+
+    def _schedule_keepalive(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.reset(self.keepalive)
+        else:
+            self._timer = self._clock.callLater(self.keepalive, self._keep_alive)
+
+    def _keep_alive(self) -> None:
+        self._timer = None
+        if not self._paused:
+            self._write(format_comment("keep-alive"))
+        else:
+            self._schedule_keepalive()
+
+    def _cut_off(self) -> None:
+        _log.warn(
+            "Event stream of {instrument} to {client} cut off: the client "
+            "fell {backlog} events behind",
+            instrument=self.instrument.name,
+            client=_client(self.request),
+            backlog=len(self._backlog),
+        )
+        self.instrument.streams_cut_off += 1
+        self._end()
+        transport = getattr(self.request.channel, "transport", None)
+        abort = getattr(transport, "abortConnection", None)
+        if callable(abort):
+            # Not loseConnection: that would wait for the client to read
+            # what is already buffered, which it is not doing.
+            abort()
+        else:
+            self.request.loseConnection()
+
+    # IPushProducer: the connection tells us when its buffer is full.
+
+    def pauseProducing(self) -> None:
+        """
+        The client's connection is full: hold events in the backlog.
+        """
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        """
+        The client's connection has drained: send the backlog.
+        """
+        self._paused = False
+        while self._backlog and not self._paused and not self._ended:
+            self._write(self._backlog.popleft())
+
+    def stopProducing(self) -> None:
+        """
+        The connection is going away.
+        """
+        self._end()
+
+    # Ending.
+
+    def _finished(self, result: Failure | None) -> None:
+        # notifyFinish fires on our own finish() and fails when the client
+        # disconnects; either way nothing more may be written.
+        self._end()
+
+    def _end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self._backlog.clear()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        self.instrument.streams -= 1
+        if self._on_end is not None:
+            self._on_end(self)
+
+    @property
+    def ended(self) -> bool:
+        """
+        Whether the stream has ended.
+        """
+        return self._ended
+
+
+def _client(request: Request) -> str:
+    peer = request.getClientAddress()
+    host = getattr(peer, "host", None)
+    port = getattr(peer, "port", None)
+    return f"{host}:{port}" if host is not None else str(peer)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSentEvent:
+    """
+    One message read from an event stream.
+
+    :ivar event: its event name (``"message"`` when the stream gave none).
+    :ivar data: its data, lines joined with ``"\\n"``.
+    :ivar id: its id, or ``None``.
+    """
+
+    event: str
+    data: str
+    id: str | None = None
+
+
+class EventStreamParser:
+    """
+    Read an event stream in whatever pieces it arrives in.
+
+    :param on_event: called with each complete message.
+    :param on_comment: called with each comment's text (keep-alives), if
+        given.
+    """
+
+    def __init__(
+        self,
+        on_event: Callable[[ServerSentEvent], object],
+        on_comment: Callable[[str], object] | None = None,
+    ) -> None:
+        self._on_event = on_event
+        self._on_comment = on_comment
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._text = ""
+        self._started = False
+        self._after_cr = False
+        self._event = ""
+        self._data: list[str] = []
+        self._id: str | None = None
+
+    def feed(self, data: bytes) -> None:
+        """
+        Take the next piece of the stream.
+
+        :param data: bytes as they arrived; may split lines or characters.
+        """
+        text = self._decoder.decode(data)
+        if not text:
+            return
+        if not self._started:
+            self._started = True
+            text = text.removeprefix("\ufeff")
+        if self._after_cr:
+            # The previous piece ended with a CR, taken as a line break at
+            # once; an LF now is the rest of that CRLF, not a blank line.
+            self._after_cr = False
+            text = text.removeprefix("\n")
+        self._after_cr = text.endswith("\r")
+        lines = _LINE_BREAK.split(self._text + text)
+        # The last piece has no line break yet.
+        self._text = lines.pop()
+        for line in lines:
+            self._line(line)
+
+    def _line(self, line: str) -> None:
+        if not line:
+            self._dispatch()
+            return
+        if line.startswith(":"):
+            if self._on_comment is not None:
+                self._on_comment(line[1:].removeprefix(" "))
+            return
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "event":
+            self._event = value
+        elif field == "data":
+            self._data.append(value)
+        elif field == "id" and "\0" not in value:
+            self._id = value
+        # "retry" and unknown fields are ignored, as the format says.
+
+    def _dispatch(self) -> None:
+        if self._data:
+            event = ServerSentEvent(
+                self._event or "message", "\n".join(self._data), self._id
+            )
+            self._on_event(event)
+        self._event = ""
+        self._data = []
