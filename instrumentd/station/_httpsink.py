@@ -240,10 +240,15 @@ class HttpSink:
         #: ``True`` after an answer, ``False`` after a failure, ``None``
         #: before the first attempt.
         self.endpoint_up: bool | None = None
+        #: Particles the endpoint accepted (2xx).
         self.delivered = 0
+        #: Batches the endpoint accepted.
         self.batches_delivered = 0
+        #: Failed attempts (each one is retried).
         self.retries = 0
+        #: Particles refused for good (kept under ``rejected/``).
         self.rejected = 0
+        #: Particles lost: not spoolable, or written after close.
         self.dropped = 0
         if self._spool.unread:
             # A backlog left by an earlier run goes out as soon as the
