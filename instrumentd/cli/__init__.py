@@ -1,0 +1,4 @@
+"""
+Command-line tools that talk to a running station: see
+:mod:`instrumentd.cli.instrumentctl`.
+"""

@@ -1,0 +1,654 @@
+"""
+Tests for L{instrumentd.cli.instrumentctl}: the CLI run in-process against
+a real station API on a loopback port (a real C{Site} serving
+L{StationAPI} over fake drivers), once as the installed console script in a
+child process, and against a closed port.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.internet import defer, reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.python.failure import Failure
+from twisted.python.filepath import FilePath
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.server import Site
+
+from instrumentd.cli.instrumentctl import (
+    ExitCode,
+    format_table,
+    parse_assignments,
+    parse_value,
+    run,
+)
+from instrumentd.driver.errors import InstrumentStateError
+from instrumentd.driver.events import EventBus, StateChangeEvent
+from instrumentd.station.api import StationAPI
+from instrumentd.station.instrument import Station, StationInstrument
+from tests.test_station_api import FakeDriver
+
+
+class Capture(io.StringIO):
+    """
+    A text stream that can say when something has been written to it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._waiting: list[tuple[str, Deferred[None]]] = []
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        for wanted, waiter in list(self._waiting):
+            if wanted in self.getvalue():
+                self._waiting.remove((wanted, waiter))
+                waiter.callback(None)
+        return written
+
+    def wait_for(self, wanted: str) -> Deferred[None]:
+        """
+        :returns: a Deferred firing once C{wanted} has been written.
+        """
+        waiter: Deferred[None] = Deferred()
+        if wanted in self.getvalue():
+            waiter.callback(None)
+        else:
+            self._waiting.append((wanted, waiter))
+        return waiter
+
+
+class TrackingSite(Site):
+    """
+    A C{Site} that can wait until every connection it accepted has closed,
+    so tests end with no connection left open.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.closed: list[Deferred[None]] = []
+
+    def buildProtocol(self, addr: Any) -> Any:
+        channel = super().buildProtocol(addr)
+        closed: Deferred[None] = Deferred()
+        self.closed.append(closed)
+        lost = channel.connectionLost
+
+        def connectionLost(reason: Any) -> None:
+            lost(reason)
+            closed.callback(None)
+
+        channel.connectionLost = connectionLost
+        return channel
+
+    def all_closed(self) -> Deferred[Any]:
+        """
+        :returns: a Deferred firing once every connection has closed.
+        """
+        return gatherResults(list(self.closed))
+
+
+class StationFixture:
+    """
+    A station API of one fake instrument, C{ctd}, on a loopback port.
+    """
+
+    def __init__(self, token: str | None = None) -> None:
+        self.driver = FakeDriver(state="AUTOSAMPLE")
+        self.driver.events = EventBus(reactor)
+        self.driver.parameters = {"INTERVAL": 5, "UNITS": "C", "SERIAL": "1234"}
+        self.driver.answers["get_resource"] = lambda names: (
+            dict(self.driver.parameters)
+            if names == "ALL"
+            else {name: self.driver.parameters[name] for name in names}
+        )
+        self.driver.answers["set_resource"] = lambda values: values
+        self.instrument = StationInstrument(
+            "ctd",
+            self.driver,
+            port_agent={"pid": 99, "ports": {"data": 4001, "command": 4002}},
+            clock=reactor,
+        )
+        self.api = StationAPI(
+            Station([self.instrument], clock=reactor), token=token, clock=reactor
+        )
+        self.site = TrackingSite(self.api)
+        self.url = ""
+
+    @defer.inlineCallbacks
+    def start(self, case: TestCase) -> Any:
+        """
+        Listen, and clean up after C{case}.
+        """
+        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
+            self.site
+        )
+        self.url = f"http://127.0.0.1:{port.getHost().port}"
+
+        @defer.inlineCallbacks
+        def stop() -> Any:
+            self.api.close()
+            yield self.site.all_closed()
+            yield port.stopListening()
+
+        case.addCleanup(stop)
+
+
+class InstrumentctlTestCase(TestCase):
+    """
+    Helpers: a station, and running the CLI against it.
+    """
+
+    token: str | None = None
+
+    @defer.inlineCallbacks
+    def setUp(self) -> Any:
+        self.station = StationFixture(self.token)
+        yield self.station.start(self)
+
+    @defer.inlineCallbacks
+    def ctl(
+        self,
+        *argv: str,
+        environ: Mapping[str, str] | None = None,
+        url: bool = True,
+        interrupted: Deferred[None] | None = None,
+        stdout: Capture | None = None,
+        stderr: Capture | None = None,
+    ) -> Any:
+        """
+        Run instrumentctl with C{argv} (and C{--url} of the station).
+
+        :returns: a Deferred firing with (exit status, stdout, stderr).
+        """
+        out = stdout if stdout is not None else Capture()
+        err = stderr if stderr is not None else Capture()
+        arguments = ["--url", self.station.url, *argv] if url else list(argv)
+        code = yield Deferred.fromCoroutine(
+            run(
+                reactor,
+                arguments,
+                stdout=out,
+                stderr=err,
+                environ=environ if environ is not None else {},
+                interrupted=interrupted,
+            )
+        )
+        return code, out.getvalue(), err.getvalue()
+
+
+class ReadTests(InstrumentctlTestCase):
+    """
+    list, status and get.
+    """
+
+    @defer.inlineCallbacks
+    def test_list(self) -> Any:
+        """
+        C{list} prints an aligned table of the instruments.
+        """
+        code, out, err = yield self.ctl("list")
+        self.assertEqual((code, err), (ExitCode.OK, ""))
+        self.assertEqual(
+            out,
+            "NAME  STATE       CONNECTED  SAMPLES  LATEST SAMPLE\n"
+            "ctd   AUTOSAMPLE  yes        0        -\n",
+        )
+
+    @defer.inlineCallbacks
+    def test_listJSON(self) -> Any:
+        """
+        C{--json} prints the API's JSON, before or after the subcommand.
+        """
+        for argv in [("--json", "list"), ("list", "--json")]:
+            code, out, _ = yield self.ctl(*argv)
+            self.assertEqual(code, ExitCode.OK)
+            self.assertEqual(json.loads(out)["instruments"][0]["name"], "ctd")
+
+    @defer.inlineCallbacks
+    def test_status(self) -> Any:
+        """
+        C{status NAME} shows the state, commands, counters, port agent and
+        cached parameters.
+        """
+        self.station.driver.sample(temperature=12.5)
+        code, out, _ = yield self.ctl("status", "ctd")
+        self.assertEqual(code, ExitCode.OK)
+        self.assertIn("ctd: AUTOSAMPLE\n", out)
+        self.assertIn("commands:   acquire_sample, start_autosample\n", out)
+        self.assertIn("samples:    1, errors: 0\n", out)
+        self.assertIn("temperature=12.5", out)
+        self.assertIn("port agent: pid 99, data 4001, command 4002\n", out)
+        self.assertIn(
+            "PARAMETER  VALUE\nINTERVAL   5\nSERIAL     1234\nUNITS      C\n", out
+        )
+
+    @defer.inlineCallbacks
+    def test_get(self) -> Any:
+        """
+        C{get NAME PARAM...} reads the named parameters (all without any).
+        """
+        code, out, _ = yield self.ctl("get", "ctd", "UNITS", "INTERVAL")
+        self.assertEqual(code, ExitCode.OK)
+        self.assertEqual(out, "PARAMETER  VALUE\nUNITS      C\nINTERVAL   5\n")
+        self.assertEqual(self.station.driver.calls[-1][1], (["UNITS", "INTERVAL"],))
+        code, out, _ = yield self.ctl("get", "ctd", "--json")
+        self.assertEqual(json.loads(out)["parameters"]["SERIAL"], "1234")
+        self.assertEqual(self.station.driver.calls[-1][1], ("ALL",))
+
+
+class ChangeTests(InstrumentctlTestCase):
+    """
+    set and run.
+    """
+
+    @defer.inlineCallbacks
+    def test_set(self) -> Any:
+        """
+        C{set NAME PARAM=VALUE...} sends values parsed as JSON where they
+        parse, else as text, and shows what changed.
+        """
+        code, out, _ = yield self.ctl(
+            "set", "ctd", "INTERVAL=10", "UNITS=F", "ECHO=true", 'SERIAL="77"'
+        )
+        self.assertEqual(code, ExitCode.OK)
+        self.assertEqual(
+            self.station.driver.calls[-1][1],
+            ({"INTERVAL": 10, "UNITS": "F", "ECHO": True, "SERIAL": "77"},),
+        )
+        self.assertIn("CHANGED   VALUE\nINTERVAL  10\nUNITS     F\n", out)
+
+    @defer.inlineCallbacks
+    def test_run(self) -> Any:
+        """
+        C{run NAME COMMAND ARG=VALUE...} runs the command with its
+        arguments and shows its result: a list of records as a table.
+        """
+        self.station.driver.answers["execute_resource"] = lambda command, **kw: (
+            [{"temperature": 12.5, "pressure": 1.0}] * kw["count"]
+        )
+        code, out, _ = yield self.ctl("run", "ctd", "take_samples", "count=2")
+        self.assertEqual(code, ExitCode.OK)
+        self.assertEqual(
+            self.station.driver.calls[-1][1:], (("take_samples",), {"count": 2})
+        )
+        self.assertEqual(
+            out,
+            "take_samples: done; state now AUTOSAMPLE\n"
+            "temperature  pressure\n12.5         1.0\n12.5         1.0\n",
+        )
+
+    @defer.inlineCallbacks
+    def test_apiError(self) -> Any:
+        """
+        A refusal exits 1 with the station's message on stderr (and its
+        JSON on stdout with C{--json}).
+        """
+        self.station.driver.answers["execute_resource"] = InstrumentStateError(
+            "AUTOSAMPLE", "acquire_status", ["stop_autosample"]
+        )
+        code, out, err = yield self.ctl("run", "ctd", "acquire_status")
+        self.assertEqual(code, ExitCode.API_ERROR)
+        self.assertEqual(out, "")
+        self.assertEqual(
+            err,
+            "error: cannot acquire_status in state AUTOSAMPLE; "
+            "valid here: stop_autosample\n",
+        )
+        code, out, err = yield self.ctl("--json", "run", "ctd", "acquire_status")
+        self.assertEqual(code, ExitCode.API_ERROR)
+        self.assertEqual(json.loads(out)["error"]["valid"], ["stop_autosample"])
+
+    @defer.inlineCallbacks
+    def test_unknownInstrument(self) -> Any:
+        """
+        An unknown instrument exits 1 naming the known ones.
+        """
+        code, _, err = yield self.ctl("status", "ctd9")
+        self.assertEqual(code, ExitCode.API_ERROR)
+        self.assertIn("no instrument 'ctd9'", err)
+        self.assertIn("known: ctd", err)
+
+    @defer.inlineCallbacks
+    def test_usage(self) -> Any:
+        """
+        A bad command line exits 2 with a message, contacting nothing.
+        """
+        for argv, wanted in [
+            (("set", "ctd", "INTERVAL"), "expected NAME=VALUE, not 'INTERVAL'"),
+            (("set", "ctd"), "the following arguments are required"),
+            (("fly",), "invalid choice: 'fly'"),
+            ((), "the following arguments are required: COMMAND"),
+            (("--url", "ftp://x", "list"), "--url must be an http"),
+        ]:
+            code, out, err = yield self.ctl(*argv, url=False)
+            self.assertEqual(code, ExitCode.USAGE, argv)
+            self.assertIn(wanted, err)
+            self.assertEqual(out, "")
+        self.assertEqual(self.station.driver.calls, [])
+
+    @defer.inlineCallbacks
+    def test_help(self) -> Any:
+        """
+        C{--help} prints the usage and the exit statuses, and exits 0.
+        """
+        code, out, _ = yield self.ctl("--help", url=False)
+        self.assertEqual(code, ExitCode.OK)
+        self.assertIn("usage: instrumentctl", out)
+        self.assertIn("4 a token is needed", out)
+
+    @defer.inlineCallbacks
+    def test_urlFromEnvironment(self) -> Any:
+        """
+        Without C{--url}, C{INSTRUMENTD_URL} says where the station is.
+        """
+        code, out, _ = yield self.ctl(
+            "list", url=False, environ={"INSTRUMENTD_URL": self.station.url}
+        )
+        self.assertEqual(code, ExitCode.OK)
+        self.assertIn("ctd", out)
+
+
+class TokenTests(InstrumentctlTestCase):
+    """
+    A station with a token.
+    """
+
+    token = "s3cret"
+
+    @defer.inlineCallbacks
+    def test_tokenNeeded(self) -> Any:
+        """
+        A change without the token, or with a wrong one, exits 4 with the
+        station's explanation; reading needs none.
+        """
+        code, _, err = yield self.ctl("set", "ctd", "INTERVAL=3")
+        self.assertEqual(code, ExitCode.AUTH)
+        self.assertIn("needs a token", err)
+        code, _, err = yield self.ctl("--token", "nope", "set", "ctd", "INTERVAL=3")
+        self.assertEqual(code, ExitCode.AUTH)
+        self.assertIn("not this station's token", err)
+        code, _, _ = yield self.ctl("list")
+        self.assertEqual(code, ExitCode.OK)
+        self.assertEqual(
+            [call for call in self.station.driver.calls if call[0] == "set_resource"],
+            [],
+        )
+
+    @defer.inlineCallbacks
+    def test_tokenSources(self) -> Any:
+        """
+        The token comes from C{--token}, C{--token-file} or
+        C{INSTRUMENTD_TOKEN}; an unreadable token file exits 2.
+        """
+        path = FilePath(self.mktemp())
+        path.setContent(b"s3cret\n")
+        for argv, environ in [
+            (("--token", "s3cret"), {}),
+            (("--token-file", path.path), {}),
+            ((), {"INSTRUMENTD_TOKEN": "s3cret"}),
+        ]:
+            code, _, err = yield self.ctl(
+                *argv, "set", "ctd", "INTERVAL=3", environ=environ
+            )
+            self.assertEqual((code, err), (ExitCode.OK, ""))
+        code, _, err = yield self.ctl("--token-file", path.path + ".missing", "list")
+        self.assertEqual(code, ExitCode.USAGE)
+        self.assertIn("cannot read the token file", err)
+
+
+class WatchTests(InstrumentctlTestCase):
+    """
+    watch.
+    """
+
+    @defer.inlineCallbacks
+    def test_watch(self) -> Any:
+        """
+        C{watch NAME} prints samples as rows under a header as they arrive,
+        state changes between them, and exits 0 when interrupted.
+        """
+        out, err = Capture(), Capture()
+        interrupted: Deferred[None] = Deferred()
+        running = self.ctl(
+            "watch", "ctd", interrupted=interrupted, stdout=out, stderr=err
+        )
+        # Said once the stream is open.
+        yield err.wait_for("watching")
+        self.station.driver.sample(temperature=12.5, pressure=1.25)
+        self.station.driver.events.publish(
+            StateChangeEvent("COMMAND", "AUTOSAMPLE", time=1e9)
+        )
+        self.station.driver.sample(temperature=12.625, pressure=1.25)
+        yield out.wait_for("12.625")
+        interrupted.callback(None)
+        code, text, said = yield running
+        self.assertEqual(code, ExitCode.OK)
+        self.assertEqual(said, "watching ctd; Ctrl-C to stop\n")
+        lines = text.splitlines()
+        self.assertRegex(lines[0], r"^TIME +TEMPERATURE +PRESSURE$")
+        self.assertRegex(lines[1], r"^\d{4}-\d\d-\d\dT[\d:.]+Z  12\.5 +1\.25$")
+        self.assertEqual(
+            lines[2], "-- 2001-09-09T01:46:40.000Z state AUTOSAMPLE -> COMMAND"
+        )
+        self.assertEqual(lines[1].index("1.25"), lines[3].index("1.25"))
+
+    @defer.inlineCallbacks
+    def test_watchJSON(self) -> Any:
+        """
+        With C{--json}, C{watch} prints one JSON event per line.
+        """
+        out, err = Capture(), Capture()
+        interrupted: Deferred[None] = Deferred()
+        running = self.ctl(
+            "--json", "watch", "ctd", interrupted=interrupted, stdout=out, stderr=err
+        )
+        yield err.wait_for("watching")
+        self.station.driver.sample(temperature=3.5)
+        yield out.wait_for("\n")
+        interrupted.callback(None)
+        code, text, _ = yield running
+        self.assertEqual(code, ExitCode.OK)
+        event = json.loads(text.splitlines()[0])
+        self.assertEqual((event["type"], event["instrument"]), ("SAMPLE", "ctd"))
+
+    @defer.inlineCallbacks
+    def test_streamClosed(self) -> Any:
+        """
+        When the station ends the stream, C{watch} says so and exits 3.
+        """
+        err = Capture()
+        running = self.ctl("watch", "ctd", stderr=err)
+        yield err.wait_for("watching")
+        self.station.api.close()
+        code, _, err = yield running
+        self.assertEqual(code, ExitCode.UNREACHABLE)
+        self.assertIn("closed the event stream", err)
+
+    @defer.inlineCallbacks
+    def test_watchUnknown(self) -> Any:
+        """
+        Watching an unknown instrument exits 1 with the station's message.
+        """
+        code, _, err = yield self.ctl("watch", "nope")
+        self.assertEqual(code, ExitCode.API_ERROR)
+        self.assertIn("no instrument 'nope'", err)
+
+
+class UnreachableTests(TestCase):
+    """
+    A station that is not there.
+    """
+
+    @defer.inlineCallbacks
+    def test_closedPort(self) -> Any:
+        """
+        A closed port exits 3 with a message saying what to check.
+        """
+        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
+            Site(StationAPI({}, clock=reactor))
+        )
+        url = f"http://127.0.0.1:{port.getHost().port}"
+        yield port.stopListening()
+        out, err = Capture(), Capture()
+        code = yield Deferred.fromCoroutine(
+            run(reactor, ["--url", url, "list"], stdout=out, stderr=err, environ={})
+        )
+        self.assertEqual(code, ExitCode.UNREACHABLE)
+        self.assertEqual(out.getvalue(), "")
+        self.assertEqual(
+            err.getvalue(),
+            f"instrumentctl: cannot reach the station at {url}: connection refused "
+            f"— is `twistd -n instrumentd` running?\n",
+        )
+
+
+class ConsoleScriptTests(InstrumentctlTestCase):
+    """
+    The installed C{instrumentctl} console script, as a real process.
+    """
+
+    @defer.inlineCallbacks
+    def test_consoleScript(self) -> Any:
+        """
+        The script lists the station's instruments as JSON and exits 0;
+        asked for an unknown instrument, it exits 1.
+        """
+        script = shutil.which("instrumentctl", path=os.path.dirname(sys.executable))
+        if script is None:
+            self.skipTest("instrumentctl is not installed next to this Python")
+        environ = {
+            "PATH": os.environ.get("PATH", ""),
+            "INSTRUMENTD_URL": self.station.url,
+        }
+        out, err, code = yield getProcessOutputAndValue(
+            script, ["--json", "list"], env=environ, reactor=reactor
+        )
+        self.assertEqual((code, err), (0, b""))
+        self.assertEqual(json.loads(out)["instruments"][0]["name"], "ctd")
+        out, err, code = yield getProcessOutputAndValue(
+            script, ["status", "nope"], env=environ, reactor=reactor
+        )
+        self.assertEqual(code, ExitCode.API_ERROR)
+        self.assertIn(b"no instrument 'nope'", err)
+
+
+class _Watcher(ProcessProtocol):
+    """
+    A child's output, collected in L{Capture}s (so a test can wait for some
+    text), and a Deferred for its exit status.
+    """
+
+    def __init__(self) -> None:
+        self.out = Capture()
+        self.err = Capture()
+        self.ended: Deferred[int | None] = Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        self.out.write(data.decode("utf-8", "replace"))
+
+    def errReceived(self, data: bytes) -> None:
+        self.err.write(data.decode("utf-8", "replace"))
+
+    def processEnded(self, reason: Failure) -> None:
+        self.ended.callback(reason.value.exitCode)
+
+
+class ConsoleScriptInterruptTests(InstrumentctlTestCase):
+    """
+    Ctrl-C in the console script.
+    """
+
+    @defer.inlineCallbacks
+    def test_watchInterrupted(self) -> Any:
+        """
+        C{watch}, sent SIGINT as Ctrl-C does, stops and exits 0 after
+        printing what arrived.
+        """
+        script = shutil.which("instrumentctl", path=os.path.dirname(sys.executable))
+        if script is None:
+            self.skipTest("instrumentctl is not installed next to this Python")
+        watcher = _Watcher()
+        process = reactor.spawnProcess(
+            watcher,
+            script,
+            [script, "--url", self.station.url, "watch", "ctd"],
+            env={"PATH": os.environ.get("PATH", "")},
+        )
+        yield watcher.err.wait_for("watching ctd")
+        self.station.driver.sample(temperature=7.5)
+        yield watcher.out.wait_for("7.5")
+        process.signalProcess("INT")
+        code = yield watcher.ended
+        self.assertEqual(code, ExitCode.OK)
+        self.assertIn("TEMPERATURE", watcher.out.getvalue())
+        self.assertEqual(watcher.err.getvalue(), "watching ctd; Ctrl-C to stop\n")
+
+    @defer.inlineCallbacks
+    def test_commandInterrupted(self) -> Any:
+        """
+        Any other command, interrupted before the station answers, exits
+        130 (so a script can tell it from success).
+        """
+        script = shutil.which("instrumentctl", path=os.path.dirname(sys.executable))
+        if script is None:
+            self.skipTest("instrumentctl is not installed next to this Python")
+        started: Deferred[None] = Deferred()
+
+        def execute_resource(command: str) -> Deferred[object]:
+            started.callback(None)
+            return Deferred()
+
+        self.station.driver.answers["execute_resource"] = execute_resource
+        watcher = _Watcher()
+        process = reactor.spawnProcess(
+            watcher,
+            script,
+            [script, "--url", self.station.url, "run", "ctd", "acquire_status"],
+            env={"PATH": os.environ.get("PATH", "")},
+        )
+        yield started
+        process.signalProcess("INT")
+        code = yield watcher.ended
+        self.assertEqual(code, ExitCode.INTERRUPTED)
+        self.assertEqual(watcher.out.getvalue(), "")
+        self.assertIn("interrupted before the station answered", watcher.err.getvalue())
+
+
+class FormattingTests(SynchronousTestCase):
+    """
+    Values and tables.
+    """
+
+    def test_parseValue(self) -> None:
+        """
+        Values are JSON when they parse as JSON, else text.
+        """
+        self.assertEqual(
+            [
+                parse_value(text)
+                for text in ["10", "1.5", "true", '"10"', "[1]", "F", ""]
+            ],
+            [10, 1.5, True, "10", [1], "F", ""],
+        )
+        self.assertEqual(parse_assignments(["A=x=y"]), {"A": "x=y"})
+
+    def test_formatTable(self) -> None:
+        """
+        Columns are padded to their widest cell with no trailing spaces;
+        values that are not text are shown as JSON.
+        """
+        self.assertEqual(
+            format_table(["A", "LONGER"], [["xyz", 1], ["w", None]]),
+            "A    LONGER\nxyz  1\nw    null\n",
+        )
