@@ -1,0 +1,589 @@
+# -*- test-case-name: tests.test_sbe37_driver -*-
+"""
+The driver protocol of the Sea-Bird SBE 37-SMP MicroCAT.
+
+Use it with the framework's driver::
+
+    driver = InstrumentDriver(PortAgentConnection(), SBE37Protocol)
+    driver.set_init_params({"parameters": {"INTERVAL": 30}})
+    driver.configure({"method": "port_agent", "host": "127.0.0.1",
+                      "data_port": 4001, "command_port": 4002})
+    await driver.connect()
+
+Each time the instrument link comes up the protocol asks the instrument
+what it is doing (``DS``'s second line) and goes to COMMAND or AUTOSAMPLE
+by itself, so after a dropped link the driver is back in the right state
+without an operator.  In COMMAND it offers ``acquire_sample`` (``TS``),
+``acquire_status`` (``DS``), ``acquire_calibration`` (``DC``),
+``start_autosample`` (``STARTNOW``), ``clock_sync`` (``MMDDYY=`` and
+``HHMMSS=`` from UTC), ``get``, ``set`` and direct access; while logging, the
+commands the instrument allows then (``TS``, ``DS``, ``DC``, ``STOP``) and
+a clock sync that stops, sets the clock and starts again.
+
+The instrument sleeps after about two idle minutes and ignores the bytes
+that wake it, so the protocol declares a wake-up (a bare CR LF until
+``S>``, three tries) that the engine sends only when the instrument may be
+asleep: before the first command, after a timeout, after a long idle
+spell, and at every discovery (an operator may have sent ``QS`` in direct
+access).
+
+``doc/instruments/sbe37smp.md`` is the operator's description;
+``doc/writing-a-driver.md`` section 10 walks through this module.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, ClassVar, Final, Protocol, cast
+
+from automat import TypeMachineBuilder
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
+
+from instrumentd.driver.commands import CommandDictionary, CommandSpec
+from instrumentd.driver.engine import Command, InstrumentSession, Reply, Wakeup
+from instrumentd.driver.errors import InstrumentError, InstrumentProtocolError
+from instrumentd.driver.events import EventBus
+from instrumentd.driver.parameters import ParameterDictionary
+from instrumentd.driver.particles import RegexDataParticle
+from instrumentd.driver.protocol import (
+    InstrumentProtocol,
+    ProtocolInputs,
+    ProtocolState,
+    standard_states,
+)
+from instrumentd.instruments.seabird.sbe37smp.parameters import (
+    CALIBRATION,
+    SETTINGS,
+    declare_parameters,
+)
+from instrumentd.instruments.seabird.sbe37smp.particles import (
+    CALIBRATION_PATTERN,
+    SIEVES,
+    STATUS_PATTERN,
+    SBE37CalibrationParticle,
+    SBE37SampleParticle,
+    SBE37StatusParticle,
+)
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+
+__all__ = [
+    "PROMPT",
+    "WAKEUP",
+    "SBE37Inputs",
+    "SBE37Machine",
+    "SBE37Protocol",
+]
+
+#: What ends every reply: CR LF and this prompt (``?cmd S>`` for an unknown
+#: command ends with it too).
+PROMPT: Final = b"S>"
+
+#: A bare CR LF until the prompt, three tries.  The spec allows up to about
+#: a second before a woken instrument answers, so each try waits two; the
+#: instrument sleeps after about two idle minutes, so after 100 s without
+#: input the driver assumes it may be asleep.
+WAKEUP: Final = Wakeup(data=b"\r\n", timeout=2.0, tries=3, sleep_after=100.0)
+
+_NOT_ALLOWED: Final = "cmd not allowed while logging"
+_ERROR_LINE: Final = re.compile(r"\*\*\*ERROR[^\r\n]*|" + _NOT_ALLOWED)
+_LOGGING_LINE: Final = re.compile(rb"SBE37-SMP V[^\r\n]*\r\n(not )?logging")
+
+
+def _command(text: str) -> bytes:
+    return f"{text}\r\n".encode("ascii")
+
+
+def _refused(reply: Reply) -> None:
+    """
+    Raise if the instrument refused the command: ``?cmd S>`` for a command
+    it does not know, an ``***ERROR...***`` line for a bad value, or ``cmd
+    not allowed while logging``.
+
+    :raises InstrumentProtocolError: quoting the instrument.
+    """
+    if reply.data.endswith(b"?cmd S>"):
+        raise InstrumentProtocolError(
+            f"the instrument does not know the command {reply.command}"
+        )
+    found = _ERROR_LINE.search(reply.text)
+    if found is not None:
+        raise InstrumentProtocolError(
+            f"the instrument refused {reply.command}: {found.group(0)}"
+        )
+
+
+def _accepted(reply: Reply) -> None:
+    _refused(reply)
+
+
+def _dump(pattern: re.Pattern[bytes], what: str) -> Callable[[Reply], bytes]:
+    def parse(reply: Reply) -> bytes:
+        _refused(reply)
+        if pattern.search(reply.data) is None:
+            raise InstrumentProtocolError(
+                f"{reply.command}: not a {what}: {reply.body[:200]!r}"
+            )
+        return reply.data
+
+    return parse
+
+
+def _sample(reply: Reply) -> dict[str, object]:
+    _refused(reply)
+    # While logging, a '#' line may arrive with TS's own line (which has no
+    # '#'); the result is TS's.
+    found = list(SBE37SampleParticle.pattern.finditer(reply.data))
+    if not found:
+        raise InstrumentProtocolError(
+            f"TS: no sample in the reply (is FORMAT=1?): {reply.body[:200]!r}"
+        )
+    polled = [m for m in found if not m.group(0).startswith(b"#")]
+    return particle_values(
+        SBE37SampleParticle, reply.data[(polled or found)[-1].start() :]
+    )
+
+
+def _started(reply: Reply) -> None:
+    _refused(reply)
+    if b"start now" not in reply.data:
+        raise InstrumentProtocolError(
+            f"STARTNOW: no 'start now' in the reply: {reply.body[:200]!r}"
+        )
+
+
+#: Status dump.
+DS: Final[Command[bytes]] = Command(
+    name="DS",
+    build=lambda: _command("DS"),
+    parse=_dump(STATUS_PATTERN, "status dump"),
+    timeout=10.0,
+)
+#: Calibration dump.
+DC: Final[Command[bytes]] = Command(
+    name="DC",
+    build=lambda: _command("DC"),
+    parse=_dump(CALIBRATION_PATTERN, "calibration dump"),
+    timeout=10.0,
+)
+#: Take a sample now.  A measurement takes about a second, longer with
+#: NAVG above 1.
+TS: Final[Command[dict[str, object]]] = Command(
+    name="TS", build=lambda: _command("TS"), parse=_sample, timeout=20.0
+)
+#: Start logging at once.
+STARTNOW: Final[Command[None]] = Command(
+    name="STARTNOW", build=lambda: _command("STARTNOW"), parse=_started, timeout=10.0
+)
+#: Stop logging.
+STOP: Final[Command[None]] = Command(
+    name="STOP", build=lambda: _command("STOP"), parse=_accepted, timeout=10.0
+)
+
+
+def setter(text: str) -> Command[None]:
+    """
+    A ``NAME=value`` command, named by its text so that a refusal says
+    which.
+
+    :param text: e.g. ``"INTERVAL=30"``.
+    :returns: the command.
+    """
+    return Command(
+        name=text, build=lambda: _command(text), parse=_accepted, timeout=10.0
+    )
+
+
+def particle_values(
+    particle_class: type[RegexDataParticle], data: bytes
+) -> dict[str, object]:
+    """
+    The values of the first record of a kind in some instrument output
+    (a command's reply), as ``{value_id: value}``.
+
+    :param particle_class: the kind of record.
+    :param data: the output.
+    :returns: the values.
+    :raises InstrumentProtocolError: if there is no such record.
+    """
+    pattern = cast("re.Pattern[bytes]", particle_class.pattern)
+    found = pattern.search(data)
+    if found is None:
+        raise InstrumentProtocolError(
+            f"no {particle_class.stream_name} record in {data[:200]!r}"
+        )
+    # Only the values are wanted, not a particle to publish: the chunker
+    # publishes the particle from the same bytes, with its port timestamp.
+    particle = particle_class(data[found.start() :], driver_timestamp=0.0)
+    return {str(entry["value_id"]): entry["value"] for entry in particle.values}
+
+
+class SBE37Inputs(ProtocolInputs, Protocol):
+    """
+    The SBE 37-SMP's own inputs, besides the standard ones.
+    """
+
+    def acquire_sample(self) -> Deferred[dict[str, object]]:
+        """
+        Take one sample now (TS); it is also published as a ctdpf_sample
+        particle.
+        """
+
+    def acquire_status(self) -> Deferred[dict[str, object]]:
+        """
+        Read the status dump (DS); it is also published as a ctdpf_status
+        particle, and the settings in it are recorded.
+        """
+
+    def acquire_calibration(self) -> Deferred[dict[str, object]]:
+        """
+        Read the calibration coefficients (DC); they are also published as
+        a ctdpf_calibration particle and recorded as parameters.
+        """
+
+    def start_autosample(self) -> Deferred[None]:
+        """
+        Start logging: a sample every INTERVAL seconds (STARTNOW).
+        """
+
+    def stop_autosample(self) -> Deferred[None]:
+        """
+        Stop logging (STOP).
+        """
+
+    def clock_sync(self) -> Deferred[str]:
+        """
+        Set the instrument's clock to UTC (MMDDYY= and HHMMSS=); while
+        logging, stop, set it and start again.
+        """
+
+
+class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
+    """
+    The SBE 37-SMP's protocol: its declarations, and the work behind its
+    inputs.
+
+    :cvar discover_on_start: discover the instrument's state as soon as the
+        protocol starts (each time the instrument link comes up).  A
+        ``discover`` asked for meanwhile shares that discovery's result.
+    """
+
+    inputs = SBE37Inputs
+    prompts = (PROMPT,)
+    wakeup = WAKEUP
+    sieves = SIEVES
+    particles = (SBE37SampleParticle, SBE37StatusParticle, SBE37CalibrationParticle)
+    scheduled_jobs = {
+        "acquire_sample": "acquire_sample",
+        "acquire_status": "acquire_status",
+        "acquire_calibration": "acquire_calibration",
+        "clock_sync": "clock_sync",
+    }
+    driver_name = "seabird_sbe37smp"
+    driver_version = "1.0"
+    discover_on_start: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        send: Callable[[bytes], object],
+        events: EventBus,
+        *,
+        clock: IReactorTime | None = None,
+        init_config: Mapping[str, object] | None = None,
+    ) -> None:
+        """
+        :param send: writes bytes to the instrument.
+        :param events: the event bus.
+        :param clock: the reactor's clock; the global reactor if ``None``.
+        :param init_config: the startup configuration, if any.
+        """
+        self._discovery_waiters: list[Deferred[str]] | None = None
+        self._stopped = False
+        super().__init__(send, events, clock=clock, init_config=init_config)
+
+    # Declarations.
+
+    def declare_parameters(self, parameters: ParameterDictionary) -> None:
+        """
+        The settings from ``DS`` and the calibration from ``DC``; see
+        :mod:`.parameters`.
+        """
+        declare_parameters(parameters)
+
+    def declare_commands(self, commands: CommandDictionary) -> None:
+        """
+        Names, timeouts and results of the instrument's own commands.
+        """
+        for name, display, timeout, result in (
+            ("acquire_sample", "Acquire sample", 25.0, "the sample's values"),
+            ("acquire_status", "Acquire status", 15.0, "the status values"),
+            (
+                "acquire_calibration",
+                "Acquire calibration",
+                15.0,
+                "the calibration coefficients",
+            ),
+            ("start_autosample", "Start autosample", 15.0, ""),
+            ("stop_autosample", "Stop autosample", 15.0, ""),
+            ("clock_sync", "Synchronize clock", 30.0, "the UTC time set, ISO 8601"),
+        ):
+            commands.add(
+                CommandSpec(
+                    name=name,
+                    display_name=display,
+                    description=" ".join(
+                        (getattr(SBE37Inputs, name).__doc__ or "").split()
+                    ),
+                    timeout=timeout,
+                    return_description=result,
+                )
+            )
+
+    # Starting and discovering.
+
+    def start(self) -> None:
+        """
+        Announce UNKNOWN, start the scheduled jobs and, if
+        :attr:`discover_on_start`, discover the instrument's state.
+        """
+        if not self.discover_on_start:
+            super().start()
+            return
+        # Before the UNKNOWN state is announced, so that a listener asking
+        # to discover from that announcement shares this discovery.
+        self._discovery_waiters = []
+        super().start()
+        self.execute("discover").addCallbacks(self._discovered, self._discovery_failed)
+
+    def _discovered(self, state: object) -> None:
+        waiters, self._discovery_waiters = self._discovery_waiters or [], None
+        for waiter in waiters:
+            waiter.callback(str(state))
+
+    def _discovery_failed(self, reason: Failure) -> None:
+        waiters, self._discovery_waiters = self._discovery_waiters or [], None
+        for waiter in waiters:
+            waiter.errback(reason)
+        if waiters or self._stopped:
+            # Told to whoever asked, or the protocol is gone with its link.
+            return
+        error = reason.value
+        if not isinstance(error, InstrumentError):
+            error = InstrumentProtocolError(f"discovery failed: {error}")
+        self.publish_error(error)
+
+    def discover(self) -> Deferred[str]:
+        """
+        Discover the instrument's state; while the discovery begun at start
+        runs, share its result.
+        """
+        if self._discovery_waiters is not None:
+            waiter: Deferred[str] = Deferred()
+            self._discovery_waiters.append(waiter)
+            return waiter
+        return super().discover()
+
+    def stop(self, reason: Exception) -> None:
+        """
+        Stop for good (see :meth:`InstrumentProtocol.stop`).
+        """
+        self._stopped = True
+        super().stop(reason)
+
+    async def discover_state(self, session: InstrumentSession) -> str:
+        """
+        Wake the instrument (it may be asleep whatever the engine thinks:
+        an operator may have sent ``QS``), read ``DS`` and its second line;
+        record the settings and, the first time, the calibration.
+        """
+        await session.wake("discover")
+        status = await session.run(DS)
+        self.record_changes(self.parameters.update(_text(status), SETTINGS))
+        await self._read_calibration_once(session)
+        found = _LOGGING_LINE.search(status)
+        if found is None:
+            raise InstrumentProtocolError(
+                f"DS: no logging line after the header: {status[:200]!r}"
+            )
+        if found.group(1):
+            return ProtocolState.COMMAND
+        return ProtocolState.AUTOSAMPLE
+
+    async def _read_calibration_once(self, session: InstrumentSession) -> None:
+        if self.parameters.stale(CALIBRATION):
+            self.record_changes(
+                self.parameters.update(_text(await session.run(DC)), CALIBRATION)
+            )
+
+    # Parameters.
+
+    async def update_parameters(
+        self, session: InstrumentSession
+    ) -> dict[str, object] | None:
+        """
+        Read the settings from ``DS`` (and the calibration from ``DC`` if
+        it has never been read).
+        """
+        changes = self.parameters.update(_text(await session.run(DS)), SETTINGS)
+        if self.parameters.stale(CALIBRATION):
+            changes.update(
+                self.parameters.update(_text(await session.run(DC)), CALIBRATION)
+            )
+        return changes
+
+    async def write_parameters(
+        self, session: InstrumentSession, values: Mapping[str, object]
+    ) -> None:
+        """
+        One ``NAME=value`` command per value; the first the instrument
+        refuses fails the set with its error line.
+        """
+        for name, value in values.items():
+            await session.run(setter(self.parameters.format_value(name, value)))
+
+    # The work behind the instrument's own inputs.
+
+    def acquire_status(self) -> Deferred[dict[str, object]]:
+        """
+        ``DS``: record the settings, return the status values.
+        """
+
+        async def work(session: InstrumentSession) -> dict[str, object]:
+            status = await session.run(DS)
+            self.record_changes(self.parameters.update(_text(status), SETTINGS))
+            return particle_values(SBE37StatusParticle, status)
+
+        return self.hold("acquire_status", work)
+
+    def acquire_calibration(self) -> Deferred[dict[str, object]]:
+        """
+        ``DC``: record the calibration, return its values.
+        """
+
+        async def work(session: InstrumentSession) -> dict[str, object]:
+            calibration = await session.run(DC)
+            self.record_changes(self.parameters.update(_text(calibration), CALIBRATION))
+            return particle_values(SBE37CalibrationParticle, calibration)
+
+        return self.hold("acquire_calibration", work)
+
+    def clock_sync(self, logging: bool) -> Deferred[str]:
+        """
+        Set the instrument's clock to UTC; if ``logging``, stop first and
+        start again after, whatever happens in between.
+        """
+
+        async def work(session: InstrumentSession) -> str:
+            if not logging:
+                return (await self.set_clock(session)).isoformat()
+            await session.run(STOP)
+            try:
+                return (await self.set_clock(session)).isoformat()
+            finally:
+                # A deployed instrument must not be left stopped.
+                await session.run(STARTNOW)
+
+        return self.hold("clock_sync", work)
+
+    async def set_clock(self, session: InstrumentSession) -> datetime:
+        """
+        Send ``MMDDYY=`` and then, as the next UTC second begins,
+        ``HHMMSS=``: the instrument keeps whole seconds and takes the time
+        when the line ends, so this sets it to within the line's delay
+        rather than up to a second slow.  If midnight passed in between,
+        the date is sent again.
+
+        :param session: the instrument, held.
+        :returns: the time set.
+        """
+        clock = self.engine.clock
+        day = datetime.fromtimestamp(clock.seconds(), UTC).date()
+        await session.run(setter(f"MMDDYY={day:%m%d%y}"))
+        now = clock.seconds()
+        second = math.floor(now) + 1
+        await deferLater(clock, second - now, lambda: None)
+        when = datetime.fromtimestamp(second, UTC)
+        await session.run(setter(f"HHMMSS={when:%H%M%S}"))
+        if when.date() != day:
+            await session.run(setter(f"MMDDYY={when:%m%d%y}"))
+        return when
+
+
+def _text(data: bytes) -> str:
+    return data.decode("latin-1")
+
+
+# The machine.
+
+_builder = TypeMachineBuilder(SBE37Inputs, SBE37Protocol)
+_states = standard_states(_builder)
+
+
+def _acquire_sample(
+    machine: SBE37Inputs, core: SBE37Protocol
+) -> Deferred[dict[str, object]]:
+    return core.run("acquire_sample", TS)
+
+
+def _acquire_status(
+    machine: SBE37Inputs, core: SBE37Protocol
+) -> Deferred[dict[str, object]]:
+    return core.acquire_status()
+
+
+def _acquire_calibration(
+    machine: SBE37Inputs, core: SBE37Protocol
+) -> Deferred[dict[str, object]]:
+    return core.acquire_calibration()
+
+
+# The instrument allows TS, DS and DC while logging.
+for _state in (_states.command, _states.autosample):
+    _state.upon(SBE37Inputs.acquire_sample).loop()(_acquire_sample)
+    _state.upon(SBE37Inputs.acquire_status).loop()(_acquire_status)
+    _state.upon(SBE37Inputs.acquire_calibration).loop()(_acquire_calibration)
+
+
+@_states.command.upon(SBE37Inputs.start_autosample).loop()
+def _start_autosample(machine: SBE37Inputs, core: SBE37Protocol) -> Deferred[None]:
+    def started(_: None) -> None:
+        machine._in_autosample()
+
+    return core.run("start_autosample", STARTNOW).addCallback(started)
+
+
+@_states.autosample.upon(SBE37Inputs.stop_autosample).loop()
+def _stop_autosample(machine: SBE37Inputs, core: SBE37Protocol) -> Deferred[None]:
+    async def work(session: InstrumentSession) -> None:
+        await session.run(STOP)
+        # Startup values still to apply, and values to restore after
+        # direct access, wait for command mode: this is it.
+        await core.settle_in_command(session)
+
+    def stopped(_: None) -> None:
+        machine._in_command()
+
+    return core.hold("stop_autosample", work).addCallback(stopped)
+
+
+@_states.command.upon(SBE37Inputs.clock_sync).loop()
+def _clock_sync(machine: SBE37Inputs, core: SBE37Protocol) -> Deferred[str]:
+    return core.clock_sync(logging=False)
+
+
+@_states.autosample.upon(SBE37Inputs.clock_sync).loop()
+def _clock_sync_logging(machine: SBE37Inputs, core: SBE37Protocol) -> Deferred[str]:
+    return core.clock_sync(logging=True)
+
+
+#: The protocol machine: the standard states and the inputs above.
+SBE37Machine = _builder.build()
+SBE37Protocol.machine_factory = SBE37Machine
+
+del _state
