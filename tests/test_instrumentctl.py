@@ -310,6 +310,18 @@ class ChangeTests(InstrumentctlTestCase):
         self.assertEqual(json.loads(out)["error"]["valid"], ["stop_autosample"])
 
     @defer.inlineCallbacks
+    def test_timeout(self) -> Any:
+        """
+        A station that does not answer within C{--timeout} exits 3, saying
+        the change may still be made.
+        """
+        self.station.driver.answers["execute_resource"] = lambda command: Deferred()
+        code, out, err = yield self.ctl("--timeout", "0.1", "run", "ctd", "x")
+        self.assertEqual((code, out), (ExitCode.UNREACHABLE, ""))
+        self.assertIn("no answer from the station at", err)
+        self.assertIn("within 0.1 s (a change may still be carried out)", err)
+
+    @defer.inlineCallbacks
     def test_unknownInstrument(self) -> Any:
         """
         An unknown instrument exits 1 naming the known ones.

@@ -307,7 +307,12 @@ class _Station:
         Explain why the station could not be reached, and exit.
         """
         where = f"the station at {self.url}"
-        if reason.check(CancelledError):
+        # treq's timeout cancels the request; a cancelled request in flight
+        # fails as ResponseFailed holding the CancelledError.
+        inner = getattr(reason.value, "reasons", None) or []
+        if reason.check(CancelledError) or any(
+            isinstance(each, Failure) and each.check(CancelledError) for each in inner
+        ):
             raise _Exit(
                 ExitCode.UNREACHABLE,
                 f"no answer from {where} within {self.timeout:g} s (a change "
@@ -634,7 +639,8 @@ class _SampleTable:
         except ValueError:
             return
         if self.out.as_json:
-            self.out.write(json.dumps(data) + "\n")
+            # The station's own compact JSON, one event a line.
+            self.out.write(message.data + "\n")
             return
         when = _time(data.get("time"))
         if message.event == "SAMPLE":

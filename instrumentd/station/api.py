@@ -299,7 +299,6 @@ class _NotFound(_JSONResource):
                 404,
                 "NOT_FOUND",
                 f"there is no {_path(request)} here; GET /api lists the endpoints",
-                endpoints=_ENDPOINTS,
             ).body(),
         )
 

@@ -439,6 +439,6 @@ class Station:
         return {
             "status": "ok" if healthy else "degraded",
             "version": self.version,
-            "uptime": self._clock.seconds() - self.started,
+            "uptime": round(self._clock.seconds() - self.started, 3),
             "instruments": instruments,
         }
