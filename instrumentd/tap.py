@@ -2,9 +2,10 @@
 """
 ``twistd instrumentd``: options and service construction.
 
-Each part of instrumentd is a subcommand (``port-agent`` today).  The
-subcommand modules are imported only when used, so ``twistd --help`` stays
-fast.
+With no subcommand, ``twistd instrumentd`` runs the station (from
+``--config FILE``, or the built-in demo without it).  The subcommands run
+one part on its own: ``port-agent`` and ``simulate``.  Their modules are
+imported only when used, so ``twistd --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -15,17 +16,22 @@ from twisted.python import usage
 from instrumentd import __version__
 from instrumentd.portagent.options import PortAgentOptions
 from instrumentd.simulator.options import SimulateOptions
+from instrumentd.station.options import StationOptions
 
 
-class Options(usage.Options):
+class Options(StationOptions):
     """
-    Options for ``twistd instrumentd``.
+    Options for ``twistd instrumentd``: the station's own (see
+    :class:`~instrumentd.station.options.StationOptions`), or a subcommand.
     """
 
-    synopsis = "SUBCOMMAND [options]"
+    synopsis = "[--config FILE] [--api ENDPOINT] | SUBCOMMAND [options]"
     longdesc = (
-        "Operate scientific instruments. Subcommands: port-agent holds one "
-        "instrument's link, logs every byte and shares it with many clients."
+        "Operate scientific instruments. Without a subcommand, run the "
+        "station: port agents, drivers, sinks and the HTTP API from --config "
+        "FILE, or a demo station (a simulated SBE 37-SMP) without it. "
+        "Subcommands: port-agent holds one instrument's link, logs every byte "
+        "and shares it with many clients; simulate runs a simulated instrument."
     )
     subCommands: list[list[object]] = [
         ["port-agent", None, PortAgentOptions, "Run a port agent for one instrument."],
@@ -41,16 +47,22 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         if self.subCommand is None:
+            self.load_station()
+            return
+        given = self.station_options_given()
+        if given:
             raise usage.UsageError(
-                "a subcommand is required: "
-                + ", ".join(str(command[0]) for command in self.subCommands)
+                f"{', '.join(given)}: station options, which run the station "
+                f"(no subcommand); the {self.subCommand} subcommand does not "
+                "take them"
             )
 
 
 def _stop_on_hangup() -> None:
     """
     Make SIGHUP (a closed terminal, a supervisor's hang-up) shut a port
-    agent down in order, flushing its datalog, rather than kill it outright.
+    agent or the station down in order, flushing datalogs and sinks and
+    stopping child agents, rather than kill it outright.
     The handler is installed once the reactor runs, like twistd's own.
     """
     import signal
@@ -67,11 +79,17 @@ def _stop_on_hangup() -> None:
 
 def makeService(options: Options) -> IService:
     """
-    Build the service for the chosen subcommand.
+    Build the service for the chosen subcommand, or the station.
 
     :param options: parsed :class:`Options`.
     :returns: the root service.
     """
+    if options.subCommand is None:
+        from instrumentd.station.service import StationService
+
+        assert options.station_config is not None
+        _stop_on_hangup()
+        return StationService(options.station_config, demo=options.demo)
     if options.subCommand == "port-agent":
         from instrumentd.portagent.agent import PortAgent
 

@@ -1,0 +1,76 @@
+# -*- test-case-name: tests.test_station_config -*-
+"""
+The demo station that ``twistd -n instrumentd`` runs when it is given no
+configuration: a simulated Sea-Bird SBE 37-SMP inside the station, its port
+agent, its driver autosampling, samples written as JSON lines under
+``./instrumentd-data``, and the HTTP API on loopback.
+
+It is an ordinary configuration (:data:`DEMO_CONFIG`), checked like any
+file, so ``doc/station.md`` can show it as a starting point.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from instrumentd.station.config import StationConfig
+
+__all__ = ["DEMO_CONFIG", "DEMO_SOURCE", "demo_config"]
+
+#: What messages call the demo's configuration, in place of a file name.
+DEMO_SOURCE: Final = "<built-in demo>"
+
+#: The demo station's configuration.
+DEMO_CONFIG: Final = """\
+# The built-in demo station of `twistd -n instrumentd`.
+
+[station]
+data_dir = "instrumentd-data"
+
+[api]
+listen = "tcp:8700:interface=127.0.0.1"
+
+[sinks.files]
+type = "jsonlines"
+# <data_dir>/samples/<instrument>/<stream>/<YYYY-MM-DD>.jsonl
+
+[[instruments]]
+name = "SBE37-DEMO"
+driver = "instrumentd.instruments.seabird.sbe37smp.driver:SBE37Protocol"
+autosample = true
+parameters = { INTERVAL = 5 }
+
+[instruments.connection]
+type = "simulator"
+model = "sbe37"
+
+[instruments.port_agent]
+mode = "child"
+"""
+
+
+def demo_config(
+    *,
+    api: str | None = None,
+    token_file: str | None = None,
+    data_dir: str | None = None,
+) -> StationConfig:
+    """
+    The demo station's checked configuration.
+
+    :param api: overrides the API endpoint (``--api``).
+    :param token_file: a token file to require (``--token-file``).
+    :param data_dir: overrides where data goes (``--data-dir``).
+    :returns: the configuration.
+    :raises instrumentd.station.config.ConfigError: if an override is bad.
+    """
+    from instrumentd.station.config import parse_config, parse_toml
+
+    return parse_config(
+        parse_toml(DEMO_CONFIG, DEMO_SOURCE),
+        DEMO_SOURCE,
+        api=api,
+        token_file=token_file,
+        data_dir=data_dir,
+    )
