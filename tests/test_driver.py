@@ -15,6 +15,7 @@ from instrumentd.driver.driver import InstrumentDriver
 from instrumentd.driver.errors import (
     InstrumentCommandError,
     InstrumentConnectionError,
+    InstrumentError,
     InstrumentParameterError,
     InstrumentStateError,
 )
@@ -50,6 +51,38 @@ class Bench:
         result = self.driver.discover_state()
         self.flush()
         assert self.driver.get_resource_state() == "COMMAND", result
+
+
+class ChainingTests(SynchronousTestCase):
+    """
+    A driver may be called again from a callback of a Deferred it returned.
+    """
+
+    def test_setFromSetCallback(self) -> None:
+        """
+        A set chained from the previous set's result runs, rather than
+        failing because a machine was still inside the first one's input.
+        """
+        bench = Bench()
+        bench.in_command()
+        first = bench.driver.set_resource({"INTERVAL": 9})
+        second = first.addCallback(
+            lambda _: bench.driver.set_resource({"INTERVAL": 11})
+        )
+        for _ in range(20):
+            bench.flush()
+            bench.line.clock.advance(0.1)
+        self.assertEqual(self.successResultOf(second), {"INTERVAL": 11})
+
+    def test_failuresStillFail(self) -> None:
+        """
+        Results handed over after the machines settle keep their failures.
+        """
+        bench = Bench()
+        bench.in_command()
+        self.failureResultOf(
+            bench.driver.set_resource({"NO_SUCH_PARAMETER": 1}), InstrumentError
+        )
 
 
 class LifecycleTests(SynchronousTestCase):

@@ -37,6 +37,7 @@ from instrumentd.driver.connection_machine import (
     ConnectionTable,
 )
 from instrumentd.driver.events import EventBus
+from instrumentd.driver.machine import after_transition
 from instrumentd.driver.protocol import ALL, InstrumentProtocol
 from instrumentd.interfaces import IInstrumentConnection, IInstrumentDriver
 
@@ -119,9 +120,35 @@ class InstrumentDriver:
     def _call(self, request: Callable[[], Deferred[T]]) -> Deferred[T]:
         try:
             with ConnectionTable.refusals():
-                return request()
+                result = request()
         except Exception:
             return fail()
+        return self._settled(result)
+
+    def _settled(self, result: Deferred[T]) -> Deferred[T]:
+        # A result often arrives while a machine is still working through
+        # the input that produced it.  A caller that reacts by calling the
+        # driver again (the natural way to chain commands) would then
+        # re-enter that machine, which Automat refuses for inputs that return
+        # a value.  So results are handed over only once every machine's
+        # current input is over.
+        settled: Deferred[T] = Deferred()
+
+        def hand_over(outcome: object) -> None:
+            def deliver() -> None:
+                settled.callback(outcome)  # type: ignore[arg-type]
+
+            def after_protocol() -> None:
+                protocol = self.protocol
+                if protocol is None:
+                    deliver()
+                else:
+                    after_transition(protocol.machine, deliver)
+
+            after_transition(self._machine, after_protocol)
+
+        result.addBoth(hand_over)
+        return settled
 
     # Connection.
 
