@@ -461,3 +461,25 @@ class IInstrumentDriver(Interface):
 
 
 __all__ += ["IInstrumentDriver", "IInstrumentProtocol"]
+
+
+class IDriverEventListener(Interface):
+    """
+    Something that receives a driver's events (state and configuration
+    changes, samples, errors, results, direct-access output) from its
+    :class:`instrumentd.driver.events.EventBus`.
+    """
+
+    def event_received(event: object) -> None:
+        """
+        Receive one event (an :class:`instrumentd.driver.events.DriverEvent`).
+        Called synchronously in the reactor thread: do little, and hand slow
+        work (disk, network) to something asynchronous.  An exception is
+        logged and otherwise ignored: one listener cannot break the driver or
+        starve the others.
+
+        :param event: the event.
+        """
+
+
+__all__ += ["IDriverEventListener"]

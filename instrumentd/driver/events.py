@@ -27,9 +27,9 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, ClassVar, Protocol, cast
 
 from twisted.logger import Logger
-from zope.interface import Interface
 
 from instrumentd.driver._json import dumps, to_jsonable
+from instrumentd.interfaces import IDriverEventListener
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
@@ -245,21 +245,6 @@ class ConnectionEvent(DriverEvent):
     event_type: ClassVar[EventType] = EventType.CONNECTION
     state: str
     reason: str = ""
-
-
-class IDriverEventListener(Interface):
-    """
-    Something that receives driver events from an :class:`EventBus`.
-    """
-
-    def event_received(event: DriverEvent) -> None:
-        """
-        Receive one event.  Called synchronously in the reactor thread: do
-        little, and hand slow work (disk, network) to something
-        asynchronous.  An exception is logged and otherwise ignored.
-
-        :param event: the event.
-        """
 
 
 #: A plain callable listener.
