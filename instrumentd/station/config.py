@@ -1117,11 +1117,20 @@ def _port_agent(table: _Table, name: str, data_dir: str) -> PortAgentSpec | None
                 listeners[kind] = tuple(kept)
         given.done()
     for kind in ("data", "command"):
+        # The station's driver reaches the agent through the first data and
+        # command listeners, over TCP.
+        where = given or table
+        key = kind if given is not None else "listeners"
         if not listeners[kind]:
-            # The station's driver reaches the agent through these two.
-            (given or table).bad(
-                kind if given is not None else "listeners",
-                f"the {kind} listener cannot be off: the driver connects to it",
+            where.bad(
+                key, f"the {kind} listener cannot be off: the driver connects to it"
+            )
+        elif listeners[kind][0].split(":", 1)[0].lower() not in ("tcp", "tcp6"):
+            where.bad(
+                key,
+                f"the first {kind} listener must be TCP (tcp:PORT...), not "
+                f"{listeners[kind][0]!r}: the station's driver connects to it "
+                "over TCP",
             )
     spec = PortAgentSpec(
         mode=str(mode),
