@@ -166,6 +166,29 @@ class ConnectionStateTests(SynchronousTestCase):
         self.successResultOf(second)
         self.assertEqual(bench.machine.status(), "CONNECTED")
 
+    def test_statesWhileConnecting(self) -> None:
+        """
+        Link states the connection reports while its C{connect} is under
+        way (a port agent client reports the agent, and the instrument link,
+        before its command port is up and the connection can send) do not
+        move the machine: the protocol starts once C{connect} has fired.
+        """
+        bench = Bench()
+        bench.connection.connect_result = Deferred()
+        bench.machine.configure({"method": "toy"})
+        result = bench.machine.connect()
+        bench.connection.set_link(UP)
+        self.assertEqual(bench.machine.status(), "CONNECTING")
+        self.assertEqual(bench.protocols, [])
+        self.assertNoResult(result)
+        bench.connection.connect_result.callback(UP)
+        self.successResultOf(result)
+        self.assertEqual(bench.machine.status(), "CONNECTED")
+        self.assertEqual(len(bench.protocols), 1)
+        # Once connected, the connection's reports are acted on again.
+        bench.connection.set_link(INSTRUMENT_DOWN)
+        self.assertEqual(bench.machine.status(), "INSTRUMENT_DISCONNECTED")
+
     def test_connectFails(self) -> None:
         """
         When the agent cannot be reached, C{connect} fails with the reason

@@ -225,6 +225,9 @@ class ConnectionCore:
         self.link = LinkState()
         self._connecting: list[Deferred[None]] = []
         self._changes: list[tuple[str, str, str]] = []
+        # The connect() under way, if any: until it fires, the link states
+        # the connection reports are not acted on (see _on_link).
+        self._connect_attempt: object | None = None
 
     # Wiring.
 
@@ -236,7 +239,7 @@ class ConnectionCore:
         self.machine = machine
         self.state = ConnectionTable.initial
         follow_states(machine, self._state_changed)
-        self.connection.attach(self._data, self._link_changed, self._fault)
+        self.connection.attach(self._data, self._on_link, self._fault)
 
     def _state_changed(self, previous: str, input: str, state: str) -> None:
         self.state = state
@@ -276,6 +279,17 @@ class ConnectionCore:
     def _data(self, data: bytes, packet: Packet) -> None:
         self.report("_data_received", data, packet.ntp_time)
 
+    def _on_link(self, link: LinkState) -> None:
+        # A connection may report states while its connect() is still under
+        # way: a port agent client says the agent is reached, and the
+        # instrument link up, before its command port is connected and the
+        # connection can send.  Acting on them would start the protocol
+        # (and let listeners of CONNECTED send) too early, so the state
+        # connect() fires with is taken instead.
+        if self._connect_attempt is not None:
+            return
+        self._link_changed(link)
+
     def _link_changed(self, link: LinkState) -> None:
         previous, self.link = self.link, link
         if link.agent and not previous.agent:
@@ -302,12 +316,19 @@ class ConnectionCore:
         """
         self.link = LinkState()
         waiter = self.when_connected()
+        attempt = self._connect_attempt = object()
         started = self.connection.connect()
 
+        def settled() -> None:
+            if self._connect_attempt is attempt:
+                self._connect_attempt = None
+
         def reached(link: LinkState) -> None:
+            settled()
             self._link_changed(link)
 
         def failed(reason: Failure) -> None:
+            settled()
             self.report("_connect_failed", reason)
 
         started.addCallbacks(reached, failed)
@@ -384,6 +405,7 @@ class ConnectionCore:
         self.buffer.clear()
         self.buffered = 0
         self.link = LinkState()
+        self._connect_attempt = None
         self.not_connected(
             Failure(
                 InstrumentConnectionError("disconnected before the agent was reached")
