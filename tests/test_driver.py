@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -19,7 +20,12 @@ from instrumentd.driver.errors import (
     InstrumentParameterError,
     InstrumentStateError,
 )
-from instrumentd.driver.events import ConnectionEvent, DirectAccessEvent, DriverEvent
+from instrumentd.driver.events import (
+    ConnectionEvent,
+    DirectAccessEvent,
+    DriverEvent,
+    SampleEvent,
+)
 from instrumentd.interfaces import IInstrumentDriver, LinkState
 from tests.toyinstrument import ToyConnection, ToyLine, ToyProtocol
 
@@ -73,6 +79,26 @@ class ChainingTests(SynchronousTestCase):
             bench.flush()
             bench.line.clock.advance(0.1)
         self.assertEqual(self.successResultOf(second), {"INTERVAL": 11})
+
+    def test_fromEventListener(self) -> None:
+        """
+        A listener of an event the protocol publishes while the instrument's
+        bytes are being delivered (a sample) may call the driver: the call
+        waits until the machines' inputs are over, then runs.
+        """
+        bench = Bench()
+        bench.in_command()
+        results: list[Deferred[object]] = []
+
+        def listener(event: DriverEvent) -> None:
+            if isinstance(event, SampleEvent):
+                results.append(bench.driver.execute_resource("identify"))
+
+        bench.driver.events.subscribe(listener)
+        bench.toy.emit(b"#T=1.0000 P=2.0000\r\n")
+        bench.flush()
+        [result] = results
+        self.assertEqual(self.successResultOf(result), "TOY-1 SN 1234")
 
     def test_failuresStillFail(self) -> None:
         """

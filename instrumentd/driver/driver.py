@@ -37,7 +37,7 @@ from instrumentd.driver.connection_machine import (
     ConnectionTable,
 )
 from instrumentd.driver.events import EventBus
-from instrumentd.driver.machine import after_transition
+from instrumentd.driver.machine import after_transition, in_transition
 from instrumentd.driver.protocol import ALL, InstrumentProtocol
 from instrumentd.interfaces import IInstrumentConnection, IInstrumentDriver
 
@@ -118,6 +118,29 @@ class InstrumentDriver:
         return self._core.dropped
 
     def _call(self, request: Callable[[], Deferred[T]]) -> Deferred[T]:
+        protocol = self.protocol
+        busy = next(
+            (
+                machine
+                for machine in (self._machine, protocol and protocol.machine)
+                if machine is not None and in_transition(machine)
+            ),
+            None,
+        )
+        if busy is not None:
+            # Called from inside a machine's input: typically by a listener
+            # of an event the protocol published while the connection
+            # machine delivered instrument data, or by code awaiting a
+            # Deferred such a listener fired.  Automat refuses re-entry, so
+            # the request waits until that input is over (and then checks
+            # the other machine).
+            later: Deferred[T] = Deferred()
+
+            def run() -> None:
+                self._call(request).chainDeferred(later)
+
+            after_transition(busy, run)
+            return later
         try:
             with ConnectionTable.refusals():
                 result = request()

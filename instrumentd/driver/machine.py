@@ -35,6 +35,7 @@ __all__ = [
     "after_transition",
     "dot_source",
     "follow_states",
+    "in_transition",
 ]
 
 
@@ -207,6 +208,19 @@ def after_transition(machine: object, action: Callable[[], None]) -> None:
         action()
     else:
         postponed.append(action)
+
+
+def in_transition(machine: object) -> bool:
+    """
+    Whether one of the machine's inputs is under way: its behaviour, or
+    something it called (a listener, a Deferred's callbacks), is running.
+    An input that returns a value cannot be given then (Automat refuses
+    re-entry); wait with :func:`after_transition`.
+
+    :param machine: an instance made by a built ``TypeMachine``.
+    :returns: ``True`` inside a transition.
+    """
+    return getattr(machine, "__automat_postponed__", None) is not None
 
 
 _TRANSITION_ID = re.compile(r"\bt\d+\b")
