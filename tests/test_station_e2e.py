@@ -1,0 +1,490 @@
+"""
+End-to-end tests of the station: a real ``twistd -n instrumentd --config
+...`` process with simulated SBE 37-SMPs (time-scaled so samples come
+fast), driven over real HTTP with treq, through its event stream, and with
+the ``instrumentctl`` CLI as a subprocess.
+
+The station is started as a child process for each test; the test learns
+the API's URL from the line the station logs when it has bound it, and
+that the instruments are up from the lines it logs when each is running,
+so nothing waits on a timer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sys
+from typing import Any
+
+from treq.client import HTTPClient
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, HTTPConnectionPool
+
+from instrumentd.station.sse import EventStreamParser, ServerSentEvent
+
+# twistd has no __main__; run its entry point with this interpreter.
+_TWISTD = (
+    "import sys; sys.argv[0] = 'twistd'; from twisted.scripts.twistd import run; run()"
+)
+_INSTRUMENTCTL = "from instrumentd.cli.instrumentctl import main; main()"
+_URL = re.compile(r"API listening on (http://\S+)/api")
+
+DRIVER = "instrumentd.instruments.seabird.sbe37smp.driver:SBE37Protocol"
+TOKEN = "e2e-token"
+
+#: Instrument seconds per real second: INTERVAL 5 gives a sample every
+#: 0.5 s, and the simulator falls asleep after 12 s idle (the driver wakes
+#: it).
+TIME_SCALE = 10
+
+
+def simulated(name: str, *, autosample: bool, mode: str = "in-process") -> str:
+    """
+    An ``[[instruments]]`` table: a simulated SBE 37-SMP.
+    """
+    return f"""
+[[instruments]]
+name = "{name}"
+driver = "{DRIVER}"
+autosample = {str(autosample).lower()}
+parameters = {{ INTERVAL = 5 }}
+connection = {{ type = "simulator", model = "sbe37", time_scale = {TIME_SCALE} }}
+port_agent = {{ mode = "{mode}", heartbeat = 1 }}
+"""
+
+
+class StationProcess(ProcessProtocol):
+    """
+    A station running as a child process: its log, the lines it has
+    logged, and its end.
+
+    :ivar output: everything it wrote to stdout and stderr.
+    :ivar url: fires with the API's base URL once it is bound.
+    :ivar ended: fires with the exit code (or minus the signal).
+    """
+
+    def __init__(self) -> None:
+        self.output = ""
+        self._pending = ""
+        self._waiters: list[tuple[re.Pattern[str], Deferred[re.Match[str]]]] = []
+        self.exit_code: int | None = None
+        self.pid: int | None = None
+        self.url: Deferred[str] = self.wait_for(_URL).addCallback(
+            lambda match: match.group(1)
+        )
+        self.ended: Deferred[int] = Deferred()
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.pid = self.transport.pid
+
+    def wait_for(self, pattern: re.Pattern[str] | str) -> Deferred[re.Match[str]]:
+        """
+        Wait until a logged line matches ``pattern`` (or one already has).
+
+        :returns: a Deferred firing with the match; failing if the station
+            ends first.
+        """
+        compiled = re.compile(pattern) if isinstance(pattern, str) else pattern
+        found = compiled.search(self.output)
+        waiter: Deferred[re.Match[str]] = Deferred()
+        if found is not None:
+            waiter.callback(found)
+        elif self.exit_code is not None:
+            waiter.errback(self._ended_error(compiled))
+        else:
+            self._waiters.append((compiled, waiter))
+        return waiter
+
+    def _ended_error(self, pattern: re.Pattern[str]) -> Exception:
+        return RuntimeError(
+            f"the station ended (status {self.exit_code}) before logging "
+            f"{pattern.pattern!r}; its output:\n{self.output[-6000:]}"
+        )
+
+    def _received(self, data: bytes) -> None:
+        text = data.decode("utf-8", "replace")
+        self.output += text
+        self._pending += text
+        # Match whole lines only: a line may arrive in pieces.
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            for entry in list(self._waiters):
+                found = entry[0].search(line)
+                if found is not None:
+                    self._waiters.remove(entry)
+                    entry[1].callback(found)
+
+    def outReceived(self, data: bytes) -> None:
+        self._received(data)
+
+    def errReceived(self, data: bytes) -> None:
+        self._received(data)
+
+    def processEnded(self, reason: Failure) -> None:
+        value = reason.value
+        if isinstance(value, ProcessDone):
+            self.exit_code = 0
+        elif isinstance(value, ProcessTerminated):
+            self.exit_code = (
+                -value.signal if value.signal is not None else int(value.exitCode or 0)
+            )
+        else:
+            self.exit_code = -1
+        waiters, self._waiters = self._waiters, []
+        for pattern, waiter in waiters:
+            waiter.errback(self._ended_error(pattern))
+        self.ended.callback(self.exit_code)
+
+
+def _children(pid: int) -> set[int]:
+    """
+    The processes whose parent is ``pid`` (Linux /proc).
+    """
+    found: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses: fields follow
+        # the last ')'.
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid:
+            found.add(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class StationEndToEndTests(TestCase):
+    """
+    A real station process with simulated instruments.
+    """
+
+    def setUp(self) -> None:
+        self.directory = os.path.abspath(self.mktemp())
+        os.makedirs(self.directory)
+        self.token_file = os.path.join(self.directory, "token")
+        with open(self.token_file, "w") as f:
+            f.write(TOKEN + "\n")
+        pool = HTTPConnectionPool(reactor, persistent=False)
+        self.http = HTTPClient(Agent(reactor, pool=pool))
+        self.addCleanup(pool.closeCachedConnections)
+
+    def start_station(self, config: str) -> StationProcess:
+        """
+        Write ``config`` and run a station on it, with its API on a free
+        loopback port; it is stopped when the test ends.
+        """
+        path = os.path.join(self.directory, "station.toml")
+        with open(path, "w") as f:
+            f.write(f'[station]\ndata_dir = "{self.directory}/data"\n{config}')
+        station = StationProcess()
+        argv = [
+            sys.executable,
+            "-u",
+            "-c",
+            _TWISTD,
+            "-n",
+            "--pidfile=",
+            "instrumentd",
+            "--config",
+            path,
+            "--api",
+            "tcp:0:interface=127.0.0.1",
+        ]
+        reactor.spawnProcess(  # type: ignore[attr-defined]
+            station, sys.executable, argv, env=dict(os.environ), path=self.directory
+        )
+
+        async def stop() -> None:
+            if station.exit_code is None:
+                station.transport.signalProcess("TERM")  # type: ignore[union-attr]
+                await station.ended
+
+        self.addCleanup(lambda: Deferred.fromCoroutine(stop()))
+        return station
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        body: object = None,
+        token: str | None = TOKEN,
+        expected: int = 200,
+    ) -> Any:
+        """
+        One API request.
+
+        :returns: the answer's JSON.
+        """
+        headers = {b"Authorization": [f"Bearer {token}".encode()]} if token else {}
+        data = json.dumps(body).encode() if body is not None else None
+        response = await self.http.request(method, url, data=data, headers=headers)
+        text = await response.text()
+        self.assertEqual(response.code, expected, f"{method} {url}: {text}")
+        return json.loads(text)
+
+    async def test_api(self) -> None:
+        """
+        Over real HTTP: the list with each instrument's state (an
+        unreachable one among them, not holding up the others), an
+        instrument's status, reading and setting parameters (400 with the
+        reason for a bad value), running a command (409 with the valid
+        commands in the wrong state), 401 without the token, health and
+        metrics.
+        """
+        closed = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
+            Factory.forProtocol(Protocol)
+        )
+        dead_port = closed.getHost().port  # type: ignore[attr-defined]
+        await closed.stopListening()
+        station = self.start_station(
+            f'[api]\ntoken_file = "{self.token_file}"\n'
+            + simulated("ctd1", autosample=True)
+            + simulated("ctd2", autosample=False)
+            + f"""
+[[instruments]]
+name = "dead"
+driver = "{DRIVER}"
+connection = {{ type = "tcp", host = "127.0.0.1", port = {dead_port} }}
+port_agent = {{ mode = "in-process", max_reconnect_delay = 1 }}
+"""
+        )
+        url = await station.url
+        await station.wait_for("ctd1: running, AUTOSAMPLE")
+        await station.wait_for("ctd2: running, COMMAND")
+        api = url + "/api/instruments"
+
+        listed = await self.request("GET", api)
+        states = {each["name"]: each["state"] for each in listed["instruments"]}
+        self.assertEqual(
+            states,
+            {
+                "ctd1": "AUTOSAMPLE",
+                "ctd2": "COMMAND",
+                "dead": "INSTRUMENT_DISCONNECTED",
+            },
+        )
+
+        status = await self.request("GET", api + "/ctd2")
+        self.assertEqual(status["state"], "COMMAND")
+        self.assertIn("acquire_status", status["capabilities"]["commands"])
+
+        parameters = await self.request("GET", api + "/ctd2/parameters?names=INTERVAL")
+        self.assertEqual(parameters["parameters"], {"INTERVAL": 5})
+        changed = await self.request(
+            "PATCH", api + "/ctd2/parameters", {"INTERVAL": 10}
+        )
+        self.assertEqual(changed["changed"], {"INTERVAL": 10})
+        read_back = await self.request("GET", api + "/ctd2/parameters?names=INTERVAL")
+        self.assertEqual(read_back["parameters"], {"INTERVAL": 10})
+        refused = await self.request(
+            "PATCH", api + "/ctd2/parameters", {"INTERVAL": 1}, expected=400
+        )
+        self.assertEqual(refused["error"]["code"], "INSTRUMENT_PARAMETER")
+        self.assertEqual(refused["error"]["parameter"], "INTERVAL")
+        self.assertEqual(refused["error"]["rule"], "range")
+
+        result = await self.request("POST", api + "/ctd2/commands/acquire_sample")
+        self.assertEqual(result["state"], "COMMAND")
+        self.assertIn("temperature", json.dumps(result["result"]))
+        conflict = await self.request(
+            "POST", api + "/ctd1/commands/start_autosample", expected=409
+        )
+        self.assertEqual(conflict["error"]["code"], "INSTRUMENT_STATE")
+        self.assertEqual(conflict["error"]["state"], "AUTOSAMPLE")
+        self.assertIn("stop_autosample", conflict["error"]["valid"])
+
+        unauthorized = await self.request(
+            "PATCH", api + "/ctd2/parameters", {"INTERVAL": 5}, token=None, expected=401
+        )
+        self.assertEqual(unauthorized["error"]["code"], "UNAUTHORIZED")
+        await self.request("GET", api + "/nope", expected=404)
+
+        health = await self.request("GET", url + "/api/health")
+        self.assertEqual(health["status"], "degraded")
+        self.assertEqual(health["instruments"]["ctd1"]["station"]["phase"], "running")
+        response = await self.http.get(url + "/metrics")
+        metrics = await response.text()
+        self.assertRegex(
+            metrics, r'instrumentd_samples_total\{instrument="ctd1"\} [1-9]'
+        )
+
+    async def samples(self, url: str, name: str, count: int) -> list[dict[str, Any]]:
+        """
+        Read an instrument's event stream until ``count`` samples have come.
+
+        :returns: each sample event's data.
+        """
+        samples: list[ServerSentEvent] = []
+        got: Deferred[None] = Deferred()
+
+        def event(each: ServerSentEvent) -> None:
+            if each.event == "SAMPLE":
+                samples.append(each)
+                if len(samples) == count and not got.called:
+                    got.callback(None)
+
+        parser = EventStreamParser(event)
+        response = await self.http.get(
+            f"{url}/api/instruments/{name}/events?types=SAMPLE", unbuffered=True
+        )
+        self.assertEqual(response.code, 200)
+        self.assertTrue(
+            response.headers.getRawHeaders("content-type")[0].startswith(
+                "text/event-stream"
+            )
+        )
+        streaming = response.collect(parser.feed)
+        await got
+        # Enough: hang up, and see the stream end.
+        response.original._transport.loseConnection()  # type: ignore[attr-defined]
+        await streaming.addErrback(lambda _: None)
+        return [json.loads(each.data) for each in samples]
+
+    async def test_eventStream(self) -> None:
+        """
+        The event stream of an autosampling instrument delivers its samples
+        as they are taken.
+        """
+        station = self.start_station(simulated("ctd1", autosample=True))
+        url = await station.url
+        # Discovery's status and calibration dumps are particles too; then
+        # the samples come, one per INTERVAL.
+        particles = await self.samples(url, "ctd1", 5)
+        self.assertEqual({p["instrument"] for p in particles}, {"ctd1"})
+        streams = [p["particle"]["stream_name"] for p in particles]
+        self.assertIn("ctdpf_sample", streams)
+        self.assertLessEqual(
+            set(streams), {"ctdpf_sample", "ctdpf_status", "ctdpf_calibration"}
+        )
+        times = [p["time"] for p in particles]
+        self.assertEqual(times, sorted(times))
+
+    async def test_instrumentctl(self) -> None:
+        """
+        instrumentctl, run as its own process against the station: list,
+        get, set (with the token), run, and exit status 1 for an API error.
+        """
+        station = self.start_station(
+            f'[api]\ntoken_file = "{self.token_file}"\n'
+            + simulated("ctd1", autosample=False)
+        )
+        url = await station.url
+        await station.wait_for("ctd1: running, COMMAND")
+
+        async def ctl(*arguments: str) -> tuple[str, str, int]:
+            out, err, code = await getProcessOutputAndValue(
+                sys.executable,
+                ["-c", _INSTRUMENTCTL, "--url", url, *arguments],
+                env=dict(os.environ),
+                path=self.directory,
+                reactor=reactor,
+            )
+            return out.decode(), err.decode(), code
+
+        out, err, code = await ctl("list")
+        self.assertEqual(code, 0, err)
+        self.assertIn("ctd1", out)
+        self.assertIn("COMMAND", out)
+        out, err, code = await ctl("--json", "get", "ctd1", "INTERVAL")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(json.loads(out)["parameters"], {"INTERVAL": 5})
+        out, err, code = await ctl(
+            "--token-file", self.token_file, "set", "ctd1", "INTERVAL=7"
+        )
+        self.assertEqual(code, 0, err)
+        out, err, code = await ctl("--json", "get", "ctd1", "INTERVAL")
+        self.assertEqual(json.loads(out)["parameters"], {"INTERVAL": 7})
+        out, err, code = await ctl(
+            "--token-file", self.token_file, "run", "ctd1", "acquire_status"
+        )
+        self.assertEqual(code, 0, err)
+        out, err, code = await ctl(
+            "--token-file", self.token_file, "run", "ctd1", "stop_autosample"
+        )
+        self.assertEqual(code, 1)
+        self.assertIn("COMMAND", out + err)
+        out, err, code = await ctl("set", "ctd1", "INTERVAL=8")
+        self.assertEqual(code, 4, out + err)
+
+    async def test_stopLeavesNoChildren(self) -> None:
+        """
+        With port agents as child processes: samples reach the JSON-lines
+        files and the datalogs; SIGTERM stops the station in order (exit 0)
+        and no process it started is left.
+        """
+        station = self.start_station(
+            simulated("ctd1", autosample=True, mode="child")
+            + simulated("ctd2", autosample=True, mode="child")
+        )
+        url = await station.url
+        await station.wait_for("ctd1: running, AUTOSAMPLE")
+        await station.wait_for("ctd2: running, AUTOSAMPLE")
+        pids = set()
+        for name in ("ctd1", "ctd2"):
+            answer = await self.request(
+                "GET", f"{url}/api/instruments/{name}/port-agent"
+            )
+            self.assertEqual(answer["port_agent"]["mode"], "child")
+            pids.add(answer["port_agent"]["pid"])
+        assert station.pid is not None
+        children = _children(station.pid)
+        self.assertTrue(pids <= children, (pids, children))
+        for name in ("ctd1", "ctd2"):
+            await self.samples(url, name, 1)
+        station.transport.signalProcess("TERM")  # type: ignore[union-attr]
+        code = await station.ended
+        # twistd, having shut down in order, reports the signal that asked
+        # it to, as the exit status.
+        self.assertEqual(code, -signal.SIGTERM, station.output[-3000:])
+        self.assertIn("station stopped", station.output)
+        self.assertIn("Server Shut Down.", station.output)
+        self.assertEqual([pid for pid in children if _alive(pid)], [])
+        data = os.path.join(self.directory, "data")
+        for name in ("ctd1", "ctd2"):
+            samples = os.path.join(data, "samples", name, "ctdpf_sample")
+            [day] = os.listdir(samples)
+            with open(os.path.join(samples, day)) as f:
+                self.assertTrue(f.readline().startswith("{"))
+        self.assertTrue(os.listdir(os.path.join(data, "datalog")))
+
+    async def test_badConfig(self) -> None:
+        """
+        A bad config stops twistd before anything starts: exit status 1,
+        the file, key path and problem printed, no data directory made.
+        """
+        station = self.start_station(
+            simulated("ctd1", autosample=True).replace('"sbe37"', '"sbe38"')
+        )
+        code = await station.ended
+        self.assertEqual(code, 1)
+        never = self.failureResultOf(station.url, RuntimeError)
+        self.assertIn("the station ended (status 1)", str(never.value))
+        self.assertIn(
+            "station.toml: instruments[0].connection.model: 'sbe38' is not a "
+            "simulator; valid choices: sbe37",
+            station.output,
+        )
+        self.assertFalse(os.path.exists(os.path.join(self.directory, "data")))
