@@ -1,0 +1,397 @@
+"""
+End-to-end tests of the SBE 37-SMP driver with real parts: the simulator
+in this process on the real reactor, over loopback TCP or a pty serial
+device, a real port agent process in front of it, and the driver reaching
+the agent through L{PortAgentConnection}.
+
+The simulator runs here rather than as a C{twistd} child so that the tests
+inject faults (dropping the link) and look at its state directly.  Its
+clock runs ten times faster than real time, so an INTERVAL of 5 s passes in
+half a second.  Every wait is on an event (a driver event, a state), with
+a limit; nothing sleeps or polls.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.trial.unittest import TestCase
+
+from instrumentd.connection import PortAgentConnection
+from instrumentd.driver.driver import InstrumentDriver
+from instrumentd.driver.events import (
+    ConnectionEvent,
+    DirectAccessEvent,
+    DriverEvent,
+    EventBus,
+    SampleEvent,
+)
+from instrumentd.driver.particles import ntp_from_unix
+from instrumentd.instruments.seabird.sbe37smp import SBE37Protocol
+from instrumentd.instruments.seabird.sbe37smp.simulator import Mode, SBE37Simulator
+from instrumentd.simulator import PtySerialDevice, SimulatorSettings, listen
+from instrumentd.testing import port_agent_for
+from tests.agentsupport import Conditions, reactor
+
+#: Instrument seconds per real second.
+TIME_SCALE = 10.0
+
+
+class Watcher:
+    """
+    Collects a driver's events and fires Deferreds when a condition on
+    them (or on the driver) becomes true.
+    """
+
+    def __init__(self, driver: InstrumentDriver, events: EventBus) -> None:
+        self.driver = driver
+        self.seen: list[DriverEvent] = []
+        self.conditions = Conditions()
+        events.subscribe(self._event)
+
+    def _event(self, event: DriverEvent) -> None:
+        self.seen.append(event)
+        self.conditions.changed()
+
+    def until(self, predicate: Callable[[], bool], what: str) -> Deferred[None]:
+        """
+        Wait until C{predicate()} holds, checked after every event.
+        """
+        return self.conditions.when(predicate, what)
+
+    def state(self, state: str) -> Deferred[None]:
+        """
+        Wait until the driver is in C{state}.
+        """
+        return self.until(
+            lambda: self.driver.get_resource_state() == state, f"state {state}"
+        )
+
+    def particles(self, stream: str) -> list[Any]:
+        """
+        The particles published on C{stream} so far.
+        """
+        return [
+            event.particle
+            for event in self.seen
+            if isinstance(event, SampleEvent) and event.particle.stream_name == stream  # type: ignore[attr-defined]
+        ]
+
+    def samples(self, count: int) -> Deferred[None]:
+        """
+        Wait until C{count} sample particles in all have been published.
+        """
+        return self.until(
+            lambda: len(self.particles("ctdpf_sample")) >= count,
+            f"{count} samples",
+        )
+
+    def connection_states(self) -> list[str]:
+        """
+        The connection states announced, in order.
+        """
+        return [e.state for e in self.seen if isinstance(e, ConnectionEvent)]
+
+
+@dataclass
+class Chain:
+    """
+    Simulator, port agent and driver, joined.
+    """
+
+    sbe37: SBE37Simulator
+    agent: Any
+    driver: InstrumentDriver
+    watcher: Watcher
+    #: Whether the simulator was asleep when the driver connected.
+    was_asleep: bool
+
+    async def run(self, command: str, **arguments: object) -> Any:
+        """
+        Run a driver command and return its result.
+        """
+        return await self.driver.execute_resource(command, **arguments)
+
+
+def values(particle: Any) -> dict[str, object]:
+    """
+    A particle's values as a dict.
+    """
+    return {entry["value_id"]: entry["value"] for entry in particle.values}
+
+
+class _Base(TestCase):
+    """
+    Builds the chain for a test and takes it down afterwards.
+    """
+
+    timeout = 30
+
+    async def chain(self, front: str = "tcp", *, baud: int = 0) -> Chain:
+        """
+        Start a simulator on C{front} (C{"tcp"} or C{"pty"}), a port agent
+        in front of it and a driver through the agent, and wait until the
+        driver has discovered the instrument.
+        """
+        sbe37 = SBE37Simulator(
+            SimulatorSettings(time_scale=TIME_SCALE, baud=baud), reactor=reactor
+        )
+        self.addCleanup(sbe37.stop)
+        if front == "tcp":
+            port = await listen(sbe37, "tcp:0", reactor)
+            self.addCleanup(port.stopListening)
+            instrument = f"tcp:host=127.0.0.1:port={port.getHost().port}"
+        else:
+            link = os.path.abspath(self.mktemp())
+            device = PtySerialDevice(sbe37, reactor, link=link, reopen_after=0.1)
+            device.open()
+            self.addCleanup(device.close)
+            instrument = f"serial:{link}:baudrate=9600"
+        # No grace: the driver hears of a dropped link at once.
+        agent = await port_agent_for(
+            self,
+            instrument,
+            heartbeat=0,
+            disconnect_grace=0,
+            max_reconnect_delay=0.2,
+        )
+        driver = InstrumentDriver(PortAgentConnection(), SBE37Protocol)
+        watcher = Watcher(driver, driver.events)
+        driver.configure(
+            {
+                "method": "port_agent",
+                "host": "127.0.0.1",
+                "data_port": agent.ports["data"],
+                "command_port": agent.ports["command"],
+            }
+        )
+        was_asleep = sbe37.mode is Mode.ASLEEP
+        await driver.connect()
+        self.addCleanup(driver.disconnect)
+        await watcher.state("COMMAND")
+        return Chain(sbe37, agent, driver, watcher, was_asleep)
+
+
+class CapabilityTests(_Base):
+    """
+    Every capability through the whole chain.
+    """
+
+    async def every_capability(self, chain: Chain) -> None:
+        """
+        Status, calibration, sample, get, set, startup values, clock sync,
+        autosample; each checked against the simulator.
+        """
+        sbe37, driver, watcher = chain.sbe37, chain.driver, chain.watcher
+        self.assertTrue(chain.was_asleep)
+        self.assertIs(sbe37.mode, Mode.COMMAND)
+
+        status = await chain.run("acquire_status")
+        self.assertEqual(status["serial_number"], "2165")
+        self.assertIs(status["logging"], False)
+        await watcher.until(
+            lambda: len(watcher.particles("ctdpf_status")) >= 1, "a status particle"
+        )
+
+        calibration = await chain.run("acquire_calibration")
+        self.assertEqual(calibration["ta0"], sbe37.calibration.ta0)
+        await watcher.until(
+            lambda: len(watcher.particles("ctdpf_calibration")) >= 2,
+            "calibration particles",
+        )
+
+        sample = await chain.run("acquire_sample")
+        await watcher.samples(1)
+        [particle] = watcher.particles("ctdpf_sample")
+        self.assertEqual(values(particle), sample)
+        self.assertIsNotNone(particle.internal_timestamp)
+        self.assertLess(abs(particle.port_timestamp - ntp_from_unix(time.time())), 5)
+
+        everything = await driver.get_resource("ALL")
+        self.assertEqual(everything["INTERVAL"], sbe37.setup.interval)
+        self.assertEqual(everything["CG"], sbe37.calibration.cg)
+
+        wanted = {
+            "INTERVAL": 30,
+            "NAVG": 2,
+            "SAMPLENUM": 5,
+            "TXREALTIME": False,
+            "OUTPUTSAL": False,
+            "OUTPUTSV": False,
+            "STORETIME": False,
+            "SYNCMODE": True,
+            "SYNCWAIT": 60,
+            "REFPRESS": 100.5,
+        }
+        self.assertEqual(await driver.set_resource(wanted), wanted)
+        self.assertEqual(await driver.get_resource(list(wanted)), wanted)
+        self.assertEqual(sbe37.setup.interval, 30)
+        self.assertEqual(sbe37.samplenum, 5)
+        self.assertTrue(sbe37.setup.syncmode)
+        # The startup values put back what the driver needs.
+        await driver.apply_startup_params()
+        self.assertEqual(
+            (sbe37.setup.interval, sbe37.setup.txrealtime, sbe37.setup.syncmode),
+            (15, True, False),
+        )
+        await driver.set_resource({"INTERVAL": 5})
+
+        synced = await chain.run("clock_sync")
+        self.assertLess(abs(sbe37.clock.now() - time.time()), 2)
+        self.assertTrue(synced.endswith("+00:00"))
+
+        await chain.run("start_autosample")
+        self.assertEqual(driver.get_resource_state(), "AUTOSAMPLE")
+        self.assertTrue(sbe37.logging)
+        await watcher.samples(3)
+        logging = await chain.run("acquire_status")
+        self.assertIs(logging["logging"], True)
+        await chain.run("stop_autosample")
+        self.assertEqual(driver.get_resource_state(), "COMMAND")
+        self.assertFalse(sbe37.logging)
+
+    async def test_overTcp(self) -> None:
+        """
+        Simulator on loopback TCP, as behind a serial device server.
+        """
+        await self.every_capability(await self.chain("tcp"))
+
+    async def test_overPty(self) -> None:
+        """
+        Simulator on a pty serial device (output paced at 115200 baud),
+        opened by the agent as a serial port.
+        """
+        await self.every_capability(await self.chain("pty", baud=115200))
+
+
+class AutosampleTests(_Base):
+    """
+    Autosample at the set interval.
+    """
+
+    async def test_particlesAtInterval(self) -> None:
+        """
+        With INTERVAL 5, sample particles come 5 instrument seconds apart
+        (half a second apart at this time scale), each with its instrument
+        time and the agent's timestamp.
+        """
+        chain = await self.chain()
+        await chain.driver.set_resource({"INTERVAL": 5})
+        await chain.run("start_autosample")
+        await chain.watcher.samples(5)
+        samples = chain.watcher.particles("ctdpf_sample")[:5]
+        internal = [p.internal_timestamp for p in samples]
+        self.assertEqual([b - a for a, b in itertools.pairwise(internal)], [5.0] * 4)
+        ports = [p.port_timestamp for p in samples]
+        self.assertEqual(ports, sorted(ports))
+        # Four intervals cannot pass in less than four half seconds (less
+        # the timer's and the line's jitter).
+        self.assertGreater(ports[-1] - ports[0], 1.8)
+        await chain.run("stop_autosample")
+
+
+class LinkTests(_Base):
+    """
+    The simulator dropping the link.
+    """
+
+    async def drop_and_return(self, chain: Chain) -> None:
+        """
+        Logging, the link drops: the driver goes to INSTRUMENT_DISCONNECTED;
+        the agent reconnects; the driver rediscovers AUTOSAMPLE by itself
+        and samples flow again.
+        """
+        watcher = chain.watcher
+        await chain.driver.set_resource({"INTERVAL": 5})
+        await chain.run("start_autosample")
+        await watcher.samples(1)
+        chain.sbe37.faults.drop_link()
+        await watcher.state("INSTRUMENT_DISCONNECTED")
+        await watcher.state("AUTOSAMPLE")
+        before = len(watcher.particles("ctdpf_sample"))
+        await watcher.samples(before + 2)
+        self.assertEqual(
+            watcher.connection_states()[-2:], ["INSTRUMENT_DISCONNECTED", "CONNECTED"]
+        )
+        await chain.run("stop_autosample")
+        self.assertFalse(chain.sbe37.logging)
+
+    async def test_tcpDrop(self) -> None:
+        """
+        Over TCP: the simulator closes the connection, the agent reconnects.
+        """
+        await self.drop_and_return(await self.chain("tcp"))
+
+    async def test_ptyHangUp(self) -> None:
+        """
+        Over a pty: the device hangs up like an unplugged adapter and comes
+        back at the same path, which the agent opens again.
+        """
+        await self.drop_and_return(await self.chain("pty"))
+
+
+class DirectAccessTests(_Base):
+    """
+    Direct access through the chain.
+    """
+
+    async def test_intervalRestored(self) -> None:
+        """
+        An operator's INTERVAL=30 reaches the instrument (its echo and
+        prompt come back as direct-access events); leaving direct access
+        restores the interval.
+        """
+        chain = await self.chain()
+        watcher = chain.watcher
+        await chain.driver.start_direct()
+        await chain.driver.execute_direct(b"INTERVAL=30\r\n")
+        await watcher.until(
+            lambda: (
+                b"INTERVAL=30\r\n\r\nS>"
+                in b"".join(
+                    e.data for e in watcher.seen if isinstance(e, DirectAccessEvent)
+                )
+            ),
+            "the echo and prompt",
+        )
+        self.assertEqual(chain.sbe37.setup.interval, 30)
+        self.assertEqual(await chain.driver.stop_direct(), "COMMAND")
+        self.assertEqual(chain.sbe37.setup.interval, 15)
+        self.assertEqual(
+            await chain.driver.get_resource(["INTERVAL"]), {"INTERVAL": 15}
+        )
+
+
+class WakeTests(_Base):
+    """
+    A sleeping instrument woken before a command.
+    """
+
+    async def test_wokenBeforeCommands(self) -> None:
+        """
+        The simulator starts asleep and is woken for the first command; put
+        to sleep again by an operator (QS), it is woken when direct access
+        ends, before the driver's next command.
+        """
+        chain = await self.chain()
+        self.assertTrue(chain.was_asleep)
+        protocol = chain.driver.protocol
+        assert protocol is not None
+        self.assertGreaterEqual(protocol.engine.wake_attempts, 1)
+        await chain.driver.start_direct()
+        await chain.driver.execute_direct(b"QS\r\n")
+        await chain.watcher.until(
+            lambda: chain.sbe37.mode is Mode.ASLEEP, "the instrument to sleep"
+        )
+        woken = protocol.engine.wake_attempts
+        self.assertEqual(await chain.driver.stop_direct(), "COMMAND")
+        self.assertGreater(protocol.engine.wake_attempts, woken)
+        self.assertIs(chain.sbe37.mode, Mode.COMMAND)
+        status = await chain.run("acquire_status")
+        self.assertIs(status["logging"], False)
