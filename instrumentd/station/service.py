@@ -906,10 +906,13 @@ class StationService(Service):
     async def _stop(self) -> None:
         if self.api is not None:
             self.api.close()
+        # Let go of the instruments first: a child agent is also stopped by
+        # its launcher when the reactor shuts down, and the drivers should
+        # be disconnecting by then, not reconnecting to it.
+        stops = [supervisor.stop() for supervisor in self.supervisors.values()]
         if self.api_port is not None:
             port, self.api_port = self.api_port, None
             await maybeDeferred(port.stopListening)
-        stops = [supervisor.stop() for supervisor in self.supervisors.values()]
         results = await DeferredList(stops, consumeErrors=True)
         for ok, result in results:
             if not ok:
