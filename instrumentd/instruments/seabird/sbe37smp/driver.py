@@ -45,7 +45,13 @@ from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
 from instrumentd.driver.commands import CommandDictionary, CommandSpec
-from instrumentd.driver.engine import Command, InstrumentSession, Reply, Wakeup
+from instrumentd.driver.engine import (
+    Command,
+    InstrumentSession,
+    Reply,
+    Wakeup,
+    text_command,
+)
 from instrumentd.driver.errors import InstrumentError, InstrumentProtocolError
 from instrumentd.driver.events import EventBus
 from instrumentd.driver.parameters import ParameterDictionary
@@ -74,11 +80,18 @@ if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
 
 __all__ = [
+    "DC",
+    "DS",
     "PROMPT",
+    "STARTNOW",
+    "STOP",
+    "TS",
     "WAKEUP",
     "SBE37Inputs",
     "SBE37Machine",
     "SBE37Protocol",
+    "particle_values",
+    "setter",
 ]
 
 #: What ends every reply: CR LF and this prompt (``?cmd S>`` for an unknown
@@ -94,10 +107,6 @@ WAKEUP: Final = Wakeup(data=b"\r\n", timeout=2.0, tries=3, sleep_after=100.0)
 _NOT_ALLOWED: Final = "cmd not allowed while logging"
 _ERROR_LINE: Final = re.compile(r"\*\*\*ERROR[^\r\n]*|" + _NOT_ALLOWED)
 _LOGGING_LINE: Final = re.compile(rb"SBE37-SMP V[^\r\n]*\r\n(not )?logging")
-
-
-def _command(text: str) -> bytes:
-    return f"{text}\r\n".encode("ascii")
 
 
 def _refused(reply: Reply) -> None:
@@ -161,29 +170,29 @@ def _started(reply: Reply) -> None:
 #: Status dump.
 DS: Final[Command[bytes]] = Command(
     name="DS",
-    build=lambda: _command("DS"),
+    build=text_command("DS"),
     parse=_dump(STATUS_PATTERN, "status dump"),
     timeout=10.0,
 )
 #: Calibration dump.
 DC: Final[Command[bytes]] = Command(
     name="DC",
-    build=lambda: _command("DC"),
+    build=text_command("DC"),
     parse=_dump(CALIBRATION_PATTERN, "calibration dump"),
     timeout=10.0,
 )
 #: Take a sample now.  A measurement takes about a second, longer with
 #: NAVG above 1.
 TS: Final[Command[dict[str, object]]] = Command(
-    name="TS", build=lambda: _command("TS"), parse=_sample, timeout=20.0
+    name="TS", build=text_command("TS"), parse=_sample, timeout=20.0
 )
 #: Start logging at once.
 STARTNOW: Final[Command[None]] = Command(
-    name="STARTNOW", build=lambda: _command("STARTNOW"), parse=_started, timeout=10.0
+    name="STARTNOW", build=text_command("STARTNOW"), parse=_started, timeout=10.0
 )
 #: Stop logging.
 STOP: Final[Command[None]] = Command(
-    name="STOP", build=lambda: _command("STOP"), parse=_accepted, timeout=10.0
+    name="STOP", build=text_command("STOP"), parse=_accepted, timeout=10.0
 )
 
 
@@ -195,8 +204,12 @@ def setter(text: str) -> Command[None]:
     :param text: e.g. ``"INTERVAL=30"``.
     :returns: the command.
     """
+    # Not text_command(text): a value is sent as given, braces and all.
     return Command(
-        name=text, build=lambda: _command(text), parse=_accepted, timeout=10.0
+        name=text,
+        build=lambda: f"{text}\r\n".encode("ascii"),
+        parse=_accepted,
+        timeout=10.0,
     )
 
 
