@@ -382,9 +382,8 @@ def start_logging(bench: Bench) -> None:
     """
     Start autosample through the driver.
     """
-    test_result = bench.wait(bench.driver.execute_resource("start_autosample"))
-    assert test_result.called
-    assert bench.state == "AUTOSAMPLE", bench.state
+    started = bench.wait(bench.driver.execute_resource("start_autosample"))
+    assert started.called and bench.state == "AUTOSAMPLE", bench.state
 
 
 class SampleParticleTests(SynchronousTestCase):
@@ -659,9 +658,7 @@ class DumpParticleTests(SynchronousTestCase):
         self.assertIs(found["serial_sync_mode"], False)
         self.assertIs(found["low_battery"], False)
         self.assertEqual(found["reference_pressure"], 0.0)
-        self.assertEqual(
-            particle.internal_timestamp, ntp_from_unix(INSTRUMENT_START + 0)
-        )
+        self.assertEqual(particle.internal_timestamp, ntp_from_unix(INSTRUMENT_START))
 
     def test_calibration(self) -> None:
         """
@@ -700,7 +697,7 @@ class DiscoveryTests(SynchronousTestCase):
         self.assertIs(bench.sbe37.mode, Mode.ASLEEP)
         bench.connect()
         self.assertEqual(states(bench), ["UNKNOWN", "COMMAND"])
-        self.assertTrue(bench.connection.sent[0] == b"\r\n")
+        self.assertEqual(bench.connection.sent[0], b"\r\n")
         self.assertEqual(bench.connection.sent[1:3], [b"DS\r\n", b"DC\r\n"])
         cached = bench.driver.get_cached_config()
         self.assertEqual(cached["INTERVAL"], 15)
