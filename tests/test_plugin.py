@@ -38,9 +38,23 @@ class PluginTests(SynchronousTestCase):
         self.assertIn("port-agent", names)
         self.assertIn("simulate", names)
 
-    def test_subcommandRequired(self) -> None:
+    def test_noSubcommandIsTheStation(self) -> None:
         """
-        Without a subcommand, the error lists the valid ones.
+        Without a subcommand the options are the station's: the built-in
+        demo without --config.
         """
-        e = self.assertRaises(usage.UsageError, tap.Options().parseOptions, [])
+        options = tap.Options()
+        options.parseOptions([])
+        self.assertIsNone(options.subCommand)
+
+    def test_stationOptionsNotForSubcommands(self) -> None:
+        """
+        Station options given with a subcommand are refused, naming them.
+        """
+        e = self.assertRaises(
+            usage.UsageError,
+            tap.Options().parseOptions,
+            ["--api", "tcp:0", "port-agent", "--name", "X", "--instrument", "demo"],
+        )
+        self.assertIn("--api", str(e))
         self.assertIn("port-agent", str(e))
