@@ -25,6 +25,8 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
 
 from instrumentd import tap
 from instrumentd.driver.events import DriverEvent, EventType
@@ -427,6 +429,47 @@ class StationServiceTests(TestCase):
         listed = await self.get(service, "/api/instruments")
         states = {each["name"]: each["state"] for each in listed["instruments"]}
         self.assertEqual(states["dead"], "DISCONNECTED")
+
+    async def test_httpSink(self) -> None:
+        """
+        An HTTP sink in the config POSTs the instrument's samples to its
+        URL: here a real twisted.web receiver on loopback.
+        """
+        received: list[dict[str, Any]] = []
+        arrived: Deferred[None] = Deferred()
+
+        class Receiver(Resource):
+            isLeaf = True
+
+            def render_POST(self, request: Request) -> bytes:
+                assert request.content is not None
+                received.append(json.loads(request.content.read()))
+                if not arrived.called:
+                    arrived.callback(None)
+                return b"{}"
+
+        site = Site(Receiver())
+        listening = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
+            site
+        )
+        self.addCleanup(listening.stopListening)
+        ingest = f"http://127.0.0.1:{listening.getHost().port}/ingest"  # type: ignore[attr-defined]
+        port = await self.toy_port()
+        service = self.start(
+            toy_config(
+                self.data_dir,
+                [toy_instrument("toy1", port, "in-process")],
+                extra=f'[sinks.ingest]\ntype = "http"\nurl = "{ingest}"\n'
+                "batch_interval = 0.1\n",
+            )
+        )
+        self.assertEqual(list(service.sinks), ["ingest"])
+        await arrived
+        [batch] = received[:1]
+        first = batch["particles"][0]
+        self.assertEqual(first["instrument"], "toy1")
+        self.assertEqual(first["particle"]["stream_name"], "toy_sample")
+        self.assertTrue(os.path.isdir(os.path.join(self.data_dir, "spool", "ingest")))
 
     async def test_noAutosample(self) -> None:
         """
