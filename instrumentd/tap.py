@@ -10,7 +10,12 @@ imported only when used, so ``twistd --help`` stays fast.
 
 from __future__ import annotations
 
-from twisted.application.service import IService
+import signal
+from typing import Any
+
+from twisted.application.service import IService, MultiService
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from twisted.python import usage
 
 from instrumentd import __version__
@@ -58,23 +63,58 @@ class Options(StationOptions):
             )
 
 
-def _stop_on_hangup() -> None:
+class ProcessService(MultiService):
     """
-    Make SIGHUP (a closed terminal, a supervisor's hang-up) shut a port
-    agent or the station down in order, flushing datalogs and sinks and
-    stopping child agents, rather than kill it outright.
-    The handler is installed once the reactor runs, like twistd's own.
+    The root of a ``twistd instrumentd`` process: what concerns the process
+    rather than any one part (which may also run inside another program).
+
+    - SIGHUP (a closed terminal, a supervisor's hang-up) shuts down in order,
+      flushing datalogs and sinks and stopping child agents, rather than
+      killing the process outright.
+    - After an orderly shutdown on SIGTERM, SIGINT or SIGHUP the process
+      exits 0.  twistd would re-raise the signal on itself once the reactor
+      stops, so a process that flushed everything would end exactly like one
+      killed before it could; whoever started it could not tell the two
+      apart.  If stopping failed, the signal is left, and the exit says so.
+
+    :param service: the part this process runs.
+    :param reactor: the reactor; the global one if ``None``.
     """
-    import signal
 
-    from twisted.internet import reactor
-    from twisted.internet.interfaces import IReactorFromThreads
+    log = Logger()
 
-    def hangup(signum: int, frame: object) -> None:
+    def __init__(self, service: IService, reactor: Any = None) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        if reactor is None:
+            from twisted.internet import reactor as global_reactor
+
+            reactor = global_reactor
+        self._reactor = reactor
+        service.setServiceParent(self)
+
+    def startService(self) -> None:
+        super().startService()  # type: ignore[no-untyped-call]
+        self._reactor.callWhenRunning(signal.signal, signal.SIGHUP, self._hangup)
+
+    def _hangup(self, signum: int, frame: object) -> None:
         # callFromThread wakes the reactor from a signal handler safely.
-        IReactorFromThreads(reactor).callFromThread(reactor.stop)
+        self._reactor.callFromThread(self._reactor.stop)
 
-    reactor.callWhenRunning(signal.signal, signal.SIGHUP, hangup)
+    def stopService(self) -> Deferred[None]:
+        def orderly(results: list[tuple[bool, object]]) -> None:
+            failures = [r for ok, r in results if not ok]
+            for failure in failures:
+                self.log.failure("while stopping", failure)  # type: ignore[arg-type]
+            if not failures and getattr(self._reactor, "_exitSignal", None) in (
+                signal.SIGTERM,
+                signal.SIGINT,
+            ):
+                self._reactor._exitSignal = None
+
+        # MultiService waits for every part with a DeferredList, which
+        # succeeds whatever the parts did: look at each result.
+        stopped: Deferred[list[tuple[bool, object]]] = super().stopService()  # type: ignore[no-untyped-call]
+        return stopped.addCallback(orderly)
 
 
 def makeService(options: Options) -> IService:
@@ -88,18 +128,16 @@ def makeService(options: Options) -> IService:
         from instrumentd.station.service import StationService
 
         assert options.station_config is not None
-        _stop_on_hangup()
-        return StationService(options.station_config, demo=options.demo)
+        return ProcessService(StationService(options.station_config, demo=options.demo))
     if options.subCommand == "port-agent":
         from instrumentd.portagent.agent import PortAgent
 
         sub = options.subOptions
         assert isinstance(sub, PortAgentOptions)
-        _stop_on_hangup()
-        return PortAgent(sub.config())
+        return ProcessService(PortAgent(sub.config()))
     if options.subCommand == "simulate":
         from instrumentd.simulator.options import make_service
 
         assert isinstance(options.subOptions, SimulateOptions)
-        return make_service(options.subOptions)
+        return ProcessService(make_service(options.subOptions))
     raise usage.UsageError(f"unknown subcommand {options.subCommand!r}")

@@ -4,7 +4,11 @@ Tests for the ``twistd instrumentd`` plugin and its options.
 
 from __future__ import annotations
 
-from twisted.application.service import IServiceMaker
+import signal
+
+from twisted.application.service import IServiceMaker, Service
+from twisted.internet.defer import fail
+from twisted.internet.testing import MemoryReactorClock
 from twisted.plugin import IPlugin, getPlugins
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
@@ -58,3 +62,55 @@ class PluginTests(SynchronousTestCase):
         )
         self.assertIn("--api", str(e))
         self.assertIn("port-agent", str(e))
+
+
+class ProcessServiceTests(SynchronousTestCase):
+    """
+    L{tap.ProcessService}: what concerns a whole twistd instrumentd process.
+    """
+
+    def make(self) -> tuple[tap.ProcessService, MemoryReactorClock, Service]:
+        reactor = MemoryReactorClock()
+        part = Service()
+        return tap.ProcessService(part, reactor=reactor), reactor, part
+
+    def test_orderlyStopExitsZero(self) -> None:
+        """
+        After an orderly stop asked for by SIGTERM or SIGINT, the signal
+        is cleared so that twistd exits 0 instead of re-raising it.
+        """
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            root, reactor, part = self.make()
+            root.startService()
+            reactor._exitSignal = signum  # type: ignore[attr-defined]
+            self.successResultOf(root.stopService())
+            self.assertFalse(part.running)
+            self.assertIsNone(reactor._exitSignal)  # type: ignore[attr-defined]
+
+    def test_failedStopKeepsSignal(self) -> None:
+        """
+        If stopping fails, the signal is left, so the exit status says so.
+        """
+        root, reactor, part = self.make()
+        part.stopService = lambda: fail(RuntimeError("datalog"))  # type: ignore[method-assign]
+        root.startService()
+        reactor._exitSignal = signal.SIGTERM  # type: ignore[attr-defined]
+        self.successResultOf(root.stopService())
+        self.assertEqual(reactor._exitSignal, signal.SIGTERM)  # type: ignore[attr-defined]
+        self.assertGreaterEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_hangupStops(self) -> None:
+        """
+        Once running, SIGHUP stops the reactor (an orderly shutdown).
+        """
+        self.addCleanup(signal.signal, signal.SIGHUP, signal.getsignal(signal.SIGHUP))
+        root, reactor, _part = self.make()
+        reactor.callFromThread = lambda f, *a: f(*a)  # type: ignore[attr-defined]
+        root.startService()
+        reactor.running = True
+        for hook, args, kwargs in reactor.whenRunningHooks:
+            hook(*args, **kwargs)
+        handler = signal.getsignal(signal.SIGHUP)
+        assert callable(handler)
+        handler(signal.SIGHUP, None)
+        self.assertTrue(reactor.hasStopped)

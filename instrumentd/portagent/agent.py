@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from typing import Any, Final
 
 from twisted.application.service import Service
@@ -46,9 +45,6 @@ from instrumentd.portagent.options import PortAgentConfig, demo_recording
 from instrumentd.portagent.router import Router
 
 __all__ = ["CONNECTED", "DISCONNECTED", "PortAgent"]
-
-#: Signals after which the agent shuts down in order and exits 0.
-_ORDERLY_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
 
 CONNECTED: Final = "CONNECTED"
 DISCONNECTED: Final = "DISCONNECTED"
@@ -264,12 +260,6 @@ class PortAgent(Service):
 
         def close_datalog(_: object) -> None:
             self.datalog.close()
-            # twistd re-raises a SIGTERM on itself once the reactor stops, so
-            # this orderly shutdown would end "killed by SIGTERM", just like a
-            # SIGTERM that lands before the agent could flush or clean up.
-            # Exit 0 instead, so whoever started us can tell the two apart.
-            if getattr(self._reactor, "_exitSignal", None) in _ORDERLY_SIGNALS:
-                self._reactor._exitSignal = None
 
         return DeferredList(waits, consumeErrors=True).addCallback(close_datalog)
 
