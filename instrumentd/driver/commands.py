@@ -18,10 +18,11 @@ business, not the dictionary's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
+from instrumentd.driver._declarations import Declarations
 from instrumentd.driver._json import to_jsonable
 from instrumentd.driver._values import ParameterType, ValueRefused, check_value
 from instrumentd.driver.errors import InstrumentCommandError
@@ -221,13 +222,12 @@ class CommandSpec:
         )
 
 
-class CommandDictionary:
+class CommandDictionary(Declarations[CommandSpec]):
     """
-    An instrument's commands.
+    An instrument's commands, in declaration order.
     """
 
-    def __init__(self) -> None:
-        self._commands: dict[str, CommandSpec] = {}
+    kind = "command"
 
     def add(self, command: CommandSpec) -> CommandSpec:
         """
@@ -237,25 +237,7 @@ class CommandDictionary:
         :returns: ``command``.
         :raises ValueError: if a command of that name exists.
         """
-        if command.name in self._commands:
-            raise ValueError(f"command {command.name} is declared twice")
-        self._commands[command.name] = command
-        return command
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._commands
-
-    def __iter__(self) -> Iterator[CommandSpec]:
-        return iter(self._commands.values())
-
-    def __len__(self) -> int:
-        return len(self._commands)
-
-    def names(self) -> list[str]:
-        """
-        :returns: the commands' names, in declaration order.
-        """
-        return list(self._commands)
+        return self._declare(command)
 
     def command(self, name: str) -> CommandSpec:
         """
@@ -267,9 +249,9 @@ class CommandDictionary:
             known ones.
         """
         try:
-            return self._commands[name]
+            return self._declared[name]
         except KeyError:
-            raise InstrumentCommandError.unknown(name, self._commands) from None
+            raise InstrumentCommandError.unknown(name, self._declared) from None
 
     def validate(self, name: str, kwargs: Mapping[str, object]) -> dict[str, object]:
         """
@@ -290,4 +272,4 @@ class CommandDictionary:
 
         :returns: name to :meth:`CommandSpec.metadata`.
         """
-        return {name: spec.metadata() for name, spec in self._commands.items()}
+        return {name: spec.metadata() for name, spec in self._declared.items()}

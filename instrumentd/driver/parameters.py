@@ -29,13 +29,14 @@ protocol's job.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Protocol, cast
 
 from twisted.logger import Logger
 
+from instrumentd.driver._declarations import Declarations
 from instrumentd.driver._json import to_jsonable
 from instrumentd.driver._values import (
     ParameterType,
@@ -255,7 +256,7 @@ class _Reading:
     time: float | None = None
 
 
-class ParameterDictionary:
+class ParameterDictionary(Declarations[Parameter]):
     """
     An instrument's parameters: declarations, current values and when each
     was read, init values, and the rules for setting them.
@@ -265,9 +266,11 @@ class ParameterDictionary:
         the global reactor, imported when first needed.
     """
 
+    kind = "parameter"
+
     def __init__(self, clock: IReactorTime | _Clock | None = None) -> None:
+        super().__init__()
         self._clock = clock
-        self._parameters: dict[str, Parameter] = {}
         self._readings: dict[str, _Reading] = {}
         self._init_values: dict[str, object] = {}
 
@@ -288,26 +291,9 @@ class ParameterDictionary:
         :returns: ``parameter``.
         :raises ValueError: if a parameter of that name exists.
         """
-        if parameter.name in self._parameters:
-            raise ValueError(f"parameter {parameter.name} is declared twice")
-        self._parameters[parameter.name] = parameter
+        self._declare(parameter)
         self._readings[parameter.name] = _Reading()
         return parameter
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._parameters
-
-    def __iter__(self) -> Iterator[Parameter]:
-        return iter(self._parameters.values())
-
-    def __len__(self) -> int:
-        return len(self._parameters)
-
-    def names(self) -> list[str]:
-        """
-        :returns: the parameters' names, in declaration order.
-        """
-        return list(self._parameters)
 
     def parameter(self, name: str) -> Parameter:
         """
@@ -319,12 +305,12 @@ class ParameterDictionary:
             parameters.
         """
         try:
-            return self._parameters[name]
+            return self._declared[name]
         except KeyError:
             raise InstrumentParameterError(
                 name,
                 ParameterRule.UNKNOWN,
-                f"unknown parameter; known: {', '.join(self._parameters) or 'none'}",
+                f"unknown parameter; known: {', '.join(self._declared) or 'none'}",
             ) from None
 
     def _expand(self, names: Iterable[str] | None) -> list[str]:
@@ -419,7 +405,7 @@ class ParameterDictionary:
         now = self._now()
         changes: dict[str, object] = {}
         for name in self._expand(names):
-            parameter = self._parameters[name]
+            parameter = self._declared[name]
             if parameter.pattern is None:
                 continue
             match = parameter.compiled_pattern.search(text)
@@ -491,7 +477,7 @@ class ParameterDictionary:
         allowed = {Visibility.READ_WRITE} | (
             {Visibility.IMMUTABLE} if startup else set()
         )
-        return [p.name for p in self._parameters.values() if p.visibility in allowed]
+        return [p.name for p in self._declared.values() if p.visibility in allowed]
 
     def apply(self, values: Mapping[str, object]) -> dict[str, object]:
         """
@@ -573,7 +559,7 @@ class ParameterDictionary:
         """
         :returns: the names of the startup parameters.
         """
-        return [p.name for p in self._parameters.values() if p.startup]
+        return [p.name for p in self._declared.values() if p.startup]
 
     def startup_values(self) -> dict[str, object]:
         """
@@ -588,8 +574,8 @@ class ParameterDictionary:
         for name in self.startup_names():
             if name in self._init_values:
                 values[name] = self._init_values[name]
-            elif self._parameters[name].default_value is not None:
-                values[name] = self._parameters[name].default_value
+            elif self._declared[name].default_value is not None:
+                values[name] = self._declared[name].default_value
             else:
                 raise InstrumentParameterError(
                     name,
@@ -609,7 +595,7 @@ class ParameterDictionary:
         """
         return {
             p.name: self._readings[p.name].value
-            for p in self._parameters.values()
+            for p in self._declared.values()
             if p.direct_access
         }
 
@@ -622,4 +608,4 @@ class ParameterDictionary:
 
         :returns: name to :meth:`Parameter.metadata`.
         """
-        return {name: p.metadata() for name, p in self._parameters.items()}
+        return {name: p.metadata() for name, p in self._declared.items()}
