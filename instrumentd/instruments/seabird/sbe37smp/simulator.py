@@ -482,9 +482,9 @@ class SBE37Simulator(SimulatedInstrument):
     def _idle_timeout(self) -> None:
         self._idle = None
         if self.mode is Mode.COMMAND:
-            self.sleep()
+            self.fall_asleep()
 
-    def sleep(self) -> None:
+    def fall_asleep(self) -> None:
         """
         Go to sleep (quiescent), as ``QS`` or two idle minutes do; logging
         goes on.
