@@ -551,7 +551,7 @@ class SBE37Simulator(SimulatedInstrument):
             "STARTNOW": self._start_now,
             "STARTLATER": self._start_later,
             "STOP": self._stop,
-            "QS": self.sleep,
+            "QS": self.fall_asleep,
             "INITLOGGING": self._init_logging,
             "TC": lambda: self._self_test("conductivity"),
             "TT": lambda: self._self_test("temperature"),
