@@ -523,5 +523,6 @@ class DiagramTests(SynchronousTestCase):
         target.mkdir()
         self.assertEqual(generator.main(target), 0)
         self.assertEqual(
-            sorted(p.name for p in target.iterdir()), ["connection.dot", "protocol.dot"]
+            sorted(p.name for p in target.iterdir()),
+            ["connection.dot", "protocol.dot", "sbe37smp.dot"],
         )
