@@ -32,7 +32,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import BinaryIO, Final, NoReturn, TextIO
 
-from instrumentd.datalogfiles import CutPacket, DatalogFile, datalog_paths
+from instrumentd.datalogfiles import (
+    CutPacket,
+    DatalogFile,
+    datalog_paths,
+    recorded_files,
+)
 from instrumentd.packet import (
     Packet,
     PacketType,
@@ -141,6 +146,15 @@ def _argument_parser() -> _ArgumentParser:
             "only packets of this type: a name such as DATA_FROM_INSTRUMENT (any "
             "case) or a number; repeatable or comma-separated. With --extract, "
             "the types whose payloads are extracted (default DATA_FROM_INSTRUMENT)"
+        ),
+    )
+    parser.add_argument(
+        "-n",
+        "--name",
+        metavar="NAME",
+        help=(
+            "in directories, only the datalog of this instrument (its reference "
+            "designator), for a directory that several agents share"
         ),
     )
     parser.add_argument(
@@ -342,9 +356,13 @@ def _run(
     status = 0
     summaries: list[_Summary] = []
     for argument in options.paths:
-        files = datalog_paths(argument)
+        if options.name and os.path.isdir(argument):
+            files = recorded_files(argument, options.name)
+        else:
+            files = datalog_paths(argument)
         if not files:
-            stderr.write(f"{_PROG}: {argument}: no *.datalog files in this directory\n")
+            what = f"{options.name}'s datalog" if options.name else "*.datalog"
+            stderr.write(f"{_PROG}: {argument}: no {what} files in this directory\n")
             status = 1
         for path in files:
             datalog = DatalogFile(path)

@@ -355,6 +355,22 @@ class MainTests(SynchronousTestCase):
         self.assertEqual(status, 0)
         self.assertEqual(out, b"".join(sniff(r) for r in [*RECORDS, RECORDS[0]]))
 
+    def test_name(self) -> None:
+        """
+        C{--name} keeps, in a directory several agents share, only that
+        instrument's datalog.
+        """
+        other = self.dir / "2026/11/24/ADCP_20261124T050000Z.datalog"
+        write_datalog(other, RECORDS[4:])
+        status, out, _ = run(str(self.dir))
+        self.assertEqual(out, b"".join(sniff(r) for r in [*RECORDS[4:], *RECORDS]))
+        status, out, _ = run("--name", "CTD", str(self.dir))
+        self.assertEqual(status, 0)
+        self.assertEqual(out, b"".join(sniff(r) for r in RECORDS))
+        status, _, err = run("-n", "FLUOROMETER", str(self.dir))
+        self.assertEqual(status, 1)
+        self.assertIn("no FLUOROMETER's datalog files", err)
+
     def test_severalFiles(self) -> None:
         """
         Files given one by one are read in the order given.
