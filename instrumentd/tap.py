@@ -93,8 +93,11 @@ class ProcessService(MultiService):
         service.setServiceParent(self)
 
     def startService(self) -> None:
-        super().startService()  # type: ignore[no-untyped-call]
+        # Before the parts start: their own when-running hooks announce that
+        # they are ready (a status file), and whoever reads it may send
+        # SIGHUP at once, so the handler must be in place first.
         self._reactor.callWhenRunning(signal.signal, signal.SIGHUP, self._hangup)
+        super().startService()  # type: ignore[no-untyped-call]
 
     def _hangup(self, signum: int, frame: object) -> None:
         # callFromThread wakes the reactor from a signal handler safely.

@@ -99,6 +99,19 @@ class ProcessServiceTests(SynchronousTestCase):
         self.assertEqual(reactor._exitSignal, signal.SIGTERM)  # type: ignore[attr-defined]
         self.assertGreaterEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
+    def test_hangupHandlerFirst(self) -> None:
+        """
+        The SIGHUP handler is installed before the parts' own when-running
+        hooks (which announce readiness), so a hang-up sent on readiness is
+        handled.
+        """
+        reactor = MemoryReactorClock()
+        part = Service()
+        part.startService = lambda: reactor.callWhenRunning(lambda: None)  # type: ignore[method-assign]
+        tap.ProcessService(part, reactor=reactor).startService()
+        first, args, _ = reactor.whenRunningHooks[0]
+        self.assertEqual((first, args[0]), (signal.signal, signal.SIGHUP))
+
     def test_hangupStops(self) -> None:
         """
         Once running, SIGHUP stops the reactor (an orderly shutdown).
