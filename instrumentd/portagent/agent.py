@@ -146,11 +146,13 @@ class PortAgent(Service):
 
     def startService(self) -> None:
         """
-        Open the datalog, bind every listener, connect to the instrument and
-        write the status file.
+        Bind every listener, then open the datalog (recording the
+        configuration first), connect to the instrument, start heartbeats
+        and the parent watch; once the reactor runs, log "ready" and write
+        the status file.
 
         :raises OSError: (or the endpoint's error) if a listener cannot be
-            bound; nothing is left running.
+            bound; nothing is left running and no datalog file is made.
         """
         super().startService()  # type: ignore[no-untyped-call]
         self._started_at = self._reactor.seconds()
