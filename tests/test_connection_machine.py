@@ -82,7 +82,9 @@ class ConnectionStateTests(SynchronousTestCase):
         bench = Bench()
         self.assertEqual(bench.machine.status(), "UNCONFIGURED")
         for state in ConnectionTable.states:
-            self.assertIn("status", ConnectionTable.valid_inputs(state))
+            self.assertTrue(ConnectionTable.accepts(state, "status"))
+            # A query, not an action: never offered after a refusal.
+            self.assertNotIn("status", ConnectionTable.valid_inputs(state))
 
     def test_configure(self) -> None:
         """
@@ -428,7 +430,7 @@ class RefusalTests(SynchronousTestCase):
         self.assertIsNone(ConnectionTable.target("UNCONFIGURED", "connect"))
         self.assertEqual(
             ConnectionTable.valid_inputs("DISCONNECTED"),
-            ["configure", "connect", "disconnect", "initialize", "status"],
+            ["configure", "connect", "disconnect", "initialize"],
         )
 
 

@@ -202,7 +202,7 @@ class LifecycleTests(SynchronousTestCase):
             {
                 "commands": [],
                 "parameters": [],
-                "connection": ["configure", "disconnect", "initialize", "status"],
+                "connection": ["configure", "disconnect", "initialize"],
             },
         )
         bench.in_command()

@@ -173,7 +173,7 @@ class CommandTests(SynchronousTestCase):
         error = self.failureResultOf(result, InstrumentStateError).value
         self.assertEqual(error.state, "UNKNOWN")
         self.assertEqual(error.input, "acquire_status")
-        self.assertEqual(list(error.valid), ["discover", "status"])
+        self.assertEqual(list(error.valid), ["discover"])
         bench.flush()
         self.assertEqual(bench.toy.received, [])
 
@@ -451,6 +451,15 @@ class ParameterTests(SynchronousTestCase):
             {"INTERVAL": 5, "UNITS": "C", "ECHO": True, "SERIAL": "1234"},
         )
         self.assertEqual(bench.toy.commands, [])
+
+    def test_getOneNameAsText(self) -> None:
+        """
+        A get given one name as a string (from a command's JSON arguments)
+        reads that parameter, rather than one parameter per letter.
+        """
+        bench = ToyBench()
+        values = self.successResultOf(bench.protocol.read_parameters("INTERVAL", False))
+        self.assertEqual(list(values), ["INTERVAL"])
 
     def test_set(self) -> None:
         """

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol, cast
+from typing import Any, Final, Protocol, cast
 
 from automat import NoTransition, TypeMachine
 
@@ -62,6 +62,11 @@ def _transitions(
     return cast(
         "frozenset[tuple[_Named, str, _Named, object]]", automaton.allTransitions()
     )
+
+
+#: Inputs that only report on a machine (every state answers them); they
+#: are not actions and are never offered as valid inputs.
+QUERIES: Final = frozenset({"status"})
 
 
 class MachineTable:
@@ -107,7 +112,8 @@ class MachineTable:
     def valid_inputs(self, state: str) -> list[str]:
         """
         The inputs a caller may give in ``state``: reports (names starting
-        with ``_``) are left out.
+        with ``_``) and the ``status`` query every state answers are left
+        out, so a refusal lists only what could be asked for instead.
 
         :param state: a state name.
         :returns: the input names, sorted.
@@ -115,7 +121,7 @@ class MachineTable:
         return sorted(
             symbol
             for symbol in self._accepted.get(state, frozenset())
-            if not symbol.startswith("_")
+            if not symbol.startswith("_") and symbol not in QUERIES
         )
 
     def target(self, state: str, input: str) -> str | None:

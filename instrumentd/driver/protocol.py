@@ -835,8 +835,11 @@ class InstrumentProtocol(Generic[InputsT]):
         The standard ``get``: cached values, after reading stale ones from
         the instrument if ``refresh``.
         """
+        if isinstance(names, str):
+            # One name (from a command's JSON arguments, say), not letters.
+            names = [names]
         try:
-            wanted = None if list(names) == [ALL] or names == ALL else list(names)
+            wanted = None if list(names) == [ALL] else list(names)
             stale = self.parameters.stale(wanted)
         except InstrumentError:
             return fail()
