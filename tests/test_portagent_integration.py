@@ -399,6 +399,10 @@ class SniffTests(TestCase):
             await sniff.wait_for_line(
                 lambda line: " PORT_AGENT_COMMAND ping" in line, "the ping command"
             )
+            # All of that can take less than one 0.2 s heartbeat period.
+            await sniff.wait_for_line(
+                lambda line: " PORT_AGENT_HEARTBEAT HB" in line, "a heartbeat"
+            )
 
             parsed = [SNIFF_LINE.match(line) for line in sniff.lines]
             self.assertNotIn(None, parsed, sniff.lines)
