@@ -61,6 +61,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from instrumentd.datalogfiles import DatalogFile, datalog_paths
+from instrumentd.endpoints._description import one_path_and_options
 from instrumentd.packet import HEADER_SIZE, Packet, PacketType
 
 __all__ = [
@@ -472,16 +473,6 @@ class DatalogEndpoint:
         return succeed(protocol)
 
 
-def _text(value: object) -> str:
-    # clientFromString passes on whatever type its description was; paths are
-    # file names, so bytes decode as the file system does.
-    if isinstance(value, bytes):
-        return os.fsdecode(value)
-    if isinstance(value, str):
-        return value
-    raise TypeError(f"datalog: expected str or bytes, got {value!r}")
-
-
 def _number(options: Mapping[str, str], name: str, default: float) -> float:
     if name not in options:
         return default
@@ -511,29 +502,19 @@ def parse_datalog_endpoint(
     :raises ValueError: naming a missing file, a directory with no datalog,
         a bad value, or an unknown option (listing the valid ones).
     """
-    parts = [_text(arg) for arg in args]
-    if not parts or parts == [""]:
-        raise ValueError(
-            "datalog: missing file, as in datalog:ctd.datalog:speed=1 "
-            "or datalog:a.datalog,b.datalog"
-        )
-    if len(parts) > 1:
-        raise ValueError(
-            "datalog: expected one FILE[,FILE...] part, got "
-            + ", ".join(repr(part) for part in parts)
-            + r"; escape a colon inside a path as \:"
-        )
-    unknown = sorted(set(kwargs) - set(_OPTION_NAMES))
-    if unknown:
-        raise ValueError(
-            f"datalog: unknown option {', '.join(map(repr, unknown))}; "
-            f"valid options: {', '.join(_OPTION_NAMES)}"
-        )
-    options = {key: _text(value) for key, value in kwargs.items()}
+    files, options = one_path_and_options(
+        "datalog",
+        args,
+        kwargs,
+        what="FILE[,FILE...] part",
+        example="datalog:ctd.datalog:speed=1 or datalog:a.datalog,b.datalog",
+        valid_options=_OPTION_NAMES,
+        missing="file",
+    )
     paths = []
-    for name in parts[0].split(","):
+    for name in files.split(","):
         if not name:
-            raise ValueError(f"datalog: empty file name in {parts[0]!r}")
+            raise ValueError(f"datalog: empty file name in {files!r}")
         path = Path(name).absolute()
         if path.is_dir():
             if not datalog_paths(path):

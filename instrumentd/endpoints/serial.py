@@ -41,6 +41,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from instrumentd.endpoints._description import one_path_and_options
 from instrumentd.interfaces import IBreakableTransport
 
 __all__ = [
@@ -517,16 +518,6 @@ _OPTION_NAMES: Final = (
 )
 
 
-def _text(value: object) -> str:
-    # clientFromString passes on whatever type its description was; device
-    # paths are file names, so bytes decode as the file system does.
-    if isinstance(value, bytes):
-        return os.fsdecode(value)
-    if isinstance(value, str):
-        return value
-    raise TypeError(f"serial: expected str or bytes, got {value!r}")
-
-
 def parse_serial_endpoint(
     reactor: object, *args: object, **kwargs: object
 ) -> SerialEndpoint:
@@ -548,24 +539,14 @@ def parse_serial_endpoint(
     fdset = IReactorFDSet(reactor, None)
     if fdset is None:
         raise TypeError(f"serial: {reactor!r} cannot watch file descriptors")
-    devices = [_text(arg) for arg in args]
-    if not devices or devices == [""]:
-        raise ValueError(
-            "serial: missing device path, as in serial:/dev/ttyUSB0:baudrate=9600"
-        )
-    if len(devices) > 1:
-        raise ValueError(
-            "serial: expected one device path, got "
-            + ", ".join(repr(device) for device in devices)
-            + r"; escape a colon inside a path as \:"
-        )
-    unknown = sorted(set(kwargs) - set(_OPTION_NAMES))
-    if unknown:
-        raise ValueError(
-            f"serial: unknown option {', '.join(map(repr, unknown))}; "
-            f"valid options: {', '.join(_OPTION_NAMES)}"
-        )
-    options = {key: _text(value) for key, value in kwargs.items()}
+    device, options = one_path_and_options(
+        "serial",
+        args,
+        kwargs,
+        what="device path",
+        example="serial:/dev/ttyUSB0:baudrate=9600",
+        valid_options=_OPTION_NAMES,
+    )
     settings = SerialSettings(
         baudrate=_option(options, "baudrate", _parse_baudrate, 9600),
         bytesize=_option(options, "bytesize", _parse_bytesize, 8),
@@ -574,4 +555,4 @@ def parse_serial_endpoint(
         rtscts=_option(options, "rtscts", _flag_parser("rtscts"), False),
         xonxoff=_option(options, "xonxoff", _flag_parser("xonxoff"), False),
     )
-    return SerialEndpoint(fdset, devices[0], settings)
+    return SerialEndpoint(fdset, device, settings)
