@@ -18,6 +18,7 @@ __all__ = [
     "check_value",
     "coerce_value",
     "read_text",
+    "value_range",
 ]
 
 
@@ -54,6 +55,22 @@ class ValueRefused(ValueError):
 
 _TRUE = frozenset({"y", "yes", "true", "t", "1", "on", "enable", "enabled"})
 _FALSE = frozenset({"n", "no", "false", "f", "0", "off", "disable", "disabled"})
+
+
+def value_range(
+    allowed_values: Iterable[object] | None,
+    minimum: object | None,
+    maximum: object | None,
+) -> object:
+    """
+    The ``range`` of a value's metadata: its allowed values, or
+    ``[minimum, maximum]``, or ``None`` when it has neither.
+    """
+    if allowed_values is not None:
+        return list(allowed_values)
+    if minimum is not None or maximum is not None:
+        return [minimum, maximum]
+    return None
 
 
 def _read_bool(text: str) -> bool:

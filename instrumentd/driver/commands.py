@@ -24,7 +24,12 @@ from typing import cast
 
 from instrumentd.driver._declarations import Declarations
 from instrumentd.driver._json import to_jsonable
-from instrumentd.driver._values import ParameterType, ValueRefused, check_value
+from instrumentd.driver._values import (
+    ParameterType,
+    ValueRefused,
+    check_value,
+    value_range,
+)
 from instrumentd.driver.errors import InstrumentCommandError
 
 __all__ = ["CommandArgument", "CommandDictionary", "CommandSpec"]
@@ -97,11 +102,7 @@ class CommandArgument:
         :returns: ``required``, ``display_name``, ``description``, ``range``
             and a ``value`` block with ``type``, ``units``, ``default``.
         """
-        value_range: object = None
-        if self.allowed_values is not None:
-            value_range = list(self.allowed_values)
-        elif self.minimum is not None or self.maximum is not None:
-            value_range = [self.minimum, self.maximum]
+        allowed = value_range(self.allowed_values, self.minimum, self.maximum)
         return cast(
             "dict[str, object]",
             to_jsonable(
@@ -109,7 +110,7 @@ class CommandArgument:
                     "required": self.required,
                     "display_name": self.display_name,
                     "description": self.description,
-                    "range": value_range,
+                    "range": allowed,
                     "value": {
                         "type": self.type,
                         "units": self.units,

@@ -44,6 +44,7 @@ from instrumentd.driver._values import (
     check_value,
     coerce_value,
     read_text,
+    value_range,
 )
 from instrumentd.driver.errors import InstrumentParameterError, ParameterRule
 
@@ -194,11 +195,7 @@ class Parameter:
 
         :returns: a dict.
         """
-        value_range: object = None
-        if self.allowed_values is not None:
-            value_range = list(self.allowed_values)
-        elif self.minimum is not None or self.maximum is not None:
-            value_range = [self.minimum, self.maximum]
+        allowed = value_range(self.allowed_values, self.minimum, self.maximum)
         return cast(
             "dict[str, object]",
             to_jsonable(
@@ -211,7 +208,7 @@ class Parameter:
                     "get_timeout": self.get_timeout,
                     "set_timeout": self.set_timeout,
                     "expiration": self.expiration,
-                    "range": value_range,
+                    "range": allowed,
                     "value": {
                         "type": self.type,
                         "default": self.default_value,
