@@ -329,7 +329,9 @@ class ConfigurationTests(SynchronousTestCase):
         """
         bench = Bench()
         metadata: Any = bench.driver.get_config_metadata()
-        self.assertEqual(sorted(metadata), ["commands", "driver", "parameters"])
+        self.assertEqual(
+            sorted(metadata), ["commands", "driver", "parameters", "streams"]
+        )
         json.dumps(metadata)
         self.assertIn("acquire_status", metadata["commands"])
         self.assertEqual(metadata["parameters"]["INTERVAL"]["value"]["units"], "s")

@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from instrumentd.driver.errors import InstrumentProtocolError
 from instrumentd.driver.particles import (
     DataParticle,
+    ParticleField,
     QualityFlag,
     RawDataParticle,
     RegexDataParticle,
@@ -368,3 +369,67 @@ class RawDataParticleTests(SynchronousTestCase):
             particle.values,
         )
         json.loads(particle.to_json())
+
+
+class FieldTests(SynchronousTestCase):
+    """
+    L{ParticleField}: what each value of a stream is, exported with the
+    driver's metadata.
+    """
+
+    def test_metadata(self) -> None:
+        """
+        A field's metadata has its units, and its standard and long names
+        where given.
+        """
+        self.assertEqual(ParticleField("dbar").metadata(), {"units": "dbar"})
+        self.assertEqual(
+            ParticleField("S m-1", "sea_water_electrical_conductivity", "C").metadata(),
+            {
+                "units": "S m-1",
+                "standard_name": "sea_water_electrical_conductivity",
+                "long_name": "C",
+            },
+        )
+
+    def test_fieldMetadataInOrder(self) -> None:
+        """
+        A particle class's field metadata is in declaration order.
+        """
+
+        class Described(CTDSampleParticle):
+            fields = {
+                "temperature": ParticleField("degree_Celsius"),
+                "pressure": ParticleField("dbar"),
+            }
+
+        self.assertEqual(
+            list(Described.field_metadata().items()),
+            [
+                ("temperature", {"units": "degree_Celsius"}),
+                ("pressure", {"units": "dbar"}),
+            ],
+        )
+
+    def test_regexValueIds(self) -> None:
+        """
+        A regex particle knows its values without a record: its groups, in
+        order.
+        """
+        self.assertEqual(
+            CTDSampleParticle.value_ids(),
+            (
+                "temperature",
+                "conductivity",
+                "pressure",
+                "salinity",
+                "sound_velocity",
+                "sample_time",
+            ),
+        )
+
+    def test_rawFieldsDeclared(self) -> None:
+        """
+        The raw particle describes every value it carries.
+        """
+        self.assertEqual(set(RawDataParticle.value_ids()), set(RawDataParticle.fields))

@@ -62,6 +62,7 @@ from instrumentd.instruments.seabird.sbe37smp.simulator import (
 from instrumentd.interfaces import IInstrumentConnection, LinkState
 from instrumentd.packet import Packet, PacketType, unix_to_ntp
 from instrumentd.simulator import SimulatorSettings, connect_pump
+from instrumentd.testing import undeclared_fields
 
 T = TypeVar("T")
 
@@ -1094,6 +1095,24 @@ class ParameterTests(SynchronousTestCase):
         self.assertIn("UTC", commands["clock_sync"]["description"])
         self.assertEqual(metadata["driver"]["name"], "seabird_sbe37smp")
         json.dumps(metadata)
+
+    def test_streamUnits(self) -> None:
+        """
+        Every value of every stream declares its units, and the metadata
+        carries them with the CF standard names.
+        """
+        self.assertEqual(undeclared_fields(SBE37Protocol), [])
+        metadata: Any = bench_for(self).driver.get_config_metadata()
+        sample = metadata["streams"]["ctdpf_sample"]
+        self.assertEqual(
+            sample["temperature"]["standard_name"], "sea_water_temperature"
+        )
+        self.assertEqual(sample["conductivity"]["units"], "S m-1")
+        self.assertEqual(sample["pressure"]["units"], "dbar")
+        self.assertEqual(
+            sorted(metadata["streams"]),
+            ["ctdpf_calibration", "ctdpf_sample", "ctdpf_status"],
+        )
 
 
 class StartupTests(SynchronousTestCase):

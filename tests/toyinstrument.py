@@ -48,7 +48,7 @@ from instrumentd.driver.parameters import (
     ParameterType,
     Visibility,
 )
-from instrumentd.driver.particles import RegexDataParticle
+from instrumentd.driver.particles import ParticleField, RegexDataParticle
 from instrumentd.driver.protocol import (
     InstrumentProtocol,
     ProtocolInputs,
@@ -228,6 +228,10 @@ class ToySample(RegexDataParticle):
     stream_name = "toy_sample"
     pattern = re.compile(rb"#?T=(?P<temperature>\d+\.\d+) P=(?P<pressure>\d+\.\d+)\r\n")
     converters = {"temperature": float, "pressure": float}
+    fields = {
+        "temperature": ParticleField("degree_Celsius", "sea_water_temperature"),
+        "pressure": ParticleField("dbar", "sea_water_pressure"),
+    }
 
 
 def _status(reply: Reply) -> dict[str, str]:

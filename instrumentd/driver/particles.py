@@ -21,7 +21,12 @@ A driver writer declares one subclass per record kind: set
 :attr:`DataParticle.stream_name` and implement
 :meth:`DataParticle._build_values`, or, for records a regular expression
 can read, subclass :class:`RegexDataParticle` and declare the pattern and
-converters only.
+converters only.  Each value is described once, in
+:attr:`DataParticle.fields`: its units (UDUNITS text, ``"1"`` for a
+dimensionless number, ``""`` for text) and, where the CF conventions define
+one, its standard name.  The descriptions travel with the driver's metadata
+(:meth:`DataParticle.field_metadata`), so files and APIs can say what each
+number means without the instrument's manual.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar, Protocol, cast
@@ -42,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DataParticle",
+    "ParticleField",
     "QualityFlag",
     "RawDataParticle",
     "RegexDataParticle",
@@ -93,6 +100,36 @@ class TimestampName(StrEnum):
     DRIVER = "driver_timestamp"
 
 
+@dataclass(frozen=True, slots=True)
+class ParticleField:
+    """
+    What one value of a particle is: its units and, where the CF conventions
+    define one, its standard name.
+
+    :ivar units: UDUNITS text (``"degree_Celsius"``, ``"S m-1"``, ``"dbar"``,
+        ``"umol L-1"``); ``"1"`` for a dimensionless number; ``""`` for a
+        value without units (text, counts of nothing physical, flags).
+    :ivar standard_name: the CF standard name, or ``None`` where none fits.
+    :ivar long_name: a human description, or ``None``.
+    """
+
+    units: str
+    standard_name: str | None = None
+    long_name: str | None = None
+
+    def metadata(self) -> dict[str, object]:
+        """
+        :returns: ``{"units": ...}`` plus ``standard_name`` and ``long_name``
+            where given, JSON-ready.
+        """
+        result: dict[str, object] = {"units": self.units}
+        if self.standard_name is not None:
+            result["standard_name"] = self.standard_name
+        if self.long_name is not None:
+            result["long_name"] = self.long_name
+        return result
+
+
 class _Clock(Protocol):
     def seconds(self) -> float: ...
 
@@ -118,6 +155,8 @@ class DataParticle:
         downstream stream definition.
     :cvar format_id: the ``pkt_format_id``; ``"JSON_Data"``.
     :cvar format_version: the ``pkt_version``; ``1``.
+    :cvar fields: value id to its :class:`ParticleField` (units, CF
+        standard name), for every value the particle can carry.
     :ivar raw: the record the particle was built from.
     :ivar port_timestamp: NTP time the port agent read the record's first
         byte, or ``None``.
@@ -130,6 +169,29 @@ class DataParticle:
     stream_name: ClassVar[str]
     format_id: ClassVar[str] = "JSON_Data"
     format_version: ClassVar[int] = 1
+    fields: ClassVar[Mapping[str, ParticleField]] = {}
+
+    @classmethod
+    def field_metadata(cls) -> dict[str, dict[str, object]]:
+        """
+        The stream's value descriptions, for the driver's metadata.
+
+        :returns: value id to :meth:`ParticleField.metadata`, in declaration
+            order.
+        """
+        return {name: field.metadata() for name, field in cls.fields.items()}
+
+    @classmethod
+    def value_ids(cls) -> tuple[str, ...] | None:
+        """
+        The ids of the values this kind of particle carries, when the class
+        can tell without a record (a :class:`RegexDataParticle` can: its
+        pattern's groups); ``None`` otherwise.  Tests use it to check that
+        every value has a :attr:`fields` entry.
+
+        :returns: the ids, or ``None``.
+        """
+        return None
 
     def __init__(
         self,
@@ -334,6 +396,17 @@ class RegexDataParticle(DataParticle):
         return cls.pattern.match(raw)
 
     @classmethod
+    def value_ids(cls) -> tuple[str, ...]:
+        """
+        The pattern's named groups, in order: the values every particle of
+        this kind has.
+
+        :returns: the ids.
+        """
+        groups = cls.pattern.groupindex
+        return tuple(sorted(groups, key=lambda group: groups[group]))
+
+    @classmethod
     def matches(cls, raw: bytes) -> bool:
         """
         Whether ``raw`` is a record of this kind.
@@ -359,8 +432,7 @@ class RegexDataParticle(DataParticle):
                 f"{self.pattern.pattern!r}"
             )
         values: list[dict[str, object]] = []
-        groups = self.pattern.groupindex
-        for name in sorted(groups, key=lambda group: groups[group]):
+        for name in self.value_ids():
             text = match.group(name)
             if isinstance(text, bytes):
                 text = text.decode("latin-1")
@@ -404,6 +476,19 @@ class RawDataParticle(DataParticle):
     """
 
     stream_name: ClassVar[str] = "raw"
+    fields: ClassVar[Mapping[str, ParticleField]] = {
+        "raw": ParticleField("", long_name="packet payload, base64"),
+        "length": ParticleField("byte"),
+        "type": ParticleField("", long_name="port-agent packet type"),
+        "checksum": ParticleField("", long_name="packet header checksum"),
+    }
+
+    @classmethod
+    def value_ids(cls) -> tuple[str, ...]:
+        """
+        :returns: ``("raw", "length", "type", "checksum")``.
+        """
+        return ("raw", "length", "type", "checksum")
 
     def __init__(
         self,

@@ -90,7 +90,7 @@ from instrumentd.driver.events import (
 )
 from instrumentd.driver.machine import MachineTable, after_transition, follow_states
 from instrumentd.driver.parameters import ParameterDictionary
-from instrumentd.driver.particles import RegexDataParticle
+from instrumentd.driver.particles import DataParticle, RegexDataParticle
 from instrumentd.driver.scheduler import Scheduler, parse_jobs
 from instrumentd.interfaces import IInstrumentProtocol
 
@@ -393,6 +393,10 @@ class InstrumentProtocol(Generic[InputsT]):
     sieves: ClassVar[Sequence[Sieve]] = ()
     #: Particle classes tried in turn on each record.
     particles: ClassVar[Sequence[type[RegexDataParticle]]] = ()
+    #: Particle classes the protocol publishes by other means (its own
+    #: :meth:`got_record`, a binary record reader): listed so that the
+    #: metadata describes their streams too.
+    published_particles: ClassVar[Sequence[type[DataParticle]]] = ()
     #: Jobs the startup config may schedule: job name → input name.
     scheduled_jobs: ClassVar[Mapping[str, str]] = {}
     #: The driver's name and version, for metadata.
@@ -645,8 +649,9 @@ class InstrumentProtocol(Generic[InputsT]):
 
     def metadata(self) -> dict[str, object]:
         """
-        :returns: ``{"driver": ..., "commands": ..., "parameters": ...}``,
-            JSON-ready.
+        :returns: ``{"driver": ..., "commands": ..., "parameters": ...,
+            "streams": ...}``, JSON-ready; ``streams`` maps each stream the
+            driver publishes to its values' units and standard names.
         """
         commands: dict[str, object] = {}
         for name in self.capability_names():
@@ -674,7 +679,23 @@ class InstrumentProtocol(Generic[InputsT]):
             },
             "commands": commands,
             "parameters": self.parameters.metadata(),
+            "streams": self.stream_metadata(),
         }
+
+    @classmethod
+    def stream_metadata(cls) -> dict[str, dict[str, dict[str, object]]]:
+        """
+        What each stream's values are, from the particle classes'
+        :attr:`~instrumentd.driver.particles.DataParticle.fields`.
+
+        :returns: stream name to value id to units and standard name.
+        """
+        streams: dict[str, dict[str, dict[str, object]]] = {}
+        for particle_class in (*cls.particles, *cls.published_particles):
+            streams.setdefault(particle_class.stream_name, {}).update(
+                particle_class.field_metadata()
+            )
+        return streams
 
     # The startup configuration.
 

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import ClassVar, Final
 
 from instrumentd.driver.chunker import Sieve
-from instrumentd.driver.particles import RegexDataParticle
+from instrumentd.driver.particles import ParticleField, RegexDataParticle
 
 __all__ = [
     "CALIBRATION_PATTERN",
@@ -135,6 +135,22 @@ class SBE37SampleParticle(RegexDataParticle):
         "instrument_time": read_instrument_time,
     }
     internal_time_value: ClassVar[str | None] = "instrument_time"
+    fields = {
+        "temperature": ParticleField(
+            "degree_Celsius", "sea_water_temperature", "temperature (ITS-90)"
+        ),
+        "conductivity": ParticleField(
+            "S m-1", "sea_water_electrical_conductivity", "conductivity"
+        ),
+        "pressure": ParticleField("dbar", "sea_water_pressure", "pressure"),
+        "salinity": ParticleField(
+            "1", "sea_water_practical_salinity", "practical salinity (PSS-78)"
+        ),
+        "sound_velocity": ParticleField(
+            "m s-1", "speed_of_sound_in_sea_water", "sound velocity (Chen-Millero)"
+        ),
+        "instrument_time": ParticleField("", None, "the instrument's clock, UTC"),
+    }
 
 
 _STATUS_BODY: Final = (
@@ -201,6 +217,27 @@ class SBE37StatusParticle(RegexDataParticle):
         "low_battery": bool,
     }
     internal_time_value: ClassVar[str | None] = "date_time"
+    fields = {
+        "firmware_version": ParticleField("", None, "firmware version"),
+        "serial_number": ParticleField("", None, "serial number"),
+        "date_time": ParticleField("", None, "the instrument's clock, UTC"),
+        "logging_status": ParticleField("", None, "logging line as printed"),
+        "logging": ParticleField("", None, "logging"),
+        "sample_interval": ParticleField("s", None, "sample interval"),
+        "sample_number": ParticleField("1", None, "samples in memory"),
+        "memory_free": ParticleField("1", None, "samples of memory free"),
+        "tx_realtime": ParticleField("", None, "transmit real-time data"),
+        "output_salinity": ParticleField("", None, "output salinity"),
+        "output_sound_velocity": ParticleField("", None, "output sound velocity"),
+        "store_time": ParticleField("", None, "store time with each sample"),
+        "number_of_samples_to_average": ParticleField("1", None, "samples averaged"),
+        "reference_pressure": ParticleField("dbar", None, "reference pressure"),
+        "serial_sync_mode": ParticleField("", None, "serial sync mode"),
+        "serial_sync_wait": ParticleField("s", None, "wait after serial sync"),
+        "pump_installed": ParticleField("", None, "internal pump installed"),
+        "temperature": ParticleField("degree_Celsius", None, "housing temperature"),
+        "low_battery": ParticleField("", None, "low battery warning"),
+    }
 
 
 _COEFFICIENT: Final = rb"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
@@ -286,6 +323,20 @@ class SBE37CalibrationParticle(RegexDataParticle):
         name: float
         for name in CALIBRATION_PATTERN.groupindex
         if name not in _CALIBRATION_TEXT
+    }
+    # Coefficients are in the units of Sea-Bird's calibration equations
+    # (each term its own); dates and identifiers are text.
+    fields = {
+        name: ParticleField(
+            "psi" if name == "pressure_range" else "",
+            None,
+            "calibration date"
+            if name.endswith("caldate")
+            else name.replace("_", " ")
+            if name in _CALIBRATION_TEXT or name == "pressure_range"
+            else f"calibration coefficient {name.upper()}",
+        )
+        for name in CALIBRATION_PATTERN.groupindex
     }
 
 
