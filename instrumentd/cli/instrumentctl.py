@@ -18,72 +18,39 @@ for scripts.  The exit status is an :class:`ExitCode`.  See ``doc/cli.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
-from enum import IntEnum
-from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
-from urllib.parse import quote, urlsplit
+from collections.abc import Mapping, Sequence
+from typing import IO, Any, NoReturn
+from urllib.parse import urlsplit
 
-from twisted.internet.defer import CancelledError, Deferred, race
-from twisted.internet.error import ConnectError, ConnectionRefusedError, DNSLookupError
-from twisted.internet.protocol import Protocol, connectionDone
-from twisted.python.failure import Failure
-from twisted.web.client import ResponseFailed
+from twisted.internet.defer import Deferred
 
 from instrumentd import __version__
-from instrumentd.station.sse import EventStreamParser, ServerSentEvent
+from instrumentd.cli._client import StationClient
+from instrumentd.cli._commands import COMMANDS, parse_assignments, parse_value
+from instrumentd.cli._exit import APIError, Exit, ExitCode
+from instrumentd.cli._format import Output, format_table
+from instrumentd.cli._watch import watch
 
-if TYPE_CHECKING:
-    from treq.client import HTTPClient
-    from treq.response import _Response
-
-__all__ = ["DEFAULT_URL", "ExitCode", "format_table", "main", "run"]
+__all__ = [
+    "DEFAULT_URL",
+    "ExitCode",
+    "format_table",
+    "main",
+    "parse_assignments",
+    "parse_value",
+    "run",
+]
 
 #: Where the station's API listens unless told otherwise.
 DEFAULT_URL = "http://127.0.0.1:8700"
 
 
-class ExitCode(IntEnum):
-    """
-    The exit statuses, for scripts.
-    """
-
-    #: Done.
-    OK = 0
-    #: The station refused the request or it failed there (the message is
-    #: the station's); or the instrument reported an error.
-    API_ERROR = 1
-    #: The command line was wrong (argparse uses 2 too).
-    USAGE = 2
-    #: The station could not be reached, or did not answer in time, or
-    #: closed an event stream.
-    UNREACHABLE = 3
-    #: The station wants a token, or not the one given.
-    AUTH = 4
-    #: Interrupted (Ctrl-C) before the request finished; ``watch`` exits
-    #: with OK instead.
-    INTERRUPTED = 130
-
-
-class _Exit(Exception):
-    """
-    Leave with this status (raised instead of ``sys.exit`` so that the
-    tool can run inside a reactor, and in tests).
-    """
-
-    def __init__(self, code: int, message: str | None = None) -> None:
-        super().__init__(code, message)
-        self.code = code
-        self.message = message
-
-
 class _ArgumentParser(argparse.ArgumentParser):
     """
     An argparse parser that writes to the given streams and raises
-    :class:`_Exit` rather than exiting.
+    :class:`Exit` rather than exiting.
     """
 
     def __init__(self, *args: Any, out: IO[str], err: IO[str], **kwargs: Any) -> None:
@@ -102,7 +69,7 @@ class _ArgumentParser(argparse.ArgumentParser):
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         if message:
             self.err.write(message)
-        raise _Exit(status)
+        raise Exit(status)
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
@@ -122,7 +89,7 @@ def build_parser(out: IO[str], err: IO[str]) -> argparse.ArgumentParser:
 
     :param out: where help goes.
     :param err: where usage errors go.
-    :returns: the parser; its ``parse_args`` raises ``_Exit`` instead of
+    :returns: the parser; its ``parse_args`` raises ``Exit`` instead of
         exiting.
     """
 
@@ -201,512 +168,6 @@ def build_parser(out: IO[str], err: IO[str]) -> argparse.ArgumentParser:
     return parser
 
 
-def parse_value(text: str) -> object:
-    """
-    A value from the command line: JSON if it parses as JSON (``10``,
-    ``true``, ``"10"``, ``[1, 2]``), else the text itself.
-
-    :param text: the text after ``=``.
-    :returns: the value.
-    """
-    try:
-        return cast(object, json.loads(text))
-    except ValueError:
-        return text
-
-
-def parse_assignments(items: Sequence[str]) -> dict[str, object]:
-    """
-    ``NAME=VALUE`` items as a dict.
-
-    :param items: the items.
-    :returns: name → value (see :func:`parse_value`).
-    :raises _Exit: USAGE, naming an item without ``=`` or a name.
-    """
-    values: dict[str, object] = {}
-    for item in items:
-        name, equals, text = item.partition("=")
-        if not equals or not name:
-            raise _Exit(ExitCode.USAGE, f"expected NAME=VALUE, not {item!r}")
-        values[name] = parse_value(text)
-    return values
-
-
-def _cell(value: object) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """
-    An aligned table: columns padded to their widest cell, two spaces
-    apart, no trailing spaces.
-
-    :param headers: the column titles.
-    :param rows: the rows; non-text values are shown as JSON.
-    :returns: the lines, each ending in a newline.
-    """
-    cells = [list(headers), *([_cell(value) for value in row] for row in rows)]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "".join(
-        "  ".join(
-            cell.ljust(width) for cell, width in zip(row, widths, strict=True)
-        ).rstrip()
-        + "\n"
-        for row in cells
-    )
-
-
-def _time(value: object) -> str:
-    if not isinstance(value, int | float):
-        return "-"
-    moment = datetime.fromtimestamp(value, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-class _APIError(Exception):
-    """
-    The station answered with an error.
-    """
-
-    def __init__(self, status: int, message: str, body: object) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.body = body
-
-
-class _Station:
-    """
-    The station's API, through treq.
-    """
-
-    def __init__(
-        self,
-        reactor: Any,
-        http: HTTPClient,
-        url: str,
-        token: str | None,
-        timeout: float,
-    ) -> None:
-        self.reactor = reactor
-        self.http = http
-        self.url = url.rstrip("/")
-        self.token = token
-        self.timeout = timeout
-
-    def _headers(self) -> dict[bytes | str, bytes | str]:
-        headers: dict[bytes | str, bytes | str] = {"Accept": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        return headers
-
-    def unreachable(self, reason: Failure) -> NoReturn:
-        """
-        Explain why the station could not be reached, and exit.
-        """
-        where = f"the station at {self.url}"
-        # treq's timeout cancels the request; a cancelled request in flight
-        # fails as ResponseFailed holding the CancelledError.
-        inner = getattr(reason.value, "reasons", None) or []
-        if reason.check(CancelledError) or any(
-            isinstance(each, Failure) and each.check(CancelledError) for each in inner
-        ):
-            raise _Exit(
-                ExitCode.UNREACHABLE,
-                f"no answer from {where} within {self.timeout:g} s (a change "
-                f"may still be carried out); --timeout waits longer",
-            )
-        if reason.check(DNSLookupError):
-            host = urlsplit(self.url).hostname
-            raise _Exit(
-                ExitCode.UNREACHABLE,
-                f"cannot reach {where}: cannot resolve the host name {host!r}",
-            )
-        if reason.check(ConnectError):
-            error = reason.value
-            what = (
-                "connection refused"
-                if isinstance(error, ConnectionRefusedError)
-                else str(error).strip() or type(error).__name__
-            )
-            raise _Exit(
-                ExitCode.UNREACHABLE,
-                f"cannot reach {where}: {what} — is `twistd -n instrumentd` running?",
-            )
-        if reason.check(ResponseFailed):
-            raise _Exit(
-                ExitCode.UNREACHABLE,
-                f"{where} closed the connection before answering",
-            )
-        reason.raiseException()
-        raise AssertionError("unreachable")  # for mypy: raiseException raises
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        body: Mapping[str, object] | None = None,
-        params: Mapping[str, str] | None = None,
-    ) -> Any:
-        """
-        Make a request and return the JSON answer.
-
-        :raises _APIError: for an error answer.
-        :raises _Exit: when the station cannot be reached.
-        """
-        kwargs: dict[str, Any] = {}
-        if body is not None:
-            kwargs["json"] = dict(body)
-        try:
-            response = await self.http.request(
-                method,
-                self.url + path,
-                params=dict(params or {}),
-                headers=self._headers(),
-                allow_redirects=False,
-                timeout=self.timeout,
-                reactor=self.reactor,
-                **kwargs,
-            )
-            content = await response.content()
-        except Exception:
-            self.unreachable(Failure())
-        try:
-            decoded = json.loads(content)
-        except ValueError:
-            raise _APIError(
-                response.code,
-                f"the station at {self.url} answered {response.code} with "
-                f"something that is not JSON",
-                None,
-            ) from None
-        if response.code >= 400:
-            error = decoded.get("error") if isinstance(decoded, dict) else None
-            message = (
-                error.get("message") if isinstance(error, dict) else None
-            ) or f"the station answered {response.code}"
-            raise _APIError(response.code, str(message), decoded)
-        return decoded
-
-    async def stream(self, path: str) -> _Response:
-        """
-        Open an event stream.
-
-        :returns: the response, whose body is the stream.
-        """
-        try:
-            response = await self.http.request(
-                "GET",
-                self.url + path,
-                headers={**self._headers(), "Accept": "text/event-stream"},
-                allow_redirects=False,
-                timeout=self.timeout,
-                reactor=self.reactor,
-                # Unbuffered: treq would otherwise keep the whole stream in
-                # memory for as long as it lasts.
-                unbuffered=True,
-            )
-        except Exception:
-            self.unreachable(Failure())
-        if response.code >= 400:
-            content = await response.content()
-            try:
-                decoded = json.loads(content)
-                message = decoded["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                decoded, message = None, f"the station answered {response.code}"
-            raise _APIError(response.code, str(message), decoded)
-        return response
-
-
-def _instrument_path(name: str) -> str:
-    return "/api/instruments/" + quote(name, safe="")
-
-
-class _Output:
-    """
-    Where results go.
-    """
-
-    def __init__(self, out: IO[str], err: IO[str], as_json: bool) -> None:
-        self.out = out
-        self.err = err
-        self.as_json = as_json
-
-    def write(self, text: str) -> None:
-        self.out.write(text)
-        self.out.flush()
-
-    def json(self, value: object) -> None:
-        self.write(json.dumps(value, indent=2) + "\n")
-
-    def note(self, text: str) -> None:
-        self.err.write(text + "\n")
-        self.err.flush()
-
-
-async def _list(station: _Station, options: argparse.Namespace, out: _Output) -> int:
-    body = await station.request("GET", "/api/instruments")
-    if out.as_json:
-        out.json(body)
-        return ExitCode.OK
-    instruments = body.get("instruments", [])
-    if not instruments:
-        out.write("no instruments\n")
-        return ExitCode.OK
-    out.write(
-        format_table(
-            ["NAME", "STATE", "CONNECTED", "SAMPLES", "LATEST SAMPLE"],
-            [
-                [
-                    each.get("name"),
-                    each.get("state"),
-                    "yes" if each.get("connected") else "no",
-                    each.get("samples", 0),
-                    _time(each.get("latest_sample_time")),
-                ]
-                for each in instruments
-            ],
-        )
-    )
-    return ExitCode.OK
-
-
-def _sample_values(sample: Mapping[str, Any] | None) -> list[tuple[str, object]]:
-    if not sample:
-        return []
-    particle = sample.get("particle") or {}
-    values = particle.get("values") if isinstance(particle, Mapping) else None
-    if not isinstance(values, list):
-        return []
-    return [
-        (str(each.get("value_id")), each.get("value"))
-        for each in values
-        if isinstance(each, Mapping)
-    ]
-
-
-async def _status(station: _Station, options: argparse.Namespace, out: _Output) -> int:
-    body = await station.request("GET", _instrument_path(options.name))
-    if out.as_json:
-        out.json(body)
-        return ExitCode.OK
-    driver = (body.get("metadata") or {}).get("driver") or {}
-    capabilities = body.get("capabilities") or {}
-    counters = body.get("counters") or {}
-    port_agent = body.get("port_agent")
-    lines = [
-        f"{body.get('name')}: {body.get('state')}"
-        + ("" if body.get("connected") else " (not connected)"),
-    ]
-    if driver:
-        lines.append(
-            f"driver:     {driver.get('name', '?')} {driver.get('version', '')}"
-        )
-    lines.append(
-        f"commands:   {', '.join(capabilities.get('commands') or []) or 'none now'}"
-    )
-    lines.append(
-        f"samples:    {counters.get('samples', 0)}, errors: {counters.get('errors', 0)}"
-    )
-    latest = body.get("latest_sample")
-    if latest:
-        values = ", ".join(f"{k}={_cell(v)}" for k, v in _sample_values(latest))
-        lines.append(f"latest:     {_time(latest.get('time'))} {values}")
-    error = body.get("latest_error")
-    if error:
-        lines.append(f"last error: {_time(error.get('time'))} {error.get('message')}")
-    if isinstance(port_agent, Mapping):
-        parts = [f"pid {port_agent['pid']}"] if "pid" in port_agent else []
-        ports = port_agent.get("ports")
-        if isinstance(ports, Mapping):
-            parts.extend(f"{kind} {_cell(port)}" for kind, port in ports.items())
-        lines.append(f"port agent: {', '.join(parts) or _cell(port_agent)}")
-    out.write("\n".join(lines) + "\n")
-    parameters = body.get("parameters") or {}
-    if parameters:
-        out.write(
-            "\n" + format_table(["PARAMETER", "VALUE"], sorted(parameters.items()))
-        )
-    return ExitCode.OK
-
-
-async def _get(station: _Station, options: argparse.Namespace, out: _Output) -> int:
-    params = {"names": ",".join(options.parameters)} if options.parameters else None
-    body = await station.request(
-        "GET", _instrument_path(options.name) + "/parameters", params=params
-    )
-    if out.as_json:
-        out.json(body)
-        return ExitCode.OK
-    out.write(format_table(["PARAMETER", "VALUE"], list(body["parameters"].items())))
-    return ExitCode.OK
-
-
-async def _set(station: _Station, options: argparse.Namespace, out: _Output) -> int:
-    values = parse_assignments(options.assignments)
-    body = await station.request(
-        "PATCH", _instrument_path(options.name) + "/parameters", values
-    )
-    if out.as_json:
-        out.json(body)
-        return ExitCode.OK
-    changed = body.get("changed") or {}
-    if not changed:
-        out.write("nothing changed: the instrument already had these values\n")
-    else:
-        out.write(format_table(["CHANGED", "VALUE"], list(changed.items())))
-    return ExitCode.OK
-
-
-def _result_text(result: object) -> str:
-    if result is None:
-        return ""
-    if isinstance(result, Mapping) and all(
-        not isinstance(v, Mapping | list) for v in result.values()
-    ):
-        return format_table(["NAME", "VALUE"], list(result.items()))
-    if (
-        isinstance(result, list)
-        and result
-        and all(isinstance(row, Mapping) for row in result)
-    ):
-        headers = list(dict.fromkeys(key for row in result for key in row))
-        return format_table(
-            headers, [[row.get(h, "") for h in headers] for row in result]
-        )
-    if isinstance(result, str):
-        return result.rstrip("\n") + "\n"
-    return json.dumps(result, indent=2) + "\n"
-
-
-async def _run(station: _Station, options: argparse.Namespace, out: _Output) -> int:
-    arguments = parse_assignments(options.assignments)
-    path = (
-        _instrument_path(options.name)
-        + "/commands/"
-        + quote(options.instrument_command, safe="")
-    )
-    body = await station.request("POST", path, arguments)
-    if out.as_json:
-        out.json(body)
-        return ExitCode.OK
-    out.write(f"{body.get('command')}: done; state now {body.get('state')}\n")
-    out.write(_result_text(body.get("result")))
-    return ExitCode.OK
-
-
-class _StreamReader(Protocol):
-    """
-    Feeds an event stream's body to a parser; :meth:`stop` hangs up.
-    """
-
-    def __init__(self, parser: EventStreamParser) -> None:
-        self.parser = parser
-        self.ended: Deferred[None] = Deferred()
-
-    def dataReceived(self, data: bytes) -> None:
-        self.parser.feed(data)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if not self.ended.called:
-            self.ended.callback(None)
-
-    def stop(self) -> None:
-        transport = self.transport
-        if transport is not None:
-            # The response body's transport: stopProducing closes the
-            # connection.
-            transport.stopProducing()  # type: ignore[attr-defined]
-
-
-class _SampleTable:
-    """
-    Prints a stream's events: samples as rows of a table whose columns are
-    the first sample's values, other events as lines between them.
-    """
-
-    def __init__(self, out: _Output) -> None:
-        self.out = out
-        self.columns: list[str] | None = None
-        self.widths: list[int] = []
-
-    def event(self, message: ServerSentEvent) -> None:
-        try:
-            data = json.loads(message.data)
-        except ValueError:
-            return
-        if self.out.as_json:
-            # The station's own compact JSON, one event a line.
-            self.out.write(message.data + "\n")
-            return
-        when = _time(data.get("time"))
-        if message.event == "SAMPLE":
-            self.sample(when, dict(_sample_values(data)))
-        elif message.event == "STATE_CHANGE":
-            self.out.write(
-                f"-- {when} state {data.get('previous')} -> {data.get('state')}\n"
-            )
-        elif message.event == "CONFIG_CHANGE":
-            changes = ", ".join(
-                f"{k}={_cell(v)}" for k, v in (data.get("changes") or {}).items()
-            )
-            self.out.write(f"-- {when} parameters changed: {changes}\n")
-        elif message.event == "ERROR":
-            self.out.write(
-                f"-- {when} error {data.get('error_code')}: {data.get('message')}\n"
-            )
-
-    def sample(self, when: str, values: Mapping[str, object]) -> None:
-        if self.columns is None:
-            self.columns = list(values)
-            headers = ["TIME", *(name.upper() for name in self.columns)]
-            first = [when, *(_cell(values.get(name, "")) for name in self.columns)]
-            # Room for values a little wider than the first ones, so the
-            # columns stay aligned as numbers change.
-            self.widths = [
-                max(len(h), len(c) + 2) for h, c in zip(headers, first, strict=True)
-            ]
-            self.widths[0] = len(first[0])
-            self.row(headers)
-        cells = [when, *(_cell(values.get(name, "")) for name in self.columns)]
-        self.row(cells)
-
-    def row(self, cells: Sequence[str]) -> None:
-        self.out.write(
-            "  ".join(
-                cell.ljust(width)
-                for cell, width in zip(cells, self.widths, strict=True)
-            ).rstrip()
-            + "\n"
-        )
-
-
-async def _watch(
-    station: _Station,
-    options: argparse.Namespace,
-    out: _Output,
-    interrupted: Deferred[None],
-) -> int:
-    path = _instrument_path(options.name)
-    response = await station.stream(
-        path + "/events?types=SAMPLE,STATE_CHANGE,CONFIG_CHANGE,ERROR"
-    )
-    table = _SampleTable(out)
-    reader = _StreamReader(EventStreamParser(table.event))
-    response.deliverBody(reader)
-    # Said once the stream is open, so that what follows is not missed.
-    out.note(f"watching {options.name}; Ctrl-C to stop")
-    which, _ = await race([reader.ended, interrupted])
-    if which == 1:
-        reader.stop()
-        return ExitCode.OK
-    out.note(f"the station at {station.url} closed the event stream")
-    return ExitCode.UNREACHABLE
-
-
 def _token(options: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
     if options.token:
         return str(options.token)
@@ -715,27 +176,18 @@ def _token(options: argparse.Namespace, environ: Mapping[str, str]) -> str | Non
             with open(options.token_file, encoding="utf-8") as file:
                 return file.read().strip()
         except OSError as error:
-            raise _Exit(
+            raise Exit(
                 ExitCode.USAGE,
                 f"cannot read the token file {options.token_file}: {error.strerror}",
             ) from None
     return environ.get("INSTRUMENTD_TOKEN") or None
 
 
-_COMMANDS: dict[str, Callable[[_Station, argparse.Namespace, _Output], Any]] = {
-    "list": _list,
-    "status": _status,
-    "get": _get,
-    "set": _set,
-    "run": _run,
-}
-
-
 def parse(argv: Sequence[str], out: IO[str], err: IO[str]) -> argparse.Namespace:
     """
     Parse the command line.
 
-    :raises _Exit: for ``--help``, ``--version`` and usage errors.
+    :raises Exit: for ``--help``, ``--version`` and usage errors.
     """
     return build_parser(out, err).parse_args(list(argv))
 
@@ -764,33 +216,33 @@ async def execute(
     from treq.client import HTTPClient
     from twisted.web.client import Agent, HTTPConnectionPool
 
-    out = _Output(stdout, stderr, options.json)
+    out = Output(stdout, stderr, options.json)
     try:
         url = options.url or environ.get("INSTRUMENTD_URL") or DEFAULT_URL
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
-            raise _Exit(
+            raise Exit(
                 ExitCode.USAGE, f"--url must be an http:// or https:// URL, not {url!r}"
             )
         # One connection per request: a command makes only a few, and none
         # is left open when it ends.
         pool = HTTPConnectionPool(reactor, persistent=False)
         http = HTTPClient(Agent(reactor, pool=pool))
-        station = _Station(
+        station = StationClient(
             reactor, http, url, _token(options, environ), options.timeout
         )
         if options.command == "watch":
-            return await _watch(
+            return await watch(
                 station,
                 options,
                 out,
                 interrupted if interrupted is not None else Deferred(),
             )
-        return int(await _COMMANDS[options.command](station, options, out))
-    except _Exit as leaving:
+        return int(await COMMANDS[options.command](station, options, out))
+    except Exit as leaving:
         if leaving.message:
             out.note(f"instrumentctl: {leaving.message}")
         return leaving.code
-    except _APIError as error:
+    except APIError as error:
         if out.as_json and error.body is not None:
             out.json(error.body)
         out.note(f"error: {error.message}")
@@ -822,7 +274,7 @@ async def run(
     err = stderr if stderr is not None else sys.stderr
     try:
         options = parse(argv, out, err)
-    except _Exit as leaving:
+    except Exit as leaving:
         return leaving.code
     return await execute(
         reactor,
@@ -846,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     arguments = sys.argv[1:] if argv is None else list(argv)
     try:
         options = parse(arguments, sys.stdout, sys.stderr)
-    except _Exit as leaving:
+    except Exit as leaving:
         sys.exit(leaving.code)
 
     async def react_main(reactor: Any) -> None:

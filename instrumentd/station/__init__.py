@@ -4,8 +4,10 @@ drivers from a config file, serves the HTTP API and sends data to sinks.
 
 - :mod:`instrumentd.station.config`: the TOML configuration, checked
   whole before anything starts.
-- :mod:`instrumentd.station.service`: the station service: simulators, port
-  agents, drivers and sinks for each instrument, and the API.
+- :mod:`instrumentd.station.service`: the station service: the sinks, a
+  supervisor for each instrument, and the API.
+- :mod:`instrumentd.station.supervisor`: one instrument brought up and
+  kept up: its simulator, port agent and driver.
 - :mod:`instrumentd.station.instrument`: what the API sees of one
   instrument, and the station registry.
 - :mod:`instrumentd.station.api`: the HTTP JSON API, with

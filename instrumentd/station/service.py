@@ -12,86 +12,54 @@ from a checked :class:`~instrumentd.station.config.StationConfig`.
      │    ─► PortAgentConnection ─► driver ─► EventBus ─► sinks, API, SSE
      └ StationAPI on its endpoint (loopback by default)
 
-Each :class:`InstrumentSupervisor` brings its instrument up on its own and
-keeps it up: it starts the simulator and the port agent, connects the
-driver, discovers the instrument whenever its link comes (back) up, and
-starts autosampling if the config asks.  A step that fails is retried with
-a capped exponential backoff and the reason is shown in the API, so one
-instrument that cannot be reached never holds up the others.
+Each :class:`~instrumentd.station.supervisor.InstrumentSupervisor` brings
+its instrument up on its own and keeps it up (see
+:mod:`instrumentd.station.supervisor`), so one instrument that cannot be
+reached never holds up the others.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, cast
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
-from twisted.application.internet import backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.defer import (
-    CancelledError,
     Deferred,
     DeferredList,
     gatherResults,
     maybeDeferred,
 )
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.error import ConnectionDone
-from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import Site
 
 from instrumentd import __version__
-from instrumentd.connection import PortAgentConnection
-from instrumentd.driver.events import (
-    DriverEvent,
-    EventBus,
-    EventType,
-    StateChangeEvent,
-)
-from instrumentd.driver.protocol import ProtocolState
 from instrumentd.station.api import StationAPI
-from instrumentd.station.instrument import (
-    CONNECTION_STATES,
-    Station,
-    StationInstrument,
+from instrumentd.station.instrument import Station
+from instrumentd.station.sinks import HttpSink, ISink, JsonLinesSink
+from instrumentd.station.supervisor import (
+    InstrumentSupervisor,
+    RetryPolicy,
+    default_retry_policy,
 )
-from instrumentd.station.sinks import HttpSink, ISink, JsonLinesSink, connect_sink
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IAddress, IListeningPort, IReactorTime
 
-    from instrumentd.interfaces import IInstrumentDriver
-    from instrumentd.portagent.agent import PortAgent
-    from instrumentd.portagent.launcher import PortAgentProcess
-    from instrumentd.simulator import SimulatedInstrument
     from instrumentd.station.config import InstrumentSpec, SinkSpec, StationConfig
 
-__all__ = ["InstrumentSupervisor", "StationService", "make_sink"]
+__all__ = [
+    "InstrumentSupervisor",
+    "StationService",
+    "SupervisedStation",
+    "default_retry_policy",
+    "describe_url",
+    "make_sink",
+]
 
 _log = Logger()
-
-#: The delay before each retry of a failed step: 1 s doubling to 60 s, plus
-#: up to a second of jitter so that instruments failing together do not
-#: retry in step.
-RetryPolicy = Callable[[int], float]
-
-#: How an instrument's port agent info names where the agent runs.
-_EXISTING: Final = "existing"
-
-
-def default_retry_policy() -> RetryPolicy:
-    """
-    The station's retry policy.
-
-    :returns: ``policy(failures)`` → seconds: 1, 2, 4 ... at most 60, plus
-        up to one second of jitter.
-    """
-    backoff = backoffPolicy(initialDelay=1.0, maxDelay=60.0, factor=2.0)
-    return lambda failures: float(backoff(max(0, failures - 1)))
 
 
 def make_sink(spec: SinkSpec, reactor: IReactorTime) -> ISink:
@@ -124,41 +92,6 @@ def make_sink(spec: SinkSpec, reactor: IReactorTime) -> ISink:
     )
 
 
-def _interface(description: str) -> str:
-    """
-    Where a listener bound with ``description`` is reached: its interface,
-    or loopback for none and for the wildcard addresses.
-    """
-    match = re.search(r"(?:^|:)interface=((?:\\.|[^:])*)", description)
-    if match:
-        interface = re.sub(r"\\(.)", r"\1", match.group(1))
-        if interface == "::":
-            return "::1"
-        if interface not in ("", "0.0.0.0"):
-            return interface
-    return "127.0.0.1"
-
-
-def _client_endpoint_for(address: IAddress) -> str:
-    """
-    The client endpoint string that reaches a listening address.
-    """
-    from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
-
-    if isinstance(address, IPv4Address | IPv6Address):
-        host = address.host
-        if host in ("0.0.0.0", ""):
-            host = "127.0.0.1"
-        elif host == "::":
-            host = "::1"
-        return f"tcp:host={host.replace(':', chr(92) + ':')}:port={address.port}"
-    if isinstance(address, UNIXAddress) and address.name is not None:
-        name = address.name
-        path = name.decode() if isinstance(name, bytes) else name
-        return f"unix:path={path.replace(':', chr(92) + ':')}"
-    raise ValueError(f"cannot reach a simulator listening on {address}")
-
-
 def describe_url(address: IAddress) -> str:
     """
     The base URL of the API listening on ``address``.
@@ -179,504 +112,6 @@ def describe_url(address: IAddress) -> str:
         path = name.decode() if isinstance(name, bytes) else str(name)
         return f"http+unix://{path}"
     return str(address)
-
-
-class InstrumentSupervisor:
-    """
-    Brings one instrument up and keeps it up: its simulator (if any), its
-    port agent, its driver; discovery whenever the instrument link comes
-    (back) up; autosample if configured.
-
-    :param spec: the instrument's config.
-    :param sinks: the sinks its samples go to.
-    :param reactor: the reactor.
-    :param retry_policy: the delay before each retry of a failed step.
-
-    :ivar events: the driver's event bus.
-    :ivar connection: the driver's connection to the port agent.
-    :ivar driver: the driver.
-    :ivar instrument: what the API sees.
-    :ivar phase: what the supervisor is doing, in words.
-    :ivar last_error: the last failure, in words, or ``None``.
-    :ivar failures: consecutive failures of the current step.
-    :ivar simulator: the simulated instrument, for a simulator connection.
-    :ivar agent_service: the in-process port agent.
-    :ivar agent_process: the child-process port agent.
-    """
-
-    def __init__(
-        self,
-        spec: InstrumentSpec,
-        sinks: Sequence[ISink],
-        *,
-        reactor: Any,
-        retry_policy: RetryPolicy | None = None,
-    ) -> None:
-        self.spec = spec
-        self._reactor = reactor
-        self._retry_policy = retry_policy or default_retry_policy()
-        self.events = EventBus(reactor)
-        self.connection = PortAgentConnection(reactor=reactor)
-        self.driver: IInstrumentDriver = spec.make_driver(
-            self.connection, self.events, reactor
-        )
-        self.driver.set_init_params(spec.init_params())
-        self.instrument = StationInstrument(
-            spec.name,
-            self.driver,
-            self.events,
-            port_agent=self.port_agent_info,
-            stats_source=self._agent_stats,
-            clock=reactor,
-        )
-        self._sink_subscriptions = [
-            connect_sink(self.events, spec.name, sink) for sink in sinks
-        ]
-        self._unsubscribe_states = self.events.subscribe(
-            self._state_changed, [EventType.STATE_CHANGE]
-        )
-        self.phase = "not started"
-        self.last_error: str | None = None
-        self.failures = 0
-        self.simulator: SimulatedInstrument | None = None
-        self._simulator_port: IListeningPort | None = None
-        self._instrument_endpoint = spec.connection.endpoint
-        self.agent_service: PortAgent | None = None
-        self.agent_process: PortAgentProcess | None = None
-        self._agent_host = "127.0.0.1"
-        self._agent_ports: dict[str, int | str | None] = {}
-        self._bringing_up: Deferred[None] | None = None
-        self._settle_call: Any = None
-        self._settling = False
-        self._want_autosample = False
-        self._stopping = False
-        self._stopped: Deferred[None] | None = None
-
-    def __repr__(self) -> str:
-        return f"<InstrumentSupervisor {self.spec.name} {self.phase!r}>"
-
-    @property
-    def name(self) -> str:
-        """
-        The instrument's name.
-        """
-        return self.spec.name
-
-    @property
-    def stopping(self) -> bool:
-        """
-        Whether :meth:`stop` has been called.
-        """
-        return self._stopping
-
-    def _set_phase(self, phase: str) -> None:
-        if phase != self.phase:
-            self.phase = phase
-            _log.debug("{name}: {phase}", name=self.name, phase=phase)
-
-    def status(self) -> dict[str, object]:
-        """
-        What the supervisor is doing, for the API's health.
-
-        :returns: ``phase``, ``last_error`` and ``failures``.
-        """
-        return {
-            "phase": self.phase,
-            "last_error": self.last_error,
-            "failures": self.failures,
-        }
-
-    # -- what the API shows --------------------------------------------------------
-
-    def port_agent_info(self) -> dict[str, object]:
-        """
-        What is known of the port agent now.
-
-        :returns: ``mode`` (``child``, ``in-process`` or ``existing``),
-            ``pid``, ``host``, ``ports`` (by listener kind), ``datalog_dir``
-            and ``running``.
-        """
-        agent = self.spec.port_agent
-        existing = self.spec.connection.existing_agent
-        info: dict[str, object] = {
-            "mode": agent.mode if agent is not None else _EXISTING,
-            "host": self._agent_host,
-            "ports": dict(self._agent_ports),
-        }
-        if agent is not None:
-            info["datalog_dir"] = agent.datalog_dir
-        if self.agent_process is not None:
-            info["pid"] = self.agent_process.pid
-            info["running"] = self.agent_process.exit_status is None
-        elif self.agent_service is not None:
-            info["pid"] = os.getpid()
-            info["running"] = bool(self.agent_service.running)
-        elif existing is not None:
-            info["running"] = self.connection.state == "connected"
-        else:
-            info["running"] = False
-        if self._instrument_endpoint is not None:
-            info["instrument"] = self._instrument_endpoint
-        return info
-
-    def _agent_stats(self) -> Deferred[Mapping[str, Any]] | Mapping[str, Any]:
-        if self.agent_service is not None:
-            return self.agent_service.stats()
-        client = self.connection.client
-        if client is None:
-            raise ConnectionDone("the station is not connected to the port agent")
-        return cast("Deferred[Mapping[str, Any]]", client.get_stats())
-
-    # -- starting ---------------------------------------------------------------------
-
-    def start(self) -> None:
-        """
-        Start bringing the instrument up; returns at once.
-        """
-        self._stopping = False
-        self._bring_up()
-
-    def _bring_up(self) -> None:
-        running = Deferred.fromCoroutine(self._bring_up_until_done())
-        self._bringing_up = running
-
-        def done(result: object) -> None:
-            if self._bringing_up is running:
-                self._bringing_up = None
-            if isinstance(result, Failure) and not result.check(CancelledError):
-                _log.failure(
-                    "{name}: bringing the instrument up failed unexpectedly",
-                    result,
-                    name=self.name,
-                )
-
-        running.addBoth(done)
-
-    async def _bring_up_until_done(self) -> None:
-        while not self._stopping:
-            try:
-                await self._bring_up_once()
-            except CancelledError:
-                raise
-            except Exception as e:
-                if self.stopping:
-                    return
-                self.failures += 1
-                delay = self._retry_policy(self.failures)
-                self.last_error = f"{self.phase}: {_reason(e)}"
-                _log.warn(
-                    "{name}: {error}; retrying in {delay:.1f} s",
-                    name=self.name,
-                    error=self.last_error,
-                    delay=delay,
-                )
-                self._set_phase(f"waiting {delay:.1f} s to retry")
-                await deferLater(self._reactor, delay, lambda: None)
-                continue
-            self.failures = 0
-            return
-
-    async def _bring_up_once(self) -> None:
-        simulator = self.spec.connection.simulator
-        if simulator is not None and self._simulator_port is None:
-            self._set_phase("starting the simulator")
-            await self._start_simulator()
-        if self.spec.port_agent is not None and not self._agent_running():
-            self._set_phase(f"starting the port agent ({self.spec.port_agent.mode})")
-            await self._start_agent()
-        if self.driver.get_resource_state() in ("UNCONFIGURED", "DISCONNECTED"):
-            self.driver.configure(self._comms_config())
-        self._set_phase("connecting the driver to the port agent")
-        await self.driver.connect()
-        if self._stopping:
-            return
-        self._set_phase("waiting for the instrument link")
-        # From here on the driver's state events drive discovery; a protocol
-        # that already exists (the link was up at once) is settled now.
-        if self.driver.get_resource_state() not in CONNECTION_STATES:
-            self._want_autosample = self.spec.autosample
-            self._schedule_settle(0)
-
-    async def _start_simulator(self) -> None:
-        from instrumentd.simulator import listen, make_simulator
-
-        spec = self.spec.connection.simulator
-        assert spec is not None
-        if self.simulator is None:
-            self.simulator = make_simulator(
-                spec.model, spec.settings, reactor=self._reactor
-            )
-        port = await listen(self.simulator, spec.listen, self._reactor)
-        self._simulator_port = port
-        self._instrument_endpoint = _client_endpoint_for(port.getHost())
-        _log.info(
-            "{name}: simulated {what} on {endpoint}",
-            name=self.name,
-            what=self.simulator.describe(),
-            endpoint=self._instrument_endpoint,
-        )
-
-    def _agent_running(self) -> bool:
-        if self.agent_process is not None:
-            return self.agent_process.exit_status is None
-        return self.agent_service is not None
-
-    async def _start_agent(self) -> None:
-        spec = self.spec.port_agent
-        assert spec is not None and self._instrument_endpoint is not None
-        self._agent_host = _interface(spec.listeners["data"][0])
-        if spec.mode == "in-process":
-            from instrumentd.portagent.agent import PortAgent
-
-            agent = PortAgent(
-                spec.agent_config(self.name, self._instrument_endpoint),
-                reactor=self._reactor,
-            )
-            # Binding TCP listeners completes at once: a busy port raises
-            # here, with nothing left running.
-            agent.startService()
-            self.agent_service = agent
-            self._agent_ports = agent.port_numbers()
-            pid = os.getpid()
-        else:
-            from instrumentd.portagent.launcher import launch_port_agent
-
-            if spec.log_file is not None:
-                os.makedirs(os.path.dirname(spec.log_file) or ".", exist_ok=True)
-            process = await launch_port_agent(
-                name=self.name,
-                instrument=self._instrument_endpoint,
-                datalog_dir=spec.datalog_dir,
-                heartbeat=spec.heartbeat,
-                disconnect_grace=spec.disconnect_grace,
-                max_reconnect_delay=spec.max_reconnect_delay,
-                rotate=spec.rotate,
-                rotate_size=spec.rotate_size,
-                client_buffer=spec.client_buffer,
-                data_port=list(spec.listeners["data"]),
-                command_port=list(spec.listeners["command"]),
-                sniff_port=list(spec.listeners["sniff"]),
-                raw_port=list(spec.listeners["raw"]),
-                reactor=self._reactor,
-                timeout=spec.launch_timeout,
-                log_file=spec.log_file,
-            )
-            if self._stopping:
-                await process.stop()
-                raise CancelledError()
-            self.agent_process = process
-            self._agent_ports = dict(process.ports)
-            pid = process.pid
-            process.ended.addCallback(self._agent_ended, process)
-        _log.info(
-            "{name}: port agent ({mode}, pid {pid}) ready: {ports}; datalog in "
-            "{datalog}",
-            name=self.name,
-            mode=spec.mode,
-            pid=pid,
-            ports=", ".join(
-                f"{kind} {port}"
-                for kind, port in self._agent_ports.items()
-                if port is not None
-            ),
-            datalog=spec.datalog_dir,
-        )
-
-    def _comms_config(self) -> dict[str, object]:
-        existing = self.spec.connection.existing_agent
-        if existing is not None:
-            self._agent_host = existing.host
-            self._agent_ports = {
-                "data": existing.data_port,
-                "command": existing.command_port,
-            }
-            return {
-                "method": "port_agent",
-                "name": self.name,
-                "host": existing.host,
-                "data_port": existing.data_port,
-                "command_port": existing.command_port,
-            }
-        spec = self.spec.port_agent
-        assert spec is not None
-        config: dict[str, object] = {
-            "method": "port_agent",
-            "name": self.name,
-            "host": self._agent_host,
-            "data_port": self._agent_ports["data"],
-            "command_port": self._agent_ports["command"],
-            "heartbeat": spec.heartbeat,
-        }
-        return config
-
-    def _agent_ended(self, status: int, process: PortAgentProcess) -> None:
-        if self._stopping or process is not self.agent_process:
-            return
-        from instrumentd.portagent.launcher import describe_exit
-
-        self.last_error = f"the port agent (pid {process.pid}) {describe_exit(status)}"
-        _log.error(
-            "{name}: {error}; starting a new one", name=self.name, error=self.last_error
-        )
-        self.agent_process = None
-        self._agent_ports = {}
-        self._cancel_settle()
-        # Its ports may change with the new agent: let go of the old ones
-        # and configure the driver afresh.
-        self.driver.disconnect().addBoth(lambda _: self._restart())
-
-    def _restart(self) -> None:
-        if self._stopping or self._bringing_up is not None:
-            return
-        self.failures += 1
-        delay = self._retry_policy(self.failures)
-        self._set_phase(f"waiting {delay:.1f} s to restart the port agent")
-        self._settle_call = None
-        waiting = deferLater(self._reactor, delay, lambda: None)
-        self._bringing_up = waiting
-
-        def go(_: object) -> None:
-            if self._bringing_up is waiting:
-                self._bringing_up = None
-                self._bring_up()
-
-        waiting.addCallbacks(go, lambda reason: reason.trap(CancelledError))
-
-    # -- discovery and autosample ----------------------------------------------------
-
-    def _state_changed(self, event: DriverEvent) -> None:
-        assert isinstance(event, StateChangeEvent)
-        if self._stopping or event.state != ProtocolState.UNKNOWN:
-            return
-        if event.previous is None:
-            # A new protocol: the instrument link has just come (back) up.
-            self.failures = 0
-            self._want_autosample = self.spec.autosample
-            self._schedule_settle(0)
-        elif not self._settling:
-            self._schedule_settle(0)
-
-    def _schedule_settle(self, delay: float) -> None:
-        self._cancel_settle()
-        # Called from inside the driver's state machines: act on a fresh
-        # reactor turn, when the machines are ready for new inputs.
-        self._settle_call = self._reactor.callLater(delay, self._settle)
-
-    def _cancel_settle(self) -> None:
-        if self._settle_call is not None and self._settle_call.active():
-            self._settle_call.cancel()
-        self._settle_call = None
-
-    def _settle(self) -> None:
-        """
-        Take the next step towards a known, working instrument: discover
-        its state while UNKNOWN; start autosample in COMMAND when wanted.
-        """
-        self._settle_call = None
-        if self._stopping:
-            return
-        state = self.driver.get_resource_state()
-        if state == ProtocolState.UNKNOWN:
-            self._set_phase("discovering the instrument's state")
-            step: Deferred[object] = self.instrument.exclusive(
-                self.driver.discover_state
-            )
-        elif state == ProtocolState.COMMAND and self._want_autosample:
-            self._set_phase("starting autosample")
-            step = self.instrument.exclusive(
-                self.driver.execute_resource, "start_autosample"
-            )
-        else:
-            if state not in CONNECTION_STATES:
-                self._running(state)
-            return
-        self._settling = True
-        step.addCallbacks(self._stepped, self._step_failed)
-
-    def _running(self, state: str) -> None:
-        if not self.phase.startswith("running"):
-            _log.info("{name}: running, {state}", name=self.name, state=state)
-        self.failures = 0
-        self._set_phase("running")
-
-    def _stepped(self, result: object) -> None:
-        self._settling = False
-        if self.driver.get_resource_state() == ProtocolState.AUTOSAMPLE:
-            # Sampling, by our hand or the operator's: nothing more to start.
-            self._want_autosample = False
-        self.failures = 0
-        self._schedule_settle(0)
-
-    def _step_failed(self, reason: Failure) -> None:
-        self._settling = False
-        if self._stopping:
-            return
-        state = self.driver.get_resource_state()
-        if state in CONNECTION_STATES:
-            # The link went down under us; its return starts over.
-            self._set_phase("waiting for the instrument link")
-            return
-        self.failures += 1
-        delay = self._retry_policy(self.failures)
-        self.last_error = f"{self.phase}: {_reason(reason.value or Exception())}"
-        _log.warn(
-            "{name}: {error}; trying again in {delay:.1f} s",
-            name=self.name,
-            error=self.last_error,
-            delay=delay,
-        )
-        self._set_phase(f"waiting {delay:.1f} s to retry")
-        self._schedule_settle(delay)
-
-    # -- stopping ----------------------------------------------------------------------
-
-    def stop(self) -> Deferred[None]:
-        """
-        Disconnect the driver, stop the port agent (the one the station
-        started) and the simulator, and stop feeding the sinks.
-
-        :returns: a Deferred that fires when everything has stopped; the
-            same one if called again.
-        """
-        if self._stopped is None:
-            self._stopping = True
-            self._cancel_settle()
-            self._stopped = Deferred.fromCoroutine(self._stop())
-        return self._stopped
-
-    async def _stop(self) -> None:
-        self._set_phase("stopping")
-        bringing_up = self._bringing_up
-        if bringing_up is not None:
-            bringing_up.cancel()
-            with contextlib.suppress(Exception):
-                await bringing_up
-        try:
-            await self.driver.disconnect()
-        except Exception:
-            _log.failure("{name}: disconnecting the driver failed", name=self.name)
-        if self.agent_process is not None:
-            process, self.agent_process = self.agent_process, None
-            await process.stop()
-        if self.agent_service is not None:
-            service, self.agent_service = self.agent_service, None
-            await maybeDeferred(service.stopService)
-        if self._simulator_port is not None:
-            port, self._simulator_port = self._simulator_port, None
-            await maybeDeferred(port.stopListening)
-        if self.simulator is not None:
-            self.simulator.stop()
-        for unsubscribe in self._sink_subscriptions:
-            unsubscribe()
-        self._sink_subscriptions = []
-        self._unsubscribe_states()
-        self.instrument.close()
-        self._set_phase("stopped")
-
-
-def _reason(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0] if "\n" in text and len(text) > 300 else text
 
 
 class SupervisedStation(Station):

@@ -1,0 +1,111 @@
+# -*- test-case-name: tests.test_instrumentctl -*-
+"""
+How ``instrumentctl`` shows things to people: aligned tables, times,
+sample values, command results.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import IO, Any
+
+__all__ = [
+    "Output",
+    "cell",
+    "format_table",
+    "format_time",
+    "result_text",
+    "sample_values",
+]
+
+
+def cell(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """
+    An aligned table: columns padded to their widest cell, two spaces
+    apart, no trailing spaces.
+
+    :param headers: the column titles.
+    :param rows: the rows; non-text values are shown as JSON.
+    :returns: the lines, each ending in a newline.
+    """
+    cells = [list(headers), *([cell(value) for value in row] for row in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "".join(
+        "  ".join(
+            cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+        ).rstrip()
+        + "\n"
+        for row in cells
+    )
+
+
+def format_time(value: object) -> str:
+    if not isinstance(value, int | float):
+        return "-"
+    moment = datetime.fromtimestamp(value, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class Output:
+    """
+    Where results go.
+    """
+
+    def __init__(self, out: IO[str], err: IO[str], as_json: bool) -> None:
+        self.out = out
+        self.err = err
+        self.as_json = as_json
+
+    def write(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+    def json(self, value: object) -> None:
+        self.write(json.dumps(value, indent=2) + "\n")
+
+    def note(self, text: str) -> None:
+        self.err.write(text + "\n")
+        self.err.flush()
+
+
+def sample_values(sample: Mapping[str, Any] | None) -> list[tuple[str, object]]:
+    if not sample:
+        return []
+    particle = sample.get("particle") or {}
+    values = particle.get("values") if isinstance(particle, Mapping) else None
+    if not isinstance(values, list):
+        return []
+    return [
+        (str(each.get("value_id")), each.get("value"))
+        for each in values
+        if isinstance(each, Mapping)
+    ]
+
+
+def result_text(result: object) -> str:
+    if result is None:
+        return ""
+    if isinstance(result, Mapping) and all(
+        not isinstance(v, Mapping | list) for v in result.values()
+    ):
+        return format_table(["NAME", "VALUE"], list(result.items()))
+    if (
+        isinstance(result, list)
+        and result
+        and all(isinstance(row, Mapping) for row in result)
+    ):
+        headers = list(dict.fromkeys(key for row in result for key in row))
+        return format_table(
+            headers, [[row.get(h, "") for h in headers] for row in result]
+        )
+    if isinstance(result, str):
+        return result.rstrip("\n") + "\n"
+    return json.dumps(result, indent=2) + "\n"
