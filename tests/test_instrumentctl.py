@@ -36,7 +36,7 @@ from instrumentd.driver.errors import InstrumentStateError
 from instrumentd.driver.events import EventBus, StateChangeEvent
 from instrumentd.station.api import StationAPI
 from instrumentd.station.instrument import Station, StationInstrument
-from tests.test_station_api import FakeDriver
+from tests.apisupport import FakeDriver
 
 
 class Capture(io.StringIO):

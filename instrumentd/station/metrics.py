@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_station_api -*-
+# -*- test-case-name: tests.test_station_metrics -*-
 """
 The station's metrics in the Prometheus text exposition format (0.0.4).
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_station_api -*-
+# -*- test-case-name: tests.test_station_sse -*-
 """
 Server-Sent Events: an instrument's driver events as a ``text/event-stream``.
 

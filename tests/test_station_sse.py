@@ -1,0 +1,275 @@
+"""
+Tests for L{instrumentd.station.sse}: the API's Server-Sent Events stream
+and its parser.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import treq
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.server import Site
+
+from instrumentd.driver.events import (
+    ErrorEvent,
+    StateChangeEvent,
+)
+from instrumentd.station.sse import (
+    EventStreamParser,
+    ServerSentEvent,
+    format_comment,
+    format_message,
+)
+from tests.apisupport import APITestCase, ToyStation, raw_request
+
+
+class EventStreamTests(APITestCase):
+    """
+    C{GET .../events}: Server-Sent Events.
+    """
+
+    def open(
+        self, station: ToyStation, path: str = "/api/instruments/fake/events"
+    ) -> tuple[Any, list[bytes], list[ServerSentEvent], Deferred[None]]:
+        """
+        Open a stream; return the response, the raw chunks, the parsed
+        events, and the Deferred that fires when the body ends.
+        """
+        requested = station.request("GET", path)
+        station.settle()
+        response = self.successResultOf(requested)
+        chunks: list[bytes] = []
+        events: list[ServerSentEvent] = []
+        parser = EventStreamParser(events.append)
+
+        def collect(data: bytes) -> None:
+            if getattr(self, "hang_up", False):
+                raise ConnectionAbortedError("the client hangs up")
+            chunks.append(data)
+            parser.feed(data)
+
+        done = treq.collect(response, collect)
+        return response, chunks, events, done
+
+    def test_framing(self) -> None:
+        """
+        The stream is C{text/event-stream}; it opens with a comment, and
+        each event arrives as C{event:} and C{data:} lines (the event's JSON
+        with the instrument's name) ending in a blank line.
+        """
+        station = self.station()
+        response, chunks, events, done = self.open(station)
+        self.assertEqual(response.code, 200)
+        self.assertEqual(
+            response.headers.getRawHeaders("content-type"),
+            ["text/event-stream; charset=utf-8"],
+        )
+        self.assertEqual(b"".join(chunks), b": events of instrument fake\n\n")
+        station.fake.sample(temperature=20.5)
+        station.fake.events.publish(
+            StateChangeEvent("AUTOSAMPLE", "COMMAND", time=station.clock.seconds())
+        )
+        station.settle()
+        text = b"".join(chunks).decode()
+        self.assertIn(
+            '\n\nevent: SAMPLE\ndata: {"instrument":"fake","type":"SAMPLE"', text
+        )
+        self.assertTrue(text.endswith("\n\n"))
+        self.assertEqual([e.event for e in events], ["SAMPLE", "STATE_CHANGE"])
+        sample = json.loads(events[0].data)
+        self.assertEqual(sample["particle"]["values"][0]["value"], 20.5)
+        self.assertEqual(json.loads(events[1].data)["state"], "AUTOSAMPLE")
+        self.assertNoResult(done)
+        station.api.close()
+        station.settle()
+        self.successResultOf(done)
+
+    def test_toySamples(self) -> None:
+        """
+        Autosample lines from the toy arrive as SAMPLE events, and config
+        changes and errors as theirs.
+        """
+        station = self.station()
+        _, _, events, _ = self.open(station, "/api/instruments/toy/events")
+        self.ask(station, "PATCH", "/api/instruments/toy/parameters", {"INTERVAL": 2})
+        self.ask(station, "POST", "/api/instruments/toy/commands/start_autosample")
+        station.line.run(4.5)
+        station.driver.events.publish(
+            ErrorEvent("INSTRUMENT_PROTOCOL", "junk", time=station.clock.seconds())
+        )
+        station.settle()
+        kinds = [event.event for event in events]
+        self.assertIn("CONFIG_CHANGE", kinds)
+        self.assertIn("STATE_CHANGE", kinds)
+        self.assertEqual(kinds.count("SAMPLE"), 2)
+        self.assertEqual(kinds[-1], "ERROR")
+        self.assertEqual(station.toy_instrument.samples, 2)
+        station.api.close()
+
+    def test_keepAlive(self) -> None:
+        """
+        After C{keepalive} seconds without an event, a comment is sent; an
+        event postpones it.
+        """
+        station = self.station(keepalive=10.0)
+        _, chunks, _, _ = self.open(station)
+        chunks.clear()
+        station.clock.advance(9)
+        station.fake.sample(t=1)
+        station.clock.advance(9)
+        station.settle()
+        self.assertNotIn(b": keep-alive\n\n", b"".join(chunks))
+        station.clock.advance(1)
+        station.settle()
+        self.assertTrue(b"".join(chunks).endswith(b": keep-alive\n\n"))
+        station.api.close()
+
+    def test_disconnectUnsubscribes(self) -> None:
+        """
+        When the client goes away the stream unsubscribes from the bus and
+        its keep-alive timer is cancelled.
+        """
+        station = self.station()
+        listeners = station.fake.events.listener_count
+        calls = len(station.clock.getDelayedCalls())
+        _, _, _, done = self.open(station)
+        self.assertEqual(station.fake.events.listener_count, listeners + 1)
+        self.assertEqual(station.fake_instrument.streams, 1)
+        self.assertEqual(len(station.clock.getDelayedCalls()), calls + 1)
+        self.hang_up = True
+        station.fake.sample(t=1)
+        station.settle()
+        self.failureResultOf(done, ConnectionAbortedError)
+        self.assertEqual(station.fake.events.listener_count, listeners)
+        self.assertEqual(station.fake_instrument.streams, 0)
+        self.assertEqual(len(station.clock.getDelayedCalls()), calls)
+        self.assertEqual(station.api.streams, set())
+
+    def test_types(self) -> None:
+        """
+        C{?types=} limits the stream to those event types; an unknown type
+        is a 400 listing the known ones.
+        """
+        station = self.station()
+        _, _, events, _ = self.open(station, "/api/instruments/fake/events?types=error")
+        station.fake.sample(t=1)
+        station.fake.events.publish(ErrorEvent("E", "bad", time=1.0))
+        station.settle()
+        self.assertEqual([event.event for event in events], ["ERROR"])
+        error = self.assertError(
+            self.ask(station, "GET", "/api/instruments/fake/events?types=SAMPLES"),
+            400,
+            "BAD_REQUEST",
+        )
+        self.assertIn("SAMPLE", error["known"])
+        station.api.close()
+
+    def test_slowClientCutOff(self) -> None:
+        """
+        While the client's connection is full, events are held up to
+        C{max_backlog}; then the client is cut off and counted, and the
+        instrument is not held back.  Held events are sent once it drains.
+        """
+        station = self.station(max_backlog=3)
+        channel, transport = raw_request(
+            Site(station.api),
+            b"GET /api/instruments/fake/events HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        self.assertIn(b"text/event-stream", transport.value())
+        transport.producer.pauseProducing()
+        transport.clear()
+        for each in range(3):
+            station.fake.sample(n=each)
+        self.assertEqual(transport.value(), b"")
+        transport.producer.resumeProducing()
+        self.assertEqual(transport.value().count(b"event: SAMPLE"), 3)
+        transport.producer.pauseProducing()
+        for each in range(4):
+            station.fake.sample(n=each)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(station.fake_instrument.streams_cut_off, 1)
+        self.assertEqual(station.fake.events.listener_count, 1)
+        channel.connectionLost(Failure(ConnectionError("aborted")))
+        self.assertEqual(station.fake_instrument.streams, 0)
+
+
+class EventStreamParserTests(SynchronousTestCase):
+    """
+    L{EventStreamParser} and the writers it reads.
+    """
+
+    def test_fields(self) -> None:
+        """
+        Messages are dispatched on a blank line, with multi-line data,
+        ids, comments and the default event name.
+        """
+        events: list[ServerSentEvent] = []
+        comments: list[str] = []
+        parser = EventStreamParser(events.append, comments.append)
+        parser.feed(
+            b"\xef\xbb\xbf: hello\n"
+            b"data: one\ndata: two\n\n"
+            b"event: X\r\nid: 7\r\ndata:no space\r\nretry: 5\r\n\r\n"
+            b"event: empty\n\n"
+        )
+        self.assertEqual(
+            events,
+            [
+                ServerSentEvent("message", "one\ntwo"),
+                ServerSentEvent("X", "no space", "7"),
+            ],
+        )
+        self.assertEqual(comments, ["hello"])
+
+    def test_writers(self) -> None:
+        """
+        L{format_message} splits data over C{data:} lines, which the parser
+        joins again.
+        """
+        events: list[ServerSentEvent] = []
+        parser = EventStreamParser(events.append)
+        parser.feed(format_comment("hi") + format_message("E", "a\nb\r\nc"))
+        self.assertEqual(events, [ServerSentEvent("E", "a\nb\nc")])
+
+    @given(
+        st.lists(
+            st.tuples(
+                st.text("ABCxyz_", min_size=1, max_size=8),
+                st.text(max_size=30).filter(lambda t: "\r" not in t),
+            ),
+            max_size=5,
+        ),
+        st.data(),
+        st.sampled_from([b"\n", b"\r\n", b"\r"]),
+    )
+    def test_anyChunking(
+        self, messages: list[tuple[str, str]], data: st.DataObject, newline: bytes
+    ) -> None:
+        """
+        However the stream is cut into pieces (even inside a UTF-8
+        character or a CRLF), and whichever line break it uses, the same
+        messages come out.
+        """
+        stream = b"".join(
+            format_comment("k") + format_message(name, text) for name, text in messages
+        ).replace(b"\n", newline)
+        cuts = sorted(
+            data.draw(st.lists(st.integers(0, len(stream)), max_size=10), "cuts")
+        )
+        events: list[ServerSentEvent] = []
+        parser = EventStreamParser(events.append)
+        start = 0
+        for cut in [*cuts, len(stream)]:
+            parser.feed(stream[start:cut])
+            start = cut
+        expected = [
+            ServerSentEvent(name, "\n".join(text.replace("\r", "").split("\n")))
+            for name, text in messages
+        ]
+        self.assertEqual(events, expected)
