@@ -1,0 +1,168 @@
+# -*- test-case-name: tests.test_station_config -*-
+"""
+An instrument's driver: importing its class and trying its startup
+parameters, schedules and autosample on a driver that is never connected.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+
+    from instrumentd.driver.events import EventBus
+    from instrumentd.interfaces import IInstrumentConnection, IInstrumentDriver
+
+from instrumentd.station.config._specs import (
+    DriverFactory,
+)
+from instrumentd.station.config._table import (
+    _Table,
+)
+
+
+def _import(path: str) -> object:
+    """
+    Import ``module:attribute`` or ``module.attribute``.
+
+    :raises ValueError: saying what could not be found.
+    """
+    if ":" in path:
+        module_name, _, attribute = path.partition(":")
+    else:
+        module_name, _, attribute = path.rpartition(".")
+    if not module_name or not attribute:
+        raise ValueError(
+            f"{path!r} is not an import path; write 'package.module:ClassName'"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(f"cannot import module {module_name!r}: {e}") from None
+    except Exception as e:
+        raise ValueError(
+            f"importing module {module_name!r} failed: {type(e).__name__}: {e}"
+        ) from None
+    found: object = module
+    for part in attribute.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise ValueError(f"module {module_name!r} has no {attribute!r}") from None
+    return found
+
+
+def _driver_factory(table: _Table, path: str) -> DriverFactory | None:
+    from instrumentd.driver.driver import InstrumentDriver
+    from instrumentd.driver.protocol import InstrumentProtocol
+    from instrumentd.interfaces import IInstrumentDriver
+
+    try:
+        found = _import(path)
+    except ValueError as e:
+        table.bad("driver", str(e))
+        return None
+    if isinstance(found, type) and issubclass(found, InstrumentProtocol):
+        protocol_class = found
+
+        def wrap(
+            connection: IInstrumentConnection, events: EventBus, clock: IReactorTime
+        ) -> IInstrumentDriver:
+            return InstrumentDriver(
+                connection, protocol_class, events=events, clock=clock
+            )
+
+        return wrap
+    if isinstance(found, type) and IInstrumentDriver.implementedBy(found):
+        driver_class = found
+        try:
+            inspect.signature(driver_class).bind(None, events=None, clock=None)
+        except TypeError:
+            table.bad(
+                "driver",
+                f"{path!r} cannot be built as Driver(connection, events=..., "
+                "clock=...), which the station needs",
+            )
+            return None
+        except ValueError:
+            # No signature to inspect (a C type): try it when building.
+            pass
+
+        def build(
+            connection: IInstrumentConnection, events: EventBus, clock: IReactorTime
+        ) -> IInstrumentDriver:
+            # implementedBy says what it provides, not how it is built;
+            # the signature was checked above.
+            make: Callable[..., IInstrumentDriver] = driver_class
+            return make(connection, events=events, clock=clock)
+
+        return build
+    table.bad(
+        "driver",
+        f"{path!r} is {_describe_object(found)}, not a driver class: give an "
+        "InstrumentProtocol subclass (the station wraps it in an "
+        "InstrumentDriver) or a class implementing IInstrumentDriver",
+    )
+    return None
+
+
+def _describe_object(found: object) -> str:
+    if isinstance(found, type):
+        return f"the class {found.__module__}.{found.__qualname__}"
+    return f"a {type(found).__name__}"
+
+
+def _check_startup(
+    table: _Table,
+    driver_path: str,
+    make_driver: DriverFactory,
+    init_params: Mapping[str, object],
+    autosample: bool,
+) -> None:
+    """
+    Try the startup parameters, schedules and autosample against a driver
+    that is built and never connected, so a typo fails now rather than
+    when the instrument comes up.
+    """
+    from twisted.internet.testing import MemoryReactorClock
+
+    from instrumentd.connection import PortAgentConnection
+    from instrumentd.driver.errors import InstrumentError, InstrumentParameterError
+    from instrumentd.driver.events import EventBus
+
+    clock = MemoryReactorClock()
+    try:
+        driver = make_driver(PortAgentConnection(reactor=clock), EventBus(clock), clock)
+    except Exception as e:
+        table.bad(
+            "driver",
+            f"building {driver_path!r} failed: {type(e).__name__}: {e}",
+        )
+        return
+    try:
+        driver.set_init_params(init_params)
+    except InstrumentParameterError as e:
+        where = e.parameter
+        if where.startswith("scheduler."):
+            key = "schedules." + where.removeprefix("scheduler.")
+        elif where in ("parameters", "scheduler"):
+            key = "parameters"
+        else:
+            key = f"parameters.{where}"
+        message = e.message.removeprefix(f"parameter {where}: ")
+        table.bad(key, message)
+    except InstrumentError as e:
+        table.bad("parameters", e.message)
+    if autosample:
+        metadata = driver.get_config_metadata()
+        commands = metadata.get("commands")
+        if isinstance(commands, Mapping) and "start_autosample" not in commands:
+            table.bad(
+                "autosample",
+                f"the driver {driver_path!r} has no start_autosample command; "
+                f"its commands: {', '.join(sorted(commands))}",
+            )

@@ -1,0 +1,164 @@
+# -*- test-case-name: tests.test_station_config -*-
+"""
+Reading a station configuration: the file, the TOML, and the
+``[station]`` and ``[api]`` tables; the rest is checked by its section's module.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from typing import Any
+
+from instrumentd.station.config._errors import ConfigError, _Problems
+from instrumentd.station.config._instruments import _instruments
+from instrumentd.station.config._sinks import _sinks
+from instrumentd.station.config._specs import (
+    DEFAULT_API,
+    DEFAULT_DATA_DIR,
+    StationConfig,
+)
+from instrumentd.station.config._table import (
+    _check_server,
+    _Table,
+)
+
+
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    """
+    Parse TOML text.
+
+    :param text: the text.
+    :param source: its name, for the error.
+    :returns: the parsed document.
+    :raises ConfigError: for text that is not TOML, with the line and
+        column.
+    """
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(source, [("(file)", f"not valid TOML: {e}")]) from None
+
+
+def load_config(
+    path: str,
+    *,
+    api: str | None = None,
+    token_file: str | None = None,
+    data_dir: str | None = None,
+) -> StationConfig:
+    """
+    Read and check a station configuration file.
+
+    :param path: the TOML file.
+    :param api: overrides ``api.listen`` (``--api``).
+    :param token_file: overrides ``api.token_file`` (``--token-file``).
+    :param data_dir: overrides ``station.data_dir`` (``--data-dir``).
+    :returns: the checked configuration.
+    :raises ConfigError: for a file that cannot be read, is not TOML, or
+        has problems (all of them listed).
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ConfigError(path, [("(file)", f"cannot read it: {e.strerror}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            path, [("(file)", f"not UTF-8 text (byte {e.start})")]
+        ) from None
+    return parse_config(
+        parse_toml(text, path),
+        path,
+        api=api,
+        token_file=token_file,
+        data_dir=data_dir,
+    )
+
+
+def parse_config(
+    data: Mapping[str, Any],
+    source: str,
+    *,
+    api: str | None = None,
+    token_file: str | None = None,
+    data_dir: str | None = None,
+) -> StationConfig:
+    """
+    Check a parsed station configuration.
+
+    :param data: the parsed TOML document.
+    :param source: where it came from, for messages.
+    :param api: overrides ``api.listen``.
+    :param token_file: overrides ``api.token_file``.
+    :param data_dir: overrides ``station.data_dir``.
+    :returns: the checked configuration.
+    :raises ConfigError: listing every problem.
+    """
+    problems = _Problems()
+    top = _Table(data, "", problems)
+
+    station = top.table("station") or _Table({}, "station", problems)
+    configured_data_dir = station.string("data_dir", DEFAULT_DATA_DIR)
+    station.done()
+    if data_dir is not None:
+        configured_data_dir = data_dir
+
+    api_table = top.table("api") or _Table({}, "api", problems)
+    listen = api_table.string("listen", DEFAULT_API)
+    configured_token_file = api_table.string("token_file", None)
+    api_table.done()
+    if api is not None:
+        listen, listen_key = api, "--api"
+    else:
+        listen_key = "listen"
+    _check_server(api_table, listen_key, listen)
+    if token_file is not None:
+        configured_token_file, token_key = token_file, "--token-file"
+    else:
+        token_key = "token_file"
+    token = (
+        _read_token(api_table, token_key, configured_token_file)
+        if configured_token_file is not None
+        else None
+    )
+
+    sinks = _sinks(top, configured_data_dir, problems)
+    instruments = _instruments(top, configured_data_dir, sinks, problems)
+    top.done()
+    if problems.found:
+        raise ConfigError(source, problems.found)
+    return StationConfig(
+        source=source,
+        data_dir=configured_data_dir,
+        api=listen,
+        token=token,
+        token_file=configured_token_file,
+        sinks=sinks,
+        instruments=tuple(instruments),
+    )
+
+
+def _read_token(table: _Table, name: str, path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            token = f.read().strip()
+    except OSError as e:
+        table.bad(name, f"cannot read the token file {path!r}: {e.strerror}")
+        return None
+    except UnicodeDecodeError:
+        table.bad(name, f"the token file {path!r} is not UTF-8 text")
+        return None
+    if not token:
+        table.bad(name, f"the token file {path!r} is empty")
+        return None
+    if any(c.isspace() for c in token):
+        table.bad(
+            name,
+            f"the token in {path!r} contains white space; a token is one word "
+            "(an HTTP Authorization header cannot carry it otherwise)",
+        )
+        return None
+    return token
