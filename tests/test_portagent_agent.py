@@ -15,6 +15,7 @@ from typing import Any
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -538,6 +539,55 @@ class CommandPortTests(SynchronousTestCase):
         rotate rotates the datalog and says which file it closed.
         """
         self.assertEqual(self.send(b"rotate\n"), [b"OK rotated memory"])
+
+    def test_halfCloseAnswersEverything(self) -> None:
+        """
+        A client that closes its sending side after its commands gets a
+        reply to each, a last line without a line end included, and only
+        then is the connection closed.
+        """
+        self.assertTrue(IHalfCloseableProtocol.providedBy(self.port))
+        self.port.dataReceived(b"ping\r\nget_state\nget_version")
+        self.assertFalse(self.transport.disconnecting)
+        self.port.readConnectionLost()
+        lines = self.transport.value().splitlines()
+        self.assertEqual(len(lines), 3)
+        self.assertTrue(lines[0].startswith(b"pong TEST01"))
+        self.assertEqual(lines[1:], [b"DISCONNECTED", self.h.agent.version.encode()])
+        self.assertTrue(self.transport.disconnecting)
+        self.assertIsNone(self.transport.producer)
+
+    def test_halfCloseWaitsForSlowReplies(self) -> None:
+        """
+        After a half-close, the connection stays open until a slow reply (a
+        break) and the replies behind it have been written, and a client
+        paused for not reading is answered once it drains.
+        """
+        link = BreakableTransport()
+        self.h.link_up(link)
+        self.port.dataReceived(b"break 300\nping\n")
+        self.port.readConnectionLost()
+        self.assertFalse(self.transport.disconnecting)
+        [(_duration, done)] = link.breaks
+        done.callback(None)
+        lines = self.transport.value().splitlines()
+        self.assertEqual(lines[0], b"OK break 300 ms")
+        self.assertTrue(lines[1].startswith(b"pong"))
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_halfCloseWhilePaused(self) -> None:
+        """
+        Lines held back while the transport paused the port are answered
+        when it resumes, and only then is the connection closed.
+        """
+        self.port.pauseProducing()
+        self.port.dataReceived(b"ping\nget_state\n")
+        self.port.readConnectionLost()
+        self.assertEqual(self.transport.value(), b"")
+        self.assertFalse(self.transport.disconnecting)
+        self.port.resumeProducing()
+        self.assertEqual(len(self.transport.value().splitlines()), 2)
+        self.assertTrue(self.transport.disconnecting)
 
     def test_tooLong(self) -> None:
         """

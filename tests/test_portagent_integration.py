@@ -516,6 +516,41 @@ class CommandPortTests(TestCase):
         return run(go())
 
 
+class CommandHalfCloseTests(TestCase):
+    """
+    A client that shuts down its sending side (as C{nc -N} does) is
+    answered every command it sent.
+    """
+
+    def test_halfCloseAnswered(self) -> None:
+        """
+        Commands followed by C{shutdown(SHUT_WR)} on a real socket each get
+        their reply, a last one without a line end included, and then the
+        agent closes the connection.
+        """
+
+        async def go() -> None:
+            instrument = await start_instrument(self)
+            agent = await start_agent(
+                self, instrument, heartbeat=0, disconnect_grace=LONG_GRACE
+            )
+            await instrument.wait_for_connection(1)
+            client = await connect(self, agent.ports["command"], ByteClient())
+            assert client.transport is not None
+            client.write(b"get_stats\nping\nget_version")
+            # TCP's loseWriteConnection is shutdown(SHUT_WR) on the socket.
+            client.transport.loseWriteConnection()  # type: ignore[attr-defined]
+            await within(client.closed, "the agent to close the command connection")
+            lines = bytes(client.received).decode().split("\n")
+            self.assertEqual(len(lines), 4, lines)
+            self.assertEqual(lines[3], "")
+            self.assertEqual(json.loads(lines[0])["name"], "TEST01")
+            self.assertEqual(lines[1], f"pong TEST01 {__version__}")
+            self.assertEqual(lines[2], __version__)
+
+        return run(go())
+
+
 class ShutdownTests(TestCase):
     """
     SIGTERM shuts the agent down in order.

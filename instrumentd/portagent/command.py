@@ -8,6 +8,11 @@ one line of JSON for ``get_config`` and ``get_stats``); anything wrong gets a
 line starting ``ERROR`` that says what and lists the valid commands, and the
 connection stays open.  Replies come back in the order the commands were
 sent, even when a command (``break``) takes time.
+
+A client may close its sending side once it has sent its commands (``printf
+'get_stats\\n' | nc -N HOST PORT``): every command received is still answered,
+a last line without a line end included, and only then is the connection
+closed.
 """
 
 from __future__ import annotations
@@ -19,11 +24,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IAddress
+from twisted.internet.interfaces import IAddress, IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from instrumentd.packet import PacketType
 
@@ -180,6 +186,7 @@ def _valid() -> str:
     return "valid commands: " + ", ".join(c.usage for c in COMMANDS.values())
 
 
+@implementer(IHalfCloseableProtocol)
 class CommandPort(LineReceiver):
     """
     One connection to the command port.
@@ -188,6 +195,11 @@ class CommandPort(LineReceiver):
     commands faster than it reads the replies, the transport pauses it, which
     stops both handling lines and reading more, so what the agent holds for a
     client stays bounded (TCP pushes back on the client).
+
+    It is half-closeable: a client that shuts down its sending side is still
+    answered every command it sent before the agent closes the connection.
+    Without this, Twisted would treat the end of input as the end of the
+    connection and throw away the replies not yet written.
     """
 
     delimiter = b"\n"
@@ -197,6 +209,8 @@ class CommandPort(LineReceiver):
     def __init__(self, agent: PortAgent) -> None:
         self.agent = agent
         self._last: Deferred[None] = succeed(None)
+        self._input_ended = False
+        self._finishing = False
 
     def connectionMade(self) -> None:
         self.agent.command_clients += 1
@@ -207,6 +221,48 @@ class CommandPort(LineReceiver):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.agent.command_clients -= 1
+
+    # IHalfCloseableProtocol
+
+    def readConnectionLost(self) -> None:
+        """
+        The client will send nothing more: answer what it sent, then close.
+        """
+        self._input_ended = True
+        self._finish()
+
+    def writeConnectionLost(self) -> None:
+        """
+        Not used: the agent never closes only its sending side.
+        """
+
+    def resumeProducing(self) -> None:
+        super().resumeProducing()  # type: ignore[no-untyped-call]
+        # Lines held back while paused have now been handled.
+        self._finish()
+
+    def _finish(self) -> None:
+        """
+        Once input has ended and every line held is handled, close the
+        connection after the last reply is written.
+        """
+        if not self._input_ended or self._finishing or self.paused:
+            return
+        self._finishing = True
+        rest = self.clearLineBuffer()  # type: ignore[no-untyped-call]
+        if rest:
+            # A last command sent without a line end is still a command.
+            self.lineReceived(rest)
+        self._last.addCallback(self._close)
+
+    def _close(self, _: object) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        # A registered producer keeps the transport open after
+        # loseConnection (it would be resumed instead of closed).
+        transport.unregisterProducer()  # type: ignore[attr-defined]
+        transport.loseConnection()
 
     def lineReceived(self, line: bytes) -> None:
         if line.endswith(b"\r"):
