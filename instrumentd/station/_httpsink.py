@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_sinks -*-
+# -*- test-case-name: tests.test_httpsink -*-
 """
 The HTTP sink: batches of particles POSTed to an ingest endpoint, through
 a disk spool so that nothing is lost while the endpoint is down.

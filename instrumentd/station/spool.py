@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_sinks -*-
+# -*- test-case-name: tests.test_spool -*-
 """
 A disk spool: an append-only queue of JSON records that survives restarts.
 

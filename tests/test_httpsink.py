@@ -1,0 +1,477 @@
+"""
+Tests for L{instrumentd.station.sinks.HttpSink}: against scripted endpoints
+on a L{Clock} (batching, order, backoff, rejection, timeouts, restart), and
+with its default treq client against a real local twisted.web receiver that
+goes down and comes back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from treq.testing import StubTreq
+from twisted.internet import defer
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock, LoopingCall
+from twisted.logger import LogLevel, capturedLogs, formatEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface.verify import verifyObject
+
+from instrumentd.station.sinks import (
+    HttpSink,
+    ISink,
+    default_retry_policy,
+)
+from tests.sinksupport import (
+    URL,
+    Endpoint,
+    FailingClient,
+    Receiver,
+    no_jitter,
+    particle,
+    read_json_lines,
+)
+
+
+class HttpSinkTests(SynchronousTestCase):
+    """
+    L{HttpSink} on a L{Clock}, against scripted endpoints.
+    """
+
+    def make_sink(
+        self,
+        client: Any,
+        *,
+        spool_dir: str | None = None,
+        clock: Clock | None = None,
+        **kwargs: Any,
+    ) -> tuple[HttpSink, Clock, str]:
+        """
+        A sink posting through C{client} (an L{Endpoint} is wrapped in a
+        L{StubTreq}), on a clock, spooling to a new directory unless one is
+        given; closed when the test ends.
+        """
+        clock = Clock() if clock is None else clock
+        spool_dir = self.mktemp() if spool_dir is None else spool_dir
+        if isinstance(client, Endpoint):
+            client = StubTreq(client)
+        kwargs.setdefault("retry_policy", default_retry_policy(jitter=no_jitter))
+        sink = HttpSink(
+            URL, spool_dir=spool_dir, reactor=clock, treq_client=client, **kwargs
+        )
+        self.addCleanup(sink.close)
+        return sink, clock, spool_dir
+
+    def test_interface(self) -> None:
+        """
+        It provides L{ISink}, and its stats are JSON-ready.
+        """
+        sink, _, _ = self.make_sink(Endpoint())
+        self.assertTrue(verifyObject(ISink, sink))
+        self.assertEqual(json.loads(json.dumps(sink.stats()))["queued"], 0)
+
+    def test_batches(self) -> None:
+        """
+        A batch goes as soon as C{batch_size} particles wait, or
+        C{batch_interval} after the first of fewer; the body names the
+        spool, the batch and each particle's seq and instrument.
+        """
+        endpoint = Endpoint()
+        sink, clock, _ = self.make_sink(endpoint, batch_size=3, batch_interval=1.0)
+        for number in range(7):
+            sink.write("ctd1" if number % 2 else "ctd2", particle(number))
+        self.assertEqual(endpoint.seqs(), [[1, 2, 3], [4, 5, 6]])
+        first = endpoint.bodies[0]
+        self.assertEqual(first["source"], sink._spool.source)
+        self.assertEqual(first["batch"], 1)
+        self.assertEqual(
+            first["particles"][1],
+            {"seq": 2, "instrument": "ctd1", "particle": particle(1)},
+        )
+        clock.advance(0.99)
+        self.assertEqual(len(endpoint.bodies), 2)
+        clock.advance(0.01)
+        self.assertEqual(endpoint.seqs(), [[1, 2, 3], [4, 5, 6], [7]])
+        stats = sink.stats()
+        self.assertEqual(
+            (
+                stats["delivered"],
+                stats["batches_delivered"],
+                stats["queued"],
+                stats["endpoint_up"],
+            ),
+            (7, 3, 0, True),
+        )
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_headers(self) -> None:
+        """
+        Configured headers go with every POST, and the body is JSON.
+        """
+        endpoint = Endpoint()
+        sink, _, _ = self.make_sink(
+            endpoint, batch_size=1, headers={"Authorization": "Bearer s3cret"}
+        )
+        sink.write("ctd1", particle(1))
+        headers = endpoint.requests[0].requestHeaders
+        self.assertEqual(headers.getRawHeaders("authorization"), ["Bearer s3cret"])
+        self.assertEqual(headers.getRawHeaders("content-type"), ["application/json"])
+
+    def test_flushSendsPartialBatch(self) -> None:
+        """
+        L{HttpSink.flush} sends waiting particles without waiting for the
+        batch to fill.
+        """
+        endpoint = Endpoint()
+        sink, _, _ = self.make_sink(endpoint, batch_size=10)
+        sink.write("ctd1", particle(1))
+        self.assertEqual(endpoint.bodies, [])
+        self.successResultOf(sink.flush())
+        self.assertEqual(endpoint.seqs(), [[1]])
+
+    def test_retryBackoff(self) -> None:
+        """
+        On 503 the same batch is retried after 1 s, then 2 s, ...;
+        particles written meanwhile wait in the spool and follow in order
+        once the endpoint answers.  The outage is logged once when it starts
+        and once when it ends.
+        """
+        endpoint = Endpoint(503, 503, 503)
+        with capturedLogs() as events:
+            sink, clock, _ = self.make_sink(endpoint, batch_size=2)
+            sink.write("ctd1", particle(1))
+            sink.write("ctd1", particle(2))
+            self.assertEqual(endpoint.seqs(), [[1, 2]])
+            self.assertIs(sink.stats()["endpoint_up"], False)
+            for number in range(3, 8):
+                sink.write("ctd1", particle(number))
+            self.assertEqual(sink.stats()["in_flight"], 2)
+            clock.advance(0.99)
+            self.assertEqual(len(endpoint.bodies), 1)
+            clock.advance(0.01)
+            self.assertEqual(len(endpoint.bodies), 2)
+            clock.advance(1.99)
+            self.assertEqual(len(endpoint.bodies), 2)
+            clock.advance(0.01)
+            self.assertEqual(len(endpoint.bodies), 3)
+            clock.advance(4.0)
+        self.assertEqual(endpoint.seqs(), [[1, 2]] * 4 + [[3, 4], [5, 6]])
+        clock.advance(1.0)
+        self.assertEqual(endpoint.seqs()[-1], [7])
+        stats = sink.stats()
+        self.assertEqual(
+            (stats["retries"], stats["delivered"], stats["endpoint_up"]), (3, 7, True)
+        )
+        self.assertIn("HTTP 503", str(stats["last_error"]))
+        self.assertEqual(
+            [e["log_level"] for e in events if "HTTP sink" in e["log_format"]],
+            [LogLevel.warn, LogLevel.info],
+        )
+
+    def test_backoffCapped(self) -> None:
+        """
+        The default policy doubles from 1 s and stops growing at 60 s.
+        """
+        policy = default_retry_policy(jitter=no_jitter)
+        self.assertEqual([policy(n) for n in range(1, 9)], [1, 2, 4, 8, 16, 32, 60, 60])
+        jittered = default_retry_policy()
+        self.assertTrue(1.0 <= jittered(1) < 2.0)
+
+    def test_connectionErrors(self) -> None:
+        """
+        A connection error is retried like a 5xx.
+        """
+        endpoint = Endpoint()
+        sink, clock, _ = self.make_sink(FailingClient(2, endpoint), batch_size=1)
+        sink.write("ctd1", particle(1))
+        self.assertEqual(sink.stats()["endpoint_up"], False)
+        self.assertIn("ConnectionRefusedError", str(sink.stats()["last_error"]))
+        clock.advance(1.0)
+        clock.advance(2.0)
+        self.assertEqual(endpoint.seqs(), [[1]])
+        self.assertEqual(sink.stats()["retries"], 2)
+
+    def test_retryAfter(self) -> None:
+        """
+        A 429's C{Retry-After} seconds are waited when longer than the
+        backoff.
+        """
+        endpoint = Endpoint(429, headers={b"Retry-After": b"30"})
+        sink, clock, _ = self.make_sink(endpoint, batch_size=1)
+        sink.write("ctd1", particle(1))
+        clock.advance(29.9)
+        self.assertEqual(len(endpoint.bodies), 1)
+        clock.advance(0.1)
+        self.assertEqual(len(endpoint.bodies), 2)
+        self.assertEqual(sink.stats()["delivered"], 1)
+
+    def test_timeout(self) -> None:
+        """
+        A POST with no answer within C{timeout} is abandoned and retried.
+        """
+        endpoint = Endpoint(None)
+        sink, clock, _ = self.make_sink(endpoint, batch_size=1, timeout=10.0)
+        sink.write("ctd1", particle(1))
+        clock.advance(9.9)
+        self.assertEqual(sink.stats()["retries"], 0)
+        clock.advance(0.1)
+        self.assertEqual(sink.stats()["retries"], 1)
+        self.assertIn("no answer within 10.0 s", str(sink.stats()["last_error"]))
+        clock.advance(1.0)
+        self.assertEqual(endpoint.seqs(), [[1], [1]])
+        self.assertEqual(sink.stats()["delivered"], 1)
+
+    def test_permanentRejection(self) -> None:
+        """
+        A 400 is not retried: the batch is logged, counted, kept in
+        C{rejected/} with the answer, and the next batch goes on.
+        """
+        endpoint = Endpoint(400)
+        with capturedLogs() as events:
+            sink, clock, spool_dir = self.make_sink(endpoint, batch_size=2)
+            for number in range(4):
+                sink.write("ctd1", particle(number))
+        self.assertEqual(endpoint.seqs(), [[1, 2], [3, 4]])
+        self.assertEqual(clock.getDelayedCalls(), [])
+        stats = sink.stats()
+        self.assertEqual(
+            (stats["rejected"], stats["delivered"], stats["retries"], stats["queued"]),
+            (2, 2, 0, 0),
+        )
+        (kept,) = read_json_lines(
+            os.path.join(spool_dir, "rejected", "1970-01-01.jsonl")
+        )
+        self.assertEqual(kept["status"], 400)
+        self.assertIn("scripted", kept["response"])
+        self.assertEqual(kept["payload"], endpoint.bodies[0])
+        errors = [e for e in events if e["log_level"] == LogLevel.error]
+        self.assertEqual(len(errors), 1)
+        self.assertIn("rejected particles 1-2", formatEvent(errors[0]))
+
+    def test_retryableClientErrors(self) -> None:
+        """
+        408 and 429 are retried, not rejected.
+        """
+        endpoint = Endpoint(408, 429)
+        sink, clock, _ = self.make_sink(endpoint, batch_size=1)
+        sink.write("ctd1", particle(1))
+        clock.advance(1.0)
+        clock.advance(2.0)
+        self.assertEqual(endpoint.seqs(), [[1], [1], [1]])
+        self.assertEqual((sink.stats()["rejected"], sink.stats()["delivered"]), (0, 1))
+
+    def test_restartResumes(self) -> None:
+        """
+        A sink stopped during an outage leaves its particles in the spool;
+        a new sink on the same spool sends the rest, in order, once.
+        """
+        down = Endpoint(*([503] * 20))
+        sink, clock, spool_dir = self.make_sink(down, batch_size=2)
+        for number in range(5):
+            sink.write("ctd1", particle(number))
+        clock.advance(1.0)
+        self.successResultOf(sink.close())
+        self.assertEqual(down.seqs(), [[1, 2], [1, 2]])
+        sink.write("ctd1", particle(99))
+        self.assertEqual(sink.stats()["dropped"], 1)
+
+        up = Endpoint()
+        again, clock, _ = self.make_sink(up, spool_dir=spool_dir, batch_size=2)
+        self.assertEqual(up.seqs(), [])
+        clock.advance(0)
+        self.assertEqual(up.seqs(), [[1, 2], [3, 4]])
+        clock.advance(1.0)
+        again.write("ctd1", particle(5))
+        clock.advance(1.0)
+        self.assertEqual(up.seqs(), [[1, 2], [3, 4], [5], [6]])
+        self.assertEqual(
+            [
+                p["particle"]["values"][0]["value"]
+                for body in up.bodies
+                for p in body["particles"]
+            ],
+            [0, 1, 2, 3, 4, 5],
+        )
+
+    def test_restartAfterDelivery(self) -> None:
+        """
+        What was delivered before a restart is not sent again.
+        """
+        endpoint = Endpoint()
+        sink, _, spool_dir = self.make_sink(endpoint, batch_size=2)
+        for number in range(4):
+            sink.write("ctd1", particle(number))
+        self.successResultOf(sink.close())
+        again, _, _ = self.make_sink(endpoint, spool_dir=spool_dir, batch_size=2)
+        again.write("ctd1", particle(4))
+        again.write("ctd1", particle(5))
+        self.assertEqual(endpoint.seqs(), [[1, 2], [3, 4], [5, 6]])
+
+    def test_memoryBounded(self) -> None:
+        """
+        However long the outage, the sink holds one batch; the rest is on
+        disk, and the disk is cleared once it is delivered.
+        """
+        endpoint = Endpoint(*([503] * 3))
+        sink, clock, _ = self.make_sink(endpoint, batch_size=10, segment_bytes=4096)
+        for number in range(2000):
+            sink.write("ctd1", particle(number))
+        stats = sink.stats()
+        self.assertEqual((stats["in_flight"], stats["queued"]), (10, 2000))
+        self.assertGreater(stats["spooled_bytes"], 2000 * 200)
+        for delay in (1, 2, 4):
+            clock.advance(delay)
+        stats = sink.stats()
+        self.assertEqual(
+            (stats["delivered"], stats["queued"], stats["in_flight"]), (2000, 0, 0)
+        )
+        self.assertLess(stats["spooled_bytes"], 4096 + 400)
+        self.assertEqual(
+            [s for body in endpoint.seqs()[3:] for s in body], list(range(1, 2001))
+        )
+
+    def test_spoolErrorDropsAndCounts(self) -> None:
+        """
+        A particle that cannot be spooled is dropped, counted and logged;
+        write does not raise, and the next particle is spooled.
+        """
+        endpoint = Endpoint()
+        sink, _, _ = self.make_sink(endpoint, batch_size=1)
+
+        def full(fd: int, data: bytes) -> None:
+            raise OSError(28, "No space left on device")
+
+        with capturedLogs() as events:
+            self.patch(sink._spool, "_write_all", full)
+            sink.write("ctd1", particle(1))
+        del sink._spool._write_all
+        sink.write("ctd1", particle(2))
+        self.assertEqual(
+            len([e for e in events if e["log_level"] == LogLevel.error]), 1
+        )
+        self.assertEqual(sink.stats()["dropped"], 1)
+        self.assertEqual(endpoint.seqs(), [[1]])
+        self.assertEqual(endpoint.bodies[0]["particles"][0]["particle"], particle(2))
+
+    def test_closeWaitsForAnswer(self) -> None:
+        """
+        Close waits for the POST in flight, so a delivered batch is recorded
+        as delivered, and sends nothing more.
+        """
+        endpoint = Endpoint(None)
+        stub = StubTreq(endpoint)
+        sink, clock, _ = self.make_sink(stub, batch_size=1)
+        sink.write("ctd1", particle(1))
+        sink.write("ctd1", particle(2))
+        closing = sink.close()
+        self.assertNoResult(closing)
+        (request,) = endpoint.hanging
+        request.write(b"{}")
+        request.finish()
+        stub.flush()
+        self.successResultOf(closing)
+        self.assertEqual((sink.stats()["delivered"], sink.stats()["queued"]), (1, 1))
+        self.assertEqual(len(endpoint.bodies), 1)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class HttpSinkReceiverTests(TestCase):
+    """
+    L{HttpSink} with its default treq client against a real twisted.web
+    receiver on loopback.
+    """
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_outage(self) -> Any:
+        """
+        Particles keep flowing while the receiver goes down and comes back;
+        every particle arrives exactly once and in order.
+        """
+        from twisted.internet import reactor
+
+        receiver = Receiver()
+        yield Deferred.fromCoroutine(receiver.up())
+        self.addCleanup(lambda: Deferred.fromCoroutine(receiver.down()))
+
+        # The sink logs the start of an outage once; that is the event to
+        # wait for before bringing the receiver back.
+        noticed: Deferred[None] = Deferred()
+
+        def observe(event: dict[str, Any]) -> None:
+            text = str(event.get("log_format"))
+            if "spooling and retrying" in text and not noticed.called:
+                noticed.callback(None)
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+
+        sink = HttpSink(
+            receiver.url,
+            spool_dir=self.mktemp(),
+            batch_size=10,
+            batch_interval=0.02,
+            timeout=5.0,
+            retry_policy=lambda failures: 0.05,
+            reactor=reactor,
+        )
+        self.addCleanup(sink.close)
+
+        emitted = 0
+        marks: list[tuple[int, Deferred[None]]] = []
+
+        def emit() -> None:
+            nonlocal emitted
+            sink.write(f"ctd{emitted % 3}", particle(emitted))
+            emitted += 1
+            for mark in [m for m in marks if m[0] <= emitted]:
+                marks.remove(mark)
+                mark[1].callback(None)
+
+        def emitted_at_least(count: int) -> Deferred[None]:
+            reached: Deferred[None] = Deferred()
+            marks.append((count, reached))
+            return reached.addTimeout(10, reactor)
+
+        emitter = LoopingCall(emit)
+        emitter.start(0.002)
+        self.addCleanup(lambda: emitter.running and emitter.stop())
+
+        yield receiver.wait_for(100)
+        yield Deferred.fromCoroutine(receiver.down())
+        yield noticed.addTimeout(10, reactor)
+        yield emitted_at_least(emitted + 50)
+        during_outage = sink.stats()
+        yield Deferred.fromCoroutine(receiver.up())
+        yield emitted_at_least(emitted + 50)
+        emitter.stop()
+        total = emitted
+        yield sink.flush()
+        yield receiver.wait_for(total)
+        yield sink.close()
+
+        self.assertIs(during_outage["endpoint_up"], False)
+        self.assertGreater(during_outage["queued"], 50)
+        self.assertEqual(
+            [p["seq"] for p in receiver.particles], list(range(1, total + 1))
+        )
+        self.assertEqual(
+            [
+                (p["instrument"], p["particle"]["values"][0]["value"])
+                for p in receiver.particles
+            ],
+            [(f"ctd{n % 3}", n) for n in range(total)],
+        )
+        stats = sink.stats()
+        self.assertEqual(
+            (
+                stats["delivered"],
+                stats["queued"],
+                stats["dropped"],
+                stats["endpoint_up"],
+            ),
+            (total, 0, 0, True),
+        )
