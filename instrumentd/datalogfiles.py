@@ -20,7 +20,7 @@ import os
 import re
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -78,7 +78,7 @@ class CutPacket:
         return f"at byte {self.offset}: {self.present} of {self.expected} bytes present"
 
 
-@dataclass
+@dataclass(init=False)
 class DatalogFile:
     """
     One datalog file, read incrementally.
@@ -96,10 +96,24 @@ class DatalogFile:
     """
 
     path: Path
-    chunk_size: int = CHUNK_SIZE
-    counters: ParserCounters = field(default_factory=ParserCounters)
-    bytes_read: int = 0
-    cut: CutPacket | None = None
+    chunk_size: int
+    counters: ParserCounters
+    bytes_read: int
+    cut: CutPacket | None
+
+    def __init__(
+        self, path: str | os.PathLike[str], chunk_size: int = CHUNK_SIZE
+    ) -> None:
+        """
+        :param path: the file: a ``str`` (``DatalogFile("ctd.datalog")``) or
+            any path-like.
+        :param chunk_size: bytes read at a time.
+        """
+        self.path = path if isinstance(path, Path) else Path(path)
+        self.chunk_size = chunk_size
+        self.counters = ParserCounters()
+        self.bytes_read = 0
+        self.cut = None
 
     def packets(self) -> Iterator[Packet]:
         """

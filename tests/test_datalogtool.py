@@ -133,6 +133,18 @@ class DatalogFileTests(SynchronousTestCase):
         self.assertEqual(datalog.counters.packets, len(RECORDS))
         self.assertEqual(datalog.bytes_read, self.path.stat().st_size)
 
+    def test_strPath(self) -> None:
+        """
+        A C{str} path works, as the docs show (C{DatalogFile("x.datalog")}),
+        and C{path} is then a L{Path}.
+        """
+        write_datalog(self.path, RECORDS)
+        datalog = DatalogFile(str(self.path))
+        self.assertEqual(datalog.path, self.path)
+        self.assertIsInstance(datalog.path, Path)
+        self.assertEqual(len(list(datalog.packets())), len(RECORDS))
+        self.assertEqual(datalog.bytes_read, self.path.stat().st_size)
+
     def test_readsInChunks(self) -> None:
         """
         The file is read C{chunk_size} bytes at a time, never whole: a
