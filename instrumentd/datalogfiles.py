@@ -5,7 +5,11 @@ Reading binary datalogs.
 A port agent records every packet it handles in datalog files: a plain
 concatenation of encoded packets, laid out as
 ``<dir>/<YYYY>/<MM>/<DD>/<name>_<YYYYMMDD>T<HHMMSS>Z.datalog`` with ``-1``,
-``-2``... before ``.datalog`` when a name is taken.  :class:`DatalogFile`
+``-2``... before ``.datalog`` when a name is taken.  OOI's own port agent
+kept the same packets in ``CURRENT/<refdes>.datalog`` and archived each UTC
+day as ``ARCHIVE/<refdes>/<YYYY>/<MM>/<refdes>.datalog.<YYYY>_<MM>_<DD>``
+(before mid-2016: ``<refdes>.datalog.<Y>_<M>_<D>``, unpadded, beside the
+current file); those files are found and ordered too.  :class:`DatalogFile`
 reads one such file in bounded chunks and reports a packet cut short at its
 end (the agent was killed while writing); :func:`datalog_paths` expands a
 directory into its files in recording order, and :func:`recorded_files`
@@ -38,6 +42,7 @@ __all__ = [
     "DatalogFile",
     "datalog_paths",
     "datalog_sort_key",
+    "is_datalog_name",
     "recorded_files",
 ]
 
@@ -48,6 +53,11 @@ CHUNK_SIZE: Final = 1 << 20
 _LENGTH = struct.Struct(">H")
 # The writer's names: <name>_<YYYYMMDD>T<HHMMSS>Z[-N].datalog.
 _SUFFIXED = re.compile(r"^(?P<stem>.*?)(?:-(?P<n>\d+))?\.datalog$")
+# OOI's daily archives: <refdes>.datalog.<YYYY>_<MM>_<DD>, and before mid-2016
+# the same without zero padding (Twisted's DailyLogFile suffix).
+_OOI_ARCHIVE = re.compile(
+    r"^(?P<stem>.+)\.datalog\.(?P<y>\d{4})_(?P<m>\d{1,2})_(?P<d>\d{1,2})$"
+)
 
 
 @dataclass(frozen=True)
@@ -162,26 +172,45 @@ class DatalogFile:
             return
 
 
-def datalog_sort_key(path: Path) -> tuple[tuple[str, ...], str, int]:
+def datalog_sort_key(path: Path) -> tuple[tuple[str, ...], str, tuple[int, ...]]:
     """
     The recording order of datalog files: by directory, then by name, with a
     numeric ``-N`` suffix after the unsuffixed file and in numeric order
     (``x.datalog``, ``x-1.datalog``, ``x-2.datalog``, ``x-10.datalog``), which
-    plain string order gets wrong.
+    plain string order gets wrong.  OOI's daily archives
+    (``x.datalog.2016_7_9``) sort by their date, before the file still being
+    written (``x.datalog``) in the same directory; in OOI's later layout
+    ``ARCHIVE/`` sorts before ``CURRENT/`` by name.
 
     :param path: a datalog file path.
     :returns: a sort key.
     """
+    archive = _OOI_ARCHIVE.match(path.name)
+    if archive is not None:
+        day = (int(archive["y"]), int(archive["m"]), int(archive["d"]))
+        return path.parent.parts, archive["stem"], (-1, *day)
     match = _SUFFIXED.match(path.name)
     if match is None:
-        return path.parent.parts, path.name, 0
-    return path.parent.parts, match["stem"], int(match["n"] or 0)
+        return path.parent.parts, path.name, (0, 0)
+    return path.parent.parts, match["stem"], (0, int(match["n"] or 0))
+
+
+def is_datalog_name(name: str) -> bool:
+    """
+    Whether a file name is one a directory of datalogs is searched for:
+    ``*.datalog`` (ours, and OOI's current file) or OOI's daily archive
+    ``*.datalog.YYYY_MM_DD``.
+
+    :param name: a file name, without its directory.
+    """
+    return name.endswith(".datalog") or _OOI_ARCHIVE.match(name) is not None
 
 
 def datalog_paths(path: str | os.PathLike[str]) -> list[Path]:
     """
     The files a path names: a file is itself (whatever its name); a directory
-    is every ``*.datalog`` file below it, in :func:`datalog_sort_key` order.
+    is every datalog file below it (see :func:`is_datalog_name`), in
+    :func:`datalog_sort_key` order.
 
     :param path: a file or directory.
     :returns: the files; empty for a directory with none.  A path that does
@@ -190,19 +219,26 @@ def datalog_paths(path: str | os.PathLike[str]) -> list[Path]:
     p = Path(path)
     if not p.is_dir():
         return [p]
-    found = (f for f in p.rglob("*.datalog") if f.is_file())
+    found = (
+        f for f in p.rglob("*.datalog*") if is_datalog_name(f.name) and f.is_file()
+    )
     return sorted(found, key=datalog_sort_key)
 
 
 def recorded_files(directory: str | os.PathLike[str], name: str) -> list[Path]:
     """
-    The files of one instrument's datalog under ``directory``, oldest first.
+    The files of one instrument's datalog under ``directory``, oldest first:
+    ours (``<name>_<YYYYMMDD>T<HHMMSS>Z[-N].datalog``) and OOI's
+    (``<name>.datalog``, ``<name>.datalog.<YYYY>_<MM>_<DD>``).
 
     :param directory: the datalog's top directory.
     :param name: the datalog's name (the instrument's reference designator).
     :returns: the paths; empty if there are none.
     """
-    pattern = re.compile(re.escape(name) + r"_\d{8}T\d{6}Z(?:-[1-9]\d*)?\.datalog\Z")
+    pattern = re.compile(
+        re.escape(name)
+        + r"(?:_\d{8}T\d{6}Z(?:-[1-9]\d*)?\.datalog|\.datalog(?:\.\d{4}_\d{1,2}_\d{1,2})?)\Z"
+    )
     if not Path(directory).is_dir():
         return []
     return [p for p in datalog_paths(directory) if pattern.match(p.name)]

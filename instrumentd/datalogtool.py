@@ -5,8 +5,9 @@ Reading binary datalogs, and the ``instrumentd-datalog`` console tool.
 A port agent records every packet it handles in datalog files: a plain
 concatenation of encoded packets, laid out as
 ``<dir>/<YYYY>/<MM>/<DD>/<name>_<YYYYMMDD>T<HHMMSS>Z.datalog`` with ``-1``,
-``-2``... before ``.datalog`` when a name is taken.  :class:`DatalogFile`
-is read with :mod:`instrumentd.datalogfiles`.
+``-2``... before ``.datalog`` when a name is taken; OOI's archive layout
+(``<refdes>.datalog.YYYY_MM_DD``) is read too.  :class:`DatalogFile` is read
+with :mod:`instrumentd.datalogfiles`.
 
 The tool prints one sniff line per packet (the format of
 :func:`instrumentd.sniff.sniff_line`), extracts the instrument byte stream
@@ -46,6 +47,7 @@ from instrumentd.packet import (
 from instrumentd.sniff import format_utc, sniff_line
 
 __all__ = [
+    "OOI_TYPE_NAMES",
     "main",
     "parse_packet_types",
     "parse_utc_time",
@@ -54,14 +56,42 @@ __all__ = [
 _PROG: Final = "instrumentd-datalog"
 
 
+#: The names OOI's Python port agent (``FROM_INSTRUMENT``, ``PA_STATUS``...)
+#: and its driver client (``HEARTBEAT``) give the types whose names differ
+#: from ours; the numbers are the same.  The C++ agent's names are not here:
+#: it numbered types 6 and 7 differently (see ``doc/packet.md``).
+OOI_TYPE_NAMES: Final[dict[str, PacketType]] = {
+    "FROM_INSTRUMENT": PacketType.DATA_FROM_INSTRUMENT,
+    "FROM_DRIVER": PacketType.DATA_FROM_DRIVER,
+    "PA_COMMAND": PacketType.PORT_AGENT_COMMAND,
+    "PA_STATUS": PacketType.PORT_AGENT_STATUS,
+    "PA_FAULT": PacketType.PORT_AGENT_FAULT,
+    "PA_CONFIG": PacketType.PORT_AGENT_CONFIG,
+    "PA_HEARTBEAT": PacketType.PORT_AGENT_HEARTBEAT,
+    "HEARTBEAT": PacketType.PORT_AGENT_HEARTBEAT,
+}
+
+
 def _type_names() -> str:
-    return ", ".join(f"{t.name} ({t.value})" for t in PacketType)
+    ours = ", ".join(f"{t.name} ({t.value})" for t in PacketType)
+    return f"{ours}; OOI's names {', '.join(OOI_TYPE_NAMES)} are also accepted"
+
+
+def _packet_type(word: str) -> PacketType:
+    if word.isdigit():
+        return PacketType(int(word))
+    name = word.upper()
+    if name in OOI_TYPE_NAMES:
+        return OOI_TYPE_NAMES[name]
+    return PacketType[name]
 
 
 def parse_packet_types(text: str) -> set[PacketType]:
     """
     Parse packet types named on the command line: names in any case, or
-    numbers, separated by commas (``data_from_instrument,4``).
+    numbers, separated by commas (``data_from_instrument,4``).  OOI's names
+    (:data:`OOI_TYPE_NAMES`: ``FROM_INSTRUMENT``, ``PA_STATUS``...) are
+    accepted too.
 
     :param text: the option value.
     :returns: the types.
@@ -72,9 +102,7 @@ def parse_packet_types(text: str) -> set[PacketType]:
     for item in text.split(","):
         word = item.strip()
         try:
-            types.add(
-                PacketType(int(word)) if word.isdigit() else PacketType[word.upper()]
-            )
+            types.add(_packet_type(word))
         except (KeyError, ValueError):
             raise argparse.ArgumentTypeError(
                 f"unknown packet type {word!r}; valid types are {_type_names()}"
@@ -133,7 +161,10 @@ def _argument_parser() -> _ArgumentParser:
         "paths",
         nargs="+",
         metavar="FILE",
-        help="datalog file, or directory meaning every *.datalog below it in recording order",
+        help=(
+            "datalog file, or directory meaning every datalog below it in "
+            "recording order: *.datalog, and OOI's <refdes>.datalog.YYYY_MM_DD"
+        ),
     )
     parser.add_argument(
         "-t",
@@ -144,7 +175,8 @@ def _argument_parser() -> _ArgumentParser:
         metavar="NAME",
         help=(
             "only packets of this type: a name such as DATA_FROM_INSTRUMENT (any "
-            "case) or a number; repeatable or comma-separated. With --extract, "
+            "case; OOI's names such as FROM_INSTRUMENT and PA_STATUS too) or a "
+            "number; repeatable or comma-separated. With --extract, "
             "the types whose payloads are extracted (default DATA_FROM_INSTRUMENT)"
         ),
     )
@@ -361,7 +393,11 @@ def _run(
         else:
             files = datalog_paths(argument)
         if not files:
-            what = f"{options.name}'s datalog" if options.name else "*.datalog"
+            what = (
+                f"{options.name}'s datalog"
+                if options.name
+                else "datalog (*.datalog, *.datalog.YYYY_MM_DD)"
+            )
             stderr.write(f"{_PROG}: {argument}: no {what} files in this directory\n")
             status = 1
         for path in files:

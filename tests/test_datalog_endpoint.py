@@ -324,6 +324,35 @@ class ReplayTests(SynchronousTestCase):
         run_to_end(self.clock)
         self.assertEqual(protocol.data, b"123")
 
+    def test_ooiArchive(self) -> None:
+        """
+        A directory in OOI's port-agent layout (daily archives
+        C{ARCHIVE/<refdes>/<YYYY>/<MM>/<refdes>.datalog.<YYYY>_<MM>_<DD>},
+        today's file in C{CURRENT/<refdes>.datalog}) is parsed and played in
+        recording order, the ASCII logs left out.
+        """
+        root = Path(self.mktemp())
+        archive = root / "ARCHIVE/RS01-CTD/2016"
+        write_datalog(
+            archive / "10/RS01-CTD.datalog.2016_10_10", [(DATA, b"3", T0 + 2)]
+        )
+        write_datalog(
+            archive / "10/RS01-CTD.datalog.2016_10_09", [(DATA, b"2", T0 + 1)]
+        )
+        write_datalog(archive / "09/RS01-CTD.datalog.2016_09_30", [(DATA, b"1", T0)])
+        write_datalog(root / "CURRENT/RS01-CTD.datalog", [(DATA, b"4", T0 + 3)])
+        ascii_log = root / "DISCARD/RS01-CTD/2016/10/RS01-CTD.log.2016_10_10"
+        ascii_log.parent.mkdir(parents=True)
+        ascii_log.write_text("3677356800.5000 :    PA_HEARTBEAT :  CRC OK : 'HB'\n")
+        endpoint = parse_datalog_endpoint(self.clock, str(root / "ARCHIVE"))
+        protocol = self.successResultOf(endpoint.connect(recording_factory(self.clock)))
+        assert isinstance(protocol, RecordingProtocol)
+        run_to_end(self.clock)
+        self.assertEqual(protocol.data, b"123")
+        protocol = self.connect(root)
+        run_to_end(self.clock)
+        self.assertEqual(protocol.data, b"1234")
+
     def test_damagedRecording(self) -> None:
         """
         Junk and a last packet cut short are skipped and logged; the good
@@ -692,7 +721,7 @@ class ParserTests(SynchronousTestCase):
         e = self.assertRaises(
             ValueError, clientFromString, self.clock, f"datalog:{empty}"
         )
-        self.assertIn("no *.datalog files", str(e))
+        self.assertIn("no datalog files (*.datalog, or OOI's", str(e))
 
     def test_badSpeed(self) -> None:
         """

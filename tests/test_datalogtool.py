@@ -291,6 +291,105 @@ class DatalogFilesTests(SynchronousTestCase):
         self.assertEqual(datalog_paths(str(path)), [path])
 
 
+def ooi_archive(root: Path, refdes: str = "CE01ISSM-MFD37-03-CTDBPC000") -> list[Path]:
+    """
+    OOI's port-agent layout under C{root}, with a day in each of three
+    archive files and today's file in C{CURRENT}; return the files in the
+    order they were recorded.  The days straddle a month, and the 9th
+    sorts after the 10th as text.
+    """
+    files = [
+        root / f"ARCHIVE/{refdes}/2016/09/{refdes}.datalog.2016_09_30",
+        root / f"ARCHIVE/{refdes}/2016/10/{refdes}.datalog.2016_10_09",
+        root / f"ARCHIVE/{refdes}/2016/10/{refdes}.datalog.2016_10_10",
+        root / f"CURRENT/{refdes}.datalog",
+    ]
+    for path, record in zip(files, RECORDS, strict=False):
+        write_datalog(path, [record])
+    # OOI's ASCII logs are not datalogs.
+    ascii_log = root / f"DISCARD/{refdes}/2016/10/{refdes}.log.2016_10_10"
+    ascii_log.parent.mkdir(parents=True)
+    ascii_log.write_text("3677356800.5000 :    PA_HEARTBEAT :  CRC OK : 'HB'\n")
+    return files
+
+
+class OOILayoutTests(SynchronousTestCase):
+    """
+    OOI's port agent archived its datalogs as
+    C{ARCHIVE/<refdes>/<YYYY>/<MM>/<refdes>.datalog.<YYYY>_<MM>_<DD>}
+    beside C{CURRENT/<refdes>.datalog}, and before mid-2016 as unpadded
+    C{<refdes>.datalog.<Y>_<M>_<D>} beside the current file: a directory of
+    either is read in recording order.
+    """
+
+    def test_archiveLayout(self) -> None:
+        """
+        Every archive file and the current file are found, oldest first;
+        the ASCII logs are not.
+        """
+        root = Path(self.mktemp())
+        files = ooi_archive(root)
+        self.assertEqual(datalog_paths(root), files)
+
+    def test_unpaddedLayout(self) -> None:
+        """
+        The older flat layout sorts by date, not text, with the file still
+        being written last.
+        """
+        root = Path(self.mktemp())
+        root.mkdir()
+        names = [
+            "RS01-CTD.datalog.2016_6_9",
+            "RS01-CTD.datalog.2016_6_10",
+            "RS01-CTD.datalog.2016_7_1",
+            "RS01-CTD.datalog",
+        ]
+        for name in names:
+            (root / name).write_bytes(b"")
+        (root / "RS01-CTD.datalog.bak").write_bytes(b"")
+        self.assertEqual(datalog_paths(root), [root / n for n in names])
+
+    def test_tool(self) -> None:
+        """
+        C{instrumentd-datalog DIR} prints the packets of an OOI archive in
+        recording order, and C{--name} picks one reference designator's files.
+        """
+        root = Path(self.mktemp())
+        ooi_archive(root)
+        write_datalog(root / "ARCHIVE/OTHER/2016/10/OTHER.datalog.2016_10_01", RECORDS)
+        expected = b"".join(sniff(r) for r in RECORDS[:4])
+        status, out, err = run("-n", "CE01ISSM-MFD37-03-CTDBPC000", str(root))
+        self.assertEqual((status, err), (0, ""))
+        self.assertEqual(out, expected)
+        status, out, _ = run(str(root / "ARCHIVE/CE01ISSM-MFD37-03-CTDBPC000"))
+        self.assertEqual(out, b"".join(sniff(r) for r in RECORDS[:3]))
+
+    def test_typeNames(self) -> None:
+        """
+        C{--type} takes OOI's names for the types (the Python agent's
+        C{FROM_INSTRUMENT}, C{PA_STATUS}..., the driver client's
+        C{HEARTBEAT}) in any case.
+        """
+        path = Path(self.mktemp())
+        write_datalog(path, RECORDS)
+        status, out, err = run("--type", "pa_status,HEARTBEAT", str(path))
+        self.assertEqual((status, err), (0, ""))
+        self.assertEqual(out, sniff(RECORDS[0]) + sniff(RECORDS[4]))
+        status, out, _ = run("-x", "-t", "FROM_DRIVER", str(path))
+        self.assertEqual(out, b"ds\r\n")
+        self.assertEqual(
+            parse_packet_types(
+                "FROM_INSTRUMENT,FROM_DRIVER,PA_COMMAND,PA_STATUS,PA_FAULT,"
+                "PA_CONFIG,PA_HEARTBEAT,DIGI_CMD,DIGI_RSP,PICKLED_FROM_INSTRUMENT"
+            ),
+            set(PacketType) - {PacketType.UNKNOWN},
+        )
+        e = self.assertRaises(
+            argparse.ArgumentTypeError, parse_packet_types, "INSTRUMENT_COMMAND"
+        )
+        self.assertIn("OOI's names FROM_INSTRUMENT, FROM_DRIVER", str(e))
+
+
 class ParseTests(SynchronousTestCase):
     """
     The option value parsers.
@@ -637,7 +736,9 @@ class MainTests(SynchronousTestCase):
         empty.mkdir()
         status, _, err = run(str(empty))
         self.assertEqual(status, 1)
-        self.assertIn(f"{empty}: no *.datalog files", err)
+        self.assertIn(
+            f"{empty}: no datalog (*.datalog, *.datalog.YYYY_MM_DD) files", err
+        )
 
     def test_noArguments(self) -> None:
         """

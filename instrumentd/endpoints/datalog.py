@@ -13,8 +13,9 @@ instrument's output with no instrument.  The plugin module
 
     datalog:FILE[,FILE...][:speed=1][:maxgap=60]
 
-- ``FILE``: a datalog file, or a directory meaning every ``*.datalog`` below
-  it in recording order (see :func:`instrumentd.datalogfiles.datalog_paths`).
+- ``FILE``: a datalog file, or a directory meaning every datalog below it
+  (``*.datalog``, and OOI's archives ``<refdes>.datalog.YYYY_MM_DD``) in
+  recording order (see :func:`instrumentd.datalogfiles.datalog_paths`).
   Several are played one after the other.  A relative path is relative to the
   working directory when the string is parsed.  Colons in a path are escaped
   as ``\\:``, as in every endpoint string; a path cannot contain a comma.
@@ -455,7 +456,7 @@ class DatalogEndpoint:
                 if not path.is_file():
                     raise ConnectError(string=f"datalog: no such file: {path}")
             if not files:
-                raise ConnectError(string="datalog: no *.datalog files to replay")
+                raise ConnectError(string="datalog: no datalog files to replay")
             protocol = protocolFactory.buildProtocol(address)
             if protocol is None:
                 raise NoProtocol()
@@ -518,7 +519,10 @@ def parse_datalog_endpoint(
         path = Path(name).absolute()
         if path.is_dir():
             if not datalog_paths(path):
-                raise ValueError(f"datalog: no *.datalog files in {str(path)!r}")
+                raise ValueError(
+                    f"datalog: no datalog files (*.datalog, or OOI's "
+                    f"*.datalog.YYYY_MM_DD) in {str(path)!r}"
+                )
         elif not path.is_file():
             raise ValueError(f"datalog: no such file: {str(path)!r}")
         elif not os.access(path, os.R_OK):
