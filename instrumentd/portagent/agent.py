@@ -21,12 +21,18 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, fail
 from twisted.internet.endpoints import clientFromString, serverFromString
 from twisted.internet.interfaces import IDelayedCall, IListeningPort
+from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from instrumentd import __version__
 from instrumentd.interfaces import IDataLog
 from instrumentd.packet import PacketType, ntp_now
+from instrumentd.portagent.access import (
+    TokenGateFactory,
+    listener_reach,
+    read_token_file,
+)
 from instrumentd.portagent.command import CommandPortFactory
 from instrumentd.portagent.datalog import DataLog
 from instrumentd.portagent.lifecycle import (
@@ -113,6 +119,7 @@ class PortAgent(Service):
         self._started_at = 0.0
         self._stopping = False
         self._instrument = instrument_endpoint_description(config.instrument)
+        self._token = read_token_file(config.token_file) if config.token_file else None
         self.link = InstrumentLink(
             clientFromString(reactor, self._instrument),
             config.instrument,
@@ -166,8 +173,10 @@ class PortAgent(Service):
         pending: list[Deferred[IListeningPort]] = []
         for kind, descriptions in self.config.listeners.items():
             self.ports[kind] = []
+            factory = self._guarded(kind, factories[kind])
             for description in descriptions:
-                d = serverFromString(self._reactor, description).listen(factories[kind])
+                self._warn_if_insecure(kind, description)
+                d = serverFromString(self._reactor, description).listen(factory)
                 d.addCallback(self.ports[kind].append)
                 d.addErrback(self._listen_failed, kind, description)
                 pending.append(d)
@@ -193,6 +202,26 @@ class PortAgent(Service):
                 self.config.parent_pid, self._parent_exited, self._reactor
             )
             self._parent_watch.start()
+
+    def _guarded(self, kind: str, factory: Factory) -> Factory:
+        if self._token is None or not self.config.gated(kind):
+            return factory
+        return TokenGateFactory(factory, self._token, kind, self._reactor)
+
+    def _warn_if_insecure(self, kind: str, description: str) -> None:
+        try:
+            reach = listener_reach(description)
+        except ValueError:
+            return  # listening will fail and say why
+        if reach.local or reach.encrypted or self.config.gated(kind):
+            return
+        self.log.warn(
+            "{kind} port {endpoint} is reachable beyond loopback ({where}) with "
+            "neither TLS nor a token (--allow-insecure)",
+            kind=kind,
+            endpoint=description,
+            where=reach.where,
+        )
 
     def _listen_failed(self, reason: Any, kind: str, description: str) -> Any:
         self.log.critical(

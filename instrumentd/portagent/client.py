@@ -162,6 +162,7 @@ class _CommandProtocol(LineOnlyReceiver):
         self._pending: deque[_PendingCommand] = deque()
 
     def connectionMade(self) -> None:
+        self._client._present_token(self.transport, "command")
         self._client._command_connected(self)
 
     def run(self, line: str, timeout: float) -> Deferred[str]:
@@ -240,6 +241,7 @@ class _DataProtocol(Protocol):
         self.parser = PacketParser(counters=client.counters)
 
     def connectionMade(self) -> None:
+        self._client._present_token(self.transport, "data")
         self._client._data_connected(self)
 
     def dataReceived(self, data: bytes) -> None:
@@ -294,6 +296,8 @@ class PortAgentClient:
         command_timeout: float = 10.0,
         retry_policy: Callable[[int], float] | None = None,
         description: str = "port agent",
+        token: bytes | None = None,
+        token_on_data: bool = True,
     ) -> None:
         """
         :param data_endpoint: where the agent's data port is.
@@ -311,6 +315,10 @@ class PortAgentClient:
             (from 1); exponential backoff from 1 s to 30 s with up to 1 s of
             jitter if ``None``.
         :param description: how log lines and errors name this agent.
+        :param token: the agent's shared token (its ``--token-file``), sent
+            as the first line of every connection; ``None`` if it has none.
+        :param token_on_data: whether the data port takes the token too
+            (``False`` if the agent was given ``--tokenless data``).
         :raises ValueError: if ``missed_heartbeats`` < 1 or a time is < 0.
         """
         if missed_heartbeats < 1:
@@ -326,6 +334,8 @@ class PortAgentClient:
         assert clock is not None
         self._clock = clock
         self.description = description
+        self._token = token
+        self._token_on_data = token_on_data
         self.counters = ParserCounters()
         self.agent_losses = 0
         self.missed_heartbeats = missed_heartbeats
@@ -349,6 +359,13 @@ class PortAgentClient:
         self._on_data: DataCallback | None = None
         self._on_state: StateCallback | None = None
         self._on_fault: FaultCallback | None = None
+
+    def _present_token(self, transport: object, kind: str) -> None:
+        if self._token is None or (kind == "data" and not self._token_on_data):
+            return
+        # Before anything else on the connection: the agent reads its first
+        # line as the token (see instrumentd.portagent.access).
+        transport.write(self._token + b"\n")  # type: ignore[attr-defined]
 
     @classmethod
     def for_address(

@@ -604,6 +604,9 @@ def port_agent_command(
     sniff_port: str | Sequence[str] | None = None,
     raw_port: str | Sequence[str] | None = None,
     log_file: str | None = None,
+    token_file: str | None = None,
+    tokenless: Sequence[str] = (),
+    allow_insecure: bool = False,
 ) -> list[str]:
     """
     The command line that runs a port agent in the foreground with this
@@ -633,6 +636,10 @@ def port_agent_command(
         ("raw", raw_port),
     ):
         argv += _listener_arguments(kind, value)
+    argv += _option("token-file", token_file)
+    argv += [f"--tokenless={kind}" for kind in tokenless]
+    if allow_insecure:
+        argv.append("--allow-insecure")
     argv += _option("status-file", status_file)
     argv += _option("parent-pid", parent_pid)
     return argv
@@ -657,6 +664,9 @@ def launch_port_agent(
     timeout: float = 30.0,
     env: dict[str, str] | None = None,
     log_file: str | None = None,
+    token_file: str | None = None,
+    tokenless: Sequence[str] = (),
+    allow_insecure: bool = False,
 ) -> Deferred[PortAgentProcess]:
     """
     Start a port agent as a child process (``twistd -n instrumentd
@@ -694,6 +704,10 @@ def launch_port_agent(
     :param env: the child's whole environment; this process's if ``None``.
     :param log_file: where the agent logs (``twistd --logfile``); its stdout
         (kept only as a tail for error reports) if ``None``.
+    :param token_file: ``--token-file``: clients must send its first line
+        first.
+    :param tokenless: ``--tokenless`` kinds (``data``, ``sniff``).
+    :param allow_insecure: ``--allow-insecure``.
     :returns: a Deferred that fires with the :class:`PortAgentProcess` once
         it is ready, or fails with :class:`PortAgentLaunchError`.  Cancelling
         it stops the child.
@@ -723,6 +737,9 @@ def launch_port_agent(
         sniff_port=sniff_port,
         raw_port=raw_port,
         log_file=log_file,
+        token_file=token_file,
+        tokenless=tokenless,
+        allow_insecure=allow_insecure,
     )
     launch.start(argv, env)
     return launch.result

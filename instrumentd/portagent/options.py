@@ -17,6 +17,8 @@ from twisted.internet.endpoints import clientFromString, serverFromString
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 
+from instrumentd.portagent.access import listener_reach, read_token_file
+
 __all__ = [
     "DEFAULT_LISTENER",
     "LISTENER_KINDS",
@@ -37,6 +39,9 @@ MIN_CLIENT_BUFFER: Final = 256 << 10
 DEFAULT_LISTENER: Final = "tcp:0:interface=127.0.0.1"
 LISTENER_KINDS: Final = ("data", "command", "sniff", "raw")
 ROTATIONS: Final = ("daily", "hourly", "none")
+#: The listeners that may be left without the token (read-mostly, and the
+#: data port is what unmodified OOI drivers use).
+TOKENLESS_KINDS: Final = ("data", "sniff")
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -86,6 +91,12 @@ class PortAgentConfig:
         cut off.
     :ivar status_file: where to write the status JSON once listening.
     :ivar parent_pid: exit when this process dies.
+    :ivar token_file: the file holding the shared token; ``None`` for no
+        token.
+    :ivar tokenless: listener kinds (``data``, ``sniff``) that take no token
+        even when there is one.
+    :ivar allow_insecure: start listeners that are reachable beyond loopback
+        with neither TLS nor a token.
     """
 
     name: str
@@ -102,6 +113,15 @@ class PortAgentConfig:
     client_buffer: int = 4 << 20
     status_file: str | None = None
     parent_pid: int | None = None
+    token_file: str | None = None
+    tokenless: frozenset[str] = frozenset()
+    allow_insecure: bool = False
+
+    def gated(self, kind: str) -> bool:
+        """
+        Whether clients of a listener kind must present the token first.
+        """
+        return self.token_file is not None and kind not in self.tokenless
 
     def public(self) -> dict[str, object]:
         """
@@ -121,6 +141,9 @@ class PortAgentConfig:
             "rotate": self.rotate,
             "rotate_size": self.rotate_size,
             "client_buffer": self.client_buffer,
+            "token_file": self.token_file,
+            "tokenless": sorted(self.tokenless),
+            "allow_insecure": self.allow_insecure,
         }
 
 
@@ -266,11 +289,26 @@ class PortAgentOptions(usage.Options):
             "Write a JSON status file here once every listener is bound.",
         ],
         ["parent-pid", None, None, "Exit cleanly soon after this process dies."],
+        [
+            "token-file",
+            None,
+            None,
+            "Clients must send the first line of this file as their first line "
+            "(see --tokenless).",
+        ],
+    ]
+    optFlags = [
+        [
+            "allow-insecure",
+            None,
+            "Start listeners reachable beyond loopback with neither TLS nor a token.",
+        ],
     ]
 
     def __init__(self) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._listeners: dict[str, list[str]] = {kind: [] for kind in LISTENER_KINDS}
+        self._tokenless: set[str] = set()
 
     def _listener(self, kind: str, description: str) -> None:
         if description != "none":
@@ -303,6 +341,17 @@ class PortAgentOptions(usage.Options):
         Server endpoint for an operator's terminal (raw bytes both ways); default tcp:0:interface=127.0.0.1; may be repeated; 'none' turns it off.
         """
         self._listener("raw", description)
+
+    def opt_tokenless(self, kind: str) -> None:
+        """
+        With --token-file, let clients of this listener (data or sniff) in without the token; may be repeated.
+        """
+        if kind not in TOKENLESS_KINDS:
+            raise usage.UsageError(
+                f"--tokenless: {kind!r} is not one of {', '.join(TOKENLESS_KINDS)} "
+                "(the command and raw ports always take the token)"
+            )
+        self._tokenless.add(kind)
 
     def opt_version(self) -> None:
         """
@@ -375,6 +424,34 @@ class PortAgentOptions(usage.Options):
                 raise usage.UsageError(
                     f"--parent-pid: {self['parent-pid']!r} is not a process id"
                 ) from None
+        self._check_access()
+
+    def _check_access(self) -> None:
+        token_file = self["token-file"]
+        if token_file:
+            try:
+                read_token_file(token_file)
+            except ValueError as e:
+                raise usage.UsageError(f"--token-file: {e}") from None
+        elif self._tokenless:
+            raise usage.UsageError("--tokenless: only meaningful with --token-file")
+        if self["allow-insecure"]:
+            return
+        for kind, given in self._listeners.items():
+            for description in given or [DEFAULT_LISTENER]:
+                if description == "none":
+                    continue
+                reach = listener_reach(description)
+                if reach.local or reach.encrypted:
+                    continue
+                if token_file and kind not in self._tokenless:
+                    continue
+                raise usage.UsageError(
+                    f"--{kind}-port: {description!r} listens beyond loopback "
+                    f"({reach.where}) with neither TLS nor a token; use an ssl: or "
+                    "mtls: endpoint, --token-file, a loopback interface, or say "
+                    "--allow-insecure"
+                )
 
     def config(self) -> PortAgentConfig:
         """
@@ -399,4 +476,7 @@ class PortAgentOptions(usage.Options):
             client_buffer=self["client-buffer"],
             status_file=self["status-file"],
             parent_pid=self["parent-pid"],
+            token_file=self["token-file"],
+            tokenless=frozenset(self._tokenless),
+            allow_insecure=bool(self["allow-insecure"]),
         )
