@@ -33,6 +33,7 @@ from instrumentd.driver.chunker import (
     Record,
     Sieve,
     SieveFunction,
+    additive_checksum,
     length_sieve,
     regex_sieve,
 )
@@ -141,6 +142,7 @@ __all__ = [
     "TimestampName",
     "Visibility",
     "Wakeup",
+    "additive_checksum",
     "keep_reply",
     "length_sieve",
     "parse_jobs",

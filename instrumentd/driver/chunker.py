@@ -19,6 +19,14 @@ the whole buffered text and returns where the complete records in it are:
   complete yet" (see :func:`length_sieve` for binary records); no record at
   or after ``start`` is handed out until it is resolved.
 
+Binary records that carry their length and a checksum (RDI PD0 ensembles,
+``7f 7f``, a little-endian length, blocks, a 16-bit sum) need no code of
+the driver's own: :func:`length_sieve` with :func:`additive_checksum` as
+``verify``, a ``check_header`` that rejects false syncs before waiting for
+their claimed length, and ``cut_by`` for what the instrument prints when it
+abandons a record (a wake-up banner).  Text replies and binary records mix
+in one stream: give the chunker both kinds of sieve.
+
 The rules, after each chunk:
 
 - Records are the spans the sieves found.  Where spans overlap, the one
@@ -55,6 +63,7 @@ __all__ = [
     "Record",
     "Sieve",
     "SieveFunction",
+    "additive_checksum",
     "length_sieve",
     "regex_sieve",
 ]
@@ -154,6 +163,8 @@ def length_sieve(
     min_length: int | None = None,
     max_length: int,
     verify: Callable[[bytes], bool] | None = None,
+    check_header: Callable[[bytes], bool | None] | None = None,
+    cut_by: re.Pattern[bytes] | None = None,
 ) -> SieveFunction:
     """
     A sieve for binary records that start with sync bytes and carry their
@@ -181,6 +192,19 @@ def length_sieve(
         the chunker's ``max_buffer``.
     :param verify: called with a complete candidate record; ``False`` means
         it is corrupt or a false sync (check its checksum here).
+    :param check_header: called with the bytes from the sync on (as many
+        as have arrived, up to the claimed length) *before* waiting for the
+        rest: ``False`` proves a false sync (the scan resumes one byte on),
+        ``None`` asks for more bytes, ``True`` accepts the header.  Binary
+        data often holds the sync bytes by chance, and the two bytes after
+        such a false sync can claim a length of kilobytes: without this
+        check every good record behind it waits until that many bytes have
+        arrived.
+    :param cut_by: a pattern the instrument prints when it abandons a record
+        part-way (a wake-up banner after a break).  Found inside a
+        candidate's span, it proves the candidate was cut short: the scan
+        resumes one byte on at once, instead of waiting for the claimed
+        length to fill with what follows.
     :returns: the sieve.
     """
     header = length_offset + length_size
@@ -199,6 +223,18 @@ def length_sieve(
                 position = buffer.find(sync, position + 1)
                 continue
             end = position + length
+            candidate = buffer[position : min(end, len(buffer))]
+            if check_header is not None:
+                plausible = check_header(candidate)
+                if plausible is False:
+                    position = buffer.find(sync, position + 1)
+                    continue
+                if plausible is None:
+                    spans.append((position, None))
+                    break
+            if cut_by is not None and cut_by.search(candidate) is not None:
+                position = buffer.find(sync, position + 1)
+                continue
             if end > len(buffer):
                 spans.append((position, None))
                 break
@@ -210,6 +246,30 @@ def length_sieve(
         return spans
 
     return sieve
+
+
+def additive_checksum(
+    *, size: int = 2, byteorder: Literal["big", "little"] = "little"
+) -> Callable[[bytes], bool]:
+    """
+    A ``verify`` for :func:`length_sieve`: the record ends with the sum of
+    all its other bytes, modulo ``2 ** (8 * size)``, as an unsigned
+    integer of ``size`` bytes (the RDI PD0 checksum, and many others).
+
+    :param size: the checksum's size in bytes.
+    :param byteorder: ``"big"`` or ``"little"``.
+    :returns: a function of a complete record that says whether its
+        checksum verifies.
+    """
+    modulus = 1 << (8 * size)
+
+    def verify(record: bytes) -> bool:
+        if len(record) <= size:
+            return False
+        stored = int.from_bytes(record[-size:], byteorder)
+        return sum(memoryview(record)[:-size]) % modulus == stored
+
+    return verify
 
 
 class Chunker:

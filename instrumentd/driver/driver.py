@@ -77,6 +77,7 @@ class InstrumentDriver:
         self.events = events if events is not None else EventBus(clock)
         self._protocol_class = protocol_class
         self._clock = clock
+        self._connection = connection
         self._init_config: dict[str, object] = {}
         self._core = ConnectionCore(connection, self._build_protocol, self.events)
         self._machine = ConnectionMachine(self._core)
@@ -88,6 +89,7 @@ class InstrumentDriver:
             self.events,
             clock=self._clock,
             init_config=self._init_config or None,
+            send_break=self._connection.send_break,
         )
 
     def _detached(self) -> InstrumentProtocol[Any]:

@@ -28,6 +28,18 @@ its sleep time, a command has timed out, or nothing has been heard from it
 yet.  The OOI framework woke the instrument (with a one-second sleep)
 before *every* command; this engine does not.
 
+Instruments woken by a serial break (an RDI ADCP) declare ``break_ms`` in
+their :class:`Wakeup`: the engine asks the connection for a break (the port
+agent's ``break`` command) and, where the link cannot carry one (a TCP
+device server), sends the wake-up's ``data`` instead (a soft break such as
+``===``).
+
+An instrument that marks a refused command with a line of its own (``ERR
+045: PARAMETER OUT OF BOUNDS``, ``?cmd``) declares it once as the engine's
+``error`` pattern: a reply containing it fails its command with an
+:class:`~instrumentd.driver.errors.InstrumentProtocolError` quoting the
+line, so no parser has to look for it.
+
 Instruments that drop characters typed too fast get a per-character write
 delay, paced with ``callLater``.
 """
@@ -53,6 +65,7 @@ from twisted.python.failure import Failure
 from instrumentd.driver.errors import (
     InstrumentConnectionError,
     InstrumentError,
+    InstrumentProtocolError,
     InstrumentTimeoutError,
 )
 
@@ -193,8 +206,16 @@ class Wakeup:
     """
     How to wake an instrument that may be asleep.
 
-    :ivar data: the bytes to send (often a newline, or a break character).
+    :ivar data: the bytes to send (often a newline, or a break character);
+        with :attr:`break_ms`, what to send instead where the link cannot
+        carry a break (empty: nothing, the wake-up fails).
+    :ivar break_ms: wake with a serial break held this many milliseconds
+        (through the connection's ``send_break``: the port agent's
+        ``break``), or ``None`` to send :attr:`data`.
     :ivar prompts: what shows it is awake; empty for the engine's prompts.
+    :ivar regex: a pattern whose match shows it is awake, instead of a
+        prompt (a wake-up banner that a bare prompt inside binary data
+        cannot be mistaken for).
     :ivar timeout: seconds to wait for a prompt after each try.
     :ivar tries: how many times to send ``data`` before giving up.
     :ivar sleep_after: seconds without input after which the instrument
@@ -202,8 +223,10 @@ class Wakeup:
         before the first command).
     """
 
-    data: bytes
+    data: bytes = b""
+    break_ms: int | None = None
     prompts: tuple[bytes, ...] = ()
+    regex: re.Pattern[bytes] | None = None
     timeout: float = 1.0
     tries: int = 3
     sleep_after: float | None = None
@@ -213,6 +236,14 @@ class Wakeup:
             raise ValueError("a wake-up needs at least one try")
         if self.timeout <= 0:
             raise ValueError("a wake-up timeout must be > 0")
+        if not self.data and self.break_ms is None:
+            raise ValueError("a wake-up needs data, a break (break_ms) or both")
+        if self.break_ms is not None and not 0 < self.break_ms <= 60000:
+            raise ValueError(
+                f"break_ms {self.break_ms!r} is out of range; valid: 1 to 60000"
+            )
+        if self.prompts and self.regex is not None:
+            raise ValueError("a wake-up ends with a prompt or a regex, not both")
 
 
 def _longest_first(prompts: Sequence[bytes]) -> tuple[bytes, ...]:
@@ -300,7 +331,28 @@ class InstrumentSession:
             regex=command.regex,
             timeout=command.timeout,
         )
+        self._engine.check_refusal(reply)
         return command.parse(reply)
+
+    async def send_break(self, duration_ms: int) -> None:
+        """
+        Send a serial break, forgetting what the instrument sent before (it
+        answers a break at once, often before the break has ended).
+
+        :param duration_ms: how long to hold it.
+        :raises InstrumentConnectionError: if the engine has no way to send
+            a break.
+        :raises Exception: whatever the connection fails with (a port agent
+            whose link cannot break refuses).
+        """
+        self._check()
+        engine = self._engine
+        if engine.break_sender is None:
+            raise InstrumentConnectionError("this connection cannot send a break")
+        engine._reply_buffer.clear()
+        engine._last_write = engine.clock.seconds()
+        engine.breaks_sent += 1
+        await engine.break_sender(duration_ms)
 
     def write(self, data: bytes, delay: float | None = None) -> Deferred[None]:
         """
@@ -354,10 +406,13 @@ class InstrumentSession:
         prompts = _longest_first(wakeup.prompts or engine.prompts)
         for attempt in range(1, wakeup.tries + 1):
             engine.wake_attempts += 1
-            await self.write(wakeup.data)
+            await self._send_wakeup(wakeup)
             try:
                 await self.await_reply(
-                    f"wake-up for {name}", prompts=prompts, timeout=wakeup.timeout
+                    f"wake-up for {name}",
+                    prompts=prompts,
+                    regex=wakeup.regex,
+                    timeout=wakeup.timeout,
                 )
             except InstrumentTimeoutError:
                 _log.info(
@@ -369,8 +424,41 @@ class InstrumentSession:
                 continue
             return
         raise InstrumentTimeoutError(
-            f"wake-up for {name} ({wakeup.tries} tries)", prompts, wakeup.timeout
+            f"wake-up for {name} ({wakeup.tries} tries)",
+            wakeup.regex if wakeup.regex is not None else prompts,
+            wakeup.timeout,
         )
+
+    async def _send_wakeup(self, wakeup: Wakeup) -> None:
+        engine = self._engine
+        if (
+            wakeup.break_ms is not None
+            and engine.break_sender is not None
+            and not engine.break_refused
+        ):
+            try:
+                await self.send_break(wakeup.break_ms)
+            except InstrumentConnectionError:
+                # The link went down: no fallback can help.
+                raise
+            except Exception as error:
+                if not wakeup.data:
+                    raise
+                # A link that cannot carry a break (TCP to a device server)
+                # refuses every time: fall back for this link's life.
+                engine.break_refused = True
+                _log.info(
+                    "No break on this link ({error}); sending {data!r} instead",
+                    error=str(error),
+                    data=wakeup.data,
+                )
+            else:
+                return
+        if not wakeup.data:
+            raise InstrumentConnectionError(
+                "the wake-up needs a break and this connection cannot send one"
+            )
+        await self.write(wakeup.data)
 
 
 class CommandEngine:
@@ -387,6 +475,14 @@ class CommandEngine:
         everything at once).
     :param clock: the reactor's clock (``callLater``, ``seconds``), or
         ``None`` for the global reactor, imported when first needed.
+    :param send_break: sends a serial break of so many milliseconds and
+        returns a Deferred firing when it has ended (the connection's
+        ``send_break``), or ``None`` if breaks cannot be sent.
+    :param error: a pattern whose presence in a reply means the instrument
+        refused the command; ``None`` if it has no such mark.
+
+    :ivar break_refused: the connection refused a break (its link cannot
+        carry one); wake-ups send their ``data`` instead from then on.
     """
 
     def __init__(
@@ -397,8 +493,15 @@ class CommandEngine:
         wakeup: Wakeup | None = None,
         write_delay: float = 0.0,
         clock: IReactorTime | None = None,
+        send_break: Callable[[int], Deferred[None]] | None = None,
+        error: re.Pattern[bytes] | None = None,
     ) -> None:
         self._send = write
+        self.break_sender = send_break
+        self.break_refused = False
+        self.error = error
+        #: How many breaks have been sent.
+        self.breaks_sent = 0
         self.prompts = _longest_first(prompts)
         self.wakeup = wakeup
         self.write_delay = write_delay
@@ -458,6 +561,25 @@ class CommandEngine:
         if wakeup.sleep_after is None or self._last_write is None:
             return False
         return self.clock.seconds() - self._last_write >= wakeup.sleep_after
+
+    def check_refusal(self, reply: Reply) -> None:
+        """
+        Fail a command whose reply carries the instrument's error mark.
+
+        :param reply: the reply.
+        :raises InstrumentProtocolError: quoting the line with the mark.
+        """
+        if self.error is None:
+            return
+        found = self.error.search(reply.data)
+        if found is None:
+            return
+        start = reply.data.rfind(b"\n", 0, found.start()) + 1
+        end = reply.data.find(b"\r", found.end())
+        line = reply.data[start : end if end >= 0 else len(reply.data)]
+        raise InstrumentProtocolError(
+            f"the instrument refused {reply.command}: {line.decode('latin-1').strip()}"
+        )
 
     def data_received(self, data: bytes) -> None:
         """

@@ -93,6 +93,9 @@ class Parameter:
     :ivar allowed_values: the only values allowed, or ``None``; required
         for :attr:`ParameterType.ENUM`.  If they are :class:`~enum.Enum`
         members, a member's value or name is accepted for it.
+    :ivar form: for a :attr:`ParameterType.STRING`, a regex (text or
+        compiled) the whole value must match, such as ``[01]{5}`` for a
+        string of five binary digits; ``None`` for any text.
     :ivar display_name: a name for people; defaults to :attr:`name`.
     :ivar description: what it does.
     :ivar value_description: what the value means (e.g. "seconds between
@@ -121,6 +124,7 @@ class Parameter:
     minimum: float | None = None
     maximum: float | None = None
     allowed_values: Sequence[object] | None = None
+    form: re.Pattern[str] | str | None = None
     display_name: str = ""
     description: str = ""
     value_description: str = ""
@@ -137,6 +141,8 @@ class Parameter:
             object.__setattr__(self, "display_name", self.name)
         if isinstance(self.pattern, str):
             object.__setattr__(self, "pattern", re.compile(self.pattern))
+        if isinstance(self.form, str):
+            object.__setattr__(self, "form", re.compile(self.form))
         if self.pattern is not None and self.compiled_pattern.groups < 1:
             raise ValueError(f"parameter {self.name}: pattern needs a group")
         if self.allowed_values is not None:
@@ -229,7 +235,7 @@ def _check(parameter: Parameter, value: object) -> object:
     :raises InstrumentParameterError: naming the rule broken.
     """
     try:
-        return check_value(
+        value = check_value(
             parameter.type,
             value,
             minimum=parameter.minimum,
@@ -241,6 +247,18 @@ def _check(parameter: Parameter, value: object) -> object:
         raise InstrumentParameterError(
             parameter.name, refused.rule, refused.detail
         ) from None
+    form = parameter.form
+    if (
+        isinstance(form, re.Pattern)
+        and isinstance(value, str)
+        and form.fullmatch(value) is None
+    ):
+        raise InstrumentParameterError(
+            parameter.name,
+            ParameterRule.ALLOWED_VALUES,
+            f"{value!r} does not have the form {form.pattern}",
+        )
+    return value
 
 
 class _Clock(Protocol):

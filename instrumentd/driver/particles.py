@@ -239,6 +239,19 @@ class DataParticle:
         self.quality_flag = quality_flag
         self.values: list[dict[str, object]] = self._build_values(raw)
 
+    @classmethod
+    def matches(cls, raw: bytes) -> bool:
+        """
+        Whether ``raw`` is a record of this kind, for a protocol trying its
+        particle classes in turn on each record.  Subclasses that are
+        listed in a protocol's ``particles`` override it (a binary record
+        by its sync bytes or block ID, a text one by its pattern).
+
+        :param raw: a record from the chunker.
+        :returns: ``False`` here.
+        """
+        return False
+
     def _build_values(self, raw: bytes) -> list[dict[str, object]]:
         """
         Read the record's values.  Subclasses implement this; they may also

@@ -56,6 +56,7 @@ Capabilities are the inputs the current state accepts (reports and
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -90,7 +91,7 @@ from instrumentd.driver.events import (
 )
 from instrumentd.driver.machine import MachineTable, after_transition, follow_states
 from instrumentd.driver.parameters import ParameterDictionary
-from instrumentd.driver.particles import DataParticle, RegexDataParticle
+from instrumentd.driver.particles import DataParticle
 from instrumentd.driver.scheduler import Scheduler, parse_jobs
 from instrumentd.interfaces import IInstrumentProtocol
 
@@ -366,6 +367,9 @@ class InstrumentProtocol(Generic[InputsT]):
     :param clock: the reactor's clock, or ``None`` for the global reactor.
     :param init_config: the driver's startup configuration, if any (see
         :meth:`set_init_params`).
+    :param send_break: sends a serial break (the connection's
+        ``send_break``), for a :class:`Wakeup` with ``break_ms`` and for
+        :meth:`InstrumentSession.send_break`; ``None`` if there is none.
 
     :ivar engine: the command/response engine.
     :ivar parameters: the parameter dictionary.
@@ -384,6 +388,9 @@ class InstrumentProtocol(Generic[InputsT]):
     #: The instrument's prompts; a reply ends with one unless its command
     #: says otherwise.
     prompts: ClassVar[Sequence[bytes]] = ()
+    #: The instrument's mark of a refused command (``ERR \\d{3}:``); a reply
+    #: containing it fails its command, quoting the line.
+    error: ClassVar[re.Pattern[bytes] | None] = None
     #: How to wake the instrument, or ``None`` if it never sleeps.
     wakeup: ClassVar[Wakeup | None] = None
     #: Seconds between characters for instruments that drop fast input.
@@ -391,8 +398,8 @@ class InstrumentProtocol(Generic[InputsT]):
     #: Sieves that find records in the byte stream (see
     #: :mod:`instrumentd.driver.chunker`).
     sieves: ClassVar[Sequence[Sieve]] = ()
-    #: Particle classes tried in turn on each record.
-    particles: ClassVar[Sequence[type[RegexDataParticle]]] = ()
+    #: Particle classes tried in turn on each record (their ``matches``).
+    particles: ClassVar[Sequence[type[DataParticle]]] = ()
     #: Particle classes the protocol publishes by other means (its own
     #: :meth:`got_record`, a binary record reader): listed so that the
     #: metadata describes their streams too.
@@ -410,6 +417,7 @@ class InstrumentProtocol(Generic[InputsT]):
         *,
         clock: IReactorTime | None = None,
         init_config: Mapping[str, object] | None = None,
+        send_break: Callable[[int], Deferred[None]] | None = None,
     ) -> None:
         self.events = events
         self.clock = clock
@@ -420,6 +428,8 @@ class InstrumentProtocol(Generic[InputsT]):
             wakeup=self.wakeup,
             write_delay=self.write_delay,
             clock=clock,
+            send_break=send_break,
+            error=self.error,
         )
         self.parameters = ParameterDictionary(clock)
         self.declare_parameters(self.parameters)

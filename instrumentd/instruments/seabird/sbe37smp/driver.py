@@ -309,16 +309,20 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
         *,
         clock: IReactorTime | None = None,
         init_config: Mapping[str, object] | None = None,
+        send_break: Callable[[int], Deferred[None]] | None = None,
     ) -> None:
         """
         :param send: writes bytes to the instrument.
         :param events: the event bus.
         :param clock: the reactor's clock; the global reactor if ``None``.
         :param init_config: the startup configuration, if any.
+        :param send_break: sends a serial break (unused by this instrument).
         """
         self._discovery_waiters: list[Deferred[str]] | None = None
         self._stopped = False
-        super().__init__(send, events, clock=clock, init_config=init_config)
+        super().__init__(
+            send, events, clock=clock, init_config=init_config, send_break=send_break
+        )
 
     # Declarations.
 
