@@ -14,7 +14,7 @@ from typing import Any
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionDone
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError, NoRouteError
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
@@ -186,6 +186,57 @@ class LinkStateTests(SynchronousTestCase):
         client = h.data_client()
         h.reactor.advance(5)
         self.assertEqual(statuses(packets(client)), [b"DISCONNECTED"])
+
+    def test_problemTold(self) -> None:
+        """
+        When DISCONNECTED is announced, a PORT_AGENT_FAULT follows saying
+        since when and why; a repeated failure tells nothing more, a new
+        reason is told once; get_stats has the same under C{link}.
+        """
+        h = AgentHarness(self, disconnect_grace=5.0)
+        client = h.data_client()
+
+        def refuse(error: Exception) -> None:
+            connector = h.reactor.connectors[-1]
+            h.reactor.tcpClients[-1][2].clientConnectionFailed(
+                connector, Failure(error)
+            )
+
+        def faults() -> list[bytes]:
+            return [
+                p.payload
+                for p in packets(client)
+                if p.type == PacketType.PORT_AGENT_FAULT
+            ]
+
+        refuse(ConnectionRefusedError())
+        self.assertEqual(faults(), [])
+        h.reactor.advance(5)
+        told = b"instrument link down since 2026-09-21T14:13:20Z: connection refused"
+        self.assertEqual(faults(), [told])
+        for _ in range(3):
+            h.reactor.advance(60)
+            refuse(ConnectionRefusedError())
+        self.assertEqual(faults(), [told])
+        h.reactor.advance(60)
+        refuse(NoRouteError())
+        self.assertEqual(
+            faults(),
+            [
+                told,
+                b"instrument link down since 2026-09-21T14:13:20Z: no route to host",
+            ],
+        )
+        link = h.agent.stats()["link"]
+        self.assertEqual(
+            link,
+            {
+                "up": False,
+                "down_since": START,
+                "last_error": "no route to host",
+                "last_error_time": h.reactor.seconds(),
+            },
+        )
 
     def test_zeroGrace(self) -> None:
         """

@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.interfaces import (
     IProtocol,
     IProtocolFactory,
@@ -17,6 +17,7 @@ from twisted.internet.interfaces import (
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
@@ -112,7 +113,7 @@ class LinkTests(SynchronousTestCase):
         with capturedLogs():
             self.link.start()
         self.assertEqual(len(self.events), 1)
-        self.assertIn("no instrument here", self.events[0])
+        self.assertIn("connection refused", self.events[0])
 
     def test_failuresRateLimited(self) -> None:
         """
@@ -129,7 +130,7 @@ class LinkTests(SynchronousTestCase):
         attempts = len(self.endpoint.attempts) - 1
         self.assertGreater(attempts, 10)
         self.assertLessEqual(len(warnings), 1 + (20 * 8) // 60 + 1)
-        self.assertIn("no instrument here", warnings[0]["reason"])
+        self.assertIn("connection refused", warnings[0]["reason"])
         later = [e for e in warnings[1:] if e.get("suffix")]
         self.assertTrue(later)
         self.assertIn("similar failures not logged", later[0]["suffix"])
@@ -146,6 +147,49 @@ class LinkTests(SynchronousTestCase):
             self.clock.advance(10)
         self.assertFalse(
             [e for e in events if "Scheduling retry" in e.get("log_format", "")]
+        )
+
+    def test_problemReported(self) -> None:
+        """
+        The link says since when it is down and why, in words: from the
+        start while it never came up, cleared while up, and from the drop
+        when it goes down again, keeping the last reason.
+        """
+        self.clock.advance(1_796_000_000)
+        started = self.clock.seconds()
+        with capturedLogs():
+            self.link.start()
+        self.assertEqual(
+            self.link.problem(),
+            "instrument link down since 2026-11-30T00:53:20Z: connection refused",
+        )
+        self.assertEqual(
+            self.link.report(),
+            {
+                "up": False,
+                "down_since": started,
+                "last_error": "connection refused",
+                "last_error_time": started,
+            },
+        )
+        self.endpoint.accepting = True
+        with capturedLogs():
+            self.clock.advance(10)
+        self.assertTrue(self.link.connected)
+        self.assertIsNone(self.link.problem())
+        self.assertEqual(self.link.report()["down_since"], None)
+        self.assertEqual(self.link.report()["last_error"], "connection refused")
+        self.clock.advance(5)
+        assert self.endpoint.transport is not None
+        with capturedLogs():
+            self.endpoint.transport.loseConnection()
+            self.link._protocol.connectionLost(  # type: ignore[union-attr]
+                Failure(ConnectionDone())
+            )
+        self.assertEqual(
+            self.link.problem(),
+            "instrument link down since 2026-11-30T00:53:35Z: the other side "
+            "closed the connection",
         )
 
     def test_dataAndWrite(self) -> None:

@@ -109,6 +109,7 @@ class PortAgent(Service):
         )
         self.router = Router(self.datalog, self._now, config.client_buffer)
         self._announced: str | None = None
+        self._told_problem: str | None = None
         self.ports: dict[str, list[IListeningPort]] = {}
         self.raw_clients: list[RawClient] = []
         self.command_clients = 0
@@ -145,6 +146,19 @@ class PortAgent(Service):
             self._announced = state
             self.log.info("instrument link {state}", state=state)
             self.router.publish(PacketType.PORT_AGENT_STATUS, state.encode())
+            if state == DISCONNECTED:
+                self._tell_problem()
+
+    def _tell_problem(self) -> None:
+        # The status packet says only DISCONNECTED (OOI's format); a fault
+        # after it says why and since when, so a driver (and its operator)
+        # need not dig in this agent's log.  Sent again only when the
+        # reason changes, so a week-long outage is one packet, not one per
+        # attempt.
+        problem = self.link.problem()
+        if problem is not None and problem != self._told_problem:
+            self._told_problem = problem
+            self.router.publish(PacketType.PORT_AGENT_FAULT, problem.encode())
 
     def _now(self) -> tuple[int, int]:
         return ntp_now(self._reactor)
@@ -312,6 +326,7 @@ class PortAgent(Service):
 
     def _link_up(self) -> None:
         self.router.counters.connects += 1
+        self._told_problem = None
         self._cancel_grace()
         self._announce(CONNECTED)
 
@@ -322,6 +337,8 @@ class PortAgent(Service):
 
     def _attempt_failed(self, reason: str) -> None:
         self.router.counters.connect_failures += 1
+        if self._announced == DISCONNECTED:
+            self._tell_problem()
 
     def _start_grace(self) -> None:
         self._cancel_grace()
@@ -437,6 +454,7 @@ class PortAgent(Service):
             "name": self.config.name,
             "state": self.state,
             "link_up": self.link.connected,
+            "link": self.link.report(),
             "uptime": self._reactor.seconds() - self._started_at,
             "instrument": {
                 "bytes_in": c.bytes_from_instrument,

@@ -9,7 +9,8 @@ jitter capped at a maximum delay, so a device server that reboots or a USB
 serial adapter that is unplugged and plugged back in is picked up again
 without anyone's help.  Failed attempts are logged with their reason, but
 rate-limited, so an instrument that stays away for a week does not fill the
-disk with identical lines.
+disk with identical lines.  The link remembers since when it is down and the
+last reason, in words for the operator (:meth:`InstrumentLink.report`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from __future__ import annotations
 import random
 import socket
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Final
 
 from twisted.application.internet import ClientService, backoffPolicy
+from twisted.internet import error
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import (
     IAddress,
@@ -44,7 +47,9 @@ __all__ = [
     "LinkBacklogged",
     "LinkDown",
     "capped_backoff",
+    "describe_failure",
     "enable_keepalive",
+    "utc_text",
 ]
 
 
@@ -101,6 +106,42 @@ def enable_keepalive(transport: object) -> bool:
         if option is not None:
             sock.setsockopt(socket.IPPROTO_TCP, option, value)
     return True
+
+
+#: What the usual failures of a link are called for an operator; Twisted's
+#: own messages ("Connection was refused by other side.") are longer and
+#: say less.
+_FAILURE_TEXTS: Final[tuple[tuple[type[BaseException], str], ...]] = (
+    (error.ConnectionRefusedError, "connection refused"),
+    (error.TCPTimedOutError, "connection timed out"),
+    (error.TimeoutError, "no answer to the connection attempt (timed out)"),
+    (error.NoRouteError, "no route to host"),
+    (error.ConnectionDone, "the other side closed the connection"),
+    (error.ConnectionLost, "the connection was lost"),
+)
+
+
+def describe_failure(reason: Failure) -> str:
+    """
+    Why a link attempt failed or a link dropped, in a few words.
+
+    :param reason: the failure.
+    :returns: e.g. ``"connection refused"``, or the error's own message.
+    """
+    for kind, text in _FAILURE_TEXTS:
+        if reason.check(kind):
+            return text
+    return reason.getErrorMessage() or reason.type.__name__  # type: ignore[union-attr]
+
+
+def utc_text(seconds: float) -> str:
+    """
+    A time as operators read it in logs and messages.
+
+    :param seconds: Unix seconds.
+    :returns: ISO 8601 UTC to the second, e.g. ``2026-12-07T05:56:52Z``.
+    """
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @implementer(IPushProducer)
@@ -222,6 +263,11 @@ class InstrumentLink:
 
     :ivar on_data: called with each chunk of bytes read.
     :ivar connected: whether the link is up now.
+    :ivar down_since: when the link went down (or was started, if it has
+        never been up), Unix seconds; ``None`` while it is up.
+    :ivar last_error: the last failed attempt's or drop's reason, in words
+        (see :func:`describe_failure`), or ``None``.
+    :ivar last_error_time: when that was, Unix seconds, or ``None``.
     """
 
     log = Logger()
@@ -261,6 +307,9 @@ class InstrumentLink:
         self._protocol: _LinkProtocol | None = None
         self._last_failure: tuple[str, float] | None = None
         self._suppressed = 0
+        self.down_since: float | None = clock.seconds()
+        self.last_error: str | None = None
+        self.last_error_time: float | None = None
         self._service = _ReconnectingLink(
             _ObservedEndpoint(endpoint, self._attempt_failed),
             _LinkFactory(self),
@@ -282,10 +331,41 @@ class InstrumentLink:
         """
         return None if self._protocol is None else self._protocol.transport
 
+    def report(self) -> dict[str, object]:
+        """
+        The link's state for ``get_stats``, JSON-ready.
+
+        :returns: ``up``, ``down_since`` (Unix seconds, or ``None`` while
+            up), ``last_error`` and ``last_error_time`` (the last reason it
+            failed or dropped, kept after it came back).
+        """
+        return {
+            "up": self.connected,
+            "down_since": self.down_since,
+            "last_error": self.last_error,
+            "last_error_time": self.last_error_time,
+        }
+
+    def problem(self) -> str | None:
+        """
+        What is wrong with the link, for an operator.
+
+        :returns: ``"instrument link down since 2026-12-07T05:56:52Z:
+            connection refused"``, or ``None`` while it is up.
+        """
+        if self.down_since is None:
+            return None
+        text = f"instrument link down since {utc_text(self.down_since)}"
+        if self.last_error is not None:
+            text += f": {self.last_error}"
+        return text
+
     def start(self) -> None:
         """
         Start connecting (and reconnecting, forever).
         """
+        if self._protocol is None:
+            self.down_since = self._clock.seconds()
         self._service.startService()
 
     def stop(self) -> Deferred[None]:
@@ -346,6 +426,7 @@ class InstrumentLink:
             )
         self._suppressed = 0
         self._last_failure = None
+        self.down_since = None
         self.log.info("instrument link up: {endpoint}", endpoint=self._description)
         self._on_up()
 
@@ -353,7 +434,9 @@ class InstrumentLink:
         if protocol is not self._protocol:
             return
         self._protocol = None
-        text = reason.getErrorMessage()
+        text = describe_failure(reason)
+        self.down_since = self.last_error_time = self._clock.seconds()
+        self.last_error = text
         self.log.info(
             "instrument link down: {endpoint}: {reason}",
             endpoint=self._description,
@@ -362,9 +445,10 @@ class InstrumentLink:
         self._on_down(text)
 
     def _attempt_failed(self, reason: Failure) -> None:
-        text = reason.getErrorMessage() or reason.type.__name__  # type: ignore[union-attr]
-        self._on_attempt_failed(text)
+        text = describe_failure(reason)
         now = self._clock.seconds()
+        self.last_error, self.last_error_time = text, now
+        self._on_attempt_failed(text)
         last = self._last_failure
         if (
             last is not None
