@@ -242,8 +242,8 @@ class LaunchTests(TestCase):
             error = await launch_error(within(d, "the launch to fail"))
             self.assertEqual(error.exit_code, 1)
             self.assertEqual(error.reason, "exited before it was ready")
-            self.assertIn("--heartbeat: '-1' must be at least 0", error.stdout_tail)
-            self.assertIn("--heartbeat: '-1' must be at least 0", str(error))
+            self.assertIn("--heartbeat: '-1' is out of range", error.stdout_tail)
+            self.assertIn("--heartbeat: '-1' is out of range", str(error))
             self.assertIn("exit code 1", str(error))
             self.assertEqual(private_directories(name), [])
 

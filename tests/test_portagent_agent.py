@@ -585,6 +585,24 @@ class CommandPortTests(SynchronousTestCase):
         ]
         self.assertEqual(len(beats), 2)
 
+    def test_heartbeatIntervalBounded(self) -> None:
+        """
+        heartbeat_interval refuses a period outside its range (a tiny one
+        would make thousands of heartbeats a second), naming the value and
+        the range, and leaves the period as it was.
+        """
+        for value in (b"1e-9", b"0.01", b"86401", b"inf", b"nan"):
+            [reply] = self.send(b"heartbeat_interval " + value + b"\n")
+            self.assertTrue(
+                reply.startswith(b"ERROR heartbeat_interval: '" + value + b"' is "),
+                reply,
+            )
+            self.assertIn(b"valid: 0 (off), or 0.1 to 86400 seconds", reply)
+        self.assertEqual(self.h.agent.heartbeat_interval, 0.0)
+        self.assertEqual(
+            self.send(b"heartbeat_interval 0.1\n"), [b"OK heartbeat_interval 0.1"]
+        )
+
     def test_rotate(self) -> None:
         """
         rotate rotates the datalog and says which file it closed.

@@ -658,7 +658,11 @@ class BadOptionTests(TestCase):
 
         async def go() -> None:
             error = await self.refused(heartbeat=-1)
-            self.assertIn("--heartbeat: '-1' must be at least 0", error.stdout_tail)
+            self.assertIn(
+                "--heartbeat: '-1' is out of range; valid: 0 (off), or 0.1 to "
+                "86400 seconds",
+                error.stdout_tail,
+            )
 
         return run(go())
 

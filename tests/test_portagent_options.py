@@ -114,8 +114,51 @@ class OptionsTests(SynchronousTestCase):
         )
         self.assertUsageError(
             [*BASE, "--max-reconnect-delay", "0"],
+            "--max-reconnect-delay: '0' is out of range; valid: 0.1 to 86400 seconds",
+        )
+
+    def test_numbersBounded(self) -> None:
+        """
+        Every numeric option has bounds; a value outside them is refused
+        with the value and the valid range, and the bounds themselves are
+        accepted.
+        """
+        cases = [
+            ("--heartbeat", "1e-9", "0 (off), or 0.1 to 86400 seconds"),
+            ("--heartbeat", "1e9", "0 (off), or 0.1 to 86400 seconds"),
+            ("--heartbeat", "1e999", "0 (off), or 0.1 to 86400 seconds"),
+            ("--disconnect-grace", "86401", "0 to 86400 seconds"),
+            ("--max-reconnect-delay", "1e-3", "0.1 to 86400 seconds"),
+            ("--max-reconnect-delay", "1e7", "0.1 to 86400 seconds"),
+            ("--rotate-size", "1k", "0 (off), or 1048576 to 1099511627776 bytes"),
+            ("--rotate-size", "2048G", "0 (off), or 1048576 to 1099511627776 bytes"),
+            ("--client-buffer", "2G", "262144 to 1073741824 bytes"),
+            ("--client-buffer", "9" * 40, "is not a size"),
+            ("--parent-pid", "99999999999999999999", "1 to 4194304"),
+        ]
+        for option, value, valid in cases:
+            self.assertUsageError([*BASE, option, value], f"{option}: {value!r}", valid)
+        config = parse(
+            "--heartbeat",
+            "0.1",
+            "--disconnect-grace",
+            "86400",
             "--max-reconnect-delay",
-            "greater than 0",
+            "0.1",
+            "--rotate-size",
+            "1MiB",
+            "--client-buffer",
+            "1GiB",
+            "--parent-pid",
+            str(1 << 22),
+        ).config()
+        self.assertEqual(
+            (config.heartbeat, config.disconnect_grace, config.max_reconnect_delay),
+            (0.1, 86400, 0.1),
+        )
+        self.assertEqual((config.rotate_size, config.client_buffer), (1 << 20, 1 << 30))
+        self.assertEqual(
+            parse("--heartbeat", "0", "--rotate-size", "0").config().heartbeat, 0
         )
 
     def test_rotate(self) -> None:
@@ -138,7 +181,7 @@ class OptionsTests(SynchronousTestCase):
             [*BASE, "--client-buffer", "lots"], "--client-buffer", "'lots'"
         )
         self.assertUsageError(
-            [*BASE, "--client-buffer", "10"], "--client-buffer", "at least"
+            [*BASE, "--client-buffer", "10"], "--client-buffer", "out of range"
         )
 
     def test_parentPid(self) -> None:

@@ -18,7 +18,6 @@ closed.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -32,6 +31,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from instrumentd.packet import PacketType
+from instrumentd.portagent.options import HEARTBEAT
 
 if TYPE_CHECKING:
     from instrumentd.portagent.agent import PortAgent
@@ -131,18 +131,13 @@ def _break(agent: PortAgent, args: list[str]) -> Deferred[str]:
 def _heartbeat_interval(agent: PortAgent, args: list[str]) -> str:
     if not args:
         raise CommandUsageError(
-            "heartbeat_interval needs a number of seconds (0 turns heartbeats off)"
+            "heartbeat_interval needs a number of seconds; valid: "
+            f"{HEARTBEAT.describe()}"
         )
     try:
-        seconds = float(args[0])
-    except ValueError:
-        raise CommandUsageError(
-            f"heartbeat_interval: {args[0]!r} is not a number"
-        ) from None
-    if math.isnan(seconds) or seconds < 0 or math.isinf(seconds):
-        raise CommandUsageError(
-            f"heartbeat_interval: {args[0]!r} must be 0 or more seconds"
-        )
+        seconds = HEARTBEAT.seconds(args[0])
+    except ValueError as e:
+        raise CommandUsageError(f"heartbeat_interval: {e}") from None
     agent.set_heartbeat_interval(seconds)
     return f"OK heartbeat_interval {seconds:g}"
 

@@ -20,9 +20,16 @@ from twisted.python import usage
 from instrumentd.portagent.access import listener_reach, read_token_file
 
 __all__ = [
+    "CLIENT_BUFFER",
     "DEFAULT_LISTENER",
+    "DISCONNECT_GRACE",
+    "HEARTBEAT",
     "LISTENER_KINDS",
+    "MAX_RECONNECT_DELAY",
     "MIN_CLIENT_BUFFER",
+    "PARENT_PID",
+    "ROTATE_SIZE",
+    "Bounds",
     "PortAgentConfig",
     "PortAgentOptions",
     "demo_recording",
@@ -35,6 +42,88 @@ __all__ = [
 #: be cut off by the burst of a single large read.
 MIN_CLIENT_BUFFER: Final = 256 << 10
 
+
+@dataclass(frozen=True)
+class Bounds:
+    """
+    The valid values of one number: ``minimum`` to ``maximum``, and also 0
+    when ``zero_is_off``.  Every number a port agent takes, from its options
+    or its command port, is checked against one of these, so that a typing
+    slip (``heartbeat_interval 1e-9``: ten thousand heartbeats a second) is
+    refused with the range rather than obeyed.
+
+    :ivar minimum: the smallest value (other than an allowed 0).
+    :ivar maximum: the largest value.
+    :ivar unit: ``"seconds"`` or ``"bytes"``, for messages.
+    :ivar zero_is_off: whether 0 is also valid and means "off".
+    """
+
+    minimum: float
+    maximum: float
+    unit: str
+    zero_is_off: bool = False
+
+    def describe(self) -> str:
+        """
+        The valid values in words, e.g. ``0 (off), or 0.1 to 86400 seconds``.
+        """
+        span = f"{_plain(self.minimum)} to {_plain(self.maximum)} {self.unit}".rstrip()
+        return f"0 (off), or {span}" if self.zero_is_off else span
+
+    def check(self, text: str, value: float) -> None:
+        """
+        :param text: the value as given, for the message.
+        :param value: the value.
+        :raises ValueError: naming the value and the valid range, if it is
+            outside.
+        """
+        if self.zero_is_off and value == 0:
+            return
+        if not (self.minimum <= value <= self.maximum):
+            raise ValueError(f"{text!r} is out of range; valid: {self.describe()}")
+
+    def seconds(self, text: str) -> float:
+        """
+        Parse and check a number of seconds (a decimal, fractions allowed).
+
+        :raises ValueError: naming the value and the valid range.
+        """
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(
+                f"{text!r} is not a number; valid: {self.describe()}"
+            ) from None
+        if math.isnan(value) or math.isinf(value):
+            raise ValueError(
+                f"{text!r} is not a finite number; valid: {self.describe()}"
+            )
+        self.check(text, value)
+        return value
+
+
+def _plain(number: float) -> str:
+    # Whole numbers in full (4194304, not 4.1943e+06); others as short as
+    # they go.
+    return str(int(number)) if number == int(number) else f"{number:g}"
+
+
+#: Seconds between heartbeats (``--heartbeat``, ``heartbeat_interval``).
+#: More than ten a second would only fill the datalog.
+HEARTBEAT: Final = Bounds(0.1, 86_400, "seconds", zero_is_off=True)
+#: ``--disconnect-grace``.
+DISCONNECT_GRACE: Final = Bounds(0, 86_400, "seconds")
+#: ``--max-reconnect-delay``: below 0.1 s a dead device server would be
+#: hammered.
+MAX_RECONNECT_DELAY: Final = Bounds(0.1, 86_400, "seconds")
+#: ``--rotate-size``: below 1 MiB a busy instrument would make a pile of
+#: tiny files.
+ROTATE_SIZE: Final = Bounds(1 << 20, 1 << 40, "bytes", zero_is_off=True)
+#: ``--parent-pid``: Linux's largest process id is 2**22.
+PARENT_PID: Final = Bounds(1, 1 << 22, "")
+#: ``--client-buffer``.
+CLIENT_BUFFER: Final = Bounds(MIN_CLIENT_BUFFER, 1 << 30, "bytes")
+
 #: Listeners bind to loopback on an ephemeral port unless told otherwise.
 DEFAULT_LISTENER: Final = "tcp:0:interface=127.0.0.1"
 LISTENER_KINDS: Final = ("data", "command", "sniff", "raw")
@@ -43,7 +132,7 @@ ROTATIONS: Final = ("daily", "hourly", "none")
 #: data port is what unmodified OOI drivers use).
 TOKENLESS_KINDS: Final = ("data", "sniff")
 
-_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"^\s*(\d{1,20})\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
@@ -155,19 +244,6 @@ def _mask_secrets(description: str) -> str:
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-def _number(option: str, text: str, *, minimum: float, strict: bool = False) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise usage.UsageError(f"--{option}: {text!r} is not a number") from None
-    if math.isinf(value):
-        raise usage.UsageError(f"--{option}: {text!r} must be a finite number")
-    if math.isnan(value) or value < minimum or (strict and value == minimum):
-        bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
-        raise usage.UsageError(f"--{option}: {text!r} must be {bound}")
-    return value
 
 
 def _known_types(server: bool) -> list[str]:
@@ -383,29 +459,28 @@ class PortAgentOptions(usage.Options):
             check_client_endpoint(instrument)
         except ValueError as e:
             raise usage.UsageError(f"--instrument: {e}") from None
-        self["heartbeat"] = _number("heartbeat", self["heartbeat"], minimum=0)
-        self["disconnect-grace"] = _number(
-            "disconnect-grace", self["disconnect-grace"], minimum=0
-        )
-        self["max-reconnect-delay"] = _number(
-            "max-reconnect-delay", self["max-reconnect-delay"], minimum=0, strict=True
-        )
+        for option, bounds in (
+            ("heartbeat", HEARTBEAT),
+            ("disconnect-grace", DISCONNECT_GRACE),
+            ("max-reconnect-delay", MAX_RECONNECT_DELAY),
+        ):
+            try:
+                self[option] = bounds.seconds(str(self[option]))
+            except ValueError as e:
+                raise usage.UsageError(f"--{option}: {e}") from None
         if self["rotate"] not in ROTATIONS:
             raise usage.UsageError(
                 f"--rotate: {self['rotate']!r} is not one of {', '.join(ROTATIONS)}"
             )
-        for option, smallest in (
-            ("rotate-size", 0),
-            ("client-buffer", MIN_CLIENT_BUFFER),
+        for option, bounds in (
+            ("rotate-size", ROTATE_SIZE),
+            ("client-buffer", CLIENT_BUFFER),
         ):
             try:
                 size = parse_size(self[option])
+                bounds.check(self[option], size)
             except ValueError as e:
                 raise usage.UsageError(f"--{option}: {e}") from None
-            if size < smallest:
-                raise usage.UsageError(
-                    f"--{option}: {self[option]!r} must be at least {smallest} bytes"
-                )
             self[option] = size
         status_file = self["status-file"]
         if status_file:
@@ -416,13 +491,14 @@ class PortAgentOptions(usage.Options):
                     "does not exist or is not writable"
                 )
         if self["parent-pid"] is not None:
+            text = self["parent-pid"]
             try:
-                self["parent-pid"] = int(self["parent-pid"])
-                if self["parent-pid"] <= 0:
-                    raise ValueError
+                self["parent-pid"] = int(text)
+                PARENT_PID.check(text, self["parent-pid"])
             except ValueError:
                 raise usage.UsageError(
-                    f"--parent-pid: {self['parent-pid']!r} is not a process id"
+                    f"--parent-pid: {text!r} is not a process id; valid: "
+                    f"{PARENT_PID.describe()}"
                 ) from None
         self._check_access()
 
