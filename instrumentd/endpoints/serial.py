@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -46,6 +47,7 @@ from instrumentd.interfaces import IBreakableTransport
 
 __all__ = [
     "MAX_BREAK_MS",
+    "PTY_BREAK_MARK",
     "STANDARD_BAUDRATES",
     "BreakInProgressError",
     "BreakableSerialPort",
@@ -53,6 +55,7 @@ __all__ = [
     "SerialEndpoint",
     "SerialOpenError",
     "SerialSettings",
+    "is_pty",
     "parse_serial_endpoint",
 ]
 
@@ -187,6 +190,32 @@ class SerialOpenError(ConnectError):
         return f"cannot open serial device {self.device!r}: {self.reason}"
 
 
+#: What a break becomes on a pseudo-terminal.  A Linux pty has no break
+#: signal: ``tcsendbreak`` and ``TIOCSBRK`` on the slave succeed and nothing
+#: at all reaches the master (the pty driver has no ``break_ctl``; packet
+#: mode does not report it either).  So on a pty the port writes the bytes
+#: a POSIX tty with ``PARMRK`` reads for a received break (``\377 \0
+#: \0``), and the simulator's pty front end takes them for one.
+PTY_BREAK_MARK: Final = b"\xff\x00\x00"
+
+#: Major device numbers of Unix98 pty slaves (``/dev/pts/N``) on Linux.
+_PTY_SLAVE_MAJORS: Final = range(136, 144)
+
+
+def is_pty(fd: int) -> bool:
+    """
+    Whether ``fd`` is the slave end of a pseudo-terminal.
+
+    :param fd: an open file descriptor.
+    :returns: ``True`` for a Unix98 pty slave.
+    """
+    try:
+        mode = os.fstat(fd)
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode.st_mode) and os.major(mode.st_rdev) in _PTY_SLAVE_MAJORS
+
+
 class BreakInProgressError(Exception):
     """
     A break was asked for while the port is already holding one.
@@ -200,7 +229,8 @@ class BreakableSerialPort(SerialPort):
 
     pyserial's own ``send_break`` sleeps for the whole break, which would
     stall every other port of the process; here the break condition is set,
-    and cleared again by a delayed call.
+    and cleared again by a delayed call.  On a pseudo-terminal, where a
+    break cannot travel, :data:`PTY_BREAK_MARK` is written as well.
 
     :ivar device: the device path the port was opened with.
     """
@@ -318,6 +348,8 @@ class BreakableSerialPort(SerialPort):
             self._serial.break_condition = True
         except OSError:
             return fail()
+        if is_pty(self.fileno()):  # type: ignore[no-untyped-call]
+            self.write(PTY_BREAK_MARK)  # type: ignore[no-untyped-call]
         ended: Deferred[None] = Deferred(self._cancel_break)
         timer = self._clock.callLater(duration_ms / 1000, self._end_break)
         self._break = (timer, ended)

@@ -253,15 +253,19 @@ class SerialLine:
         *,
         baud: int = 0,
         seed: int = 0,
+        break_receiver: Callable[[], None] | None = None,
     ) -> None:
         """
         :param reactor: times the pacing and the faults.
         :param receiver: called with bytes from the host.
+        :param break_receiver: called when the host sends a serial break;
+            ``None`` ignores breaks.
         :param baud: bits per second; 0 for no pacing.
         :param seed: makes injected garbage repeatable.
         """
         self._reactor = reactor
         self._receiver = receiver
+        self._break_receiver = break_receiver
         self.baud = baud
         # About 10 ms of line time per slice: small enough to look like a
         # serial port's trickle, large enough not to flood the reactor.
@@ -274,6 +278,8 @@ class SerialLine:
         self._transports: list[ITransport] = []
         self.bytes_sent = 0
         self.bytes_received = 0
+        #: Breaks the hosts sent.
+        self.breaks_received = 0
         self.faults = Faults(self, reactor, seed=seed)
 
     @property
@@ -311,6 +317,17 @@ class SerialLine:
             return
         self.bytes_received += len(data)
         self._receiver(data)
+
+    def receive_break(self) -> None:
+        """
+        A serial break from a host (a pty front end sees one as
+        :data:`~instrumentd.endpoints.serial.PTY_BREAK_MARK`).  A silent
+        line hears nothing.
+        """
+        self.breaks_received += 1
+        if self.faults.silent or self._break_receiver is None:
+            return
+        self._break_receiver()
 
     def write(self, data: bytes) -> None:
         """
@@ -457,6 +474,7 @@ class SimulatedInstrument:
             self.data_received,
             baud=self.settings.baud,
             seed=self.settings.seed,
+            break_receiver=self.break_received,
         )
         self.faults = self.line.faults
 
@@ -482,6 +500,13 @@ class SimulatedInstrument:
         :param data: the bytes.
         """
         raise NotImplementedError
+
+    def break_received(self) -> None:
+        """
+        A serial break from the host.  Instruments that react to one (an
+        RDI ADCP wakes and stops pinging) override this; by default it is
+        ignored, as most instruments' UARTs do.
+        """
 
     def build_protocol(self) -> InstrumentProtocol:
         """

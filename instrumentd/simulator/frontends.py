@@ -51,6 +51,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from instrumentd.endpoints.serial import PTY_BREAK_MARK
 from instrumentd.simulator.base import InstrumentProtocol, SimulatedInstrument
 from instrumentd.simulator.faults import FaultControlFactory
 
@@ -209,11 +210,45 @@ class _PtyMaster(FileDescriptor):
 
 
 class _PtyProtocol(InstrumentProtocol):
+    """
+    The instrument's side of a pty.  A break cannot cross a pty, so the
+    host's serial port writes :data:`~instrumentd.endpoints.serial.PTY_BREAK_MARK`
+    (what a ``PARMRK`` tty reads for a break) instead; here each mark is
+    taken out of the bytes and given to the line as a break, wherever the
+    reads happen to cut it.
+    """
+
     def __init__(
         self, instrument: SimulatedInstrument, device: PtySerialDevice
     ) -> None:
         super().__init__(instrument)
         self._device = device
+        self._pending = b""
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Pass the host's bytes to the instrument, breaks as breaks.
+
+        :param data: the bytes.
+        """
+        data = self._pending + data
+        self._pending = b""
+        line = self.instrument.line
+        while True:
+            at = data.find(PTY_BREAK_MARK)
+            if at < 0:
+                break
+            if at:
+                line.receive(data[:at])
+            line.receive_break()
+            data = data[at + len(PTY_BREAK_MARK) :]
+        # Keep a tail that may be the start of a mark cut by the read.
+        for size in range(len(PTY_BREAK_MARK) - 1, 0, -1):
+            if data.endswith(PTY_BREAK_MARK[:size]):
+                data, self._pending = data[:-size], data[-size:]
+                break
+        if data:
+            line.receive(data)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         super().connectionLost(reason)
