@@ -554,3 +554,83 @@ class WriteDelayTests(SynchronousTestCase):
         engine.execute(TAKE)
         self.successResultOf(engine.write_direct(b"raw"))
         self.assertEqual(wire.written, [b"ds\r\n", b"raw"])
+
+
+class SilentWakeupTests(SynchronousTestCase):
+    """
+    An instrument that may wake without a word and loses what woke it
+    (L{Wakeup.may_be_silent}).
+    """
+
+    WAKE = Wakeup(
+        data=b"//\r\n", prompts=(b"!",), timeout=0.5, tries=3, may_be_silent=True
+    )
+
+    def test_indicatorEndsTheWait(self) -> None:
+        """
+        The wake-up indicator, when the instrument sends it, ends the wait
+        at once.
+        """
+        engine, wire, _ = make_engine(wakeup=self.WAKE)
+        result = engine.execute(STATUS)
+        self.assertEqual(wire.written, [b"//\r\n"])
+        engine.data_received(b"!")
+        self.assertEqual(wire.written, [b"//\r\n", b"ds\r\n"])
+        engine.data_received(b"ok S>")
+        self.assertEqual(self.successResultOf(result), "ok")
+
+    def test_silenceTakenAsAwake(self) -> None:
+        """
+        With no indicator, the command goes after the wake-up's timeout.
+        """
+        engine, wire, clock = make_engine(wakeup=self.WAKE)
+        result = engine.execute(STATUS)
+        clock.advance(0.5)
+        self.assertEqual(wire.written, [b"//\r\n", b"ds\r\n"])
+        engine.data_received(b"ok S>")
+        self.assertEqual(self.successResultOf(result), "ok")
+        self.assertEqual(engine.wake_attempts, 1)
+
+    def test_lostCommandSentAgain(self) -> None:
+        """
+        A command sent after a silent wake-up that is not answered (it was
+        lost waking the instrument) is sent again after a new wake-up, up to
+        the wake-up's number of tries; then it fails.
+        """
+        engine, wire, clock = make_engine(wakeup=self.WAKE)
+        result = engine.execute(STATUS)
+        clock.advance(0.5)
+        clock.advance(STATUS.timeout)
+        self.assertEqual(wire.written, [b"//\r\n", b"ds\r\n", b"//\r\n"])
+        clock.advance(0.5)
+        self.assertEqual(wire.written[-1], b"ds\r\n")
+        engine.data_received(b"ok S>")
+        self.assertEqual(self.successResultOf(result), "ok")
+
+    def test_givesUpAfterTries(self) -> None:
+        """
+        After as many wake-ups as the wake-up allows, an unanswered command
+        fails with a timeout naming it.
+        """
+        engine, wire, clock = make_engine(wakeup=self.WAKE)
+        result = engine.execute(STATUS)
+        for _ in range(3):
+            clock.advance(0.5)
+            clock.advance(STATUS.timeout)
+        self.assertEqual(wire.written.count(b"ds\r\n"), 3)
+        failure = self.failureResultOf(result, InstrumentTimeoutError)
+        self.assertIn("status", str(failure.value))
+
+    def test_awakeInstrumentNotRetried(self) -> None:
+        """
+        A command sent with no wake-up (the instrument was heard from
+        recently) is not sent again when it times out.
+        """
+        engine, wire, clock = make_engine(wakeup=self.WAKE)
+        engine.execute(STATUS)
+        engine.data_received(b"!")
+        engine.data_received(b"ok S>")
+        lost = engine.execute(STATUS)
+        clock.advance(STATUS.timeout)
+        self.failureResultOf(lost, InstrumentTimeoutError)
+        self.assertEqual(wire.written, [b"//\r\n", b"ds\r\n", b"ds\r\n"])

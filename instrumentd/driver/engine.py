@@ -221,6 +221,14 @@ class Wakeup:
     :ivar sleep_after: seconds without input after which the instrument
         goes to sleep; ``None`` if it is woken only after a timeout (and
         before the first command).
+    :ivar may_be_silent: the instrument may wake without a word (its
+        wake-up indicator can be turned off, as an Aanderaa optode's
+        ``!``), and it loses the characters that woke it.  A try that
+        hears no prompt within ``timeout`` is then taken as having woken
+        it, and a command sent after a wake-up that gets no reply is sent
+        again after a new wake-up, up to ``tries`` wake-ups in all: the
+        command itself may have been what woke the instrument, and was
+        lost.
     """
 
     data: bytes = b""
@@ -230,6 +238,7 @@ class Wakeup:
     timeout: float = 1.0
     tries: int = 3
     sleep_after: float | None = None
+    may_be_silent: bool = False
 
     def __post_init__(self) -> None:
         if self.tries < 1:
@@ -319,20 +328,37 @@ class InstrumentSession:
             come in time.
         """
         self._check()
-        if command.wake and self._engine.may_be_asleep():
+        wakeup = self._engine.wakeup
+        woken = command.wake and self._engine.may_be_asleep()
+        if woken:
             await self.wake(command.name)
         data = command.build(**arguments)
-        await self.write(data, command.write_delay)
-        if not command.expects_reply:
-            return command.parse(Reply(command.name, b""))
-        reply = await self.await_reply(
-            command.name,
-            prompts=command.prompts,
-            regex=command.regex,
-            timeout=command.timeout,
+        # An instrument that may wake silently gets the command again, after
+        # a new wake-up, when a command sent after a wake-up is unanswered.
+        retries = (
+            wakeup.tries - 1
+            if woken and wakeup is not None and wakeup.may_be_silent
+            else 0
         )
-        self._engine.check_refusal(reply)
-        return command.parse(reply)
+        while True:
+            await self.write(data, command.write_delay)
+            if not command.expects_reply:
+                return command.parse(Reply(command.name, b""))
+            try:
+                reply = await self.await_reply(
+                    command.name,
+                    prompts=command.prompts,
+                    regex=command.regex,
+                    timeout=command.timeout,
+                )
+            except InstrumentTimeoutError:
+                if not retries:
+                    raise
+                retries -= 1
+                await self.wake(command.name, tries=1)
+                continue
+            self._engine.check_refusal(reply)
+            return command.parse(reply)
 
     async def send_break(self, duration_ms: int) -> None:
         """
@@ -389,13 +415,17 @@ class InstrumentSession:
         self._check()
         return self._engine._await(name, prompts, regex, timeout)
 
-    async def wake(self, name: str = "wake-up") -> None:
+    async def wake(self, name: str = "wake-up", *, tries: int | None = None) -> None:
         """
         Send the wake-up sequence until the instrument answers with a prompt,
         up to its number of tries.  Does nothing if the engine has no
-        :class:`Wakeup`.
+        :class:`Wakeup`.  For an instrument that may wake silently
+        (:attr:`Wakeup.may_be_silent`), one unanswered try is taken as
+        having woken it.
 
         :param name: the command the wake-up is for, for errors.
+        :param tries: at most this many tries; the wake-up's own number if
+            ``None``.
         :raises InstrumentTimeoutError: if no try was answered.
         """
         self._check()
@@ -403,8 +433,9 @@ class InstrumentSession:
         wakeup = engine.wakeup
         if wakeup is None:
             return
+        tries = wakeup.tries if tries is None else tries
         prompts = _longest_first(wakeup.prompts or engine.prompts)
-        for attempt in range(1, wakeup.tries + 1):
+        for attempt in range(1, tries + 1):
             engine.wake_attempts += 1
             await self._send_wakeup(wakeup)
             try:
@@ -415,16 +446,18 @@ class InstrumentSession:
                     timeout=wakeup.timeout,
                 )
             except InstrumentTimeoutError:
+                if wakeup.may_be_silent:
+                    return
                 _log.info(
                     "No prompt after wake-up {attempt} of {tries} for {command}",
                     attempt=attempt,
-                    tries=wakeup.tries,
+                    tries=tries,
                     command=name,
                 )
                 continue
             return
         raise InstrumentTimeoutError(
-            f"wake-up for {name} ({wakeup.tries} tries)",
+            f"wake-up for {name} ({tries} tries)",
             wakeup.regex if wakeup.regex is not None else prompts,
             wakeup.timeout,
         )
