@@ -48,6 +48,7 @@ from instrumentd import tap
 from instrumentd.instruments.seabird.sbe37smp.simulator import SBE37Simulator
 from instrumentd.simulator import (
     DEFAULT_LISTEN,
+    SIMULATOR_MODELS,
     FaultControlProtocol,
     InProcessLink,
     InstrumentClock,
@@ -72,6 +73,9 @@ from instrumentd.simulator.seawater import (
     salinity,
     sound_velocity,
 )
+
+#: Every model there is, as refusals list them.
+MODELS = ", ".join(sorted(SIMULATOR_MODELS))
 
 
 class _Echo(SimulatedInstrument):
@@ -586,7 +590,9 @@ class RegistryTests(SynchronousTestCase):
         An unknown name is refused, listing the models.
         """
         error = self.assertRaises(UnknownModelError, simulator_class, "sbe99")
-        self.assertEqual(str(error), "no simulator for model 'sbe99'; models: sbe37")
+        self.assertEqual(
+            str(error), f"no simulator for model 'sbe99'; models: {MODELS}"
+        )
 
 
 class SimulateOptionsTests(SynchronousTestCase):
@@ -675,9 +681,10 @@ class SimulateOptionsTests(SynchronousTestCase):
         """
         A missing or unknown model is refused, listing the models.
         """
-        self.assertIn("give the model to simulate; models: sbe37", self.refused())
+        self.assertIn(f"give the model to simulate; models: {MODELS}", self.refused())
         self.assertEqual(
-            self.refused("ctd9000"), "no simulator for model 'ctd9000'; models: sbe37"
+            self.refused("ctd9000"),
+            f"no simulator for model 'ctd9000'; models: {MODELS}",
         )
 
     def test_badNumbers(self) -> None:
@@ -1134,3 +1141,54 @@ class EchoFactoryTests(SynchronousTestCase):
         second.makeConnection(two)
         first.dataReceived(b"hi")
         self.assertEqual((one.value(), two.value()), (b"hi", b"hi"))
+
+
+class ModelOptionTests(SynchronousTestCase):
+    """
+    A model's own options (C{--option NAME=VALUE}): the variant to simulate.
+    """
+
+    def test_parsed(self) -> None:
+        """
+        C{--option} is repeatable and reaches the settings, names folded to
+        lower case.
+        """
+        options = SimulateOptions()
+        options.parseOptions(
+            ["optode", "--option", "Enable_Text=yes", "-o", "interval=2"]
+        )
+        self.assertEqual(
+            options.settings().options, {"enable_text": "yes", "interval": "2"}
+        )
+
+    def test_unknownRefused(self) -> None:
+        """
+        An option the model does not have is refused, listing the model's
+        options.
+        """
+        options = SimulateOptions()
+        error = self.assertRaises(
+            usage.UsageError, options.parseOptions, ["sbe37", "--option", "colour=red"]
+        )
+        self.assertIn("sbe37 has no option 'colour'", str(error))
+
+    def test_badValueRefused(self) -> None:
+        """
+        A value the model cannot take is refused when the options are
+        parsed, naming it.
+        """
+        options = SimulateOptions()
+        error = self.assertRaises(
+            usage.UsageError, options.parseOptions, ["optode", "-o", "interval=fast"]
+        )
+        self.assertIn("interval='fast'", str(error))
+
+    def test_notAssignment(self) -> None:
+        """
+        An option without C{=} is refused.
+        """
+        options = SimulateOptions()
+        error = self.assertRaises(
+            usage.UsageError, options.parseOptions, ["optode", "--option", "polled"]
+        )
+        self.assertIn("is not NAME=VALUE", str(error))

@@ -21,7 +21,7 @@ import importlib
 import math
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Final
 
 from twisted.internet.interfaces import (
@@ -69,6 +69,9 @@ class SimulatorSettings:
         seconds; ``None`` takes the reactor's ``seconds()``.
     :ivar serial_number: the instrument's serial number; ``None`` for the
         model's default.
+    :ivar options: the model's own options (``--option NAME=VALUE``): the
+        variant of the instrument to simulate, as each model documents in
+        :attr:`SimulatedInstrument.option_help`.
     :raises ValueError: naming the bad setting and the valid values.
     """
 
@@ -78,6 +81,7 @@ class SimulatorSettings:
     seed: int = 0
     start_time: float | None = None
     serial_number: int | None = None
+    options: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.baud, int) or self.baud < 0:
@@ -447,6 +451,9 @@ class SimulatedInstrument:
     """
 
     model: ClassVar[str] = "instrument"
+    #: The model's own options (:attr:`SimulatorSettings.options`): name to
+    #: what it selects.
+    option_help: ClassVar[Mapping[str, str]] = {}
     _log = Logger()
 
     def __init__(
@@ -465,6 +472,12 @@ class SimulatedInstrument:
 
             reactor = IReactorTime(global_reactor)
         self.settings = settings if settings is not None else SimulatorSettings()
+        unknown = sorted(set(self.settings.options) - set(self.option_help))
+        if unknown:
+            raise ValueError(
+                f"{self.model} has no option {unknown[0]!r}; options: "
+                + (", ".join(sorted(self.option_help)) or "none")
+            )
         self.reactor = reactor
         self.clock = InstrumentClock(
             reactor, self.settings.time_scale, self.settings.start_time
@@ -597,6 +610,7 @@ class InstrumentFactory(Factory):
 #: imported only when chosen so that ``twistd --help`` stays fast.
 SIMULATOR_MODELS: Final[Mapping[str, str]] = {
     "sbe37": "instrumentd.instruments.seabird.sbe37smp.simulator:SBE37Simulator",
+    "optode": "instrumentd.instruments.aanderaa.optode.simulator:OptodeSimulator",
 }
 
 

@@ -104,6 +104,7 @@ class SimulateOptions(usage.Options):
         super().__init__()  # type: ignore[no-untyped-call]
         self["listen"] = []
         self["control"] = []
+        self["option"] = {}
         self.model = ""
 
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
@@ -129,6 +130,18 @@ class SimulateOptions(usage.Options):
         self["listen"].append(_check_endpoint("listen", description))
 
     opt_l = opt_listen
+
+    def opt_option(self, assignment: str) -> None:
+        """
+        A model's own option, NAME=VALUE (repeatable): the variant of the
+        instrument to simulate; doc/simulators.md lists each model's.
+        """
+        name, equals, value = assignment.partition("=")
+        if not equals or not name.strip():
+            raise usage.UsageError(f"--option: {assignment!r} is not NAME=VALUE")
+        self["option"][name.strip().lower()] = value.strip()
+
+    opt_o = opt_option
 
     def opt_control(self, description: str) -> None:
         """
@@ -177,7 +190,11 @@ class SimulateOptions(usage.Options):
         if not self["listen"] and not self["pty"]:
             self["listen"] = [DEFAULT_LISTEN]
         try:
-            self.settings()
+            # Made once on a stopped clock, so a bad option of the model's
+            # own is refused here, with the others, naming the valid ones.
+            from twisted.internet.task import Clock
+
+            make_simulator(self.model, self.settings(), reactor=Clock()).stop()
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
 
@@ -192,6 +209,7 @@ class SimulateOptions(usage.Options):
             time_scale=self["time-scale"],
             seed=self["seed"],
             serial_number=self["serial-number"],
+            options=dict(self["option"]),
         )
 
 

@@ -1,0 +1,3 @@
+"""
+Aanderaa (AADI / Xylem) instruments.
+"""
