@@ -758,3 +758,53 @@ class AnnouncementTests(SynchronousTestCase):
         )
         parameters: Any = metadata["parameters"]
         self.assertEqual(sorted(parameters), ["ECHO", "INTERVAL", "SERIAL", "UNITS"])
+
+
+class DiscoverOnStartTests(SynchronousTestCase):
+    """
+    L{InstrumentProtocol.discover_on_start}: a protocol that finds its
+    state by itself whenever its link comes up.
+    """
+
+    class Discovering(ToyProtocol):
+        discover_on_start = True
+
+    def test_discoversAtStart(self) -> None:
+        """
+        Started, the protocol discovers the instrument's state without being
+        asked.
+        """
+        bench = ToyBench(protocol=self.Discovering)
+        bench.run(2)
+        self.assertEqual(bench.protocol.state, "COMMAND")
+
+    def test_askingSharesTheDiscovery(self) -> None:
+        """
+        A discover asked for while the start's discovery runs shares its
+        result: the instrument is asked once.
+        """
+        alone = ToyBench(protocol=self.Discovering)
+        alone.run(2)
+        bench = ToyBench(protocol=self.Discovering)
+        shared = bench.protocol.discover()
+        bench.run(2)
+        self.assertEqual(self.successResultOf(shared), "COMMAND")
+        self.assertEqual(bench.toy.commands, alone.toy.commands)
+
+    def test_failurePublished(self) -> None:
+        """
+        A discovery that fails with nobody waiting is published as an error
+        event, never lost.
+        """
+        bench = ToyBench(protocol=self.Discovering)
+        bench.toy.hanging = True
+        bench.run(120)
+        self.assertTrue(bench.of_type(ErrorEvent))
+
+    def test_offByDefault(self) -> None:
+        """
+        By default a protocol waits to be asked.
+        """
+        bench = ToyBench()
+        bench.run(2)
+        self.assertEqual(bench.protocol.state, "UNKNOWN")

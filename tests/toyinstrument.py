@@ -544,7 +544,11 @@ class ToyBench:
     """
 
     def __init__(
-        self, init_config: Mapping[str, object] | None = None, **toy_options: Any
+        self,
+        init_config: Mapping[str, object] | None = None,
+        *,
+        protocol: type[ToyProtocol] | None = None,
+        **toy_options: Any,
     ) -> None:
         self.line = ToyLine(**toy_options)
         self.clock = self.line.clock
@@ -552,7 +556,7 @@ class ToyBench:
         self.events = EventBus(self.clock)
         self.seen: list[DriverEvent] = []
         self.events.subscribe(self.seen.append)
-        self.protocol = ToyProtocol(
+        self.protocol = (protocol or ToyProtocol)(
             self.line.send, self.events, clock=self.clock, init_config=init_config
         )
         self.line.link.deliver = lambda data, packet: self.protocol.got_data(

@@ -54,6 +54,7 @@ __all__ = [
     "RegexDataParticle",
     "TimestampName",
     "ntp_from_unix",
+    "particle_values",
 ]
 
 
@@ -475,6 +476,34 @@ class RegexDataParticle(DataParticle):
                 f"{self.stream_name}: {self.internal_time_value} = {when!r} "
                 f"is not a time"
             )
+
+
+def particle_values(
+    particle_class: type[RegexDataParticle], data: bytes
+) -> dict[str, object]:
+    """
+    The values of the first record of a kind in some instrument output (a
+    command's reply), as ``{value_id: value}``: what a command returns to
+    its caller, while the chunker publishes the particle itself, with its
+    port timestamp, from the same bytes.
+
+    :param particle_class: the kind of record.
+    :param data: the output.
+    :returns: the values.
+    :raises InstrumentProtocolError: if there is no such record.
+    """
+    pattern = particle_class.pattern
+    found = (
+        pattern.search(data.decode("latin-1"))
+        if isinstance(pattern.pattern, str)
+        else pattern.search(data)
+    )
+    if found is None:
+        raise InstrumentProtocolError(
+            f"no {particle_class.stream_name} record in {data[:200]!r}"
+        )
+    particle = particle_class(data[found.start() :], driver_timestamp=0.0)
+    return {str(entry["value_id"]): entry["value"] for entry in particle.values}
 
 
 class RawDataParticle(DataParticle):

@@ -409,6 +409,12 @@ class InstrumentProtocol(Generic[InputsT]):
     #: The driver's name and version, for metadata.
     driver_name: ClassVar[str] = "instrument"
     driver_version: ClassVar[str] = "0"
+    #: Discover the instrument's state as soon as the protocol starts (each
+    #: time the instrument link comes up), so that after a dropped link the
+    #: driver is back in the right state without an operator.  A
+    #: ``discover`` asked for meanwhile shares that discovery's result; one
+    #: that fails with nobody waiting is published as an ``ERROR`` event.
+    discover_on_start: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -442,6 +448,8 @@ class InstrumentProtocol(Generic[InputsT]):
         self._direct_access_snapshot: dict[str, object] | None = None
         self._restore_pending = False
         self._startup_pending = bool(self.parameters.startup_names())
+        self._discovery_waiters: list[Deferred[str]] | None = None
+        self._stopped = False
         self.machine: InputsT = cast("InputsT", self.machine_factory(self))
         follow_states(self.machine, self._state_changed)
         if init_config is not None:
@@ -525,16 +533,43 @@ class InstrumentProtocol(Generic[InputsT]):
 
     def start(self) -> None:
         """
-        Announce the initial state and start the scheduled jobs.
+        Announce the initial state and start the scheduled jobs; discover
+        the instrument's state if :attr:`discover_on_start`.
         """
+        if self.discover_on_start:
+            # Before the initial state is announced, so that a listener
+            # asking to discover from that announcement shares this one.
+            self._discovery_waiters = []
         self.events.publish(StateChangeEvent(self.state, time=self.events.now()))
         self.scheduler.start()
+        if self.discover_on_start:
+            self.execute("discover").addCallbacks(
+                self._discovered, self._discovery_failed
+            )
+
+    def _discovered(self, state: object) -> None:
+        waiters, self._discovery_waiters = self._discovery_waiters or [], None
+        for waiter in waiters:
+            waiter.callback(str(state))
+
+    def _discovery_failed(self, reason: Failure) -> None:
+        waiters, self._discovery_waiters = self._discovery_waiters or [], None
+        for waiter in waiters:
+            waiter.errback(reason)
+        if waiters or self._stopped:
+            # Told to whoever asked, or the protocol is gone with its link.
+            return
+        error = reason.value
+        if not isinstance(error, InstrumentError):
+            error = InstrumentProtocolError(f"discovery failed: {error}")
+        self.publish_error(error)
 
     def stop(self, reason: Exception) -> None:
         """
         Stop for good: fail pending commands with ``reason`` (made an
         :class:`InstrumentError` if it is not one), stop scheduled jobs.
         """
+        self._stopped = True
         error = (
             reason
             if isinstance(reason, InstrumentError)
@@ -612,8 +647,13 @@ class InstrumentProtocol(Generic[InputsT]):
 
     def discover(self) -> Deferred[str]:
         """
-        Discover the instrument's state.
+        Discover the instrument's state; while the discovery begun at start
+        runs, share its result.
         """
+        if self._discovery_waiters is not None:
+            waiter: Deferred[str] = Deferred()
+            self._discovery_waiters.append(waiter)
+            return waiter
         return cast("Deferred[str]", self.execute("discover"))
 
     def get(self, names: list[str]) -> Deferred[dict[str, object]]:

@@ -37,12 +37,11 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, ClassVar, Final, Protocol, cast
+from typing import TYPE_CHECKING, ClassVar, Final, Protocol
 
 from automat import TypeMachineBuilder
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
-from twisted.python.failure import Failure
 
 from instrumentd.driver.commands import CommandDictionary, CommandSpec
 from instrumentd.driver.engine import (
@@ -52,10 +51,9 @@ from instrumentd.driver.engine import (
     Wakeup,
     text_command,
 )
-from instrumentd.driver.errors import InstrumentError, InstrumentProtocolError
-from instrumentd.driver.events import EventBus
+from instrumentd.driver.errors import InstrumentProtocolError
 from instrumentd.driver.parameters import ParameterDictionary
-from instrumentd.driver.particles import RegexDataParticle
+from instrumentd.driver.particles import particle_values
 from instrumentd.driver.protocol import (
     InstrumentProtocol,
     ProtocolInputs,
@@ -77,7 +75,7 @@ from instrumentd.instruments.seabird.sbe37smp.particles import (
 )
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IReactorTime
+    pass
 
 __all__ = [
     "DC",
@@ -213,30 +211,6 @@ def setter(text: str) -> Command[None]:
     )
 
 
-def particle_values(
-    particle_class: type[RegexDataParticle], data: bytes
-) -> dict[str, object]:
-    """
-    The values of the first record of a kind in some instrument output
-    (a command's reply), as ``{value_id: value}``.
-
-    :param particle_class: the kind of record.
-    :param data: the output.
-    :returns: the values.
-    :raises InstrumentProtocolError: if there is no such record.
-    """
-    pattern = cast("re.Pattern[bytes]", particle_class.pattern)
-    found = pattern.search(data)
-    if found is None:
-        raise InstrumentProtocolError(
-            f"no {particle_class.stream_name} record in {data[:200]!r}"
-        )
-    # Only the values are wanted, not a particle to publish: the chunker
-    # publishes the particle from the same bytes, with its port timestamp.
-    particle = particle_class(data[found.start() :], driver_timestamp=0.0)
-    return {str(entry["value_id"]): entry["value"] for entry in particle.values}
-
-
 class SBE37Inputs(ProtocolInputs, Protocol):
     """
     The SBE 37-SMP's own inputs, besides the standard ones.
@@ -280,11 +254,8 @@ class SBE37Inputs(ProtocolInputs, Protocol):
 class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
     """
     The SBE 37-SMP's protocol: its declarations, and the work behind its
-    inputs.
-
-    :cvar discover_on_start: discover the instrument's state as soon as the
-        protocol starts (each time the instrument link comes up).  A
-        ``discover`` asked for meanwhile shares that discovery's result.
+    inputs.  It discovers the instrument's state each time the link comes
+    up (:attr:`~InstrumentProtocol.discover_on_start`).
     """
 
     inputs = SBE37Inputs
@@ -301,28 +272,6 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
     driver_name = "seabird_sbe37smp"
     driver_version = "1.0"
     discover_on_start: ClassVar[bool] = True
-
-    def __init__(
-        self,
-        send: Callable[[bytes], object],
-        events: EventBus,
-        *,
-        clock: IReactorTime | None = None,
-        init_config: Mapping[str, object] | None = None,
-        send_break: Callable[[int], Deferred[None]] | None = None,
-    ) -> None:
-        """
-        :param send: writes bytes to the instrument.
-        :param events: the event bus.
-        :param clock: the reactor's clock; the global reactor if ``None``.
-        :param init_config: the startup configuration, if any.
-        :param send_break: sends a serial break (unused by this instrument).
-        """
-        self._discovery_waiters: list[Deferred[str]] | None = None
-        self._stopped = False
-        super().__init__(
-            send, events, clock=clock, init_config=init_config, send_break=send_break
-        )
 
     # Declarations.
 
@@ -362,56 +311,7 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
                 )
             )
 
-    # Starting and discovering.
-
-    def start(self) -> None:
-        """
-        Announce UNKNOWN, start the scheduled jobs and, if
-        :attr:`discover_on_start`, discover the instrument's state.
-        """
-        if not self.discover_on_start:
-            super().start()
-            return
-        # Before the UNKNOWN state is announced, so that a listener asking
-        # to discover from that announcement shares this discovery.
-        self._discovery_waiters = []
-        super().start()
-        self.execute("discover").addCallbacks(self._discovered, self._discovery_failed)
-
-    def _discovered(self, state: object) -> None:
-        waiters, self._discovery_waiters = self._discovery_waiters or [], None
-        for waiter in waiters:
-            waiter.callback(str(state))
-
-    def _discovery_failed(self, reason: Failure) -> None:
-        waiters, self._discovery_waiters = self._discovery_waiters or [], None
-        for waiter in waiters:
-            waiter.errback(reason)
-        if waiters or self._stopped:
-            # Told to whoever asked, or the protocol is gone with its link.
-            return
-        error = reason.value
-        if not isinstance(error, InstrumentError):
-            error = InstrumentProtocolError(f"discovery failed: {error}")
-        self.publish_error(error)
-
-    def discover(self) -> Deferred[str]:
-        """
-        Discover the instrument's state; while the discovery begun at start
-        runs, share its result.
-        """
-        if self._discovery_waiters is not None:
-            waiter: Deferred[str] = Deferred()
-            self._discovery_waiters.append(waiter)
-            return waiter
-        return super().discover()
-
-    def stop(self, reason: Exception) -> None:
-        """
-        Stop for good (see :meth:`InstrumentProtocol.stop`).
-        """
-        self._stopped = True
-        super().stop(reason)
+    # Discovering.
 
     async def discover_state(self, session: InstrumentSession) -> str:
         """
