@@ -16,13 +16,23 @@ from zope.interface import implementer
 from instrumentd.interfaces import IInstrumentDriver
 from instrumentd.station.config import (
     DEFAULT_API,
+    SECTIONS,
     ConfigError,
     StationConfig,
     load_config,
     parse_config,
     parse_toml,
 )
+from instrumentd.station.config.schema import Section
 from instrumentd.station.demo import DEMO_CONFIG, DEMO_SOURCE, demo_config
+
+
+def all_sections() -> list[Section]:
+    """
+    Every declared section of the configuration.
+    """
+    return list(SECTIONS)
+
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "doc" / "examples" / "station.toml"
 
@@ -425,7 +435,7 @@ headers = { Authorization = "Bearer x" }
         self.assertProblem(
             GOOD + "[sinks.x]\ntype = 'http'\nurl = 'http://h/'\nbatch_size = 0\n",
             "sinks.x.batch_size",
-            "out of range; valid: at least 1",
+            "0 is out of range; valid: 1 to 10000",
         )
 
     def test_sharedSpool(self) -> None:
@@ -705,7 +715,7 @@ class ConnectionTests(ConfigCheckTests):
         self.assertProblem(
             self.connection("type = 'tcp'\nhost = 'h'\nport = '4001'"),
             "instruments[0].connection.port",
-            "must be an integer, not a string",
+            "must be an integer (1 to 65535), not a string ('4001')",
         )
         config = self.load(self.connection("type = 'tcp'\nhost = '::1'\nport = 4001"))
         self.assertEqual(
@@ -722,7 +732,7 @@ class ConnectionTests(ConfigCheckTests):
                 "type = 'serial'\ndevice = '/dev/ttyUSB0'\nbaudrate = 9601"
             ),
             "instruments[0].connection.baudrate",
-            "a standard rate",
+            "9601 is not valid; valid choices: 50, 75,",
         )
         self.assertProblem(
             self.connection("type = 'serial'\nbaudrate = 9600"),
@@ -760,12 +770,13 @@ class ConnectionTests(ConfigCheckTests):
         self.assertProblem(
             self.connection("type = 'simulator'\nmodel = 'sbe99'"),
             "instruments[0].connection.model",
-            "'sbe99' is not a simulator; valid choices: sbe37",
+            "'sbe99' is not a simulator; valid choices: ",
+            "sbe37",
         )
         self.assertProblem(
             self.connection("type = 'simulator'\nmodel = 'sbe37'\ntime_scale = 0"),
             "instruments[0].connection.time_scale",
-            "more than 0",
+            "0 is out of range; valid: 0.001 to 1000",
         )
         self.assertProblem(
             self.connection("type = 'simulator'\nmodel = 'sbe37'\nlisten = 'bogus:1'"),
@@ -910,9 +921,19 @@ class PortAgentTests(ConfigCheckTests):
         prefix = "instruments[0].port_agent."
         self.assertIn("valid choices: daily, hourly, none", found[prefix + "rotate"])
         self.assertIn("not a size", found[prefix + "rotate_size"])
-        self.assertIn("at least 262144 bytes", found[prefix + "client_buffer"])
-        self.assertIn("at least 0", found[prefix + "heartbeat"])
-        self.assertIn("more than 0", found[prefix + "max_reconnect_delay"])
+        self.assertIn(
+            "'1KiB' is out of range; valid: 256 KiB to 1 GiB",
+            found[prefix + "client_buffer"],
+        )
+        self.assertEqual(
+            found[prefix + "heartbeat"],
+            "-1 is out of range; valid: 0 (off) or 0.1 to 86400 seconds",
+        )
+        self.assertEqual(
+            found[prefix + "max_reconnect_delay"],
+            "0 is out of range; valid: 0.1 to 86400 seconds",
+        )
+        self.assertEqual(len(found), 6, found)
         self.assertIn("did you mean 'heartbeat'?", found[prefix + "heartbaet"])
 
     def test_inProcessLogFile(self) -> None:
@@ -969,6 +990,367 @@ class PortAgentTests(ConfigCheckTests):
             self.agent(listeners + "spy = 'none'"),
             "instruments[0].port_agent.listeners.spy",
             "valid keys here: data, command, sniff, raw",
+        )
+
+
+class OnePassTests(ConfigCheckTests):
+    """
+    One check reports every problem: none is hidden behind another, so
+    fixing what was reported brings no new ones.
+    """
+
+    def test_everyBadParameter(self) -> None:
+        """
+        Every bad startup parameter of every instrument is reported, not
+        only the first of each.
+        """
+        found = self.problems(
+            GOOD.replace(
+                "connection",
+                "parameters = { INTERVAL = 0, NOPE = 1, UNITS = 'K', ECHO = 'maybe' }"
+                "\nconnection",
+            )
+            + GOOD.replace("toy1", "toy2").replace(
+                "connection", "parameters = { INTERVAL = 9999 }\nconnection"
+            )
+        )
+        self.assertEqual(
+            sorted(found),
+            [
+                "instruments[0].parameters.ECHO",
+                "instruments[0].parameters.INTERVAL",
+                "instruments[0].parameters.NOPE",
+                "instruments[0].parameters.UNITS",
+                "instruments[1].parameters.INTERVAL",
+            ],
+        )
+        self.assertIn(
+            "not a startup parameter", found["instruments[0].parameters.UNITS"]
+        )
+        self.assertIn(
+            "'maybe' is not a yes/no value", found["instruments[0].parameters.ECHO"]
+        )
+
+    def test_everyBadSchedule(self) -> None:
+        """
+        Every bad schedule is reported, and parameters are checked even
+        when the schedules table is refused.
+        """
+        found = self.problems(
+            GOOD.replace(
+                "connection",
+                "schedules = { clock_sync = { interval = 5 }, "
+                "acquire_status = { interval = -1 } }\nconnection",
+            )
+            + GOOD.replace("toy1", "toy2").replace(
+                "connection", "schedules = 5\nparameters = { INTERVAL = 0 }\nconnection"
+            )
+        )
+        self.assertEqual(
+            sorted(found),
+            [
+                "instruments[0].schedules.acquire_status.interval",
+                "instruments[0].schedules.clock_sync",
+                "instruments[1].parameters.INTERVAL",
+                "instruments[1].schedules",
+            ],
+        )
+
+    def test_connectionWithoutAType(self) -> None:
+        """
+        A connection whose type is wrong still has its other keys checked
+        against every type's declarations.
+        """
+        found = self.problems(
+            GOOD.replace(
+                'connection = { type = "tcp", host = "127.0.0.1", port = 4001 }',
+                "connection = { type = 'tcpp', host = 5, port = 70000, prot = 1 }",
+            )
+        )
+        prefix = "instruments[0].connection."
+        self.assertEqual(
+            sorted(found),
+            [prefix + "host", prefix + "port", prefix + "prot", prefix + "type"],
+        )
+        self.assertIn("did you mean 'port'?", found[prefix + "prot"])
+
+    def test_sinkWithoutAType(self) -> None:
+        """
+        A sink whose type is missing still has its other keys checked; an
+        instrument naming it is not told it does not exist.
+        """
+        found = self.problems(
+            GOOD.replace("connection", "sinks = ['out']\nconnection")
+            + "[sinks.out]\nbatch_size = 0\nurl = 'ftp://x/'\n"
+        )
+        self.assertEqual(
+            sorted(found), ["sinks.out.batch_size", "sinks.out.type", "sinks.out.url"]
+        )
+
+    def test_spoolClashWithoutURL(self) -> None:
+        """
+        Two HTTP sinks on one spool are refused even while a URL is missing.
+        """
+        found = self.problems(
+            GOOD
+            + "[sinks.a]\ntype = 'http'\nspool_dir = '/s'\n"
+            + "[sinks.b]\ntype = 'http'\nurl = 'http://i/'\nspool_dir = '/s'\n"
+        )
+        self.assertEqual(sorted(found), ["sinks.a.url", "sinks.b.spool_dir"])
+
+    def test_everySerialProblem(self) -> None:
+        """
+        Every bad serial setting is reported, not the first.
+        """
+        found = self.problems(
+            GOOD.replace(
+                'connection = { type = "tcp", host = "127.0.0.1", port = 4001 }',
+                "connection = { type = 'serial', baudrate = 9601, parity = 'Q', "
+                "stopbits = 3, bytesize = 9, flow = 'xon' }",
+            )
+        )
+        prefix = "instruments[0].connection."
+        self.assertEqual(
+            sorted(found),
+            [
+                prefix + key
+                for key in (
+                    "baudrate",
+                    "bytesize",
+                    "device",
+                    "flow",
+                    "parity",
+                    "stopbits",
+                )
+            ],
+        )
+
+    def test_everything(self) -> None:
+        """
+        A file with problems in every section gets them all in one report.
+        """
+        path = self.write(
+            """
+[station]
+data_dir = 5
+[api]
+listen = "tpc:1"
+[sinks.a]
+type = "kafka"
+batch_size = 0
+[sinks.A]
+type = "jsonlines"
+[[instruments]]
+name = "x"
+driver = "tests.toyinstrument:ToyProtocol"
+parameters = { INTERVAL = 0, NOPE = 1 }
+connection = { type = "tcpp", port = 70000 }
+port_agent = { heartbeat = 1e-9, listeners = { data = "none", raw = 5 } }
+[[instruments]]
+name = "X"
+driver = "nosuch.mod:D"
+connection = { type = "serial", device = "/dev/x", baudrate = 9601, parity = "Q" }
+[[instruments]]
+name = "s"
+driver = "tests.toyinstrument:ToyProtocol"
+connection = { type = "simulator", model = "sbe99", time_scale = 1e308 }
+"""
+        )
+        error = self.assertRaises(ConfigError, load_config, path)
+        self.assertEqual(
+            [key for key, _ in error.problems],
+            [
+                "station.data_dir",
+                "api.listen",
+                "sinks.a.type",
+                "sinks.a.batch_size",
+                "sinks.A",
+                "instruments[0].connection.type",
+                "instruments[0].connection.port",
+                "instruments[0].port_agent.heartbeat",
+                "instruments[0].port_agent.listeners.raw",
+                "instruments[0].port_agent.listeners.data",
+                "instruments[0].parameters.INTERVAL",
+                "instruments[0].parameters.NOPE",
+                "instruments[1].driver",
+                "instruments[1].connection.baudrate",
+                "instruments[1].connection.parity",
+                "instruments[1].name",
+                "instruments[2].connection.model",
+                "instruments[2].connection.time_scale",
+            ],
+        )
+        self.assertIn("18 problems; nothing was started", str(error).splitlines()[0])
+
+
+class MessageTests(ConfigCheckTests):
+    """
+    A message says what is wrong with the value and lists the valid ones;
+    it never contradicts itself.
+    """
+
+    def serial(self, settings: str) -> str:
+        """
+        The good instrument on a serial line with C{settings}.
+        """
+        return GOOD.replace(
+            'connection = { type = "tcp", host = "127.0.0.1", port = 4001 }',
+            "connection = { type = 'serial', device = '/dev/x', baudrate = 9600, "
+            f"{settings} }}",
+        )
+
+    def test_notAStandardRate(self) -> None:
+        """
+        An integer that is not a standard rate is not called the wrong
+        type; the valid rates are listed.
+        """
+        message = self.assertProblem(
+            self.serial("baudrate = 9601").replace("baudrate = 9600, ", ""),
+            "instruments[0].connection.baudrate",
+        )
+        self.assertTrue(message.startswith("9601 is not valid; valid choices: 50, 75,"))
+        self.assertIn(", 9600, 19200,", message)
+        self.assertTrue(message.endswith(", 4000000"), message)
+        self.assertNotIn("must be", message)
+
+    def test_notAParity(self) -> None:
+        """
+        A string that is not a parity is not called the wrong type.
+        """
+        self.assertEqual(
+            self.assertProblem(
+                self.serial("parity = 'Q'"), "instruments[0].connection.parity"
+            ),
+            "'Q' is not valid; valid choices: none, even, odd, mark, space, N, E, O, M, S",
+        )
+
+    def test_parityAnyCase(self) -> None:
+        """
+        Parity names and letters are taken in any case.
+        """
+        config = self.load(self.serial("parity = 'Even'"))
+        self.assertIn(":parity=E:", str(config.instruments[0].connection.endpoint))
+
+    def test_wrongType(self) -> None:
+        """
+        A value of the wrong type is told the type and range it must have.
+        """
+        self.assertEqual(
+            self.assertProblem(
+                self.serial("bytesize = '8'"), "instruments[0].connection.bytesize"
+            ),
+            "must be an integer (one of 5, 6, 7, 8), not a string ('8')",
+        )
+
+    def test_noChoiceMessageSaysWrongType(self) -> None:
+        """
+        For every declared key with choices, a value of the right type
+        that is not a choice is told so, with the choices, and never that
+        it has the wrong type.
+        """
+        for section in all_sections():
+            for key in section.keys:
+                if key.choices is None:
+                    continue
+                wrong = "no-such-choice" if isinstance(key.choices[0], str) else 12345
+                verdict = key.check_value(wrong)
+                assert verdict.problem is not None
+                self.assertEqual(
+                    verdict.problem,
+                    f"{wrong!r} is not valid; valid choices: {key.valid()}",
+                    f"{section.title} {key.name}",
+                )
+
+
+class BoundsTests(ConfigCheckTests):
+    """
+    Every number in the configuration has sensible bounds.
+    """
+
+    def test_everyNumberBounded(self) -> None:
+        """
+        Every declared integer, number and size has choices or a lower and
+        an upper bound.
+        """
+        for section in all_sections():
+            for key in section.keys:
+                if key.kind not in ("integer", "number", "size") or key.choices:
+                    continue
+                self.assertTrue(
+                    (key.minimum is not None or key.above is not None)
+                    and key.maximum is not None,
+                    f"{section.title} {key.name} is not bounded",
+                )
+
+    def test_heartbeatTooFast(self) -> None:
+        """
+        A heartbeat every nanosecond is refused; 0 (off) is not.
+        """
+        self.assertProblem(
+            GOOD + "[instruments.port_agent]\nheartbeat = 1e-9\n",
+            "instruments[0].port_agent.heartbeat",
+            "1e-09 is out of range; valid: 0 (off) or 0.1 to 86400 seconds",
+        )
+        config = self.load(GOOD + "[instruments.port_agent]\nheartbeat = 0\n")
+        agent = config.instruments[0].port_agent
+        assert agent is not None
+        self.assertEqual(agent.heartbeat, 0)
+
+    def test_timeScale(self) -> None:
+        """
+        A simulator cannot run a googol times faster than real time, nor at
+        an infinite scale.
+        """
+        sim = GOOD.replace(
+            'connection = { type = "tcp", host = "127.0.0.1", port = 4001 }',
+            "connection = { type = 'simulator', model = 'sbe37', time_scale = SCALE }",
+        )
+        self.assertProblem(
+            sim.replace("SCALE", "1e308"),
+            "instruments[0].connection.time_scale",
+            "1e+308 is out of range; valid: 0.001 to 1000",
+        )
+        self.assertProblem(
+            sim.replace("SCALE", "inf"),
+            "instruments[0].connection.time_scale",
+            "inf is not a finite number; valid: 0.001 to 1000",
+        )
+
+    def test_sinkNumbers(self) -> None:
+        """
+        Sink numbers have upper bounds too.
+        """
+        found = self.problems(
+            GOOD
+            + "[sinks.s]\ntype = 'http'\nurl = 'http://h/'\nbatch_size = 1000000\n"
+            + "batch_interval = 1e9\ntimeout = 0\n"
+        )
+        self.assertEqual(
+            found,
+            {
+                "sinks.s.batch_size": "1000000 is out of range; valid: 1 to 10000",
+                "sinks.s.batch_interval": (
+                    "1000000000 is out of range; valid: 0.01 to 3600 seconds"
+                ),
+                "sinks.s.timeout": "0 is out of range; valid: 0.1 to 3600 seconds",
+            },
+        )
+
+    def test_namesDifferingInCase(self) -> None:
+        """
+        Instrument names, and sink names, that differ only in case are
+        refused: they collide on case-insensitive file systems.
+        """
+        message = self.assertProblem(
+            GOOD + GOOD.replace("toy1", "TOY1"),
+            "instruments[1].name",
+            "'TOY1' differs from 'toy1' (instruments[0]) only in case",
+        )
+        self.assertIn("file systems", message)
+        self.assertProblem(
+            GOOD + "[sinks.out]\ntype = 'jsonlines'\n[sinks.Out]\ntype = 'jsonlines'\n",
+            "sinks.Out",
+            "'Out' differs from 'out' (sinks.out) only in case",
         )
 
 

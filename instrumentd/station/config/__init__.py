@@ -31,12 +31,33 @@ lists every problem found, each with the file, the key path
 choices where there is a list of them.  Checking imports every driver
 class, parses every endpoint string, builds each driver's startup
 configuration against its parameter dictionary and reads the token file;
-nothing is started.  ``doc/station.md`` describes every key.
+nothing is started.  Every problem is found in one pass: a bad key never
+hides another, and each startup parameter and schedule is tried on its
+own.
+
+Every key is declared once, in :mod:`~instrumentd.station.config._keys`,
+with a :class:`~instrumentd.station.config.schema.Key` giving its type,
+bounds, choices, default and documentation; the checker reads each table
+against its :class:`~instrumentd.station.config.schema.Section`, and the
+key reference in ``doc/station.md`` is generated from the same
+declarations.  The modules:
+
+- :mod:`~instrumentd.station.config.schema`: how a key is declared and
+  checked;
+- ``_keys``: the declarations;
+- ``_table``: reading one table against its section, into the problems;
+- ``_parse``: the file, ``[station]`` and ``[api]``;
+- ``_sinks``, ``_instruments``, ``_connection``, ``_port_agent``,
+  ``_drivers``: each section's checks beyond single keys, and the specs
+  built from it;
+- ``_specs``: the checked configuration the station runs from;
+- ``_errors``: :class:`ConfigError`.
 """
 
 from __future__ import annotations
 
 from instrumentd.station.config._errors import ConfigError
+from instrumentd.station.config._keys import SECTIONS
 from instrumentd.station.config._parse import load_config, parse_config, parse_toml
 from instrumentd.station.config._specs import (
     AGENT_MODES,
@@ -59,6 +80,7 @@ __all__ = [
     "CONNECTION_TYPES",
     "DEFAULT_API",
     "DEFAULT_DATA_DIR",
+    "SECTIONS",
     "SINK_TYPES",
     "ConfigError",
     "ConnectionSpec",

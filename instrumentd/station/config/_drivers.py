@@ -20,9 +20,7 @@ if TYPE_CHECKING:
 from instrumentd.station.config._specs import (
     DriverFactory,
 )
-from instrumentd.station.config._table import (
-    _Table,
-)
+from instrumentd.station.config._table import Table
 
 
 def _import(path: str) -> object:
@@ -56,7 +54,7 @@ def _import(path: str) -> object:
     return found
 
 
-def _driver_factory(table: _Table, path: str) -> DriverFactory | None:
+def _driver_factory(table: Table, path: str) -> DriverFactory | None:
     from instrumentd.driver.driver import InstrumentDriver
     from instrumentd.driver.protocol import InstrumentProtocol
     from instrumentd.interfaces import IInstrumentDriver
@@ -64,7 +62,10 @@ def _driver_factory(table: _Table, path: str) -> DriverFactory | None:
     try:
         found = _import(path)
     except ValueError as e:
-        table.bad("driver", str(e))
+        table.bad(
+            "driver",
+            f"{e} (its parameters and schedules are checked once it imports)",
+        )
         return None
     if isinstance(found, type) and issubclass(found, InstrumentProtocol):
         protocol_class = found
@@ -117,21 +118,24 @@ def _describe_object(found: object) -> str:
 
 
 def _check_startup(
-    table: _Table,
+    table: Table,
     driver_path: str,
     make_driver: DriverFactory,
-    init_params: Mapping[str, object],
+    parameters: Mapping[str, object],
+    schedules: Mapping[str, object],
+    *,
     autosample: bool,
 ) -> None:
     """
     Try the startup parameters, schedules and autosample against a driver
     that is built and never connected, so a typo fails now rather than
-    when the instrument comes up.
+    when the instrument comes up.  A driver names only the first bad
+    entry of a startup configuration, so each parameter and each schedule
+    is tried on its own: every bad one is reported.
     """
     from twisted.internet.testing import MemoryReactorClock
 
     from instrumentd.connection import PortAgentConnection
-    from instrumentd.driver.errors import InstrumentError, InstrumentParameterError
     from instrumentd.driver.events import EventBus
 
     clock = MemoryReactorClock()
@@ -143,8 +147,31 @@ def _check_startup(
             f"building {driver_path!r} failed: {type(e).__name__}: {e}",
         )
         return
+    before = len(table.problems)
+    for name, value in parameters.items():
+        _try(table, driver, {"parameters": {name: value}, "scheduler": {}})
+    for name, job in schedules.items():
+        _try(table, driver, {"parameters": {}, "scheduler": {name: job}})
+    if len(table.problems) == before:
+        # Each entry is good on its own; the whole may still break a rule
+        # that spans entries.
+        _try(table, driver, {"parameters": parameters, "scheduler": schedules})
+    if autosample:
+        metadata = driver.get_config_metadata()
+        commands = metadata.get("commands")
+        if isinstance(commands, Mapping) and "start_autosample" not in commands:
+            table.bad(
+                "autosample",
+                f"the driver {driver_path!r} has no start_autosample command; "
+                f"its commands: {', '.join(sorted(commands))}",
+            )
+
+
+def _try(table: Table, driver: IInstrumentDriver, config: Mapping[str, object]) -> None:
+    from instrumentd.driver.errors import InstrumentError, InstrumentParameterError
+
     try:
-        driver.set_init_params(init_params)
+        driver.set_init_params(config)
     except InstrumentParameterError as e:
         where = e.parameter
         if where.startswith("scheduler."):
@@ -157,12 +184,3 @@ def _check_startup(
         table.bad(key, message)
     except InstrumentError as e:
         table.bad("parameters", e.message)
-    if autosample:
-        metadata = driver.get_config_metadata()
-        commands = metadata.get("commands")
-        if isinstance(commands, Mapping) and "start_autosample" not in commands:
-            table.bad(
-                "autosample",
-                f"the driver {driver_path!r} has no start_autosample command; "
-                f"its commands: {', '.join(sorted(commands))}",
-            )

@@ -35,13 +35,24 @@ class ConfigError(ValueError):
         super().__init__(heading + "\n".join(lines))
 
 
-class _Problems:
+class Problems:
     """
     Collects problems, so one run reports every one of them.
+
+    :ivar found: ``(key path, problem)`` pairs, in the order found.
     """
 
     def __init__(self) -> None:
         self.found: list[tuple[str, str]] = []
 
     def add(self, key: str, problem: str) -> None:
+        """
+        Note a problem.
+
+        :param key: its key path (``instruments[0].connection.port``).
+        :param problem: what is wrong, and what would be valid.
+        """
         self.found.append((key, problem))
+
+    def __len__(self) -> int:
+        return len(self.found)

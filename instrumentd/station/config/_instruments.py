@@ -5,33 +5,19 @@ The ``[[instruments]]`` tables.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from instrumentd.station.config._connection import _connection
 from instrumentd.station.config._drivers import _check_startup, _driver_factory
-from instrumentd.station.config._errors import _Problems
+from instrumentd.station.config._keys import CONNECTION, INSTRUMENT, PORT_AGENT
 from instrumentd.station.config._port_agent import _port_agent
-from instrumentd.station.config._specs import (
-    _NAME,
-    CONNECTION_TYPES,
-    InstrumentSpec,
-    PortAgentSpec,
-    SinkSpec,
-)
-from instrumentd.station.config._table import (
-    _ABSENT,
-    _kind,
-    _name_problem,
-    _show,
-    _Table,
-)
+from instrumentd.station.config._sinks import Sinks, case_clash
+from instrumentd.station.config._specs import InstrumentSpec, PortAgentSpec
+from instrumentd.station.config._table import ABSENT, Table
+from instrumentd.station.config.schema import kind_of, show
 
 
-def _instruments(
-    top: _Table, data_dir: str, sinks: Mapping[str, SinkSpec], problems: _Problems
-) -> list[InstrumentSpec]:
+def _instruments(top: Table, data_dir: str, sinks: Sinks) -> list[InstrumentSpec]:
     given = top.raw("instruments")
-    if given is _ABSENT:
+    if given is ABSENT:
         top.bad(
             "instruments",
             "missing: the station needs at least one [[instruments]] table",
@@ -40,20 +26,22 @@ def _instruments(
     if not isinstance(given, list):
         top.bad(
             "instruments",
-            f"must be an array of tables ([[instruments]]), not {_kind(given)}",
+            f"must be an array of tables ([[instruments]]), not {kind_of(given)}",
         )
         return []
     if not given:
         top.bad("instruments", "empty: the station needs at least one instrument")
+    problems = top.problems
     found: list[InstrumentSpec] = []
     names: dict[str, int] = {}
+    folded: dict[str, int] = {}
     for index, entry in enumerate(given):
         path = f"instruments[{index}]"
         if not isinstance(entry, dict):
-            problems.add(path, f"must be a table, not {_kind(entry)}")
+            problems.add(path, f"must be a table, not {kind_of(entry)} ({show(entry)})")
             continue
-        table = _Table(entry, path, problems)
-        before = len(problems.found)
+        table = Table(entry, path, problems, INSTRUMENT)
+        before = len(problems)
         spec = _instrument(table, data_dir, sinks)
         table.done()
         name = entry.get("name")
@@ -63,42 +51,35 @@ def _instruments(
                     "name",
                     f"{name!r} is already the name of instruments[{names[name]}]",
                 )
+            elif name.lower() in folded:
+                other = folded[name.lower()]
+                table.bad(
+                    "name",
+                    case_clash(name, given[other]["name"], f"instruments[{other}]"),
+                )
             else:
                 names[name] = index
-        if spec is not None and len(problems.found) == before:
+                folded[name.lower()] = index
+        if spec is not None and len(problems) == before:
             found.append(spec)
     return found
 
 
-def _instrument(
-    table: _Table, data_dir: str, sinks: Mapping[str, SinkSpec]
-) -> InstrumentSpec | None:
-    name = table.string("name", None, required="the instrument's name")
-    if name is not None and not _NAME.match(name):
-        table.bad("name", _name_problem(name))
-        name = None
-    driver_path = table.string(
-        "driver",
-        None,
-        required="the import path of the driver class, e.g. "
-        "'instrumentd.instruments.seabird.sbe37smp.driver:SBE37Protocol'",
-    )
+def _instrument(table: Table, data_dir: str, sinks: Sinks) -> InstrumentSpec | None:
+    before = len(table.problems)
+    values = table.read_all()
+    name, driver_path = values["name"], values["driver"]
     make_driver = _driver_factory(table, driver_path) if driver_path else None
 
-    connection_table = table.table(
-        "connection",
-        required=f"how the instrument is reached: a table with type = one of "
-        f"{', '.join(CONNECTION_TYPES)}",
-    )
     connection = None
-    if connection_table is not None:
-        connection = _connection(connection_table)
-        connection_table.done()
+    if values["connection"] is not None:
+        connection = _connection(
+            table.table("connection", CONNECTION, values["connection"])
+        )
 
-    agent_table = table.table("port_agent")
     agent: PortAgentSpec | None = None
     if connection is not None and connection.type == "port_agent":
-        if agent_table is not None:
+        if table.has("port_agent"):
             table.bad(
                 "port_agent",
                 "does not apply: connection.type = 'port_agent' attaches to an "
@@ -106,36 +87,26 @@ def _instrument(
             )
     else:
         agent = _port_agent(
-            agent_table or _Table({}, table.key("port_agent"), table.problems),
+            table.table("port_agent", PORT_AGENT, values["port_agent"]),
             name or "instrument",
             data_dir,
         )
-        if agent_table is not None:
-            agent_table.done()
 
-    parameters = table.raw_table("parameters")
-    schedules = table.raw_table("schedules")
-    autosample = table.boolean("autosample", False)
-    chosen = _instrument_sinks(table, sinks)
-    if make_driver is not None and parameters is not None and schedules is not None:
+    parameters = values["parameters"]
+    schedules = values["schedules"]
+    chosen = _instrument_sinks(table, values["sinks"], sinks)
+    if make_driver is not None:
         _check_startup(
             table,
             str(driver_path),
             make_driver,
-            {"parameters": parameters, "scheduler": schedules},
-            autosample,
+            parameters or {},
+            schedules or {},
+            autosample=bool(values["autosample"]),
         )
-
-    if (
-        name is None
-        or make_driver is None
-        or connection is None
-        or parameters is None
-        or schedules is None
-        or chosen is None
-    ):
+    if len(table.problems) > before or connection is None or chosen is None:
         return None
-    if connection.type != "port_agent" and agent is None:
+    if make_driver is None or (connection.type != "port_agent" and agent is None):
         return None
     return InstrumentSpec(
         name=name,
@@ -143,25 +114,26 @@ def _instrument(
         make_driver=make_driver,
         connection=connection,
         port_agent=agent,
-        parameters=parameters,
-        schedules=schedules,
-        autosample=autosample,
+        parameters=parameters or {},
+        schedules=schedules or {},
+        autosample=values["autosample"],
         sinks=chosen,
     )
 
 
 def _instrument_sinks(
-    table: _Table, sinks: Mapping[str, SinkSpec]
+    table: Table, given: object, sinks: Sinks
 ) -> tuple[str, ...] | None:
-    given = table.raw("sinks")
-    if given is _ABSENT:
-        return tuple(sinks)
-    if not isinstance(given, list) or not all(isinstance(s, str) for s in given):
-        table.bad("sinks", f"must be an array of sink names, not {_show(given)}")
+    if not table.has("sinks"):
+        return tuple(sinks.specs)
+    if not isinstance(given, list):
         return None
-    unknown = [s for s in given if s not in sinks]
+    if sinks.names is None:
+        # The sinks table was refused: there is nothing to compare with.
+        return None
+    unknown = [s for s in given if s not in sinks.names]
     if unknown:
-        defined = ", ".join(sinks) or "none (add [sinks.NAME] tables)"
+        defined = ", ".join(sinks.names) or "none (add [sinks.NAME] tables)"
         table.bad(
             "sinks",
             f"no sink named {', '.join(repr(s) for s in unknown)}; defined sinks: "

@@ -10,18 +10,12 @@ import tomllib
 from collections.abc import Mapping
 from typing import Any
 
-from instrumentd.station.config._errors import ConfigError, _Problems
+from instrumentd.station.config._errors import ConfigError, Problems
 from instrumentd.station.config._instruments import _instruments
+from instrumentd.station.config._keys import API, STATION, TOP
 from instrumentd.station.config._sinks import _sinks
-from instrumentd.station.config._specs import (
-    DEFAULT_API,
-    DEFAULT_DATA_DIR,
-    StationConfig,
-)
-from instrumentd.station.config._table import (
-    _check_server,
-    _Table,
-)
+from instrumentd.station.config._specs import DEFAULT_DATA_DIR, StationConfig
+from instrumentd.station.config._table import Table
 
 
 def parse_toml(text: str, source: str) -> dict[str, Any]:
@@ -97,36 +91,36 @@ def parse_config(
     :returns: the checked configuration.
     :raises ConfigError: listing every problem.
     """
-    problems = _Problems()
-    top = _Table(data, "", problems)
+    problems = Problems()
+    top = Table(data, "", problems, TOP)
 
-    station = top.table("station") or _Table({}, "station", problems)
-    configured_data_dir = station.string("data_dir", DEFAULT_DATA_DIR)
+    station = top.table("station", STATION)
+    configured_data_dir = station.read("data_dir") or DEFAULT_DATA_DIR
     station.done()
     if data_dir is not None:
         configured_data_dir = data_dir
 
-    api_table = top.table("api") or _Table({}, "api", problems)
-    listen = api_table.string("listen", DEFAULT_API)
-    configured_token_file = api_table.string("token_file", None)
+    api_table = top.table("api", API)
+    settings = api_table.read_all()
     api_table.done()
+    listen = settings["listen"]
     if api is not None:
-        listen, listen_key = api, "--api"
-    else:
-        listen_key = "listen"
-    _check_server(api_table, listen_key, listen)
+        verdict = API["listen"].check_value(api)
+        if verdict.problem is not None:
+            api_table.bad("--api", verdict.problem)
+        listen = api
+    configured_token_file = settings["token_file"]
+    token_key = "token_file"
     if token_file is not None:
         configured_token_file, token_key = token_file, "--token-file"
-    else:
-        token_key = "token_file"
     token = (
         _read_token(api_table, token_key, configured_token_file)
         if configured_token_file is not None
         else None
     )
 
-    sinks = _sinks(top, configured_data_dir, problems)
-    instruments = _instruments(top, configured_data_dir, sinks, problems)
+    sinks = _sinks(top, configured_data_dir)
+    instruments = _instruments(top, configured_data_dir, sinks)
     top.done()
     if problems.found:
         raise ConfigError(source, problems.found)
@@ -136,12 +130,12 @@ def parse_config(
         api=listen,
         token=token,
         token_file=configured_token_file,
-        sinks=sinks,
+        sinks=sinks.specs,
         instruments=tuple(instruments),
     )
 
 
-def _read_token(table: _Table, name: str, path: str) -> str | None:
+def _read_token(table: Table, name: str, path: str) -> str | None:
     try:
         with open(path, encoding="utf-8") as f:
             token = f.read().strip()

@@ -6,96 +6,124 @@ The ``[sinks.NAME]`` tables.
 from __future__ import annotations
 
 import os
-import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from instrumentd.station.config._errors import _Problems
-from instrumentd.station.config._specs import (
-    _NAME,
-    SINK_TYPES,
-    SinkSpec,
-)
-from instrumentd.station.config._table import (
-    _kind,
-    _name_problem,
-    _Table,
-)
+from instrumentd.station.config._keys import SINK, SINKS, name_problem
+from instrumentd.station.config._specs import SinkSpec
+from instrumentd.station.config._table import Table
+from instrumentd.station.config.schema import kind_of, show
+
+__all__ = ["Sinks", "case_clash"]
 
 
-def _sinks(top: _Table, data_dir: str, problems: _Problems) -> dict[str, SinkSpec]:
+@dataclass(frozen=True)
+class Sinks:
+    """
+    The sinks a configuration defines.
+
+    :ivar specs: the usable ones, by name.
+    :ivar names: every name defined, usable or not, so an instrument that
+        names a sink with problems is not told the sink does not exist.
+        ``None`` when the sinks table itself was refused.
+    """
+
+    specs: dict[str, SinkSpec]
+    names: tuple[str, ...] | None
+
+
+def case_clash(name: str, other: str, where: str) -> str:
+    """
+    The problem of a name that differs from another only in case.
+
+    :param name: the name.
+    :param other: the name it clashes with.
+    :param where: the key path of the other.
+    """
+    return (
+        f"{name!r} differs from {other!r} ({where}) only in case; names must "
+        "differ in more than case (they name files and directories, and some "
+        "file systems do not tell case apart)"
+    )
+
+
+def _sinks(top: Table, data_dir: str) -> Sinks:
     if not top.has("sinks"):
-        top.raw("sinks")
-        return {
-            "files": SinkSpec(
-                name="files",
-                type="jsonlines",
-                directory=os.path.join(data_dir, "samples"),
-            )
-        }
-    table = top.table("sinks")
-    if table is None:
-        return {}
-    sinks: dict[str, SinkSpec] = {}
+        files = SinkSpec(
+            name="files", type="jsonlines", directory=os.path.join(data_dir, "samples")
+        )
+        return Sinks({"files": files}, ("files",))
+    given = top.read("sinks")
+    if given is None:
+        return Sinks({}, None)
+    specs: dict[str, SinkSpec] = {}
     spools: dict[str, str] = {}
-    for name in list(table.data):
-        sink = table.table(name)
-        if sink is None:
+    folded: dict[str, str] = {}
+    for name, entry in given.items():
+        path = top.key(f"sinks.{name}")
+        problem = name_problem(name)
+        if problem is not None:
+            top.problems.add(path, problem)
+        elif name.lower() in folded:
+            other = folded[name.lower()]
+            top.problems.add(path, case_clash(name, other, f"sinks.{other}"))
+        else:
+            folded[name.lower()] = name
+        if not isinstance(entry, dict):
+            top.problems.add(
+                path, f"must be a table, not {kind_of(entry)} ({show(entry)})"
+            )
             continue
-        if not _NAME.match(name):
-            table.bad(name, _name_problem(name))
-        spec = _sink(sink, name, data_dir)
-        sink.done()
-        if spec is None:
+        before = len(top.problems)
+        sink = Table(entry, path, top.problems, SINK)
+        values = _sink(sink, name, data_dir)
+        if values is None:
             continue
-        if spec.spool_dir is not None:
-            where = os.path.abspath(spec.spool_dir)
+        spool = values.get("spool_dir")
+        if spool is not None:
+            where = os.path.abspath(spool)
             if where in spools:
                 sink.bad(
                     "spool_dir",
-                    f"{spec.spool_dir!r} is also the spool of sink "
-                    f"{spools[where]!r}; each HTTP sink needs its own",
+                    f"{spool!r} is also the spool of sink {spools[where]!r}; each "
+                    "HTTP sink needs its own",
                 )
-                continue
-            spools[where] = name
-        sinks[name] = spec
-    return sinks
-
-
-def _sink(sink: _Table, name: str, data_dir: str) -> SinkSpec | None:
-    kind = sink.string(
-        "type",
-        None,
-        choices=SINK_TYPES,
-        required=f"the kind of sink, one of {', '.join(SINK_TYPES)}",
-    )
-    if kind == "jsonlines":
-        return SinkSpec(
-            name=name,
-            type=kind,
-            directory=sink.string("directory", os.path.join(data_dir, "samples")),
-            flush_interval=sink.number("flush_interval", 1.0, above=0),
-            max_open_files=sink.integer("max_open_files", 64, minimum=1),
-        )
-    if kind == "http":
-        url = sink.string("url", None, required="the URL to POST particles to")
-        if url is not None and not re.match(r"^https?://[^/\s]+", url):
-            sink.bad("url", f"{url!r} is not an http:// or https:// URL")
-            url = None
-        headers: dict[str, str] = {}
-        given = sink.raw_table("headers")
-        for header, value in (given or {}).items():
-            if not isinstance(value, str):
-                sink.bad(f"headers.{header}", f"must be a string, not {_kind(value)}")
             else:
-                headers[header] = value
-        spec = SinkSpec(
-            name=name,
-            type=kind,
-            url=url,
-            spool_dir=sink.string("spool_dir", os.path.join(data_dir, "spool", name)),
-            batch_size=sink.integer("batch_size", 100, minimum=1),
-            batch_interval=sink.number("batch_interval", 1.0, above=0),
-            timeout=sink.number("timeout", 10.0, above=0),
-            headers=headers,
-        )
-        return spec if url is not None else None
-    return None
+                spools[where] = name
+        if len(top.problems) == before:
+            specs[name] = SinkSpec(name=name, **values)
+    return Sinks(specs, tuple(given))
+
+
+def _sink(sink: Table, name: str, data_dir: str) -> dict[str, Any] | None:
+    kind = sink.read("type")
+    section = SINKS.get(kind) if kind is not None else None
+    if section is None:
+        sink.read_untyped(list(SINKS.values()))
+        return None
+    typed = Table(sink.data, sink.path, sink.problems, section)
+    values = {k: v for k, v in typed.read_all().items() if k not in ("type",)}
+    typed.done()
+    values["type"] = kind
+    if kind == "jsonlines":
+        if values["directory"] is None:
+            values["directory"] = os.path.join(data_dir, "samples")
+    elif kind == "http":
+        if values["spool_dir"] is None and not typed.has("spool_dir"):
+            values["spool_dir"] = os.path.join(data_dir, "spool", name)
+        values["headers"] = _headers(typed, values["headers"])
+    return values
+
+
+def _headers(sink: Table, given: Mapping[str, Any] | None) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for header, value in (given or {}).items():
+        if not isinstance(value, str):
+            sink.bad(
+                f"headers.{header}",
+                f"must be a string, not {kind_of(value)} ({show(value)})",
+            )
+        else:
+            headers[header] = value
+    return headers

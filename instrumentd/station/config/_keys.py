@@ -1,0 +1,639 @@
+# -*- test-case-name: tests.test_station_config -*-
+"""
+Every key of the station's configuration, declared once: type, bounds,
+choices, default and documentation.  The checker reads tables against
+these sections and ``doc/station.md``'s reference is generated from them
+(``python -m instrumentd.station.config.reference``).
+
+Bounds say what is sensible, not only what is possible: a heartbeat every
+nanosecond or a simulator a googol times faster than real time would be
+accepted by the code that uses them and would make the station useless.
+A port agent's settings take the bounds its own options have
+(:mod:`instrumentd.portagent.options`), so the two never disagree.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from instrumentd.endpoints.serial import STANDARD_BAUDRATES
+from instrumentd.portagent.options import (
+    CLIENT_BUFFER,
+    DISCONNECT_GRACE,
+    HEARTBEAT,
+    MAX_RECONNECT_DELAY,
+    ROTATE_SIZE,
+)
+from instrumentd.station.config._specs import (
+    _LOOPBACK_ANY,
+    _NAME,
+    _ROTATIONS,
+    AGENT_MODES,
+    CONNECTION_TYPES,
+    DEFAULT_API,
+    DEFAULT_DATA_DIR,
+    SINK_TYPES,
+)
+from instrumentd.station.config.schema import REQUIRED, Key, Section, show
+
+__all__ = [
+    "API",
+    "CONNECTION",
+    "CONNECTIONS",
+    "INSTRUMENT",
+    "LISTENERS",
+    "PORT_AGENT",
+    "SECTIONS",
+    "SINK",
+    "SINKS",
+    "STATION",
+    "TOP",
+    "name_problem",
+]
+
+_HOUR: Final = 3600.0
+
+
+def name_problem(value: object) -> str | None:
+    """
+    The problem of an instrument or sink name, or ``None``.
+    """
+    if isinstance(value, str) and _NAME.match(value):
+        return None
+    return (
+        f"{value!r} is not a valid name: 1-128 letters, digits, '.', '_' or '-', "
+        "starting with a letter or digit (names are used in file names and URLs)"
+    )
+
+
+def _http_url(value: object) -> str | None:
+    if isinstance(value, str) and re.match(r"^https?://[^/\s]+", value):
+        return None
+    return f"{value!r} is not an http:// or https:// URL"
+
+
+def _names(value: object) -> str | None:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return None
+    return f"must be an array of sink names, not {show(value)}"
+
+
+def _simulator_model(value: object) -> str | None:
+    from instrumentd.simulator import SIMULATOR_MODELS
+
+    if value in SIMULATOR_MODELS:
+        return None
+    models = ", ".join(sorted(SIMULATOR_MODELS))
+    return f"{value!r} is not a simulator; valid choices: {models}"
+
+
+#: The top level of the document.
+TOP: Final = Section(
+    "(top level)",
+    (
+        Key("station", "table", "the station as a whole"),
+        Key("api", "table", "the HTTP API"),
+        Key("sinks", "table", "where samples go, by sink name"),
+        Key("instruments", "array", "the instruments", type_doc="array of tables"),
+    ),
+)
+
+STATION: Final = Section(
+    "[station]",
+    (
+        Key(
+            "data_dir",
+            "string",
+            "the default home of everything the station writes: "
+            "`<data_dir>/samples` (JSON-lines sink), `<data_dir>/datalog` (port "
+            "agent datalogs), `<data_dir>/spool/<sink>` (HTTP sink spools), "
+            "`<data_dir>/logs/port-agent-<name>.log` (child agents' logs). "
+            "`--data-dir` overrides it",
+            default=DEFAULT_DATA_DIR,
+        ),
+    ),
+)
+
+API: Final = Section(
+    "[api]",
+    (
+        Key(
+            "listen",
+            "server endpoint",
+            "server endpoint string of the API (any Twisted endpoint: "
+            "`tcp:8700:interface=0.0.0.0` to expose it, "
+            "`unix:/run/instrumentd/api.sock`, `ssl:...`). `--api` overrides it",
+            default=DEFAULT_API,
+        ),
+        Key(
+            "token_file",
+            "string",
+            "a file holding the API token (one word; white space around it is "
+            "ignored). When set, every `POST`, `PATCH`, `PUT` and `DELETE` must "
+            "send `Authorization: Bearer <token>` (401 otherwise); reading needs "
+            "no token. `--token-file` overrides it",
+        ),
+    ),
+)
+
+_SINK_TYPE: Final = Key(
+    "type",
+    "string",
+    "`jsonlines` or `http`",
+    default=REQUIRED,
+    choices=SINK_TYPES,
+    required=f"the kind of sink, one of {', '.join(SINK_TYPES)}",
+)
+
+#: A sink's keys by its type.
+SINKS: Final = {
+    "jsonlines": Section(
+        '[sinks.NAME] type = "jsonlines"',
+        (
+            _SINK_TYPE,
+            Key(
+                "directory",
+                "string",
+                "files `<directory>/<instrument>/<stream>/<YYYY-MM-DD>.jsonl`, by "
+                "the sample's UTC date",
+                default_doc="`<data_dir>/samples`",
+            ),
+            Key(
+                "flush_interval",
+                "number",
+                "the longest a line waits in memory",
+                default=1.0,
+                minimum=0.01,
+                maximum=_HOUR,
+                unit="seconds",
+            ),
+            Key(
+                "max_open_files",
+                "integer",
+                "the most files open at once",
+                default=64,
+                minimum=1,
+                maximum=1024,
+            ),
+        ),
+        "JSON lines in daily files.",
+    ),
+    "http": Section(
+        '[sinks.NAME] type = "http"',
+        (
+            _SINK_TYPE,
+            Key(
+                "url",
+                "string",
+                "where to POST batches (`http://` or `https://`)",
+                default=REQUIRED,
+                required="the URL to POST particles to",
+                check=_http_url,
+            ),
+            Key(
+                "spool_dir",
+                "string",
+                "the spool every particle is written to before it is sent; one "
+                "sink per directory",
+                default_doc="`<data_dir>/spool/<NAME>`",
+            ),
+            Key(
+                "batch_size",
+                "integer",
+                "the most particles per POST",
+                default=100,
+                minimum=1,
+                maximum=10000,
+            ),
+            Key(
+                "batch_interval",
+                "number",
+                "the longest a particle waits for its batch to fill",
+                default=1.0,
+                minimum=0.01,
+                maximum=_HOUR,
+                unit="seconds",
+            ),
+            Key(
+                "timeout",
+                "number",
+                "the longest to wait for an answer",
+                default=10.0,
+                minimum=0.1,
+                maximum=_HOUR,
+                unit="seconds",
+            ),
+            Key(
+                "headers",
+                "table",
+                'extra request headers, e.g. `{ Authorization = "Bearer ..." }`',
+                type_doc="table of strings",
+                default_doc="none",
+            ),
+        ),
+        "An HTTP ingest endpoint, behind a disk spool.",
+    ),
+}
+
+#: A sink whose type is not known yet: only its type is checked.
+SINK: Final = Section("[sinks.NAME]", (_SINK_TYPE,))
+
+INSTRUMENT: Final = Section(
+    "[[instruments]]",
+    (
+        Key(
+            "name",
+            "string",
+            "unique, also without regard to case; 1-128 letters, digits, `.`, "
+            "`_`, `-`, starting with a letter or digit (it names URLs, datalog "
+            "and sample files)",
+            default=REQUIRED,
+            required="the instrument's name",
+            check=name_problem,
+        ),
+        Key(
+            "driver",
+            "string",
+            "import path of the driver class: `package.module:Class` (or "
+            "`package.module.Class`). An `InstrumentProtocol` subclass (e.g. "
+            "`instrumentd.instruments.seabird.sbe37smp.driver:SBE37Protocol`) is "
+            "wrapped in an `InstrumentDriver`; a class implementing "
+            "`IInstrumentDriver` is built as `Class(connection, events=bus, "
+            "clock=reactor)`",
+            default=REQUIRED,
+            required="the import path of the driver class, e.g. "
+            "'instrumentd.instruments.seabird.sbe37smp.driver:SBE37Protocol'",
+        ),
+        Key(
+            "autosample",
+            "boolean",
+            "start autosample when the instrument is found in COMMAND after its "
+            "link comes (back) up",
+            default=False,
+        ),
+        Key(
+            "parameters",
+            "table",
+            "startup parameter values, e.g. `{ INTERVAL = 15 }`; each is checked "
+            "against the driver's parameter dictionary (names, types, ranges; "
+            "read-only ones refused) and applied when the instrument is first "
+            "found in command mode",
+            default_doc="none",
+        ),
+        Key(
+            "schedules",
+            "table",
+            "scheduled jobs: job name → `{ interval = SECONDS }`, `{ cron = "
+            '"M H DoM Mon DoW" }` (UTC), or the OOI `{ trigger = {...} }` form; '
+            "optional `arguments = {...}`. The jobs a driver offers are its "
+            "`scheduled_jobs` (SBE 37: `acquire_sample`, `acquire_status`, "
+            "`acquire_calibration`, `clock_sync`)",
+            default_doc="none",
+        ),
+        Key(
+            "sinks",
+            "array",
+            "the sinks its samples go to; `[]` for none",
+            type_doc="array of sink names",
+            check=_names,
+            default_doc="every sink",
+        ),
+        Key(
+            "connection",
+            "table",
+            "how the instrument is reached (below)",
+            default=REQUIRED,
+            required="how the instrument is reached: a table with type = one of "
+            f"{', '.join(CONNECTION_TYPES)}",
+        ),
+        Key(
+            "port_agent",
+            "table",
+            'its port agent (below); not allowed with `connection.type = "port_agent"`',
+            default_doc="child agent, defaults",
+        ),
+    ),
+    "One table per instrument, in an array.",
+)
+
+_CONNECTION_TYPE: Final = Key(
+    "type",
+    "string",
+    "how the instrument is reached",
+    default=REQUIRED,
+    choices=CONNECTION_TYPES,
+    required=f"one of {', '.join(CONNECTION_TYPES)}",
+)
+
+#: A connection whose type is not known yet: only its type is checked.
+CONNECTION: Final = Section("[instruments.connection]", (_CONNECTION_TYPE,))
+
+#: A connection's keys by its type.
+CONNECTIONS: Final = {
+    "tcp": Section(
+        '[instruments.connection] type = "tcp"',
+        (
+            _CONNECTION_TYPE,
+            Key(
+                "host",
+                "string",
+                "host name or address of the device server",
+                default=REQUIRED,
+            ),
+            Key(
+                "port",
+                "integer",
+                "TCP port of the instrument on the device server",
+                default=REQUIRED,
+                minimum=1,
+                maximum=65535,
+            ),
+        ),
+        "A serial-to-Ethernet device server, or a simulator elsewhere: the "
+        "port agent's instrument link is `tcp:host=HOST:port=PORT`.",
+    ),
+    "serial": Section(
+        '[instruments.connection] type = "serial"',
+        (
+            _CONNECTION_TYPE,
+            Key(
+                "device",
+                "string",
+                "path of the serial device, e.g. `/dev/ttyUSB0`",
+                default=REQUIRED,
+            ),
+            Key(
+                "baudrate",
+                "integer",
+                "line speed, a standard rate",
+                default=REQUIRED,
+                choices=STANDARD_BAUDRATES,
+            ),
+            Key("bytesize", "integer", "data bits", default=8, choices=(5, 6, 7, 8)),
+            Key(
+                "parity",
+                "string",
+                "parity, by name or letter, in any case",
+                default="none",
+                choices=(
+                    "none",
+                    "even",
+                    "odd",
+                    "mark",
+                    "space",
+                    "N",
+                    "E",
+                    "O",
+                    "M",
+                    "S",
+                ),
+                fold_case=True,
+            ),
+            Key("stopbits", "number", "stop bits", default=1, choices=(1, 1.5, 2)),
+            Key(
+                "flow",
+                "string",
+                "flow control",
+                default="none",
+                choices=("none", "rtscts", "xonxoff"),
+            ),
+        ),
+        "A serial line: the port agent's link is `serial:DEVICE:baudrate=...`, "
+        "reopened by the agent when a USB adapter comes back.",
+    ),
+    "simulator": Section(
+        '[instruments.connection] type = "simulator"',
+        (
+            _CONNECTION_TYPE,
+            Key(
+                "model",
+                "string",
+                "the simulated instrument: a model of "
+                "[`simulators.md`](simulators.md), e.g. `sbe37`",
+                default=REQUIRED,
+                required="the simulated instrument, e.g. 'sbe37'",
+                check=_simulator_model,
+            ),
+            Key(
+                "time_scale",
+                "number",
+                "the instrument's clock and timers run this much faster than real time",
+                default=1.0,
+                minimum=0.001,
+                maximum=1000,
+            ),
+            Key(
+                "seed",
+                "integer",
+                "seed of the simulated measurements",
+                default=0,
+                minimum=0,
+                maximum=2**32 - 1,
+            ),
+            Key(
+                "serial_number",
+                "integer",
+                "the instrument's serial number",
+                default_doc="the model's",
+                minimum=1,
+                maximum=99999999,
+            ),
+            Key(
+                "baud",
+                "integer",
+                "pace the simulator's output at this line speed (0: no pacing)",
+                default=0,
+                off=0,
+                minimum=50,
+                maximum=4000000,
+            ),
+            Key("echo", "boolean", "echo what it is sent", default=True),
+            Key(
+                "listen",
+                "server endpoint",
+                "where the simulator is served for its port agent",
+                default=_LOOPBACK_ANY,
+            ),
+        ),
+        "A simulator run inside the station; the agent connects to it.",
+    ),
+    "endpoint": Section(
+        '[instruments.connection] type = "endpoint"',
+        (
+            _CONNECTION_TYPE,
+            Key(
+                "endpoint",
+                "client endpoint",
+                "any client endpoint string: the port agent's instrument link, "
+                "e.g. `datalog:FILE:speed=1` to replay a recording, or `demo`",
+                default=REQUIRED,
+                required="a client endpoint string, e.g. 'datalog:FILE:speed=1' "
+                "or 'tcp:host=H:port=P'",
+            ),
+        ),
+        "Any client endpoint string as the instrument link.",
+    ),
+    "port_agent": Section(
+        '[instruments.connection] type = "port_agent"',
+        (
+            _CONNECTION_TYPE,
+            Key(
+                "host",
+                "string",
+                "where the agent runs",
+                default="127.0.0.1",
+            ),
+            Key(
+                "data_port",
+                "integer",
+                "the agent's data port",
+                default=REQUIRED,
+                minimum=1,
+                maximum=65535,
+            ),
+            Key(
+                "command_port",
+                "integer",
+                "the agent's command port",
+                default=REQUIRED,
+                minimum=1,
+                maximum=65535,
+            ),
+        ),
+        "A port agent that already runs (systemd, another host, another "
+        "station): the station attaches its driver to it and never starts or "
+        "stops it.",
+    ),
+}
+
+PORT_AGENT: Final = Section(
+    "[instruments.port_agent]",
+    (
+        Key(
+            "mode",
+            "string",
+            "`child` (a process of its own) or `in-process` (in the station's reactor)",
+            default="child",
+            choices=AGENT_MODES,
+        ),
+        Key(
+            "listeners",
+            "table",
+            "`data`, `command`, `sniff`, `raw` (below)",
+            default_doc="all four on `tcp:0:interface=127.0.0.1`",
+        ),
+        Key(
+            "datalog_dir",
+            "string",
+            "the datalog directory (files under `YYYY/MM/DD/`)",
+            default_doc="`<data_dir>/datalog`",
+        ),
+        Key(
+            "rotate",
+            "string",
+            "datalog rotation in UTC",
+            default="daily",
+            choices=_ROTATIONS,
+        ),
+        Key(
+            "rotate_size",
+            "size",
+            'also rotate past this size: bytes, or `"100MiB"`, `"512k"`, `"1G"`',
+            default=0,
+            off=0,
+            minimum=ROTATE_SIZE.minimum,
+            maximum=ROTATE_SIZE.maximum,
+        ),
+        Key(
+            "client_buffer",
+            "size",
+            "bytes a client may have queued before it is cut off",
+            default=4 << 20,
+            default_doc='`"4MiB"`',
+            minimum=CLIENT_BUFFER.minimum,
+            maximum=CLIENT_BUFFER.maximum,
+        ),
+        Key(
+            "heartbeat",
+            "number",
+            "seconds between heartbeats to data clients; the driver declares "
+            "the agent lost after three silent intervals",
+            default=10.0,
+            off=0,
+            minimum=HEARTBEAT.minimum,
+            maximum=HEARTBEAT.maximum,
+            unit="seconds",
+        ),
+        Key(
+            "disconnect_grace",
+            "number",
+            "how long the instrument link must stay down before DISCONNECTED is "
+            "announced",
+            default=10.0,
+            minimum=DISCONNECT_GRACE.minimum,
+            maximum=DISCONNECT_GRACE.maximum,
+            unit="seconds",
+        ),
+        Key(
+            "max_reconnect_delay",
+            "number",
+            "cap of the instrument link's reconnect backoff",
+            default=60.0,
+            minimum=MAX_RECONNECT_DELAY.minimum,
+            maximum=MAX_RECONNECT_DELAY.maximum,
+            unit="seconds",
+        ),
+        Key(
+            "launch_timeout",
+            "number",
+            "child: how long the agent has to get ready",
+            default=30.0,
+            minimum=1,
+            maximum=600,
+            unit="seconds",
+        ),
+        Key(
+            "log_file",
+            "string",
+            "child: the agent's log (twistd rotates it at 1 MB). An in-process "
+            "agent logs to the station's log, so this is refused for it",
+            default_doc="`<data_dir>/logs/port-agent-<name>.log`",
+        ),
+    ),
+)
+
+_LISTENER_DOC: Final = 'a server endpoint string, an array of them, or `"none"` (off)'
+
+LISTENERS: Final = Section(
+    "[instruments.port_agent.listeners]",
+    tuple(
+        Key(
+            kind,
+            "server endpoints",
+            f"{what}: {_LISTENER_DOC}",
+            default=(_LOOPBACK_ANY,),
+            default_doc="`tcp:0:interface=127.0.0.1`",
+        )
+        for kind, what in (
+            ("data", "packets to drivers; cannot be off, and the first must be TCP"),
+            ("command", "the command port; cannot be off, and the first must be TCP"),
+            ("sniff", "a readable text view"),
+            ("raw", "the instrument's bytes both ways (an operator's terminal)"),
+        )
+    ),
+    "The agent's listeners. The station's driver connects to the first data "
+    "and command listeners, over TCP.",
+)
+
+
+#: Every section, in the order the reference lists them.
+SECTIONS: Final = (
+    STATION,
+    API,
+    *SINKS.values(),
+    INSTRUMENT,
+    *CONNECTIONS.values(),
+    PORT_AGENT,
+    LISTENERS,
+)
