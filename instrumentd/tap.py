@@ -30,7 +30,7 @@ class Options(StationOptions):
     :class:`~instrumentd.station.options.StationOptions`), or a subcommand.
     """
 
-    synopsis = "[--config FILE] [--api ENDPOINT] | SUBCOMMAND [options]"
+    synopsis = "[--config FILE] [--api ENDPOINT] [--check] | SUBCOMMAND [options]"
     longdesc = (
         "Operate scientific instruments. Without a subcommand, run the "
         "station: port agents, drivers, sinks and the HTTP API from --config "

@@ -8,6 +8,7 @@ the HTTP API).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -133,15 +134,33 @@ class TapTests(SynchronousTestCase):
 
     def test_badConfig(self) -> None:
         """
-        A bad config is a usage error naming the file, the key path and the
-        problem, so twistd starts nothing.
+        A bad config ends option parsing with status 1 and every problem
+        on stderr, each naming the file, the key path and the problem, so
+        twistd starts nothing; it is not a usage error, after which twistd
+        would print its usage text first.
         """
         path = self.write("[[instruments]]\nname = 'x'\n")
+        options = tap.Options()
+        options.stderr = io.StringIO()
+        error = self.assertRaises(SystemExit, options.parseOptions, ["--config", path])
+        self.assertEqual(error.code, 1)
+        written = options.stderr.getvalue()
+        self.assertIn(f"{path}: instruments[0].driver: missing", written)
+        self.assertIn(f"{path}: instruments[0].connection: missing", written)
+
+    def test_check(self) -> None:
+        """
+        --check of a good config says so on stdout and exits 0 from option
+        parsing, before twistd could start anything.
+        """
+        path = self.write(f"[[instruments]]\n{toy_instrument('toy1', 4001, 'child')}")
+        options = tap.Options()
+        options.stdout = io.StringIO()
         error = self.assertRaises(
-            usage.UsageError, tap.Options().parseOptions, ["--config", path]
+            SystemExit, options.parseOptions, ["--config", path, "--check"]
         )
-        self.assertIn(f"{path}: instruments[0].driver: missing", str(error))
-        self.assertIn(f"{path}: instruments[0].connection: missing", str(error))
+        self.assertEqual(error.code, 0)
+        self.assertIn("the station configuration is good", options.stdout.getvalue())
 
     def test_stationOptionsWithSubcommand(self) -> None:
         """

@@ -8,12 +8,18 @@ built-in demo station runs); ``--api``, ``--token-file`` and ``--data-dir``
 override the file's ``api.listen``, ``api.token_file`` and
 ``station.data_dir``.  The configuration is read and checked in full while
 the options are parsed, so ``twistd`` refuses a bad configuration before
-it starts anything.
+it starts anything.  ``--check`` checks it and exits.
+
+A bad configuration ends the process with status 1 and every problem on
+standard error, and nothing else: raised as a usage error, twistd would
+print its whole usage text first, and the problems would scroll away
+behind it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import sys
+from typing import TYPE_CHECKING, TextIO
 
 from twisted.python import usage
 
@@ -25,16 +31,32 @@ __all__ = ["STATION_OPTIONS", "StationOptions"]
 #: The station's own options (the subcommands refuse them).
 STATION_OPTIONS = ("config", "api", "token-file", "data-dir")
 
+#: The station's own flags (the subcommands refuse them too).
+STATION_FLAGS = ("check",)
+
 
 class StationOptions(usage.Options):
     """
     Options of the station: ``twistd instrumentd [--config FILE] [--api
-    ENDPOINT] [--token-file FILE] [--data-dir DIR]``.
+    ENDPOINT] [--token-file FILE] [--data-dir DIR] [--check]``.
 
     After parsing (:meth:`load_station`), :attr:`station_config` holds the
     checked configuration and :attr:`demo` says whether it is the built-in
     demo.
+
+    :ivar stdout: where ``--check`` says the configuration is good.
+    :ivar stderr: where the problems of a bad configuration go.
     """
+
+    optFlags = [
+        [
+            "check",
+            None,
+            "Check the configuration (drivers, parameters, endpoints, token "
+            "file) and exit, starting nothing: status 0 when it is good, 1 "
+            "with every problem otherwise.",
+        ],
+    ]
 
     optParameters = [
         [
@@ -71,20 +93,25 @@ class StationOptions(usage.Options):
         super().__init__()  # type: ignore[no-untyped-call]
         self.station_config: StationConfig | None = None
         self.demo = False
+        self.stdout: TextIO = sys.stdout
+        self.stderr: TextIO = sys.stderr
 
     def station_options_given(self) -> list[str]:
         """
         :returns: the station options given on the command line.
         """
-        return [f"--{name}" for name in STATION_OPTIONS if self[name] is not None]
+        given = [f"--{name}" for name in STATION_OPTIONS if self[name] is not None]
+        return given + [f"--{name}" for name in STATION_FLAGS if self[name]]
 
     def load_station(self) -> None:
         """
         Read and check the station's configuration (the file, or the
-        demo's), keeping it in :attr:`station_config`.
+        demo's), keeping it in :attr:`station_config`.  With ``--check``,
+        say that it is good and exit 0.
 
-        :raises usage.UsageError: naming the file, the key and the problem
-            of everything wrong with it.
+        :raises SystemExit: 1, after writing every problem (each naming
+            the file, the key and what is wrong) to :attr:`stderr`; 0 after
+            ``--check`` of a good configuration.
         """
         from instrumentd.station.config import ConfigError, load_config
         from instrumentd.station.demo import demo_config
@@ -101,4 +128,18 @@ class StationOptions(usage.Options):
             else:
                 self.station_config = load_config(self["config"], **overrides)
         except ConfigError as e:
-            raise usage.UsageError(str(e)) from None
+            self.stderr.write(f"{e}\n")
+            self.stderr.flush()
+            raise SystemExit(1) from None
+        if self["check"]:
+            config = self.station_config
+            names = ", ".join(spec.name for spec in config.instruments)
+            count = len(config.instruments)
+            self.stdout.write(
+                f"{config.source}: the station configuration is good: "
+                f"{count} instrument{'s' if count != 1 else ''} ({names}), "
+                f"{len(config.sinks)} sink{'s' if len(config.sinks) != 1 else ''}, "
+                f"API on {config.api}; nothing was started\n"
+            )
+            self.stdout.flush()
+            raise SystemExit(0)
