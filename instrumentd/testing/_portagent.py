@@ -1,7 +1,6 @@
 # -*- test-case-name: tests.test_testing -*-
 """
-Helpers for testing drivers, shipped with instrumentd the way
-``treq.testing`` ships with treq.
+Port-agent doubles and launchers for tests (see :mod:`instrumentd.testing`).
 
 - :class:`FakePortAgent`: an in-memory port agent.  It delivers the bytes
   you choose, with the timestamps you choose, to a
@@ -52,15 +51,12 @@ from instrumentd.portagent.client import PortAgentClient
 if TYPE_CHECKING:
     from twisted.trial.unittest import SynchronousTestCase
 
-    from instrumentd.driver.protocol import InstrumentProtocol
-
 __all__ = [
     "FakePortAgent",
     "TCPInstrument",
     "client_for",
     "port_agent_for",
     "tcp_instrument_for",
-    "undeclared_fields",
 ]
 
 
@@ -794,31 +790,3 @@ async def client_for(
     test_case.addCleanup(client.disconnect)
     await client.connect()
     return client
-
-
-def undeclared_fields(protocol_class: type[InstrumentProtocol[Any]]) -> list[str]:
-    """
-    The values a protocol's particles carry that have no
-    :class:`~instrumentd.driver.particles.ParticleField` (units, standard
-    name), as ``stream.value`` strings; empty when every value is
-    described.  A driver's tests assert that it is empty, so a value added
-    to a pattern without its units fails at once::
-
-        self.assertEqual(undeclared_fields(MyProtocol), [])
-
-    Particle classes whose values are known only from a record (they do
-    not implement ``value_ids``) are checked through their declared fields
-    only.
-
-    :param protocol_class: the protocol.
-    :returns: the undescribed values, sorted.
-    """
-    missing: list[str] = []
-    for particle_class in (
-        *protocol_class.particles,
-        *protocol_class.published_particles,
-    ):
-        for value_id in particle_class.value_ids() or ():
-            if value_id not in particle_class.fields:
-                missing.append(f"{particle_class.stream_name}.{value_id}")
-    return sorted(missing)
