@@ -22,6 +22,7 @@ from instrumentd.station.config import (
     load_config,
     parse_config,
     parse_toml,
+    reference,
 )
 from instrumentd.station.config.schema import Section
 from instrumentd.station.demo import DEMO_CONFIG, DEMO_SOURCE, demo_config
@@ -35,6 +36,7 @@ def all_sections() -> list[Section]:
 
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "doc" / "examples" / "station.toml"
+STATION_DOC = Path(__file__).resolve().parent.parent / "doc" / "station.md"
 
 TOY = "tests.toyinstrument:ToyProtocol"
 
@@ -1352,6 +1354,53 @@ class BoundsTests(ConfigCheckTests):
             "sinks.Out",
             "'Out' differs from 'out' (sinks.out) only in case",
         )
+
+
+class ReferenceTests(SynchronousTestCase):
+    """
+    The key reference in doc/station.md is generated from the declarations.
+    """
+
+    def test_docIsCurrent(self) -> None:
+        """
+        doc/station.md holds the reference exactly as the declarations
+        write it; run C{python -m instrumentd.station.config.reference
+        doc/station.md} after changing a key.
+        """
+        text = STATION_DOC.read_text(encoding="utf-8")
+        self.assertEqual(
+            reference.update(text),
+            text,
+            "doc/station.md is out of date: run python -m "
+            "instrumentd.station.config.reference doc/station.md",
+        )
+
+    def test_everyKeyDocumented(self) -> None:
+        """
+        Every declared key has a row in the reference, with its meaning,
+        default and bounds.
+        """
+        text = reference.render()
+        for section in all_sections():
+            for key in section.keys:
+                if key.name == "type" and " type = " in section.title:
+                    continue
+                self.assertIn(f"| `{key.name}` |", text)
+                self.assertIn(key.doc, text)
+                self.assertIn(key.bounds(), text)
+
+    def test_update(self) -> None:
+        """
+        update replaces only what lies between the markers, and refuses a
+        document without them.
+        """
+        text = f"before\n{reference.BEGIN}\nSTALE-TEXT\n{reference.END}\nafter\n"
+        updated = reference.update(text)
+        self.assertTrue(updated.startswith(f"before\n{reference.BEGIN}\n"))
+        self.assertTrue(updated.endswith(f"\n{reference.END}\nafter\n"))
+        self.assertNotIn("STALE-TEXT", updated)
+        self.assertIn("### `[station]`", updated)
+        self.assertRaises(ValueError, reference.update, "no markers\n")
 
 
 class ExampleAndDemoTests(ConfigCheckTests):
