@@ -1,16 +1,20 @@
 """
 Tests for L{instrumentd.station.spool}: order, the delivery cursor,
-restarts, segments, torn lines.
+restarts, segments, torn lines, the cursor written in place, the bound, and
+a full disk (a real tmpfs as root, else a fault-injecting layer; see
+L{tests.smalldisk}).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from instrumentd.station.spool import Spool, SpoolInUseError
+from instrumentd.station.spool import Spool, SpoolFullError, SpoolInUseError
+from tests.smalldisk import SmallDisk
 
 
 class SpoolTests(SynchronousTestCase):
@@ -69,7 +73,7 @@ class SpoolTests(SynchronousTestCase):
         remaining = [name for name in os.listdir(directory) if name.endswith(".jsonl")]
         self.assertEqual(len(remaining), 1)
         spool.close()
-        self.assertEqual(os.listdir(directory), ["state.json"])
+        self.assertEqual(sorted(os.listdir(directory)), ["cursor", "state.json"])
         again = Spool(directory)
         self.addCleanup(again.close)
         self.assertEqual(again.append({"n": 6}), 7)
@@ -118,3 +122,306 @@ class SpoolTests(SynchronousTestCase):
         self.assertIn(directory, str(error))
         spool.close()
         Spool(directory).close()
+
+
+def crash(spool: Spool) -> None:
+    """
+    Leave C{spool} as a killed process would: its files as they are (no
+    final save of C{state.json}), its descriptors closed, its lock free.
+    """
+    spool._close_writer()
+    if spool._reader is not None:
+        spool._reader.close()
+    cursor = getattr(spool, "_cursor_fd", None)
+    if cursor is not None:
+        os.close(cursor)
+    spool._closed = True
+    spool._lock.unlock()
+
+
+def segment_names(directory: str) -> list[str]:
+    """
+    The spool's segment files, oldest first.
+    """
+    return sorted(name for name in os.listdir(directory) if name.endswith(".jsonl"))
+
+
+class SpoolCursorTests(SynchronousTestCase):
+    """
+    The delivery cursor is overwritten in place, in two checked slots, so
+    that a commit needs no new space and a torn write loses at most the
+    latest commit.
+    """
+
+    def test_survivesCrash(self) -> None:
+        """
+        A commit is on disk at once: a spool reopened after a crash (no
+        close) reads from the first record after it.
+        """
+        directory = self.mktemp()
+        spool = Spool(directory)
+        for number in range(5):
+            spool.append({"n": number})
+        spool.read(5)
+        spool.commit(3)
+        crash(spool)
+        again = Spool(directory)
+        self.addCleanup(again.close)
+        self.assertEqual([entry.seq for entry in again.read(10)], [4, 5])
+
+    def test_overwrittenInPlace(self) -> None:
+        """
+        Commits rewrite the same two slots of the same file: its size and
+        inode never change.
+        """
+        directory = self.mktemp()
+        spool = Spool(directory)
+        self.addCleanup(spool.close)
+        path = os.path.join(directory, "cursor")
+        before = os.stat(path)
+        for number in range(4):
+            spool.append({"n": number})
+            spool.read(1)
+            spool.commit(number + 1)
+        after = os.stat(path)
+        self.assertEqual((after.st_ino, after.st_size), (before.st_ino, 64))
+
+    def test_tornSlot(self) -> None:
+        """
+        A slot spoiled by a torn write is ignored: the other one still
+        holds the commit before it.
+        """
+        directory = self.mktemp()
+        spool = Spool(directory)
+        for number in range(5):
+            spool.append({"n": number})
+        spool.read(5)
+        spool.commit(2)
+        spool.commit(4)
+        crash(spool)
+        path = os.path.join(directory, "cursor")
+        with open(path, "rb") as f:
+            slots = f.read()
+        newest = 0 if slots[:32].startswith(b"%020d" % 4) else 32
+        with open(path, "r+b") as f:
+            f.seek(newest + 5)
+            f.write(b"9")
+        again = Spool(directory)
+        self.addCleanup(again.close)
+        self.assertEqual([entry.seq for entry in again.read(10)], [3, 4, 5])
+
+    def test_stateOfEarlierVersion(self) -> None:
+        """
+        A spool made before the cursor file existed keeps its cursor in
+        C{state.json}; it is honoured.
+        """
+        directory = self.mktemp()
+        spool = Spool(directory)
+        for number in range(4):
+            spool.append({"n": number})
+        crash(spool)
+        os.unlink(os.path.join(directory, "cursor"))
+        with open(os.path.join(directory, "state.json"), "w") as f:
+            json.dump({"source": spool.source, "delivered": 2}, f)
+        again = Spool(directory)
+        self.addCleanup(again.close)
+        self.assertEqual([entry.seq for entry in again.read(10)], [3, 4])
+
+    def test_segmentsDeletedBeforeCursor(self) -> None:
+        """
+        A commit deletes the segments it completes before it writes the
+        cursor; if the cursor cannot be written, the deleted records are
+        still never read again.
+        """
+        directory = self.mktemp()
+        spool = Spool(directory, segment_bytes=20)
+        for number in range(6):
+            spool.append({"n": number})
+        spool.read(6)
+
+        def broken() -> None:
+            raise OSError(5, "Input/output error")
+
+        self.patch(spool, "_save_cursor", broken)
+        self.assertRaises(OSError, spool.commit, 4)
+        self.assertEqual(segment_names(directory), [f"{5:020d}.jsonl"])
+        crash(spool)
+        again = Spool(directory)
+        self.addCleanup(again.close)
+        self.assertEqual([entry.seq for entry in again.read(10)], [5, 6])
+        self.assertEqual(again.pending, 2)
+
+
+class SpoolBoundTests(SynchronousTestCase):
+    """
+    With C{max_bytes}, the oldest segments are deleted to make room, and
+    what was lost is counted.
+    """
+
+    def test_dropsOldest(self) -> None:
+        """
+        The segments never take more than the bound; the oldest records go,
+        a segment at a time, counted in C{evicted}; reading carries on with
+        the oldest still there, and seqs show the gap.
+        """
+        directory = self.mktemp()
+        spool = Spool(directory, max_bytes=1000)
+        self.addCleanup(spool.close)
+        sizes = []
+        for number in range(100):
+            spool.append({"n": number, "pad": "x" * 20})
+            sizes.append(spool.disk_bytes)
+        self.assertLessEqual(max(sizes), 1000)
+        self.assertTrue(spool.at_bound)
+        seqs = [entry.seq for entry in spool.read(1000)]
+        self.assertEqual(seqs, list(range(seqs[0], 101)))
+        self.assertEqual(spool.evicted, seqs[0] - 1)
+        self.assertGreater(spool.evicted, 50)
+        self.assertEqual(spool.pending, len(seqs))
+
+    def test_readRecordsNotCounted(self) -> None:
+        """
+        Records already read (a batch in flight) are not counted as
+        evicted when their segment goes; unread ones are.
+        """
+        spool = Spool(self.mktemp(), max_bytes=800)
+        self.addCleanup(spool.close)
+        spool.append({"n": 0, "pad": "x" * 20})
+        first_segment_end = None
+        while spool.evicted == 0 and first_segment_end is None:
+            spool.append({"n": 1, "pad": "x" * 20})
+            if len(segment_names(spool.directory)) > 1:
+                first_segment_end = spool.last_seq - 1
+        assert first_segment_end is not None
+        in_flight = spool.read(2)
+        while not spool.at_bound:
+            spool.append({"n": 2, "pad": "x" * 20})
+        self.assertEqual(spool.evicted, first_segment_end - len(in_flight))
+        self.assertEqual(spool.delivered, first_segment_end)
+
+    def test_drainClearsBound(self) -> None:
+        """
+        At the bound from the first eviction until delivery has drained the
+        segments to half the bound.
+        """
+        spool = Spool(self.mktemp(), max_bytes=1000)
+        self.addCleanup(spool.close)
+        while not spool.at_bound:
+            spool.append({"pad": "x" * 20})
+        entries = spool.read(1000)
+        spool.commit(entries[len(entries) // 4].seq)
+        self.assertTrue(spool.at_bound)
+        spool.commit(entries[-1].seq)
+        self.assertFalse(spool.at_bound)
+
+    def test_recordLargerThanBound(self) -> None:
+        """
+        A record larger than the whole bound is refused without deleting
+        anything.
+        """
+        spool = Spool(self.mktemp(), max_bytes=100)
+        self.addCleanup(spool.close)
+        spool.append({"n": 1})
+        error = self.assertRaises(SpoolFullError, spool.append, {"pad": "x" * 200})
+        self.assertIn("bound of 100 bytes", str(error))
+        self.assertEqual((spool.evicted, spool.pending), (0, 1))
+
+    def test_cursorMovesPastEvicted(self) -> None:
+        """
+        After a restart, the records deleted at the bound are not waited
+        for: the spool reads on from the oldest one left.
+        """
+        directory = self.mktemp()
+        spool = Spool(directory, max_bytes=1000)
+        for number in range(100):
+            spool.append({"n": number, "pad": "x" * 20})
+        first = spool.evicted + 1
+        crash(spool)
+        again = Spool(directory, max_bytes=1000)
+        self.addCleanup(again.close)
+        self.assertEqual(again.pending, 101 - first)
+        self.assertEqual(again.read(1)[0].seq, first)
+
+
+class SpoolFullDiskTests(SynchronousTestCase):
+    """
+    On a full disk the spool refuses new records but still commits, frees
+    delivered segments, and takes records again once there is room.  The
+    disk is a real tmpfs when the test runs as root, else a fault-injecting
+    layer (L{tests.smalldisk}).
+    """
+
+    def full_spool(self, **kwargs: int) -> tuple[Spool, SmallDisk]:
+        """
+        A spool on a 64 KiB disk, filled by itself until a record is
+        refused.
+        """
+        disk = SmallDisk(self, 64 * 1024)
+        spool = Spool(os.path.join(disk.path, "spool"), **kwargs)
+        self.addCleanup(lambda: spool._closed or spool.close())
+        with self.assertRaises(OSError) as caught:
+            for number in range(10_000):
+                spool.append({"n": number, "pad": "x" * 100})
+        self.assertEqual(caught.exception.errno, errno.ENOSPC)
+        return spool, disk
+
+    def test_commitOnFullDisk(self) -> None:
+        """
+        With the disk full and nothing freed (one segment, part
+        delivered), a commit still persists the cursor: a restart does not
+        read the delivered records again.
+        """
+        spool, disk = self.full_spool(segment_bytes=1 << 30)
+        stored = spool.last_seq
+        self.assertGreater(stored, 100)
+        self.assertEqual(len(segment_names(spool.directory)), 1)
+        spool.read(10)
+        spool.commit(10)
+        crash(spool)
+        again = Spool(spool.directory)
+        self.addCleanup(again.close)
+        self.assertEqual(again.read(1)[0].seq, 11, disk.kind)
+        self.assertEqual(again.pending, stored - 10)
+        self.assertEqual(again.corrupt, 0)
+
+    def test_deliveryFreesDisk(self) -> None:
+        """
+        Once everything stored is delivered, the commit deletes the
+        segments, and records are taken again, numbered on.
+        """
+        spool, disk = self.full_spool(segment_bytes=8192)
+        stored = spool.last_seq
+        entries = spool.read(stored)
+        self.assertEqual(len(entries), stored)
+        spool.commit(stored)
+        self.assertEqual(segment_names(spool.directory), [])
+        self.assertEqual(spool.append({"n": "after"}), stored + 1, disk.kind)
+        crash(spool)
+        again = Spool(spool.directory)
+        self.addCleanup(again.close)
+        self.assertEqual([entry.seq for entry in again.read(10)], [stored + 1])
+
+    def test_spaceFreedByOthers(self) -> None:
+        """
+        When another program fills the disk, records are refused until it
+        frees space, then taken again with no step by hand.
+        """
+        disk = SmallDisk(self, 64 * 1024)
+        spool = Spool(os.path.join(disk.path, "spool"))
+        self.addCleanup(spool.close)
+        spool.append({"n": 0})
+        filler = disk.fill()
+        with self.assertRaises(OSError):
+            # The last block of the segment may still take a few.
+            for number in range(1, 1000):
+                spool.append({"n": number, "pad": "x" * 100})
+        stored = spool.last_seq
+        self.assertLess(stored, 100)
+        self.assertRaises(OSError, spool.append, {"n": "refused"})
+        os.unlink(filler)
+        self.assertEqual(spool.append({"n": "after"}), stored + 1)
+        self.assertEqual(
+            [json.loads(e.line)["n"] for e in spool.read(1000)],
+            [*range(stored), "after"],
+        )
+        self.assertEqual(spool.corrupt, 0)

@@ -10,6 +10,7 @@ not memory, and a restarted station resumes where the last one stopped.
 Layout of a spool directory::
 
     <directory>/state.json                 {"source": "<hex id>", "delivered": <seq>}
+    <directory>/cursor                     the delivery cursor, overwritten in place
     <directory>/lock                       held while a spool is open
     <directory>/<first seq, 20 digits>.jsonl   segments, one record per line
 
@@ -25,19 +26,36 @@ the operating system's hands and survives the station being killed.  (It is
 not ``fsync``\\ ed: a power cut can still lose the last few seconds.)  A run
 never appends to a segment an earlier run left: it starts a new one, so a
 line torn by a crash stays alone at the end of its segment, where the reader
-skips it and counts it in :attr:`Spool.corrupt`.
+skips it and counts it in :attr:`Spool.corrupt`.  A write the disk could take
+only part of is cut back off, so a full disk leaves no torn line.
 
-The delivery cursor (``delivered`` in ``state.json``) is replaced atomically
-(written to a temporary file, then renamed) on each :meth:`Spool.commit`.
-Segments all of whose records are delivered are deleted.
+**The cursor survives a full disk.**  The delivery cursor is kept in
+``cursor``: two fixed-size slots, each the seq and its CRC-32, written in
+turn with one ``pwrite`` over bytes the file already has.  Overwriting
+allocates nothing on file systems that write in place (ext4, XFS, tmpfs), so
+a commit cannot fail for want of space, and a write torn by a power cut
+spoils one slot only: the other still holds the previous cursor.  A commit
+deletes the segments it completes *before* it writes the cursor, so it frees
+space first; a deleted segment is never read again, so its records are not
+sent again even if the cursor could not be written.  ``state.json`` is
+written when the spool is created and, best effort, when it is closed; its
+``delivered`` is read too, for spools made before ``cursor`` existed.
+
+**The spool is bounded.**  With ``max_bytes``, an append that would take
+the segments past it first deletes the oldest segments, delivered or not,
+and counts their unread records in :attr:`Spool.evicted`.  The cursor moves
+past what was deleted (it then means "delivered or given up"), so sequence
+numbers show the gap to the receiver.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import uuid
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import BinaryIO, Final
@@ -46,13 +64,35 @@ from twisted.python.lockfile import FilesystemLock
 
 from instrumentd.driver._json import dumps
 
-__all__ = ["Spool", "SpoolEntry", "SpoolInUseError"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "Spool",
+    "SpoolEntry",
+    "SpoolFullError",
+    "SpoolInUseError",
+]
 
 #: Where the delivery cursor and the spool's id are kept.
 STATE_FILE: Final = "state.json"
 
 #: Held (a symlink naming the holder's pid) while a spool is open.
 LOCK_FILE: Final = "lock"
+
+#: The delivery cursor: two slots of :data:`_SLOT_BYTES`, overwritten in place.
+CURSOR_FILE: Final = "cursor"
+
+#: One cursor slot: ``<seq, 20 digits> <CRC-32 of the digits, 8 hex>``,
+#: padded with spaces, ending with a newline.
+_SLOT_BYTES: Final = 32
+
+#: The bound :class:`~instrumentd.station.sinks.HttpSink` and the station's
+#: configuration give a spool unless told otherwise: days of a station of a
+#: dozen instruments sampling every second.
+DEFAULT_MAX_BYTES: Final = 1 << 30
+
+#: With a bound, segments are at most this fraction of it, so making room
+#: never throws away more than an eighth of the spool at once.
+_SEGMENTS_PER_BOUND: Final = 8
 
 #: Segment files end with this; their name is their first record's seq.
 _SEGMENT_SUFFIX: Final = ".jsonl"
@@ -61,6 +101,13 @@ _SEGMENT_SUFFIX: Final = ".jsonl"
 class SpoolInUseError(Exception):
     """
     The spool directory is open in another :class:`Spool`.
+    """
+
+
+class SpoolFullError(OSError):
+    """
+    A record is larger than the spool's whole bound, so no room can be made
+    for it.
     """
 
 
@@ -115,18 +162,34 @@ class Spool:
     :param directory: the spool directory; created if missing.
     :param segment_bytes: start a new segment file once the current one
         reaches this size, so delivered data can be deleted while the spool
-        is in use.
+        is in use.  With ``max_bytes``, at most an eighth of it.
+    :param max_bytes: the most bytes the segments may take; the oldest are
+        deleted to make room (see the module's description).  ``None`` for
+        no bound.
     :raises OSError: if the directory or its state cannot be created or
         read.
-    :raises ValueError: if ``state.json`` exists but is not a spool state.
+    :raises ValueError: if ``state.json`` exists but is not a spool state,
+        or a size is not positive.
     :raises SpoolInUseError: if another spool, in this process or another
         live one, has the directory open.
     """
 
-    def __init__(self, directory: str, *, segment_bytes: int = 1 << 20) -> None:
+    def __init__(
+        self,
+        directory: str,
+        *,
+        segment_bytes: int = 1 << 20,
+        max_bytes: int | None = None,
+    ) -> None:
         if segment_bytes < 1:
             raise ValueError(f"segment_bytes must be positive, not {segment_bytes}")
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError(f"max_bytes must be positive, not {max_bytes}")
         self.directory = directory
+        #: The most bytes the segments may take, or ``None``.
+        self.max_bytes = max_bytes
+        if max_bytes is not None:
+            segment_bytes = min(segment_bytes, max(1, max_bytes // _SEGMENTS_PER_BOUND))
         self._segment_bytes = segment_bytes
         os.makedirs(directory, exist_ok=True)
         # Two writers on one spool would interleave seqs and delete each
@@ -145,23 +208,42 @@ class Spool:
 
     def _open(self) -> None:
         self._state_path = os.path.join(self.directory, STATE_FILE)
+        self._cursor_path = os.path.join(self.directory, CURSOR_FILE)
         #: The spool's id, for receivers to tell spools apart.
         self.source: str
-        #: The seq of the last record committed as delivered (0 for none).
+        #: The seq of the last record committed as delivered, or given up
+        #: to make room (0 for none).
         self.delivered: int
         self.source, self.delivered = self._load_state()
+        self._cursor_fd: int | None = None
+        self._cursor_slot = 0
+        self.delivered = max(self.delivered, self._load_cursor())
         #: Lines that could not be read back (torn by a crash, or not JSON
         #: records); they are skipped.
         self.corrupt = 0
+        #: Records deleted unread to keep within ``max_bytes``.
+        self.evicted = 0
+        #: ``True`` from the first time room had to be made until the
+        #: segments have drained to half of ``max_bytes``.
+        self.at_bound = False
         self._segments: list[_Segment] = self._scan_segments()
         #: The seq of the last record appended (0 for none).
         self.last_seq = max(self.delivered, self._last_stored_seq())
+        if self._segments:
+            # Records before the first segment can never be read again:
+            # delivered, given up, or deleted by a commit whose cursor was
+            # never written.
+            self.delivered = max(self.delivered, self._segments[0].first_seq - 1)
         self._read_seq = self.delivered
         self._writer: _Writer | None = None
         self._reader: BinaryIO | None = None
         self._reader_segment: _Segment | None = None
         self._closed = False
         self._discard_delivered()
+        # Made now, while there is likely room, so that commits later only
+        # overwrite it; if it cannot be made yet, a commit tries again.
+        with contextlib.suppress(OSError):
+            self._open_cursor()
 
     # -- state ------------------------------------------------------------
 
@@ -187,6 +269,53 @@ class Spool:
                 f"delivered {delivered!r})"
             )
         return source, delivered
+
+    def _load_cursor(self) -> int:
+        """
+        The cursor in ``cursor``: the higher of its valid slots; 0 if it is
+        missing or has none.  The next write goes to the other slot.
+        """
+        try:
+            with open(self._cursor_path, "rb") as f:
+                data = f.read(2 * _SLOT_BYTES)
+        except FileNotFoundError:
+            return 0
+        best, best_slot = 0, 1
+        for slot in range(2):
+            seq = _parse_slot(data[slot * _SLOT_BYTES : (slot + 1) * _SLOT_BYTES])
+            if seq is not None and seq >= best:
+                best, best_slot = seq, slot
+        self._cursor_slot = 1 - best_slot
+        return best
+
+    def _open_cursor(self) -> int:
+        """
+        The open cursor file, made (both slots holding the cursor) if need
+        be.
+        """
+        if self._cursor_fd is not None:
+            return self._cursor_fd
+        fd = os.open(self._cursor_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if os.fstat(fd).st_size < 2 * _SLOT_BYTES:
+                both = _format_slot(self.delivered) * 2
+                if os.pwrite(fd, both, 0) != len(both):
+                    raise OSError(errno.ENOSPC, "short write", self._cursor_path)
+        except OSError:
+            os.close(fd)
+            raise
+        self._cursor_fd = fd
+        return fd
+
+    def _save_cursor(self) -> None:
+        # Alternate slots: a write torn by a power cut leaves the other one,
+        # which holds the cursor before this one.
+        fd = self._open_cursor()
+        slot = _format_slot(self.delivered)
+        written = os.pwrite(fd, slot, self._cursor_slot * _SLOT_BYTES)
+        if written != len(slot):
+            raise OSError(errno.ENOSPC, "short write", self._cursor_path)
+        self._cursor_slot = 1 - self._cursor_slot
 
     def _save_state(self, source: str, delivered: int) -> None:
         # Write-then-rename, so a crash leaves the old cursor or the new one,
@@ -249,9 +378,16 @@ class Spool:
 
     @staticmethod
     def _write_all(fd: int, data: bytes) -> None:
-        written = os.write(fd, data)
-        if written != len(data):
-            raise OSError(f"short write: {written} of {len(data)} bytes")
+        # A short write is what a filling disk does first; writing the rest
+        # then fails with the reason (ENOSPC).
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            if written <= 0:
+                raise OSError(
+                    f"short write: {len(data) - len(view)} of {len(data)} bytes"
+                )
+            view = view[written:]
 
     def _close_writer(self) -> None:
         writer, self._writer = self._writer, None
@@ -299,6 +435,8 @@ class Spool:
             raise RuntimeError("the spool is closed")
         seq = self.last_seq + 1
         line = dumps({"seq": seq, **fields}).encode("utf-8") + b"\n"
+        if self.max_bytes is not None:
+            self._make_room(len(line))
         writer = self._writer
         if writer is not None and writer.segment.size >= self._segment_bytes:
             self._close_writer()
@@ -308,11 +446,55 @@ class Spool:
         try:
             self._write_all(writer.fd, line)
         except OSError:
+            # A full disk may have taken part of the line: cut it off (that
+            # needs no space), so no torn line is left to skip.
+            with contextlib.suppress(OSError):
+                os.ftruncate(writer.fd, writer.segment.size)
             self._close_writer()
             raise
         writer.segment.size += len(line)
         self.last_seq = seq
         return seq
+
+    def _make_room(self, needed: int) -> None:
+        """
+        Delete the oldest segments until ``needed`` more bytes fit within
+        ``max_bytes``; move the cursor past them.
+
+        :raises SpoolFullError: if ``needed`` alone is more than the bound.
+        """
+        assert self.max_bytes is not None
+        if needed > self.max_bytes:
+            raise SpoolFullError(
+                errno.EFBIG,
+                f"a record of {needed} bytes is larger than the spool's bound "
+                f"of {self.max_bytes} bytes",
+            )
+        used = self.disk_bytes
+        moved = False
+        while self._segments and used + needed > self.max_bytes:
+            oldest = self._segments[0]
+            if self._writer is not None and self._writer.segment is oldest:
+                self._close_writer()
+            last = (
+                self._segments[1].first_seq - 1
+                if len(self._segments) > 1
+                else self.last_seq
+            )
+            unread = last - max(self._read_seq, oldest.first_seq - 1)
+            used -= oldest.size
+            self._delete(oldest)
+            self.at_bound = True
+            self.evicted += max(0, unread)
+            self._read_seq = max(self._read_seq, last)
+            if last > self.delivered:
+                self.delivered = last
+                moved = True
+        if moved:
+            # Best effort: the segments are gone, so even the old cursor
+            # cannot make their records be read again.
+            with contextlib.suppress(OSError):
+                self._save_cursor()
 
     def read(self, limit: int) -> list[SpoolEntry]:
         """
@@ -380,16 +562,25 @@ class Spool:
         Record that every record up to and including ``seq`` is delivered,
         persist that, and delete segments that hold only delivered records.
 
+        Segments are deleted first, so that a full disk gets its space back
+        before the cursor is written; then the cursor is overwritten in
+        place, which needs no new space.
+
         :param seq: the last delivered seq.
-        :raises OSError: if the state cannot be saved (the cursor stays
-            moved in memory; a restart would resend from the old one).
+        :raises OSError: if the cursor cannot be written (it stays moved in
+            memory; a restart would resend the delivered records that are
+            still in a segment), or a delivered segment cannot be deleted.
         """
         if seq <= self.delivered:
             return
         self.delivered = seq
         self._read_seq = max(self._read_seq, seq)
-        self._save_state(self.source, seq)
-        self._discard_delivered()
+        try:
+            self._discard_delivered()
+        finally:
+            self._save_cursor()
+        if self.at_bound and self.max_bytes is not None:
+            self.at_bound = self.disk_bytes > self.max_bytes // 2
 
     def _discard_delivered(self) -> None:
         # A segment is all delivered when the next one starts at or before
@@ -429,6 +620,14 @@ class Spool:
         try:
             self._discard_delivered()
         finally:
+            if self._cursor_fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._cursor_fd)
+                self._cursor_fd = None
+            # Keep state.json's cursor current for readers of the layout
+            # (and earlier versions); the cursor file is what counts.
+            with contextlib.suppress(OSError):
+                self._save_state(self.source, self.delivered)
             self._lock.unlock()
 
 
@@ -445,3 +644,23 @@ def _parse_seq(line: bytes) -> int | None:
         return None
     seq = record.get("seq") if isinstance(record, dict) else None
     return seq if type(seq) is int and seq > 0 else None
+
+
+def _format_slot(seq: int) -> bytes:
+    digits = f"{seq:020d}".encode()
+    text = b"%s %08x" % (digits, zlib.crc32(digits))
+    return text.ljust(_SLOT_BYTES - 1) + b"\n"
+
+
+def _parse_slot(data: bytes) -> int | None:
+    """
+    The seq in one cursor slot, or ``None`` if it is not a whole, intact
+    slot.
+    """
+    fields = data.split()
+    if len(data) != _SLOT_BYTES or len(fields) != 2:
+        return None
+    digits, crc = fields
+    if not digits.isdigit() or crc != b"%08x" % zlib.crc32(digits):
+        return None
+    return int(digits)
