@@ -1,7 +1,8 @@
 """
 Helpers for the sink tests: particles, a scripted ingest endpoint for
 L{StubTreq}, an HTTP client that fails on cue, and a real loopback ingest
-receiver (twisted.web) that can go down and come back.
+receiver (twisted.web) that can go down and come back, and one that closes
+the connection after every answer, as HTTP/1.0 servers do.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from treq.testing import StubTreq
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionRefusedError
+from twisted.protocols.basic import LineReceiver
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
@@ -200,16 +202,17 @@ class Receiver(Resource):
                 self.reactor.callLater(0, waiter[1].callback, None)
         return b"{}"
 
-    def wait_for(self, count: int) -> Deferred[None]:
+    def wait_for(self, count: int, timeout: float = 10) -> Deferred[None]:
         """
-        Fire when C{count} particles have arrived, or fail after 10 s.
+        Fire when C{count} particles have arrived, or fail after
+        C{timeout} seconds.
         """
         waiter: Deferred[None] = Deferred()
         if len(self.particles) >= count:
             waiter.callback(None)
         else:
             self._waiters.append((count, waiter))
-        return waiter.addTimeout(10, self.reactor)
+        return waiter.addTimeout(timeout, self.reactor)
 
     async def up(self) -> None:
         """
@@ -245,3 +248,128 @@ class Receiver(Resource):
         Where to POST.
         """
         return f"http://127.0.0.1:{self.port_number}/ingest"
+
+
+class _OneRequest(LineReceiver):
+    """
+    One connection to a L{ClosingReceiver}: read one request, answer it
+    (or not) and close, as an HTTP/1.0 server does.
+    """
+
+    delimiter = b"\r\n"
+
+    def __init__(self, receiver: ClosingReceiver) -> None:
+        self.receiver = receiver
+        self.length = 0
+        self.head: list[bytes] = []
+        self.body = b""
+
+    def connectionMade(self) -> None:
+        """
+        Count the connection.
+        """
+        self.receiver.connections += 1
+
+    def lineReceived(self, line: bytes) -> None:
+        """
+        Collect the head; at its end, read the body by its length.
+        """
+        if line:
+            self.head.append(line)
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                self.length = int(value)
+            return
+        self.setRawMode()
+        if not self.length:
+            self.rawDataReceived(b"")
+
+    def rawDataReceived(self, data: bytes) -> None:
+        """
+        Collect the body; once whole, hand it to the receiver.
+        """
+        self.body += data
+        if len(self.body) < self.length or self.transport is None:
+            return
+        answer = self.receiver.request(self.body)
+        if answer:
+            self.transport.write(
+                b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 2\r\n\r\n{}"
+            )
+        self.transport.loseConnection()
+        self.transport = None
+
+
+class ClosingReceiver:
+    """
+    A real ingest endpoint on loopback that answers like an HTTP/1.0 server
+    (Python's C{http.server} by default): C{HTTP/1.0 200}, without a
+    C{Connection} header, and closes the connection after every answer.
+    With C{answer=False} it closes without answering at all.
+    """
+
+    def __init__(self, *, answer: bool = True) -> None:
+        from twisted.internet import reactor
+
+        self.reactor: Any = reactor
+        self.answer = answer
+        self.particles: list[Any] = []
+        self.requests = 0
+        self.connections = 0
+        self._waiters: list[tuple[int, Deferred[None]]] = []
+        self.port: Any = None
+
+    def request(self, body: bytes) -> bool:
+        """
+        Count one request and, if answering, record its particles.
+
+        :returns: whether to answer.
+        """
+        self.requests += 1
+        if self.answer:
+            self.particles.extend(json.loads(body)["particles"])
+            for waiter in list(self._waiters):
+                if len(self.particles) >= waiter[0]:
+                    self._waiters.remove(waiter)
+                    self.reactor.callLater(0, waiter[1].callback, None)
+        return self.answer
+
+    def wait_for(self, count: int, timeout: float = 30) -> Deferred[None]:
+        """
+        Fire when C{count} particles have arrived, or fail after
+        C{timeout} seconds.
+        """
+        waiter: Deferred[None] = Deferred()
+        if len(self.particles) >= count:
+            waiter.callback(None)
+        else:
+            self._waiters.append((count, waiter))
+        return waiter.addTimeout(timeout, self.reactor)
+
+    async def up(self) -> None:
+        """
+        Listen on a free loopback port.
+        """
+        from twisted.internet.endpoints import serverFromString
+        from twisted.internet.protocol import Factory
+
+        endpoint = serverFromString(self.reactor, "tcp:0:interface=127.0.0.1")
+        self.port = await endpoint.listen(
+            Factory.forProtocol(lambda: _OneRequest(self))
+        )
+
+    async def down(self) -> None:
+        """
+        Stop listening.
+        """
+        if self.port is not None:
+            port, self.port = self.port, None
+            await port.stopListening()
+
+    @property
+    def url(self) -> str:
+        """
+        Where to POST.
+        """
+        return f"http://127.0.0.1:{self.port.getHost().port}/ingest"

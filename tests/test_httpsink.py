@@ -164,11 +164,38 @@ class HttpSinkTests(SynchronousTestCase):
         self.assertEqual(
             (stats["retries"], stats["delivered"], stats["endpoint_up"]), (3, 7, True)
         )
-        self.assertIn("HTTP 503", str(stats["last_error"]))
         self.assertEqual(
             [e["log_level"] for e in events if "HTTP sink" in e["log_format"]],
             [LogLevel.warn, LogLevel.info],
         )
+
+    def test_lastErrorClearedOnRecovery(self) -> None:
+        """
+        C{last_error} says what is wrong while it is wrong and is C{None}
+        once a batch is delivered again; C{last_failure} keeps the last
+        error with its time.
+        """
+        endpoint = Endpoint(503, 503)
+        sink, clock, _ = self.make_sink(endpoint, batch_size=1)
+        self.assertEqual(
+            (sink.stats()["last_error"], sink.stats()["last_failure"]), (None, None)
+        )
+        clock.advance(100)
+        sink.write("ctd1", particle(1))
+        self.assertIn("HTTP 503", str(sink.stats()["last_error"]))
+        clock.advance(1)
+        during = sink.stats()
+        self.assertIn("HTTP 503", str(during["last_error"]))
+        self.assertEqual(
+            during["last_failure"],
+            {"message": during["last_error"], "time": "1970-01-01T00:01:41+00:00"},
+        )
+        clock.advance(2)
+        stats = sink.stats()
+        self.assertEqual((stats["delivered"], stats["endpoint_up"]), (1, True))
+        self.assertIsNone(stats["last_error"])
+        self.assertEqual(stats["last_failure"], during["last_failure"])
+        json.dumps(stats)
 
     def test_backoffCapped(self) -> None:
         """

@@ -13,11 +13,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Protocol
+from weakref import WeakSet
 
 from twisted.application.internet import backoffPolicy
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.client import (
+    HTTPConnectionPool,
+    RequestTransmissionFailed,
+    ResponseNeverReceived,
+)
 from zope.interface import implementer
 
 from instrumentd.driver._json import dumps
@@ -27,12 +33,20 @@ from instrumentd.station._sink import (
     Particle,
     as_dict,
     default_reactor,
+    iso_time,
     utc_day,
 )
-from instrumentd.station.spool import Spool, SpoolEntry
+from instrumentd.station.spool import DEFAULT_MAX_BYTES, Spool, SpoolEntry
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IDelayedCall, IReactorTime
+    from collections.abc import Hashable
+
+    from twisted.internet.interfaces import (
+        IDelayedCall,
+        IReactorTime,
+        IStreamClientEndpoint,
+    )
+    from twisted.web._newclient import HTTP11ClientProtocol
 
 __all__ = ["HTTPPoster", "HttpSink", "default_retry_policy"]
 
@@ -88,6 +102,63 @@ def default_retry_policy(
         return float(policy(max(0, failures - 1)))
 
     return delay
+
+
+class _ConnectionPool(HTTPConnectionPool):
+    """
+    A persistent connection pool that tells whether the connection it last
+    handed out had carried a request before.
+
+    A server may close a kept-alive connection at any moment (an HTTP/1.0
+    server closes after every answer without saying so); a request written
+    to it before the close is seen fails without having reached the server.
+    Twisted retries such a request only for idempotent methods without a
+    body, so the sink retries its POST itself, and needs to know that the
+    connection was a reused one: a request that fails on a new connection
+    waits for the retry policy instead, so a server that closes every
+    connection at once cannot make the sink spin.
+    """
+
+    # Twisted's own retry never applies to a POST; keep connections
+    # unwrapped so that "handed out before" can be told.
+    retryAutomatically = False
+
+    def __init__(self, reactor: Any) -> None:
+        super().__init__(reactor, persistent=True)  # type: ignore[no-untyped-call]
+        self._handed_out: WeakSet[HTTP11ClientProtocol] = WeakSet()
+        #: Whether the last connection handed out had been handed out
+        #: before; ``False`` until one is.
+        self.last_reused = False
+
+    def getConnection(
+        self, key: Hashable, endpoint: IStreamClientEndpoint
+    ) -> Deferred[HTTP11ClientProtocol]:
+        """
+        Hand out a connection, noting whether it is a reused one.  See
+        :meth:`HTTPConnectionPool.getConnection`.
+        """
+        self.last_reused = False
+
+        def note(connection: HTTP11ClientProtocol) -> HTTP11ClientProtocol:
+            self.last_reused = connection in self._handed_out
+            self._handed_out.add(connection)
+            return connection
+
+        return super().getConnection(key, endpoint).addCallback(note)
+
+
+def _never_reached_server(failure: Failure) -> bool:
+    """
+    Whether a failed request died with its connection before any answer
+    came, and not because it was cancelled (our timeout).
+    """
+    error = failure.value
+    # (RequestNotSent cannot happen here: the pool hands out no connection
+    # it knows is closed.)
+    if not isinstance(error, ResponseNeverReceived | RequestTransmissionFailed):
+        return False
+    reasons = getattr(error, "reasons", None) or []
+    return not any(reason.check(CancelledError) for reason in reasons)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +219,11 @@ class HttpSink:
     Anything else — 5xx, 408, 429, 3xx, a connection error, no answer
     within ``timeout`` — is retried, the same batch, after
     ``retry_policy(failures)`` seconds (or the server's ``Retry-After``
-    seconds if longer).
+    seconds if longer).  One failure is retried at once instead: a request
+    that died, unanswered, with a kept-alive connection the server had
+    closed (HTTP/1.0-style servers close after every answer).  It never
+    reached the server, so it goes again on a new connection, and is counted
+    in ``reconnects``, not ``retries``.
 
     **Exactly once, mostly.**  On the happy path each particle is sent
     once.  If the endpoint took a batch but its answer was lost (the
@@ -160,8 +235,15 @@ class HttpSink:
     A batch re-sent after a restart may be cut at different places, so
     dedupe by particle, not by ``batch``.
 
-    A particle is lost only if it cannot be written to the spool (a full
-    disk): it is counted in ``dropped`` and logged.
+    **Bounded, and never stuck.**  The spool takes at most ``max_bytes``;
+    at the bound the *oldest* undelivered particles are deleted, a segment
+    at a time, to make room (the seq gap tells the receiver), counted in
+    ``dropped`` and ``evicted`` and warned about.  A particle the disk
+    cannot take (it is full) is dropped and counted; delivered segments are
+    deleted before the cursor is written, and the cursor is overwritten in
+    place, so delivery frees the disk, spooling resumes by itself as soon
+    as there is room, and nothing the endpoint acknowledged is sent again
+    after a restart.  See :mod:`instrumentd.station.spool`.
 
     :param url: where to POST.
     :param spool_dir: the spool directory; created if missing.  One sink
@@ -181,6 +263,8 @@ class HttpSink:
         consecutive failures; ``None`` for :func:`default_retry_policy`
         (1 s, doubling, at most 60 s, plus up to 1 s of jitter).
     :param segment_bytes: the size at which the spool starts a new file.
+    :param max_bytes: the most the spool's segments may take, bytes;
+        ``None`` for no bound.
     :raises OSError: if the spool directory cannot be made or read.
     :raises ValueError: if its state file is not a spool state, or a
         parameter is out of range.
@@ -201,6 +285,7 @@ class HttpSink:
         treq_client: HTTPPoster | None = None,
         retry_policy: Callable[[int], float] | None = None,
         segment_bytes: int = 1 << 20,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, not {batch_size}")
@@ -213,14 +298,14 @@ class HttpSink:
         }
         self._headers["Content-Type"] = ["application/json"]
         self._reactor = default_reactor() if reactor is None else reactor
-        self._pool: Any = None
+        self._pool: _ConnectionPool | None = None
         if treq_client is None:
             treq_client = self._make_client()
         self._client = treq_client
         self._retry_policy = (
             default_retry_policy() if retry_policy is None else retry_policy
         )
-        self._spool = Spool(spool_dir, segment_bytes=segment_bytes)
+        self._spool = Spool(spool_dir, segment_bytes=segment_bytes, max_bytes=max_bytes)
         self._rejected_dir = os.path.join(spool_dir, "rejected")
         self._errors = ErrorReport(self._reactor, f"HTTP sink {url}")
 
@@ -248,8 +333,20 @@ class HttpSink:
         self.retries = 0
         #: Particles refused for good (kept under ``rejected/``).
         self.rejected = 0
-        #: Particles lost: not spoolable, or written after close.
+        #: Particles lost: not spoolable, deleted unsent at the spool's
+        #: bound, or written after close.
         self.dropped = 0
+        #: Of those, the ones deleted unsent at the spool's bound.
+        self.evicted = 0
+        #: POSTs sent again at once because the server had closed the
+        #: kept-alive connection they went out on.
+        self.reconnects = 0
+        #: Since when the spool cannot be written (Unix time), and the
+        #: particles dropped since.
+        self._spool_failing_since: float | None = None
+        self._spool_failing_drops = 0
+        #: Since when the spool is at its bound (Unix time).
+        self._at_bound_since: float | None = None
         if self._spool.unread:
             # A backlog left by an earlier run goes out as soon as the
             # reactor runs (not from inside the constructor).
@@ -257,9 +354,9 @@ class HttpSink:
 
     def _make_client(self) -> HTTPPoster:
         from treq.client import HTTPClient
-        from twisted.web.client import Agent, HTTPConnectionPool
+        from twisted.web.client import Agent
 
-        self._pool = HTTPConnectionPool(self._reactor, persistent=True)
+        self._pool = _ConnectionPool(self._reactor)
         agent = Agent(self._reactor, pool=self._pool)
         return HTTPClient(agent)
 
@@ -272,17 +369,67 @@ class HttpSink:
         if self._closing:
             self.dropped += 1
             return
+        evicted = self._spool.evicted
         try:
             self._spool.append(
                 {"instrument": instrument, "particle": as_dict(particle)}
             )
         except OSError as error:
             self.dropped += 1
-            self._errors.report(
-                f"spooling to {self._spool.directory}: {error}; the particle is dropped"
-            )
+            self._spool_failed(error)
             return
+        finally:
+            self._note_bound(self._spool.evicted - evicted)
+        if self._spool_failing_since is not None:
+            self._spool_recovered()
         self._pump()
+
+    def _spool_failed(self, error: OSError) -> None:
+        if self._spool_failing_since is None:
+            self._spool_failing_since = self._reactor.seconds()
+            self._spool_failing_drops = 0
+        self._spool_failing_drops += 1
+        self._errors.report(
+            f"spooling to {self._spool.directory}: {error}; the particle is dropped"
+        )
+
+    def _spool_recovered(self) -> None:
+        _log.info(
+            "HTTP sink {url}: spooling again; {count} particles were dropped "
+            "while the spool could not be written",
+            url=self.url,
+            count=self._spool_failing_drops,
+        )
+        self._spool_failing_since = None
+        if self.endpoint_up is not False:
+            self._errors.clear()
+
+    def _note_bound(self, evicted: int) -> None:
+        """
+        Count particles the spool deleted to make room, and log reaching
+        or leaving its bound.
+        """
+        if evicted:
+            self.dropped += evicted
+            self.evicted += evicted
+        if self._spool.at_bound and self._at_bound_since is None:
+            self._at_bound_since = self._reactor.seconds()
+            _log.warn(
+                "HTTP sink {url}: the spool {directory} is at its bound of "
+                "{max_bytes} bytes; the oldest undelivered particles are "
+                "dropped to make room for new ones",
+                url=self.url,
+                directory=self._spool.directory,
+                max_bytes=self._spool.max_bytes,
+            )
+        elif not self._spool.at_bound and self._at_bound_since is not None:
+            self._at_bound_since = None
+            _log.info(
+                "HTTP sink {url}: the spool has drained to half its bound; "
+                "{evicted} particles were dropped at the bound in all",
+                url=self.url,
+                evicted=self.evicted,
+            )
 
     def _pump(self, *, now: bool = False) -> None:
         """
@@ -354,6 +501,8 @@ class HttpSink:
     def _post(self) -> None:
         assert self._batch is not None
         body = self._payload(self._batch)
+        if self._pool is not None:
+            self._pool.last_reused = False
         try:
             request = self._client.post(self.url, data=body, headers=self._headers)
         except Exception:
@@ -408,6 +557,20 @@ class HttpSink:
             )
 
     def _request_failed(self, failure: Failure, timed_out: bool) -> None:
+        if (
+            not timed_out
+            and self._pool is not None
+            and self._pool.last_reused
+            and _never_reached_server(failure)
+        ):
+            # The server had closed the kept-alive connection (HTTP/1.0
+            # servers do after every answer): the request never reached
+            # it.  Send it again at once; the pool has dropped the dead
+            # connection, so it goes on a new one.
+            self.reconnects += 1
+            if not self._closing:
+                self._retry_call = self._reactor.callLater(0, self._retry_due)
+            return
         if timed_out:
             self._failed(f"POST {self.url}: no answer within {self._timeout} s")
             return
@@ -417,10 +580,10 @@ class HttpSink:
 
     def _delivered(self, batch: list[SpoolEntry]) -> None:
         self._batch = None
-        self._commit(batch)
         self.delivered += len(batch)
         self.batches_delivered += 1
         self._answered_ok()
+        self._commit(batch)
 
     def _answered_ok(self) -> None:
         if self.endpoint_up is False:
@@ -433,6 +596,8 @@ class HttpSink:
             )
         self._failures = 0
         self.endpoint_up = True
+        if self._spool_failing_since is None:
+            self._errors.clear()
 
     def _reject(self, batch: list[SpoolEntry], answer: _Answer) -> None:
         self._batch = None
@@ -462,8 +627,8 @@ class HttpSink:
             self.dropped += len(batch)
             self._errors.report(f"saving a rejected batch to {path}: {error}")
         self.rejected += len(batch)
-        self._commit(batch)
         self._answered_ok()
+        self._commit(batch)
         self._errors.report(
             f"HTTP {answer.code} rejected particles {batch[0].seq}-{batch[-1].seq} "
             f"for good: {excerpt}; kept in {path}"
@@ -475,6 +640,7 @@ class HttpSink:
         except OSError as error:
             # Delivered all the same; only a restart would resend them.
             self._errors.report(f"saving the spool cursor: {error}")
+        self._note_bound(0)
 
     def _failed(self, reason: str, retry_after: float | None = None) -> None:
         """
@@ -489,7 +655,7 @@ class HttpSink:
                 reason=reason,
             )
         self.endpoint_up = False
-        self._errors.last = reason
+        self._errors.note(reason)
         delay = self._retry_policy(self._failures)
         if retry_after is not None:
             delay = max(delay, retry_after)
@@ -559,12 +725,18 @@ class HttpSink:
             idle: Deferred[None] = Deferred()
             self._idle_waiters.append(idle)
             await idle
+        if self._batch is not None:
+            # Particles of an unsent batch whose segment was deleted at the
+            # bound are in no file any more: the next run cannot send them.
+            gone = sum(1 for entry in self._batch if entry.seq <= self._spool.delivered)
+            self.dropped += gone
+            self.evicted += gone
         try:
             self._spool.close()
         except OSError as error:
             self._errors.report(f"closing the spool: {error}")
         if self._pool is not None:
-            await self._pool.closeCachedConnections()
+            await self._pool.closeCachedConnections()  # type: ignore[no-untyped-call]
 
     def stats(self) -> dict[str, object]:
         """
@@ -573,10 +745,18 @@ class HttpSink:
         :returns: ``url``; ``endpoint_up`` (``None`` before the first
             attempt); ``queued`` (spooled, not delivered); ``in_flight``
             (particles in the batch being sent or retried);
-            ``spooled_bytes``; ``delivered`` and ``batches_delivered``;
-            ``retries`` (failed attempts); ``rejected``; ``dropped``;
-            ``corrupt`` (unreadable spool lines skipped); ``last_seq``
-            and ``delivered_seq``; ``last_error``.
+            ``spooled_bytes`` and ``spool_max_bytes`` (``None`` for no
+            bound); ``spool_at_bound``; ``delivered`` and
+            ``batches_delivered``; ``retries`` (failed attempts);
+            ``reconnects`` (POSTs sent again at once after the server
+            closed a kept-alive connection); ``rejected``; ``dropped`` (all
+            particles lost) and ``evicted`` (those deleted at the bound);
+            ``corrupt`` (unreadable spool lines skipped); ``last_seq`` and
+            ``delivered_seq``; ``last_error`` (while it is still the case,
+            else ``None``); ``last_failure`` (``{"message", "time"}`` of the
+            last error, kept after recovery); ``warnings`` (a sentence for
+            each way particles are being lost now: the spool at its bound,
+            the spool not writable).
         """
         return {
             "url": self.url,
@@ -584,13 +764,43 @@ class HttpSink:
             "queued": self._spool.pending,
             "in_flight": len(self._batch or ()),
             "spooled_bytes": self._spool.disk_bytes,
+            "spool_max_bytes": self._spool.max_bytes,
+            "spool_at_bound": self._at_bound_since is not None,
             "delivered": self.delivered,
             "batches_delivered": self.batches_delivered,
             "retries": self.retries,
+            "reconnects": self.reconnects,
             "rejected": self.rejected,
             "dropped": self.dropped,
+            "evicted": self.evicted,
             "corrupt": self._spool.corrupt,
             "last_seq": self._spool.last_seq,
             "delivered_seq": self._spool.delivered,
             "last_error": self._errors.last,
+            "last_failure": self._errors.last_failure,
+            "warnings": self.warnings(),
         }
+
+    def warnings(self) -> list[str]:
+        """
+        What is losing particles now, for the station's health.
+
+        :returns: a sentence for the spool at its bound and one for a spool
+            that cannot be written; empty when neither is the case.
+        """
+        found = []
+        if self._at_bound_since is not None:
+            found.append(
+                f"the spool {self._spool.directory} is at its bound of "
+                f"{self._spool.max_bytes} bytes since "
+                f"{iso_time(self._at_bound_since)}: the oldest undelivered "
+                f"particles are dropped ({self.evicted} so far)"
+            )
+        if self._spool_failing_since is not None:
+            found.append(
+                f"the spool {self._spool.directory} cannot be written since "
+                f"{iso_time(self._spool_failing_since)}: new particles are "
+                f"dropped ({self._spool_failing_drops} so far); last error: "
+                f"{self._errors.last}"
+            )
+        return found

@@ -145,6 +145,10 @@ class ErrorReport:
     disk or a dead endpoint gives at most a line a minute, not one per
     particle.
 
+    :attr:`last` is the error that is still the case, for a sink's health:
+    the sink calls :meth:`clear` once things work again.
+    :attr:`last_failure` keeps the last error and its time after that.
+
     :param clock: where the time comes from.
     :param what: the sink, as the start of each message.
     """
@@ -154,8 +158,11 @@ class ErrorReport:
         self._what = what
         self._quiet_until = float("-inf")
         self._suppressed = 0
-        #: The last error's text, or ``None``.
+        #: The last error's text while it is still the case, else ``None``.
         self.last: str | None = None
+        #: The last error ever reported, ``{"message": ..., "time": <ISO 8601
+        #: UTC>}``, or ``None``.
+        self.last_failure: dict[str, str] | None = None
 
     def report(self, message: str) -> None:
         """
@@ -167,6 +174,7 @@ class ErrorReport:
         """
         self.last = message
         now = self._clock.seconds()
+        self.last_failure = {"message": message, "time": iso_time(now)}
         if now < self._quiet_until:
             self._suppressed += 1
             return
@@ -178,6 +186,40 @@ class ErrorReport:
         _log.error("{what}: {error}{more}", what=self._what, error=message, more=more)
         self._suppressed = 0
         self._quiet_until = now + ERROR_LOG_INTERVAL
+
+    def note(self, message: str) -> None:
+        """
+        Remember an error without logging it (the caller logs in its own
+        way).
+
+        :param message: what went wrong, for a person.
+        """
+        self.last = message
+        self.last_failure = {
+            "message": message,
+            "time": iso_time(self._clock.seconds()),
+        }
+
+    def clear(self) -> None:
+        """
+        Things work again: :attr:`last` becomes ``None``
+        (:attr:`last_failure` stays).
+        """
+        self.last = None
+
+
+def iso_time(unix_time: float) -> str:
+    """
+    A time as ISO 8601 UTC text, for health and stats.
+
+    :param unix_time: Unix seconds.
+    :returns: e.g. ``2026-11-24T12:00:00.250000+00:00``; the number itself
+        for a time no date can hold.
+    """
+    try:
+        return datetime.fromtimestamp(unix_time, UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return str(unix_time)
 
 
 def default_reactor() -> IReactorTime:
