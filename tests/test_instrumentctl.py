@@ -35,7 +35,7 @@ from instrumentd.cli.instrumentctl import (
 from instrumentd.driver.errors import InstrumentStateError
 from instrumentd.driver.events import EventBus, StateChangeEvent
 from instrumentd.station.api import StationAPI
-from instrumentd.station.instrument import Station, StationInstrument
+from instrumentd.station.instrument import LinkReport, Station, StationInstrument
 from tests.apisupport import FakeDriver
 
 
@@ -201,9 +201,26 @@ class ReadTests(InstrumentctlTestCase):
         self.assertEqual((code, err), (ExitCode.OK, ""))
         self.assertEqual(
             out,
-            "NAME  STATE       CONNECTED  SAMPLES  LATEST SAMPLE\n"
-            "ctd   AUTOSAMPLE  yes        0        -\n",
+            "NAME  STATE       CONNECTED  SAMPLES  LATEST SAMPLE  PROBLEM\n"
+            "ctd   AUTOSAMPLE  yes        0        -              -\n",
         )
+
+    @defer.inlineCallbacks
+    def test_problemShown(self) -> Any:
+        """
+        C{list} and C{status} say what keeps an instrument from working.
+        """
+        self.station.driver.state = "INSTRUMENT_DISCONNECTED"
+        self.station.instrument.link = LinkReport(1_796_000_000, "connection refused")
+        problem = (
+            "the instrument link is down since 2026-11-30T00:53:20Z: connection refused"
+        )
+        code, out, err = yield self.ctl("list")
+        self.assertEqual((code, err), (ExitCode.OK, ""))
+        self.assertEqual(out.splitlines()[1].split("  ")[-1], problem)
+        code, out, err = yield self.ctl("status", "ctd")
+        self.assertEqual((code, err), (ExitCode.OK, ""))
+        self.assertIn(f"\nproblem:    {problem}\n", out)
 
     @defer.inlineCallbacks
     def test_listJSON(self) -> Any:
@@ -302,8 +319,8 @@ class ChangeTests(InstrumentctlTestCase):
         self.assertEqual(out, "")
         self.assertEqual(
             err,
-            "error: cannot acquire_status in state AUTOSAMPLE; "
-            "valid here: stop_autosample\n",
+            "error: cannot run acquire_status in state AUTOSAMPLE; "
+            "commands valid now: stop_autosample\n",
         )
         code, out, err = yield self.ctl("--json", "run", "ctd", "acquire_status")
         self.assertEqual(code, ExitCode.API_ERROR)

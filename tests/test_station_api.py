@@ -139,7 +139,11 @@ class ReadTests(APITestCase):
         self.assertEqual((status, body["status"]), (200, "degraded"))
         self.assertEqual(
             body["instruments"]["fake"],
-            {"state": "INSTRUMENT_DISCONNECTED", "connected": False},
+            {
+                "state": "INSTRUMENT_DISCONNECTED",
+                "connected": False,
+                "problem": "the instrument link is down",
+            },
         )
 
     def test_index(self) -> None:
@@ -347,9 +351,10 @@ class ChangeTests(APITestCase):
             "INSTRUMENT_STATE",
         )
         self.assertEqual(error["state"], "COMMAND")
-        self.assertEqual(error["input"], "stop_autosample")
+        self.assertEqual(error["command"], "stop_autosample")
         self.assertIn("acquire_sample", error["valid"])
         self.assertIn("acquire_sample", error["message"])
+        self.assertNotIn("input", error)
 
     def test_commandRefused(self) -> None:
         """
@@ -410,7 +415,14 @@ class ChangeTests(APITestCase):
             found = self.assertError(
                 self.ask(station, "POST", path), status, error.code
             )
-            self.assertEqual(found["message"], error.message)
+            if isinstance(error, InstrumentStateError):
+                # Said in the API's words (see tests.test_station_refusals).
+                self.assertEqual(
+                    found["message"],
+                    "cannot run ts in state AUTOSAMPLE; commands valid now: stop",
+                )
+            else:
+                self.assertEqual(found["message"], error.message)
 
     def test_unexpectedError(self) -> None:
         """

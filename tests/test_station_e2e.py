@@ -486,3 +486,183 @@ port_agent = {{ mode = "in-process", max_reconnect_delay = 1 }}
             station.output,
         )
         self.assertFalse(os.path.exists(os.path.join(self.directory, "data")))
+
+
+def _unreachable(name: str, connection: str, mode: str) -> str:
+    """
+    An ``[[instruments]]`` table for an instrument reached over
+    ``connection``, whose port agent notices quickly.
+    """
+    return f"""
+[[instruments]]
+name = "{name}"
+driver = "{DRIVER}"
+connection = {connection}
+port_agent = {{ mode = "{mode}", disconnect_grace = 0.5, max_reconnect_delay = 1 }}
+"""
+
+
+class UnreachableInstrumentTests(TestCase):
+    """
+    A real station whose instruments cannot be reached says why, and since
+    when, everywhere an operator looks.
+    """
+
+    setUp = StationEndToEndTests.setUp
+    start_station = StationEndToEndTests.start_station
+    request = StationEndToEndTests.request
+
+    async def ctl(self, url: str, *arguments: str) -> tuple[str, str, int]:
+        """
+        Run instrumentctl against the station.
+
+        :returns: its output, error output and exit status.
+        """
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable,
+            ["-c", _INSTRUMENTCTL, "--url", url, *arguments],
+            env=dict(os.environ),
+            path=self.directory,
+            reactor=reactor,
+        )
+        return out.decode(), err.decode(), code
+
+    async def first_events(
+        self, url: str, name: str, count: int
+    ) -> list[ServerSentEvent]:
+        """
+        Open an instrument's event stream and read its first ``count``
+        events.
+        """
+        events: list[ServerSentEvent] = []
+        got: Deferred[None] = Deferred()
+
+        def event(each: ServerSentEvent) -> None:
+            events.append(each)
+            if len(events) == count and not got.called:
+                got.callback(None)
+
+        response = await self.http.get(
+            f"{url}/api/instruments/{name}/events", unbuffered=True
+        )
+        self.assertEqual(response.code, 200)
+        streaming = response.collect(EventStreamParser(event).feed)
+        await got
+        response.original._transport.loseConnection()  # type: ignore[attr-defined]
+        await streaming.addErrback(lambda _: None)
+        return events
+
+    async def test_unreachable(self) -> None:
+        """
+        A device server that refuses connections (child port agent), a
+        serial device that does not exist (in-process agent) and a TCP
+        server that accepts and stays silent: the station's log says why
+        (once, not at every attempt), C{/api/health} and the list say why
+        and since when, C{instrumentctl list} and C{status} show it, an
+        event stream opened later starts with it, and a command, get or
+        set is a 503 C{INSTRUMENT_CONNECTION} saying why, with no state
+        machine input in sight.
+        """
+        closed = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
+            Factory.forProtocol(Protocol)
+        )
+        dead_port = closed.getHost().port  # type: ignore[attr-defined]
+        await closed.stopListening()
+        silent = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
+            Factory.forProtocol(Protocol)
+        )
+        self.addCleanup(silent.stopListening)
+        silent_port = silent.getHost().port  # type: ignore[attr-defined]
+        device = os.path.join(self.directory, "ttyNOTHERE")
+        station = self.start_station(
+            f'[api]\ntoken_file = "{self.token_file}"\n'
+            + _unreachable(
+                "refused",
+                f'{{ type = "tcp", host = "127.0.0.1", port = {dead_port} }}',
+                "child",
+            )
+            + _unreachable(
+                "noserial",
+                f'{{ type = "serial", device = "{device}", baudrate = 9600 }}',
+                "in-process",
+            )
+            + _unreachable(
+                "silent",
+                f'{{ type = "tcp", host = "127.0.0.1", port = {silent_port} }}',
+                "child",
+            )
+        )
+        url = await station.url
+        down = r"the instrument link is down since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: "
+        await station.wait_for("refused: " + down + "connection refused")
+        await station.wait_for(
+            "noserial: " + down + f"cannot open serial device '{device}'"
+        )
+        await station.wait_for("silent: discovering the instrument's state: ")
+        api = url + "/api/instruments"
+
+        health = await self.request("GET", url + "/api/health")
+        refused = health["instruments"]["refused"]
+        self.assertEqual(refused["link"]["reason"], "connection refused")
+        self.assertRegex(refused["problem"], "^" + down + "connection refused$")
+        self.assertEqual(refused["station"]["last_error"], refused["problem"])
+        self.assertIn(
+            "No such file or directory", health["instruments"]["noserial"]["problem"]
+        )
+        self.assertIsNotNone(health["instruments"]["noserial"]["station"]["last_error"])
+        self.assertIn(
+            "discovering the instrument's state",
+            health["instruments"]["silent"]["problem"],
+        )
+        self.assertIsNotNone(health["instruments"]["silent"]["station"]["last_error"])
+        listed = await self.request("GET", api)
+        problems = {each["name"]: each["problem"] for each in listed["instruments"]}
+        self.assertIn("connection refused", problems["refused"])
+
+        machine_inputs = ("execute_resource", "get_resource", "set_resource", "connect")
+        for method, path, body in [
+            ("POST", "/refused/commands/acquire_status", None),
+            ("GET", "/refused/parameters", None),
+            ("PATCH", "/noserial/parameters", {"INTERVAL": 10}),
+        ]:
+            answer = await self.request(method, api + path, body, expected=503)
+            error = answer["error"]
+            self.assertEqual(error["code"], "INSTRUMENT_CONNECTION")
+            self.assertRegex(error["message"], "^cannot .* on [a-z]+: " + down)
+            for name in machine_inputs:
+                self.assertNotRegex(json.dumps(answer), rf"\b{name}\b")
+        silent_refusal = await self.request(
+            "POST", api + "/silent/commands/acquire_status", expected=409
+        )
+        self.assertIn(
+            "what is wrong: discovering the instrument's state",
+            silent_refusal["error"]["message"],
+        )
+
+        # Rate-limited: several attempts have failed, one line was logged.
+        agent = await self.request("GET", api + "/refused/port-agent")
+        self.assertGreaterEqual(
+            agent["stats"]["instrument"]["connect_failures"], 3, agent
+        )
+        self.assertEqual(
+            station.output.count("refused: the instrument link is down"), 1
+        )
+
+        out, err, code = await self.ctl(url, "list")
+        self.assertEqual(code, 0, err)
+        self.assertRegex(out, "refused .*INSTRUMENT_DISCONNECTED .*connection refused")
+        self.assertIn("No such file or directory", out)
+        out, err, code = await self.ctl(url, "status", "refused")
+        self.assertEqual(code, 0, err)
+        self.assertRegex(out, "problem: +" + down + "connection refused")
+        out, err, code = await self.ctl(
+            url, "--token-file", self.token_file, "run", "refused", "acquire_status"
+        )
+        self.assertEqual(code, 1)
+        self.assertRegex(err, "^error: cannot run a command on refused: " + down)
+
+        [first] = await self.first_events(url, "refused", 1)
+        self.assertEqual(first.event, "CONNECTION")
+        data = json.loads(first.data)
+        self.assertEqual(data["state"], "INSTRUMENT_DISCONNECTED")
+        self.assertRegex(data["reason"], down + "connection refused")

@@ -22,6 +22,7 @@ from instrumentd.cli._format import (
     result_text,
     sample_values,
 )
+from instrumentd.station.refusals import user_commands
 
 __all__ = ["COMMANDS", "parse_assignments", "parse_value"]
 
@@ -70,7 +71,7 @@ async def _list(
         return ExitCode.OK
     out.write(
         format_table(
-            ["NAME", "STATE", "CONNECTED", "SAMPLES", "LATEST SAMPLE"],
+            ["NAME", "STATE", "CONNECTED", "SAMPLES", "LATEST SAMPLE", "PROBLEM"],
             [
                 [
                     each.get("name"),
@@ -78,6 +79,7 @@ async def _list(
                     "yes" if each.get("connected") else "no",
                     each.get("samples", 0),
                     format_time(each.get("latest_sample_time")),
+                    each.get("problem") or "-",
                 ]
                 for each in instruments
             ],
@@ -93,6 +95,7 @@ async def _status(
     if out.as_json:
         out.json(body)
         return ExitCode.OK
+    problem = await _problem(station, options.name)
     driver = (body.get("metadata") or {}).get("driver") or {}
     capabilities = body.get("capabilities") or {}
     counters = body.get("counters") or {}
@@ -101,13 +104,14 @@ async def _status(
         f"{body.get('name')}: {body.get('state')}"
         + ("" if body.get("connected") else " (not connected)"),
     ]
+    if problem:
+        lines.append(f"problem:    {problem}")
     if driver:
         lines.append(
             f"driver:     {driver.get('name', '?')} {driver.get('version', '')}"
         )
-    lines.append(
-        f"commands:   {', '.join(capabilities.get('commands') or []) or 'none now'}"
-    )
+    commands = user_commands(capabilities.get("commands") or [])
+    lines.append(f"commands:   {', '.join(commands) or 'none now'}")
     lines.append(
         f"samples:    {counters.get('samples', 0)}, errors: {counters.get('errors', 0)}"
     )
@@ -133,6 +137,16 @@ async def _status(
             "\n" + format_table(["PARAMETER", "VALUE"], sorted(parameters.items()))
         )
     return ExitCode.OK
+
+
+async def _problem(station: StationClient, name: str) -> str | None:
+    # The list says what is wrong with each instrument.
+    listed = await station.request("GET", "/api/instruments")
+    for each in listed.get("instruments") or []:
+        if isinstance(each, Mapping) and each.get("name") == name:
+            problem = each.get("problem")
+            return problem if isinstance(problem, str) else None
+    return None
 
 
 async def _get(station: StationClient, options: argparse.Namespace, out: Output) -> int:

@@ -25,6 +25,7 @@ latest sample, and lets the event stream subscribe to its events.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from twisted.internet.defer import Deferred, DeferredLock, fail, maybeDeferred, succeed
@@ -35,6 +36,7 @@ from instrumentd import __version__
 from instrumentd.driver.errors import InstrumentError
 from instrumentd.driver.events import (
     ConfigChangeEvent,
+    ConnectionEvent,
     DriverEvent,
     ErrorEvent,
     EventBus,
@@ -44,6 +46,8 @@ from instrumentd.driver.events import (
     StateChangeEvent,
 )
 from instrumentd.interfaces import IInstrumentDriver
+from instrumentd.portagent.link import utc_text
+from instrumentd.station.refusals import CONNECTION_STATES, explain
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
@@ -51,6 +55,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONNECTION_STATES",
     "InstrumentBusyError",
+    "LinkReport",
     "PortAgentInfo",
     "PortAgentStatsSource",
     "Station",
@@ -59,12 +64,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: The states a driver reports while its instrument cannot be worked (the
-#: connection machine's states before CONNECTED); any other state is the
-#: protocol's, so the instrument is reachable.
-CONNECTION_STATES: frozenset[str] = frozenset(
-    {"UNCONFIGURED", "DISCONNECTED", "CONNECTING", "INSTRUMENT_DISCONNECTED"}
-)
 
 #: What is known of an instrument's port agent: a mapping such as
 #: ``{"pid": 4321, "host": "127.0.0.1", "ports": {"data": 4001, ...}}``, or a
@@ -110,6 +109,39 @@ class InstrumentBusyError(InstrumentError):
         return {"instrument": self.instrument, "queued": self.queued}
 
 
+@dataclass(frozen=True)
+class LinkReport:
+    """
+    What the station knows of an instrument's link while it is down.
+
+    :ivar down_since: since when, Unix seconds.
+    :ivar reason: why, in words (``connection refused``), or ``None`` when
+        the port agent has not said.
+    """
+
+    down_since: float
+    reason: str | None = None
+
+    def sentence(self) -> str:
+        """
+        :returns: e.g. ``the instrument link is down since
+            2026-12-07T05:56:52Z: connection refused``.
+        """
+        text = f"the instrument link is down since {utc_text(self.down_since)}"
+        return text if self.reason is None else f"{text}: {self.reason}"
+
+    def to_dict(self) -> dict[str, object]:
+        """
+        :returns: ``up`` (false), ``down_since`` (ISO 8601 UTC) and
+            ``reason``, JSON-ready.
+        """
+        return {
+            "up": False,
+            "down_since": utc_text(self.down_since),
+            "reason": self.reason,
+        }
+
+
 class StationInstrument:
     """
     One instrument as the station's API sees it.
@@ -145,6 +177,11 @@ class StationInstrument:
     :ivar streams: how many event streams are open now.
     :ivar streams_cut_off: event streams closed because their client
         could not keep up.
+    :ivar link: what is known of the instrument link while it is down
+        (set by the station), or ``None``.
+    :ivar trouble: what the station last failed to do for this
+        instrument and is retrying (e.g. discovering a silent
+        instrument's state), in words, or ``None``.
     """
 
     def __init__(
@@ -178,6 +215,8 @@ class StationInstrument:
         self.port_agent_stats: Mapping[str, Any] | None = None
         self.streams = 0
         self.streams_cut_off = 0
+        self.link: LinkReport | None = None
+        self.trouble: str | None = None
         self._unsubscribe: Callable[[], None] | None = self.bus.subscribe(
             self._count,
             [
@@ -252,12 +291,61 @@ class StationInstrument:
         """
         return self._queued
 
+    def problem(self) -> str | None:
+        """
+        What keeps this instrument from working now, for an operator.
+
+        :returns: e.g. ``the instrument link is down since
+            2026-12-07T05:56:52Z: connection refused``, or what the station
+            is failing to do; ``None`` when nothing is known to be wrong.
+        """
+        state = self.state
+        if state == "INSTRUMENT_DISCONNECTED":
+            link = self.link
+            return (
+                link.sentence() if link is not None else "the instrument link is down"
+            )
+        return self.trouble
+
+    def link_event(self) -> ConnectionEvent | None:
+        """
+        The instrument link's state as an event, for an event stream that
+        opens while the link is down (the event that said so came before
+        it).
+
+        :returns: a ``CONNECTION`` event for INSTRUMENT_DISCONNECTED whose
+            reason says since when and why, or ``None`` while the link is
+            not known to be down.
+        """
+        if self.state != "INSTRUMENT_DISCONNECTED":
+            return None
+        link = self.link
+        problem = self.problem() or "the instrument link is down"
+        return ConnectionEvent(
+            "INSTRUMENT_DISCONNECTED",
+            problem,
+            time=link.down_since if link is not None else self.bus.now(),
+        )
+
+    def explain(self, error: InstrumentError) -> InstrumentError:
+        """
+        A driver's error as the operator should read it: see
+        :func:`~instrumentd.station.refusals.explain`.
+
+        :param error: the driver's error.
+        :returns: the error to answer with.
+        """
+        return explain(
+            error, instrument=self.name, state=self.state, problem=self.problem()
+        )
+
     def summary(self) -> dict[str, object]:
         """
         The instrument in brief, for the list of instruments.
 
-        :returns: ``name``, ``state``, ``connected``, ``samples`` and
-            ``latest_sample_time`` (Unix seconds, or ``None``).
+        :returns: ``name``, ``state``, ``connected``, ``samples``,
+            ``latest_sample_time`` (Unix seconds, or ``None``) and
+            ``problem`` (see :meth:`problem`).
         """
         latest = self.latest_sample
         return {
@@ -266,6 +354,7 @@ class StationInstrument:
             "connected": self.connected,
             "samples": self.samples,
             "latest_sample_time": None if latest is None else latest.get("time"),
+            "problem": self.problem(),
         }
 
     def counters(self) -> dict[str, object]:
@@ -429,12 +518,19 @@ class Station:
 
         :returns: ``status`` (``"ok"`` when every instrument is connected,
             else ``"degraded"``), ``version``, ``uptime`` (seconds), and
-            ``instruments``: name → ``{"state": ..., "connected": ...}``.
+            ``instruments``: name → ``{"state": ..., "connected": ...,
+            "problem": ...}``, with ``link`` while the link is down.
         """
-        instruments = {
-            name: {"state": instrument.state, "connected": instrument.connected}
-            for name, instrument in self.instruments.items()
-        }
+        instruments: dict[str, dict[str, object]] = {}
+        for name, instrument in self.instruments.items():
+            each: dict[str, object] = {
+                "state": instrument.state,
+                "connected": instrument.connected,
+                "problem": instrument.problem(),
+            }
+            if instrument.link is not None:
+                each["link"] = instrument.link.to_dict()
+            instruments[name] = each
         healthy = all(each["connected"] for each in instruments.values())
         return {
             "status": "ok" if healthy else "degraded",

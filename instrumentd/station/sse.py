@@ -7,7 +7,9 @@ Both ends are here:
 - :class:`EventStream` serves one client: each driver event becomes an SSE
   message whose ``event:`` is the event's type (``SAMPLE``,
   ``STATE_CHANGE``, ``CONFIG_CHANGE``, ``ERROR``, ...) and whose ``data:`` is
-  the event's JSON form plus ``"instrument"``.  A comment line is sent when
+  the event's JSON form plus ``"instrument"``.  A stream opened while the
+  instrument link is down starts with a ``CONNECTION`` event saying since
+  when and why.  A comment line is sent when
   the stream has been quiet for a while, so proxies and clients can tell a
   quiet instrument from a dead connection.  A client that cannot keep up is
   given a bounded backlog and then cut off: the instrument never waits for
@@ -146,6 +148,11 @@ class EventStream:
         # Writing at once sends the headers, so the client knows the stream
         # is open before the first event.
         self._write(format_comment(f"events of instrument {self.instrument.name}"))
+        # A link that went down before the client came: say so, and why,
+        # rather than leave the client to wonder at the silence.
+        link = self.instrument.link_event()
+        if link is not None and (self._types is None or link.event_type in self._types):
+            self._event(link)
 
     def close(self) -> None:
         """

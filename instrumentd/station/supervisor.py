@@ -31,14 +31,21 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from instrumentd.connection import PortAgentConnection
+from instrumentd.driver.errors import InstrumentConnectionError
 from instrumentd.driver.events import (
+    ConnectionEvent,
     DriverEvent,
+    ErrorEvent,
     EventBus,
     EventType,
     StateChangeEvent,
 )
 from instrumentd.driver.protocol import ProtocolState
-from instrumentd.station.instrument import CONNECTION_STATES, StationInstrument
+from instrumentd.station.instrument import (
+    CONNECTION_STATES,
+    LinkReport,
+    StationInstrument,
+)
 from instrumentd.station.sinks import ISink, connect_sink
 
 if TYPE_CHECKING:
@@ -163,6 +170,11 @@ class InstrumentSupervisor:
         self._unsubscribe_states = self.events.subscribe(
             self._state_changed, [EventType.STATE_CHANGE]
         )
+        self._unsubscribe_link = self.events.subscribe(
+            self._link_news, [EventType.CONNECTION, EventType.ERROR]
+        )
+        self._told_link: str | None = None
+        self._warned: str | None = None
         self.phase = "not started"
         self.last_error: str | None = None
         self.failures = 0
@@ -291,18 +303,28 @@ class InstrumentSupervisor:
                     return
                 self.failures += 1
                 delay = self._retry_policy(self.failures)
-                self.last_error = f"{self.phase}: {_reason(e)}"
-                _log.warn(
-                    "{name}: {error}; retrying in {delay:.1f} s",
-                    name=self.name,
-                    error=self.last_error,
-                    delay=delay,
-                )
+                self._failed(f"{self.phase}: {_reason(e)}", delay)
                 self._set_phase(f"waiting {delay:.1f} s to retry")
                 await deferLater(self._reactor, delay, lambda: None)
                 continue
             self.failures = 0
+            self.instrument.trouble = self._warned = None
             return
+
+    def _failed(self, error: str, delay: float) -> None:
+        self.last_error = self.instrument.trouble = error
+        # A step that keeps failing the same way (a silent instrument, for
+        # days) is logged once, not at every retry; the health shows the
+        # count.
+        if error != self._warned:
+            self._warned = error
+            _log.warn(
+                "{name}: {error}; retrying in {delay:.1f} s, and with backoff "
+                "while it fails the same way",
+                name=self.name,
+                error=error,
+                delay=delay,
+            )
 
     async def _bring_up_once(self) -> None:
         simulator = self.spec.connection.simulator
@@ -443,6 +465,7 @@ class InstrumentSupervisor:
         from instrumentd.portagent.launcher import describe_exit
 
         self.last_error = f"the port agent (pid {process.pid}) {describe_exit(status)}"
+        self.instrument.trouble = self.last_error
         _log.error(
             "{name}: {error}; starting a new one", name=self.name, error=self.last_error
         )
@@ -469,6 +492,80 @@ class InstrumentSupervisor:
                 self._bring_up()
 
         waiting.addCallbacks(go, lambda reason: reason.trap(CancelledError))
+
+    # -- why the instrument link is down -------------------------------------------
+
+    def _link_news(self, event: DriverEvent) -> None:
+        """
+        Follow the instrument link: when it goes down, or the port agent
+        sends a fault while it is down, ask the agent why (its
+        ``get_stats`` says since when and the reason, for a child process
+        as for an agent in the station's process); when it comes up,
+        forget.
+        """
+        if self._stopping:
+            return
+        if isinstance(event, ConnectionEvent):
+            if event.state == "INSTRUMENT_DISCONNECTED":
+                if self.instrument.link is None:
+                    self.instrument.link = LinkReport(event.time)
+                self._ask_why()
+            elif event.state == "CONNECTED":
+                self._link_up()
+            elif event.state in ("CONNECTING", "DISCONNECTED"):
+                # The agent itself is out of reach: its word on the link
+                # is stale.
+                self.instrument.link = None
+        elif (
+            isinstance(event, ErrorEvent)
+            and event.error_code == InstrumentConnectionError.code
+            and self.driver.get_resource_state() == "INSTRUMENT_DISCONNECTED"
+        ):
+            # A port agent fault while the link is down: the reason may
+            # have changed.
+            self._ask_why()
+
+    def _link_up(self) -> None:
+        self.instrument.link = None
+        if self._told_link is not None:
+            _log.info("{name}: the instrument link is up again", name=self.name)
+            self._told_link = None
+
+    def _ask_why(self) -> None:
+        def learned(stats: Mapping[str, Any]) -> None:
+            link = stats.get("link")
+            if (
+                not isinstance(link, Mapping)
+                or link.get("up")
+                or self.driver.get_resource_state() != "INSTRUMENT_DISCONNECTED"
+            ):
+                return
+            since = link.get("down_since")
+            reason = link.get("last_error")
+            known = self.instrument.link
+            report = LinkReport(
+                float(since)
+                if isinstance(since, int | float)
+                else (known.down_since if known else self._reactor.seconds()),
+                reason if isinstance(reason, str) else None,
+            )
+            self.instrument.link = report
+            self._tell(report.sentence())
+
+        def failed(reason: Failure) -> None:
+            # An agent that cannot say (an older one, or one going away):
+            # the link is still known to be down, without a reason.
+            if self.instrument.link is not None:
+                self._tell(self.instrument.link.sentence())
+
+        maybeDeferred(self._agent_stats).addCallbacks(learned, failed)
+
+    def _tell(self, sentence: str) -> None:
+        self.last_error = sentence
+        # Once per change: an instrument away for a week is one line.
+        if sentence != self._told_link:
+            self._told_link = sentence
+            _log.warn("{name}: {problem}", name=self.name, problem=sentence)
 
     # -- discovery and autosample ----------------------------------------------------
 
@@ -525,6 +622,7 @@ class InstrumentSupervisor:
         if not self.phase.startswith("running"):
             _log.info("{name}: running, {state}", name=self.name, state=state)
         self.failures = 0
+        self.instrument.trouble = self._warned = None
         self._set_phase("running")
 
     def _stepped(self, result: object) -> None:
@@ -546,13 +644,7 @@ class InstrumentSupervisor:
             return
         self.failures += 1
         delay = self._retry_policy(self.failures)
-        self.last_error = f"{self.phase}: {_reason(reason.value or Exception())}"
-        _log.warn(
-            "{name}: {error}; trying again in {delay:.1f} s",
-            name=self.name,
-            error=self.last_error,
-            delay=delay,
-        )
+        self._failed(f"{self.phase}: {_reason(reason.value or Exception())}", delay)
         self._set_phase(f"waiting {delay:.1f} s to retry")
         self._schedule_settle(delay)
 
@@ -598,6 +690,7 @@ class InstrumentSupervisor:
             unsubscribe()
         self._sink_subscriptions = []
         self._unsubscribe_states()
+        self._unsubscribe_link()
         self.instrument.close()
         self._set_phase("stopped")
 

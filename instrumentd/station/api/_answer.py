@@ -6,6 +6,7 @@ Writing the API's JSON answers, now or when a Deferred fires.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -14,6 +15,9 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from instrumentd.driver._json import to_jsonable
 from instrumentd.station.api._errors import Refusal, refusal_for
+
+if TYPE_CHECKING:
+    from instrumentd.station.instrument import StationInstrument
 
 __all__ = ["JSON", "answer_later", "encode", "refuse", "write_json"]
 
@@ -62,7 +66,9 @@ def refuse(request: Request, refusal: Refusal) -> bytes:
 
 
 def answer_later(
-    request: Request, work: Deferred[tuple[int, object]], instrument: str | None
+    request: Request,
+    work: Deferred[tuple[int, object]],
+    instrument: StationInstrument | str | None,
 ) -> int:
     """
     Answer ``request`` when ``work`` fires with ``(status, body)``, or with
@@ -71,7 +77,8 @@ def answer_later(
 
     :param request: the request to answer.
     :param work: what the answer waits for.
-    :param instrument: the instrument the request is about, if any.
+    :param instrument: the instrument the request is about (or its name),
+        if any.
     :returns: ``NOT_DONE_YET``, for ``render``.
     """
     gone: list[Failure] = []

@@ -20,7 +20,7 @@ from instrumentd.driver.errors import (
     InstrumentStateError,
     InstrumentTimeoutError,
 )
-from instrumentd.station.instrument import InstrumentBusyError
+from instrumentd.station.instrument import InstrumentBusyError, StationInstrument
 
 __all__ = ["STATUS_BY_CODE", "Refusal", "refusal_for", "status_for"]
 
@@ -85,18 +85,25 @@ class Refusal(Exception):
         return {"error": {"code": self.code, "message": self.message, **self.details}}
 
 
-def refusal_for(reason: Failure, instrument: str | None) -> Refusal:
+def refusal_for(reason: Failure, instrument: StationInstrument | str | None) -> Refusal:
     """
     Turn a failed request into the JSON error to answer with.
 
     :param reason: why the request failed.
-    :param instrument: the instrument it was about, if any.
+    :param instrument: the instrument it was about (or its name), if any;
+        a driver's error is said in the operator's terms by
+        :meth:`StationInstrument.explain` (a link that is down is a 503
+        saying why, never a refusal listing machine inputs).
     :returns: a :class:`Refusal`; an unexpected error is logged and is a
         500.
     """
     error = reason.value
     if isinstance(error, Refusal):
         return error
+    if isinstance(instrument, StationInstrument):
+        if isinstance(error, InstrumentError):
+            error = instrument.explain(error)
+        instrument = instrument.name
     if isinstance(error, InstrumentError):
         details = error.to_dict()
         details.pop("code", None)

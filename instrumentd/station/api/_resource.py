@@ -119,7 +119,7 @@ class InstrumentPart(JSONResource):
         """
         Answer when ``work`` fires with ``(status, body)``.
         """
-        return answer_later(request, work, self.instrument.name)
+        return answer_later(request, work, self.instrument)
 
     def changing(
         self,
