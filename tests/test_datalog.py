@@ -6,6 +6,7 @@ and a property that no byte is ever lost, duplicated or split.
 
 from __future__ import annotations
 
+import errno
 import os
 from datetime import UTC, datetime
 
@@ -52,6 +53,49 @@ def read(path: str) -> bytes:
     """
     with open(path, "rb") as f:
         return f.read()
+
+
+class Disk:
+    """
+    A pretend disk: how many more bytes the files on it may take.
+    """
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+
+
+class FaultyFile:
+    """
+    A fault-injecting file object: a real file that takes only as many
+    bytes as its L{Disk} has room for, like a file on a file system that
+    fills up (a short write, then C{ENOSPC}).
+    """
+
+    def __init__(self, real: datalog.RawFile, disk: Disk) -> None:
+        self.real = real
+        self.disk = disk
+        self.length = 0
+
+    def write(self, data: memoryview) -> int:
+        count = min(len(data), self.disk.room)
+        if not count:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written = self.real.write(data[:count])
+        assert written == count
+        self.disk.room -= count
+        self.length += count
+        return count
+
+    def truncate(self, size: int) -> int:
+        self.disk.room += self.length - size
+        self.length = size
+        return self.real.truncate(size)
+
+    def fileno(self) -> int:
+        return self.real.fileno()
+
+    def close(self) -> None:
+        self.real.close()
 
 
 def expected_path(directory: str, stamp: str, suffix: str = "") -> str:
@@ -133,8 +177,9 @@ class DataLogLayoutTests(_DataLogTestMixin):
 
     def test_contentsArePackets(self) -> None:
         """
-        The file is exactly the concatenation of the packets written, and
-        C{size} and C{bytes_written} count them, buffered bytes included.
+        The file is exactly the concatenation of the packets written;
+        C{size} counts them, buffered bytes included, and C{bytes_written}
+        those handed to the operating system.
         """
         log, clock, _directory = self.make_log("2026-11-24T13:05:09")
         log.open()
@@ -147,7 +192,11 @@ class DataLogLayoutTests(_DataLogTestMixin):
         for p in packets:
             log.write(p)
         total = sum(map(len, packets))
-        self.assertEqual((log.size, log.bytes_written), (total, total))
+        self.assertEqual(
+            (log.size, log.bytes_written + log.bytes_buffered), (total, total)
+        )
+        log.flush()
+        self.assertEqual((log.bytes_written, log.bytes_buffered), (total, 0))
         path = log.path
         log.close()
         self.assertEqual(read(path), b"".join(packets))
@@ -508,18 +557,17 @@ class DataLogErrorTests(_DataLogTestMixin):
             pass
         return os.path.join(parent, "datalog")
 
-    def full_disk(self) -> None:
+    def full_disk(self, room: int = 0) -> Disk:
         """
-        Make every file the datalog opens behave like a full disk.
+        Make every file the datalog opens a fault-injecting file object on
+        a pretend disk with C{room} bytes free.
         """
-
-        def opener(path: str) -> object:
-            # A small buffer, so a 64 KiB packet goes straight to the device.
-            return open("/dev/full", "wb", buffering=4096)
-
-        if not os.path.exists("/dev/full"):
-            self.skipTest("needs /dev/full")
-        self.patch(datalog, "_open_exclusive", opener)
+        disk = Disk(room)
+        real_open = datalog._open_exclusive
+        self.patch(
+            datalog, "_open_exclusive", lambda path: FaultyFile(real_open(path), disk)
+        )
+        return disk
 
     def test_openErrorCountedAndLogged(self) -> None:
         """
@@ -585,65 +633,196 @@ class DataLogErrorTests(_DataLogTestMixin):
         clock.advance(utc("2026-11-24T13:05:09"))
         log = DataLog(self.blocked_directory(), NAME, reactor=clock)
         with capturedLogs() as events:
-            for _ in range(30):
+            for _ in range(59):
                 log.write(b"x")
                 clock.advance(1)
+            # Attempts at 0, 1, 3, 7, 15, then every 8 s: 23 ... 55.
+            self.assertEqual(log.write_errors, 10)
             self.assertEqual(len(events), 1)
-            clock.advance(30)
+            clock.advance(1)
             self.assertEqual(len(events), 2)
-            self.assertEqual(events[1]["count"], 29)
+            self.assertEqual(events[1]["count"], 9)
             self.assertIn("opening", events[1]["last"])
-            log.write(b"x")  # within a minute of the summary: held back
+            clock.advance(3)
+            log.write(b"x")  # the attempt due at 63, within a minute: held back
             self.assertEqual(len(events), 2)
             log.close()
         self.assertEqual(len(events), 3)
         self.assertEqual(events[2]["count"], 1)
-        self.assertEqual(log.write_errors, 31)
+        self.assertEqual(log.write_errors, 11)
         self.assertEqual(clock.getDelayedCalls(), [])
 
-    def test_writeErrorAbandonsFile(self) -> None:
+    def test_writeErrorKeepsFile(self) -> None:
         """
-        A write the disk refuses does not raise: the file is abandoned,
-        the packet dropped, the error counted and logged, and its timers
-        cancelled.
+        (Fault-injecting file object.)  A write the disk refuses does not
+        raise: the buffered packets are dropped and counted, the error is
+        counted and logged, the flush timer is cancelled, and the file is
+        kept for the next attempt.
         """
-        self.full_disk()
-        log, clock, _directory = self.make_log("2026-11-24T13:05:09")
+        self.full_disk(room=0)
+        log, clock, _directory = self.make_log("2026-11-24T13:05:09", rotate="none")
         big = packet(b"x" * MAX_PAYLOAD_SIZE)
         with capturedLogs() as events:
-            log.write(big)
-            log.write(big)
-        self.assertEqual((log.write_errors, log.bytes_dropped), (1, 2 * len(big)))
-        self.assertEqual((log.path, log.size, log.bytes_written), ("", 0, 0))
+            for _ in range(5):
+                log.write(big)
+        self.assertEqual((log.write_errors, log.bytes_dropped), (1, 5 * len(big)))
+        self.assertEqual((log.size, log.bytes_written, log.bytes_buffered), (0, 0, 0))
+        self.assertNotEqual(log.path, "")
         self.assertEqual(clock.getDelayedCalls(), [])
         self.assertEqual([e["action"] for e in events], ["writing"])
 
     def test_flushErrorFromTimer(self) -> None:
         """
-        A flush the disk refuses, run by the flush timer, does not raise
-        out of the timer; it is counted and the file abandoned.
+        (Fault-injecting file object.)  A flush the disk refuses, run by
+        the flush timer, does not raise out of the timer; it is counted, and
+        so are the bytes it could not write.
         """
-        self.full_disk()
+        self.full_disk(room=0)
         log, clock, _directory = self.make_log("2026-11-24T13:05:09")
         log.write(b"small")
         with capturedLogs() as events:
             clock.advance(1)
-        self.assertEqual((log.write_errors, log.path), (1, ""))
-        self.assertEqual([e["action"] for e in events], ["flushing"])
+        self.assertEqual((log.write_errors, log.bytes_dropped), (1, 5))
+        self.assertEqual([e["action"] for e in events], ["writing"])
 
     def test_closeErrorNotRaised(self) -> None:
         """
-        C{close} with buffered bytes the disk refuses counts the error
-        instead of raising it.
+        (Fault-injecting file object.)  C{close} with buffered bytes the
+        disk refuses counts the error and the bytes instead of raising.
         """
-        self.full_disk()
+        self.full_disk(room=0)
         log, clock, _directory = self.make_log("2026-11-24T13:05:09")
         log.write(b"small")
         with capturedLogs() as events:
             log.close()
-        self.assertEqual(log.write_errors, 1)
-        self.assertEqual([e["action"] for e in events], ["closing"])
+        self.assertEqual((log.write_errors, log.bytes_dropped), (1, 5))
+        self.assertEqual([e["action"] for e in events], ["writing"])
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class DataLogFullDiskTests(_DataLogTestMixin):
+    """
+    On a full disk every byte is accounted for, the file stays whole
+    packets, attempts back off on the same file, and recording resumes by
+    itself.  These use a fault-injecting file object on a pretend disk; the
+    same behaviour on a real full tmpfs is tested against a real agent
+    process in L{tests.test_portagent_integration.DatalogFullDiskTests}.
+    """
+
+    def setUp(self) -> None:
+        disk = Disk(0)
+        real_open = datalog._open_exclusive
+        self.patch(
+            datalog, "_open_exclusive", lambda path: FaultyFile(real_open(path), disk)
+        )
+        self.disk = disk
+
+    def test_everyByteAccounted(self) -> None:
+        """
+        A write that fills the disk part-way through a packet: the file is
+        cut back to the last whole packet, and the bytes written plus the
+        bytes dropped are exactly the bytes of every packet given (the
+        buffer thrown away is counted, not only the packets after it).
+        """
+        self.disk.room = 10_000
+        log, clock, _directory = self.make_log("2026-11-24T13:05:09", rotate="none")
+        offered = []
+        for i in range(40):
+            offered.append(packet(bytes([i]) * (100 + 37 * i), clock.seconds()))
+            log.write(offered[-1])
+            clock.advance(0.3)
+        path = log.path
+        log.close()
+        total = sum(map(len, offered))
+        data = read(path)
+        self.assertEqual(len(data), log.bytes_written)
+        self.assertEqual(log.bytes_written + log.bytes_dropped, total)
+        self.assertGreater(log.bytes_dropped, 0)
+        # Whole packets only: the file is a prefix of what was offered,
+        # packet for packet.
+        count = len(PacketParser().feed(data))
+        self.assertEqual(data, b"".join(offered[:count]))
+
+    def test_backOffOnSameFileThenRecover(self) -> None:
+        """
+        While the disk stays full, attempts come after 1, 2, 4, then every
+        8 s, each on the same file: no new file is made.  Once there is
+        room, the next attempt records its packet in that same file, the
+        recovery is logged, and the next error starts over at 1 s.
+        """
+        log, clock, directory = self.make_log("2026-11-24T13:05:09", rotate="none")
+        log.open()
+        path = log.path
+        with capturedLogs() as events:
+            for _ in range(120):
+                log.write(packet(b"lost", clock.seconds()))
+                clock.advance(0.5)
+            # Attempts at 0, 1, 3, 7, 15, 23, ... 55.
+            self.assertEqual(log.write_errors, 10)
+            self.assertEqual(datalog_files(directory, NAME), [path])
+            self.assertEqual(log.files_opened, 1)
+            self.disk.room = 1 << 20
+            kept = packet(b"kept", clock.seconds())
+            while log.failing:
+                log.write(kept)
+                clock.advance(0.5)
+        self.assertEqual(log.path, path)
+        self.assertEqual(events[-1]["log_level"], LogLevel.info)
+        self.assertIn("recording again", events[-1]["log_format"])
+        self.assertEqual(log.write_errors, 10)
+        log.flush()
+        self.assertEqual(read(path), kept)
+        self.disk.room = 0
+        log.write(kept)
+        log.flush()
+        self.assertEqual(log.write_errors, 11)
+        clock.advance(1)
+        self.disk.room = 1 << 20
+        log.write(kept)
+        self.assertFalse(log.failing)
+        self.assertEqual(read(path), kept * 2)
+
+    def test_deletedFileReplaced(self) -> None:
+        """
+        A file deleted while the disk is full (to free space) is not
+        written on: the next attempt opens a new one.
+        """
+        log, clock, directory = self.make_log("2026-11-24T13:05:09", rotate="none")
+        log.write(packet(b"lost"))
+        log.flush()
+        self.assertTrue(log.failing)
+        old = log.path
+        os.remove(old)
+        self.disk.room = 1 << 20
+        clock.advance(1)
+        log.write(packet(b"kept"))
+        self.assertFalse(log.failing)
+        self.assertNotEqual(log.path, old)
+        self.assertEqual(datalog_files(directory, NAME), [log.path])
+
+    def test_troubleAnnounced(self) -> None:
+        """
+        C{on_trouble} hears when recording fails and when it works again,
+        from the reactor, not from inside the datalog's own methods.
+        """
+        heard: list[str] = []
+        clock = Clock()
+        clock.advance(utc("2026-11-24T13:05:09"))
+        log = DataLog(self.mktemp(), NAME, reactor=clock, on_trouble=heard.append)
+        self.addCleanup(log.close)
+        log.write(packet(b"lost"))
+        log.flush()
+        self.assertEqual(heard, [])
+        clock.advance(0)
+        [failed] = heard
+        self.assertIn("datalog cannot record: error writing", failed)
+        self.assertIn("No space left on device", failed)
+        self.disk.room = 1 << 20
+        clock.advance(1)
+        log.write(packet(b"kept"))
+        clock.advance(0)
+        self.assertIn("datalog recording again in", heard[1])
+        self.assertIn(f"{len(packet(b'lost'))} bytes", heard[1])
 
 
 _operations = st.lists(
@@ -661,6 +840,78 @@ _operations = st.lists(
     ),
     max_size=40,
 )
+
+
+_full_disk_operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("write"), st.binary(max_size=3000)),
+        st.tuples(st.just("advance"), st.sampled_from([0.1, 0.5, 1.0, 4.0, 9.0])),
+        st.tuples(st.just("room"), st.integers(min_value=0, max_value=20_000)),
+        st.tuples(st.just("flush"), st.none()),
+        st.tuples(st.just("rotate"), st.none()),
+    ),
+    max_size=60,
+)
+
+
+class DataLogFullDiskPropertyTests(_DataLogTestMixin):
+    """
+    (Fault-injecting file object.)  Whatever the disk does, every byte is
+    either in a file, whole, or counted as dropped.
+    """
+
+    @settings(
+        max_examples=150,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    @given(operations=_full_disk_operations, rotate_size=st.sampled_from([0, 4096]))
+    def test_writtenPlusDroppedIsOffered(
+        self, operations: list[tuple[str, object]], rotate_size: int
+    ) -> None:
+        """
+        For any writes interleaved with the disk filling and emptying,
+        flushes, rotations and time passing, after C{close}: the files hold
+        C{bytes_written} bytes, whole packets only, in the order written;
+        and C{bytes_written + bytes_dropped} is every byte offered.
+        """
+        disk = Disk(0)
+        real_open = datalog._open_exclusive
+        self.patch(
+            datalog, "_open_exclusive", lambda path: FaultyFile(real_open(path), disk)
+        )
+        clock = Clock()
+        clock.advance(utc("2026-11-24T13:05:09"))
+        directory = self.mktemp()
+        log = DataLog(
+            directory, NAME, rotate="none", rotate_size=rotate_size, reactor=clock
+        )
+        offered: list[bytes] = []
+        for op, arg in operations:
+            if op == "write":
+                assert isinstance(arg, bytes)
+                offered.append(packet(arg, clock.seconds()))
+                log.write(offered[-1])
+            elif op == "advance":
+                assert isinstance(arg, float)
+                clock.advance(arg)
+            elif op == "room":
+                assert isinstance(arg, int)
+                disk.room = arg
+            elif op == "flush":
+                log.flush()
+            else:
+                log.rotate()
+        log.close()
+        data = b"".join(read(f) for f in datalog_files(directory, NAME))
+        self.assertEqual(len(data), log.bytes_written)
+        self.assertEqual(log.bytes_written + log.bytes_dropped, sum(map(len, offered)))
+        parser = PacketParser()
+        recorded = [p.encode() for p in parser.feed(data)]
+        self.assertEqual((parser.pending, parser.counters.junk_bytes), (0, 0))
+        # In order: the recorded packets are a subsequence of those offered.
+        remaining = iter(offered)
+        self.assertTrue(all(any(r == o for o in remaining) for r in recorded))
 
 
 class DataLogPropertyTests(_DataLogTestMixin):

@@ -6,6 +6,7 @@ by the test, and the datalog read back from disk after the agent stopped.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import os
@@ -13,12 +14,15 @@ import random
 import re
 import signal
 import statistics
+import subprocess
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IStreamClientEndpointStringParserWithReactor
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import LoopingCall
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import globalLogPublisher
 from twisted.plugin import getPlugins
@@ -26,7 +30,7 @@ from twisted.trial.unittest import SkipTest, TestCase
 
 from instrumentd import __version__
 from instrumentd.datalogfiles import recorded_files
-from instrumentd.packet import Packet, PacketType
+from instrumentd.packet import Packet, PacketParser, PacketType
 from instrumentd.portagent.launcher import PortAgentLaunchError, launch_port_agent
 from instrumentd.portagent.listeners import READ_ONLY_NOTICE, WRITER_NOTICE
 from instrumentd.sniff import escape_payload, format_utc
@@ -232,6 +236,122 @@ class DataIntegrityTests(TestCase):
             self.assertEqual(stats["clients"]["data"], 1)
             self.assertEqual(bytes(reader.instrument_data), bulk)
             self.assertFalse(reader.is_closed)
+
+        return run(go())
+
+
+class DatalogFullDiskTests(TestCase):
+    """
+    A real agent whose datalog is on a small tmpfs that fills up (this
+    needs root to mount it; CI runs as root).  The same logic is unit
+    tested with a fault-injecting file object in L{tests.test_datalog}.
+    """
+
+    def small_tmpfs(self, size: str) -> str:
+        """
+        Mount a tmpfs of ``size`` on a fresh directory, unmounted when the
+        test ends (after the agent has stopped).
+        """
+        if os.geteuid() != 0:
+            raise SkipTest("mounting a tmpfs needs root (CI runs as root)")
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", directory],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        if mounted.returncode:
+            raise SkipTest(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
+        self.addCleanup(subprocess.run, ["umount", directory], check=True)
+        return directory
+
+    def test_fullDiskAccountedAndRecovered(self) -> None:
+        """
+        While the tmpfs is full, instrument data still reaches clients, a
+        PORT_AGENT_FAULT says the datalog cannot record, attempts reuse the
+        one file (no new empty files), and once space is freed recording
+        resumes by itself (another fault says so).  Afterwards the packet
+        bytes the agent handled are exactly the bytes in the datalog plus
+        C{datalog.bytes_dropped}, and so are the instrument's bytes.
+        """
+
+        async def go() -> None:
+            disk = self.small_tmpfs("4m")
+            datalog = os.path.join(disk, "datalog")
+            instrument = await start_instrument(self)
+            agent = await start_agent(
+                self,
+                instrument,
+                datalog_dir=datalog,
+                heartbeat=0,
+                disconnect_grace=LONG_GRACE,
+            )
+            await instrument.wait_for_connection(1)
+            data = await connect(self, agent.ports["data"], PacketClient())
+            command = await connect(self, agent.ports["command"], LineClient())
+            self.assertEqual(await command.ask("get_state"), "CONNECTED")
+            await data.wait_for_packet(STATUS)
+            # Start a new file, so that everything recorded before the disk
+            # fills is on disk, and what the new file lacks was dropped.
+            reply = await command.ask("rotate")
+            [old, file] = recorded_files(datalog, "TEST01")
+            self.assertEqual(reply, f"OK rotated {old}")
+
+            filler = os.path.join(disk, "filler")
+            with open(filler, "wb", buffering=0) as f:
+                try:
+                    while True:
+                        f.write(b"\0" * 65536)
+                except OSError as e:
+                    self.assertEqual(e.errno, errno.ENOSPC)
+
+            instrument.send(noise(1 << 20, 21))
+            await data.wait_for_packet(
+                FAULT, lambda p: p.payload.startswith(b"datalog cannot record")
+            )
+            # Keep data coming for a while on the full disk: attempts are
+            # made (1 s, then 2 s later) and must not make new files.
+            trickle = LoopingCall(
+                lambda: instrument.send(noise(700, len(instrument.sent)))
+            )
+            trickle.start(0.1)
+            self.addCleanup(lambda: trickle.running and trickle.stop())
+            await elapse(4.0)
+            self.assertEqual(recorded_files(datalog, "TEST01"), [old, file])
+
+            os.remove(filler)
+            await data.wait_for_packet(
+                FAULT, lambda p: p.payload.startswith(b"datalog recording again")
+            )
+            trickle.stop()
+            await data.wait_for_data(len(instrument.sent))
+            stats = json.loads(await command.ask("get_stats"))["datalog"]
+            self.assertFalse(stats["failing"])
+            self.assertGreaterEqual(stats["write_errors"], 2)
+            dropped = stats["bytes_dropped"]
+            self.assertGreater(dropped, 0)
+            await within(agent.stop(), "the agent to stop")
+
+            self.assertEqual(recorded_files(datalog, "TEST01"), [old, file])
+            logged = read_datalog(datalog)  # whole packets only, in every file
+            with open(file, "rb") as f:
+                since_full = PacketParser().feed(f.read())
+            on_disk = Counter(logged)
+            # Every packet the agent handled while the disk was full went to
+            # the data client (no commands or driver bytes were sent then),
+            # so what the client has and the file lacks was dropped.
+            lost = list((Counter(data.packets) - on_disk).elements())
+            self.assertEqual(sum(16 + len(p.payload) for p in lost), dropped)
+            self.assertEqual(
+                os.path.getsize(file), sum(16 + len(p.payload) for p in since_full)
+            )
+            self.assertEqual(
+                len(payloads(logged, DATA)) + len(payloads(lost, DATA)),
+                len(instrument.sent),
+            )
+            self.assertEqual(bytes(data.instrument_data), bytes(instrument.sent))
 
         return run(go())
 

@@ -106,6 +106,7 @@ class PortAgent(Service):
             rotate=config.rotate,
             rotate_size=config.rotate_size,
             reactor=reactor,
+            on_trouble=self._datalog_trouble,
         )
         self.router = Router(self.datalog, self._now, config.client_buffer)
         self._announced: str | None = None
@@ -159,6 +160,10 @@ class PortAgent(Service):
         if problem is not None and problem != self._told_problem:
             self._told_problem = problem
             self.router.publish(PacketType.PORT_AGENT_FAULT, problem.encode())
+
+    def _datalog_trouble(self, message: str) -> None:
+        # Drivers never read the agent's log: tell them as a fault too.
+        self.router.publish(PacketType.PORT_AGENT_FAULT, message.encode())
 
     def _now(self) -> tuple[int, int]:
         return ntp_now(self._reactor)
@@ -480,6 +485,8 @@ class PortAgent(Service):
                 "size": self.datalog.size,
                 "write_errors": self.datalog.write_errors,
                 "bytes_dropped": self.datalog.bytes_dropped,
+                "bytes_written": getattr(self.datalog, "bytes_written", None),
+                "failing": getattr(self.datalog, "failing", False),
             },
         }
 

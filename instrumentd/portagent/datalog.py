@@ -18,9 +18,12 @@ order is *not* write order: use :func:`datalog_files` to list a datalog.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
-from typing import BinaryIO, Final, cast
+from bisect import bisect_right
+from collections.abc import Callable
+from typing import Final, Protocol, cast
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -45,9 +48,12 @@ ROTATE_PERIODS: Final[dict[str, int | None]] = {
 #: lose stays bounded by this plus one flush interval.
 _BUFFER_SIZE: Final = 256 * 1024
 
-#: After an error, a fresh file is tried at most this often (seconds), so a
-#: full disk costs one failed open per second, not one per packet.
-_RETRY_INTERVAL: Final = 1.0
+#: After an error, the next attempt waits this long (seconds), doubling
+#: after each failed attempt up to :data:`_RETRY_MAX`: a full disk costs one
+#: failed write every few seconds, not one per packet, and recording resumes
+#: within :data:`_RETRY_MAX` of space being freed.
+_RETRY_INITIAL: Final = 1.0
+_RETRY_MAX: Final = 8.0
 
 #: After the first error is logged, further errors are summed into at most
 #: one message per this many seconds.
@@ -58,19 +64,39 @@ _ERROR_LOG_INTERVAL: Final = 60.0
 _MAX_SUFFIX: Final = 100_000
 
 
-def _open_exclusive(path: str) -> BinaryIO:
+class RawFile(Protocol):
     """
-    Create ``path`` and open it for buffered binary writing.
+    What the datalog needs of an open file: an unbuffered binary file such
+    as :class:`io.FileIO`, whose ``write`` says how many bytes it took.
+    """
 
-    Mode ``x`` (``O_EXCL``) makes the kernel refuse a name that exists, so a
+    def write(self, data: memoryview, /) -> int | None: ...
+
+    def truncate(self, size: int, /) -> int: ...
+
+    def fileno(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def _open_exclusive(path: str) -> RawFile:
+    """
+    Create ``path`` and open it for unbuffered binary writing.
+
+    ``O_EXCL`` makes the kernel refuse a name that exists, so a
     file left by an earlier run can never be appended to or truncated.
+    Unbuffered, because the datalog keeps its own buffer: it must know
+    exactly which bytes reached the file when a write fails.
 
     :param path: the file to create.
     :returns: the open file.
     :raises FileExistsError: if ``path`` exists.
     :raises OSError: if it cannot be created.
     """
-    return open(path, "xb", buffering=_BUFFER_SIZE)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o666)
+    # O_APPEND: after a failed write is cut back with truncate, the next
+    # write lands at the new end, not at the old file position.
+    return open(fd, "ab", buffering=0)
 
 
 def _file_name(name: str, stamp: str, suffix: int) -> str:
@@ -109,21 +135,32 @@ class DataLog:
 
     Errors (a full disk, a missing permission) never raise out of
     :meth:`write`, :meth:`rotate`, :meth:`flush`, :meth:`open` or
-    :meth:`close`: the file is abandoned, the error is counted in
+    :meth:`close`.  Every byte is accounted for: a packet is either in a
+    file whole, still buffered, or counted in :attr:`bytes_dropped`.  When a
+    write fails part-way, the file is cut back to the end of its last whole
+    packet, so it stays a plain concatenation of packets, and everything
+    after that point is counted as dropped.  The error is counted in
     :attr:`write_errors` and logged (the first at once, then at most one
-    summary a minute), packets are dropped and counted in
-    :attr:`bytes_dropped`, and a later write tries a fresh file, at most once
-    a second.
+    summary a minute), and packets are dropped and counted until the next
+    attempt, which waits 1 s, then 2 s, 4 s, up to 8 s while errors go on.
+    The attempt writes to the same file again, so a full disk does not make
+    a new empty file at every attempt; only a file that could not be
+    created, could not be cut back, or was deleted meanwhile is replaced.
 
     :ivar path: the file currently written, or ``""`` when none is open
-        (before the first open, after an error, after :meth:`close`).
-    :ivar size: bytes written to the current file, buffered ones included.
+        (before the first open, after an error that lost the file, after
+        :meth:`close`).
+    :ivar size: bytes in the current file, buffered ones included.
     :ivar files_opened: files created so far.
-    :ivar bytes_written: bytes accepted into files so far, all files.
+    :ivar bytes_written: bytes handed to the operating system, all files:
+        whole packets only.
+    :ivar bytes_buffered: bytes held in the datalog's own buffer now.
     :ivar bytes_dropped: bytes of packets that could not be recorded because
-        of an error.
+        of an error.  Every packet given to :meth:`write` is counted in
+        exactly one of ``bytes_written``, ``bytes_buffered`` and this.
     :ivar write_errors: operating-system errors met so far (opening,
         writing, flushing or closing a file).
+    :ivar failing: whether the last attempt to record failed.
     """
 
     log = Logger()
@@ -137,6 +174,7 @@ class DataLog:
         rotate_size: int = 0,
         flush_interval: float = 1.0,
         reactor: IReactorTime | None = None,
+        on_trouble: Callable[[str], None] | None = None,
     ) -> None:
         """
         :param directory: the top directory; created as needed.
@@ -149,6 +187,9 @@ class DataLog:
             stay in the buffer.
         :param reactor: the clock for timestamps and timers; ``None`` for
             the global reactor.
+        :param on_trouble: called (from the reactor, never from inside a
+            datalog method) with a sentence for operators when recording
+            starts failing and when it works again.
         :raises ValueError: for an unknown policy, a negative size, a
             non-positive flush interval, or a name that is not a plain file
             name.
@@ -173,6 +214,7 @@ class DataLog:
         self._period = ROTATE_PERIODS[rotate]
         self._rotate_size = rotate_size
         self._flush_interval = flush_interval
+        self._on_trouble = on_trouble
 
         self.path = ""
         self.size = 0
@@ -180,13 +222,23 @@ class DataLog:
         self.bytes_written = 0
         self.bytes_dropped = 0
         self.write_errors = 0
+        self.failing = False
 
-        self._file: BinaryIO | None = None
+        self._file: RawFile | None = None
+        # Bytes of the current file that reached the operating system.
+        self._on_disk = 0
+        # Our own write buffer, and where each packet in it ends, so that a
+        # write that fails part-way can be cut back to a packet boundary.
+        self._buffer = bytearray()
+        self._ends: list[int] = []
         self._closed = False
         self._boundary: float | None = None
         self._boundary_call: IDelayedCall | None = None
         self._flush_call: IDelayedCall | None = None
         self._retry_at = float("-inf")
+        self._retry_delay = _RETRY_INITIAL
+        # Whether the write under way is the attempt after an error.
+        self._attempting = False
         # The stamp of the last file opened and the next suffix to try for
         # it, so size rotations within one second do not probe every taken
         # name again.
@@ -198,7 +250,13 @@ class DataLog:
         self._suppressed = 0
         self._last_error = ""
         self._summary_call: IDelayedCall | None = None
-        self._failing = False
+
+    @property
+    def bytes_buffered(self) -> int:
+        """
+        Bytes waiting in the datalog's buffer.
+        """
+        return len(self._buffer)
 
     def open(self) -> None:
         """
@@ -220,7 +278,10 @@ class DataLog:
         the last UTC boundary, or if it would take the file past
         ``rotate_size`` (a packet is never split; a larger one gets a fresh
         file of its own).  It is buffered and flushed within
-        ``flush_interval``.  Errors are logged and counted, not raised.
+        ``flush_interval``.  While recording fails, packets are dropped and
+        counted until the next attempt is due; the packet that finds it due
+        is written at once, as the attempt.  Errors are logged and counted,
+        not raised.
 
         :param packet: one encoded packet.
         :raises RuntimeError: if the datalog was closed.
@@ -228,6 +289,9 @@ class DataLog:
         self._check_open("write")
         now = self._clock.seconds()
         size = len(packet)
+        if self.failing and (now < self._retry_at or not self._start_attempt(now)):
+            self.bytes_dropped += size
+            return
         file = self._file
         if file is not None and (
             (self._boundary is not None and now >= self._boundary)
@@ -238,19 +302,17 @@ class DataLog:
             self._close_file()
             file = self._open_file(now)
         elif file is None:
-            file = None if now < self._retry_at else self._open_file(now)
-        if file is None:
+            file = self._open_file(now)
+        if file is None or self.failing:
+            # No file, or writing out the last one's buffer just failed.
             self.bytes_dropped += size
             return
-        try:
-            file.write(packet)
-        except OSError as error:
-            self.bytes_dropped += size
-            self._fail("writing", error)
-            return
+        self._buffer += packet
+        self._ends.append(len(self._buffer))
         self.size += size
-        self.bytes_written += size
-        if self._flush_call is None:
+        if self._attempting or len(self._buffer) >= _BUFFER_SIZE:
+            self._write_out()
+        elif self._flush_call is None:
             # One timer per batch of unflushed writes: none while idle, and
             # none per packet.
             self._flush_call = self._clock.callLater(
@@ -267,7 +329,9 @@ class DataLog:
         """
         self._check_open("rotate")
         closed = self._close_file()
-        self._open_file(self._clock.seconds())
+        if self._open_file(self._clock.seconds()) is not None and self.failing:
+            # Retry at once: the next packet is the attempt.
+            self._retry_at = float("-inf")
         return closed
 
     def flush(self) -> None:
@@ -276,12 +340,8 @@ class DataLog:
         :meth:`close`).  Errors are logged and counted, not raised.
         """
         self._cancel_flush()
-        if self._file is None:
-            return
-        try:
-            self._file.flush()
-        except OSError as error:
-            self._fail("flushing", error)
+        if self._file is not None and self._buffer:
+            self._write_out()
 
     def close(self) -> None:
         """
@@ -302,7 +362,109 @@ class DataLog:
         if self._closed:
             raise RuntimeError(f"cannot {action} datalog {self._name!r}: it is closed")
 
-    def _open_file(self, now: float) -> BinaryIO | None:
+    def _start_attempt(self, now: float) -> bool:
+        """
+        The next attempt after an error is due: make sure there is a file to
+        write to (the same one, unless it is gone), so that the caller's
+        packet can be the attempt.
+
+        :returns: whether there is a file to try.
+        """
+        self.failing, self._attempting = False, True
+        file = self._file
+        if file is not None:
+            try:
+                gone = os.fstat(file.fileno()).st_nlink == 0
+            except OSError:
+                gone = True
+            if gone:
+                # Someone deleted it (to free space, say): writing on would
+                # fill an invisible file that holds its space until closed.
+                self._abandon()
+                file = None
+        if file is None:
+            file = self._open_file(now)
+        return file is not None
+
+    def _write_out(self) -> None:
+        """
+        Hand the buffer to the operating system.  If that fails part-way,
+        cut the file back to its last whole packet, count everything after
+        it as dropped, and report the error.
+        """
+        file = self._file
+        buffer = self._buffer
+        if file is None or not buffer:
+            return
+        done = 0
+        error: OSError | None = None
+        with memoryview(buffer) as view:
+            try:
+                while done < len(buffer):
+                    count = file.write(view[done:])
+                    if not count:
+                        # Taking nothing without an error is a full disk in
+                        # all but name.
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                    done += count
+            except OSError as e:
+                error = e
+        whole = done
+        if error is not None and done:
+            # Where the last packet wholly written ends.
+            index = bisect_right(self._ends, done)
+            whole = self._ends[index - 1] if index else 0
+        self._on_disk += whole
+        self.bytes_written += whole
+        self.bytes_dropped += len(buffer) - whole
+        self._buffer = bytearray()
+        self._ends = []
+        self.size = self._on_disk
+        if error is None:
+            if self._attempting:
+                self._recovered()
+            return
+        cut_back = True
+        if done != whole:
+            try:
+                file.truncate(self._on_disk)
+            except OSError:
+                cut_back = False
+        self._fail("writing", error)
+        if not cut_back:
+            # Part of a packet stays at the end of this file: never write
+            # after it, or a reader would find junk mid-file.  The next
+            # attempt opens a new file.
+            self._abandon()
+
+    def _recovered(self) -> None:
+        self._attempting = False
+        self._retry_delay = _RETRY_INITIAL
+        self.log.info(
+            "Datalog {name} recording again in {path} after {errors} errors; "
+            "{dropped} bytes dropped in all",
+            name=self._name,
+            path=self.path,
+            errors=self.write_errors,
+            dropped=self.bytes_dropped,
+        )
+        self._tell(
+            f"datalog recording again in {self.path}; {self.bytes_dropped} bytes of "
+            "packets could not be recorded since the agent started "
+            "(get_stats datalog.bytes_dropped)"
+        )
+
+    def _tell(self, message: str) -> None:
+        if self._on_trouble is not None:
+            # Never from inside a datalog method: the callback may well
+            # publish a packet, which would write to this datalog.
+            self._clock.callLater(0, self._told, message)
+
+    def _told(self, message: str) -> None:
+        if self._on_trouble is not None and not self._closed:
+            self._on_trouble(message)
+
+    def _open_file(self, now: float) -> RawFile | None:
         """
         Create the file for time ``now`` and arm the boundary timer.
 
@@ -336,15 +498,8 @@ class DataLog:
         self._file = file
         self.path = path
         self.size = 0
+        self._on_disk = 0
         self.files_opened += 1
-        if self._failing:
-            self._failing = False
-            self.log.info(
-                "Datalog {name} recording again in {path} after {errors} errors",
-                name=self._name,
-                path=path,
-                errors=self.write_errors,
-            )
         if self._period is not None:
             self._boundary = float((whole // self._period + 1) * self._period)
             self._boundary_call = self._clock.callLater(
@@ -354,33 +509,52 @@ class DataLog:
 
     def _close_file(self, sync: bool = False) -> str:
         """
-        Close the current file, if any, and cancel its timers.
+        Write out the buffer, close the current file, if any, and cancel its
+        timers.
 
         :param sync: also fsync it, so it survives a power cut.
         :returns: the path closed, or ``""``.
         """
         self._cancel_flush()
-        if self._boundary_call is not None:
-            if self._boundary_call.active():
-                self._boundary_call.cancel()
-            self._boundary_call = None
-        self._boundary = None
+        self._write_out()
+        self._cancel_boundary()
         file, path = self._file, self.path
         self._file = None
         self.path = ""
-        self.size = 0
+        self.size = self._on_disk = 0
         if file is None:
             return ""
         try:
             try:
                 if sync:
-                    file.flush()
                     os.fsync(file.fileno())
             finally:
                 file.close()
         except OSError as error:
             self._fail("closing", error, path)
         return path
+
+    def _abandon(self) -> None:
+        """
+        Give up the current file (nothing is buffered for it) without
+        writing to it again.
+        """
+        self._cancel_flush()
+        self._cancel_boundary()
+        file = self._file
+        self._file = None
+        self.path = ""
+        self.size = self._on_disk = 0
+        if file is not None:
+            with contextlib.suppress(OSError):
+                file.close()
+
+    def _cancel_boundary(self) -> None:
+        if self._boundary_call is not None:
+            if self._boundary_call.active():
+                self._boundary_call.cancel()
+            self._boundary_call = None
+        self._boundary = None
 
     def _cancel_flush(self) -> None:
         if self._flush_call is not None:
@@ -399,26 +573,30 @@ class DataLog:
 
     def _fail(self, action: str, error: OSError, path: str | None = None) -> None:
         """
-        Count and report an error, abandon the current file, and hold off
-        the next attempt for :data:`_RETRY_INTERVAL`.
+        Count and report an error and hold off the next attempt: 1 s after
+        the first error, twice as long after each failed attempt, at most
+        :data:`_RETRY_MAX`.  The file is kept for that attempt.
         """
         path = self.path if path is None else path
         self.write_errors += 1
-        self._failing = True
-        file, self._file = self._file, None
-        if file is not None:
-            # Whatever is still buffered cannot be trusted to reach the
-            # file; closing releases the descriptor even if it cannot.
-            with contextlib.suppress(OSError):
-                file.close()
-        self._close_file()
         now = self._clock.seconds()
-        self._retry_at = now + _RETRY_INTERVAL
+        if self._attempting:
+            self._retry_delay = min(self._retry_delay * 2, _RETRY_MAX)
+        elif not self.failing:
+            self._tell(
+                f"datalog cannot record: error {action} {path}: {error}; packets "
+                "are dropped and counted (get_stats datalog.bytes_dropped) until "
+                "it can"
+            )
+        self._attempting = False
+        self.failing = True
+        self._retry_at = now + self._retry_delay
+        self._cancel_flush()
         self._last_error = f"{action} {path}: {error}"
         if now >= self._quiet_until:
             self.log.error(
                 "Datalog {name} error {action} {path}: {error}; packets are "
-                "dropped until a new file opens",
+                "dropped and counted until the next attempt",
                 name=self._name,
                 action=action,
                 path=path,
