@@ -17,18 +17,12 @@ from typing import Any, TypeVar
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from instrumentd.driver.chunker import Chunker
-from instrumentd.driver.driver import InstrumentDriver
 from instrumentd.driver.errors import (
-    InstrumentConnectionError,
     InstrumentParameterError,
     InstrumentProtocolError,
     InstrumentStateError,
@@ -36,10 +30,8 @@ from instrumentd.driver.errors import (
 from instrumentd.driver.events import (
     ConfigChangeEvent,
     DirectAccessEvent,
-    DriverEvent,
     ErrorEvent,
     ResultEvent,
-    SampleEvent,
     StateChangeEvent,
 )
 from instrumentd.driver.particles import ntp_from_unix
@@ -59,10 +51,9 @@ from instrumentd.instruments.seabird.sbe37smp.simulator import (
     Mode,
     SBE37Simulator,
 )
-from instrumentd.interfaces import IInstrumentConnection, LinkState
-from instrumentd.packet import Packet, PacketType, unix_to_ntp
-from instrumentd.simulator import SimulatorSettings, connect_pump
-from instrumentd.testing import undeclared_fields
+from instrumentd.interfaces import IInstrumentConnection
+from instrumentd.simulator import SimulatorSettings
+from instrumentd.testing import DriverBench, undeclared_fields
 
 T = TypeVar("T")
 
@@ -99,141 +90,11 @@ AUTOSAMPLE_CAPABILITIES = [
 ]
 
 
-class _AgentEnd(Protocol):
+class Bench(DriverBench):
     """
-    The port agent's end of the line to the simulator: hands what arrives
-    to the connection, stamped with the clock's time as the agent would.
-    """
-
-    def __init__(self, connection: SimulatorConnection) -> None:
-        self.connection = connection
-
-    def dataReceived(self, data: bytes) -> None:
-        """
-        Bytes from the instrument.
-        """
-        self.connection._from_instrument(data)
-
-    def connectionLost(self, reason: Failure | None = None) -> None:
-        """
-        The line dropped.
-        """
-        self.connection._line_lost(self)
-
-
-@implementer(IInstrumentConnection)
-class SimulatorConnection:
-    """
-    An L{IInstrumentConnection} to a simulated SBE 37 through C{iosim}, with
-    the port agent's link state: L{plug_in} joins a new line (the agent
-    reconnecting), a dropped line reports the instrument link down.
-
-    @ivar sent: every write of the driver, in order.
-    """
-
-    def __init__(self, instrument: SBE37Simulator, clock: Clock) -> None:
-        self.instrument = instrument
-        self.clock = clock
-        self.state = "unconfigured"
-        self.link = LinkState()
-        self.sent: list[bytes] = []
-        self._end: _AgentEnd | None = None
-        self._pump: Any = None
-        self._data: Callable[[bytes, Packet], object] | None = None
-        self._on_state: Callable[[LinkState], object] | None = None
-
-    def initialize(self) -> None:
-        self.state = "unconfigured"
-
-    def configure(self, config: Any) -> None:
-        if config.get("method") != "simulator":
-            raise InstrumentConnectionError("method: expected 'simulator'")
-        self.state = "disconnected"
-
-    def connect(self) -> Deferred[LinkState]:
-        self.state = "connected"
-        self._join()
-        self.link = LinkState(agent=True, commands=True, instrument=True)
-        return succeed(self.link)
-
-    def disconnect(self) -> Deferred[None]:
-        self.state = "disconnected"
-        self.link = LinkState()
-        if self._end is not None and self._end.transport is not None:
-            self._end.transport.loseConnection()
-        self.flush()
-        return succeed(None)
-
-    def reset(self) -> Deferred[None]:
-        self.initialize()
-        return succeed(None)
-
-    def attach(
-        self,
-        callback: Callable[[bytes, Packet], object],
-        on_state: Callable[[LinkState], object] | None = None,
-        on_fault: Callable[[str], object] | None = None,
-    ) -> None:
-        self._data, self._on_state = callback, on_state
-
-    def detach(self) -> None:
-        self._data = self._on_state = None
-
-    def send(self, data: bytes) -> None:
-        if not self.link.ready or self._end is None or self._end.transport is None:
-            raise InstrumentConnectionError("the instrument link is down")
-        self.sent.append(data)
-        self._end.transport.write(data)
-
-    def send_break(self, duration_ms: int) -> Deferred[None]:
-        return succeed(None)
-
-    def link_state(self) -> LinkState:
-        return self.link
-
-    # The line.
-
-    def _join(self) -> None:
-        self._end = _AgentEnd(self)
-        self._pump = connect_pump(self.instrument, self._end, self.clock)
-
-    def plug_in(self) -> None:
-        """
-        The agent reaches the instrument again.
-        """
-        self._join()
-        self._set_link(LinkState(agent=True, commands=True, instrument=True))
-
-    def flush(self) -> None:
-        """
-        Move the bytes both ways.
-        """
-        if self._pump is not None:
-            self._pump.flush()
-
-    def _set_link(self, link: LinkState) -> None:
-        self.link = link
-        if self._on_state is not None:
-            self._on_state(link)
-
-    def _from_instrument(self, data: bytes) -> None:
-        packet = Packet(
-            PacketType.DATA_FROM_INSTRUMENT, data, *unix_to_ntp(self.clock.seconds())
-        )
-        if self._data is not None:
-            self._data(data, packet)
-
-    def _line_lost(self, end: _AgentEnd) -> None:
-        if end is self._end:
-            self._end = None
-            if self.state == "connected":
-                self._set_link(LinkState(agent=True, commands=True, instrument=False))
-
-
-class Bench:
-    """
-    A driver and a simulated SBE 37 on one clock, with the driver's events
-    collected.
+    A driver and a simulated SBE 37 on one clock
+    (L{instrumentd.testing.DriverBench}), the instrument's clock at the
+    spec's example time.
     """
 
     def __init__(
@@ -244,27 +105,14 @@ class Bench:
         init_config: dict[str, object] | None = None,
         **settings: Any,
     ) -> None:
-        self.clock = Clock()
-        self.clock.advance(HOST_START)
+        clock = Clock()
+        clock.advance(HOST_START)
         options: dict[str, Any] = {"start_time": INSTRUMENT_START}
         options.update(settings)
         self.sbe37 = SBE37Simulator(
-            SimulatorSettings(**options), reactor=self.clock, awake=awake
+            SimulatorSettings(**options), reactor=clock, awake=awake
         )
-        self.connection = SimulatorConnection(self.sbe37, self.clock)
-        self.driver = InstrumentDriver(self.connection, protocol, clock=self.clock)
-        self.seen: list[DriverEvent] = []
-        self.driver.events.subscribe(self.seen.append)
-        if init_config is not None:
-            self.driver.set_init_params(init_config)
-        self.driver.configure({"method": "simulator"})
-
-    @property
-    def state(self) -> str:
-        """
-        The driver's resource state.
-        """
-        return self.driver.get_resource_state()
+        super().__init__(protocol, self.sbe37, clock, init_config=init_config)
 
     @property
     def protocol(self) -> SBE37Protocol:
@@ -275,76 +123,11 @@ class Bench:
         assert isinstance(protocol, SBE37Protocol)
         return protocol
 
-    def connect(self, until: str = "COMMAND") -> None:
+    def connect(self, until: str = "COMMAND", limit: float = 20.0) -> None:
         """
         Connect and let the protocol discover the instrument.
         """
-        self.driver.connect()
-        self.run_until(lambda: self.state == until, 20)
-
-    def flush(self) -> None:
-        """
-        Move the bytes.
-        """
-        self.connection.flush()
-
-    def run(self, seconds: float, step: float = 0.05) -> None:
-        """
-        Let time pass in steps, moving the bytes after each.
-        """
-        self.flush()
-        for _ in range(round(seconds / step)):
-            self.clock.advance(step)
-            self.flush()
-
-    def run_until(self, done: Callable[[], bool], limit: float) -> None:
-        """
-        Let time pass until C{done()}, at most C{limit} seconds.
-        """
-        self.flush()
-        waited = 0.0
-        while not done():
-            if waited >= limit:
-                raise AssertionError(f"not done after {limit} s")
-            self.clock.advance(0.05)
-            self.flush()
-            waited += 0.05
-
-    def wait(self, d: Deferred[T], limit: float = 30.0) -> Deferred[T]:
-        """
-        Let time pass until C{d} has a result; return it.
-        """
-        self.run_until(lambda: d.called, limit)
-        return d
-
-    def of_type(self, kind: type[T]) -> list[T]:
-        """
-        The events seen of one kind.
-        """
-        return [event for event in self.seen if isinstance(event, kind)]
-
-    def particles(self, stream: str) -> list[Any]:
-        """
-        The particles published on one stream.
-        """
-        return [
-            event.particle
-            for event in self.of_type(SampleEvent)
-            if event.particle.stream_name == stream  # type: ignore[attr-defined]
-        ]
-
-    def sent_text(self) -> bytes:
-        """
-        What the driver has written to the instrument.
-        """
-        return b"".join(self.connection.sent)
-
-    def close(self) -> None:
-        """
-        Disconnect and power the simulator off (no timers left).
-        """
-        self.driver.disconnect()
-        self.sbe37.stop()
+        super().connect(until, limit)
 
 
 def values(particle: Any) -> dict[str, object]:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_testing_bench -*-
+# -*- test-case-name: tests.test_optode_driver,tests.test_sbe37_driver -*-
 """
 A driver and its simulator on one clock: the deterministic bench every
 driver's tests start from (see :mod:`instrumentd.testing`).
