@@ -621,10 +621,11 @@ class SilentWakeupTests(SynchronousTestCase):
         failure = self.failureResultOf(result, InstrumentTimeoutError)
         self.assertIn("status", str(failure.value))
 
-    def test_awakeInstrumentNotRetried(self) -> None:
+    def test_awakeInstrumentRetried(self) -> None:
         """
         A command sent with no wake-up (the instrument was heard from
-        recently) is not sent again when it times out.
+        recently, but fell asleep sooner than thought) is sent again after
+        a wake-up when it times out.
         """
         engine, wire, clock = make_engine(wakeup=self.WAKE)
         engine.execute(STATUS)
@@ -632,5 +633,22 @@ class SilentWakeupTests(SynchronousTestCase):
         engine.data_received(b"ok S>")
         lost = engine.execute(STATUS)
         clock.advance(STATUS.timeout)
-        self.failureResultOf(lost, InstrumentTimeoutError)
-        self.assertEqual(wire.written, [b"//\r\n", b"ds\r\n", b"ds\r\n"])
+        self.assertEqual(wire.written, [b"//\r\n", b"ds\r\n", b"ds\r\n", b"//\r\n"])
+        engine.data_received(b"!")
+        engine.data_received(b"ok S>")
+        self.assertEqual(self.successResultOf(lost), "ok")
+
+    def test_sleepTimeLearned(self) -> None:
+        """
+        A protocol that learns the instrument's sleep time sets it on the
+        engine; the next command after that long idle wakes it first.
+        """
+        engine, wire, clock = make_engine(wakeup=self.WAKE)
+        self.assertIsNone(engine.sleep_after)
+        engine.execute(STATUS)
+        engine.data_received(b"!")
+        engine.data_received(b"ok S>")
+        engine.sleep_after = 10.0
+        clock.advance(10)
+        engine.execute(STATUS)
+        self.assertEqual(wire.written[-1], b"//\r\n")

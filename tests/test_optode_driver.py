@@ -296,6 +296,32 @@ class DriverTests(SynchronousTestCase):
             status = bench.result(bench.driver.execute_resource("acquire_status"))
             self.assertEqual(status["serial_number"], 379.0)
 
+    def test_asleepSoonerThanThought(self) -> None:
+        """
+        A sensor that fell asleep while the driver thought it awake loses
+        the command that wakes it; the driver sends it again after a
+        wake-up, and it goes through.
+        """
+        bench = bench_for(self, enable_polled_mode="yes", enable_comm_indicator="no")
+        bench.instrument.fall_asleep()
+        status = bench.result(bench.driver.execute_resource("acquire_status"))
+        self.assertEqual(status["serial_number"], 379.0)
+        self.assertEqual(bench.sent_text().count(b"Get All\r\n"), 3)
+
+    def test_followsCommTimeout(self) -> None:
+        """
+        The driver learns the sensor's Comm TimeOut and wakes it before a
+        command sent after that long idle.
+        """
+        bench = bench_for(self, enable_polled_mode="yes", comm_timeout="10 s")
+        protocol = bench.driver.protocol
+        assert protocol is not None
+        self.assertEqual(protocol.engine.sleep_after, 8.0)
+        bench.run(9)
+        sent = len(bench.connection.sent)
+        bench.result(bench.driver.execute_resource("acquire_status"))
+        self.assertEqual(bench.connection.sent[sent], b"//\r\n")
+
     def test_directAccessRestores(self) -> None:
         """
         A setting changed in direct access is set back when it ends.

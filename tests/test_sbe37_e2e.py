@@ -14,102 +14,35 @@ a limit; nothing sleeps or polls.
 from __future__ import annotations
 
 import itertools
-import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
-from instrumentd.connection import PortAgentConnection
 from instrumentd.driver.driver import InstrumentDriver
-from instrumentd.driver.events import (
-    ConnectionEvent,
-    DirectAccessEvent,
-    DriverEvent,
-    EventBus,
-    SampleEvent,
-)
 from instrumentd.driver.particles import ntp_from_unix
 from instrumentd.instruments.seabird.sbe37smp import SBE37Protocol
 from instrumentd.instruments.seabird.sbe37smp.simulator import Mode, SBE37Simulator
-from instrumentd.simulator import PtySerialDevice, SimulatorSettings, listen
-from instrumentd.testing import port_agent_for
-from tests.agentsupport import Conditions, reactor
+from instrumentd.simulator import SimulatorSettings
+from tests.agentsupport import reactor
+from tests.drivere2e import Watcher, start_chain, values
 
 #: Instrument seconds per real second.
 TIME_SCALE = 10.0
 
 
-class Watcher:
-    """
-    Collects a driver's events and fires Deferreds when a condition on
-    them (or on the driver) becomes true.
-    """
-
-    def __init__(self, driver: InstrumentDriver, events: EventBus) -> None:
-        self.driver = driver
-        self.seen: list[DriverEvent] = []
-        self.conditions = Conditions()
-        events.subscribe(self._event)
-
-    def _event(self, event: DriverEvent) -> None:
-        self.seen.append(event)
-        self.conditions.changed()
-
-    def until(self, predicate: Callable[[], bool], what: str) -> Deferred[None]:
-        """
-        Wait until C{predicate()} holds, checked after every event.
-        """
-        return self.conditions.when(predicate, what)
-
-    def state(self, state: str) -> Deferred[None]:
-        """
-        Wait until the driver is in C{state}.
-        """
-        return self.until(
-            lambda: self.driver.get_resource_state() == state, f"state {state}"
-        )
-
-    def particles(self, stream: str) -> list[Any]:
-        """
-        The particles published on C{stream} so far.
-        """
-        return [
-            event.particle
-            for event in self.seen
-            if isinstance(event, SampleEvent) and event.particle.stream_name == stream  # type: ignore[attr-defined]
-        ]
-
-    def samples(self, count: int) -> Deferred[None]:
-        """
-        Wait until C{count} sample particles in all have been published.
-        """
-        return self.until(
-            lambda: len(self.particles("ctdpf_sample")) >= count,
-            f"{count} samples",
-        )
-
-    def connection_states(self) -> list[str]:
-        """
-        The connection states announced, in order.
-        """
-        return [e.state for e in self.seen if isinstance(e, ConnectionEvent)]
-
-
 @dataclass
 class Chain:
     """
-    Simulator, port agent and driver, joined.
+    The SBE 37 chain, and whether the simulator slept when the driver
+    connected.
     """
 
     sbe37: SBE37Simulator
     agent: Any
     driver: InstrumentDriver
     watcher: Watcher
-    #: Whether the simulator was asleep when the driver connected.
     was_asleep: bool
 
     async def run(self, command: str, **arguments: object) -> Any:
@@ -117,13 +50,6 @@ class Chain:
         Run a driver command and return its result.
         """
         return await self.driver.execute_resource(command, **arguments)
-
-
-def values(particle: Any) -> dict[str, object]:
-    """
-    A particle's values as a dict.
-    """
-    return {entry["value_id"]: entry["value"] for entry in particle.values}
 
 
 class _Base(TestCase):
@@ -142,40 +68,16 @@ class _Base(TestCase):
         sbe37 = SBE37Simulator(
             SimulatorSettings(time_scale=TIME_SCALE, baud=baud), reactor=reactor
         )
-        self.addCleanup(sbe37.stop)
-        if front == "tcp":
-            port = await listen(sbe37, "tcp:0", reactor)
-            self.addCleanup(port.stopListening)
-            instrument = f"tcp:host=127.0.0.1:port={port.getHost().port}"
-        else:
-            link = os.path.abspath(self.mktemp())
-            device = PtySerialDevice(sbe37, reactor, link=link, reopen_after=0.1)
-            device.open()
-            self.addCleanup(device.close)
-            instrument = f"serial:{link}:baudrate=9600"
-        # No grace: the driver hears of a dropped link at once.
-        agent = await port_agent_for(
+        asleep: list[bool] = []
+        chain = await start_chain(
             self,
-            instrument,
-            heartbeat=0,
-            disconnect_grace=0,
-            max_reconnect_delay=0.2,
+            sbe37,
+            SBE37Protocol,
+            front,
+            before_connect=lambda: asleep.append(sbe37.mode is Mode.ASLEEP),
         )
-        driver = InstrumentDriver(PortAgentConnection(), SBE37Protocol)
-        watcher = Watcher(driver, driver.events)
-        driver.configure(
-            {
-                "method": "port_agent",
-                "host": "127.0.0.1",
-                "data_port": agent.ports["data"],
-                "command_port": agent.ports["command"],
-            }
-        )
-        was_asleep = sbe37.mode is Mode.ASLEEP
-        await driver.connect()
-        self.addCleanup(driver.disconnect)
-        await watcher.state("COMMAND")
-        return Chain(sbe37, agent, driver, watcher, was_asleep)
+        await chain.watcher.state("COMMAND")
+        return Chain(sbe37, chain.agent, chain.driver, chain.watcher, asleep[0])
 
 
 class CapabilityTests(_Base):
@@ -207,7 +109,7 @@ class CapabilityTests(_Base):
         )
 
         sample = await chain.run("acquire_sample")
-        await watcher.samples(1)
+        await watcher.count("ctdpf_sample", 1)
         [particle] = watcher.particles("ctdpf_sample")
         self.assertEqual(values(particle), sample)
         self.assertIsNotNone(particle.internal_timestamp)
@@ -249,7 +151,7 @@ class CapabilityTests(_Base):
         await chain.run("start_autosample")
         self.assertEqual(driver.get_resource_state(), "AUTOSAMPLE")
         self.assertTrue(sbe37.logging)
-        await watcher.samples(3)
+        await watcher.count("ctdpf_sample", 3)
         logging = await chain.run("acquire_status")
         self.assertIs(logging["logging"], True)
         await chain.run("stop_autosample")
@@ -284,7 +186,7 @@ class AutosampleTests(_Base):
         chain = await self.chain()
         await chain.driver.set_resource({"INTERVAL": 5})
         await chain.run("start_autosample")
-        await chain.watcher.samples(5)
+        await chain.watcher.count("ctdpf_sample", 5)
         samples = chain.watcher.particles("ctdpf_sample")[:5]
         internal = [p.internal_timestamp for p in samples]
         self.assertEqual([b - a for a, b in itertools.pairwise(internal)], [5.0] * 4)
@@ -310,12 +212,12 @@ class LinkTests(_Base):
         watcher = chain.watcher
         await chain.driver.set_resource({"INTERVAL": 5})
         await chain.run("start_autosample")
-        await watcher.samples(1)
+        await watcher.count("ctdpf_sample", 1)
         chain.sbe37.faults.drop_link()
         await watcher.state("INSTRUMENT_DISCONNECTED")
         await watcher.state("AUTOSAMPLE")
         before = len(watcher.particles("ctdpf_sample"))
-        await watcher.samples(before + 2)
+        await watcher.count("ctdpf_sample", before + 2)
         self.assertEqual(
             watcher.connection_states()[-2:], ["INSTRUMENT_DISCONNECTED", "CONNECTED"]
         )
@@ -352,12 +254,7 @@ class DirectAccessTests(_Base):
         await chain.driver.start_direct()
         await chain.driver.execute_direct(b"INTERVAL=30\r\n")
         await watcher.until(
-            lambda: (
-                b"INTERVAL=30\r\n\r\nS>"
-                in b"".join(
-                    e.data for e in watcher.seen if isinstance(e, DirectAccessEvent)
-                )
-            ),
+            lambda: b"INTERVAL=30\r\n\r\nS>" in watcher.direct_access_output(),
             "the echo and prompt",
         )
         self.assertEqual(chain.sbe37.setup.interval, 30)

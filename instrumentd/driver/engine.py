@@ -225,10 +225,11 @@ class Wakeup:
         wake-up indicator can be turned off, as an Aanderaa optode's
         ``!``), and it loses the characters that woke it.  A try that
         hears no prompt within ``timeout`` is then taken as having woken
-        it, and a command sent after a wake-up that gets no reply is sent
-        again after a new wake-up, up to ``tries`` wake-ups in all: the
-        command itself may have been what woke the instrument, and was
-        lost.
+        it, and a command that gets no reply is sent again after a new
+        wake-up, up to ``tries`` times in all: the instrument may have
+        fallen asleep sooner than the driver thought (its sleep time is a
+        setting an operator can shorten), and the command itself was lost
+        waking it.
     """
 
     data: bytes = b""
@@ -329,15 +330,14 @@ class InstrumentSession:
         """
         self._check()
         wakeup = self._engine.wakeup
-        woken = command.wake and self._engine.may_be_asleep()
-        if woken:
+        if command.wake and self._engine.may_be_asleep():
             await self.wake(command.name)
         data = command.build(**arguments)
-        # An instrument that may wake silently gets the command again, after
-        # a new wake-up, when a command sent after a wake-up is unanswered.
+        # An instrument that may wake silently gets an unanswered command
+        # again, after a new wake-up: the command may have been what woke it.
         retries = (
             wakeup.tries - 1
-            if woken and wakeup is not None and wakeup.may_be_silent
+            if command.wake and wakeup is not None and wakeup.may_be_silent
             else 0
         )
         while True:
@@ -550,6 +550,10 @@ class CommandEngine:
         self._suspect_asleep = wakeup is not None
         self._last_write: float | None = None
         #: How many wake-up sequences have been sent.
+        #: Seconds without input after which the instrument may be asleep:
+        #: the wake-up's ``sleep_after`` until the protocol learns the
+        #: instrument's own setting and sets it here.
+        self.sleep_after = None if wakeup is None else wakeup.sleep_after
         self.wake_attempts = 0
         #: How many replies did not come in time.
         self.timeouts = 0
@@ -591,9 +595,9 @@ class CommandEngine:
             return False
         if self._suspect_asleep:
             return True
-        if wakeup.sleep_after is None or self._last_write is None:
+        if self.sleep_after is None or self._last_write is None:
             return False
-        return self.clock.seconds() - self._last_write >= wakeup.sleep_after
+        return self.clock.seconds() - self._last_write >= self.sleep_after
 
     def check_refusal(self, reply: Reply) -> None:
         """

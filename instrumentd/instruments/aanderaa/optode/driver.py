@@ -59,10 +59,10 @@ from instrumentd.instruments.aanderaa.optode.particles import (
 __all__ = ["OptodeInputs", "OptodeMachine", "OptodeProtocol"]
 
 _ANSWER: Final = re.compile(rb"#\r\n|\*[^\r\n]*\r\n")
-#: Comm TimeOut choices (passkey 1000 to change).
-COMM_TIMEOUTS: Final = (
-    "Always On", "10 s", "20 s", "30 s", "1 min", "2 min", "5 min", "10 min",
-)  # fmt: skip
+#: Comm TimeOut choices (passkey 1000 to change), and their seconds.
+_SECONDS: Final = {"10 s": 10, "20 s": 20, "30 s": 30, "1 min": 60, "2 min": 120,
+                   "5 min": 300, "10 min": 600}  # fmt: skip
+COMM_TIMEOUTS: Final = ("Always On", *_SECONDS)
 
 
 def _command(
@@ -192,7 +192,7 @@ class OptodeProtocol(InstrumentProtocol[OptodeInputs]):
         ``Get All``, and record the settings in it.
         """
         dump = await session.run(GET_ALL)
-        self.record_changes(self.parameters.update(dump.decode("latin-1")))
+        self.record_changes(await self.update_parameters(session, dump))
         return dump
 
     async def discover_state(self, session: InstrumentSession) -> str:
@@ -212,12 +212,17 @@ class OptodeProtocol(InstrumentProtocol[OptodeInputs]):
         return ProtocolState.AUTOSAMPLE
 
     async def update_parameters(
-        self, session: InstrumentSession
+        self, session: InstrumentSession, dump: bytes | None = None
     ) -> dict[str, object] | None:
         """
-        Read the settings from ``Get All``.
+        Read the settings from ``Get All`` (or a dump just read), and wake
+        the sensor before its own Comm TimeOut puts it to sleep.
         """
-        return self.parameters.update((await session.run(GET_ALL)).decode("latin-1"))
+        dump = dump if dump is not None else await session.run(GET_ALL)
+        changes = self.parameters.update(dump.decode("latin-1"))
+        seconds = _SECONDS.get(str(self.parameters.get("COMM_TIMEOUT")))
+        self.engine.sleep_after = None if seconds is None else 0.8 * seconds
+        return changes
 
     async def write_parameters(
         self, session: InstrumentSession, values: Mapping[str, object]
