@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 
+from instrumentd.simulator import SIMULATOR_MODELS
 from instrumentd.station.sse import EventStreamParser, ServerSentEvent
 
 # twistd has no __main__; run its entry point with this interpreter.
@@ -482,7 +483,7 @@ port_agent = {{ mode = "in-process", max_reconnect_delay = 1 }}
         self.assertIn("the station ended (status 1)", str(never.value))
         self.assertIn(
             "station.toml: instruments[0].connection.model: 'sbe38' is not a "
-            "simulator; valid choices: sbe37",
+            "simulator; valid choices: " + ", ".join(sorted(SIMULATOR_MODELS)),
             station.output,
         )
         self.assertFalse(os.path.exists(os.path.join(self.directory, "data")))
