@@ -805,6 +805,38 @@ class ConnectionTests(ConfigCheckTests):
         )
         self.assertEqual(simulator.listen, "tcp:0:interface=127.0.0.1")
 
+    def test_simulatorOptions(self) -> None:
+        """
+        A simulator's own options choose the variant to simulate; TOML
+        booleans become yes/no; an option the model does not have, or a
+        value it cannot take, is a problem naming it.
+        """
+        config = self.load(
+            self.connection(
+                "type = 'simulator'\nmodel = 'optode'\n"
+                "options = { enable_polled_mode = true, Interval = 2 }"
+            )
+        )
+        simulator = config.instruments[0].connection.simulator
+        assert simulator is not None
+        self.assertEqual(
+            simulator.settings.options, {"enable_polled_mode": "yes", "interval": "2"}
+        )
+        self.assertProblem(
+            self.connection(
+                "type = 'simulator'\nmodel = 'optode'\noptions = { colour = 'red' }"
+            ),
+            "instruments[0].connection.options",
+            "optode has no option 'colour'; options: ",
+        )
+        self.assertProblem(
+            self.connection(
+                "type = 'simulator'\nmodel = 'optode'\noptions = { interval = 0 }"
+            ),
+            "instruments[0].connection.options",
+            "interval='0' is not a valid Interval",
+        )
+
     def test_endpoint(self) -> None:
         """
         An endpoint connection's string is parsed now.

@@ -19,6 +19,7 @@ from instrumentd.simulator.base import (
     SimulatedInstrument,
     SimulatorSettings,
     UnknownModelError,
+    check_simulator,
     make_simulator,
     simulator_class,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "SimulatorService",
     "SimulatorSettings",
     "UnknownModelError",
+    "check_simulator",
     "connect_pump",
     "listen",
     "loopback_by_default",

@@ -45,6 +45,7 @@ __all__ = [
     "SimulatedInstrument",
     "SimulatorSettings",
     "UnknownModelError",
+    "check_simulator",
     "make_simulator",
     "simulator_class",
 ]
@@ -666,3 +667,19 @@ def make_simulator(
     :raises UnknownModelError: listing the models there are.
     """
     return simulator_class(name)(settings, reactor=reactor)
+
+
+def check_simulator(name: str, settings: SimulatorSettings) -> None:
+    """
+    Check that a model runs with these settings, its own options included,
+    by making it once on a stopped clock: what ``simulate`` and a station's
+    configuration do before starting anything.
+
+    :param name: the model.
+    :param settings: the settings.
+    :raises ValueError: naming the bad setting or option and the valid ones
+        (:class:`UnknownModelError` for an unknown model).
+    """
+    from twisted.internet.task import Clock
+
+    make_simulator(name, settings, reactor=Clock()).stop()

@@ -20,6 +20,7 @@ from instrumentd.simulator.base import (
     SIMULATOR_MODELS,
     SimulatorSettings,
     UnknownModelError,
+    check_simulator,
     make_simulator,
 )
 from instrumentd.simulator.frontends import (
@@ -190,11 +191,9 @@ class SimulateOptions(usage.Options):
         if not self["listen"] and not self["pty"]:
             self["listen"] = [DEFAULT_LISTEN]
         try:
-            # Made once on a stopped clock, so a bad option of the model's
-            # own is refused here, with the others, naming the valid ones.
-            from twisted.internet.task import Clock
-
-            make_simulator(self.model, self.settings(), reactor=Clock()).stop()
+            # A bad option of the model's own is refused here, with the
+            # others, naming the valid ones.
+            check_simulator(self.model, self.settings())
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
 

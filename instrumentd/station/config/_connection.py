@@ -60,9 +60,22 @@ def _serial(table: Table, values: dict[str, Any]) -> ConnectionSpec:
     return ConnectionSpec("serial", endpoint=endpoint)
 
 
-def _simulator(table: Table, values: dict[str, Any]) -> ConnectionSpec | None:
-    from instrumentd.simulator import SimulatorSettings
+def _option_text(value: object) -> str:
+    # Simulator options are text, as on the command line; TOML's booleans
+    # become the yes/no an instrument's own settings use.
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
 
+
+def _simulator(table: Table, values: dict[str, Any]) -> ConnectionSpec | None:
+    from instrumentd.simulator import (
+        SIMULATOR_MODELS,
+        SimulatorSettings,
+        check_simulator,
+    )
+
+    options = values.get("options") or {}
     try:
         settings = SimulatorSettings(
             baud=values["baud"],
@@ -70,11 +83,17 @@ def _simulator(table: Table, values: dict[str, Any]) -> ConnectionSpec | None:
             time_scale=values["time_scale"],
             seed=values["seed"],
             serial_number=values["serial_number"],
+            options={
+                str(name).lower(): _option_text(value)
+                for name, value in options.items()
+            },
         )
+        if values["model"] in SIMULATOR_MODELS:  # else already reported
+            check_simulator(values["model"], settings)
     except ValueError as e:
-        # The declared bounds are narrower than the simulator's own; this
-        # is a rule the declarations missed.
-        table.bad("type", str(e))
+        # A bound the declarations missed, or an option the model does not
+        # have or cannot take (the model's own message names it).
+        table.bad("options" if options else "type", str(e))
         return None
     return ConnectionSpec(
         "simulator",

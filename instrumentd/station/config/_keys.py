@@ -450,6 +450,15 @@ CONNECTIONS: Final = {
             ),
             Key("echo", "boolean", "echo what it is sent", default=True),
             Key(
+                "options",
+                "table",
+                "the model's own options, the variant to simulate (as "
+                "`simulate --option NAME=VALUE`), e.g. "
+                "`{ enable_polled_mode = true }` for an optode; "
+                "[`simulators.md`](simulators.md) lists each model's",
+                default_doc="none",
+            ),
+            Key(
                 "listen",
                 "server endpoint",
                 "where the simulator is served for its port agent",
