@@ -667,3 +667,113 @@ class UnreachableInstrumentTests(TestCase):
         data = json.loads(first.data)
         self.assertEqual(data["state"], "INSTRUMENT_DISCONNECTED")
         self.assertRegex(data["reason"], down + "connection refused")
+
+    async def simulator(self, listen: str) -> tuple[StationProcess, int]:
+        """
+        A simulated SBE 37-SMP in its own process (``twistd instrumentd
+        simulate``), stopped when the test ends.
+
+        :returns: the process and the TCP port it listens on.
+        """
+        process = StationProcess()
+        argv = [
+            sys.executable,
+            "-u",
+            "-c",
+            _TWISTD,
+            "-n",
+            "--pidfile=",
+            "instrumentd",
+            "simulate",
+            "sbe37",
+            "--listen",
+            listen,
+            "--time-scale",
+            str(TIME_SCALE),
+            "--baud",
+            "0",
+        ]
+        reactor.spawnProcess(  # type: ignore[attr-defined]
+            process, sys.executable, argv, env=dict(os.environ), path=self.directory
+        )
+
+        async def stop() -> None:
+            if process.exit_code is None:
+                process.transport.signalProcess("KILL")  # type: ignore[union-attr]
+                await process.ended
+
+        self.addCleanup(lambda: Deferred.fromCoroutine(stop()))
+        # It has no API: its end is expected, not a failure to log one.
+        process.url.addErrback(lambda _: None)
+        found = await process.wait_for(r"listening on 127\.0\.0\.1:(\d+)")
+        return process, int(found.group(1))
+
+    async def test_linkDropsLater(self) -> None:
+        """
+        An instrument that worked and then went away (its device server
+        killed): the station's log, C{/api/health}, the event stream and a
+        command's 503 say why and since when; when it comes back, the log
+        says so and the problem is gone.
+        """
+        simulator, port = await self.simulator("tcp:0:interface=127.0.0.1")
+        station = self.start_station(
+            _unreachable(
+                "ctd",
+                f'{{ type = "tcp", host = "127.0.0.1", port = {port} }}',
+                "child",
+            )
+        )
+        url = await station.url
+        await station.wait_for("ctd: running, COMMAND")
+        events: list[ServerSentEvent] = []
+        told: Deferred[None] = Deferred()
+        back: Deferred[None] = Deferred()
+
+        def event(each: ServerSentEvent) -> None:
+            events.append(each)
+            if "connection refused" in each.data and not told.called:
+                told.callback(None)
+            if (
+                told.called
+                and json.loads(each.data).get("state") == "CONNECTED"
+                and not back.called
+            ):
+                back.callback(None)
+
+        response = await self.http.get(
+            f"{url}/api/instruments/ctd/events?types=CONNECTION,ERROR",
+            unbuffered=True,
+        )
+        streaming = response.collect(EventStreamParser(event).feed)
+        simulator.transport.signalProcess("KILL")  # type: ignore[union-attr]
+        await simulator.ended
+        down = r"the instrument link is down since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: "
+        await station.wait_for("ctd: " + down + "connection refused")
+        await told
+        kinds = [(each.event, json.loads(each.data).get("state")) for each in events]
+        self.assertIn(("CONNECTION", "INSTRUMENT_DISCONNECTED"), kinds)
+        self.assertTrue(
+            any(
+                each.event == "ERROR"
+                and "instrument link down since" in json.loads(each.data)["message"]
+                for each in events
+            ),
+            events,
+        )
+        health = await self.request("GET", url + "/api/health")
+        self.assertRegex(
+            health["instruments"]["ctd"]["problem"], down + "connection refused"
+        )
+        refused = await self.request(
+            "POST", url + "/api/instruments/ctd/commands/acquire_status", expected=503
+        )
+        self.assertEqual(refused["error"]["code"], "INSTRUMENT_CONNECTION")
+        self.assertRegex(refused["error"]["message"], down + "connection refused")
+
+        await self.simulator(f"tcp:{port}:interface=127.0.0.1")
+        await station.wait_for("ctd: the instrument link is up again")
+        await back
+        response.original._transport.loseConnection()  # type: ignore[attr-defined]
+        await streaming.addErrback(lambda _: None)
+        health = await self.request("GET", url + "/api/health")
+        self.assertIsNone(health["instruments"]["ctd"]["problem"])
