@@ -17,9 +17,16 @@ from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
+    from instrumentd.endpoints.serial import SerialSettings
     from instrumentd.packet import Packet
 
-__all__ = ["IBreakableTransport", "IDataLog", "IInstrumentConnection", "LinkState"]
+__all__ = [
+    "IBreakableTransport",
+    "IDataLog",
+    "IInstrumentConnection",
+    "ISerialLineControl",
+    "LinkState",
+]
 
 
 class IBreakableTransport(Interface):
@@ -37,6 +44,48 @@ class IBreakableTransport(Interface):
 
         :param duration_ms: how long to hold the break, > 0.
         :returns: a Deferred that fires when the break has ended.
+        """
+
+
+class ISerialLineControl(Interface):
+    """
+    A serial-line transport whose settings and control lines can be changed
+    while it is open (what an RFC 2217 session asks of the line).
+
+    Settings are :class:`~instrumentd.endpoints.serial.SerialSettings`.
+    """
+
+    configured = Attribute(
+        "The settings the line was opened with (its endpoint string's)."
+    )
+
+    def line_settings() -> SerialSettings:
+        """
+        :returns: the settings in effect now.
+        """
+
+    def apply_line_settings(settings: SerialSettings) -> SerialSettings:
+        """
+        Change the line's settings.
+
+        :param settings: the new settings.
+        :returns: the settings in effect afterwards.
+        :raises OSError: if the driver refuses; the previous settings are
+            put back first.
+        """
+
+    def set_control_line(name: str, on: bool) -> None:
+        """
+        Raise or drop ``"dtr"`` or ``"rts"``, or start or end a ``"break"``.
+
+        :raises OSError: if the device has no such line (a pty has neither
+            DTR nor RTS).
+        """
+
+    def modem_lines() -> int | None:
+        """
+        :returns: the modem input lines as RFC 2217 MODEMSTATE bits (CD 0x80,
+            RI 0x40, DSR 0x20, CTS 0x10), or ``None`` if the device has none.
         """
 
 

@@ -254,7 +254,7 @@ class AccessOptionsTests(SynchronousTestCase):
         self.assertFalse(config.gated("data"))
         self.assertTrue(config.gated("sniff"))
         self.assertTrue(config.gated("command"))
-        self.assertIn("command and raw", self.refused("--tokenless", "raw"))
+        self.assertIn("command, raw and RFC 2217", self.refused("--tokenless", "raw"))
         self.assertIn("only meaningful", self.refused("--tokenless", "data"))
         text = self.refused(
             "--token-file",
@@ -265,6 +265,20 @@ class AccessOptionsTests(SynchronousTestCase):
             "tcp:0",
         )
         self.assertIn("--sniff-port", text)
+
+    def test_rfc2217Port(self) -> None:
+        """
+        The RFC 2217 listener is off unless given, and is held to the same
+        rule as the others.
+        """
+        self.assertEqual(self.parse().config().listeners["rfc2217"], ())
+        config = self.parse("--rfc2217-port", "tcp:0:interface=127.0.0.1").config()
+        self.assertEqual(config.listeners["rfc2217"], ("tcp:0:interface=127.0.0.1",))
+        self.assertIn("--rfc2217-port", self.refused("--rfc2217-port", "tcp:0"))
+        config = self.parse(
+            "--rfc2217-port", "tcp:0", "--token-file", self.token_file
+        ).config()
+        self.assertTrue(config.gated("rfc2217"))
 
     def test_badTokenFile(self) -> None:
         self.assertIn("--token-file", self.refused("--token-file", "/nonexistent"))

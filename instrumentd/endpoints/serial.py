@@ -43,7 +43,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from instrumentd.endpoints._description import one_path_and_options
-from instrumentd.interfaces import IBreakableTransport
+from instrumentd.interfaces import IBreakableTransport, ISerialLineControl
 
 __all__ = [
     "MAX_BREAK_MS",
@@ -222,7 +222,16 @@ class BreakInProgressError(Exception):
     """
 
 
-@implementer(IBreakableTransport)
+#: Modem input lines: the ``termios`` bit, and its RFC 2217 MODEMSTATE bit.
+_MODEM_BITS: Final = (
+    ("TIOCM_CD", 0x80),
+    ("TIOCM_RI", 0x40),
+    ("TIOCM_DSR", 0x20),
+    ("TIOCM_CTS", 0x10),
+)
+
+
+@implementer(IBreakableTransport, ISerialLineControl)
 class BreakableSerialPort(SerialPort):
     """
     A Twisted serial port that can send a break without blocking.
@@ -260,6 +269,7 @@ class BreakableSerialPort(SerialPort):
         """
         if settings is None:
             settings = SerialSettings()
+        self.configured = settings
         self.device = device
         self._clock = clock if clock is not None else IReactorTime(reactor)
         self._break: tuple[IDelayedCall, Deferred[None]] | None = None
@@ -316,6 +326,91 @@ class BreakableSerialPort(SerialPort):
             ends.
         """
         return SerialAddress(self.device)
+
+    def line_settings(self) -> SerialSettings:
+        """
+        :returns: the settings in effect, as the driver accepted them.
+        """
+        port = self._serial
+        return SerialSettings(
+            baudrate=port.baudrate,
+            bytesize=port.bytesize,
+            parity=port.parity,
+            stopbits=port.stopbits,
+            rtscts=bool(port.rtscts),
+            xonxoff=bool(port.xonxoff),
+        )
+
+    def apply_line_settings(self, settings: SerialSettings) -> SerialSettings:
+        """
+        Change the line's settings while it is open.
+
+        :param settings: the new settings.
+        :returns: the settings in effect afterwards.
+        :raises OSError: if the driver refuses; the previous settings are
+            put back first (pyserial would otherwise keep believing the
+            refused ones).
+        """
+        port = self._serial
+        before = port.get_settings()
+        try:
+            port.apply_settings(
+                {
+                    "baudrate": settings.baudrate,
+                    "bytesize": settings.bytesize,
+                    "parity": settings.parity,
+                    "stopbits": settings.stopbits,
+                    "rtscts": settings.rtscts,
+                    "xonxoff": settings.xonxoff,
+                }
+            )
+        except (OSError, ValueError, serial.SerialException) as e:
+            with contextlib.suppress(Exception):
+                port.apply_settings(before)
+            if isinstance(e, OSError):
+                raise
+            raise OSError(str(e)) from e
+        return self.line_settings()
+
+    def set_control_line(self, name: str, on: bool) -> None:
+        """
+        Raise or drop ``"dtr"`` or ``"rts"``, or start or end a ``"break"``
+        (ending one also ends a timed break from :meth:`send_break`).
+
+        :raises OSError: if the device has no such line.
+        :raises ValueError: for any other name.
+        """
+        if name == "break" and not on and self._break is not None:
+            pending = self._clear_break()
+            if pending is not None:
+                pending[1].errback(
+                    ConnectionClosed(f"break on {self.device} ended early")
+                )
+            return
+        attribute = {"dtr": "dtr", "rts": "rts", "break": "break_condition"}.get(name)
+        if attribute is None:
+            raise ValueError(f"no control line {name!r}; valid: dtr, rts, break")
+        setattr(self._serial, attribute, on)
+
+    def modem_lines(self) -> int | None:
+        """
+        :returns: CD, RI, DSR and CTS as RFC 2217 MODEMSTATE bits, or
+            ``None`` if the device has no modem lines (a pty).
+        """
+        import fcntl
+        import struct
+        import termios
+
+        try:
+            raw = fcntl.ioctl(self._serial.fd, termios.TIOCMGET, struct.pack("I", 0))
+        except OSError:
+            return None
+        lines = struct.unpack("I", raw)[0]
+        state = 0
+        for name, bit in _MODEM_BITS:
+            if lines & getattr(termios, name):
+                state |= bit
+        return state
 
     def send_break(self, duration_ms: int) -> Deferred[None]:
         """

@@ -47,8 +47,15 @@ from instrumentd.portagent.listeners import (
     RawClient,
     SniffClient,
 )
-from instrumentd.portagent.options import PortAgentConfig, demo_recording
+from instrumentd.portagent.options import (
+    ALL_LISTENER_KINDS,
+    LISTENER_KINDS,
+    PortAgentConfig,
+    demo_recording,
+)
+from instrumentd.portagent.rfc2217.session import RFC2217Factory
 from instrumentd.portagent.router import Router
+from instrumentd.portagent.writers import LineWriters
 
 __all__ = ["CONNECTED", "DISCONNECTED", "PortAgent"]
 
@@ -74,7 +81,8 @@ class PortAgent(Service):
     :ivar router: fans packets out to the datalog and clients.
     :ivar datalog: the binary record of every packet.
     :ivar ports: the bound listeners, by kind.
-    :ivar raw_clients: raw clients in order of arrival; the first writes.
+    :ivar writers: raw clients and RFC 2217 sessions queued for the line;
+        the first writes.
     :ivar version: the agent's version text.
     """
 
@@ -112,7 +120,7 @@ class PortAgent(Service):
         self._announced: str | None = None
         self._told_problem: str | None = None
         self.ports: dict[str, list[IListeningPort]] = {}
-        self.raw_clients: list[RawClient] = []
+        self.writers = LineWriters()
         self.command_clients = 0
         self.heartbeat_interval = config.heartbeat
         self._heartbeat: LoopingCall | None = None
@@ -188,6 +196,11 @@ class PortAgent(Service):
             "command": CommandPortFactory(self),
             "sniff": ListenerFactory(self, SniffClient),
             "raw": ListenerFactory(self, RawClient),
+            "rfc2217": RFC2217Factory(
+                self,
+                self._token if self.config.gated("rfc2217") else None,
+                self._reactor,
+            ),
         }
         pending: list[Deferred[IListeningPort]] = []
         for kind, descriptions in self.config.listeners.items():
@@ -223,7 +236,8 @@ class PortAgent(Service):
             self._parent_watch.start()
 
     def _guarded(self, kind: str, factory: Factory) -> Factory:
-        if self._token is None or not self.config.gated(kind):
+        # An RFC 2217 session reads the token inside its telnet stream.
+        if self._token is None or not self.config.gated(kind) or kind == "rfc2217":
             return factory
         return TokenGateFactory(factory, self._token, kind, self._reactor)
 
@@ -363,17 +377,30 @@ class PortAgent(Service):
         if not self.link.connected:
             self._announce(DISCONNECTED)
 
-    def to_instrument(self, data: bytes, source: str) -> bool:
+    def to_instrument(self, data: bytes, source: str, client: object = None) -> bool:
         """
         Send a client's bytes to the instrument and record them as
-        DATA_FROM_DRIVER; if the link is down, drop them, count them and
-        tell data clients with a fault.
+        DATA_FROM_DRIVER; if the link is down, or an RFC 2217 session other
+        than ``client`` holds the line, drop them, count them and tell data
+        clients with a fault.
 
         :param data: the bytes.
         :param source: who sent them, for the fault text.
+        :param client: the line writer sending them, if it is one.
         :returns: whether they were sent.
         """
         counters = self.router.counters
+        holder = self.writers.exclusive_holder
+        if holder is not None and holder is not client:
+            counters.bytes_not_sent_to_instrument += len(data)
+            self.router.publish(
+                PacketType.PORT_AGENT_FAULT,
+                (
+                    f"the instrument line is held by RFC 2217 client {holder.label}: "
+                    f"{len(data)} bytes from {source} not sent"
+                ).encode(),
+            )
+            return False
         try:
             self.link.write(data)
         except LinkDown as e:
@@ -423,10 +450,18 @@ class PortAgent(Service):
     def port_numbers(self) -> dict[str, int | str | None]:
         """
         The first bound address of each listener kind: a TCP port number,
-        a UNIX socket path, or ``None`` when that listener is off.
+        a UNIX socket path, or ``None`` when that listener is off (``rfc2217``
+        only when it is configured).
         """
         numbers: dict[str, int | str | None] = {}
-        for kind in ("data", "command", "sniff", "raw"):
+        # The RFC 2217 listener is reported only when it is configured, so
+        # that agents without one report what they always did.
+        kinds = [
+            k
+            for k in ALL_LISTENER_KINDS
+            if k in LISTENER_KINDS or self.config.listeners.get(k)
+        ]
+        for kind in kinds:
             ports = self.ports.get(kind) or []
             numbers[kind] = _address(ports[0]) if ports else None
         return numbers

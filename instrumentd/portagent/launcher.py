@@ -207,7 +207,7 @@ class PortAgentProcess:
     :ivar pid: its process id.
     :ivar name: its name (the instrument's reference designator).
     :ivar ports: the first bound address of each listener kind (``data``,
-        ``command``, ``sniff``, ``raw``): a TCP port number, a UNIX socket
+        ``command``, ``sniff``, ``raw``, and ``rfc2217`` if it has one): a TCP port number, a UNIX socket
         path, or ``None`` when that listener is off.
     :ivar listeners: every bound address, by listener kind.
     :ivar status: the whole status file the agent wrote, as parsed JSON.
@@ -515,6 +515,8 @@ class _Launch:
         process.status = status
         ports = status.get("ports", {})
         process.ports = {kind: ports.get(kind) for kind in _KINDS}
+        if "rfc2217" in ports:
+            process.ports["rfc2217"] = ports["rfc2217"]
         process.listeners = dict(status.get("listeners", {}))
         self.result.callback(process)
 
@@ -604,6 +606,7 @@ def port_agent_command(
     sniff_port: str | Sequence[str] | None = None,
     raw_port: str | Sequence[str] | None = None,
     log_file: str | None = None,
+    rfc2217_port: str | Sequence[str] | None = None,
     token_file: str | None = None,
     tokenless: Sequence[str] = (),
     allow_insecure: bool = False,
@@ -634,6 +637,7 @@ def port_agent_command(
         ("command", command_port),
         ("sniff", sniff_port),
         ("raw", raw_port),
+        ("rfc2217", rfc2217_port),
     ):
         argv += _listener_arguments(kind, value)
     argv += _option("token-file", token_file)
@@ -664,6 +668,7 @@ def launch_port_agent(
     timeout: float = 30.0,
     env: dict[str, str] | None = None,
     log_file: str | None = None,
+    rfc2217_port: str | Sequence[str] | None = None,
     token_file: str | None = None,
     tokenless: Sequence[str] = (),
     allow_insecure: bool = False,
@@ -704,6 +709,8 @@ def launch_port_agent(
     :param env: the child's whole environment; this process's if ``None``.
     :param log_file: where the agent logs (``twistd --logfile``); its stdout
         (kept only as a tail for error reports) if ``None``.
+    :param rfc2217_port: server endpoint string(s) for RFC 2217 clients;
+        none if ``None``.
     :param token_file: ``--token-file``: clients must send its first line
         first.
     :param tokenless: ``--tokenless`` kinds (``data``, ``sniff``).
@@ -737,6 +744,7 @@ def launch_port_agent(
         sniff_port=sniff_port,
         raw_port=raw_port,
         log_file=log_file,
+        rfc2217_port=rfc2217_port,
         token_file=token_file,
         tokenless=tokenless,
         allow_insecure=allow_insecure,

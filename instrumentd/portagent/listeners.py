@@ -7,9 +7,10 @@ The protocols of a port agent's data, sniff and raw listeners.
   recorded as DATA_FROM_DRIVER.  Any number of clients.
 - **sniff**: every packet of every type as one text line; input ignored.
 - **raw**: an operator's terminal: bare instrument bytes out, keystrokes in.
-  Only one raw client writes at a time, the first to connect; the others are
-  told they are read-only and are told again when the writer leaves and the
-  longest-waiting one is given the line.
+  Only one raw client or RFC 2217 session writes at a time, the first to
+  connect; the others are told they are read-only and are told again when
+  the writer leaves and the longest-waiting one is given the line (see
+  :mod:`instrumentd.portagent.writers`).
 """
 
 from __future__ import annotations
@@ -98,20 +99,27 @@ class RawClient(_Client):
     """
 
     kind = "raw"
+    #: A raw writer does not keep data clients off the line.
+    exclusive = False
 
     def connectionMade(self) -> None:
         super().connectionMade()
-        raw = self.agent.raw_clients
-        raw.append(self)
-        if raw[0] is not self and self.outlet is not None:
+        if not self.agent.writers.join(self) and self.outlet is not None:
             self.outlet.send(READ_ONLY_NOTICE)
 
+    def became_writer(self) -> None:
+        """
+        The line is ours now: say so.
+        """
+        if self.outlet is not None:
+            self.outlet.send(WRITER_NOTICE)
+
     def dataReceived(self, data: bytes) -> None:
-        raw = self.agent.raw_clients
         if (
-            raw
-            and raw[0] is self
-            and not self.agent.to_instrument(data, f"raw client {self.label}")
+            self.agent.writers.holder is self
+            and not self.agent.to_instrument(
+                data, f"raw client {self.label}", client=self
+            )
             and self.outlet is not None
         ):
             # Faults go to data clients; an operator typing must be told too.
@@ -119,12 +127,7 @@ class RawClient(_Client):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         super().connectionLost(reason)
-        raw = self.agent.raw_clients
-        was_writer = bool(raw) and raw[0] is self
-        if self in raw:
-            raw.remove(self)
-        if was_writer and raw and raw[0].outlet is not None:
-            raw[0].outlet.send(WRITER_NOTICE)
+        self.agent.writers.leave(self)
 
 
 class ListenerFactory(Factory):

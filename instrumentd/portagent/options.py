@@ -127,6 +127,9 @@ CLIENT_BUFFER: Final = Bounds(MIN_CLIENT_BUFFER, 1 << 30, "bytes")
 #: Listeners bind to loopback on an ephemeral port unless told otherwise.
 DEFAULT_LISTENER: Final = "tcp:0:interface=127.0.0.1"
 LISTENER_KINDS: Final = ("data", "command", "sniff", "raw")
+#: Every listener kind: the four above, on by default, and the RFC 2217
+#: serial port server, off unless asked for.
+ALL_LISTENER_KINDS: Final = (*LISTENER_KINDS, "rfc2217")
 ROTATIONS: Final = ("daily", "hourly", "none")
 #: The listeners that may be left without the token (read-mostly, and the
 #: data port is what unmodified OOI drivers use).
@@ -168,7 +171,8 @@ class PortAgentConfig:
     :ivar name: the instrument's reference designator.
     :ivar instrument: client endpoint string for the instrument link.
     :ivar listeners: for each listener kind (``data``, ``command``,
-        ``sniff``, ``raw``), its server endpoint strings (empty: none).
+        ``sniff``, ``raw``, ``rfc2217``), its server endpoint strings (empty
+        or absent: none).
     :ivar heartbeat: seconds between heartbeats to data clients; 0 is off.
     :ivar disconnect_grace: seconds the link must stay down before
         ``DISCONNECTED`` is announced.
@@ -383,7 +387,9 @@ class PortAgentOptions(usage.Options):
 
     def __init__(self) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        self._listeners: dict[str, list[str]] = {kind: [] for kind in LISTENER_KINDS}
+        self._listeners: dict[str, list[str]] = {
+            kind: [] for kind in ALL_LISTENER_KINDS
+        }
         self._tokenless: set[str] = set()
 
     def _listener(self, kind: str, description: str) -> None:
@@ -425,9 +431,15 @@ class PortAgentOptions(usage.Options):
         if kind not in TOKENLESS_KINDS:
             raise usage.UsageError(
                 f"--tokenless: {kind!r} is not one of {', '.join(TOKENLESS_KINDS)} "
-                "(the command and raw ports always take the token)"
+                "(the command, raw and RFC 2217 ports always take the token)"
             )
         self._tokenless.add(kind)
+
+    def opt_rfc2217_port(self, description: str) -> None:
+        """
+        Server endpoint for RFC 2217 clients (a serial port over telnet, for instrument makers' software); off unless given; may be repeated.
+        """
+        self._listener("rfc2217", description)
 
     def opt_version(self) -> None:
         """
@@ -514,7 +526,7 @@ class PortAgentOptions(usage.Options):
         if self["allow-insecure"]:
             return
         for kind, given in self._listeners.items():
-            for description in given or [DEFAULT_LISTENER]:
+            for description in given or [DEFAULT_LISTENER] * (kind in LISTENER_KINDS):
                 if description == "none":
                     continue
                 reach = listener_reach(description)
@@ -536,7 +548,7 @@ class PortAgentOptions(usage.Options):
         listeners = {
             kind: tuple(d for d in given if d != "none")
             if given
-            else (DEFAULT_LISTENER,)
+            else (DEFAULT_LISTENER,) * (kind in LISTENER_KINDS)
             for kind, given in self._listeners.items()
         }
         return PortAgentConfig(

@@ -65,6 +65,7 @@ class ClientOutlet:
         self._on_overflow = on_overflow
         self._queue: deque[bytes] = deque()
         self._paused = False
+        self._held = False
         self._closed = False
         transport.registerProducer(self, True)  # type: ignore[attr-defined]
 
@@ -74,7 +75,7 @@ class ClientOutlet:
         """
         if self._closed:
             return
-        if not self._paused and not self._queue:
+        if not self._paused and not self._held and not self._queue:
             self.bytes_sent += len(data)
             self.transport.write(data)
             return
@@ -82,6 +83,35 @@ class ClientOutlet:
         self.queued += len(data)
         if self.queued > self.limit:
             self._cut_off()
+
+    def purge(self) -> int:
+        """
+        Throw away what is queued for the client and not yet sent (its own
+        view only: nobody else's data is touched).
+
+        :returns: the bytes thrown away.
+        """
+        dropped = self.queued
+        self._queue.clear()
+        self.queued = 0
+        return dropped
+
+    def hold(self) -> None:
+        """
+        Queue everything from now on, as if the transport were full, until
+        :meth:`release` (the client asked us to stop sending).  The limit
+        still applies: a client that holds too long is cut off.
+        """
+        self._held = True
+
+    def release(self) -> None:
+        """
+        End a :meth:`hold` and send what queued meanwhile.
+        """
+        if self._held:
+            self._held = False
+            if not self._paused:
+                self.resumeProducing()
 
     def close(self) -> None:
         """
@@ -116,7 +146,7 @@ class ClientOutlet:
         """
         self._paused = False
         queue = self._queue
-        while queue and not self._paused and not self._closed:
+        while queue and not self._paused and not self._held and not self._closed:
             data = queue.popleft()
             self.queued -= len(data)
             self.bytes_sent += len(data)

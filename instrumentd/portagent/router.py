@@ -5,7 +5,8 @@ that want it.
 
 - data clients get full packets of the types a driver needs;
 - sniff clients get every packet of every type as one text line;
-- raw clients get the bare bytes read from the instrument.
+- raw clients get the bare bytes read from the instrument;
+- RFC 2217 sessions get them with telnet's IAC (0xFF) doubled.
 
 Nothing here waits for a client: each client sends through a bounded
 :class:`~instrumentd.portagent.outlet.ClientOutlet`, and a client that falls
@@ -40,7 +41,7 @@ DATA_CLIENT_TYPES: Final = frozenset(
     }
 )
 
-CLIENT_KINDS: Final = ("data", "sniff", "raw")
+CLIENT_KINDS: Final = ("data", "sniff", "raw", "rfc2217")
 
 
 @dataclass
@@ -142,6 +143,11 @@ class Router:
         if packet_type is PacketType.DATA_FROM_INSTRUMENT:
             for outlet in self.clients["raw"]:
                 outlet.send(payload)
+            if self.clients["rfc2217"]:
+                # Telnet data: every 0xFF doubled, once for all sessions.
+                escaped = payload.replace(b"\xff", b"\xff\xff")
+                for outlet in self.clients["rfc2217"]:
+                    outlet.send(escaped)
 
     def send_to(
         self, outlet: ClientOutlet, packet_type: PacketType, payload: bytes
