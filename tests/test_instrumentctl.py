@@ -19,6 +19,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import LoopingCall
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
@@ -33,10 +34,24 @@ from instrumentd.cli.instrumentctl import (
     run,
 )
 from instrumentd.driver.errors import InstrumentStateError
-from instrumentd.driver.events import EventBus, StateChangeEvent
+from instrumentd.driver.events import (
+    ConnectionEvent,
+    ErrorEvent,
+    EventBus,
+    SampleEvent,
+    StateChangeEvent,
+)
 from instrumentd.station.api import StationAPI
 from instrumentd.station.instrument import LinkReport, Station, StationInstrument
-from tests.apisupport import FakeDriver
+from tests.apisupport import FakeDriver, FakeParticle
+
+
+class StatusParticle(FakeParticle):
+    """
+    A particle of another stream, as a status dump is.
+    """
+
+    stream_name = "fake_status"
 
 
 class Capture(io.StringIO):
@@ -306,6 +321,25 @@ class ChangeTests(InstrumentctlTestCase):
         )
 
     @defer.inlineCallbacks
+    def test_runWithoutCommand(self) -> Any:
+        """
+        C{run NAME} without a command says which commands there are and
+        which are valid now, and exits 2; nothing is run.
+        """
+        code, out, err = yield self.ctl("run", "ctd")
+        self.assertEqual((code, out), (ExitCode.USAGE, ""))
+        self.assertEqual(
+            err,
+            "instrumentctl: run needs a COMMAND; ctd's commands: acquire_sample, "
+            "start_autosample\n"
+            "valid now (in state AUTOSAMPLE): acquire_sample, start_autosample\n"
+            "e.g. instrumentctl run ctd acquire_sample\n",
+        )
+        self.assertNotIn(
+            "execute_resource", [call[0] for call in self.station.driver.calls]
+        )
+
+    @defer.inlineCallbacks
     def test_apiError(self) -> Any:
         """
         A refusal exits 1 with the station's message on stderr (and its
@@ -465,12 +499,119 @@ class WatchTests(InstrumentctlTestCase):
         self.assertEqual(code, ExitCode.OK)
         self.assertEqual(said, "watching ctd; Ctrl-C to stop\n")
         lines = text.splitlines()
-        self.assertRegex(lines[0], r"^TIME +TEMPERATURE +PRESSURE$")
-        self.assertRegex(lines[1], r"^\d{4}-\d\d-\d\dT[\d:.]+Z  12\.5 +1\.25$")
+        self.assertEqual(lines[0], "fake_sample:")
+        self.assertRegex(lines[1], r"^TIME +TEMPERATURE +PRESSURE$")
+        self.assertRegex(lines[2], r"^\d{4}-\d\d-\d\dT[\d:.]+Z  12\.5 +1\.25$")
         self.assertEqual(
-            lines[2], "-- 2001-09-09T01:46:40.000Z state AUTOSAMPLE -> COMMAND"
+            lines[3], "-- 2001-09-09T01:46:40.000Z state AUTOSAMPLE -> COMMAND"
         )
-        self.assertEqual(lines[1].index("1.25"), lines[3].index("1.25"))
+        self.assertEqual(lines[2].index("1.25"), lines[4].index("1.25"))
+
+    @defer.inlineCallbacks
+    def test_watchStreams(self) -> Any:
+        """
+        Each particle stream has its own table: a status dump between two
+        samples does not become the samples' header, and the samples' table
+        takes up again (title and header) after it.
+        """
+        out, err = Capture(), Capture()
+        interrupted: Deferred[None] = Deferred()
+        running = self.ctl(
+            "watch", "ctd", interrupted=interrupted, stdout=out, stderr=err
+        )
+        yield err.wait_for("watching")
+        events = self.station.driver.events
+        self.station.driver.sample(temperature=12.5, pressure=1.25)
+        events.publish(SampleEvent(StatusParticle(serial="1234", vmain=13.1), time=1e9))
+        self.station.driver.sample(temperature=12.625, pressure=1.5)
+        yield out.wait_for("12.625")
+        interrupted.callback(None)
+        code, text, _ = yield running
+        self.assertEqual(code, ExitCode.OK)
+        lines = text.splitlines()
+        self.assertEqual(lines[0], "fake_sample:")
+        self.assertRegex(lines[1], r"^TIME +TEMPERATURE +PRESSURE$")
+        self.assertEqual(lines[3], "fake_status:")
+        self.assertRegex(lines[4], r"^TIME +SERIAL +VMAIN$")
+        self.assertRegex(lines[5], r"^2001-09-09T01:46:40.000Z +1234 +13.1$")
+        self.assertEqual(lines[6:8], lines[0:2])
+        self.assertRegex(lines[8], r"Z +12\.625 +1\.5$")
+        self.assertEqual(len(lines), 9)
+
+    @defer.inlineCallbacks
+    def test_watchLink(self) -> Any:
+        """
+        The instrument link going down (with why and since when) and up
+        shows as lines; nothing shows as None or null.
+        """
+        out, err = Capture(), Capture()
+        interrupted: Deferred[None] = Deferred()
+        running = self.ctl(
+            "watch", "ctd", interrupted=interrupted, stdout=out, stderr=err
+        )
+        yield err.wait_for("watching")
+        events = self.station.driver.events
+        events.publish(
+            ConnectionEvent("INSTRUMENT_DISCONNECTED", "instrument link down", time=1e9)
+        )
+        events.publish(
+            ErrorEvent(
+                "INSTRUMENT_CONNECTION",
+                "port agent fault: instrument link down since "
+                "2001-09-09T01:46:40Z: connection refused",
+                time=1e9 + 10,
+            )
+        )
+        events.publish(
+            ConnectionEvent("CONNECTED", "instrument link up", time=1e9 + 20)
+        )
+        events.publish(StateChangeEvent("UNKNOWN", None, time=1e9 + 20))
+        self.station.driver.sample(temperature=None, pressure=1.5)
+        yield out.wait_for("1.5")
+        interrupted.callback(None)
+        code, text, _ = yield running
+        self.assertEqual(code, ExitCode.OK)
+        self.assertEqual(
+            text.splitlines()[:4],
+            [
+                "-- 2001-09-09T01:46:40.000Z link down",
+                "-- 2001-09-09T01:46:50.000Z link down since 2001-09-09T01:46:40Z: "
+                "connection refused",
+                "-- 2001-09-09T01:47:00.000Z link up",
+                "-- 2001-09-09T01:47:00.000Z state UNKNOWN",
+            ],
+        )
+        self.assertRegex(text.splitlines()[-1], r"Z +- +1\.5$")
+        self.assertNotIn("None", text)
+        self.assertNotIn("null", text)
+
+    @defer.inlineCallbacks
+    def test_watchReaderGone(self) -> Any:
+        """
+        When the reader of C{watch}'s output goes away (C{| head}), it ends
+        quietly with status 0: a real process whose standard output pipe
+        the test closes while samples keep coming.
+        """
+        script = shutil.which("instrumentctl", path=os.path.dirname(sys.executable))
+        if script is None:
+            self.skipTest("instrumentctl is not installed next to this Python")
+        watcher = _Watcher()
+        process = reactor.spawnProcess(
+            watcher,
+            script,
+            [script, "--url", self.station.url, "watch", "ctd"],
+            env={"PATH": os.environ.get("PATH", "")},
+        )
+        yield watcher.err.wait_for("watching ctd")
+        samples = LoopingCall(self.station.driver.sample, temperature=7.5)
+        samples.start(0.02)
+        self.addCleanup(lambda: samples.running and samples.stop())
+        yield watcher.out.wait_for("7.5")
+        # As head does once it has its lines: close the pipe's reading end.
+        process.closeChildFD(1)
+        code = yield watcher.ended
+        self.assertEqual(code, ExitCode.OK)
+        self.assertEqual(watcher.err.getvalue(), "watching ctd; Ctrl-C to stop\n")
 
     @defer.inlineCallbacks
     def test_watchJSON(self) -> Any:
@@ -675,9 +816,9 @@ class FormattingTests(SynchronousTestCase):
     def test_formatTable(self) -> None:
         """
         Columns are padded to their widest cell with no trailing spaces;
-        values that are not text are shown as JSON.
+        values that are not text are shown as JSON, nothing as C{-}.
         """
         self.assertEqual(
             format_table(["A", "LONGER"], [["xyz", 1], ["w", None]]),
-            "A    LONGER\nxyz  1\nw    null\n",
+            "A    LONGER\nxyz  1\nw    -\n",
         )

@@ -428,6 +428,15 @@ port_agent = {{ mode = "in-process", max_reconnect_delay = 1 }}
         self.assertIn("COMMAND", out + err)
         out, err, code = await ctl("set", "ctd1", "INTERVAL=8")
         self.assertEqual(code, 4, out + err)
+        # run without a command lists the driver's commands, and those
+        # valid now, in the operator's terms.
+        out, err, code = await ctl("run", "ctd1")
+        self.assertEqual(code, 2, out + err)
+        self.assertIn("acquire_status", err)
+        self.assertIn("valid now (in state COMMAND): ", err)
+        self.assertIn("start_autosample", err)
+        for internal in ("get,", "set,", "start_direct", "discover"):
+            self.assertNotIn(internal, err)
 
     async def test_stopLeavesNoChildren(self) -> None:
         """

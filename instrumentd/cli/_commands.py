@@ -178,6 +178,8 @@ async def _set(station: StationClient, options: argparse.Namespace, out: Output)
 
 
 async def _run(station: StationClient, options: argparse.Namespace, out: Output) -> int:
+    if options.instrument_command is None:
+        return await _which_commands(station, options.name)
     arguments = parse_assignments(options.assignments)
     path = (
         instrument_path(options.name)
@@ -191,6 +193,27 @@ async def _run(station: StationClient, options: argparse.Namespace, out: Output)
     out.write(f"{body.get('command')}: done; state now {body.get('state')}\n")
     out.write(result_text(body.get("result")))
     return ExitCode.OK
+
+
+async def _which_commands(station: StationClient, name: str) -> int:
+    """
+    ``run NAME`` without a command: say which commands there are, and
+    which are valid now.
+    """
+    body = await station.request("GET", instrument_path(name) + "/commands")
+    declared = body.get("commands")
+    every = user_commands(declared if isinstance(declared, Mapping) else [])
+    now = user_commands(body.get("available") or [])
+    every = every or now
+    if not every:
+        raise Exit(ExitCode.USAGE, f"run needs a COMMAND; {name} has no commands")
+    state = body.get("state")
+    raise Exit(
+        ExitCode.USAGE,
+        f"run needs a COMMAND; {name}'s commands: {', '.join(every)}\n"
+        f"valid now (in state {state}): {', '.join(now) or 'none'}\n"
+        f"e.g. instrumentctl run {name} {(now or every)[0]}",
+    )
 
 
 COMMANDS: dict[str, Callable[[StationClient, argparse.Namespace, Output], Any]] = {

@@ -7,9 +7,12 @@ sample values, command results.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import IO, Any
+
+from twisted.internet.defer import Deferred
 
 __all__ = [
     "Output",
@@ -22,8 +25,14 @@ __all__ = [
 
 
 def cell(value: object) -> str:
+    """
+    A value as a table shows it: text as it is, nothing as ``-``, anything
+    else as JSON.
+    """
     if isinstance(value, str):
         return value
+    if value is None:
+        return "-"
     return json.dumps(value)
 
 
@@ -57,16 +66,40 @@ def format_time(value: object) -> str:
 class Output:
     """
     Where results go.
+
+    A reader that goes away (``instrumentctl watch ctd1 | head``) is not an
+    error: writing stops quietly and :attr:`closed` fires.
+
+    :ivar closed: fires when the reader of ``out`` has gone.
     """
 
     def __init__(self, out: IO[str], err: IO[str], as_json: bool) -> None:
         self.out = out
         self.err = err
         self.as_json = as_json
+        self.closed: Deferred[None] = Deferred()
 
     def write(self, text: str) -> None:
-        self.out.write(text)
-        self.out.flush()
+        if self.closed.called:
+            return
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        # Python flushes stdout again at exit and would complain there:
+        # point it at /dev/null, as nothing more can be shown anyway.
+        try:
+            fileno = self.out.fileno()
+        except (AttributeError, OSError, ValueError):
+            pass
+        else:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, fileno)
+            os.close(null)
+        self.closed.callback(None)
 
     def json(self, value: object) -> None:
         self.write(json.dumps(value, indent=2) + "\n")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Mapping, Sequence
+from typing import Final
 
 from twisted.internet.defer import Deferred, race
 from twisted.internet.protocol import Protocol, connectionDone
@@ -45,66 +46,126 @@ class StreamReader(Protocol):
             transport.stopProducing()  # type: ignore[attr-defined]
 
 
+#: How the station's port agents word a link that is down, in their faults.
+_LINK_FAULT: Final = "port agent fault: instrument link down "
+_LINK_PROBLEM: Final = "the instrument link is down "
+
+
+class _StreamTable:
+    """
+    The table of one particle stream: its columns (the first sample's
+    values) and their widths.
+    """
+
+    def __init__(self, stream: str, when: str, values: Mapping[str, object]) -> None:
+        self.stream = stream
+        self.columns = list(values)
+        self.headers = ["TIME", *(name.upper() for name in self.columns)]
+        first = self.cells(when, values)
+        # Room for values a little wider than the first ones, so the
+        # columns stay aligned as numbers change.
+        self.widths = [
+            max(len(h), len(c) + 2) for h, c in zip(self.headers, first, strict=True)
+        ]
+        self.widths[0] = len(first[0])
+
+    def cells(self, when: str, values: Mapping[str, object]) -> list[str]:
+        return [when, *(cell(values.get(name)) for name in self.columns)]
+
+    def row(self, cells: Sequence[str]) -> str:
+        return (
+            "  ".join(
+                each.ljust(width)
+                for each, width in zip(cells, self.widths, strict=True)
+            ).rstrip()
+            + "\n"
+        )
+
+
 class SampleTable:
     """
-    Prints a stream's events: samples as rows of a table whose columns are
-    the first sample's values, other events as lines between them.
+    Prints a stream's events: samples as rows of one table per particle
+    stream (a status dump does not make every later sample a near-empty
+    row of its table), each table's title and header printed again when
+    its rows follow another's; other events as lines between them, the
+    instrument link going down and up among them.
     """
 
     def __init__(self, out: Output) -> None:
         self.out = out
-        self.columns: list[str] | None = None
-        self.widths: list[int] = []
+        self.tables: dict[str, _StreamTable] = {}
+        self.current: str | None = None
 
     def event(self, message: ServerSentEvent) -> None:
         try:
             data = json.loads(message.data)
         except ValueError:
             return
+        if not isinstance(data, dict):
+            return
         if self.out.as_json:
             # The station's own compact JSON, one event a line.
             self.out.write(message.data + "\n")
             return
         when = format_time(data.get("time"))
+        line = self.describe(message.event, data)
         if message.event == "SAMPLE":
-            self.sample(when, dict(sample_values(data)))
-        elif message.event == "STATE_CHANGE":
-            self.out.write(
-                f"-- {when} state {data.get('previous')} -> {data.get('state')}\n"
+            particle = data.get("particle")
+            stream = (
+                particle.get("stream_name") if isinstance(particle, Mapping) else None
             )
-        elif message.event == "CONFIG_CHANGE":
-            changes = ", ".join(
-                f"{k}={cell(v)}" for k, v in (data.get("changes") or {}).items()
-            )
-            self.out.write(f"-- {when} parameters changed: {changes}\n")
-        elif message.event == "ERROR":
-            self.out.write(
-                f"-- {when} error {data.get('error_code')}: {data.get('message')}\n"
-            )
+            self.sample(str(stream or "samples"), when, dict(sample_values(data)))
+        elif line is not None:
+            self.out.write(f"-- {when} {line}\n")
 
-    def sample(self, when: str, values: Mapping[str, object]) -> None:
-        if self.columns is None:
-            self.columns = list(values)
-            headers = ["TIME", *(name.upper() for name in self.columns)]
-            first = [when, *(cell(values.get(name, "")) for name in self.columns)]
-            # Room for values a little wider than the first ones, so the
-            # columns stay aligned as numbers change.
-            self.widths = [
-                max(len(h), len(c) + 2) for h, c in zip(headers, first, strict=True)
-            ]
-            self.widths[0] = len(first[0])
-            self.row(headers)
-        cells = [when, *(cell(values.get(name, "")) for name in self.columns)]
-        self.row(cells)
+    def describe(self, kind: str, data: Mapping[str, object]) -> str | None:
+        """
+        An event other than a sample, as one line (without its time).
+        """
+        if kind == "STATE_CHANGE":
+            previous = data.get("previous")
+            state = cell(data.get("state"))
+            return (
+                f"state {cell(previous)} -> {state}" if previous else f"state {state}"
+            )
+        if kind == "CONFIG_CHANGE":
+            changes = data.get("changes")
+            pairs = changes.items() if isinstance(changes, Mapping) else []
+            return "parameters changed: " + ", ".join(
+                f"{k}={cell(v)}" for k, v in pairs
+            )
+        if kind == "ERROR":
+            message = str(data.get("message") or "")
+            if message.startswith(_LINK_FAULT):
+                return "link down " + message[len(_LINK_FAULT) :]
+            code = cell(data.get("error_code"))
+            return f"error {code}: {message}" if message else f"error {code}"
+        if kind == "CONNECTION":
+            return _connection_line(data)
+        return None
 
-    def row(self, cells: Sequence[str]) -> None:
-        self.out.write(
-            "  ".join(
-                cell.ljust(width)
-                for cell, width in zip(cells, self.widths, strict=True)
-            ).rstrip()
-            + "\n"
-        )
+    def sample(self, stream: str, when: str, values: Mapping[str, object]) -> None:
+        table = self.tables.get(stream)
+        if table is None:
+            table = self.tables[stream] = _StreamTable(stream, when, values)
+        if self.current != stream:
+            self.current = stream
+            self.out.write(f"{stream}:\n" + table.row(table.headers))
+        self.out.write(table.row(table.cells(when, values)))
+
+
+def _connection_line(data: Mapping[str, object]) -> str:
+    state = data.get("state")
+    reason = str(data.get("reason") or "")
+    if state == "CONNECTED":
+        return "link up"
+    if state == "INSTRUMENT_DISCONNECTED":
+        if reason.startswith(_LINK_PROBLEM):
+            return "link down " + reason[len(_LINK_PROBLEM) :]
+        return "link down"
+    if state == "CONNECTING":
+        return f"port agent out of reach{': ' + reason if reason else ''}"
+    return f"{cell(state).lower()}{': ' + reason if reason else ''}"
 
 
 async def watch(
@@ -115,15 +176,17 @@ async def watch(
 ) -> int:
     path = instrument_path(options.name)
     response = await station.stream(
-        path + "/events?types=SAMPLE,STATE_CHANGE,CONFIG_CHANGE,ERROR"
+        path + "/events?types=SAMPLE,STATE_CHANGE,CONFIG_CHANGE,ERROR,CONNECTION"
     )
     table = SampleTable(out)
     reader = StreamReader(EventStreamParser(table.event))
     response.deliverBody(reader)
     # Said once the stream is open, so that what follows is not missed.
     out.note(f"watching {options.name}; Ctrl-C to stop")
-    which, _ = await race([reader.ended, interrupted])
-    if which == 1:
+    which, _ = await race([reader.ended, interrupted, out.closed])
+    if which != 0:
+        # Ctrl-C, or the reader of our output has gone (``| head``): both
+        # are a normal end.
         reader.stop()
         return ExitCode.OK
     out.note(f"the station at {station.url} closed the event stream")

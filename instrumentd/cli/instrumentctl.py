@@ -161,7 +161,8 @@ def build_parser(out: IO[str], err: IO[str]) -> argparse.ArgumentParser:
     set_.add_argument("assignments", metavar="PARAM=VALUE", nargs="+")
     run_ = command("run", "run a command, with arguments ARG=VALUE")
     run_.add_argument("name", metavar="NAME")
-    run_.add_argument("instrument_command", metavar="COMMAND")
+    # Optional, so that ``run NAME`` alone can list the commands.
+    run_.add_argument("instrument_command", metavar="COMMAND", nargs="?")
     run_.add_argument("assignments", metavar="ARG=VALUE", nargs="*")
     watch = command("watch", "show live samples, state changes and errors")
     watch.add_argument("name", metavar="NAME")
