@@ -623,7 +623,7 @@ class InstrumentTests(ConfigCheckTests):
                 "schedules = { acquire_status = { interval = -1 } }\nconnection",
             ),
             "instruments[0].schedules.acquire_status.interval",
-            "must be a number of seconds > 0",
+            "-1 is out of range; valid: 1 to 31622400 seconds",
         )
 
     def test_startupConfig(self) -> None:
@@ -1315,6 +1315,39 @@ class BoundsTests(ConfigCheckTests):
                     and key.maximum is not None,
                     f"{section.title} {key.name} is not bounded",
                 )
+
+    def test_scheduleIntervals(self) -> None:
+        """
+        A job's interval is bounded, in either form; a misspelt key of a
+        job is named with a likely meant one.
+        """
+        found = self.problems(
+            GOOD.replace(
+                "connection",
+                "schedules = { acquire_status = { interval = 1e-9 } }\nconnection",
+            )
+            + GOOD.replace("toy1", "toy2").replace(
+                "connection",
+                "schedules = { acquire_status = { trigger = { type = 'interval', "
+                "weeks = 100 } } }\nconnection",
+            )
+            + GOOD.replace("toy1", "toy3").replace(
+                "connection",
+                "schedules = { acquire_status = { intervl = 60 } }\nconnection",
+            )
+        )
+        self.assertEqual(
+            found["instruments[0].schedules.acquire_status.interval"],
+            "1e-09 is out of range; valid: 1 to 31622400 seconds",
+        )
+        self.assertEqual(
+            found["instruments[1].schedules.acquire_status.trigger"],
+            "an interval of 60480000 is out of range; valid: 1 to 31622400 seconds",
+        )
+        self.assertIn(
+            "did you mean 'interval'?",
+            found["instruments[2].schedules.acquire_status.intervl"],
+        )
 
     def test_heartbeatTooFast(self) -> None:
         """

@@ -9,6 +9,7 @@ from instrumentd.station.config._connection import _connection
 from instrumentd.station.config._drivers import _check_startup, _driver_factory
 from instrumentd.station.config._keys import CONNECTION, INSTRUMENT, PORT_AGENT
 from instrumentd.station.config._port_agent import _port_agent
+from instrumentd.station.config._schedules import _schedules
 from instrumentd.station.config._sinks import Sinks, case_clash
 from instrumentd.station.config._specs import InstrumentSpec, PortAgentSpec
 from instrumentd.station.config._table import ABSENT, Table
@@ -95,13 +96,14 @@ def _instrument(table: Table, data_dir: str, sinks: Sinks) -> InstrumentSpec | N
     parameters = values["parameters"]
     schedules = values["schedules"]
     chosen = _instrument_sinks(table, values["sinks"], sinks)
+    jobs = _schedules(table, schedules or {})
     if make_driver is not None:
         _check_startup(
             table,
             str(driver_path),
             make_driver,
             parameters or {},
-            schedules or {},
+            jobs,
             autosample=bool(values["autosample"]),
         )
     if len(table.problems) > before or connection is None or chosen is None:

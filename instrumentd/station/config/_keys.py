@@ -44,6 +44,7 @@ __all__ = [
     "INSTRUMENT",
     "LISTENERS",
     "PORT_AGENT",
+    "SCHEDULE",
     "SECTIONS",
     "SINK",
     "SINKS",
@@ -315,6 +316,40 @@ INSTRUMENT: Final = Section(
         ),
     ),
     "One table per instrument, in an array.",
+)
+
+#: The shortest and longest interval of a scheduled job: a job is an
+#: exchange with the instrument, and a year is as far as one plans.
+_DAY: Final = 86400.0
+
+SCHEDULE: Final = Section(
+    "[instruments.schedules.JOB]",
+    (
+        Key(
+            "interval",
+            "number",
+            "run the job every so many seconds",
+            minimum=1,
+            maximum=366 * _DAY,
+            unit="seconds",
+        ),
+        Key(
+            "cron",
+            "string",
+            'run the job at the times of a cron line, `"M H DoM Mon DoW"`, in UTC',
+        ),
+        Key(
+            "trigger",
+            "table",
+            'the OOI form: `{ type = "interval", hours = 1 }` (`weeks`, `days`, '
+            "`hours`, `minutes`, `seconds`; the total has the bounds of "
+            '`interval`) or `{ type = "cron", minute = "0", hour = "0" }`',
+        ),
+        Key("arguments", "table", "keyword arguments of the job's command"),
+    ),
+    "A job the driver offers (its `scheduled_jobs`), switched on: give one of "
+    "`interval`, `cron` or `trigger`. The driver checks the job's name, the "
+    "cron line and the arguments.",
 )
 
 _CONNECTION_TYPE: Final = Key(
@@ -642,6 +677,7 @@ SECTIONS: Final = (
     API,
     *SINKS.values(),
     INSTRUMENT,
+    SCHEDULE,
     *CONNECTIONS.values(),
     PORT_AGENT,
     LISTENERS,
