@@ -5,6 +5,7 @@ operator's terms.
 
 from __future__ import annotations
 
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from instrumentd.driver.connection_machine import ConnectionTable
@@ -13,16 +14,20 @@ from instrumentd.driver.errors import (
     InstrumentStateError,
     InstrumentTimeoutError,
 )
+from instrumentd.driver.events import ErrorEvent, EventBus, SampleEvent
 from instrumentd.driver.machine import MachineTable
 from instrumentd.instruments.seabird.sbe37smp.driver import SBE37Protocol
+from instrumentd.station.instrument import StationInstrument
 from instrumentd.station.refusals import (
     CONNECTION_STATES,
     REQUESTS,
     InstrumentUnreachableError,
     RequestRefusedError,
     explain,
+    explain_event,
     user_commands,
 )
+from tests.apisupport import FakeDriver, FakeParticle
 
 LINK_DOWN = "the instrument link is down since 2026-12-07T05:56:52Z: connection refused"
 
@@ -231,3 +236,70 @@ class ExplainTests(SynchronousTestCase):
             ["acquire_sample", "clock_sync"],
         )
         self.assertIn("INSTRUMENT_DISCONNECTED", CONNECTION_STATES)
+
+
+class ExplainEventTests(SynchronousTestCase):
+    """
+    Events reach operators (event streams, counters) in their terms too.
+    """
+
+    def skipped(self) -> ErrorEvent:
+        # What the scheduler publishes for a job skipped in the wrong state.
+        refused = MachineTable(SBE37Protocol.machine_factory).refusal(
+            "COMMAND", "acquire_sample"
+        )
+        refused = InstrumentStateError("AUTOSAMPLE", "set", refused.valid)
+        return ErrorEvent(
+            refused.code,
+            f"scheduled job sync skipped: {refused.message}",
+            {"job": "sync", "input": "set", "skipped": True, **refused.details()},
+            time=5.0,
+        )
+
+    def test_skippedJob(self) -> None:
+        """
+        A scheduled job skipped in the wrong state is said in the API's
+        words, its job and time kept.
+        """
+        event = explain_event(self.skipped(), instrument="ctd1", problem=None)
+        assert isinstance(event, ErrorEvent)
+        self.assertEqual(event.time, 5.0)
+        self.assertEqual(event.error_code, "INSTRUMENT_STATE")
+        self.assertTrue(
+            event.message.startswith(
+                "scheduled job sync skipped: cannot change parameters in state "
+                "AUTOSAMPLE; commands valid now: "
+            ),
+            event.message,
+        )
+        self.assertNotIn("input", event.details)
+        self.assertEqual(event.details["job"], "sync")
+        self.assertEqual(event.details["request"], "change parameters")
+
+    def test_otherEvents(self) -> None:
+        """
+        Other events pass unchanged.
+        """
+        sample = SampleEvent(FakeParticle(t=1), time=1.0)
+        self.assertIs(explain_event(sample, instrument="x", problem=None), sample)
+        other = ErrorEvent("INSTRUMENT_TIMEOUT", "late", time=1.0)
+        self.assertIs(explain_event(other, instrument="x", problem=None), other)
+
+    def test_subscribers(self) -> None:
+        """
+        A L{StationInstrument}'s subscribers (the event streams) and its
+        latest error get the explained event.
+        """
+        driver = FakeDriver(state="AUTOSAMPLE")
+        driver.events = EventBus(Clock())
+        instrument = StationInstrument("ctd1", driver)
+        seen: list[object] = []
+        instrument.subscribe(seen.append)
+        driver.events.publish(self.skipped())
+        [event] = seen
+        assert isinstance(event, ErrorEvent)
+        self.assertIn("cannot change parameters", event.message)
+        assert instrument.latest_error is not None
+        self.assertIn(
+            "cannot change parameters", str(instrument.latest_error["message"])
+        )

@@ -42,12 +42,13 @@ from instrumentd.driver.events import (
     EventBus,
     EventListener,
     EventType,
+    IDriverEventListener,
     SampleEvent,
     StateChangeEvent,
 )
 from instrumentd.interfaces import IInstrumentDriver
 from instrumentd.portagent.link import utc_text
-from instrumentd.station.refusals import CONNECTION_STATES, explain
+from instrumentd.station.refusals import CONNECTION_STATES, explain, explain_event
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
@@ -239,6 +240,7 @@ class StationInstrument:
             self._unsubscribe = None
 
     def _count(self, event: DriverEvent) -> None:
+        event = self.presentable(event)
         if isinstance(event, SampleEvent):
             self.samples += 1
             stream = _stream_name(event)
@@ -423,11 +425,34 @@ class StationInstrument:
         Deliver this instrument's events to ``listener`` (see
         :meth:`EventBus.subscribe`).
 
+        Events are given as :meth:`presentable` makes them.
+
         :param listener: called with each event.
         :param types: only these types; ``None`` for all.
         :returns: a callable that unsubscribes.
         """
-        return self.bus.subscribe(listener, types)
+
+        target: EventListener = (
+            listener.event_received
+            if IDriverEventListener.providedBy(listener)
+            else listener
+        )
+
+        def deliver(event: DriverEvent) -> object:
+            return target(self.presentable(event))
+
+        return self.bus.subscribe(deliver, types)
+
+    def presentable(self, event: DriverEvent) -> DriverEvent:
+        """
+        An event as an operator should read it (see
+        :func:`~instrumentd.station.refusals.explain_event`): no state
+        machine input in it.
+
+        :param event: the driver's event.
+        :returns: the event to show.
+        """
+        return explain_event(event, instrument=self.name, problem=self.problem())
 
     # The port agent's counters.
 

@@ -31,6 +31,7 @@ from instrumentd.driver.errors import (
     InstrumentError,
     InstrumentStateError,
 )
+from instrumentd.driver.events import DriverEvent, ErrorEvent
 
 __all__ = [
     "CONNECTION_STATES",
@@ -38,6 +39,7 @@ __all__ = [
     "InstrumentUnreachableError",
     "RequestRefusedError",
     "explain",
+    "explain_event",
     "user_commands",
 ]
 
@@ -245,6 +247,47 @@ def explain(
             instrument, "finish the request", state, problem
         )
     return error
+
+
+def explain_event(
+    event: DriverEvent, *, instrument: str, problem: str | None
+) -> DriverEvent:
+    """
+    An event as the operator should read it: an ``ERROR`` event that
+    reports a refusal (a scheduled job skipped in the wrong state) is said
+    in the API's words, as :func:`explain` says a refusal; other events are
+    returned as they are.
+
+    :param event: the driver's event.
+    :param instrument: the instrument's name.
+    :param problem: what keeps the instrument from working now, or
+        ``None``.
+    :returns: the event to show.
+    """
+    if (
+        not isinstance(event, ErrorEvent)
+        or event.error_code != InstrumentStateError.code
+    ):
+        return event
+    details = dict(event.details)
+    state, input, valid = (
+        details.get("state"),
+        details.get("input"),
+        details.get("valid"),
+    )
+    if not (
+        isinstance(state, str) and isinstance(input, str) and isinstance(valid, list)
+    ):
+        return event
+    refused = InstrumentStateError(state, input, [str(each) for each in valid])
+    explained = explain(refused, instrument=instrument, state=state, problem=problem)
+    message = event.message.replace(refused.message, explained.message)
+    if message == event.message:
+        message = explained.message
+    for internal in ("input", "valid"):
+        details.pop(internal, None)
+    details.update(explained.details())
+    return ErrorEvent(explained.code, message, details, time=event.time)
 
 
 def _unreachable(state: str) -> str:
