@@ -591,8 +591,26 @@ class RegistryTests(SynchronousTestCase):
         """
         error = self.assertRaises(UnknownModelError, simulator_class, "sbe99")
         self.assertEqual(
-            str(error), f"no simulator for model 'sbe99'; models: {MODELS}"
+            str(error),
+            f"no simulator for model 'sbe99'; models: {MODELS}, or module:Class "
+            "of a SimulatedInstrument of your own",
         )
+
+    def test_ownModel(self) -> None:
+        """
+        A driver writer's own simulator is named C{module:Class}, its case
+        kept; a name that is not one says why.
+        """
+        self.assertIs(
+            simulator_class(
+                "instrumentd.instruments.seabird.sbe37smp.simulator:SBE37Simulator"
+            ),
+            SBE37Simulator,
+        )
+        error = self.assertRaises(UnknownModelError, simulator_class, "os.path:join")
+        self.assertIn("'os.path:join' (not a SimulatedInstrument)", str(error))
+        error = self.assertRaises(UnknownModelError, simulator_class, "nowhere:X")
+        self.assertIn("No module named 'nowhere'", str(error))
 
 
 class SimulateOptionsTests(SynchronousTestCase):
@@ -684,7 +702,8 @@ class SimulateOptionsTests(SynchronousTestCase):
         self.assertIn(f"give the model to simulate; models: {MODELS}", self.refused())
         self.assertEqual(
             self.refused("ctd9000"),
-            f"no simulator for model 'ctd9000'; models: {MODELS}",
+            f"no simulator for model 'ctd9000'; models: {MODELS}, or module:Class "
+            "of a SimulatedInstrument of your own",
         )
 
     def test_badNumbers(self) -> None:

@@ -622,32 +622,41 @@ class UnknownModelError(ValueError):
     :ivar name: the name asked for.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, why: str = "") -> None:
         """
         :param name: the name asked for.
+        :param why: what was wrong with a ``module:Class`` name.
         """
         super().__init__(
-            f"no simulator for model {name!r}; models: "
+            f"no simulator for model {name!r}{why}; models: "
             + ", ".join(sorted(SIMULATOR_MODELS))
+            + ", or module:Class of a SimulatedInstrument of your own"
         )
         self.name = name
 
 
 def simulator_class(name: str) -> type[SimulatedInstrument]:
     """
-    Find a simulated model by name.
+    Find a simulated model by name: one of :data:`SIMULATOR_MODELS`
+    (case-insensitive), or ``package.module:Class`` naming a
+    :class:`SimulatedInstrument` of a driver writer's own.
 
-    :param name: e.g. ``"sbe37"``; case-insensitive.
+    :param name: e.g. ``"sbe37"`` or ``"acme_ctd9.simulator:CTD9Simulator"``.
     :returns: its class.
     :raises UnknownModelError: listing the models there are.
     """
-    try:
-        where = SIMULATOR_MODELS[name.lower()]
-    except KeyError:
-        raise UnknownModelError(name) from None
+    where = SIMULATOR_MODELS.get(name.lower())
+    if where is None:
+        if ":" not in name:
+            raise UnknownModelError(name)
+        where = name
     module, _, attribute = where.partition(":")
-    found = getattr(importlib.import_module(module), attribute)
-    assert isinstance(found, type) and issubclass(found, SimulatedInstrument)
+    try:
+        found = getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as e:
+        raise UnknownModelError(name, f" ({e})") from None
+    if not (isinstance(found, type) and issubclass(found, SimulatedInstrument)):
+        raise UnknownModelError(name, " (not a SimulatedInstrument)")
     return found
 
 

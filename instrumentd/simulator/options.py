@@ -22,6 +22,7 @@ from instrumentd.simulator.base import (
     UnknownModelError,
     check_simulator,
     make_simulator,
+    simulator_class,
 )
 from instrumentd.simulator.frontends import (
     DEFAULT_LISTEN,
@@ -66,7 +67,8 @@ class SimulateOptions(usage.Options):
     longdesc = (
         "Run a simulated instrument, reachable over TCP (--listen, like a "
         "serial-to-Ethernet device server) and/or a pty serial device "
-        "(--pty). Models: " + ", ".join(sorted(SIMULATOR_MODELS)) + ". With "
+        "(--pty). Models: " + ", ".join(sorted(SIMULATOR_MODELS)) + ", or "
+        "module:Class of a simulator of your own. With "
         "neither --listen nor --pty it listens on " + DEFAULT_LISTEN + "."
     )
     optFlags = [
@@ -161,7 +163,8 @@ class SimulateOptions(usage.Options):
                 "give the model to simulate; models: "
                 + ", ".join(sorted(SIMULATOR_MODELS))
             )
-        self.model = model.lower()
+        # A module:Class of the user's own keeps its case.
+        self.model = model if ":" in model else model.lower()
 
     def postOptions(self) -> None:
         """
@@ -170,8 +173,10 @@ class SimulateOptions(usage.Options):
         :raises usage.UsageError: naming the option, the bad value and what
             is valid.
         """
-        if self.model not in SIMULATOR_MODELS:
-            raise usage.UsageError(str(UnknownModelError(self.model)))
+        try:
+            simulator_class(self.model)
+        except UnknownModelError as e:
+            raise usage.UsageError(str(e)) from None
         text = self["time-scale"]
         try:
             scale = float(text)

@@ -88,8 +88,9 @@ def _simulator(table: Table, values: dict[str, Any]) -> ConnectionSpec | None:
                 for name, value in options.items()
             },
         )
-        if values["model"] in SIMULATOR_MODELS:  # else already reported
-            check_simulator(values["model"], settings)
+        model = values["model"]
+        if model in SIMULATOR_MODELS or ":" in str(model):  # else reported
+            check_simulator(model, settings)
     except ValueError as e:
         # A bound the declarations missed, or an option the model does not
         # have or cannot take (the model's own message names it).

@@ -81,12 +81,21 @@ def _names(value: object) -> str | None:
 
 
 def _simulator_model(value: object) -> str | None:
-    from instrumentd.simulator import SIMULATOR_MODELS
+    from instrumentd.simulator import SIMULATOR_MODELS, simulator_class
 
     if value in SIMULATOR_MODELS:
         return None
     models = ", ".join(sorted(SIMULATOR_MODELS))
-    return f"{value!r} is not a simulator; valid choices: {models}"
+    if isinstance(value, str) and ":" in value:
+        try:
+            simulator_class(value)
+        except ValueError as e:
+            return f"{value!r} is not a simulator: {e}"
+        return None
+    return (
+        f"{value!r} is not a simulator; valid choices: {models}, or "
+        "module:Class of a simulator of your own"
+    )
 
 
 #: The top level of the document.
