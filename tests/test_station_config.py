@@ -440,6 +440,23 @@ headers = { Authorization = "Bearer x" }
             "0 is out of range; valid: 1 to 10000",
         )
 
+    def test_spoolBound(self) -> None:
+        """
+        An HTTP sink's spool is bounded at 1 GiB unless C{max_bytes} says
+        otherwise, as bytes or a size; a bound under 64 KiB is refused.
+        """
+        http = GOOD + "[sinks.x]\ntype = 'http'\nurl = 'http://h/'\n"
+        self.assertEqual(self.load(http).sinks["x"].max_bytes, 1 << 30)
+        self.assertEqual(
+            self.load(http + "max_bytes = '20GiB'\n").sinks["x"].max_bytes, 20 << 30
+        )
+        self.assertEqual(
+            self.load(http + "max_bytes = 1000000\n").sinks["x"].max_bytes, 1000000
+        )
+        self.assertProblem(
+            http + "max_bytes = '1k'\n", "sinks.x.max_bytes", "out of range"
+        )
+
     def test_sharedSpool(self) -> None:
         """
         Two HTTP sinks cannot share a spool directory.

@@ -482,10 +482,11 @@ class StationServiceTests(TestCase):
                 self.data_dir,
                 [toy_instrument("toy1", port, "in-process")],
                 extra=f'[sinks.ingest]\ntype = "http"\nurl = "{ingest}"\n'
-                "batch_interval = 0.1\n",
+                "batch_interval = 0.1\nmax_bytes = '2MiB'\n",
             )
         )
         self.assertEqual(list(service.sinks), ["ingest"])
+        self.assertEqual(service.sinks["ingest"].stats()["spool_max_bytes"], 2 << 20)
         await arrived
         [batch] = received[:1]
         first = batch["particles"][0]

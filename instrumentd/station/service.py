@@ -87,6 +87,7 @@ def make_sink(spec: SinkSpec, reactor: IReactorTime) -> ISink:
         batch_size=spec.batch_size,
         batch_interval=spec.batch_interval,
         timeout=spec.timeout,
+        max_bytes=spec.max_bytes,
         headers=dict(spec.headers),
         reactor=reactor,
     )

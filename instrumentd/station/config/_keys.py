@@ -36,6 +36,7 @@ from instrumentd.station.config._specs import (
     SINK_TYPES,
 )
 from instrumentd.station.config.schema import REQUIRED, Key, Section, show
+from instrumentd.station.spool import DEFAULT_MAX_BYTES
 
 __all__ = [
     "API",
@@ -233,6 +234,17 @@ SINKS: Final = {
                 minimum=0.1,
                 maximum=_HOUR,
                 unit="seconds",
+            ),
+            Key(
+                "max_bytes",
+                "size",
+                "the most disk the spool may take; at the bound the oldest "
+                "undelivered particles are dropped, counted and warned about "
+                "(see [sinks.md](sinks.md#at-the-bound-the-oldest-go))",
+                default=DEFAULT_MAX_BYTES,
+                default_doc='`"1GiB"`',
+                minimum=64 << 10,
+                maximum=1 << 50,
             ),
             Key(
                 "headers",

@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from instrumentd.station.spool import DEFAULT_MAX_BYTES
+
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
 
@@ -170,6 +172,7 @@ class SinkSpec:
     :ivar batch_size: ``http``: particles per POST at most.
     :ivar batch_interval: ``http``: seconds a batch may wait to fill.
     :ivar timeout: ``http``: seconds to wait for an answer.
+    :ivar max_bytes: ``http``: the most bytes its spool may take.
     :ivar headers: ``http``: extra request headers.
     """
 
@@ -183,6 +186,7 @@ class SinkSpec:
     batch_size: int = 100
     batch_interval: float = 1.0
     timeout: float = 10.0
+    max_bytes: int = DEFAULT_MAX_BYTES
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
