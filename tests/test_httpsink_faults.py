@@ -3,12 +3,14 @@ Tests for L{instrumentd.station.sinks.HttpSink} when things go wrong in the
 field: the spool at its bound, a spool that cannot be written, a full disk
 (a real tmpfs when the test runs as root, else a fault-injecting layer; see
 L{tests.smalldisk}) with a real loopback receiver, and receivers that close
-the connection after every answer, as HTTP/1.0 servers do.
+the connection after every answer, as HTTP/1.0 servers do; and what the
+station's health and metrics say of it.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 from typing import Any
 
@@ -19,6 +21,8 @@ from twisted.internet.task import Clock, LoopingCall
 from twisted.logger import LogLevel, capturedLogs, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from instrumentd.station.api import StationAPI
+from instrumentd.station.service import SupervisedStation
 from instrumentd.station.sinks import HttpSink, default_retry_policy
 from tests.sinksupport import (
     URL,
@@ -168,6 +172,75 @@ class HttpSinkBoundTests(SynchronousTestCase):
         self.assertEqual([level for level, _ in sink_logs(events)], [LogLevel.info])
         self.assertEqual(
             len([e for e in events if e["log_level"] == LogLevel.error]), 1
+        )
+
+
+class StationShowsSinkTests(SynchronousTestCase):
+    """
+    The station's C{/api/health} and C{/metrics} show what the HTTP sink's
+    spool is doing.
+    """
+
+    def test_healthAndMetrics(self) -> None:
+        """
+        While the spool is at its bound, C{/api/health} is C{degraded} with
+        the sink's warning, and C{/metrics} has the spool's bytes, its
+        bound, and the particles dropped; once drained, the warning goes.
+        """
+        endpoint = Endpoint(503)
+        clock = Clock()
+        sink = HttpSink(
+            URL,
+            spool_dir=self.mktemp(),
+            reactor=clock,
+            treq_client=StubTreq(endpoint),
+            retry_policy=default_retry_policy(jitter=no_jitter),
+            batch_size=10,
+            max_bytes=8192,
+        )
+        self.addCleanup(sink.close)
+        station = SupervisedStation([], {"ingest": sink}, clock=clock)
+        api = StubTreq(StationAPI(station, clock=clock))
+
+        def get(path: str) -> tuple[int, bytes]:
+            requested = api.get("http://station.example" + path)
+            api.flush()
+            response = self.successResultOf(requested)
+            return response.code, self.successResultOf(response.content())
+
+        for number in range(200):
+            sink.write("ctd1", particle(number))
+        code, body = get("/api/health")
+        health = json.loads(body)
+        self.assertEqual((code, health["status"]), (200, "degraded"))
+        (warning,) = health["warnings"]
+        self.assertTrue(warning.startswith("sink ingest: the spool "), warning)
+        self.assertIn("at its bound of 8192 bytes", warning)
+        self.assertEqual(
+            health["sinks"]["ingest"]["warnings"], [warning[len("sink ingest: ") :]]
+        )
+
+        code, body = get("/metrics")
+        metrics = body.decode()
+        stats = sink.stats()
+        for line in [
+            f'instrumentd_sink_spool_bytes{{sink="ingest"}} {stats["spooled_bytes"]}',
+            'instrumentd_sink_spool_max_bytes{sink="ingest"} 8192',
+            'instrumentd_sink_spool_at_bound{sink="ingest"} 1',
+            f'instrumentd_sink_dropped_particles_total{{sink="ingest"}} {stats["dropped"]}',
+            f'instrumentd_sink_evicted_particles_total{{sink="ingest"}} {stats["evicted"]}',
+            "# TYPE instrumentd_sink_dropped_particles_total counter",
+        ]:
+            self.assertIn(line, metrics.splitlines())
+        self.assertGreater(stats["dropped"], 0)
+
+        clock.advance(1)
+        clock.advance(1)
+        health = json.loads(get("/api/health")[1])
+        self.assertEqual((health["status"], health["warnings"]), ("ok", []))
+        self.assertIn(
+            'instrumentd_sink_spool_at_bound{sink="ingest"} 0',
+            get("/metrics")[1].decode().splitlines(),
         )
 
 

@@ -4,8 +4,10 @@ The station's metrics in the Prometheus text exposition format (0.0.4).
 
 Per instrument: its state, the samples, errors and state changes its driver
 announced, its queued requests and event streams, and, when its port agent
-can be asked, the agent's byte and packet counters.  Every family has its
-``# HELP`` and ``# TYPE`` lines; counters end in ``_total``.
+can be asked, the agent's byte and packet counters.  Per sink: particles
+delivered, dropped and deleted at the spool's bound, retries, the spool's
+size and bound.  Every family has its ``# HELP`` and ``# TYPE`` lines;
+counters end in ``_total``.
 
 We format the text ourselves rather than add ``prometheus_client``: the
 format is a few lines, and the values already live in
@@ -18,11 +20,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet.defer import Deferred, gatherResults
 
 if TYPE_CHECKING:
+    from instrumentd.station._sink import ISink
     from instrumentd.station.instrument import Station
 
 __all__ = ["CONTENT_TYPE", "MetricFamily", "collect", "format_families"]
@@ -246,7 +249,93 @@ def station_families(station: Station) -> list[MetricFamily]:
         cut_off,
         agent_up,
         *agent,
+        *sink_families(_sink_stats(station)),
     ]
+
+
+def _sink_stats(station: Station) -> dict[str, Mapping[str, Any]]:
+    # The station service's station has sinks; a bare Station has none.
+    sinks = cast("Mapping[str, ISink]", getattr(station, "sinks", {}))
+    return {name: sink.stats() for name, sink in sinks.items()}
+
+
+# (metric name, type, help, key in a sink's stats()).
+_SINK_VALUES = [
+    (
+        "instrumentd_sink_delivered_particles_total",
+        "counter",
+        "Particles the sink's endpoint accepted.",
+        "delivered",
+    ),
+    (
+        "instrumentd_sink_dropped_particles_total",
+        "counter",
+        "Particles the sink lost: not storable or spoolable, deleted at the "
+        "spool's bound, or written after close.",
+        "dropped",
+    ),
+    (
+        "instrumentd_sink_evicted_particles_total",
+        "counter",
+        "Undelivered particles deleted to keep the spool within its bound.",
+        "evicted",
+    ),
+    (
+        "instrumentd_sink_retries_total",
+        "counter",
+        "Failed delivery attempts (each one retried).",
+        "retries",
+    ),
+    (
+        "instrumentd_sink_reconnects_total",
+        "counter",
+        "POSTs sent again at once because the server had closed the "
+        "kept-alive connection.",
+        "reconnects",
+    ),
+    (
+        "instrumentd_sink_queued_particles",
+        "gauge",
+        "Particles spooled and not yet delivered.",
+        "queued",
+    ),
+    (
+        "instrumentd_sink_spool_bytes",
+        "gauge",
+        "Bytes the sink's spool segments take on disk.",
+        "spooled_bytes",
+    ),
+    (
+        "instrumentd_sink_spool_max_bytes",
+        "gauge",
+        "The most bytes the sink's spool may take.",
+        "spool_max_bytes",
+    ),
+]
+
+
+def sink_families(sinks: Mapping[str, Mapping[str, Any]]) -> list[MetricFamily]:
+    """
+    The sinks' metric families, from their :meth:`~ISink.stats`; a sink
+    has a sample in each family whose value its stats have.
+
+    :param sinks: each sink's stats, by name.
+    :returns: the families.
+    """
+    families = [MetricFamily(name, kind, text) for name, kind, text, _ in _SINK_VALUES]
+    at_bound = MetricFamily(
+        "instrumentd_sink_spool_at_bound",
+        "gauge",
+        "1 while the sink's spool is at its bound and dropping the oldest particles.",
+    )
+    for name, stats in sinks.items():
+        for family, (_, _, _, key) in zip(families, _SINK_VALUES, strict=True):
+            value = _stat(stats, key)
+            if value is not None:
+                family.add(value, sink=name)
+        if isinstance(stats.get("spool_at_bound"), bool):
+            at_bound.add(1 if stats["spool_at_bound"] else 0, sink=name)
+    return [*families, at_bound]
 
 
 def collect(station: Station, timeout: float = 2.0) -> Deferred[str]:

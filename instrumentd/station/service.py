@@ -140,8 +140,10 @@ class SupervisedStation(Station):
     def health(self) -> dict[str, object]:
         """
         :returns: :meth:`Station.health`, with ``station`` (the bring-up
-            phase, the last error) for each instrument, and ``sinks``:
-            each sink's counters.
+            phase, the last error) for each instrument, ``sinks``: each
+            sink's counters, and ``warnings``: ``"sink NAME: ..."`` for each
+            way a sink is losing particles now (its spool at its bound or
+            not writable).  A warning makes ``status`` ``"degraded"``.
         """
         health = super().health()
         instruments = cast("dict[str, dict[str, object]]", health["instruments"])
@@ -149,7 +151,16 @@ class SupervisedStation(Station):
             supervisor = self.supervisors.get(name)
             if supervisor is not None:
                 each["station"] = supervisor.status()
-        health["sinks"] = {name: sink.stats() for name, sink in self.sinks.items()}
+        sinks = {name: sink.stats() for name, sink in self.sinks.items()}
+        warnings = [
+            f"sink {name}: {text}"
+            for name, stats in sinks.items()
+            for text in cast("list[str]", stats.get("warnings") or [])
+        ]
+        health["sinks"] = sinks
+        health["warnings"] = warnings
+        if warnings:
+            health["status"] = "degraded"
         return health
 
 
