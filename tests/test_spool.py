@@ -384,6 +384,20 @@ class SpoolFullDiskTests(SynchronousTestCase):
         self.assertEqual(again.pending, stored - 10)
         self.assertEqual(again.corrupt, 0)
 
+    def test_closeOnFullDisk(self) -> None:
+        """
+        Closing on a full disk cannot refresh C{state.json}; it leaves no
+        half-written temporary file behind, and the cursor still holds.
+        """
+        spool, disk = self.full_spool(segment_bytes=1 << 30)
+        spool.read(10)
+        spool.commit(10)
+        spool.close()
+        self.assertNotIn("state.json.tmp", os.listdir(spool.directory), disk.kind)
+        again = Spool(spool.directory)
+        self.addCleanup(again.close)
+        self.assertEqual(again.read(1)[0].seq, 11)
+
     def test_deliveryFreesDisk(self) -> None:
         """
         Once everything stored is delivered, the commit deletes the

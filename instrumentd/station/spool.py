@@ -321,9 +321,15 @@ class Spool:
         # Write-then-rename, so a crash leaves the old cursor or the new one,
         # never half of one.
         temporary = self._state_path + ".tmp"
-        with open(temporary, "wb") as f:
-            f.write(dumps({"source": source, "delivered": delivered}).encode())
-        os.replace(temporary, self._state_path)
+        try:
+            with open(temporary, "wb") as f:
+                f.write(dumps({"source": source, "delivered": delivered}).encode())
+            os.replace(temporary, self._state_path)
+        except OSError:
+            # On a full disk: leave no half-written file taking space.
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
 
     # -- segments ---------------------------------------------------------
 
