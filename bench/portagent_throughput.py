@@ -33,6 +33,7 @@ from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from zope.interface import implementer
 
 from instrumentd.portagent.launcher import launch_port_agent
+from instrumentd.portagent.options import DEFAULT_CLIENT_BUFFER
 
 BLOCK = bytes(range(256)) * 256  # 64 KiB
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -165,7 +166,7 @@ async def connect(reactor: Any, port: int, protocol: Protocol) -> Protocol:
 
 
 async def throughput_run(
-    reactor: Any, clients: int, total: int, workdir: str
+    reactor: Any, clients: int, total: int, workdir: str, client_buffer: str | None
 ) -> dict[str, Any]:
     listening, factory, source_port = await start_source(reactor)
     agent = await launch_port_agent(
@@ -173,7 +174,7 @@ async def throughput_run(
         instrument=f"tcp:host=127.0.0.1:port={source_port}",
         datalog_dir=os.path.join(workdir, f"datalog{clients}"),
         heartbeat=0,
-        client_buffer="64MiB",
+        client_buffer=client_buffer,
         reactor=reactor,
     )
     try:
@@ -321,7 +322,10 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
     total = args.mib << 20
     workdir = tempfile.mkdtemp(prefix="instrumentd-bench-")
     try:
-        runs = [await throughput_run(reactor, n, total, workdir) for n in args.clients]
+        runs = [
+            await throughput_run(reactor, n, total, workdir, args.client_buffer)
+            for n in args.clients
+        ]
         latencies = await latency_run(reactor, args.rate, args.seconds, workdir)
         baseline = (
             None
@@ -331,8 +335,10 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
+    buffer = args.client_buffer or f"{DEFAULT_CLIENT_BUFFER >> 20}MiB (default)"
     print(
-        f"\nPort agent throughput ({args.mib} MiB from a loopback TCP source, datalog on)"
+        f"\nPort agent throughput ({args.mib} MiB from a loopback TCP source, "
+        f"datalog on, client buffer {buffer})"
     )
     print(
         f"{'clients':>7} {'MB each':>8} {'min MB/s':>9} {'mean MB/s':>10} {'agent CPU s':>12} {'peak RSS MiB':>13}"
@@ -381,6 +387,11 @@ if __name__ == "__main__":
     )
     parser.add_argument(
         "--no-socat", action="store_true", help="skip the socat baseline"
+    )
+    parser.add_argument(
+        "--client-buffer",
+        default=None,
+        help="--client-buffer of the agent (default: the agent's own default)",
     )
     arguments = parser.parse_args()
     sys.setrecursionlimit(10000)

@@ -240,6 +240,159 @@ class DataIntegrityTests(TestCase):
         return run(go())
 
 
+def peak_memory(pid: int) -> tuple[int, int]:
+    """
+    A process's resident memory now and at its peak, in bytes (Linux).
+    """
+    values = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) * 1024
+    return values["VmRSS"], values["VmHWM"]
+
+
+class ClientQueueTests(TestCase):
+    """
+    Clients are cut off for making no progress or for passing a memory
+    budget, never for a burst; the agent's memory stays bounded.
+    """
+
+    def test_burstSurvived(self) -> None:
+        """
+        With the default options, a data client that stops reading while
+        the agent relays a 40 MiB burst (the agent outruns it by far more
+        than the old 4 MiB buffer) is not cut off: once it reads again it
+        gets every byte.
+        """
+
+        async def go() -> None:
+            instrument = await start_instrument(self)
+            agent = await start_agent(
+                self, instrument, heartbeat=0.2, disconnect_grace=LONG_GRACE
+            )
+            await instrument.wait_for_connection(1)
+            command = await connect(self, agent.ports["command"], LineClient())
+            reader = await connect(self, agent.ports["data"], PacketClient())
+            burst = await connect(self, agent.ports["data"], PacketClient())
+            await registered(reader)
+            await registered(burst)
+            assert burst.transport is not None
+            burst.transport.pauseProducing()  # type: ignore[attr-defined]
+
+            bulk = noise(40 << 20, 31)
+            instrument.send(bulk)
+            await within(reader.wait_for_data(len(bulk)), "the burst", 60)
+            burst.transport.resumeProducing()  # type: ignore[attr-defined]
+            await within(burst.wait_for_data(len(bulk)), "the burst", 60)
+
+            self.assertEqual(bytes(burst.instrument_data), bulk)
+            self.assertFalse(burst.is_closed)
+            self.assertEqual(burst.of_type(FAULT), [])
+            stats = json.loads(await command.ask("get_stats"))
+            self.assertEqual(stats["slow_clients_cut_off"], 0)
+            self.assertGreater(stats["client_queues"]["peak"], 4 << 20)
+
+        return run(go())
+
+    def test_stalledClientCutOffForNoProgress(self) -> None:
+        """
+        A data client that takes nothing while data waits for it is cut off
+        after the stall timeout, long before it fills its buffer: counted
+        as C{stalled}, with a PORT_AGENT_FAULT to the other data client.
+        """
+
+        async def go() -> None:
+            instrument = await start_instrument(self)
+            agent = await start_agent(
+                self,
+                instrument,
+                heartbeat=0.2,
+                client_stall_timeout=1,
+                disconnect_grace=LONG_GRACE,
+            )
+            await instrument.wait_for_connection(1)
+            command = await connect(self, agent.ports["command"], LineClient())
+            reader = await connect(self, agent.ports["data"], PacketClient())
+            await registered(reader)
+            stalled = StalledClient(agent.ports["data"])
+            self.addCleanup(stalled.close)
+            stalled.send(b"s")
+            await instrument.wait_for_received(b"s")
+
+            bulk = noise(24 << 20, 32)
+            instrument.send(bulk)
+            await within(reader.wait_for_data(len(bulk)), "the data", 60)
+            await reader.wait_for_packet(FAULT, lambda p: b"cut off" in p.payload)
+            await stalled.wait_closed()
+
+            [fault] = reader.of_type(FAULT)
+            self.assertIn(
+                f"data client {stalled.label} cut off: it took nothing for 1 s".encode(),
+                fault.payload,
+            )
+            stats = json.loads(await command.ask("get_stats"))
+            self.assertEqual(stats["clients_cut_off"]["stalled"], 1)
+            self.assertEqual(stats["slow_clients_cut_off"], 1)
+            self.assertEqual(stats["clients"]["data"], 1)
+            self.assertEqual(bytes(reader.instrument_data), bulk)
+
+        return run(go())
+
+    def test_memoryBounded(self) -> None:
+        """
+        Four data clients that never read, each allowed a 64 MiB buffer,
+        share a 16 MiB client memory: as their queues pass it together, the
+        one furthest behind is cut off each time, so what the agent queues
+        (and its resident memory) stays within the budget while 96 MiB go
+        by, and the reading client gets every byte.
+        """
+
+        async def go() -> None:
+            instrument = await start_instrument(self)
+            agent = await start_agent(
+                self,
+                instrument,
+                heartbeat=0.2,
+                client_memory="16MiB",
+                client_buffer="16MiB",
+                disconnect_grace=LONG_GRACE,
+            )
+            await instrument.wait_for_connection(1)
+            command = await connect(self, agent.ports["command"], LineClient())
+            reader = await connect(self, agent.ports["data"], PacketClient())
+            await registered(reader)
+            stalled = []
+            for i in range(4):
+                client = StalledClient(agent.ports["data"])
+                self.addCleanup(client.close)
+                client.send(b"%d" % i)
+                await instrument.wait_for_received(b"%d" % i)
+                stalled.append(client)
+            resident_before, _ = peak_memory(agent.pid)
+
+            bulk = noise(96 << 20, 33)
+            instrument.send(bulk)
+            await within(reader.wait_for_data(len(bulk)), "the data", 120)
+            for client in stalled:
+                await client.wait_closed()
+            _, peak = peak_memory(agent.pid)
+
+            stats = json.loads(await command.ask("get_stats"))
+            self.assertEqual(stats["slow_clients_cut_off"], 4)
+            self.assertGreaterEqual(stats["clients_cut_off"]["memory"], 3)
+            self.assertLessEqual(stats["client_queues"]["peak"], (16 << 20) + 65552)
+            self.assertEqual(stats["client_queues"]["budget"], 16 << 20)
+            self.assertEqual(stats["client_queues"]["queued"], 0)
+            # Without the shared budget the four queues would have grown to
+            # 64 MiB together; the agent's peak memory stays well below.
+            self.assertLess(peak - resident_before, 48 << 20)
+            self.assertEqual(bytes(reader.instrument_data), bulk)
+
+        return run(go())
+
+
 class DatalogFullDiskTests(TestCase):
     """
     A real agent whose datalog is on a small tmpfs that fills up (this

@@ -54,7 +54,9 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(config.disconnect_grace, 10.0)
         self.assertEqual(config.max_reconnect_delay, 60.0)
         self.assertEqual(config.rotate, "daily")
-        self.assertEqual(config.client_buffer, 4 << 20)
+        self.assertEqual(config.client_buffer, 64 << 20)
+        self.assertEqual(config.client_memory, 256 << 20)
+        self.assertEqual(config.client_stall_timeout, 30.0)
         self.assertEqual(config.datalog_dir, "datalog")
 
     def test_repeatedListenersAndNone(self) -> None:
@@ -135,6 +137,9 @@ class OptionsTests(SynchronousTestCase):
             ("--client-buffer", "2G", "262144 to 1073741824 bytes"),
             ("--client-buffer", "9" * 40, "is not a size"),
             ("--parent-pid", "99999999999999999999", "1 to 4194304"),
+            ("--client-memory", "100k", "262144 to 68719476736 bytes"),
+            ("--client-memory", "1M", "at least the client buffer"),
+            ("--client-stall-timeout", "0.5", "1 to 3600 seconds"),
         ]
         for option, value, valid in cases:
             self.assertUsageError([*BASE, option, value], f"{option}: {value!r}", valid)
@@ -148,6 +153,8 @@ class OptionsTests(SynchronousTestCase):
             "--rotate-size",
             "1MiB",
             "--client-buffer",
+            "1GiB",
+            "--client-memory",
             "1GiB",
             "--parent-pid",
             str(1 << 22),

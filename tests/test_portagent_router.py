@@ -5,11 +5,12 @@ who gets which packet, and the slow-client policy.
 
 from __future__ import annotations
 
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from instrumentd.packet import Packet, PacketParser, PacketType, encode_packet
-from instrumentd.portagent.outlet import ClientOutlet
+from instrumentd.portagent.outlet import ClientOutlet, ClientQueues
 from instrumentd.portagent.router import DATA_CLIENT_TYPES, Router
 
 NOW = (0xDB300300, 0x80000000)
@@ -72,7 +73,7 @@ class OutletTests(SynchronousTestCase):
         self.transport = AbortableTransport()
         self.overflows: list[tuple[ClientOutlet, int]] = []
         self.outlet = ClientOutlet(
-            self.transport, 100, "c1", lambda o, n: self.overflows.append((o, n))
+            self.transport, 100, "c1", lambda o, why, n: self.overflows.append((o, n))
         )
 
     def test_registersStreamingProducer(self) -> None:
@@ -137,7 +138,7 @@ class OutletTests(SynchronousTestCase):
         self.assertFalse(self.transport.aborted)
         self.outlet.send(b"y" * 60)
         self.assertTrue(self.transport.aborted)
-        self.assertTrue(self.outlet.cut_off)
+        self.assertEqual(self.outlet.cut_off_reason, "buffer")
         self.assertEqual(self.overflows, [(self.outlet, 120)])
         self.assertEqual(self.outlet.queued, 0)
         self.assertIsNone(self.transport.producer)
@@ -284,3 +285,150 @@ class RouterTests(SynchronousTestCase):
         self.router.close_all()
         for t in (self.data, self.sniff, self.raw):
             self.assertTrue(t.disconnecting)
+
+
+class SharedBudgetTests(SynchronousTestCase):
+    """
+    The queues of all clients share one memory budget: past it, the client
+    furthest behind is cut off, and no other.
+    """
+
+    def setUp(self) -> None:
+        self.datalog = MemoryDataLog()
+        self.router = Router(
+            self.datalog, lambda: NOW, client_buffer=10_000, client_memory=3_200
+        )
+        self.transports = [AbortableTransport() for _ in range(3)]
+        self.outlets = [
+            self.router.add_client("data", t, f"c{i}")
+            for i, t in enumerate(self.transports)
+        ]
+
+    def test_burstWithinBudgetKept(self) -> None:
+        """
+        Clients that fall behind by less than their buffer and the shared
+        budget are kept, and catch up once their transports drain.
+        """
+        for outlet in self.outlets[:2]:
+            outlet.pauseProducing()
+        for i in range(3):
+            self.router.publish(PacketType.DATA_FROM_INSTRUMENT, bytes([i]) * 300)
+        self.assertEqual(self.router.queues.queued, 2 * 3 * 316)
+        for outlet in self.outlets[:2]:
+            outlet.resumeProducing()
+        self.assertEqual(self.router.queues.queued, 0)
+        self.assertEqual(self.router.counters.slow_clients_cut_off, 0)
+        for t in self.transports:
+            self.assertEqual(len(parse(t.value())), 3)
+
+    def test_furthestBehindCutOff(self) -> None:
+        """
+        When all queues together pass the budget, the client with the most
+        queued is cut off (with reason C{memory}), the others keep every
+        packet, and the fault reaches them after the packet that caused it.
+        """
+        self.outlets[0].pauseProducing()
+        self.router.publish(PacketType.DATA_FROM_INSTRUMENT, b"a" * 1000)
+        self.outlets[1].pauseProducing()
+        self.router.publish(PacketType.DATA_FROM_INSTRUMENT, b"b" * 1000)
+        self.assertEqual(self.router.counters.slow_clients_cut_off, 0)
+        self.router.publish(PacketType.DATA_FROM_INSTRUMENT, b"c" * 1000)
+        self.assertTrue(self.transports[0].aborted)
+        self.assertFalse(self.transports[1].aborted)
+        self.assertEqual(self.outlets[0].cut_off_reason, "memory")
+        self.assertEqual(self.router.counters.clients_cut_off["memory"], 1)
+        self.assertEqual(self.router.queues.queued, self.outlets[1].queued)
+        self.assertLessEqual(self.router.queues.peak, 3_200 + 1016)
+        self.outlets[1].resumeProducing()
+        for t in self.transports[1:]:
+            packets = parse(t.value())
+            self.assertEqual(
+                [p.payload[:1] for p in packets],
+                [b"a", b"b", b"c", b"d"],
+            )
+            self.assertIn(b"c0 cut off: the queues of all clients", packets[3].payload)
+
+    def test_cutOffMidFanOutSkipsNoOne(self) -> None:
+        """
+        A client cut off while a packet is being fanned out does not make
+        the client after it miss that packet.
+        """
+        router = Router(MemoryDataLog(), lambda: NOW, client_buffer=500)
+        first, second = AbortableTransport(), AbortableTransport()
+        slow = router.add_client("data", first, "slow")
+        router.add_client("data", second, "fast")
+        slow.pauseProducing()
+        router.publish(PacketType.DATA_FROM_INSTRUMENT, b"x" * 600)
+        self.assertTrue(first.aborted)
+        packets = parse(second.value())
+        self.assertEqual(
+            [p.type for p in packets],
+            [PacketType.DATA_FROM_INSTRUMENT, PacketType.PORT_AGENT_FAULT],
+        )
+
+
+class StallTests(SynchronousTestCase):
+    """
+    A client that takes nothing for the stall timeout while data waits is
+    cut off; one that makes progress is not, however far behind.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.router = Router(
+            MemoryDataLog(),
+            lambda: NOW,
+            client_buffer=1 << 20,
+            stall_timeout=30.0,
+            clock=self.clock,
+        )
+        self.stuck = AbortableTransport()
+        self.slow = AbortableTransport()
+        self.stuck_outlet = self.router.add_client("data", self.stuck, "stuck")
+        self.slow_outlet = self.router.add_client("data", self.slow, "slow")
+
+    def test_stalledCutOff(self) -> None:
+        """
+        Paused for the whole stall timeout: cut off with reason
+        C{stalled}; a client paused later, that resumes in time, is kept,
+        and no timer is left once no client waits.
+        """
+        self.stuck_outlet.pauseProducing()
+        self.router.publish(PacketType.DATA_FROM_INSTRUMENT, b"x")
+        self.clock.advance(20)
+        self.slow_outlet.pauseProducing()
+        self.clock.advance(9.9)
+        self.assertFalse(self.stuck.aborted)
+        self.clock.advance(0.1)
+        self.assertTrue(self.stuck.aborted)
+        self.assertEqual(self.stuck_outlet.cut_off_reason, "stalled")
+        self.assertEqual(self.router.counters.clients_cut_off["stalled"], 1)
+        self.assertFalse(self.slow.aborted)
+        self.clock.advance(19)
+        self.slow_outlet.resumeProducing()
+        self.clock.advance(60)
+        self.assertFalse(self.slow.aborted)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        [fault] = [
+            p for p in parse(self.slow.value()) if p.type is PacketType.PORT_AGENT_FAULT
+        ]
+        self.assertIn(b"stuck cut off: it took nothing for 30 s", fault.payload)
+
+    def test_progressKeepsClient(self) -> None:
+        """
+        A client that is paused again and again, but resumes each time
+        within the timeout, is never cut off for stalling.
+        """
+        for _ in range(10):
+            self.stuck_outlet.pauseProducing()
+            self.router.publish(PacketType.DATA_FROM_INSTRUMENT, b"y" * 100)
+            self.clock.advance(29)
+            self.stuck_outlet.resumeProducing()
+        self.assertFalse(self.stuck.aborted)
+        self.assertEqual(self.router.counters.slow_clients_cut_off, 0)
+
+    def test_needsClock(self) -> None:
+        """
+        A stall timeout without a clock is refused.
+        """
+        self.assertRaises(ValueError, ClientQueues, 100, 5.0, None)

@@ -116,7 +116,14 @@ class PortAgent(Service):
             reactor=reactor,
             on_trouble=self._datalog_trouble,
         )
-        self.router = Router(self.datalog, self._now, config.client_buffer)
+        self.router = Router(
+            self.datalog,
+            self._now,
+            config.client_buffer,
+            client_memory=config.client_memory,
+            stall_timeout=config.client_stall_timeout,
+            clock=reactor,
+        )
         self._announced: str | None = None
         self._told_problem: str | None = None
         self.ports: dict[str, list[IListeningPort]] = {}
@@ -515,6 +522,12 @@ class PortAgent(Service):
             "clients_served": dict(c.clients_served),
             "bytes_dropped": c.bytes_dropped,
             "slow_clients_cut_off": c.slow_clients_cut_off,
+            "clients_cut_off": dict(c.clients_cut_off),
+            "client_queues": {
+                "queued": self.router.queues.queued,
+                "peak": self.router.queues.peak,
+                "budget": self.config.client_memory,
+            },
             "datalog": {
                 "file": self.datalog.path,
                 "size": self.datalog.size,

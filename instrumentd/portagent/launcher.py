@@ -601,6 +601,8 @@ def port_agent_command(
     rotate: str | None = None,
     rotate_size: int | str | None = None,
     client_buffer: int | str | None = None,
+    client_memory: int | str | None = None,
+    client_stall_timeout: float | None = None,
     data_port: str | Sequence[str] | None = None,
     command_port: str | Sequence[str] | None = None,
     sniff_port: str | Sequence[str] | None = None,
@@ -632,6 +634,8 @@ def port_agent_command(
     argv += _option("rotate", rotate)
     argv += _option("rotate-size", rotate_size)
     argv += _option("client-buffer", client_buffer)
+    argv += _option("client-memory", client_memory)
+    argv += _option("client-stall-timeout", client_stall_timeout)
     for kind, value in (
         ("data", data_port),
         ("command", command_port),
@@ -660,6 +664,8 @@ def launch_port_agent(
     rotate: str | None = None,
     rotate_size: int | str | None = None,
     client_buffer: int | str | None = None,
+    client_memory: int | str | None = None,
+    client_stall_timeout: float | None = None,
     data_port: str | Sequence[str] | None = None,
     command_port: str | Sequence[str] | None = None,
     sniff_port: str | Sequence[str] | None = None,
@@ -697,6 +703,9 @@ def launch_port_agent(
     :param rotate_size: ``--rotate-size``: bytes, or a size like ``"100MiB"``.
     :param client_buffer: ``--client-buffer``: bytes, or a size like
         ``"256KiB"``.
+    :param client_memory: ``--client-memory``: bytes, or a size like
+        ``"256MiB"``.
+    :param client_stall_timeout: ``--client-stall-timeout``, seconds.
     :param data_port: server endpoint string(s) for data clients; an empty
         list (or ``"none"``) turns the listener off.
     :param command_port: the same for the command port.
@@ -739,6 +748,8 @@ def launch_port_agent(
         rotate=rotate,
         rotate_size=rotate_size,
         client_buffer=client_buffer,
+        client_memory=client_memory,
+        client_stall_timeout=client_stall_timeout,
         data_port=data_port,
         command_port=command_port,
         sniff_port=sniff_port,

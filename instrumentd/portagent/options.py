@@ -21,6 +21,11 @@ from instrumentd.portagent.access import listener_reach, read_token_file
 
 __all__ = [
     "CLIENT_BUFFER",
+    "CLIENT_MEMORY",
+    "CLIENT_STALL_TIMEOUT",
+    "DEFAULT_CLIENT_BUFFER",
+    "DEFAULT_CLIENT_MEMORY",
+    "DEFAULT_CLIENT_STALL_TIMEOUT",
     "DEFAULT_LISTENER",
     "DISCONNECT_GRACE",
     "HEARTBEAT",
@@ -123,6 +128,21 @@ ROTATE_SIZE: Final = Bounds(1 << 20, 1 << 40, "bytes", zero_is_off=True)
 PARENT_PID: Final = Bounds(1, 1 << 22, "")
 #: ``--client-buffer``.
 CLIENT_BUFFER: Final = Bounds(MIN_CLIENT_BUFFER, 1 << 30, "bytes")
+#: ``--client-memory``.
+CLIENT_MEMORY: Final = Bounds(MIN_CLIENT_BUFFER, 64 << 30, "bytes")
+#: ``--client-stall-timeout``.
+CLIENT_STALL_TIMEOUT: Final = Bounds(1, 3600, "seconds")
+
+#: What one client may fall behind by: large, so that a client that keeps
+#: up on average survives the agent outrunning it for a while (at the
+#: hundreds of MB/s of a local flood, 4 MiB lasted about 10 ms).
+DEFAULT_CLIENT_BUFFER: Final = 64 << 20
+#: What all clients together may fall behind by: the bound on the agent's
+#: memory for client queues.
+DEFAULT_CLIENT_MEMORY: Final = 256 << 20
+#: How long a client may take nothing while data waits before it is cut
+#: off: a stalled client is found by this, not by filling its buffer.
+DEFAULT_CLIENT_STALL_TIMEOUT: Final = 30.0
 
 #: Listeners bind to loopback on an ephemeral port unless told otherwise.
 DEFAULT_LISTENER: Final = "tcp:0:interface=127.0.0.1"
@@ -180,8 +200,12 @@ class PortAgentConfig:
     :ivar datalog_dir: where the datalog is written.
     :ivar rotate: ``daily``, ``hourly`` or ``none`` (UTC).
     :ivar rotate_size: rotate when the file passes this size; 0 is off.
-    :ivar client_buffer: bytes of unsent data a client may have before it is
-        cut off.
+    :ivar client_buffer: bytes of unsent data one client may have queued
+        before it is cut off.
+    :ivar client_memory: bytes of unsent data all clients together may have
+        queued; past it the client furthest behind is cut off.
+    :ivar client_stall_timeout: seconds a client may take nothing while data
+        waits for it before it is cut off.
     :ivar status_file: where to write the status JSON once listening.
     :ivar parent_pid: exit when this process dies.
     :ivar token_file: the file holding the shared token; ``None`` for no
@@ -203,7 +227,9 @@ class PortAgentConfig:
     datalog_dir: str = "datalog"
     rotate: str = "daily"
     rotate_size: int = 0
-    client_buffer: int = 4 << 20
+    client_buffer: int = DEFAULT_CLIENT_BUFFER
+    client_memory: int = DEFAULT_CLIENT_MEMORY
+    client_stall_timeout: float = DEFAULT_CLIENT_STALL_TIMEOUT
     status_file: str | None = None
     parent_pid: int | None = None
     token_file: str | None = None
@@ -234,6 +260,8 @@ class PortAgentConfig:
             "rotate": self.rotate,
             "rotate_size": self.rotate_size,
             "client_buffer": self.client_buffer,
+            "client_memory": self.client_memory,
+            "client_stall_timeout": self.client_stall_timeout,
             "token_file": self.token_file,
             "tokenless": sorted(self.tokenless),
             "allow_insecure": self.allow_insecure,
@@ -359,8 +387,21 @@ class PortAgentOptions(usage.Options):
         [
             "client-buffer",
             None,
-            "4MiB",
-            "Unsent bytes a client may have queued before it is cut off.",
+            "64MiB",
+            "Unsent bytes one client may have queued before it is cut off.",
+        ],
+        [
+            "client-memory",
+            None,
+            "256MiB",
+            "Unsent bytes all clients together may have queued; past it the "
+            "client furthest behind is cut off.",
+        ],
+        [
+            "client-stall-timeout",
+            None,
+            "30",
+            "Seconds a client may take nothing while data waits before it is cut off.",
         ],
         [
             "status-file",
@@ -475,6 +516,7 @@ class PortAgentOptions(usage.Options):
             ("heartbeat", HEARTBEAT),
             ("disconnect-grace", DISCONNECT_GRACE),
             ("max-reconnect-delay", MAX_RECONNECT_DELAY),
+            ("client-stall-timeout", CLIENT_STALL_TIMEOUT),
         ):
             try:
                 self[option] = bounds.seconds(str(self[option]))
@@ -484,9 +526,11 @@ class PortAgentOptions(usage.Options):
             raise usage.UsageError(
                 f"--rotate: {self['rotate']!r} is not one of {', '.join(ROTATIONS)}"
             )
+        memory_text = self["client-memory"]
         for option, bounds in (
             ("rotate-size", ROTATE_SIZE),
             ("client-buffer", CLIENT_BUFFER),
+            ("client-memory", CLIENT_MEMORY),
         ):
             try:
                 size = parse_size(self[option])
@@ -494,6 +538,12 @@ class PortAgentOptions(usage.Options):
             except ValueError as e:
                 raise usage.UsageError(f"--{option}: {e}") from None
             self[option] = size
+        if self["client-memory"] < self["client-buffer"]:
+            raise usage.UsageError(
+                f"--client-memory: {memory_text!r} is less than --client-buffer "
+                f"({self['client-buffer']} bytes); valid: at least the client "
+                "buffer"
+            )
         status_file = self["status-file"]
         if status_file:
             directory = os.path.dirname(os.path.abspath(status_file))
@@ -562,6 +612,8 @@ class PortAgentOptions(usage.Options):
             rotate=self["rotate"],
             rotate_size=self["rotate-size"],
             client_buffer=self["client-buffer"],
+            client_memory=self["client-memory"],
+            client_stall_timeout=self["client-stall-timeout"],
             status_file=self["status-file"],
             parent_pid=self["parent-pid"],
             token_file=self["token-file"],

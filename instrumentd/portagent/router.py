@@ -9,8 +9,9 @@ that want it.
 - RFC 2217 sessions get them with telnet's IAC (0xFF) doubled.
 
 Nothing here waits for a client: each client sends through a bounded
-:class:`~instrumentd.portagent.outlet.ClientOutlet`, and a client that falls
-too far behind is cut off, counted, logged and announced as a fault.
+:class:`~instrumentd.portagent.outlet.ClientOutlet`, and a client that makes
+no progress, or falls too far behind, is cut off, counted, logged and
+announced as a fault.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from twisted.internet.interfaces import ITransport
+from twisted.internet.interfaces import IReactorTime, ITransport
 from twisted.logger import Logger
 
 from instrumentd.interfaces import IDataLog
 from instrumentd.packet import PacketType, frame_read
-from instrumentd.portagent.outlet import ClientOutlet
+from instrumentd.portagent.outlet import ClientOutlet, ClientQueues
 from instrumentd.sniff import sniff_line
 
 __all__ = ["DATA_CLIENT_TYPES", "AgentCounters", "Router"]
@@ -58,7 +59,11 @@ class AgentCounters:
     :ivar packets: packets handled (every type), each recorded.
     :ivar packets_by_type: packets handled, by type name.
     :ivar bytes_dropped: bytes thrown away for slow clients.
-    :ivar slow_clients_cut_off: clients cut off for falling behind.
+    :ivar slow_clients_cut_off: clients cut off, for whatever reason.
+    :ivar clients_cut_off: clients cut off, by reason: ``stalled`` (no
+        progress for the stall timeout), ``buffer`` (past the client
+        buffer), ``memory`` (furthest behind when all queues together
+        passed the client memory).
     :ivar clients_served: client connections accepted, by kind.
     :ivar connects: times the instrument link came up.
     :ivar connect_failures: failed attempts to bring the link up.
@@ -73,6 +78,9 @@ class AgentCounters:
     packets_by_type: dict[str, int] = field(default_factory=dict)
     bytes_dropped: int = 0
     slow_clients_cut_off: int = 0
+    clients_cut_off: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(("stalled", "buffer", "memory"), 0)
+    )
     clients_served: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(CLIENT_KINDS, 0)
     )
@@ -95,18 +103,30 @@ class Router:
         datalog: IDataLog,
         clock_ntp: Callable[[], tuple[int, int]],
         client_buffer: int,
+        *,
+        client_memory: float = float("inf"),
+        stall_timeout: float | None = None,
+        clock: IReactorTime | None = None,
     ) -> None:
         """
         :param datalog: where every packet is recorded.
         :param clock_ntp: returns the current NTP ``(seconds, fraction)``.
-        :param client_buffer: bytes a client may have queued before it is
+        :param client_buffer: bytes one client may have queued before it is
             cut off.
+        :param client_memory: bytes all clients together may have queued;
+            past it, the client furthest behind is cut off.
+        :param stall_timeout: seconds a client may take nothing while data
+            waits for it; ``None`` for no limit.
+        :param clock: the clock for the stall timeout.
         """
         self.datalog = datalog
         self.counters = AgentCounters()
         self.clients: dict[str, list[ClientOutlet]] = {k: [] for k in CLIENT_KINDS}
+        self.queues = ClientQueues(client_memory, stall_timeout, clock)
         self._now = clock_ntp
         self._client_buffer = client_buffer
+        self._publishing = False
+        self._faults: list[bytes] = []
 
     def publish(
         self,
@@ -126,28 +146,42 @@ class Router:
         """
         seconds, fraction = self._now() if when is None else when
         counters = self.counters
-        to_data = packet_type in DATA_CLIENT_TYPES and self.clients["data"]
-        sniffers = self.clients["sniff"]
+        clients = self.clients
         name = packet_type.name
-        for packet in frame_read(packet_type, payload, seconds, fraction):
-            self.datalog.write(packet)
-            counters.packets += 1
-            counters.packets_by_type[name] = counters.packets_by_type.get(name, 0) + 1
-            if to_data:
-                for outlet in self.clients["data"]:
+        # Snapshots: a client cut off during the fan-out leaves its list,
+        # and the others must still get every packet.  Its fault goes out
+        # after this message, so every client sees the same order.
+        data = tuple(clients["data"]) if packet_type in DATA_CLIENT_TYPES else ()
+        sniffers = tuple(clients["sniff"])
+        outermost = not self._publishing
+        self._publishing = True
+        try:
+            for packet in frame_read(packet_type, payload, seconds, fraction):
+                self.datalog.write(packet)
+                counters.packets += 1
+                counters.packets_by_type[name] = (
+                    counters.packets_by_type.get(name, 0) + 1
+                )
+                for outlet in data:
                     outlet.send(packet)
-            if sniffers:
-                line = sniff_line(packet_type, packet[16:], seconds, fraction)
-                for outlet in sniffers:
-                    outlet.send(line)
-        if packet_type is PacketType.DATA_FROM_INSTRUMENT:
-            for outlet in self.clients["raw"]:
-                outlet.send(payload)
-            if self.clients["rfc2217"]:
-                # Telnet data: every 0xFF doubled, once for all sessions.
-                escaped = payload.replace(b"\xff", b"\xff\xff")
-                for outlet in self.clients["rfc2217"]:
-                    outlet.send(escaped)
+                if sniffers:
+                    line = sniff_line(packet_type, packet[16:], seconds, fraction)
+                    for outlet in sniffers:
+                        outlet.send(line)
+            if packet_type is PacketType.DATA_FROM_INSTRUMENT:
+                for outlet in tuple(clients["raw"]):
+                    outlet.send(payload)
+                if clients["rfc2217"]:
+                    # Telnet data: every 0xFF doubled, once for all sessions.
+                    escaped = payload.replace(b"\xff", b"\xff\xff")
+                    for outlet in tuple(clients["rfc2217"]):
+                        outlet.send(escaped)
+        finally:
+            if outermost:
+                self._publishing = False
+        if outermost:
+            while self._faults:
+                self.publish(PacketType.PORT_AGENT_FAULT, self._faults.pop(0))
 
     def send_to(
         self, outlet: ClientOutlet, packet_type: PacketType, payload: bytes
@@ -170,7 +204,12 @@ class Router:
         :returns: the client's outlet.
         """
         outlet = ClientOutlet(
-            transport, self._client_buffer, label, self._overflowed, kind
+            transport,
+            self._client_buffer,
+            label,
+            self._cut_off,
+            kind=kind,
+            queues=self.queues,
         )
         self.clients[kind].append(outlet)
         self.counters.clients_served[kind] += 1
@@ -194,16 +233,22 @@ class Router:
             for outlet in list(outlets):
                 outlet.close()
                 outlet.transport.loseConnection()
+        self.queues.stop()
 
-    def _overflowed(self, outlet: ClientOutlet, dropped: int) -> None:
+    def _cut_off(self, outlet: ClientOutlet, why: str, dropped: int) -> None:
         kind = outlet.kind
         if outlet in self.clients[kind]:
             self.clients[kind].remove(outlet)
-        self.counters.slow_clients_cut_off += 1
-        self.counters.bytes_dropped += dropped
+        counters = self.counters
+        counters.slow_clients_cut_off += 1
+        reason = outlet.cut_off_reason or "buffer"
+        counters.clients_cut_off[reason] = counters.clients_cut_off.get(reason, 0) + 1
+        counters.bytes_dropped += dropped
         message = (
-            f"{kind} client {outlet.label} cut off: it fell behind by more than "
-            f"the client buffer of {outlet.limit} bytes ({dropped} bytes dropped)"
+            f"{kind} client {outlet.label} cut off: {why} ({dropped} bytes dropped)"
         )
         self.log.warn("{message}", message=message)
-        self.publish(PacketType.PORT_AGENT_FAULT, message.encode())
+        if self._publishing:
+            self._faults.append(message.encode())
+        else:
+            self.publish(PacketType.PORT_AGENT_FAULT, message.encode())
