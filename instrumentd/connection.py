@@ -340,6 +340,22 @@ CONFIG_KEYS: Final[tuple[ConfigKey, ...]] = (
         _LAUNCHING,
         valid=_optional_listener,
     ),
+    ConfigKey(
+        "token_file",
+        "str",
+        "a file whose first line is the agent's token (its --token-file); it "
+        "is sent first on the data and command connections, and a launched "
+        "agent is started with it",
+        METHODS,
+    ),
+    ConfigKey(
+        "tokenless_data",
+        "bool",
+        "the running agent takes no token on its data port (--tokenless "
+        "data); default false",
+        ("port_agent",),
+        valid=lambda v: isinstance(v, bool),
+    ),
 )
 
 _MISSING: Final = object()
@@ -367,6 +383,8 @@ class ConnectionConfig:
     :ivar listeners: a launched agent's listener endpoints by kind
         (``data``, ``command``, ``sniff``, ``raw``); kinds not given take
         the agent's default.
+    :ivar token_file: the agent's token file, or ``None``.
+    :ivar tokenless_data: whether the agent's data port takes no token.
     """
 
     method: str
@@ -381,6 +399,8 @@ class ConnectionConfig:
     command_timeout: float = 10.0
     launch_timeout: float = 30.0
     listeners: Mapping[str, str] = field(default_factory=dict)
+    token_file: str | None = None
+    tokenless_data: bool = False
 
     @property
     def launches(self) -> bool:
@@ -468,6 +488,15 @@ def validate_config(config: object) -> ConnectionConfig:
                 key.name,
             )
     get = config.get
+    if "token_file" in config:
+        from instrumentd.portagent.access import read_token_file
+
+        try:
+            read_token_file(str(config["token_file"]))
+        except ValueError as e:
+            raise InstrumentConnectionError(
+                f"connection config: key 'token_file': {e}", "token_file"
+            ) from None
     listeners = {
         kind: str(config[f"{kind}_listener"])
         for kind in ("data", "command", "sniff", "raw")
@@ -502,6 +531,8 @@ def validate_config(config: object) -> ConnectionConfig:
         command_timeout=float(get("command_timeout", 10.0)),
         launch_timeout=float(get("launch_timeout", 30.0)),
         listeners=listeners,
+        token_file=get("token_file"),
+        tokenless_data=bool(get("tokenless_data", False)),
     )
 
 
@@ -695,6 +726,14 @@ class PortAgentConnection:
                 assert config.command_port is not None
                 data = (config.host, config.data_port)
                 command = (config.host, config.command_port)
+            token = None
+            if config.token_file is not None:
+                from instrumentd.portagent.access import read_token_file
+
+                try:
+                    token = read_token_file(config.token_file)
+                except ValueError as e:
+                    raise InstrumentConnectionError(str(e)) from e
             client = PortAgentClient(
                 self._endpoint_for(*data),
                 self._endpoint_for(*command),
@@ -705,6 +744,8 @@ class PortAgentConnection:
                 retry_policy=self._retry_policy,
                 description=f"port agent of {config.name} at {data[0]} data "
                 f"{data[1]} command {command[1]}",
+                token=token,
+                token_on_data=not config.tokenless_data,
             )
             client.attach(self._data, self._state_changed, self._fault)
             self.client = client
@@ -732,6 +773,9 @@ class PortAgentConnection:
         from instrumentd.portagent.launcher import PortAgentLaunchError
 
         listeners = config.listeners
+        extra: dict[str, object] = {}
+        if config.token_file is not None:
+            extra["token_file"] = config.token_file
         try:
             agent = await self._launcher(
                 name=config.name,
@@ -744,6 +788,7 @@ class PortAgentConnection:
                 raw_port=listeners.get("raw"),
                 reactor=self._reactor,
                 timeout=config.launch_timeout,
+                **extra,
             )
         except PortAgentLaunchError as e:
             raise InstrumentConnectionError(

@@ -131,14 +131,15 @@ class ConfigTests(SynchronousTestCase):
             "'ethernet'; valid keys: method, device_addr, device_port, name, "
             "datalog_dir, heartbeat, missed_heartbeats, command_timeout, "
             "launch_timeout, data_listener, command_listener, sniff_listener, "
-            "raw_listener",
+            "raw_listener, token_file",
         )
         self.check(
             {**PORT_AGENT, "datalog_dir": "/data"},
             "datalog_dir",
             "connection config: unknown key 'datalog_dir' for method "
             "'port_agent'; valid keys: method, host, data_port, command_port, "
-            "name, heartbeat, missed_heartbeats, command_timeout",
+            "name, heartbeat, missed_heartbeats, command_timeout, token_file, "
+            "tokenless_data",
         )
 
     def test_missingKeys(self) -> None:
@@ -201,6 +202,8 @@ class ConfigTests(SynchronousTestCase):
             (ETHERNET, "command_listener", "none"),
             (ETHERNET, "sniff_listener", ""),
             (ETHERNET, "raw_listener", None),
+            (ETHERNET, "token_file", 7),
+            (PORT_AGENT, "tokenless_data", "yes"),
         ]
         meaning = {key.name: (key.expected, key.meaning) for key in CONFIG_KEYS}
         checked = set()
@@ -216,6 +219,27 @@ class ConfigTests(SynchronousTestCase):
             )
             checked.add(key)
         self.assertEqual(checked, set(meaning), "every key has a bad-value case")
+
+    def test_tokenFile(self) -> None:
+        """
+        A token file that cannot be used is refused, naming the key and the
+        file; a good one is kept.
+        """
+        missing = self.mktemp()
+        error = self.assertRaises(
+            InstrumentConnectionError,
+            validate_config,
+            {**PORT_AGENT, "token_file": missing},
+        )
+        self.assertIn("key 'token_file'", str(error))
+        self.assertIn(repr(missing), str(error))
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("0123456789abcdef0123\n")
+        config = validate_config(
+            {**PORT_AGENT, "token_file": path, "tokenless_data": True}
+        )
+        self.assertEqual((config.token_file, config.tokenless_data), (path, True))
 
     def test_badValueMessages(self) -> None:
         """

@@ -901,6 +901,19 @@ class ConnectionTests(ConfigCheckTests):
             ),
             ("127.0.0.1", 4001, 4002),
         )
+        self.assertIsNone(spec.connection.existing_agent.token_file)
+        config = self.load(
+            self.connection(
+                "type = 'port_agent'\ndata_port = 4001\ncommand_port = 4002\n"
+                "token_file = '/etc/instrumentd/CTD01.token'\ntokenless_data = true"
+            )
+        )
+        existing = config.instruments[0].connection.existing_agent
+        assert existing is not None
+        self.assertEqual(
+            (existing.token_file, existing.tokenless_data),
+            ("/etc/instrumentd/CTD01.token", True),
+        )
 
 
 class PortAgentTests(ConfigCheckTests):
@@ -927,6 +940,51 @@ class PortAgentTests(ConfigCheckTests):
         agent = config.instruments[0].port_agent
         assert agent is not None
         self.assertEqual(agent.mode, "in-process")
+
+    def test_accessAndRFC2217(self) -> None:
+        """
+        The token file, tokenless listeners, allow_insecure and the RFC 2217
+        listener reach the agent's configuration; a listener beyond loopback
+        with neither TLS nor a token is refused unless allow_insecure.
+        """
+        token_file = self.mktemp()
+        with open(token_file, "w") as f:
+            f.write("station-token-0123456789\n")
+        config = self.load(
+            self.agent(
+                f"token_file = '{token_file}'\ntokenless = ['data']\n"
+                "listeners = { rfc2217 = 'tcp:4105', raw = 'tcp:4104' }"
+            )
+        )
+        agent = config.instruments[0].port_agent
+        assert agent is not None
+        self.assertEqual(agent.listeners["rfc2217"], ("tcp:4105",))
+        built = agent.agent_config("toy1", "tcp:host=h:port=1")
+        self.assertTrue(built.gated("rfc2217"))
+        self.assertFalse(built.gated("data"))
+        self.assertEqual(built.token_file, token_file)
+        default = self.load(GOOD).instruments[0].port_agent
+        assert default is not None
+        self.assertEqual(default.listeners["rfc2217"], ())
+        self.assertProblem(
+            self.agent("listeners = { sniff = 'tcp:4103' }"),
+            "instruments[0].port_agent.listeners.sniff",
+            "listens beyond loopback (0.0.0.0:4103)",
+            "allow_insecure = true",
+        )
+        self.load(
+            self.agent("allow_insecure = true\nlisteners = { sniff = 'tcp:4103' }")
+        )
+        self.assertProblem(
+            self.agent("tokenless = ['raw']"),
+            "instruments[0].port_agent.tokenless",
+            "'data' and 'sniff'",
+        )
+        self.assertProblem(
+            self.agent("token_file = '/nonexistent/token'"),
+            "instruments[0].port_agent.token_file",
+            "cannot read the token file",
+        )
 
     def test_settings(self) -> None:
         """

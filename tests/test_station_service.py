@@ -34,6 +34,7 @@ from instrumentd.driver.events import DriverEvent, EventType
 from instrumentd.station.config import StationConfig, parse_config, parse_toml
 from instrumentd.station.demo import DEMO_SOURCE
 from instrumentd.station.service import InstrumentSupervisor, StationService
+from tests.agentsupport import LineClient, connect, within
 from tests.toyinstrument import ToyInstrument
 
 TOY = "tests.toyinstrument:ToyProtocol"
@@ -386,6 +387,38 @@ class StationServiceTests(TestCase):
         await service.stopService()
         self.assertIsNotNone(process.exit_status)
         self.assertEqual(supervisor.phase, "stopped")
+
+    async def test_agentsWithToken(self) -> None:
+        """
+        Port agents the station runs with a token file and an RFC 2217 port,
+        child and in-process: the station's driver passes the token and
+        samples flow; a client without it is refused.
+        """
+        token_file = os.path.abspath(self.mktemp())
+        with open(token_file, "w") as f:
+            f.write("station-token-0123456789\n")
+        port = await self.toy_port()
+        instruments = [
+            toy_instrument(name, port, mode).replace(
+                "heartbeat = 1 }",
+                f'heartbeat = 1, token_file = "{token_file}", listeners = '
+                '{ rfc2217 = "tcp:0:interface=127.0.0.1" } }',
+            )
+            for name, mode in (("toy1", "child"), ("toy2", "in-process"))
+        ]
+        service = self.start(toy_config(self.data_dir, instruments))
+        for name in ("toy1", "toy2"):
+            supervisor = service.supervisors[name]
+            await within(
+                self.events(supervisor, EventType.SAMPLE, 1), f"a sample from {name}"
+            )
+            ports = supervisor.port_agent_info()["ports"]
+            assert isinstance(ports, dict)
+            self.assertIsInstance(ports["rfc2217"], int)
+            command = await connect(self, ports["command"], LineClient())
+            command.write(b"wrong\n")
+            await within(command.closed, "a client without the token to be refused")
+            self.assertEqual(command.lines, ["ERROR token refused\r"])
 
     async def test_childAgentRestarted(self) -> None:
         """

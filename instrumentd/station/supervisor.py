@@ -407,9 +407,13 @@ class InstrumentSupervisor:
                 command_port=list(spec.listeners["command"]),
                 sniff_port=list(spec.listeners["sniff"]),
                 raw_port=list(spec.listeners["raw"]),
+                rfc2217_port=list(spec.listeners.get("rfc2217") or ()) or None,
                 reactor=self._reactor,
                 timeout=spec.launch_timeout,
                 log_file=spec.log_file,
+                token_file=spec.token_file,
+                tokenless=spec.tokenless,
+                allow_insecure=spec.allow_insecure,
             )
             if self._stopping:
                 await process.stop()
@@ -440,13 +444,17 @@ class InstrumentSupervisor:
                 "data": existing.data_port,
                 "command": existing.command_port,
             }
-            return {
+            existing_config: dict[str, object] = {
                 "method": "port_agent",
                 "name": self.name,
                 "host": existing.host,
                 "data_port": existing.data_port,
                 "command_port": existing.command_port,
             }
+            if existing.token_file is not None:
+                existing_config["token_file"] = existing.token_file
+                existing_config["tokenless_data"] = existing.tokenless_data
+            return existing_config
         spec = self.spec.port_agent
         assert spec is not None
         config: dict[str, object] = {
@@ -457,6 +465,9 @@ class InstrumentSupervisor:
             "command_port": self._agent_ports["command"],
             "heartbeat": spec.heartbeat,
         }
+        if spec.token_file is not None:
+            config["token_file"] = spec.token_file
+            config["tokenless_data"] = "data" in spec.tokenless
         return config
 
     def _agent_ended(self, status: int, process: PortAgentProcess) -> None:

@@ -110,7 +110,11 @@ def _existing_agent(table: Table, values: dict[str, Any]) -> ConnectionSpec:
     return ConnectionSpec(
         "port_agent",
         existing_agent=ExistingAgent(
-            values["host"], values["data_port"], values["command_port"]
+            values["host"],
+            values["data_port"],
+            values["command_port"],
+            token_file=values["token_file"],
+            tokenless_data=values["tokenless_data"],
         ),
     )
 

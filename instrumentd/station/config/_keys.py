@@ -81,6 +81,12 @@ def _names(value: object) -> str | None:
     return f"must be an array of sink names, not {show(value)}"
 
 
+def _tokenless(value: object) -> str | None:
+    if isinstance(value, list) and all(v in ("data", "sniff") for v in value):
+        return None
+    return f"must be an array of 'data' and 'sniff', not {show(value)}"
+
+
 def _simulator_model(value: object) -> str | None:
     from instrumentd.simulator import SIMULATOR_MODELS, simulator_class
 
@@ -565,6 +571,18 @@ CONNECTIONS: Final = {
                 minimum=1,
                 maximum=65535,
             ),
+            Key(
+                "token_file",
+                "string",
+                "the agent's token file (its `--token-file`): the driver sends "
+                "the token first on its data and command connections",
+            ),
+            Key(
+                "tokenless_data",
+                "boolean",
+                "the agent was started with `--tokenless data`",
+                default=False,
+            ),
         ),
         "A port agent that already runs (systemd, another host, another "
         "station): the station attaches its driver to it and never starts or "
@@ -585,8 +603,8 @@ PORT_AGENT: Final = Section(
         Key(
             "listeners",
             "table",
-            "`data`, `command`, `sniff`, `raw` (below)",
-            default_doc="all four on `tcp:0:interface=127.0.0.1`",
+            "`data`, `command`, `sniff`, `raw`, `rfc2217` (below)",
+            default_doc="the first four on `tcp:0:interface=127.0.0.1`; `rfc2217` off",
         ),
         Key(
             "datalog_dir",
@@ -665,6 +683,28 @@ PORT_AGENT: Final = Section(
             "agent logs to the station's log, so this is refused for it",
             default_doc="`<data_dir>/logs/port-agent-<name>.log`",
         ),
+        Key(
+            "token_file",
+            "string",
+            "a file whose first line is the agent's token: clients of its "
+            "command, raw and RFC 2217 ports (and data and sniff, unless "
+            "`tokenless`) must send it first; the station's driver does",
+        ),
+        Key(
+            "tokenless",
+            "array",
+            'listeners that take no token: `["data"]`, `["sniff"]` or both',
+            default=(),
+            default_doc="`[]`",
+            check=_tokenless,
+        ),
+        Key(
+            "allow_insecure",
+            "boolean",
+            "start listeners reachable beyond loopback with neither TLS nor a "
+            "token (otherwise such a listener is refused)",
+            default=False,
+        ),
     ),
 )
 
@@ -672,20 +712,36 @@ _LISTENER_DOC: Final = 'a server endpoint string, an array of them, or `"none"` 
 
 LISTENERS: Final = Section(
     "[instruments.port_agent.listeners]",
-    tuple(
+    (
+        *(
+            Key(
+                kind,
+                "server endpoints",
+                f"{what}: {_LISTENER_DOC}",
+                default=(_LOOPBACK_ANY,),
+                default_doc="`tcp:0:interface=127.0.0.1`",
+            )
+            for kind, what in (
+                (
+                    "data",
+                    "packets to drivers; cannot be off, and the first must be TCP",
+                ),
+                (
+                    "command",
+                    "the command port; cannot be off, and the first must be TCP",
+                ),
+                ("sniff", "a readable text view"),
+                ("raw", "the instrument's bytes both ways (an operator's terminal)"),
+            )
+        ),
         Key(
-            kind,
+            "rfc2217",
             "server endpoints",
-            f"{what}: {_LISTENER_DOC}",
-            default=(_LOOPBACK_ANY,),
-            default_doc="`tcp:0:interface=127.0.0.1`",
-        )
-        for kind, what in (
-            ("data", "packets to drivers; cannot be off, and the first must be TCP"),
-            ("command", "the command port; cannot be off, and the first must be TCP"),
-            ("sniff", "a readable text view"),
-            ("raw", "the instrument's bytes both ways (an operator's terminal)"),
-        )
+            "an RFC 2217 serial port server for instrument makers' software "
+            f"(see `port-agent.md`): {_LISTENER_DOC}",
+            default=(),
+            default_doc="off",
+        ),
     ),
     "The agent's listeners. The station's driver connects to the first data "
     "and command listeners, over TCP.",

@@ -6,6 +6,7 @@ An instrument's ``port_agent`` table and its listeners.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from instrumentd.station.config._keys import LISTENERS
 from instrumentd.station.config._specs import PortAgentSpec
@@ -35,6 +36,7 @@ def _port_agent(table: Table, name: str, data_dir: str) -> PortAgentSpec | None:
                 f"the first {kind} listener must be TCP (tcp:PORT...), not "
                 f"{given[0]!r}: the station's driver connects to it over TCP",
             )
+    _check_access(table, listeners_table, values, listeners)
     if values["mode"] == "in-process" and table.has("log_file"):
         table.bad(
             "log_file",
@@ -46,4 +48,43 @@ def _port_agent(table: Table, name: str, data_dir: str) -> PortAgentSpec | None:
         values["datalog_dir"] = os.path.join(data_dir, "datalog")
     if values["log_file"] is None:
         values["log_file"] = os.path.join(data_dir, "logs", f"port-agent-{name}.log")
+    values["tokenless"] = tuple(values["tokenless"])
     return PortAgentSpec(listeners=listeners, **values)
+
+
+def _check_access(
+    table: Table,
+    listeners_table: Table,
+    values: dict[str, Any],
+    listeners: dict[str, Any],
+) -> None:
+    """
+    The port agent's own rules: a readable token file, and no listener
+    beyond loopback with neither TLS nor a token unless ``allow_insecure``.
+    """
+    from instrumentd.portagent.access import listener_reach, read_token_file
+
+    token_file = values["token_file"]
+    if token_file is not None:
+        try:
+            read_token_file(token_file)
+        except ValueError as e:
+            table.bad("token_file", str(e))
+    elif values["tokenless"]:
+        table.bad("tokenless", "only meaningful with token_file")
+    if values["allow_insecure"]:
+        return
+    for kind, descriptions in listeners.items():
+        gated = token_file is not None and kind not in values["tokenless"]
+        for description in descriptions or ():
+            try:
+                reach = listener_reach(description)
+            except ValueError:
+                continue  # refused already as not an endpoint
+            if not (reach.local or reach.encrypted or gated):
+                listeners_table.bad(
+                    kind,
+                    f"{description!r} listens beyond loopback ({reach.where}) with "
+                    "neither TLS nor a token; use an ssl: or mtls: endpoint, "
+                    "token_file, a loopback interface, or allow_insecure = true",
+                )

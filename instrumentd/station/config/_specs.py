@@ -74,11 +74,15 @@ class ExistingAgent:
     :ivar host: where it is.
     :ivar data_port: its data port.
     :ivar command_port: its command port.
+    :ivar token_file: its token file, or ``None``.
+    :ivar tokenless_data: whether its data port takes no token.
     """
 
     host: str
     data_port: int
     command_port: int
+    token_file: str | None = None
+    tokenless_data: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,10 @@ class PortAgentSpec:
     :ivar max_reconnect_delay: cap of the instrument link's backoff.
     :ivar launch_timeout: seconds a child agent has to get ready.
     :ivar log_file: where a child agent logs.
+    :ivar token_file: the agent's token file, or ``None``.
+    :ivar tokenless: listener kinds that take no token.
+    :ivar allow_insecure: allow listeners beyond loopback with neither TLS
+        nor a token.
     """
 
     mode: str
@@ -132,6 +140,9 @@ class PortAgentSpec:
     max_reconnect_delay: float = 60.0
     launch_timeout: float = 30.0
     log_file: str | None = None
+    token_file: str | None = None
+    tokenless: tuple[str, ...] = ()
+    allow_insecure: bool = False
 
     def agent_config(self, name: str, instrument: str) -> PortAgentConfig:
         """
@@ -154,6 +165,9 @@ class PortAgentSpec:
             rotate=self.rotate,
             rotate_size=self.rotate_size,
             client_buffer=self.client_buffer,
+            token_file=self.token_file,
+            tokenless=frozenset(self.tokenless),
+            allow_insecure=self.allow_insecure,
         )
 
 
