@@ -21,6 +21,7 @@ from automat import TypeMachine
 from instrumentd.driver.connection_machine import ConnectionMachine
 from instrumentd.driver.machine import dot_source
 from instrumentd.driver.protocol import StandardProtocolMachine
+from instrumentd.instruments.aanderaa.optode.driver import OptodeMachine
 from instrumentd.instruments.seabird.sbe37smp.driver import SBE37Machine
 
 HERE = Path(__file__).resolve().parent
@@ -30,6 +31,7 @@ DIAGRAMS: dict[str, TypeMachine[Any, Any]] = {
     "connection.dot": ConnectionMachine,
     "protocol.dot": StandardProtocolMachine,
     "sbe37smp.dot": SBE37Machine,
+    "optode.dot": OptodeMachine,
 }
 
 
