@@ -39,7 +39,6 @@ SINK_TYPES: Final = ("jsonlines", "http")
 #: Loopback on a free port: where a simulator serves by default.
 _LOOPBACK_ANY: Final = "tcp:0:interface=127.0.0.1"
 
-_LISTENER_KINDS: Final = ("data", "command", "sniff", "raw")
 _ROTATIONS: Final = ("daily", "hourly", "none")
 # Names become file and directory names (datalogs, sample files) and URL
 # path segments: the port agent's rule.
