@@ -299,6 +299,58 @@ class ChangeTests(APITestCase):
             "BAD_JSON",
         )
 
+    def test_undecodableJSON(self) -> None:
+        """
+        JSON the API cannot use is a JSON 400 naming the problem, and
+        reaches no driver: nesting thousands deep, or deeper than 32
+        levels; integers of thousands of digits, or beyond 64 bits; NaN,
+        Infinity, and numbers too large to be finite.
+        """
+        station = self.station()
+        path = "/api/instruments/fake/parameters"
+        cases = [
+            (b'{"A": ' + b"[" * 5000 + b"]" * 5000 + b"}", "too deeply"),
+            (b'{"A": ' + b"[" * 33 + b"]" * 33 + b"}", "at most 32 levels"),
+            (b'{"A": ' + b"7" * 5000 + b"}", "(5000 digits) is out of range"),
+            (b'{"A": -9223372036854775809}', "out of range"),
+            (b'{"A": NaN}', "NaN is not a JSON number"),
+            (b'{"A": -Infinity}', "-Infinity is not a JSON number"),
+            (b'{"A": 1e999}', "1e999 is too large"),
+        ]
+        for body, message in cases:
+            error = self.assertError(
+                self.ask(station, "PATCH", path, data=body), 400, "BAD_JSON"
+            )
+            self.assertIn(message, error["message"])
+        self.assertEqual(station.fake.calls, [])
+        station.fake.answers["set_resource"] = lambda values: values
+        status, body = self.ask(
+            station,
+            "PATCH",
+            path,
+            data=b'{"A": 9223372036854775807, "B": [[[1]]], "C": -1.5e300}',
+        )
+        self.assertEqual(status, 200, body)
+
+    def test_commandArgumentNamedCommand(self) -> None:
+        """
+        An argument named C{command} is a 400, not a failure of the
+        driver's call.
+        """
+        station = self.station()
+        error = self.assertError(
+            self.ask(
+                station,
+                "POST",
+                "/api/instruments/fake/commands/acquire_sample",
+                {"command": "x"},
+            ),
+            400,
+            "BAD_REQUEST",
+        )
+        self.assertIn("'command'", error["message"])
+        self.assertEqual(station.fake.calls, [])
+
     def test_bodyTooLarge(self) -> None:
         """
         A body over the limit is a 413.

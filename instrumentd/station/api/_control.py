@@ -120,6 +120,15 @@ class Command(InstrumentPart):
         arguments = self.api.read_object(
             request, "the command's arguments", required=False
         )
+        if "command" in arguments:
+            # execute_resource(command, **arguments) takes the command's
+            # name as "command": no command can have an argument so named.
+            raise Refusal(
+                400,
+                "BAD_REQUEST",
+                "no command takes an argument named 'command'; the command's "
+                "name is in the path",
+            )
         instrument = self.instrument
         command = self.command
 
