@@ -399,6 +399,27 @@ class ValidateSetTests(SynchronousTestCase):
         )
         self.assertIn("below the minimum 1 s", str(below))
 
+    def test_notFinite(self) -> None:
+        """
+        NaN and infinities, as numbers or as text, are refused with the
+        C{range} rule: NaN compares false with every bound, so a range
+        check alone lets it through.
+        """
+        from instrumentd.driver._values import ParameterType, ValueRefused, check_value
+
+        for value in (float("nan"), "nan", float("inf"), "-Infinity", "1e999"):
+            refused = self.assertRaises(
+                ValueRefused,
+                check_value,
+                ParameterType.FLOAT,
+                value,
+                minimum=0.0,
+                maximum=10.0,
+            )
+            self.assertEqual(refused.rule, ParameterRule.RANGE)
+            self.assertIn("not a finite number", refused.detail)
+        self.assertEqual(check_value(ParameterType.FLOAT, "2.5", maximum=10.0), 2.5)
+
     def test_allowedValues(self) -> None:
         """
         A value that is not allowed is refused, listing those that are.

@@ -6,6 +6,7 @@ of the same type accept the same values.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from enum import Enum, StrEnum
@@ -227,6 +228,9 @@ def check_value(
             f"{value!r} is not one of {show_values(allowed_values)}",
         )
     unit_text = f" {units}" if units else ""
+    if isinstance(value, float) and not math.isfinite(value):
+        # NaN compares false with every bound, so it would pass any range.
+        raise ValueRefused(ParameterRule.RANGE, f"{value!r} is not a finite number")
     if isinstance(value, int | float) and not isinstance(value, bool):
         if minimum is not None and value < minimum:
             raise ValueRefused(
