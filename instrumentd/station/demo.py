@@ -55,6 +55,8 @@ def demo_config(
     api: str | None = None,
     token_file: str | None = None,
     data_dir: str | None = None,
+    api_open: bool | None = None,
+    access_log: bool | None = None,
 ) -> StationConfig:
     """
     The demo station's checked configuration.
@@ -62,6 +64,9 @@ def demo_config(
     :param api: overrides the API endpoint (``--api``).
     :param token_file: a token file to require (``--token-file``).
     :param data_dir: overrides where data goes (``--data-dir``).
+    :param api_open: allows an API beyond loopback without a token
+        (``--api-open``).
+    :param access_log: logs each API request (``--access-log``).
     :returns: the configuration.
     :raises instrumentd.station.config.ConfigError: if an override is bad.
     """
@@ -73,4 +78,6 @@ def demo_config(
         api=api,
         token_file=token_file,
         data_dir=data_dir,
+        api_open=api_open,
+        access_log=access_log,
     )

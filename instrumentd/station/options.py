@@ -4,9 +4,10 @@ The station's command-line options: ``twistd instrumentd`` with no
 subcommand runs the station.
 
 ``--config FILE`` names the station's TOML configuration (without it, the
-built-in demo station runs); ``--api``, ``--token-file`` and ``--data-dir``
-override the file's ``api.listen``, ``api.token_file`` and
-``station.data_dir``.  The configuration is read and checked in full while
+built-in demo station runs); ``--api``, ``--token-file``, ``--data-dir``,
+``--api-open`` and ``--access-log`` override the file's ``api.listen``,
+``api.token_file``, ``station.data_dir``, ``api.open`` and
+``api.access_log``.  The configuration is read and checked in full while
 the options are parsed, so ``twistd`` refuses a bad configuration before
 it starts anything.  ``--check`` checks it and exits.
 
@@ -19,7 +20,7 @@ behind it.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from twisted.python import usage
 
@@ -32,7 +33,7 @@ __all__ = ["STATION_OPTIONS", "StationOptions"]
 STATION_OPTIONS = ("config", "api", "token-file", "data-dir")
 
 #: The station's own flags (the subcommands refuse them too).
-STATION_FLAGS = ("check",)
+STATION_FLAGS = ("check", "api-open", "access-log")
 
 
 class StationOptions(usage.Options):
@@ -55,6 +56,17 @@ class StationOptions(usage.Options):
             "Check the configuration (drivers, parameters, endpoints, token "
             "file) and exit, starting nothing: status 0 when it is good, 1 "
             "with every problem otherwise.",
+        ],
+        [
+            "api-open",
+            None,
+            "Let the API listen beyond loopback without a token (the config's "
+            "api.open); without it, such a station refuses to start.",
+        ],
+        [
+            "access-log",
+            None,
+            "Log every API request (the config's api.access_log).",
         ],
     ]
 
@@ -116,10 +128,12 @@ class StationOptions(usage.Options):
         from instrumentd.station.config import ConfigError, load_config
         from instrumentd.station.demo import demo_config
 
-        overrides = {
+        overrides: dict[str, Any] = {
             "api": self["api"],
             "token_file": self["token-file"],
             "data_dir": self["data-dir"],
+            "api_open": True if self["api-open"] else None,
+            "access_log": True if self["access-log"] else None,
         }
         try:
             if self["config"] is None:

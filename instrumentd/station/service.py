@@ -33,10 +33,10 @@ from twisted.internet.defer import (
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.server import Site
 
 from instrumentd import __version__
 from instrumentd.station.api import StationAPI
+from instrumentd.station.apisite import APISite
 from instrumentd.station.instrument import Station
 from instrumentd.station.sinks import HttpSink, ISink, JsonLinesSink
 from instrumentd.station.supervisor import (
@@ -51,11 +51,14 @@ if TYPE_CHECKING:
     from instrumentd.station.config import InstrumentSpec, SinkSpec, StationConfig
 
 __all__ = [
+    "APIExposedError",
     "InstrumentSupervisor",
     "StationService",
     "SupervisedStation",
     "default_retry_policy",
+    "describe_address",
     "describe_url",
+    "is_local",
     "make_sink",
 ]
 
@@ -91,6 +94,57 @@ def make_sink(spec: SinkSpec, reactor: IReactorTime) -> ISink:
         headers=dict(spec.headers),
         reactor=reactor,
     )
+
+
+class APIExposedError(Exception):
+    """
+    The API would listen beyond loopback with no token, and the
+    configuration does not say it is meant to be open.
+    """
+
+
+def is_local(address: IAddress) -> bool:
+    """
+    Whether only this machine can reach ``address``: a loopback IP
+    address or a UNIX socket.
+
+    :param address: a listening port's address.
+    """
+    import ipaddress
+
+    from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+
+    if isinstance(address, UNIXAddress):
+        return True
+    if isinstance(address, IPv4Address | IPv6Address):
+        try:
+            host = ipaddress.ip_address(address.host.split("%", 1)[0])
+        except ValueError:
+            return False
+        return host.is_loopback
+    return False
+
+
+def describe_address(address: IAddress) -> str:
+    """
+    Where a port really listens, for people: ``0.0.0.0:8700 (every IPv4
+    interface)``, ``127.0.0.1:8700``, ``[::]:8700 (every interface)``, a
+    UNIX socket's path.
+
+    :param address: a listening port's address.
+    """
+    from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+
+    if isinstance(address, IPv4Address):
+        every = " (every IPv4 interface)" if address.host == "0.0.0.0" else ""
+        return f"{address.host}:{address.port}{every}"
+    if isinstance(address, IPv6Address):
+        every = " (every interface)" if address.host == "::" else ""
+        return f"[{address.host}]:{address.port}{every}"
+    if isinstance(address, UNIXAddress):
+        name = address.name
+        return name.decode() if isinstance(name, bytes) else str(name)
+    return str(address)
 
 
 def describe_url(address: IAddress) -> str:
@@ -185,6 +239,7 @@ class StationService(Service):
     :ivar supervisors: by instrument name, once started.
     :ivar sinks: by name, once started.
     :ivar api: the API resource, once started.
+    :ivar api_site: the HTTP server in front of it, once started.
     :ivar api_port: its listening port, once bound.
     :ivar url: the API's base URL, once bound.
     """
@@ -210,6 +265,8 @@ class StationService(Service):
         self.sinks: dict[str, ISink] = {}
         self.api: StationAPI | None = None
         self.api_port: IListeningPort | None = None
+        self.api_site: APISite | None = None
+        self.bound_address: IAddress | None = None
         self.url: str | None = None
         self._stopping: Deferred[None] | None = None
 
@@ -235,8 +292,23 @@ class StationService(Service):
             station = SupervisedStation(
                 list(self.supervisors.values()), self.sinks, clock=self._reactor
             )
-            self.api = StationAPI(station, token=self.config.token, clock=self._reactor)
-            self._bind_api(Site(self.api))
+            config = self.config
+            self.api = StationAPI(
+                station,
+                token=config.token,
+                clock=self._reactor,
+                max_body=config.api_max_body,
+            )
+            self.api_site = APISite(
+                self.api,
+                max_body=config.api_max_body,
+                authorize=self.api.authorize,
+                idle_timeout=config.api_idle_timeout,
+                max_connections=config.api_max_connections,
+                access_log=config.api_access_log,
+                reactor=self._reactor,
+            )
+            self._bind_api(self.api_site)
         except BaseException:
             self.running = False
             self._release()
@@ -245,7 +317,7 @@ class StationService(Service):
             supervisor.start()
         self._reactor.callWhenRunning(self._announce)
 
-    def _bind_api(self, site: Site) -> None:
+    def _bind_api(self, site: APISite) -> None:
         listening = serverFromString(self._reactor, self.config.api).listen(site)
         bound: list[IListeningPort] = []
         failed: list[Failure] = []
@@ -264,8 +336,29 @@ class StationService(Service):
         self._api_bound(bound[0])
 
     def _api_bound(self, port: IListeningPort) -> None:
+        address = port.getHost()
+        if (
+            self.config.token is None
+            and not self.config.api_open
+            and not is_local(address)
+        ):
+            port.stopListening()
+            where = describe_address(address)
+            _log.critical(
+                "refusing to serve the API on {where} without a token: anyone "
+                "who can reach it could change the instruments. Set "
+                "api.token_file, or listen on loopback (api.listen = "
+                '"tcp:8700:interface=127.0.0.1"), or say it is meant to be '
+                "open (api.open = true, or --api-open)",
+                where=where,
+            )
+            raise APIExposedError(
+                f"the API would listen on {where} with no token; set "
+                "api.token_file, listen on loopback, or set api.open = true"
+            )
         self.api_port = port
-        self.url = describe_url(port.getHost())
+        self.bound_address = address
+        self.url = describe_url(address)
 
     def _api_failed(self, reason: Failure) -> None:
         _log.critical(
@@ -286,6 +379,7 @@ class StationService(Service):
             sink.close()
         self.sinks = {}
         self.api = None
+        self.api_site = None
 
     def _announce(self) -> None:
         if not self.running:
@@ -310,7 +404,16 @@ class StationService(Service):
         for spec in config.instruments:
             lines.append("  " + _describe_instrument(spec, config))
         url = self.url or "(not yet bound)"
-        lines.append(f"API listening on {url}/api  (endpoint {config.api})")
+        bound = self.bound_address
+        where = f"{url}/api"
+        if bound is not None and describe_address(bound) not in url:
+            # Bound to every interface: say so, and where to reach it here.
+            where = f"{describe_address(bound)}, here {url}/api"
+        lines.append(f"API listening on {where}  (endpoint {config.api})")
+        if bound is not None and not is_local(bound) and config.token is None:
+            lines.append(
+                "  open to anyone who can reach it: no token (api.open = true)"
+            )
         if config.token is not None:
             lines.append(
                 f"  changes need the token in {config.token_file}: "
@@ -360,6 +463,9 @@ class StationService(Service):
         if self.api_port is not None:
             port, self.api_port = self.api_port, None
             await maybeDeferred(port.stopListening)
+        if self.api_site is not None:
+            # Idle keep-alive connections would otherwise outlive the station.
+            await self.api_site.close_connections()
         results = await DeferredList(stops, consumeErrors=True)
         for ok, result in results:
             if not ok:

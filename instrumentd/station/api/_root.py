@@ -12,7 +12,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from instrumentd import __version__
-from instrumentd.station.api._auth import check_token
+from instrumentd.station.api._auth import MUTATING_METHODS, check_token
 from instrumentd.station.api._body import read_object
 from instrumentd.station.api._resource import NotFound
 from instrumentd.station.api._station import Health, Index, Instruments, Metrics
@@ -119,6 +119,18 @@ class StationAPI(Resource):
         :raises Refusal: 401, saying how to send it.
         """
         check_token(request, self._token)
+
+    def authorize(self, request: Request) -> None:
+        """
+        Refuse a change without the token, from its headers alone: the
+        server in front of the API (:class:`~instrumentd.station.apisite.APISite`)
+        calls this before it reads a request's body.
+
+        :param request: a request whose headers are in.
+        :raises Refusal: 401, as :meth:`check_token`.
+        """
+        if request.method in MUTATING_METHODS:
+            self.check_token(request)
 
     def read_object(
         self, request: Request, what: str, *, required: bool = True

@@ -25,6 +25,11 @@ from instrumentd.portagent.options import (
     MAX_RECONNECT_DELAY,
     ROTATE_SIZE,
 )
+from instrumentd.station.apisite import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BODY,
+    DEFAULT_MAX_CONNECTIONS,
+)
 from instrumentd.station.config._specs import (
     _LOOPBACK_ANY,
     _NAME,
@@ -150,6 +155,50 @@ API: Final = Section(
             "ignored). When set, every `POST`, `PATCH`, `PUT` and `DELETE` must "
             "send `Authorization: Bearer <token>` (401 otherwise); reading needs "
             "no token. `--token-file` overrides it",
+        ),
+        Key(
+            "open",
+            "boolean",
+            "whether the API may listen beyond loopback with no `token_file`: "
+            "without it, a station whose API would be reachable from other "
+            "machines with no token refuses to start. `--api-open` sets it",
+            default=False,
+        ),
+        Key(
+            "idle_timeout",
+            "number",
+            "how long a connection may stay silent between requests before "
+            "it is closed (a connection being answered, such as an event "
+            "stream, is not idle)",
+            default=DEFAULT_IDLE_TIMEOUT,
+            minimum=1.0,
+            maximum=24 * _HOUR,
+            unit="seconds",
+        ),
+        Key(
+            "max_connections",
+            "integer",
+            "the most connections open at once; over it, a new connection "
+            "closes the one idle longest, and is answered 503 only when "
+            "every connection is being answered",
+            default=DEFAULT_MAX_CONNECTIONS,
+            minimum=1,
+            maximum=10000,
+        ),
+        Key(
+            "max_body",
+            "size",
+            "the largest request body accepted; a larger one is answered 413 "
+            "from its `Content-Length`, before it is read",
+            default=DEFAULT_MAX_BODY,
+            minimum=1024,
+            maximum=64 * 1024 * 1024,
+        ),
+        Key(
+            "access_log",
+            "boolean",
+            "log a line for every request. `--access-log` sets it",
+            default=False,
         ),
     ),
 )

@@ -40,6 +40,8 @@ def load_config(
     api: str | None = None,
     token_file: str | None = None,
     data_dir: str | None = None,
+    api_open: bool | None = None,
+    access_log: bool | None = None,
 ) -> StationConfig:
     """
     Read and check a station configuration file.
@@ -48,6 +50,8 @@ def load_config(
     :param api: overrides ``api.listen`` (``--api``).
     :param token_file: overrides ``api.token_file`` (``--token-file``).
     :param data_dir: overrides ``station.data_dir`` (``--data-dir``).
+    :param api_open: overrides ``api.open`` (``--api-open``).
+    :param access_log: overrides ``api.access_log`` (``--access-log``).
     :returns: the checked configuration.
     :raises ConfigError: for a file that cannot be read, is not TOML, or
         has problems (all of them listed).
@@ -69,6 +73,8 @@ def load_config(
         api=api,
         token_file=token_file,
         data_dir=data_dir,
+        api_open=api_open,
+        access_log=access_log,
     )
 
 
@@ -79,6 +85,8 @@ def parse_config(
     api: str | None = None,
     token_file: str | None = None,
     data_dir: str | None = None,
+    api_open: bool | None = None,
+    access_log: bool | None = None,
 ) -> StationConfig:
     """
     Check a parsed station configuration.
@@ -88,6 +96,8 @@ def parse_config(
     :param api: overrides ``api.listen``.
     :param token_file: overrides ``api.token_file``.
     :param data_dir: overrides ``station.data_dir``.
+    :param api_open: overrides ``api.open``.
+    :param access_log: overrides ``api.access_log``.
     :returns: the checked configuration.
     :raises ConfigError: listing every problem.
     """
@@ -130,6 +140,11 @@ def parse_config(
         api=listen,
         token=token,
         token_file=configured_token_file,
+        api_open=settings["open"] if api_open is None else api_open,
+        api_idle_timeout=settings["idle_timeout"],
+        api_max_connections=settings["max_connections"],
+        api_max_body=settings["max_body"],
+        api_access_log=settings["access_log"] if access_log is None else access_log,
         sinks=sinks.specs,
         instruments=tuple(instruments),
     )

@@ -253,6 +253,12 @@ class StationConfig:
     :ivar token_file: where the token was read from.
     :ivar sinks: by name.
     :ivar instruments: in the config's order.
+    :ivar api_open: whether the API may listen beyond loopback without a
+        token (``api.open``).
+    :ivar api_idle_timeout: seconds an idle API connection is kept.
+    :ivar api_max_connections: API connections open at once.
+    :ivar api_max_body: the largest request body the API accepts.
+    :ivar api_access_log: whether each API request is logged.
     """
 
     source: str
@@ -262,3 +268,8 @@ class StationConfig:
     token_file: str | None
     sinks: Mapping[str, SinkSpec]
     instruments: tuple[InstrumentSpec, ...]
+    api_open: bool = False
+    api_idle_timeout: float = 60.0
+    api_max_connections: int = 100
+    api_max_body: int = 1024 * 1024
+    api_access_log: bool = False
