@@ -383,6 +383,7 @@ class AgentAccessTests(TestCase):
                 command_port=self.tls,
                 sniff_port=self.tls,
                 raw_port=self.tls,
+                rfc2217_port=self.tls,
                 token_file=self.token_file,
             )
             ports = agent.ports
@@ -403,6 +404,13 @@ class AgentAccessTests(TestCase):
                 self, tls_endpoint(self.certs, ports["raw"]), ByteClient()
             )
             raw.write(TOKEN + b"\nds\r")
+            rfc2217 = await tls_connect(
+                self, tls_endpoint(self.certs, ports["rfc2217"]), ByteClient()
+            )
+            # The telnet opening comes at once; the token is the first line
+            # of data inside the session.
+            await rfc2217.wait_for_bytes(b"\xff\xfb\x00", "the telnet opening")
+            rfc2217.write(TOKEN + b"\r\n")
             await instrument.wait_for_connection()
             await instrument.wait_for_received(b"ds\r")
             await within(
@@ -414,6 +422,7 @@ class AgentAccessTests(TestCase):
             instrument.send(b"S>\xff")
             await data.wait_for_data(3)
             await raw.wait_for_bytes(b"S>\xff")
+            await rfc2217.wait_for_bytes(b"S>\xff\xff", "escaped data over TLS")
             self.assertEqual(bytes(instrument.received), b"ds\r")
 
             wrong = await tls_connect(
