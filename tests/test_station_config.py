@@ -1569,18 +1569,21 @@ class ExampleAndDemoTests(ConfigCheckTests):
 
     def test_demo(self) -> None:
         """
-        The demo: a simulated SBE 37 with a child port agent, autosampling,
-        samples as JSON lines under ./instrumentd-data, the API on loopback
-        port 8700.
+        The demo: a small mooring of simulated instruments (an SBE 37 and an
+        optode), each with a child port agent, autosampling, samples as JSON
+        lines under ./instrumentd-data, the API on loopback port 8700.
         """
         config = demo_config()
         self.assertEqual(config.source, DEMO_SOURCE)
         self.assertEqual(config.api, "tcp:8700:interface=127.0.0.1")
-        [spec] = config.instruments
-        self.assertEqual(spec.connection.type, "simulator")
-        self.assertTrue(spec.autosample)
-        assert spec.port_agent is not None
-        self.assertEqual(spec.port_agent.mode, "child")
+        self.assertEqual(
+            [spec.name for spec in config.instruments], ["SBE37-DEMO", "OPTODE-DEMO"]
+        )
+        for spec in config.instruments:
+            self.assertEqual(spec.connection.type, "simulator")
+            self.assertTrue(spec.autosample)
+            assert spec.port_agent is not None
+            self.assertEqual(spec.port_agent.mode, "child")
         self.assertEqual(
             config.sinks["files"].directory, os.path.join("instrumentd-data", "samples")
         )

@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.test_station_config -*-
 """
 The demo station that ``twistd -n instrumentd`` runs when it is given no
-configuration: a simulated Sea-Bird SBE 37-SMP inside the station, its port
-agent, its driver autosampling, samples written as JSON lines under
+configuration: a small simulated mooring inside the station (a Sea-Bird
+SBE 37-SMP CTD and an Aanderaa 4831 oxygen optode), a port agent for each,
+their drivers autosampling, samples written as JSON lines under
 ``./instrumentd-data``, and the HTTP API on loopback.
 
 It is an ordinary configuration (:data:`DEMO_CONFIG`), checked like any
@@ -44,6 +45,18 @@ parameters = { INTERVAL = 5 }
 [instruments.connection]
 type = "simulator"
 model = "sbe37"
+
+[instruments.port_agent]
+mode = "child"
+
+[[instruments]]
+name = "OPTODE-DEMO"
+driver = "instrumentd.instruments.aanderaa.optode.driver:OptodeProtocol"
+autosample = true
+
+[instruments.connection]
+type = "simulator"
+model = "optode"
 
 [instruments.port_agent]
 mode = "child"
