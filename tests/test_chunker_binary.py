@@ -171,3 +171,30 @@ class CutRecordTests(SynchronousTestCase):
         got = [r.data for r in chunker.take_records()]
         self.assertEqual(got, wanted)
         self.assertTrue(chunker.counters.accounted(chunker.buffered))
+
+
+class NoiseHookTests(SynchronousTestCase):
+    """
+    C{on_noise}: each run of noise, once, so a driver can count damaged
+    records.
+    """
+
+    def test_eachRunOnce(self) -> None:
+        """
+        A cut record and a record with a bad checksum, each followed by a
+        good one, reach C{on_noise} once each however the stream is cut;
+        what L{Chunker.clear} drops does too.
+        """
+        seen: list[bytes] = []
+        chunker = Chunker(sieve(), on_noise=seen.append)  # type: ignore[arg-type]
+        bad = bytearray(record(b"bad"))
+        bad[-1] ^= 0xFF
+        cut = record(b"cut" * 20)[:30] + b"\r\n[BREAK Wakeup A]\r\n>"
+        stream = cut + record(b"one") + bytes(bad) + record(b"two") + b"tail"
+        for index in range(len(stream)):
+            chunker.add_chunk(stream[index : index + 1], 1.0)
+        self.assertEqual(len(chunker.take_records()), 2)
+        self.assertEqual(seen, [cut, bytes(bad)])
+        chunker.clear()
+        self.assertEqual(seen[-1], b"tail")
+        self.assertTrue(chunker.counters.accounted(chunker.buffered))

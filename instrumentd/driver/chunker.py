@@ -286,6 +286,9 @@ class Chunker:
     :param sieves: one sieve or several.
     :param max_buffer: the most bytes held while waiting for the rest of a
         record; > 0.
+    :param on_noise: called with each run of bytes dropped as noise, once
+        (a driver counts the damaged binary records among them: a record
+        with a bad checksum, or cut short, always ends up in noise).
     :ivar counters: where the bytes went.
     """
 
@@ -294,6 +297,7 @@ class Chunker:
         sieves: Sieve | Iterable[Sieve],
         *,
         max_buffer: int = DEFAULT_MAX_BUFFER,
+        on_noise: Callable[[bytes], object] | None = None,
     ) -> None:
         if max_buffer <= 0:
             raise ValueError(f"max_buffer must be > 0, not {max_buffer}")
@@ -306,6 +310,7 @@ class Chunker:
         if not self._sieves:
             raise ValueError("a chunker needs at least one sieve")
         self._max_buffer = max_buffer
+        self._on_noise = on_noise
         self._buffer = bytearray()
         # Stream offset of the buffer's first byte, and the stream offset
         # and timestamp at which each chunk still in the buffer began: the
@@ -370,6 +375,8 @@ class Chunker:
         kept.
         """
         self.counters.noise_bytes += len(self._buffer)
+        if self._buffer and self._on_noise is not None:
+            self._on_noise(bytes(self._buffer))
         self._base += len(self._buffer)
         self._buffer.clear()
         self._chunk_starts.clear()
@@ -413,6 +420,8 @@ class Chunker:
                 counters.overlaps += 1
                 continue
             counters.noise_bytes += start - cut
+            if start > cut and self._on_noise is not None:
+                self._on_noise(buffer[cut:start])
             counters.records += 1
             counters.record_bytes += end - start
             self._records.append(

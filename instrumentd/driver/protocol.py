@@ -441,7 +441,9 @@ class InstrumentProtocol(Generic[InputsT]):
         self.declare_parameters(self.parameters)
         self.commands = CommandDictionary()
         self.declare_commands(self.commands)
-        self.chunker: Chunker | None = Chunker(self.sieves) if self.sieves else None
+        self.chunker: Chunker | None = (
+            Chunker(self.sieves, on_noise=self.noise_received) if self.sieves else None
+        )
         self.scheduler = Scheduler(self.execute, events, clock=clock)
         self.state = self.table.initial
         self._changes: list[tuple[str, str]] = []
@@ -528,6 +530,15 @@ class InstrumentProtocol(Generic[InputsT]):
                     return
                 self.events.publish(SampleEvent(particle, time=self.events.now()))
                 return
+
+    def noise_received(self, data: bytes) -> None:
+        """
+        The chunker dropped ``data`` as noise (in no record).  Override it
+        to count damaged records: a binary record with a bad checksum, or
+        cut short, always ends up here, once.
+
+        :param data: the bytes dropped.
+        """
 
     # IInstrumentProtocol.
 
