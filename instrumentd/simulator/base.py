@@ -612,6 +612,7 @@ class InstrumentFactory(Factory):
 SIMULATOR_MODELS: Final[Mapping[str, str]] = {
     "sbe37": "instrumentd.instruments.seabird.sbe37smp.simulator:SBE37Simulator",
     "optode": "instrumentd.instruments.aanderaa.optode.simulator:OptodeSimulator",
+    "workhorse": "instrumentd.instruments.teledyne.workhorse.simulator:WorkhorseSimulator",
 }
 
 
