@@ -27,38 +27,26 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from typing import Any
 
+from _driverchain import Operation, print_latency, time_operations
 from twisted.internet import defer, task
 
-from instrumentd.connection import PortAgentConnection
 from instrumentd.driver.chunker import Chunker
-from instrumentd.driver.driver import InstrumentDriver
-from instrumentd.driver.events import EventBus, StateChangeEvent
+from instrumentd.driver.events import EventBus
 from instrumentd.instruments.seabird.sbe37smp import (
     SBE37Protocol,
     SBE37SampleParticle,
 )
 from instrumentd.instruments.seabird.sbe37smp.particles import SIEVES
 from instrumentd.instruments.seabird.sbe37smp.simulator import SBE37Simulator
-from instrumentd.portagent.launcher import launch_port_agent
-from instrumentd.simulator import SimulatorSettings, listen
+from instrumentd.simulator import SimulatorSettings
 
 #: The p99 the issue asks every command to stay under, in milliseconds.
 FLOOR_MS = 50.0
-
-
-def pct(values: list[float], p: float) -> float:
-    """
-    The ``p``th percentile (nearest rank) of ``values``.
-    """
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
 def sample_lines(count: int) -> list[bytes]:
@@ -124,60 +112,14 @@ async def latency(reactor: Any, runs: int, workdir: str) -> dict[str, list[float
     Time each operation ``runs`` times through simulator, agent and driver.
     """
     sbe37 = SBE37Simulator(SimulatorSettings(baud=0), reactor=reactor, awake=True)
-    port = await listen(sbe37, "tcp:0", reactor)
-    agent = await launch_port_agent(
-        name="SBE37BENCH",
-        instrument=f"tcp:host=127.0.0.1:port={port.getHost().port}",  # type: ignore[attr-defined]
-        datalog_dir=workdir,
-        heartbeat=0,
-        reactor=reactor,
+    operations: list[Operation] = [
+        ("acquire_status", lambda d, k: d.execute_resource("acquire_status")),
+        ("get SAMPLENUM", lambda d, k: d.get_resource(["SAMPLENUM"])),
+        ("set INTERVAL", lambda d, k: d.set_resource({"INTERVAL": 20 + k % 2})),
+    ]
+    return await time_operations(
+        reactor, sbe37, SBE37Protocol, operations, runs=runs, workdir=workdir
     )
-    driver = InstrumentDriver(PortAgentConnection(reactor=reactor), SBE37Protocol)
-    ready: defer.Deferred[None] = defer.Deferred()
-
-    def watch(event: object) -> None:
-        if (
-            isinstance(event, StateChangeEvent)
-            and event.state == "COMMAND"
-            and not ready.called
-        ):
-            ready.callback(None)
-
-    driver.events.subscribe(watch)
-    driver.configure(
-        {
-            "method": "port_agent",
-            "host": "127.0.0.1",
-            "data_port": agent.ports["data"],
-            "command_port": agent.ports["command"],
-        }
-    )
-    times: dict[str, list[float]] = {}
-    try:
-        await driver.connect()
-        await ready
-        operations: list[tuple[str, Callable[[int], defer.Deferred[Any]]]] = [
-            ("acquire_status", lambda k: driver.execute_resource("acquire_status")),
-            ("get SAMPLENUM", lambda k: driver.get_resource(["SAMPLENUM"])),
-            ("set INTERVAL", lambda k: driver.set_resource({"INTERVAL": 20 + k % 2})),
-        ]
-        for name, operation in operations:
-            # A few unmeasured runs first: imports, caches, TCP windows.
-            for k in range(5):
-                await operation(k)
-            measured = times[name] = []
-            for k in range(runs):
-                started = time.perf_counter()
-                await operation(k)
-                measured.append((time.perf_counter() - started) * 1000)
-    finally:
-        await driver.disconnect()
-        await agent.stop()
-        stopped = port.stopListening()
-        if stopped is not None:
-            await stopped
-        sbe37.stop()
-    return times
 
 
 async def main(reactor: Any, args: argparse.Namespace) -> None:
@@ -191,18 +133,12 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     rates = throughput(args.samples)
 
-    print(
-        f"\nSBE 37-SMP command latency, simulator (no baud pacing) -> port agent "
-        f"process -> driver, {args.runs} runs each (ms)"
+    print_latency(
+        "SBE 37-SMP command latency, simulator (no baud pacing) -> port agent "
+        f"process -> driver, {args.runs} runs each",
+        times,
+        FLOOR_MS,
     )
-    print(f"{'operation':<16} {'p50':>7} {'p99':>7} {'max':>7} {'mean':>7}  floor")
-    for name, measured in times.items():
-        p99 = pct(measured, 99)
-        print(
-            f"{name:<16} {pct(measured, 50):>7.2f} {p99:>7.2f} {max(measured):>7.2f} "
-            f"{statistics.fmean(measured):>7.2f}  "
-            f"{'ok' if p99 < FLOOR_MS else 'OVER'} (p99 < {FLOOR_MS:g})"
-        )
     print(f"\nSample parsing throughput, one core, {args.samples} samples")
     print(f"{'path':<34} {'samples/s':>12}")
     for label, rate in rates:
