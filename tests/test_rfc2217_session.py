@@ -487,9 +487,32 @@ class SerialLineTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.port = FakeSerialPort()
+        self.connected = True
         self.h, self.factory = harness(self)
-        self.factory.line = SerialLine(lambda: self.port)
+        self.factory.line = SerialLine(lambda: self.port if self.connected else None)
         self.h.link_up()
+
+    def test_linkDown(self) -> None:
+        """
+        While the link is down a change is refused, and the answer is the
+        line as it last was.
+        """
+        c = connect(self.factory, 1)
+        c.send(bytes([IAC, WILL, COM_PORT_OPTION]))
+        c.command(1, struct.pack("!I", 4800))
+        self.connected = False
+        self.assertEqual(
+            c.command(1, struct.pack("!I", 19200)), struct.pack("!I", 4800)
+        )
+        self.assertIn(
+            "set baudrate 19200: refused: the instrument link is down",
+            "\n".join(commands(self.h)),
+        )
+        c.close()
+        self.assertIn(
+            "session ended; line not restored: the instrument link is down",
+            "\n".join(commands(self.h)),
+        )
 
     def test_appliedRefusedRestored(self) -> None:
         c = connect(self.factory, 1)

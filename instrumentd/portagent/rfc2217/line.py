@@ -157,6 +157,8 @@ class SerialLine:
         """
         self._transport = transport
         self._controls = {"dtr": True, "rts": True, "breaking": False}
+        # What the line last had, for answers while the link is down.
+        self._last = SerialSettings()
 
     def _port(self) -> ISerialLineControl:
         port = self._transport()
@@ -166,14 +168,13 @@ class SerialLine:
 
     def current(self) -> LineState:
         """
-        :returns: the line's state now (the configured settings while the
-            link is down).
+        :returns: the line's state now (as it last was while the link is
+            down).
         """
         port = self._transport()
-        settings: SerialSettings = (
-            port.line_settings() if port is not None else SerialSettings()
-        )
-        return LineState(settings, **self._controls)
+        if port is not None:
+            self._last = port.line_settings()
+        return LineState(self._last, **self._controls)
 
     def change(self, setting: str, value: Any) -> tuple[LineState, str]:
         """
