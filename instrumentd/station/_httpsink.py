@@ -188,7 +188,8 @@ def _retry_after(headers: Any) -> float | None:
 class HttpSink:
     """
     Sends particles to an HTTP ingest endpoint in batches, without losing
-    any while the endpoint is down.
+    any while the endpoint is down, as long as the spool's bound and the
+    disk hold them.
 
     **Spool first.**  :meth:`write` appends each particle to a disk
     :class:`~instrumentd.station.spool.Spool` in ``spool_dir`` and returns.

@@ -10,7 +10,8 @@ trouble: trouble is counted in :meth:`~ISink.stats` and logged.
 - :class:`JsonLinesSink`: one JSON-lines file per instrument, stream and
   UTC day of the sample.
 - :class:`HttpSink`: POSTs batches to an ingest URL, spooling to disk first
-  so that an outage of any length loses nothing and costs no memory.
+  so that an outage costs no memory and loses nothing until the spool's
+  bound (``max_bytes``) is reached; then the oldest go, counted.
 - :class:`MemorySink`: keeps what it is given, for tests and demos.
 
 :func:`connect_sink` feeds a sink from a driver's

@@ -4,8 +4,9 @@ A disk spool: an append-only queue of JSON records that survives restarts.
 
 The HTTP sink (:class:`instrumentd.station.sinks.HttpSink`) writes every
 particle here before it tries to send it, and marks records delivered only
-after the endpoint has accepted them.  So an outage of any length costs disk,
-not memory, and a restarted station resumes where the last one stopped.
+after the endpoint has accepted them.  So an outage costs disk, not memory
+(up to the spool's bound), and a restarted station resumes where the last
+one stopped.
 
 Layout of a spool directory::
 
