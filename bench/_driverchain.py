@@ -6,7 +6,9 @@ through ``PortAgentConnection``, and a timed loop of driver operations.
 
 from __future__ import annotations
 
+import os
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -110,3 +112,38 @@ def print_latency(title: str, times: dict[str, list[float]], floor_ms: float) ->
             f"{statistics.fmean(measured):>7.2f}  "
             f"{'ok' if p99 < floor_ms else 'OVER'} (p99 < {floor_ms:g})"
         )
+
+
+def got_data_rate(protocol: type[Any], lines: Sequence[bytes]) -> float:
+    """
+    Samples per second, on one core, through a protocol's ``got_data``
+    (chunker, particle and the published sample event), one line a chunk.
+
+    :raises AssertionError: unless every line became one sample.
+    """
+    from twisted.internet.task import Clock
+
+    from instrumentd.driver.events import EventBus
+
+    clock = Clock()
+    events = EventBus(clock)
+    published: list[object] = []
+    events.subscribe(published.append)
+    core = protocol(lambda data: None, events, clock=clock)
+    started = time.process_time()
+    for line in lines:
+        core.got_data(line, 3.9e9)
+    elapsed = time.process_time() - started
+    assert len(published) == len(lines), len(published)
+    return len(lines) / elapsed
+
+
+def print_rates(count: int, rates: Sequence[tuple[str, float]]) -> None:
+    """
+    Print a parsing-throughput table and the machine it ran on.
+    """
+    print(f"\nSample parsing throughput, one core, {count} samples")
+    print(f"{'path':<34} {'samples/s':>12}")
+    for label, rate in rates:
+        print(f"{label:<34} {rate:>12,.0f}")
+    print(f"\n(python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")

@@ -24,18 +24,21 @@ Run by hand (it is not a test): ``python bench/optode_latency.py``.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import sys
 import tempfile
 import time
 from typing import Any
 
-from _driverchain import Operation, print_latency, time_operations
+from _driverchain import (
+    Operation,
+    got_data_rate,
+    print_latency,
+    print_rates,
+    time_operations,
+)
 from twisted.internet import defer, task
 
 from instrumentd.driver.chunker import Chunker
-from instrumentd.driver.events import EventBus
 from instrumentd.instruments.aanderaa.optode import OptodeProtocol, OptodeSample
 from instrumentd.instruments.aanderaa.optode.particles import SIEVES
 from instrumentd.instruments.aanderaa.optode.simulator import OptodeSimulator
@@ -86,18 +89,10 @@ def throughput(count: int) -> list[tuple[str, float]]:
         elapsed = time.process_time() - started
         assert made == count, (made, count)
         results.append((f"chunker+particle, {form}", count / elapsed))
-    clock = task.Clock()
-    events = EventBus(clock)
-    published: list[object] = []
-    events.subscribe(published.append)
-    protocol = OptodeProtocol(lambda data: None, events, clock=clock)
     lines = sample_lines(count, False)
-    started = time.process_time()
-    for line in lines:
-        protocol.got_data(line, 3.9e9)
-    elapsed = time.process_time() - started
-    assert len(published) == count, len(published)
-    results.append(("protocol.got_data, values only", count / elapsed))
+    results.append(
+        ("protocol.got_data, values only", got_data_rate(OptodeProtocol, lines))
+    )
     return results
 
 
@@ -131,11 +126,7 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
         FLOOR_MS,
     )
     rates = throughput(args.samples)
-    print(f"\nSample parsing throughput, one core, {args.samples} samples")
-    print(f"{'path':<34} {'samples/s':>12}")
-    for label, rate in rates:
-        print(f"{label:<34} {rate:>12,.0f}")
-    print(f"\n(python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
+    print_rates(args.samples, rates)
 
 
 if __name__ == "__main__":

@@ -25,18 +25,21 @@ table; the floor the issue sets is a p99 under 50 ms for each command.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import sys
 import tempfile
 import time
 from typing import Any
 
-from _driverchain import Operation, print_latency, time_operations
+from _driverchain import (
+    Operation,
+    got_data_rate,
+    print_latency,
+    print_rates,
+    time_operations,
+)
 from twisted.internet import defer, task
 
 from instrumentd.driver.chunker import Chunker
-from instrumentd.driver.events import EventBus
 from instrumentd.instruments.seabird.sbe37smp import (
     SBE37Protocol,
     SBE37SampleParticle,
@@ -93,17 +96,9 @@ def throughput(count: int) -> list[tuple[str, float]]:
         assert made == count, (made, count)
         results.append((label, count / elapsed))
 
-    clock = task.Clock()
-    events = EventBus(clock)
-    published: list[object] = []
-    events.subscribe(published.append)
-    protocol = SBE37Protocol(lambda data: None, events, clock=clock)
-    started = time.process_time()
-    for line in lines:
-        protocol.got_data(line, 3.9e9)
-    elapsed = time.process_time() - started
-    assert len(published) == count, len(published)
-    results.append(("protocol.got_data, 1 line/chunk", count / elapsed))
+    results.append(
+        ("protocol.got_data, 1 line/chunk", got_data_rate(SBE37Protocol, lines))
+    )
     return results
 
 
@@ -139,11 +134,7 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
         times,
         FLOOR_MS,
     )
-    print(f"\nSample parsing throughput, one core, {args.samples} samples")
-    print(f"{'path':<34} {'samples/s':>12}")
-    for label, rate in rates:
-        print(f"{label:<34} {rate:>12,.0f}")
-    print(f"\n(python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
+    print_rates(args.samples, rates)
 
 
 if __name__ == "__main__":

@@ -16,40 +16,37 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from twisted.trial.unittest import TestCase
 
-from instrumentd.driver.driver import InstrumentDriver
 from instrumentd.driver.particles import ntp_from_unix
 from instrumentd.instruments.seabird.sbe37smp import SBE37Protocol
 from instrumentd.instruments.seabird.sbe37smp.simulator import Mode, SBE37Simulator
 from instrumentd.simulator import SimulatorSettings
+from tests import drivere2e
 from tests.agentsupport import reactor
-from tests.drivere2e import Watcher, start_chain, values
+from tests.drivere2e import start_chain, values
 
 #: Instrument seconds per real second.
 TIME_SCALE = 10.0
 
 
 @dataclass
-class Chain:
+class Chain(drivere2e.Chain):
     """
     The SBE 37 chain, and whether the simulator slept when the driver
     connected.
     """
 
-    sbe37: SBE37Simulator
-    agent: Any
-    driver: InstrumentDriver
-    watcher: Watcher
-    was_asleep: bool
+    was_asleep: bool = False
 
-    async def run(self, command: str, **arguments: object) -> Any:
+    @property
+    def sbe37(self) -> SBE37Simulator:
         """
-        Run a driver command and return its result.
+        The simulator.
         """
-        return await self.driver.execute_resource(command, **arguments)
+        assert isinstance(self.instrument, SBE37Simulator)
+        return self.instrument
 
 
 class _Base(TestCase):
