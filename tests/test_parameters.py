@@ -420,6 +420,21 @@ class ValidateSetTests(SynchronousTestCase):
             self.assertIn("not a finite number", refused.detail)
         self.assertEqual(check_value(ParameterType.FLOAT, "2.5", maximum=10.0), 2.5)
 
+    def test_intBeyond64Bits(self) -> None:
+        """
+        An integer beyond 64 bits (1e300 given for an int with no declared
+        bound) is refused with the C{range} rule.
+        """
+        from instrumentd.driver._values import ParameterType, ValueRefused, check_value
+
+        for value in (1e300, 2**63, "-9223372036854775808"):
+            refused = self.assertRaises(
+                ValueRefused, check_value, ParameterType.INT, value
+            )
+            self.assertEqual(refused.rule, ParameterRule.RANGE)
+            self.assertIn("beyond 64 bits", refused.detail)
+        self.assertEqual(check_value(ParameterType.INT, 2**63 - 1), 2**63 - 1)
+
     def test_allowedValues(self) -> None:
         """
         A value that is not allowed is refused, listing those that are.

@@ -188,6 +188,10 @@ def show_values(values: Iterable[object]) -> str:
     )
 
 
+#: The largest magnitude of an integer value (64-bit signed).
+_LARGEST_INT = 2**63 - 1
+
+
 def check_value(
     kind: ParameterType,
     value: object,
@@ -231,6 +235,18 @@ def check_value(
     if isinstance(value, float) and not math.isfinite(value):
         # NaN compares false with every bound, so it would pass any range.
         raise ValueRefused(ParameterRule.RANGE, f"{value!r} is not a finite number")
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and abs(value) > _LARGEST_INT
+    ):
+        # No instrument takes more than 64 bits; a value with no declared
+        # bound (1e300 given for an int) would otherwise be sent as is.
+        shown = str(value) if len(str(value)) <= 24 else f"{str(value)[:12]}..."
+        raise ValueRefused(
+            ParameterRule.RANGE,
+            f"{shown} is beyond 64 bits; valid: within ±{_LARGEST_INT}",
+        )
     if isinstance(value, int | float) and not isinstance(value, bool):
         if minimum is not None and value < minimum:
             raise ValueRefused(
