@@ -28,13 +28,12 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from instrumentd.station.api import StationAPI
-from instrumentd.station.apisite import APISite
+from instrumentd.station.apisite import APISite, described_interface, is_local
 from instrumentd.station.instrument import Station, StationInstrument
 from instrumentd.station.service import (
     APIExposedError,
     StationService,
     describe_address,
-    is_local,
 )
 from tests.agentsupport import reactor, within
 from tests.apisupport import FakeDriver
@@ -558,12 +557,64 @@ class ExposureTests(SynchronousTestCase):
 
     def test_refusedWithoutToken(self) -> None:
         """
-        Bound to every interface with no token, the station refuses to
-        start, saying why and how to allow it, and leaves nothing
-        listening.
+        A configuration whose API would listen beyond loopback with no
+        token is refused, saying why and how to allow it; from the file or
+        from C{--api}.
         """
-        service = self.service("tcp:8700")
+        from instrumentd.station.config import ConfigError
+
+        for listen, where in [
+            ("tcp:8700", "every interface"),
+            ("tcp:8700:interface=0.0.0.0", "'0.0.0.0'"),
+            ("tcp6:8700:interface=\\\\:\\\\:", "'::'"),
+            ("tcp:8700:interface=192.168.1.5", "'192.168.1.5'"),
+        ]:
+            error = self.assertRaises(ConfigError, self.service, listen)
+            [(key, problem)] = error.problems
+            self.assertEqual(key, "api.listen")
+            self.assertIn(
+                f"listens on {where}, beyond loopback, with no token", problem
+            )
+            self.assertIn("api.open = true (--api-open)", problem)
+        from instrumentd.station.config import parse_config, parse_toml
+
+        text = "[[instruments]]\n" + toy_instrument("toy1", 4001, "in-process")
+        error = self.assertRaises(
+            ConfigError,
+            parse_config,
+            parse_toml(text, "<test>"),
+            "<test>",
+            api="tcp:8700",
+        )
+        self.assertEqual(error.problems[0][0], "api.--api")
+        config = parse_config(
+            parse_toml(text, "<test>"), "<test>", api="tcp:8700", api_open=True
+        )
+        self.assertTrue(config.api_open)
+
+    def test_localListeners(self) -> None:
+        """
+        Loopback addresses, C{localhost} and UNIX sockets need no token.
+        """
+        for listen in (
+            "tcp:0:interface=127.0.0.1",
+            "tcp:0:interface=127.0.0.2",
+            "tcp:0:interface=localhost",
+            "tcp6:0:interface=\\\\:\\\\:1",
+            "unix:/run/instrumentd/api.sock",
+        ):
+            self.assertFalse(self.service(listen).config.api_open, listen)
+
+    def test_refusedWhenBound(self) -> None:
+        """
+        An API that turns out to listen beyond loopback once bound, with no
+        token, stops the start: the station exits with the reason (a
+        C{SystemExit}, not a traceback) and leaves nothing listening.  (A
+        memory reactor reports every IPv4 listener as bound to 0.0.0.0.)
+        """
+        service = self.service("tcp:8700:interface=127.0.0.1")
         error = self.assertRaises(APIExposedError, service.startService)
+        self.assertIsInstance(error, SystemExit)
         self.assertIn("0.0.0.0:8700", str(error))
         self.assertIn("api.open", str(error))
         self.assertFalse(service.running)
@@ -632,12 +683,17 @@ class ExposureTests(SynchronousTestCase):
         self.assertTrue(is_local(IPv4Address("TCP", "127.0.0.2", 1)))
         self.assertTrue(is_local(IPv6Address("TCP", "::1", 1)))
         self.assertTrue(is_local(UNIXAddress(b"/run/instrumentd.sock")))
+        self.assertFalse(is_local(IPv6Address("TCP", "fe80::1%lo", 1)))
         self.assertFalse(is_local(IPv4Address("TCP", "0.0.0.0", 1)))
         self.assertFalse(is_local(IPv4Address("TCP", "192.168.1.5", 1)))
         self.assertFalse(is_local(IPv6Address("TCP", "::", 1)))
         self.assertEqual(
             describe_address(IPv6Address("TCP", "::", 80)), "[::]:80 (every interface)"
         )
+        self.assertEqual(described_interface("tcp:8700"), "")
+        self.assertEqual(described_interface("tcp:8700:interface=10.0.0.1"), "10.0.0.1")
+        self.assertIsNone(described_interface("unix:/tmp/x.sock"))
+        self.assertIsNone(described_interface("nonsense:1"))
 
 
 class APIConfigTests(SynchronousTestCase):

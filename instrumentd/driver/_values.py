@@ -245,7 +245,7 @@ def check_value(
         shown = str(value) if len(str(value)) <= 24 else f"{str(value)[:12]}..."
         raise ValueRefused(
             ParameterRule.RANGE,
-            f"{shown} is beyond 64 bits; valid: within ±{_LARGEST_INT}",
+            f"{shown} is beyond 64 bits; valid: -{_LARGEST_INT} to {_LARGEST_INT}",
         )
     if isinstance(value, int | float) and not isinstance(value, bool):
         if minimum is not None and value < minimum:

@@ -61,6 +61,9 @@ __all__ = [
     "APIChannel",
     "APIRequest",
     "APISite",
+    "described_interface",
+    "is_local",
+    "is_loopback",
 ]
 
 _log = Logger()
@@ -82,6 +85,66 @@ _MAX_LENGTH_DIGITS = 18
 _CAP_LOG_INTERVAL = 60.0
 
 _JSON = b"application/json; charset=utf-8"
+
+
+def is_loopback(host: str) -> bool:
+    """
+    Whether ``host`` names a loopback interface (``127.0.0.0/8``, ``::1``,
+    ``localhost``); ``""`` (every interface) and other names are not.
+
+    :param host: an IP address or host name.
+    """
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def is_local(address: IAddress) -> bool:
+    """
+    Whether only this machine can reach a listening port's ``address``: a
+    loopback IP address or a UNIX socket.
+
+    :param address: a listening port's address.
+    """
+    from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+
+    if isinstance(address, UNIXAddress):
+        return True
+    if isinstance(address, IPv4Address | IPv6Address):
+        return is_loopback(address.host)
+    return False
+
+
+def described_interface(description: str) -> str | None:
+    """
+    The interface a server endpoint string would listen on, found without
+    listening: ``""`` for every interface (``tcp:8700``).
+
+    :param description: a server endpoint string.
+    :returns: the interface of a TCP or TLS endpoint; ``None`` for a UNIX
+        socket, an endpoint whose address is known only once it listens,
+        or a string that is not valid.
+    """
+    from twisted.internet.endpoints import serverFromString
+    from twisted.internet.protocol import Factory
+    from twisted.internet.testing import MemoryReactor
+
+    # A memory reactor records where each listener would bind.
+    recorder = MemoryReactor()
+    try:
+        serverFromString(recorder, description).listen(Factory())
+    except Exception:
+        return None
+    for tcp in recorder.tcpServers:
+        return str(tcp[3])
+    for tls in recorder.sslServers:
+        return str(tls[4])
+    return None
 
 
 def _error_bytes(refusal: Refusal) -> bytes:
@@ -362,6 +425,8 @@ class APISite(Site):
 
     requestFactory = APIRequest
     displayTracebacks = False
+    # No "Starting factory" lines: the station's banner says where it is.
+    noisy = False
 
     def __init__(
         self,
@@ -435,10 +500,11 @@ class APISite(Site):
             return
         self._cap_logged = now
         _log.warn(
-            "The API has {open} connections, its limit (max_connections): "
-            "idle ones are being closed for new ones ({evicted} so far), "
-            "and newcomers refused when none is idle ({refused} so far)",
-            open=len(self._open),
+            "The API has reached its limit of {limit} connections "
+            "(api.max_connections): idle ones are being closed for new ones "
+            "({evicted} so far), and newcomers refused when none is idle "
+            "({refused} so far)",
+            limit=self.max_connections,
             evicted=self.connections_evicted,
             refused=self.connections_refused,
         )

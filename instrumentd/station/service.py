@@ -36,7 +36,7 @@ from twisted.python.failure import Failure
 
 from instrumentd import __version__
 from instrumentd.station.api import StationAPI
-from instrumentd.station.apisite import APISite
+from instrumentd.station.apisite import APISite, is_local
 from instrumentd.station.instrument import Station
 from instrumentd.station.sinks import HttpSink, ISink, JsonLinesSink
 from instrumentd.station.supervisor import (
@@ -96,33 +96,16 @@ def make_sink(spec: SinkSpec, reactor: IReactorTime) -> ISink:
     )
 
 
-class APIExposedError(Exception):
+class APIExposedError(SystemExit):
     """
     The API would listen beyond loopback with no token, and the
     configuration does not say it is meant to be open.
+
+    The configuration check refuses this for every endpoint whose address
+    is known beforehand; this is the guard for the rest, made once the
+    API has bound.  It is a ``SystemExit`` so that twistd ends with status
+    1 and the one line that says why, not a traceback.
     """
-
-
-def is_local(address: IAddress) -> bool:
-    """
-    Whether only this machine can reach ``address``: a loopback IP
-    address or a UNIX socket.
-
-    :param address: a listening port's address.
-    """
-    import ipaddress
-
-    from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
-
-    if isinstance(address, UNIXAddress):
-        return True
-    if isinstance(address, IPv4Address | IPv6Address):
-        try:
-            host = ipaddress.ip_address(address.host.split("%", 1)[0])
-        except ValueError:
-            return False
-        return host.is_loopback
-    return False
 
 
 def describe_address(address: IAddress) -> str:

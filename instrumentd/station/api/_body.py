@@ -36,8 +36,8 @@ def _integer(text: str) -> int:
     if len(text.lstrip("-")) > _MAX_DIGITS or abs(int(text)) > MAX_INTEGER:
         shown = text if len(text) <= 24 else f"{text[:12]}...({len(text)} digits)"
         raise _Unusable(
-            f"the integer {shown} is out of range; integers must be within "
-            f"±{MAX_INTEGER}"
+            f"the integer {shown} is out of range; integers must be between "
+            f"-{MAX_INTEGER} and {MAX_INTEGER}"
         )
     return int(text)
 

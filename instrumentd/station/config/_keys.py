@@ -145,7 +145,8 @@ API: Final = Section(
             "server endpoint",
             "server endpoint string of the API (any Twisted endpoint: "
             "`tcp:8700:interface=0.0.0.0` to expose it, "
-            "`unix:/run/instrumentd/api.sock`, `ssl:...`). `--api` overrides it",
+            "`unix:/run/instrumentd/api.sock`, `ssl:...`). Beyond loopback it "
+            "needs `token_file`, or `open = true`. `--api` overrides it",
             default=DEFAULT_API,
         ),
         Key(

@@ -10,6 +10,7 @@ import tomllib
 from collections.abc import Mapping
 from typing import Any
 
+from instrumentd.station.apisite import described_interface, is_loopback
 from instrumentd.station.config._errors import ConfigError, Problems
 from instrumentd.station.config._instruments import _instruments
 from instrumentd.station.config._keys import API, STATION, TOP
@@ -129,6 +130,18 @@ def parse_config(
         else None
     )
 
+    configured_open = settings["open"] if api_open is None else api_open
+    if token is None and configured_token_file is None and not configured_open:
+        interface = described_interface(listen)
+        if interface is not None and not is_loopback(interface):
+            where = repr(interface) if interface else "every interface"
+            api_table.bad(
+                "--api" if api is not None else "listen",
+                f"{listen!r} listens on {where}, beyond loopback, with no "
+                "token: anyone who can reach it could change the instruments; "
+                "set api.token_file, listen on 127.0.0.1, or say it is meant "
+                "to be open with api.open = true (--api-open)",
+            )
     sinks = _sinks(top, configured_data_dir)
     instruments = _instruments(top, configured_data_dir, sinks)
     top.done()
@@ -140,7 +153,7 @@ def parse_config(
         api=listen,
         token=token,
         token_file=configured_token_file,
-        api_open=settings["open"] if api_open is None else api_open,
+        api_open=configured_open,
         api_idle_timeout=settings["idle_timeout"],
         api_max_connections=settings["max_connections"],
         api_max_body=settings["max_body"],
