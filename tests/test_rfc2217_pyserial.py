@@ -181,6 +181,49 @@ class PyserialClientTests(TestCase):
         return run(go())
 
 
+class PyserialTokenTests(TestCase):
+    """
+    pyserial's client with an agent that takes a token: it refuses
+    NEW-ENVIRON, opens with the line's settings, sends the token as its
+    first line, and may then change the line.
+    """
+
+    def test_token(self) -> None:
+        async def go() -> None:
+            token = b"pyserial-token-0123456789"
+            token_file = os.path.abspath(self.mktemp())
+            with open(token_file, "wb") as f:
+                f.write(token + b"\n")
+            instrument = BinaryInstrument(reactor=reactor)
+            device = PtySerialDevice(instrument, reactor)
+            path = device.open()
+            self.addCleanup(device.close)
+            agent = await start_agent(
+                self,
+                f"serial:{path}:baudrate=9600",
+                heartbeat=0,
+                rfc2217_port="tcp:0:interface=127.0.0.1",
+                token_file=token_file,
+            )
+            url = f"rfc2217://127.0.0.1:{agent.ports['rfc2217']}"
+            port = await in_thread(
+                lambda: serial.serial_for_url(url, baudrate=9600, timeout=10)
+            )
+            self.addCleanup(lambda: port.close() if port.is_open else None)
+            # Before the token nothing changes: the answer is the line's rate.
+            with self.assertRaises(ValueError):
+                await in_thread(setattr, port, "baudrate", 19200)
+            self.assertEqual(pty_settings(path)[0], termios.B9600)
+            await in_thread(port.write, token + b"\r\n")
+            await in_thread(setattr, port, "baudrate", 19200)
+            self.assertEqual(pty_settings(path)[0], termios.B19200)
+            await in_thread(port.write, b"pd0\r")
+            self.assertEqual(await in_thread(port.read, len(ENSEMBLE)), ENSEMBLE)
+            await in_thread(port.close)
+
+        return run(go())
+
+
 class TelnetClientTests(TestCase):
     """
     A telnet-level client over a real socket, against an agent whose

@@ -25,6 +25,7 @@ from instrumentd.portagent.listeners import (
     READ_ONLY_NOTICE as RAW_READ_ONLY_NOTICE,
 )
 from instrumentd.portagent.listeners import RawClient
+from instrumentd.portagent.rfc2217.environ import NEW_ENVIRON, parse_variables
 from instrumentd.portagent.rfc2217.line import SerialLine
 from instrumentd.portagent.rfc2217.session import (
     MODEM_POLL_INTERVAL,
@@ -435,6 +436,50 @@ class TokenTests(SynchronousTestCase):
         )
         everything = b"".join(p.payload for p in h.logged())
         self.assertNotIn(TOKEN, everything)
+
+    def test_tokenAsEnvironmentVariable(self) -> None:
+        """
+        A client that agrees to NEW-ENVIRON is asked for the user variable
+        TOKEN and is let in when it sends the right one (escapes undone);
+        a wrong one is refused.  Without a token the option is refused.
+        """
+        for given, right in ((TOKEN, True), (b"\x02\x00wrong", False)):
+            h, factory = harness(self)
+            factory.token = TOKEN
+            link = h.link_up()
+            c = connect(factory, 1)
+            self.assertIn((DO, NEW_ENVIRON), c.negotiations)
+            c.send(bytes([IAC, WILL, NEW_ENVIRON]))
+            self.assertIn(
+                subnegotiation(NEW_ENVIRON, b"\x01\x03TOKEN"), c.transport.value()
+            )
+            escaped = given.replace(b"\x02", b"\x02\x02").replace(b"\x00", b"\x02\x00")
+            c.send(
+                subnegotiation(
+                    NEW_ENVIRON, b"\x00\x00USER\x01bob\x03TOKEN\x01" + escaped
+                )
+            )
+            if right:
+                c.send(b"ds\r")
+                self.assertEqual(link.value(), b"ds\r")
+            else:
+                self.assertTrue(
+                    c.transport.value().endswith(b"ERROR token refused\r\n")
+                )
+                self.assertTrue(c.transport.disconnecting)
+        _h, factory = harness(self)
+        c = connect(factory, 1)
+        c.send(bytes([IAC, WILL, NEW_ENVIRON]))
+        self.assertIn((DONT, NEW_ENVIRON), c.negotiations)
+
+    def test_environParsing(self) -> None:
+        self.assertEqual(
+            parse_variables(
+                b"\x02\x00USER\x01me\x03TOK\x02\x03EN\x01v\x02\x01\x03EMPTY"
+            ),
+            {b"USER": b"me", b"TOK\x03EN": b"v\x01", b"EMPTY": None},
+        )
+        self.assertIsNone(parse_variables(b"\x01\x03TOKEN"))
 
     def test_wrongToken(self) -> None:
         h, factory = harness(self)

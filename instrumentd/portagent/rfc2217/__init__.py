@@ -9,6 +9,8 @@ reaches the instrument through a virtual COM port (or pyserial's
   and their answers;
 - :mod:`~instrumentd.portagent.rfc2217.line`: the line they change, real or
   nominal;
+- :mod:`~instrumentd.portagent.rfc2217.environ`: NEW-ENVIRON, for a token
+  given as a telnet variable;
 - :mod:`~instrumentd.portagent.rfc2217.session`: one client, and who holds
   the line.
 """

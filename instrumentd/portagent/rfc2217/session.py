@@ -2,8 +2,10 @@
 """
 One RFC 2217 client of a port agent: a serial port over telnet.
 
-The session negotiates BINARY, SUPPRESS-GO-AHEAD and COM-PORT-OPTION and
-refuses every other option.  Data from the client goes to the instrument
+The session negotiates BINARY, SUPPRESS-GO-AHEAD and COM-PORT-OPTION (and,
+when a token is needed, NEW-ENVIRON, whose user variable TOKEN may carry
+it; otherwise it is the first line of data) and refuses every other
+option.  Data from the client goes to the instrument
 (recorded as DATA_FROM_DRIVER, as from any client) while the session holds
 the line; the instrument's bytes come back IAC-escaped through the
 session's own bounded outlet.
@@ -37,6 +39,12 @@ from instrumentd.portagent.rfc2217.comport import (
     FLOWCONTROL_SUSPEND,
     SERVER,
     ComPort,
+)
+from instrumentd.portagent.rfc2217.environ import (
+    NEW_ENVIRON,
+    TOKEN_VARIABLE,
+    parse_variables,
+    send_request,
 )
 from instrumentd.portagent.rfc2217.line import (
     LineState,
@@ -114,10 +122,14 @@ class RFC2217Session(Protocol):
         self.decoder = TelnetDecoder(
             self._incoming.extend, self._negotiation, self._subnegotiation
         )
+        # NEW-ENVIRON only when there is a token to ask for.
+        accept_him = {BINARY, SGA, COM_PORT_OPTION}
+        if token is not None:
+            accept_him.add(NEW_ENVIRON)
         self.options = OptionNegotiator(
             self._send,
             accept_us={BINARY, SGA, COM_PORT_OPTION},
-            accept_him={BINARY, SGA, COM_PORT_OPTION},
+            accept_him=accept_him,
             on_change=self._option_changed,
         )
         self.comport = ComPort(
@@ -145,6 +157,10 @@ class RFC2217Session(Protocol):
         if self.authenticated:
             self._admitted()
         else:
+            # A client that can send environment variables may give the
+            # token as the user variable TOKEN; the others refuse and send
+            # it as their first line of data.
+            self.options.request(NEW_ENVIRON)
             self._token_timer = self._clock.callLater(
                 TOKEN_TIMEOUT, self._refuse, "no token line in time"
             )
@@ -211,6 +227,22 @@ class RFC2217Session(Protocol):
             self._send(READ_ONLY_NOTICE)
             self._send_flow(suspend=True)
 
+    def _token_given(self, given: bytes) -> bool:
+        """
+        Compare a token, in constant time; refuse the client if it is wrong,
+        admit it if it is right.
+
+        :returns: whether it was right.
+        """
+        assert self._token is not None
+        if not hmac.compare_digest(given, self._token):
+            self._refuse("wrong token")
+            return False
+        if self._token_timer is not None and self._token_timer.active():
+            self._token_timer.cancel()
+        self._admitted()
+        return True
+
     def _check_token(self, data: bytes) -> bytes | None:
         """
         Collect the token line; return what follows it once it is right.
@@ -226,13 +258,7 @@ class RFC2217Session(Protocol):
         self._token_buffer = b""
         if line.endswith(b"\r"):
             line = line[:-1]
-        if not hmac.compare_digest(line, self._token):
-            self._refuse("wrong token")
-            return None
-        if self._token_timer is not None and self._token_timer.active():
-            self._token_timer.cancel()
-        self._admitted()
-        return rest
+        return rest if self._token_given(line) else None
 
     def _refuse(self, why: str) -> None:
         if self._closed or self.transport is None:
@@ -292,6 +318,9 @@ class RFC2217Session(Protocol):
         self.options.received(verb, option)
 
     def _option_changed(self, side: str, option: int, on: bool) -> None:
+        if option == NEW_ENVIRON and on and side == "him" and not self.authenticated:
+            self._send(subnegotiation(NEW_ENVIRON, send_request()))
+            return
         if option != COM_PORT_OPTION or not on or side != "him":
             return
         # The client speaks RFC 2217: tell it the modem lines now (pyserial
@@ -307,6 +336,15 @@ class RFC2217Session(Protocol):
         self._flush()
         if option == COM_PORT_OPTION:
             self.comport.handle(payload)
+        elif option == NEW_ENVIRON and not self.authenticated and not self._closed:
+            variables = parse_variables(payload) or {}
+            given = variables.get(TOKEN_VARIABLE)
+            if given is not None and self._token_given(given):
+                # Data that came before, held as a possible token line, is
+                # data after all.
+                held, self._token_buffer = self._token_buffer, b""
+                if held:
+                    self._data(held)
 
     def _record(self, text: str) -> None:
         self.agent.router.publish(
