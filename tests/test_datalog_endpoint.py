@@ -36,7 +36,9 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
+from instrumentd.endpoints import LinkEnded
 from instrumentd.endpoints.datalog import (
+    SINGLE_READ_LOOP_GAP,
     YIELD_BYTES,
     DatalogAddress,
     DatalogEndpoint,
@@ -151,6 +153,19 @@ def run_to_end(clock: Clock, limit: int = 100_000) -> None:
     raise AssertionError("the clock never ran out of calls")
 
 
+def run_until(clock: Clock, until: float) -> None:
+    """
+    Advance the clock to each pending call in turn, as L{run_to_end} does,
+    until the next is due after C{until}; then to C{until}.
+    """
+    while calls := clock.getDelayedCalls():
+        due = min(c.getTime() for c in calls)
+        if due > until:
+            break
+        clock.advance(max(0.0, due - clock.seconds()))
+    clock.advance(max(0.0, until - clock.seconds()))
+
+
 class ReplayTests(SynchronousTestCase):
     """
     L{DatalogEndpoint} replays the recorded instrument bytes with their
@@ -163,13 +178,17 @@ class ReplayTests(SynchronousTestCase):
         self.path = write_datalog(Path(self.mktemp()), RECORDS)
 
     def connect(
-        self, *paths: Path, speed: float = 1.0, max_gap: float = 60.0
+        self,
+        *paths: Path,
+        speed: float = 1.0,
+        max_gap: float = 60.0,
+        loop: bool = False,
     ) -> RecordingProtocol:
         """
         Connect a L{RecordingProtocol} to a replay of C{paths}.
         """
         endpoint = DatalogEndpoint(
-            self.clock, paths or (self.path,), speed=speed, max_gap=max_gap
+            self.clock, paths or (self.path,), speed=speed, max_gap=max_gap, loop=loop
         )
         protocol = self.successResultOf(
             endpoint.connect(recording_factory(self.clock, RecordingProtocol))
@@ -217,19 +236,88 @@ class ReplayTests(SynchronousTestCase):
 
     def test_endOfRecording(self) -> None:
         """
-        After the last packet the connection closes cleanly, with no delayed
-        call left behind.
+        By default the recording is played once: after the last packet the
+        connection closes cleanly for good (L{LinkEnded}, a
+        L{ConnectionDone} that says reconnecting would not help), with no
+        delayed call left behind.
         """
         protocol = self.connect()
         run_to_end(self.clock)
         assert protocol.reason is not None
-        protocol.reason.trap(ConnectionDone)
+        protocol.reason.trap(LinkEnded)
+        self.assertIsInstance(protocol.reason.value, ConnectionDone)
+        self.assertEqual(
+            protocol.reason.getErrorMessage(),
+            "end of the recording (played once; loop=true repeats it)",
+        )
         transport = protocol.transport
         assert isinstance(transport, DatalogReplayTransport)
         self.assertFalse(transport.connected)
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(transport.packets_delivered, 3)
+        self.assertEqual(transport.passes, 1)
         self.assertEqual(transport.bytes_delivered, len(protocol.data))
+
+    def test_loop(self) -> None:
+        """
+        With C{loop}, the recording starts again on the same connection, the
+        next pass one average interval of the last (here 5 s over 2
+        intervals) after its last read, for ever.
+        """
+        protocol = self.connect(loop=True)
+        run_until(self.clock, 1015.1)
+        transport = protocol.transport
+        assert isinstance(transport, DatalogReplayTransport)
+        self.assertIsNone(protocol.reason)
+        self.assertTrue(transport.connected)
+        self.assertEqual(transport.passes, 2)
+        pass_data = [r[1] for r in RECORDS if r[0] is DATA]
+        self.assertEqual(protocol.data, b"".join(pass_data * 2 + pass_data[:2]))
+        self.assertTimes(
+            protocol.times,
+            [1000, 1000.05, 1005, 1007.5, 1007.55, 1012.5, 1015, 1015.05],
+        )
+        transport.loseConnection()
+        self.clock.advance(0)
+        assert protocol.reason is not None
+        protocol.reason.trap(ConnectionDone)
+        self.assertNotIsInstance(protocol.reason.value, LinkEnded)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_loopSingleRead(self) -> None:
+        """
+        A looped recording of one read repeats it every
+        L{SINGLE_READ_LOOP_GAP} recorded seconds, divided by the speed.
+        """
+        write_datalog(self.path, [RECORDS[0], (DATA, b"x", T0)])
+        protocol = self.connect(loop=True, speed=2)
+        run_until(self.clock, 1000 + 1.6 * SINGLE_READ_LOOP_GAP)
+        self.assertTimes(
+            protocol.times, [1000 + i * SINGLE_READ_LOOP_GAP / 2 for i in range(4)]
+        )
+
+    def test_loopGapCapped(self) -> None:
+        """
+        The wait between passes is capped by C{max_gap} like any other.
+        """
+        write_datalog(self.path, [(DATA, b"a", T0), (DATA, b"b", T0 + 3600)])
+        protocol = self.connect(loop=True, max_gap=10)
+        run_until(self.clock, 1035)
+        self.assertEqual(protocol.data, b"abab")
+        self.assertTimes(protocol.times, [1000, 1010, 1020, 1030])
+
+    def test_loopWithoutData(self) -> None:
+        """
+        A looped recording with no instrument data would repeat nothing for
+        ever: it ends, saying why.
+        """
+        write_datalog(self.path, [r for r in RECORDS if r[0] is not DATA])
+        protocol = self.connect(loop=True, speed=0)
+        self.clock.advance(0)
+        assert protocol.reason is not None
+        protocol.reason.trap(LinkEnded)
+        self.assertIn("no instrument data", protocol.reason.getErrorMessage())
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_longGapCapped(self) -> None:
         """
@@ -751,6 +839,29 @@ class ParserTests(SynchronousTestCase):
             self.assertIn("maxgap must be", str(e))
             self.assertIn(repr(value), str(e))
 
+    def test_loopOption(self) -> None:
+        """
+        C{loop} is off unless asked for, with the usual yes/no words in any
+        case; anything else is refused naming the value and the valid ones.
+        """
+        self.assertFalse(self.parse(f"datalog:{self.path}").loop)
+        for word, value in [
+            ("true", True),
+            ("YES", True),
+            ("1", True),
+            ("false", False),
+            ("No", False),
+            ("0", False),
+        ]:
+            self.assertIs(self.parse(f"datalog:{self.path}:loop={word}").loop, value)
+        e = self.assertRaises(
+            ValueError, clientFromString, self.clock, f"datalog:{self.path}:loop=often"
+        )
+        self.assertEqual(
+            str(e),
+            "datalog: loop='often' is not valid; valid: 0, 1 (or false, true, no, yes; any case)",
+        )
+
     def test_unknownOption(self) -> None:
         """
         An unknown option is refused, listing the valid ones.
@@ -759,7 +870,7 @@ class ParserTests(SynchronousTestCase):
             ValueError, clientFromString, self.clock, f"datalog:{self.path}:rate=2"
         )
         self.assertEqual(
-            str(e), "datalog: unknown option 'rate'; valid options: speed, maxgap"
+            str(e), "datalog: unknown option 'rate'; valid options: speed, maxgap, loop"
         )
 
     def test_configurationCheck(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import clientFromString
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError, NoRouteError
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Protocol
@@ -23,9 +24,16 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
+from instrumentd.endpoints.datalog import DatalogEndpoint
 from instrumentd.interfaces import IBreakableTransport
-from instrumentd.packet import Packet, PacketParser, PacketType
-from instrumentd.portagent.agent import PortAgent
+from instrumentd.packet import (
+    Packet,
+    PacketParser,
+    PacketType,
+    encode_packet,
+    unix_to_ntp,
+)
+from instrumentd.portagent.agent import PortAgent, instrument_endpoint_description
 from instrumentd.portagent.command import CommandPort
 from instrumentd.portagent.lifecycle import ParentWatch
 from instrumentd.portagent.listeners import (
@@ -235,6 +243,7 @@ class LinkStateTests(SynchronousTestCase):
                 "down_since": START,
                 "last_error": "no route to host",
                 "last_error_time": h.reactor.seconds(),
+                "ended": None,
             },
         )
 
@@ -263,6 +272,96 @@ class LinkStateTests(SynchronousTestCase):
         self.assertEqual(data.payload, b"S>")
         self.assertAlmostEqual(data.unix_time, START + 2.25, places=5)
         self.assertEqual(h.agent.stats()["instrument"]["bytes_in"], 2)  # type: ignore[index]
+
+
+class ReplayTests(SynchronousTestCase):
+    """
+    An agent whose instrument is a recording (C{datalog:}) plays it once and
+    reports the link as ended, unless asked to loop; C{demo} loops.
+    """
+
+    def recording(self, reads: int) -> str:
+        """
+        A datalog file of C{reads} instrument reads, one a second.
+        """
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            for i in range(reads):
+                f.write(
+                    encode_packet(
+                        PacketType.DATA_FROM_INSTRUMENT,
+                        b"read %d\r\n" % i,
+                        *unix_to_ntp(START + i),
+                    )
+                )
+        return path
+
+    def test_playedOnce(self) -> None:
+        """
+        At the end of the recording the link ends: DISCONNECTED is announced
+        at once (there is no grace to give) with a fault saying why, the
+        agent does not reconnect, and no read is recorded twice.
+        """
+        h = AgentHarness(self, instrument=f"datalog:{self.recording(3)}:speed=0")
+        client = h.data_client()
+        h.reactor.advance(0)
+        h.reactor.pump([1] * 600)
+        reads = [p for p in h.logged() if p.type == PacketType.DATA_FROM_INSTRUMENT]
+        self.assertEqual(
+            [p.payload for p in reads], [b"read 0\r\n", b"read 1\r\n", b"read 2\r\n"]
+        )
+        self.assertEqual(statuses(h.logged()), [b"CONNECTED", b"DISCONNECTED"])
+        got = packets(client)
+        self.assertEqual(statuses(got), [b"DISCONNECTED"])
+        [fault] = [p.payload for p in got if p.type == PacketType.PORT_AGENT_FAULT]
+        self.assertRegex(
+            fault.decode(),
+            r"^instrument link ended at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: end of "
+            r"the recording \(played once; loop=true repeats it\); not reconnecting$",
+        )
+        stats = h.agent.stats()
+        self.assertEqual(stats["state"], "DISCONNECTED")
+        self.assertFalse(stats["link_up"])
+        self.assertEqual(
+            stats["link"]["ended"],  # type: ignore[index]
+            "end of the recording (played once; loop=true repeats it)",
+        )
+        self.assertEqual(stats["instrument"]["connects"], 1)  # type: ignore[index]
+        self.assertEqual(stats["instrument"]["connect_failures"], 0)  # type: ignore[index]
+
+    def test_loop(self) -> None:
+        """
+        With C{loop=true} the recording repeats on the same link, which
+        stays up.
+        """
+        h = AgentHarness(
+            self, instrument=f"datalog:{self.recording(3)}:speed=1:loop=true"
+        )
+        client = h.data_client()
+        h.reactor.advance(0)
+        h.reactor.pump([0.5] * 20)
+        reads = [p for p in h.logged() if p.type == PacketType.DATA_FROM_INSTRUMENT]
+        self.assertGreater(len(reads), 6)
+        self.assertEqual(statuses(h.logged()), [b"CONNECTED"])
+        self.assertEqual(statuses(packets(client)), [])
+        self.assertIsNone(h.agent.stats()["link"]["ended"])  # type: ignore[index]
+        self.assertTrue(h.agent.link.connected)
+
+    def test_demoLoops(self) -> None:
+        """
+        C{--instrument demo} asks for a loop: after the ten minutes of the
+        built-in recording, it plays again without the link dropping.
+        """
+        endpoint = clientFromString(Clock(), instrument_endpoint_description("demo"))
+        assert isinstance(endpoint, DatalogEndpoint)
+        self.assertTrue(endpoint.loop)
+        h = AgentHarness(self, instrument="demo")
+        h.reactor.advance(0)
+        h.reactor.pump([5] * 2 * 130)
+        reads = [p for p in h.logged() if p.type == PacketType.DATA_FROM_INSTRUMENT]
+        self.assertGreater(len(reads), 200)
+        self.assertEqual(statuses(h.logged()), [b"CONNECTED"])
+        self.assertEqual(h.agent.stats()["instrument"]["connects"], 1)  # type: ignore[index]
 
 
 class HeartbeatTests(SynchronousTestCase):

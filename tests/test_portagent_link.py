@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
+from instrumentd.endpoints import LinkEnded
 from instrumentd.portagent.link import (
     KEEPALIVE_IDLE,
     BreakNotSupported,
@@ -43,6 +44,7 @@ class ScriptedEndpoint:
         self.accepting = False
         self.attempts: list[float] = []
         self.transport: StringTransport | None = None
+        self.protocol: IProtocol | None = None
 
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
         self.attempts.append(self.clock.seconds())
@@ -51,6 +53,7 @@ class ScriptedEndpoint:
         protocol = protocolFactory.buildProtocol(None)
         assert protocol is not None
         self.transport = StringTransport()
+        self.protocol = protocol
         protocol.makeConnection(self.transport)
         return Deferred.fromCoroutine(_value(protocol))
 
@@ -170,6 +173,7 @@ class LinkTests(SynchronousTestCase):
                 "down_since": started,
                 "last_error": "connection refused",
                 "last_error_time": started,
+                "ended": None,
             },
         )
         self.endpoint.accepting = True
@@ -224,6 +228,58 @@ class LinkTests(SynchronousTestCase):
         transport.producer.resumeProducing()
         self.link.write(b"ok")
         self.assertEqual(transport.value(), b"ok")
+
+    def test_droppedLinkReconnects(self) -> None:
+        """
+        A connection that closes cleanly is an ordinary drop: reported as
+        down and connected again.
+        """
+        self.endpoint.accepting = True
+        with capturedLogs():
+            self.link.start()
+            assert self.endpoint.protocol is not None
+            self.endpoint.protocol.connectionLost(Failure(ConnectionDone()))
+            self.clock.advance(10)
+        self.assertEqual(self.events, ["up", "down", "up"])
+        self.assertIsNone(self.link.ended)
+
+    def test_endedLinkNotReconnected(self) -> None:
+        """
+        A transport that ends with L{LinkEnded} (a recording played to its
+        end) is not reconnected: the link reports that it ended, and why,
+        through C{on_ended} rather than C{on_down}, and logs it.
+        """
+        ended: list[str] = []
+        link = InstrumentLink(
+            self.endpoint,
+            "datalog:ctd.datalog",
+            on_data=self.data.append,
+            on_up=lambda: self.events.append("up"),
+            on_down=lambda reason: self.events.append("down"),
+            on_ended=ended.append,
+            clock=self.clock,
+        )
+        self.endpoint.accepting = True
+        with capturedLogs() as events:
+            link.start()
+            assert self.endpoint.protocol is not None
+            self.endpoint.protocol.connectionLost(
+                Failure(LinkEnded("end of the recording"))
+            )
+            self.clock.advance(3600)
+        self.assertEqual(self.events, ["up"])
+        self.assertEqual(ended, ["end of the recording"])
+        self.assertEqual(link.ended, "end of the recording")
+        self.assertEqual(len(self.endpoint.attempts), 1)
+        self.assertFalse(link.connected)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIn(
+            "instrument link ended: datalog:ctd.datalog: end of the recording; "
+            "not reconnecting",
+            [e["log_format"].format(**e) for e in events if "reason" in e],
+        )
+        # Stopping it afterwards (the agent shutting down) is harmless.
+        self.successResultOf(link.stop())
 
     def test_breakNotSupported(self) -> None:
         """

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from typing import Final
 
 
 def text(prefix: str, value: object) -> str:
@@ -66,3 +67,33 @@ def one_path_and_options(
             f"valid options: {', '.join(valid_options)}"
         )
     return parts[0], {key: text(prefix, value) for key, value in kwargs.items()}
+
+
+_FLAGS: Final[Mapping[str, bool]] = {
+    "0": False,
+    "false": False,
+    "no": False,
+    "1": True,
+    "true": True,
+    "yes": True,
+}
+
+
+def flag(prefix: str, name: str, value: str) -> bool:
+    """
+    A yes/no option: ``0``, ``1``, ``false``, ``true``, ``no``, ``yes``, in
+    any case.
+
+    :param prefix: the endpoint type, for messages (``datalog``).
+    :param name: the option's name, for messages.
+    :param value: its text.
+    :raises ValueError: naming the option and the value, and listing the
+        valid values.
+    """
+    try:
+        return _FLAGS[value.strip().lower()]
+    except KeyError:
+        raise ValueError(
+            f"{prefix}: {name}={value!r} is not valid; valid: 0, 1 (or false, "
+            "true, no, yes; any case)"
+        ) from None

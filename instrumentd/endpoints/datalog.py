@@ -6,12 +6,15 @@ The ``datalog:`` client endpoint: an instrument played back from a recording.
 :class:`DatalogEndpoint`.  Connecting it gives the protocol a
 :class:`DatalogReplayTransport`, which delivers the bytes the instrument sent
 (the ``DATA_FROM_INSTRUMENT`` payloads of the port-agent datalog files) with
-the pacing they were recorded at, and closes the connection at the end of the
-recording.  A port agent, a driver or a test can then run against a real
-instrument's output with no instrument.  The plugin module
-``twisted/plugins/instrumentd_datalog.py`` registers the prefix.  Options::
+the pacing they were recorded at.  By default the recording is played once
+and the connection then closes for good (:class:`~instrumentd.endpoints.LinkEnded`),
+so reprocessing a recording never delivers its data twice; with ``loop=true``
+it starts again from the beginning, on the same connection, for ever.  A port
+agent, a driver or a test can then run against a real instrument's output
+with no instrument.  The plugin module ``twisted/plugins/instrumentd_datalog.py``
+registers the prefix.  Options::
 
-    datalog:FILE[,FILE...][:speed=1][:maxgap=60]
+    datalog:FILE[,FILE...][:speed=1][:maxgap=60][:loop=false]
 
 - ``FILE``: a datalog file, or a directory meaning every datalog below it
   (``*.datalog``, and OOI's archives ``<refdes>.datalog.YYYY_MM_DD``) in
@@ -25,6 +28,9 @@ instrument's output with no instrument.  The plugin module
   A recording that spans an outage (the instrument was off for an hour) would
   otherwise stall a replay for that long; 60 s by default.  A recorded time
   that goes backwards (files out of order, a clock step) is no wait at all.
+- ``loop``: ``true`` (or ``1``, ``yes``) to repeat the recording for ever;
+  the next pass begins one average interval of the pass after its last
+  delivery.  ``false`` by default: one pass, then the link ends.
 
 Anything the protocol writes is discarded, since a recording cannot answer,
 and is counted in :attr:`DatalogReplayTransport.bytes_discarded`.
@@ -62,7 +68,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from instrumentd.datalogfiles import DatalogFile, datalog_paths
-from instrumentd.endpoints._description import one_path_and_options
+from instrumentd.endpoints import LinkEnded
+from instrumentd.endpoints._description import flag, one_path_and_options
 from instrumentd.packet import HEADER_SIZE, Packet, PacketType
 
 __all__ = [
@@ -86,7 +93,11 @@ YIELD_BYTES: Final = 64 * 1024
 #: Bytes read from a datalog file at a time.
 READ_SIZE: Final = 64 * 1024
 
-_OPTION_NAMES: Final = ("speed", "maxgap")
+_OPTION_NAMES: Final = ("speed", "maxgap", "loop")
+
+#: The wait, in recorded seconds, before a looped recording of a single read
+#: starts again (a recording of several reads waits their average interval).
+SINGLE_READ_LOOP_GAP: Final = 1.0
 
 
 @implementer(IAddress)
@@ -111,13 +122,17 @@ class DatalogReplayTransport:
     speed.  Pausing (:meth:`pauseProducing`) stops the recording's clock as
     well as its delivery, so a resumed replay keeps its recorded pacing.
     At the end of the files the protocol gets ``connectionLost`` with
-    :class:`~twisted.internet.error.ConnectionDone`.
+    :class:`~instrumentd.endpoints.LinkEnded` (a
+    :class:`~twisted.internet.error.ConnectionDone`), unless the replay
+    loops: then the files are played again from the start.  A looping
+    recording that has no instrument data ends all the same.
 
     :ivar connected: whether the protocol is still connected.
     :ivar disconnecting: whether :meth:`loseConnection` or
         :meth:`abortConnection` was called and the loss is not yet delivered.
     :ivar paused: whether delivery is paused.
     :ivar packets_delivered: ``dataReceived`` calls made.
+    :ivar passes: times the whole recording has been played.
     :ivar bytes_delivered: bytes given to ``dataReceived``.
     :ivar bytes_discarded: bytes the protocol wrote, all thrown away.
     """
@@ -133,6 +148,7 @@ class DatalogReplayTransport:
         *,
         speed: float = 1.0,
         max_gap: float = DEFAULT_MAX_GAP,
+        loop: bool = False,
     ) -> None:
         """
         :param reactor: times the deliveries.
@@ -142,6 +158,7 @@ class DatalogReplayTransport:
         :param speed: how many times faster than recorded; 0 is as fast as
             possible.
         :param max_gap: the longest wait between deliveries, recorded seconds.
+        :param loop: whether to play the files again and again.
         """
         self.connected = False
         self.disconnecting = False
@@ -149,12 +166,14 @@ class DatalogReplayTransport:
         self.packets_delivered = 0
         self.bytes_delivered = 0
         self.bytes_discarded = 0
+        self.passes = 0
         self._reactor = reactor
         self._protocol = protocol
         self._files = tuple(files)
         self._address = address
         self._speed = speed
         self._max_gap = max_gap
+        self._loop = loop
         self._packets = self._recorded_packets()
         self._call: IDelayedCall | None = None
         # The recording's clock: reactor time of recorded offset 0, moved on
@@ -165,6 +184,10 @@ class DatalogReplayTransport:
         self._last_time: float | None = None
         self._upcoming: Packet | None = None
         self._exhausted = False
+        # This pass's deliveries and the recorded offset of its first, to
+        # space a looped pass from the one before.
+        self._pass_reads = 0
+        self._pass_start = 0.0
 
     def start(self) -> None:
         """
@@ -350,14 +373,40 @@ class DatalogReplayTransport:
         self._exhausted = True
         return size
 
+    def _end_reason(self) -> str:
+        if self._loop:
+            return "end of the recording: it has no instrument data to repeat"
+        return "end of the recording (played once; loop=true repeats it)"
+
+    def _start_pass(self) -> None:
+        """
+        Play the files again, the first read of the new pass one average
+        interval of the last pass after its last read.
+        """
+        span = self._offset - self._pass_start
+        gap = (
+            span / (self._pass_reads - 1)
+            if self._pass_reads > 1
+            else SINGLE_READ_LOOP_GAP
+        )
+        self._offset += min(gap, self._max_gap)
+        self._last_time = None
+        self._pass_reads = 0
+        self._exhausted = False
+        self._packets.close()
+        self._packets = self._recorded_packets()
+
     def _step(self) -> None:
         self._call = None
         budget = YIELD_BYTES
         while self.connected and not self.disconnecting and not self.paused:
             if self._upcoming is None:
                 if self._exhausted:
-                    self._lost(Failure(ConnectionDone("end of the recording")))
-                    return
+                    self.passes += 1
+                    if not (self._loop and self._pass_reads):
+                        self._lost(Failure(LinkEnded(self._end_reason())))
+                        return
+                    self._start_pass()
                 if budget <= 0:
                     self._schedule(0)
                     return
@@ -376,6 +425,9 @@ class DatalogReplayTransport:
                     return
             payload = self._upcoming.payload
             self._upcoming = None
+            if not self._pass_reads:
+                self._pass_start = self._offset
+            self._pass_reads += 1
             self.packets_delivered += 1
             self.bytes_delivered += len(payload)
             self._protocol.dataReceived(payload)
@@ -390,6 +442,8 @@ class DatalogEndpoint:
     :ivar speed: how many times faster than recorded; 0 is as fast as
         possible.
     :ivar max_gap: the longest wait between deliveries, recorded seconds.
+    :ivar loop: whether a replay repeats the recording for ever, rather than
+        playing it once and ending.
     """
 
     _log = Logger()
@@ -401,6 +455,7 @@ class DatalogEndpoint:
         *,
         speed: float = 1.0,
         max_gap: float = DEFAULT_MAX_GAP,
+        loop: bool = False,
     ) -> None:
         """
         :param reactor: times the replay.
@@ -410,6 +465,8 @@ class DatalogEndpoint:
             as possible.
         :param max_gap: the longest wait between deliveries in recorded
             seconds, > 0 (may be infinite).
+        :param loop: repeat the recording for ever, rather than play it once
+            and end the connection with :class:`~instrumentd.endpoints.LinkEnded`.
         :raises ValueError: if there is no path, or ``speed`` or ``max_gap``
             is out of range.
         """
@@ -424,11 +481,13 @@ class DatalogEndpoint:
         self.paths = tuple(Path(p).absolute() for p in paths)
         self.speed = speed
         self.max_gap = max_gap
+        self.loop = loop
         self._reactor = reactor
 
     def __repr__(self) -> str:
         files = ",".join(str(p) for p in self.paths)
-        return f"<DatalogEndpoint {files} speed={self.speed:g}>"
+        loop = " loop" if self.loop else ""
+        return f"<DatalogEndpoint {files} speed={self.speed:g}{loop}>"
 
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
         """
@@ -467,6 +526,7 @@ class DatalogEndpoint:
                 address,
                 speed=self.speed,
                 max_gap=self.max_gap,
+                loop=self.loop,
             )
             transport.start()
         except Exception:
@@ -498,7 +558,8 @@ def parse_datalog_endpoint(
         endpoint connects.
     :param args: the positional parts after ``datalog:``; exactly one, a
         comma-separated list of files and directories.
-    :param kwargs: the ``key=value`` parts: ``speed`` and ``maxgap``.
+    :param kwargs: the ``key=value`` parts: ``speed``, ``maxgap`` and
+        ``loop``.
     :returns: an endpoint that starts a replay each time it connects.
     :raises ValueError: naming a missing file, a directory with no datalog,
         a bad value, or an unknown option (listing the valid ones).
@@ -508,7 +569,9 @@ def parse_datalog_endpoint(
         args,
         kwargs,
         what="FILE[,FILE...] part",
-        example="datalog:ctd.datalog:speed=1 or datalog:a.datalog,b.datalog",
+        example=(
+            "datalog:ctd.datalog:speed=1 or datalog:a.datalog,b.datalog:loop=true"
+        ),
         valid_options=_OPTION_NAMES,
         missing="file",
     )
@@ -540,8 +603,9 @@ def parse_datalog_endpoint(
             f"datalog: maxgap must be a number of seconds > 0, not "
             f"{options['maxgap']!r}"
         )
+    loop = flag("datalog", "loop", options["loop"]) if "loop" in options else False
     # Not checked for a clock here: configuration checks parse with a
     # MemoryReactor, which has none.  connect() checks.
     return DatalogEndpoint(
-        cast(IReactorTime, reactor), paths, speed=speed, max_gap=max_gap
+        cast(IReactorTime, reactor), paths, speed=speed, max_gap=max_gap, loop=loop
     )

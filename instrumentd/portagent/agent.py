@@ -65,11 +65,12 @@ DISCONNECTED: Final = "DISCONNECTED"
 
 def instrument_endpoint_description(description: str) -> str:
     """
-    Resolve the ``demo`` shorthand to the built-in recording.
+    Resolve the ``demo`` shorthand to the built-in recording, repeated for
+    ever.
     """
     if description == "demo":
         path = str(demo_recording()).replace(":", "\\:")
-        return f"datalog:{path}:speed=1"
+        return f"datalog:{path}:speed=1:loop=true"
     return description
 
 
@@ -144,6 +145,7 @@ class PortAgent(Service):
             on_up=self._link_up,
             on_down=self._link_down,
             on_attempt_failed=self._attempt_failed,
+            on_ended=self._link_ended,
             max_delay=config.max_reconnect_delay,
             clock=reactor,
         )
@@ -360,6 +362,15 @@ class PortAgent(Service):
         if self._stopping:
             return
         self._start_grace()
+
+    def _link_ended(self, reason: str) -> None:
+        # It will not come back, so there is no grace to give: say so now,
+        # and why (the fault _tell_problem sends), to data clients.
+        if self._stopping:
+            return
+        self._cancel_grace()
+        self._announce(DISCONNECTED)
+        self._tell_problem()
 
     def _attempt_failed(self, reason: str) -> None:
         self.router.counters.connect_failures += 1

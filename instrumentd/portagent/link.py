@@ -10,7 +10,9 @@ serial adapter that is unplugged and plugged back in is picked up again
 without anyone's help.  Failed attempts are logged with their reason, but
 rate-limited, so an instrument that stays away for a week does not fill the
 disk with identical lines.  The link remembers since when it is down and the
-last reason, in words for the operator (:meth:`InstrumentLink.report`).
+last reason, in words for the operator (:meth:`InstrumentLink.report`).  A link whose
+transport says it has ended for good (:class:`~instrumentd.endpoints.LinkEnded`:
+a recording played to its end) is not reconnected.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from twisted.logger import ILogObserver, LogEvent, Logger, globalLogPublisher
 from twisted.python.failure import Failure
 from zope.interface import implementer, provider
 
+from instrumentd.endpoints import LinkEnded
 from instrumentd.interfaces import IBreakableTransport
 
 __all__ = [
@@ -268,6 +271,7 @@ class InstrumentLink:
     :ivar last_error: the last failed attempt's or drop's reason, in words
         (see :func:`describe_failure`), or ``None``.
     :ivar last_error_time: when that was, Unix seconds, or ``None``.
+    :ivar ended: why the link ended for good, or ``None`` while it is kept up.
     """
 
     log = Logger()
@@ -281,6 +285,7 @@ class InstrumentLink:
         on_up: Callable[[], None],
         on_down: Callable[[str], None],
         on_attempt_failed: Callable[[str], None] = lambda reason: None,
+        on_ended: Callable[[str], None] | None = None,
         max_delay: float = 60.0,
         clock: IReactorTime,
         failure_log_interval: float = 60.0,
@@ -292,6 +297,9 @@ class InstrumentLink:
         :param on_up: called when the link comes up.
         :param on_down: called with a reason when an established link drops.
         :param on_attempt_failed: called with a reason for each failed attempt.
+        :param on_ended: called with the reason, instead of ``on_down``, when
+            the link ends for good (:class:`~instrumentd.endpoints.LinkEnded`);
+            ``on_down`` is called if this is ``None``.
         :param max_delay: cap of the reconnect backoff, seconds.
         :param clock: the reactor's clock.
         :param failure_log_interval: at most one log line per this many
@@ -301,6 +309,8 @@ class InstrumentLink:
         self._on_up = on_up
         self._on_down = on_down
         self._on_attempt_failed = on_attempt_failed
+        self._on_ended = on_ended
+        self.ended: str | None = None
         self._description = description
         self._clock = clock
         self._failure_log_interval = failure_log_interval
@@ -337,13 +347,15 @@ class InstrumentLink:
 
         :returns: ``up``, ``down_since`` (Unix seconds, or ``None`` while
             up), ``last_error`` and ``last_error_time`` (the last reason it
-            failed or dropped, kept after it came back).
+            failed or dropped, kept after it came back), and ``ended`` (why
+            it ended for good, or ``None`` while it is kept up).
         """
         return {
             "up": self.connected,
             "down_since": self.down_since,
             "last_error": self.last_error,
             "last_error_time": self.last_error_time,
+            "ended": self.ended,
         }
 
     def problem(self) -> str | None:
@@ -351,10 +363,17 @@ class InstrumentLink:
         What is wrong with the link, for an operator.
 
         :returns: ``"instrument link down since 2026-12-07T05:56:52Z:
-            connection refused"``, or ``None`` while it is up.
+            connection refused"``, ``"instrument link ended at ...: end of
+            the recording ...; not reconnecting"``, or ``None`` while it is
+            up.
         """
         if self.down_since is None:
             return None
+        if self.ended is not None:
+            return (
+                f"instrument link ended at {utc_text(self.down_since)}: "
+                f"{self.ended}; not reconnecting"
+            )
         text = f"instrument link down since {utc_text(self.down_since)}"
         if self.last_error is not None:
             text += f": {self.last_error}"
@@ -434,6 +453,9 @@ class InstrumentLink:
         if protocol is not self._protocol:
             return
         self._protocol = None
+        if reason.check(LinkEnded):
+            self._end(reason.getErrorMessage())
+            return
         text = describe_failure(reason)
         self.down_since = self.last_error_time = self._clock.seconds()
         self.last_error = text
@@ -443,6 +465,20 @@ class InstrumentLink:
             reason=text,
         )
         self._on_down(text)
+
+    def _end(self, text: str) -> None:
+        # Stopping now, while the connection is being lost, leaves the
+        # ClientService stopped without ever scheduling a retry.
+        self.ended = text
+        self.down_since = self.last_error_time = self._clock.seconds()
+        self.last_error = text
+        self._service.stopService()
+        self.log.info(
+            "instrument link ended: {endpoint}: {reason}; not reconnecting",
+            endpoint=self._description,
+            reason=text,
+        )
+        (self._on_ended or self._on_down)(text)
 
     def _attempt_failed(self, reason: Failure) -> None:
         text = describe_failure(reason)
