@@ -862,7 +862,11 @@ class LiveAttached(Attached):
         self.connection = connection
         self._waiting: list[tuple[Any, Deferred[None]]] = []
         connection.detach()
-        connection.attach(self._data, self._state, self.faults.append)
+        connection.attach(self._data, self._state, self._fault)
+
+    def _fault(self, text: str) -> None:
+        self.faults.append(text)
+        self._check()
 
     def _data(self, data: bytes, packet: Packet) -> None:
         self.data.append((data, packet))
@@ -942,12 +946,18 @@ class LiveTests(TestCase):
             "ERROR break: the instrument link tcp:host=127.0.0.1:port="
             f"{instrument.port} cannot send a break (only serial links can)",
         )
+        # The refusal also reaches the data port as a fault, for OOI drivers
+        # that never read the command connection.
+        await attached.until(lambda: bool(attached.faults), "the break fault")
         await within(connection.disconnect(), "disconnect")
         self.assertEqual(agent.exit_status, 0)
         with self.assertRaises(ProcessLookupError):
             os.kill(agent.pid, 0)
         self.assertEqual(connection.state, "disconnected")
-        self.assertEqual(attached.faults, [])
+        self.assertEqual(
+            attached.faults,
+            [caught.exception.reply.replace("ERROR ", "command port: ", 1)],
+        )
 
     async def test_portAgent(self) -> None:
         """

@@ -535,9 +535,27 @@ class CommandPortTests(SynchronousTestCase):
         [line] = self.send(b"get_config\n")
         config = json.loads(line)
         self.assertEqual(config["name"], "TEST01")
-        self.assertEqual(set(config["ports"]), {"data", "command", "sniff", "raw"})
+        self.assertEqual(
+            set(config["ports"]), {"data", "command", "sniff", "raw", "da"}
+        )
         self.assertIn("version", config)
         self.assertIn(PacketType.PORT_AGENT_CONFIG, [p.type for p in packets(client)])
+
+    def test_getConfigOOIKeys(self) -> None:
+        """
+        get_config also carries the keys OOI's port agent sent: C{refdes},
+        C{type}, C{instaddr}, C{instport}, C{host}, and the raw port as
+        C{ports["da"]} (direct access).
+        """
+        [line] = self.send(b"get_config\n")
+        config = json.loads(line)
+        self.assertEqual(config["refdes"], "TEST01")
+        self.assertEqual(config["type"], "tcp")
+        self.assertEqual(config["instaddr"], "127.0.0.1")
+        self.assertEqual(config["instport"], 4001)
+        self.assertEqual(config["ports"]["da"], config["ports"]["raw"])
+        self.assertIsInstance(config["ports"]["da"], int)
+        self.assertIn("host", config)
 
     def test_getStats(self) -> None:
         """
@@ -813,7 +831,9 @@ class LifecycleTests(SynchronousTestCase):
         self.assertEqual(first.type, PacketType.PORT_AGENT_CONFIG)
         config = json.loads(first.payload)
         self.assertEqual(config["name"], "TEST01")
-        self.assertEqual(set(config["ports"]), {"data", "command", "sniff", "raw"})
+        self.assertEqual(
+            set(config["ports"]), {"data", "command", "sniff", "raw", "da"}
+        )
         self.assertNotIn(None, config["ports"].values())
 
     def test_parentGoneBeforeStart(self) -> None:

@@ -749,7 +749,7 @@ class CommandPortTests(TestCase):
             self.assertEqual(answers["get_state"], "CONNECTED")
             config = json.loads(answers["get_config"])
             self.assertEqual(config["name"], "TEST01")
-            self.assertEqual(config["ports"], agent.ports)
+            self.assertEqual(config["ports"], {**agent.ports, "da": agent.ports["raw"]})
             self.assertEqual(config["version"], __version__)
             self.assertEqual(answers["get_version"], __version__)
             self.assertEqual(answers["ping"], f"pong TEST01 {__version__}")

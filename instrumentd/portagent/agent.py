@@ -47,6 +47,7 @@ from instrumentd.portagent.listeners import (
     RawClient,
     SniffClient,
 )
+from instrumentd.portagent.ooiconfig import ooi_fields
 from instrumentd.portagent.options import (
     ALL_LISTENER_KINDS,
     LISTENER_KINDS,
@@ -495,12 +496,19 @@ class PortAgent(Service):
     def public_config(self) -> dict[str, object]:
         """
         The configuration as reported by ``get_config`` (no secrets), with
-        the bound ports and the version.
+        the bound ports and the version, and beside them the keys OOI's port
+        agent sent (:func:`~instrumentd.portagent.ooiconfig.ooi_fields`:
+        ``refdes``, ``type``, ``instaddr``, ``instport``, ``host``, and
+        ``ports["da"]``), so that OOI drivers find what they look for.
         """
         config = self.config.public()
-        config["ports"] = self.port_numbers()
         config["heartbeat"] = self.heartbeat_interval
         config["version"] = self.version
+        config.update(
+            ooi_fields(
+                self.config.name, self._instrument, self.port_numbers(), self.ports
+            )
+        )
         return config
 
     def stats(self) -> dict[str, object]:

@@ -6,7 +6,10 @@ Lines end in ``\\n`` or ``\\r\\n``.  Every line received is recorded as a
 PORT_AGENT_COMMAND packet.  A reply is the command's result (plain text, or
 one line of JSON for ``get_config`` and ``get_stats``); anything wrong gets a
 line starting ``ERROR`` that says what and lists the valid commands, and the
-connection stays open.  Replies come back in the order the commands were
+connection stays open.  Every ``ERROR`` also goes to data clients as a
+PORT_AGENT_FAULT packet (``command port: <what>``): OOI drivers send their
+commands and close the connection without reading it, and learn of a command
+the agent does not know, or a ``break`` it cannot send, only that way.  Replies come back in the order the commands were
 sent, even when a command (``break``) takes time.
 
 A client may close its sending side once it has sent its commands (``printf
@@ -177,6 +180,19 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+ERROR = "ERROR "
+
+
+def _fault(agent: PortAgent, reply: str) -> None:
+    # Data clients hear of a refused command too (see the module docstring).
+    agent.router.publish(
+        PacketType.PORT_AGENT_FAULT,
+        f"command port: {reply.removeprefix(ERROR)}".encode(
+            "utf-8", "backslashreplace"
+        ),
+    )
+
+
 def _valid() -> str:
     return "valid commands: " + ", ".join(c.usage for c in COMMANDS.values())
 
@@ -306,15 +322,17 @@ class CommandPort(LineReceiver):
         return succeed(result)
 
     def _reply(self, text: str) -> None:
+        if text.startswith(ERROR):
+            _fault(self.agent, text)
         if self.transport is not None:
             self.sendLine(  # type: ignore[no-untyped-call]
                 text.encode("utf-8", "backslashreplace").replace(b"\n", b" ")
             )
 
     def lineLengthExceeded(self, line: bytes) -> None:
-        self.sendLine(  # type: ignore[no-untyped-call]
-            f"ERROR command line longer than {self.MAX_LENGTH} bytes".encode()
-        )
+        text = f"ERROR command line longer than {self.MAX_LENGTH} bytes"
+        _fault(self.agent, text)
+        self.sendLine(text.encode())  # type: ignore[no-untyped-call]
         self.transport.loseConnection()  # type: ignore[union-attr]
 
 
