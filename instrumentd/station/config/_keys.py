@@ -587,7 +587,8 @@ CONNECTIONS: Final = {
                 "endpoint",
                 "client endpoint",
                 "any client endpoint string: the port agent's instrument link, "
-                "e.g. `datalog:FILE:speed=1` to replay a recording, or `demo`",
+                "e.g. `datalog:FILE:speed=1` to replay a recording once "
+                "(`datalog:FILE:loop=true` repeats it), or `demo` (which loops)",
                 default=REQUIRED,
                 required="a client endpoint string, e.g. 'datalog:FILE:speed=1' "
                 "or 'tcp:host=H:port=P'",
