@@ -172,9 +172,9 @@ class SimulatorConnection:
         A serial break, heard by the simulator's line.
         """
         self.breaks.append(duration_ms)
-        hear = getattr(self.instrument, "break_received", None)
-        if callable(hear):
-            hear(duration_ms)
+        # Bytes the driver wrote before the break reach the line first.
+        self.flush()
+        self.instrument.line.receive_break()
         return succeed(None)
 
     def link_state(self) -> LinkState:

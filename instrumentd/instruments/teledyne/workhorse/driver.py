@@ -124,6 +124,22 @@ QUERY_ALL: Final = Command(
 )
 
 
+#: The leader fields whose change publishes adcp_config / adcp_engineering.
+_WATCHED: Final = {
+    ConfigParticle.stream_name: tuple(
+        name for name in pd0.FIXED_FIELDS if name not in ("id", "spare_1", "spare_2")
+    ),
+    EngineeringParticle.stream_name: (
+        "bit_result",
+        "error_status_word",
+        "adc",
+        "heading_stdev",
+        "pitch_stdev",
+        "roll_stdev",
+    ),
+}
+
+
 def setter(text: str) -> Command[str]:
     """
     A set command (``WN30``), named by its text so that a refusal says
@@ -225,7 +241,7 @@ class WorkhorseProtocol(InstrumentProtocol[WorkhorseInputs]):
         """
         self.bad_ensembles = 0
         self.ensembles = 0
-        self._last: dict[str, list[dict[str, object]]] = {}
+        self._last: dict[str, tuple[object, ...]] = {}
         self._waiting: list[Deferred[dict[str, object]]] = []
         super().__init__(
             send, events, clock=clock, init_config=init_config, send_break=send_break
@@ -284,13 +300,23 @@ class WorkhorseProtocol(InstrumentProtocol[WorkhorseInputs]):
         made = kind(
             record, ensemble=ensemble, port_timestamp=timestamp, clock=self.clock
         )
-        for extra in (ConfigParticle, EngineeringParticle):
-            particle = extra(
-                record, ensemble=ensemble, port_timestamp=timestamp, clock=self.clock
-            )
-            if self._last.get(extra.stream_name) != particle.values:
-                self._last[extra.stream_name] = particle.values
-                self._publish(particle)
+        for extra, leader in (
+            (ConfigParticle, ensemble.fixed),
+            (EngineeringParticle, ensemble.variable),
+        ):
+            # Compared on the leader's fields, not a particle's values: most
+            # ensembles change neither, and building particles costs.
+            key = tuple(leader.get(name) for name in _WATCHED[extra.stream_name])
+            if self._last.get(extra.stream_name) != key:
+                self._last[extra.stream_name] = key
+                self._publish(
+                    extra(
+                        record,
+                        ensemble=ensemble,
+                        port_timestamp=timestamp,
+                        clock=self.clock,
+                    )
+                )
         self._publish(made)
         waiting, self._waiting = self._waiting, []
         for waiter in waiting:

@@ -55,14 +55,9 @@ def is_earth(fixed: Mapping[str, Any]) -> bool:
     return (int(fixed["coordinate_transform"]) >> 3) & 3 == 3
 
 
-def _column(
-    cells: list[list[int]] | None, beam: int, bad: bool = False
-) -> list[int | None]:
-    if cells is None:
-        return []
-    if bad:
-        return [None if row[beam] == pd0.BAD_VELOCITY else row[beam] for row in cells]
-    return [row[beam] for row in cells]
+def _velocities(ensemble: pd0.Ensemble, beam: int) -> list[int | None]:
+    bad = pd0.BAD_VELOCITY
+    return [None if v == bad else v for v in ensemble.column("velocity", beam)]
 
 
 def _ensemble_time(variable: Mapping[str, Any]) -> float:
@@ -150,16 +145,16 @@ class EnsembleParticle(DataParticle):
             "pressure_variance": int(variable["pressure_variance"]) / 1000,
         }
         for beam, name in enumerate(self.velocity_names):
-            values[name] = _column(ensemble.velocity, beam, bad=True)
+            values[name] = _velocities(ensemble, beam)
         for beam in range(4):
-            values[f"correlation_magnitude_beam{beam + 1}"] = _column(
-                ensemble.correlation, beam
+            values[f"correlation_magnitude_beam{beam + 1}"] = ensemble.column(
+                "correlation", beam
             )
-            values[f"echo_intensity_beam{beam + 1}"] = _column(
-                ensemble.echo_intensity, beam
+            values[f"echo_intensity_beam{beam + 1}"] = ensemble.column(
+                "echo_intensity", beam
             )
         for beam, name in enumerate(self.percent_good_names):
-            values[name] = _column(ensemble.percent_good, beam)
+            values[name] = ensemble.column("percent_good", beam)
         return [{"value_id": key, "value": value} for key, value in values.items()]
 
 

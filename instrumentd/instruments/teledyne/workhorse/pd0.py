@@ -130,6 +130,9 @@ def _layout(fields: tuple[tuple[str, str], ...]) -> tuple[struct.Struct, list[in
 
 
 _FIXED_STRUCT, _FIXED_COUNTS = _layout(_FIXED)
+
+#: The fixed leader's field names, in order.
+FIXED_FIELDS: Final = tuple(name for name, _ in _FIXED)
 _VARIABLE_STRUCT, _VARIABLE_COUNTS = _layout(_VARIABLE)
 
 
@@ -163,6 +166,22 @@ class Ensemble:
     percent_good: list[list[int]] | None = None
     reserved: bytes = b"\x00\x00"
     blocks: list[int] = field(default_factory=list)
+    #: The profile blocks as decoded, cell-major, by block name.
+    flat: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)
+
+    def column(self, name: str, beam: int) -> list[int]:
+        """
+        One beam's values of a profile block, cell by cell.
+
+        :param name: ``"velocity"``, ``"correlation"``, ``"echo_intensity"``
+            or ``"percent_good"``.
+        :param beam: 0 to beams - 1.
+        :returns: the values; empty if the ensemble has no such block.
+        """
+        if name in self.flat:
+            return list(self.flat[name][beam :: int(self.fixed["num_beams"])])
+        cells: list[list[int]] | None = getattr(self, name)
+        return [] if cells is None else [cell[beam] for cell in cells]
 
 
 def _pack(
@@ -198,7 +217,7 @@ def _unpack(
 
 
 def _cells(values: tuple[int, ...], beams: int) -> list[list[int]]:
-    return [list(values[i : i + beams]) for i in range(0, len(values), beams)]
+    return list(map(list, zip(*[iter(values)] * beams, strict=True)))
 
 
 _PROFILES: Final = (
@@ -271,6 +290,7 @@ def decode(data: bytes) -> Ensemble:
     fixed: dict[str, Any] | None = None
     variable: dict[str, Any] | None = None
     profiles: dict[str, list[list[int]]] = {}
+    flat: dict[str, tuple[int, ...]] = {}
     blocks: list[int] = []
     for start, end in zip(offsets, ends, strict=True):
         block_id = int.from_bytes(data[start : start + 2], "little")
@@ -293,6 +313,7 @@ def decode(data: bytes) -> Ensemble:
                         raise PD0Error(f"block {block_id:#06x} does not fit")
                     values = struct.unpack_from(f"<{size}{code}", data, start + 2)
                     profiles[name] = _cells(values, beams)
+                    flat[name] = values
         except struct.error as error:
             raise PD0Error(f"block {block_id:#06x} is cut short: {error}") from None
     if fixed is None or variable is None:
@@ -302,6 +323,7 @@ def decode(data: bytes) -> Ensemble:
         variable=variable,
         reserved=data[nbytes - 2 : nbytes],
         blocks=blocks,
+        flat=flat,
         **profiles,
     )
 
