@@ -1,6 +1,6 @@
 """
 Tests for :mod:`instrumentd.instruments.seabird.sbe37smp.simulator`: the SBE
-37-SMP dialogue as the spec (``shared/spec/sbe37-smp.md``) describes it.
+37-SMP dialogue as the spec (``doc/specs/sbe37-smp.md``) describes it.
 
 All in memory, with a ``Clock`` and an :class:`InProcessLink`; the real
 front ends are exercised in ``tests.test_simulator_framework``.

@@ -4,7 +4,7 @@ Dissolved oxygen as an Aanderaa optode sees it: the water's oxygen, and the
 optical phases and voltages the sensor reads.
 
 The simulator needs values that hang together as real ones do
-(``shared/spec/aanderaa-4831-optode.md``, "Relations in real data"):
+(``doc/specs/aanderaa-4831-optode.md``, "Relations in real data"):
 
 - O2 concentration (µM) = air saturation / 100 * 44.659 * C*(T, S), where
   C* is the Garcia & Gordon (1992) oxygen solubility in ml/l

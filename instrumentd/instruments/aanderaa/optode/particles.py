@@ -3,7 +3,7 @@
 What an Aanderaa optode prints, as records and particles: sample lines
 (stream ``dosta_sample``) and the ``Get All`` dump (``dosta_status``).
 
-A sample line comes in two forms (``shared/spec/aanderaa-4831-optode.md``):
+A sample line comes in two forms (``doc/specs/aanderaa-4831-optode.md``):
 with ``Enable Text`` on, every value follows its name and unit
 (``MEASUREMENT<TAB>4831<TAB>379<TAB>O2Concentration[uM]<TAB>354.255…``);
 off, only the values follow product and serial, and which they are is told

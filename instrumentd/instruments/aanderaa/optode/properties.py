@@ -3,7 +3,7 @@
 The simulated optode's properties: what ``Get``, ``Set`` and ``Get All``
 work on, with each one's type, the passkey level it needs and its default.
 
-Names, types and levels follow ``shared/spec/aanderaa-4831-optode.md``
+Names, types and levels follow ``doc/specs/aanderaa-4831-optode.md``
 (FW3); where the spec is unsure the choice is marked "choice" below and in
 ``doc/simulators.md``.  Values print as the spec's real replies do: BOOL as
 ``Yes``/``No``, settings such as Interval in decimals (``5.000``), and

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_optode_simulator -*-
 """
 A simulated Aanderaa 4831 oxygen optode in Smart Sensor Terminal mode
-(firmware framework 3), faithful to ``shared/spec/aanderaa-4831-optode.md``.
+(firmware framework 3), faithful to ``doc/specs/aanderaa-4831-optode.md``.
 
 Run it with ``twistd -n instrumentd simulate optode --listen tcp:4003`` (or
 ``--pty``), or in a test::

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_sbe37_simulator -*-
 """
 A simulated Sea-Bird SBE 37-SMP MicroCAT, faithful to the project's spec
-(``shared/spec/sbe37-smp.md``).
+(``doc/specs/sbe37-smp.md``).
 
 Run it with ``twistd -n instrumentd simulate sbe37 --listen tcp:4001`` (or
 ``--pty``), or in a test::
