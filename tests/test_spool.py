@@ -139,6 +139,16 @@ def crash(spool: Spool) -> None:
     spool._lock.unlock()
 
 
+def segment_bytes(directory: str) -> int:
+    """
+    The size of the spool's segment files on disk.
+    """
+    return sum(
+        os.path.getsize(os.path.join(directory, name))
+        for name in segment_names(directory)
+    )
+
+
 def segment_names(directory: str) -> list[str]:
     """
     The spool's segment files, oldest first.
@@ -272,6 +282,7 @@ class SpoolBoundTests(SynchronousTestCase):
             spool.append({"n": number, "pad": "x" * 20})
             sizes.append(spool.disk_bytes)
         self.assertLessEqual(max(sizes), 1000)
+        self.assertEqual(spool.disk_bytes, segment_bytes(directory))
         self.assertTrue(spool.at_bound)
         seqs = [entry.seq for entry in spool.read(1000)]
         self.assertEqual(seqs, list(range(seqs[0], 101)))
@@ -409,6 +420,7 @@ class SpoolFullDiskTests(SynchronousTestCase):
         self.assertEqual(len(entries), stored)
         spool.commit(stored)
         self.assertEqual(segment_names(spool.directory), [])
+        self.assertEqual(spool.disk_bytes, 0)
         self.assertEqual(spool.append({"n": "after"}), stored + 1, disk.kind)
         crash(spool)
         again = Spool(spool.directory)
@@ -431,6 +443,7 @@ class SpoolFullDiskTests(SynchronousTestCase):
                 spool.append({"n": number, "pad": "x" * 100})
         stored = spool.last_seq
         self.assertLess(stored, 100)
+        self.assertEqual(spool.disk_bytes, segment_bytes(spool.directory))
         self.assertRaises(OSError, spool.append, {"n": "refused"})
         os.unlink(filler)
         self.assertEqual(spool.append({"n": "after"}), stored + 1)

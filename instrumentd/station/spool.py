@@ -228,6 +228,8 @@ class Spool:
         #: segments have drained to half of ``max_bytes``.
         self.at_bound = False
         self._segments: list[_Segment] = self._scan_segments()
+        # Kept as a running total: the bound checks it on every append.
+        self._bytes = sum(segment.size for segment in self._segments)
         #: The seq of the last record appended (0 for none).
         self.last_seq = max(self.delivered, self._last_stored_seq())
         if self._segments:
@@ -376,11 +378,13 @@ class Spool:
             raise
         for segment in self._segments:
             if segment.path == path:
+                self._bytes += size - segment.size
                 segment.size = size
                 break
         else:
             segment = _Segment(first_seq, path, size)
             self._segments.append(segment)
+            self._bytes += size
         return _Writer(fd, segment)
 
     @staticmethod
@@ -423,7 +427,7 @@ class Spool:
         """
         The size of all segment files, bytes.
         """
-        return sum(segment.size for segment in self._segments)
+        return self._bytes
 
     def append(self, fields: Mapping[str, object]) -> int:
         """
@@ -460,6 +464,7 @@ class Spool:
             self._close_writer()
             raise
         writer.segment.size += len(line)
+        self._bytes += len(line)
         self.last_seq = seq
         return seq
 
@@ -477,9 +482,8 @@ class Spool:
                 f"a record of {needed} bytes is larger than the spool's bound "
                 f"of {self.max_bytes} bytes",
             )
-        used = self.disk_bytes
         moved = False
-        while self._segments and used + needed > self.max_bytes:
+        while self._segments and self._bytes + needed > self.max_bytes:
             oldest = self._segments[0]
             if self._writer is not None and self._writer.segment is oldest:
                 self._close_writer()
@@ -489,7 +493,6 @@ class Spool:
                 else self.last_seq
             )
             unread = last - max(self._read_seq, oldest.first_seq - 1)
-            used -= oldest.size
             self._delete(oldest)
             self.at_bound = True
             self.evicted += max(0, unread)
@@ -607,6 +610,7 @@ class Spool:
             self._reader = None
             self._reader_segment = None
         self._segments.remove(segment)
+        self._bytes -= segment.size
         with contextlib.suppress(FileNotFoundError):
             os.unlink(segment.path)
 
