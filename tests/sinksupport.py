@@ -2,7 +2,8 @@
 Helpers for the sink tests: particles, a scripted ingest endpoint for
 L{StubTreq}, an HTTP client that fails on cue, and a real loopback ingest
 receiver (twisted.web) that can go down and come back, and one that closes
-the connection after every answer, as HTTP/1.0 servers do.
+the connection after every answer, as HTTP/1.0 servers do, and Python's own
+C{http.server} as a receiver in a child process.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from treq.testing import StubTreq
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.protocol import ProcessProtocol
 from twisted.protocols.basic import LineReceiver
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
@@ -373,3 +375,113 @@ class ClosingReceiver:
         Where to POST.
         """
         return f"http://127.0.0.1:{self.port.getHost().port}/ingest"
+
+
+#: A receiver in Python's standard library, as people write one: an
+#: ``http.server`` handler, which speaks HTTP/1.0 and closes the connection
+#: after every answer.  It prints its port, then each batch's seqs.
+_PYTHON_RECEIVER = """
+import http.server, json, sys
+
+class Ingest(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        seqs = [p["seq"] for p in json.loads(body)["particles"]]
+        sys.stdout.write(json.dumps(seqs) + "\\n")
+        sys.stdout.flush()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
+
+server = http.server.HTTPServer(("127.0.0.1", 0), Ingest)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+class PythonReceiver(ProcessProtocol):
+    """
+    Python's own C{http.server} as an ingest receiver, in a child process.
+
+    :ivar batches: the seqs of each POST it took, in order.
+    """
+
+    def __init__(self) -> None:
+        from twisted.internet import reactor
+
+        self.reactor: Any = reactor
+        self.batches: list[list[int]] = []
+        self.port: int | None = None
+        self._buffer = b""
+        self._listening: Deferred[None] = Deferred()
+        self._ended: Deferred[None] = Deferred()
+        self._waiters: list[tuple[int, Deferred[None]]] = []
+
+    async def start(self) -> None:
+        """
+        Start it and wait until it listens.
+        """
+        import sys
+
+        self.reactor.spawnProcess(
+            self,
+            sys.executable,
+            [sys.executable, "-c", _PYTHON_RECEIVER],
+            env=None,
+        )
+        await self._listening.addTimeout(30, self.reactor)
+
+    async def stop(self) -> None:
+        """
+        Stop it and wait until it has ended.
+        """
+        if not self._ended.called and self.transport is not None:
+            self.transport.signalProcess("TERM")
+        await self._ended.addTimeout(30, self.reactor)
+
+    def outReceived(self, data: bytes) -> None:
+        """
+        Read its port, then batches, a line each.
+        """
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            if self.port is None:
+                self.port = int(line)
+                self._listening.callback(None)
+            else:
+                self.batches.append(json.loads(line))
+        count = sum(len(batch) for batch in self.batches)
+        for waiter in [w for w in self._waiters if w[0] <= count]:
+            self._waiters.remove(waiter)
+            waiter[1].callback(None)
+
+    def processEnded(self, reason: Any) -> None:
+        """
+        Tell L{stop}.
+        """
+        self._ended.callback(None)
+
+    def wait_for(self, count: int, timeout: float = 30) -> Deferred[None]:
+        """
+        Fire when it has taken C{count} particles, or fail after
+        C{timeout} seconds.
+        """
+        waiter: Deferred[None] = Deferred()
+        if sum(len(batch) for batch in self.batches) >= count:
+            waiter.callback(None)
+        else:
+            self._waiters.append((count, waiter))
+        return waiter.addTimeout(timeout, self.reactor)
+
+    @property
+    def url(self) -> str:
+        """
+        Where to POST.
+        """
+        return f"http://127.0.0.1:{self.port}/ingest"

@@ -28,6 +28,7 @@ from tests.sinksupport import (
     URL,
     ClosingReceiver,
     Endpoint,
+    PythonReceiver,
     Receiver,
     no_jitter,
     particle,
@@ -385,6 +386,38 @@ class HttpSinkClosingReceiverTests(TestCase):
         # The POSTs that failed went out on the closed connections.
         self.assertEqual(receiver.connections, 20)
         self.assertIsNone(stats["last_error"])
+
+    @defer.inlineCallbacks
+    def test_pythonHttpServer(self) -> Any:
+        """
+        Against Python's own C{http.server} in a child process (HTTP/1.0,
+        closes after every answer), batches go one after another with no
+        retry delay, each taken once, in order.
+        """
+        from twisted.internet import reactor
+
+        receiver = PythonReceiver()
+        yield Deferred.fromCoroutine(receiver.start())
+        self.addCleanup(lambda: Deferred.fromCoroutine(receiver.stop()))
+        sink = HttpSink(
+            receiver.url,
+            spool_dir=self.mktemp(),
+            batch_size=10,
+            batch_interval=0.01,
+            retry_policy=lambda failures: 60.0,
+            reactor=reactor,
+        )
+        self.addCleanup(sink.close)
+        for number in range(100):
+            sink.write("ctd1", particle(number))
+        yield receiver.wait_for(100)
+        yield sink.close()
+        self.assertEqual(
+            receiver.batches, [list(range(n, n + 10)) for n in range(1, 101, 10)]
+        )
+        stats = sink.stats()
+        self.assertEqual((stats["delivered"], stats["retries"]), (100, 0))
+        self.assertGreater(stats["reconnects"], 0)
 
     @defer.inlineCallbacks
     def test_newConnectionWaitsForRetry(self) -> Any:
