@@ -526,5 +526,5 @@ class DiagramTests(SynchronousTestCase):
         self.assertEqual(generator.main(target), 0)
         self.assertEqual(
             sorted(p.name for p in target.iterdir()),
-            ["connection.dot", "protocol.dot", "sbe37smp.dot"],
+            ["connection.dot", "optode.dot", "protocol.dot", "sbe37smp.dot"],
         )
