@@ -329,3 +329,36 @@ class PingingTests(SynchronousTestCase):
             self.assertTrue(0 <= leader["heading"] < 36000)
             self.assertLess(abs(leader["pitch"]), 1000)
             self.assertTrue(500 < leader["temperature"] < 2000)
+
+
+class OptionTests(SynchronousTestCase):
+    """
+    The model's own options (C{--option NAME=VALUE}).
+    """
+
+    def test_options(self) -> None:
+        """
+        C{awake}, C{soft_break} and C{self_deploy_after} set the start.
+        """
+        adcp = WorkhorseSimulator(
+            SimulatorSettings(
+                options={"awake": "yes", "soft_break": "no", "self_deploy_after": "5"}
+            ),
+            reactor=Clock(),
+        )
+        self.assertIs(adcp.mode, Mode.COMMAND)
+        self.assertFalse(adcp.soft_break)
+        self.assertEqual(adcp.self_deploy_after, 5.0)
+
+    def test_badOption(self) -> None:
+        """
+        A bad value is refused naming the option and the valid values.
+        """
+        error = self.assertRaises(
+            ValueError,
+            WorkhorseSimulator,
+            SimulatorSettings(options={"awake": "maybe"}),
+            reactor=Clock(),
+        )
+        self.assertIn("awake='maybe'", str(error))
+        self.assertIn("yes, no", str(error))

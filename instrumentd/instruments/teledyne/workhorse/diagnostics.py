@@ -3,7 +3,7 @@
 The simulated Workhorse's diagnostic texts: ``PS0`` (system
 configuration), ``PT2`` (ancillary sensors), ``PT4`` (transmit path) and
 ``PT200`` (all the tests), laid out as firmware 50.40 prints them (the real
-captures are in ``shared/spec/rdi-workhorse-adcp.md``).  Lines end CR LF;
+captures are in ``doc/specs/rdi-workhorse-adcp.md``).  Lines end CR LF;
 the prompt is added by the caller.
 """
 

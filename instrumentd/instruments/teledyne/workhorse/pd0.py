@@ -10,7 +10,7 @@ velocity ``00 01``, correlation ``00 02``, echo intensity ``00 03``, percent
 good ``00 04``), 2 reserved bytes and the 16-bit sum of all the bytes
 before it.  Blocks are found through the offsets and their IDs only, never
 by position: their sizes differ between firmware versions.  Field layouts
-are those of ``shared/spec/rdi-workhorse-adcp.md`` (firmware 50.40).
+are those of ``doc/specs/rdi-workhorse-adcp.md`` (firmware 50.40).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The simulated Workhorse's settings: each command's value, how the
 instrument prints it for ``XX?`` and what it accepts for ``XXvalue``.
 
-Reply lines follow firmware 50.40 (``shared/spec/rdi-workhorse-adcp.md``):
+Reply lines follow firmware 50.40 (``doc/specs/rdi-workhorse-adcp.md``):
 C, E, P and S commands print ``XX = value ---- description``, T, W and D
 commands ``XX value ---- description``, the description starting in column
 27 or 25; values are zero-padded to a width per command, angles and

@@ -4,7 +4,7 @@ A simulated Teledyne RDI Workhorse ADCP (firmware 50.40), faithful enough
 to test drivers without hardware: ``twistd -n instrumentd simulate
 workhorse``.
 
-It behaves as ``shared/spec/rdi-workhorse-adcp.md`` describes:
+It behaves as ``doc/specs/rdi-workhorse-adcp.md`` describes:
 
 - **command mode**: every character echoed; a line (ended by CR, LF or CR
   LF) answered, then the prompt ``>``; several commands in one write are
@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from enum import Enum
 from typing import ClassVar, Final
@@ -68,6 +68,16 @@ _CLOCK: Final = re.compile(
 _SYSTEM_CONFIGURATION: Final = 0x41C8  # 75 kHz, convex, up, 20 degrees, 4 beams
 
 
+def _yes(text: str | None, default: bool, name: str) -> bool:
+    if text is None:
+        return default
+    if text.lower() in ("yes", "true", "1", "on"):
+        return True
+    if text.lower() in ("no", "false", "0", "off"):
+        return False
+    raise ValueError(f"option {name}={text!r} is not valid; valid: yes, no")
+
+
 class Mode(Enum):
     """
     What the instrument is doing.
@@ -91,6 +101,12 @@ class WorkhorseSimulator(SimulatedInstrument):
 
     model: ClassVar[str] = "workhorse"
     default_serial_number: ClassVar[int] = 18444
+    option_help: ClassVar[Mapping[str, str]] = {
+        "awake": "start in command mode (yes) or asleep until a break (no, the default)",
+        "soft_break": "take === for a break (yes, the default, or no)",
+        "self_deploy_after": "idle seconds in command mode before the self-deploy "
+        "warning or sleep (default 300)",
+    }
 
     def __init__(
         self,
@@ -111,6 +127,17 @@ class WorkhorseSimulator(SimulatedInstrument):
             self-deploy warning (or sleep).
         """
         super().__init__(settings, reactor=reactor)
+        options = self.settings.options
+        awake = _yes(options.get("awake"), awake, "awake")
+        soft_break = _yes(options.get("soft_break"), soft_break, "soft_break")
+        if "self_deploy_after" in options:
+            try:
+                self_deploy_after = float(options["self_deploy_after"])
+            except ValueError:
+                raise ValueError(
+                    f"option self_deploy_after={options['self_deploy_after']!r} "
+                    "is not a number of seconds"
+                ) from None
         self.serial_number = self.settings.serial_number or self.default_serial_number
         self.settings_ = Settings()
         self.soft_break = soft_break
