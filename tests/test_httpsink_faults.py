@@ -122,6 +122,40 @@ class HttpSinkBoundTests(SynchronousTestCase):
             ],
         )
 
+    def test_remindsWhileAtBound(self) -> None:
+        """
+        While the spool stays at its bound, the log says again, at most
+        once a minute, how many more particles were dropped.
+        """
+        endpoint = Endpoint(*([503] * 20))
+        sink, clock = self.make_sink(endpoint, batch_size=10, max_bytes=8192)
+        written = 0
+
+        def until_evicted() -> int:
+            nonlocal written
+            before = sink.stats()["evicted"]
+            while sink.stats()["evicted"] == before:
+                sink.write("ctd1", particle(written))
+                written += 1
+            evicted: int = sink.stats()["evicted"]
+            return evicted
+
+        with capturedLogs() as events:
+            while not sink.stats()["spool_at_bound"]:
+                sink.write("ctd1", particle(written))
+                written += 1
+            first = sink.stats()["evicted"]
+            clock.advance(30)
+            until_evicted()
+            early = [e for e in events if "still at" in str(e.get("log_format"))]
+            clock.advance(31)
+            last = until_evicted()
+        reminders = [e for e in events if "still at" in str(e.get("log_format"))]
+        self.assertEqual(early, [])
+        (reminder,) = reminders
+        self.assertEqual(reminder["log_level"], LogLevel.warn)
+        self.assertEqual((reminder["count"], reminder["evicted"]), (last - first, last))
+
     def test_unsentBatchCountedAtClose(self) -> None:
         """
         A batch in flight whose segment was deleted at the bound, and that

@@ -28,6 +28,7 @@ from zope.interface import implementer
 
 from instrumentd.driver._json import dumps
 from instrumentd.station._sink import (
+    ERROR_LOG_INTERVAL,
     ErrorReport,
     ISink,
     Particle,
@@ -348,6 +349,10 @@ class HttpSink:
         self._spool_failing_drops = 0
         #: Since when the spool is at its bound (Unix time).
         self._at_bound_since: float | None = None
+        #: When to say again, at the bound, how many have been dropped;
+        #: and the count at the last report.
+        self._bound_report_due = 0.0
+        self._bound_reported = 0
         if self._spool.unread:
             # A backlog left by an earlier run goes out as soon as the
             # reactor runs (not from inside the constructor).
@@ -413,8 +418,11 @@ class HttpSink:
         if evicted:
             self.dropped += evicted
             self.evicted += evicted
+        now = self._reactor.seconds()
         if self._spool.at_bound and self._at_bound_since is None:
-            self._at_bound_since = self._reactor.seconds()
+            self._at_bound_since = now
+            self._bound_report_due = now + ERROR_LOG_INTERVAL
+            self._bound_reported = self.evicted
             _log.warn(
                 "HTTP sink {url}: the spool {directory} is at its bound of "
                 "{max_bytes} bytes; the oldest undelivered particles are "
@@ -423,6 +431,19 @@ class HttpSink:
                 directory=self._spool.directory,
                 max_bytes=self._spool.max_bytes,
             )
+        elif evicted and self._at_bound_since is not None:
+            if now >= self._bound_report_due:
+                # Still losing the oldest: say how many, at most once a
+                # minute, so the log alone tells the size of the loss.
+                _log.warn(
+                    "HTTP sink {url}: the spool is still at its bound; "
+                    "{count} more particles dropped ({evicted} in all)",
+                    url=self.url,
+                    count=self.evicted - self._bound_reported,
+                    evicted=self.evicted,
+                )
+                self._bound_report_due = now + ERROR_LOG_INTERVAL
+                self._bound_reported = self.evicted
         elif not self._spool.at_bound and self._at_bound_since is not None:
             self._at_bound_since = None
             _log.info(
