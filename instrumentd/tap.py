@@ -11,12 +11,20 @@ imported only when used, so ``twistd --help`` stays fast.
 from __future__ import annotations
 
 import signal
+import sys
 from typing import Any
 
 from twisted.application.service import IService, MultiService
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
+from twisted.logger import (
+    ILogObserver,
+    LogEvent,
+    Logger,
+    LogLevel,
+    globalLogPublisher,
+)
 from twisted.python import usage
+from zope.interface import provider
 
 from instrumentd import __version__
 from instrumentd.portagent.options import PortAgentOptions
@@ -76,6 +84,9 @@ class ProcessService(MultiService):
       stops, so a process that flushed everything would end exactly like one
       killed before it could; whoever started it could not tell the two
       apart.  If stopping failed, the signal is left, and the exit says so.
+    - A part that cannot start (a port already in use) is one clear line
+      in the log (the part's own, or ``cannot start: ...``) and exit status
+      1, without a traceback: the reason is all an operator needs.
 
     :param service: the part this process runs.
     :param reactor: the reactor; the global one if ``None``.
@@ -97,7 +108,23 @@ class ProcessService(MultiService):
         # they are ready (a status file), and whoever reads it may send
         # SIGHUP at once, so the handler must be in place first.
         self._reactor.callWhenRunning(signal.signal, signal.SIGHUP, self._hangup)
-        super().startService()  # type: ignore[no-untyped-call]
+        said: list[LogEvent] = []
+
+        @provider(ILogObserver)
+        def critical(event: LogEvent) -> None:
+            if event.get("log_level") is LogLevel.critical:
+                said.append(event)
+
+        globalLogPublisher.addObserver(critical)
+        try:
+            super().startService()  # type: ignore[no-untyped-call]
+        except Exception as error:
+            if not said:
+                self.log.critical("cannot start: {reason}", reason=_reason(error))
+            _without_traceback(error)
+            raise
+        finally:
+            globalLogPublisher.removeObserver(critical)
 
     def _hangup(self, signum: int, frame: object) -> None:
         # callFromThread wakes the reactor from a signal handler safely.
@@ -118,6 +145,26 @@ class ProcessService(MultiService):
         # succeeds whatever the parts did: look at each result.
         stopped: Deferred[list[tuple[bool, object]]] = super().stopService()  # type: ignore[no-untyped-call]
         return stopped.addCallback(orderly)
+
+
+def _reason(error: BaseException) -> str:
+    return str(error).strip() or type(error).__name__
+
+
+def _without_traceback(error: BaseException) -> None:
+    """
+    Let ``error`` end the process (twistd re-raises it after removing its
+    pidfile, and the exit status is 1) without Python printing its
+    traceback, which twistd would copy into the log: it has been logged in
+    one line already.
+    """
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        if value is not error:
+            previous(kind, value, tb)
+
+    sys.excepthook = hook
 
 
 def makeService(options: Options) -> IService:

@@ -22,6 +22,7 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
@@ -565,6 +566,23 @@ class HeartbeatTests(SynchronousTestCase):
         self.assertEqual(recorder.states[-1], LinkState(True, True, True))
         clock.pump([1] * 10)
         self.assertEqual(client.agent_losses, 1)
+
+    def test_noRetryNotices(self) -> None:
+        """
+        Reconnecting to an agent that stays away logs no line per retry
+        (ClientService's "Scheduling retry 1 to connect ..." notices).
+        """
+        agent, client, recorder = connected(self, heartbeat=1, missed_heartbeats=3)
+        clock = agent.clock
+        with capturedLogs() as events:
+            agent.hang()
+            clock.advance(3)
+            agent.stop()
+            clock.pump([1] * 30)
+        self.assertEqual(client.agent_losses, 1)
+        self.assertEqual(
+            [e for e in events if "Scheduling retry" in e.get("log_format", "")], []
+        )
 
     def test_anyBytesCount(self) -> None:
         """

@@ -657,6 +657,9 @@ class UnreachableInstrumentTests(TestCase):
         self.assertEqual(
             station.output.count("refused: the instrument link is down"), 1
         )
+        # For operators: no debug lines, no per-retry notices.
+        self.assertNotIn("#debug]", station.output)
+        self.assertNotIn("Scheduling retry", station.output)
 
         out, err, code = await self.ctl(url, "list")
         self.assertEqual(code, 0, err)
@@ -786,3 +789,80 @@ class UnreachableInstrumentTests(TestCase):
         await streaming.addErrback(lambda _: None)
         health = await self.request("GET", url + "/api/health")
         self.assertIsNone(health["instruments"]["ctd"]["problem"])
+
+
+class PortInUseTests(TestCase):
+    """
+    A port already in use is one clear line and exit status 1, without a
+    traceback, for the station and for C{twistd instrumentd simulate}.
+    """
+
+    async def run_twistd(self, *arguments: str) -> StationProcess:
+        """
+        Run ``twistd -n instrumentd ARGUMENTS`` until it ends.
+
+        :returns: the ended process.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        process = StationProcess()
+        process.url.addErrback(lambda _: None)
+        argv = [sys.executable, "-u", "-c", _TWISTD, "-n", "--pidfile="]
+        reactor.spawnProcess(  # type: ignore[attr-defined]
+            process,
+            sys.executable,
+            [*argv, "instrumentd", *arguments],
+            env=dict(os.environ),
+            path=directory,
+        )
+
+        async def stop() -> None:
+            if process.exit_code is None:
+                process.transport.signalProcess("KILL")  # type: ignore[union-attr]
+                await process.ended
+
+        self.addCleanup(lambda: Deferred.fromCoroutine(stop()))
+        await process.ended
+        return process
+
+    async def taken(self) -> str:
+        """
+        :returns: the endpoint of a loopback port this test listens on.
+        """
+        port = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
+            Factory.forProtocol(Protocol)
+        )
+        self.addCleanup(port.stopListening)
+        number = port.getHost().port  # type: ignore[attr-defined]
+        return f"tcp:{number}:interface=127.0.0.1"
+
+    def assertOneLine(self, process: StationProcess) -> None:
+        """
+        It ended with status 1 and one critical line saying the address is
+        in use, without a traceback.
+        """
+        self.assertEqual(process.exit_code, 1, process.output)
+        self.assertNotIn("Traceback", process.output)
+        lines = [
+            line for line in process.output.splitlines() if "already in use" in line
+        ]
+        self.assertEqual(len(lines), 1, process.output)
+        self.assertIn("#critical]", lines[0])
+
+    async def test_station(self) -> None:
+        """
+        The station's API port in use.
+        """
+        endpoint = await self.taken()
+        process = await self.run_twistd("--api", endpoint)
+        self.assertOneLine(process)
+        self.assertIn(f"cannot serve the API on {endpoint}", process.output)
+
+    async def test_simulate(self) -> None:
+        """
+        A simulator's port in use.
+        """
+        endpoint = await self.taken()
+        process = await self.run_twistd("simulate", "sbe37", "--listen", endpoint)
+        self.assertOneLine(process)
+        self.assertIn("cannot start: Couldn't listen on", process.output)

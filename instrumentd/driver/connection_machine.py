@@ -41,7 +41,6 @@ from typing import Protocol
 
 from automat import TypeMachine, TypeMachineBuilder
 from twisted.internet.defer import Deferred, succeed
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from instrumentd.driver.errors import InstrumentConnectionError
@@ -59,8 +58,6 @@ __all__ = [
     "ProtocolFactory",
     "build_connection_machine",
 ]
-
-_log = Logger()
 
 #: Bytes of instrument data kept while no protocol exists to take them.
 BUFFER_LIMIT = 65536
@@ -270,7 +267,8 @@ class ConnectionCore:
         :param input: the report's name, e.g. ``"_agent_lost"``.
         """
         if not ConnectionTable.accepts(self.state, input):
-            _log.debug("Ignored {input} in {state}", input=input, state=self.state)
+            # Nothing to tell anyone (an operator's log has no use for
+            # machine inputs).
             return
         getattr(self.machine, input)(*arguments)
 

@@ -572,8 +572,8 @@ class SerialEndpoint:
                 self.settings,
                 clock=self._clock,
             )
-        except SerialOpenError as e:
-            self._log.debug("{error}", error=e)
+        except SerialOpenError:
+            # Not logged here: the link that asked reports it, once.
             return fail()
         except Exception:
             return fail()

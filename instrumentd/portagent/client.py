@@ -46,6 +46,7 @@ from twisted.python.failure import Failure
 
 from instrumentd.interfaces import LinkState
 from instrumentd.packet import Packet, PacketParser, PacketType, ParserCounters
+from instrumentd.portagent.link import QuietClientService
 
 __all__ = [
     "DataCallback",
@@ -470,13 +471,13 @@ class PortAgentClient:
         # New services each time: a stopped ClientService refuses to wait
         # for a connection even after it is started again.
         services = (
-            ClientService(
+            QuietClientService(
                 self._data_endpoint,
                 _ClientFactory(self, _DataProtocol),
                 retryPolicy=self._retry_policy,
                 clock=self._clock,
             ),
-            ClientService(
+            QuietClientService(
                 self._command_endpoint,
                 _ClientFactory(self, _CommandProtocol),
                 retryPolicy=self._retry_policy,

@@ -49,6 +49,7 @@ __all__ = [
     "InstrumentLink",
     "LinkBacklogged",
     "LinkDown",
+    "QuietClientService",
     "capped_backoff",
     "describe_failure",
     "enable_keepalive",
@@ -227,17 +228,27 @@ class _ObservedEndpoint:
 
 @provider(ILogObserver)
 def _without_retry_notices(event: LogEvent) -> None:
-    # ClientService logs every scheduled retry; an instrument that is away
-    # for a week would fill the log.  Our own failure warning is
-    # rate-limited and says the same, so drop these and pass the rest on.
+    # ClientService logs every scheduled retry ("Scheduling retry 1 to
+    # connect ..."); an instrument that is away for a week would fill the
+    # log.  Our own failure warning is rate-limited and says the same, so
+    # drop these and pass the rest on.
     if str(event.get("log_format", "")).startswith("Scheduling retry"):
         return
     globalLogPublisher(event)
 
 
-class _ReconnectingLink(ClientService):
+class QuietClientService(ClientService):
+    """
+    A :class:`ClientService` that does not log each retry it schedules:
+    its users report failures themselves, once.
+    """
+
     # ClientService reads its logger from this class attribute.
     _log = Logger(observer=_without_retry_notices)
+
+
+class _ReconnectingLink(QuietClientService):
+    pass
 
 
 def capped_backoff(

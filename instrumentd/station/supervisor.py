@@ -210,9 +210,10 @@ class InstrumentSupervisor:
         return self._stopping
 
     def _set_phase(self, phase: str) -> None:
-        if phase != self.phase:
-            self.phase = phase
-            _log.debug("{name}: {phase}", name=self.name, phase=phase)
+        # Not logged: the phase is in /api/health, and the steps an operator
+        # needs to hear of (ready, running, failures) have lines of their
+        # own.
+        self.phase = phase
 
     def status(self) -> dict[str, object]:
         """
