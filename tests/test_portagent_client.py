@@ -572,7 +572,7 @@ class HeartbeatTests(SynchronousTestCase):
         Reconnecting to an agent that stays away logs no line per retry
         (ClientService's "Scheduling retry 1 to connect ..." notices).
         """
-        agent, client, recorder = connected(self, heartbeat=1, missed_heartbeats=3)
+        agent, client, _ = connected(self, heartbeat=1, missed_heartbeats=3)
         clock = agent.clock
         with capturedLogs() as events:
             agent.hang()
