@@ -10,6 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from instrumentd.driver.connection_machine import ConnectionTable
 from instrumentd.driver.errors import (
+    InstrumentCommandError,
     InstrumentConnectionError,
     InstrumentStateError,
     InstrumentTimeoutError,
@@ -209,6 +210,27 @@ class ExplainTests(SynchronousTestCase):
             + trouble,
         )
         self.assertEqual(error.details()["problem"], trouble)
+
+    def test_unknownCommand(self) -> None:
+        """
+        An unknown command lists the commands, not the other inputs of the
+        protocol.
+        """
+        known = ["acquire_sample", "get", "set", "start_direct", "discover", "stop"]
+        error = explain(
+            InstrumentCommandError.unknown("fly", known),
+            instrument="ctd1",
+            state="COMMAND",
+            problem=None,
+        )
+        self.assertEqual(
+            error.message, "command fly: unknown command; valid: acquire_sample, stop"
+        )
+        self.assertEqual(error.details()["valid"], ["acquire_sample", "stop"])
+        bad = InstrumentCommandError("ts", "bad", argument="n", valid=["count"])
+        self.assertIs(
+            explain(bad, instrument="ctd1", state="COMMAND", problem=None), bad
+        )
 
     def test_otherErrors(self) -> None:
         """

@@ -18,7 +18,9 @@ errors in the operator's terms:
   2026-12-07T05:56:52Z: connection refused``;
 - in a protocol state, a refusal becomes a :class:`RequestRefusedError`
   (409 ``INSTRUMENT_STATE``) naming what was asked in the API's words and
-  the commands valid now, never the machine's own inputs.
+  the commands valid now, never the machine's own inputs;
+- an unknown command (400 ``INSTRUMENT_COMMAND``) lists the commands, not
+  the machine's other inputs.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from collections.abc import Iterable, Mapping
 from typing import ClassVar, Final
 
 from instrumentd.driver.errors import (
+    InstrumentCommandError,
     InstrumentConnectionError,
     InstrumentError,
     InstrumentStateError,
@@ -235,6 +238,17 @@ def explain(
             user_commands(error.valid),
             also,
             problem=problem,
+        )
+    if (
+        isinstance(error, InstrumentCommandError)
+        and error.argument is None
+        and set(error.valid) & set(REQUESTS)
+    ):
+        # An unknown command: list the commands, not every machine input.
+        prefix = f"command {error.command}: "
+        detail = error.message.removeprefix(prefix).split("; valid: ")[0]
+        return InstrumentCommandError(
+            error.command, detail, valid=user_commands(error.valid)
         )
     if (
         isinstance(error, InstrumentConnectionError)
