@@ -540,6 +540,35 @@ class AccessLogTests(_SiteCase):
         self.assertEqual(len(await self.logged(True)), 1)
 
 
+class SiteArgumentTests(SynchronousTestCase):
+    """
+    L{APISite} refuses limits that make no sense.
+    """
+
+    def test_bounds(self) -> None:
+        """
+        Zero, negative, NaN or infinite limits are a C{ValueError} naming the
+        argument and its value.
+        """
+        for name, value in [
+            ("max_body", 0),
+            ("idle_timeout", 0.0),
+            ("idle_timeout", float("nan")),
+            ("idle_timeout", float("inf")),
+            ("max_connections", -1),
+            ("linger", -1.0),
+        ]:
+            error = self.assertRaises(
+                ValueError,
+                APISite,
+                _Hold(),
+                reactor=MemoryReactorClock(),
+                **{name: value},
+            )
+            self.assertIn(f"{name}={value!r}", str(error))
+        APISite(_Hold(), linger=0, reactor=MemoryReactorClock())
+
+
 class ExposureTests(SynchronousTestCase):
     """
     An API reachable beyond loopback needs a token or an explicit

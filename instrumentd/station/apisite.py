@@ -416,6 +416,8 @@ class APISite(Site):
         read the answer while what it still sends is discarded.
     :param access_log: whether each request is logged.
     :param reactor: for timers; the global reactor if ``None``.
+    :raises ValueError: for a limit that is not a finite positive number
+        (``linger`` may be 0).
 
     :ivar connections_refused: connections answered 503 at the cap.
     :ivar connections_evicted: idle connections closed at the cap.
@@ -440,6 +442,17 @@ class APISite(Site):
         access_log: bool = False,
         reactor: IReactorTime | None = None,
     ) -> None:
+        for name, value, least in (
+            ("max_body", max_body, 1),
+            ("idle_timeout", idle_timeout, 0.001),
+            ("max_connections", max_connections, 1),
+            ("linger", linger, 0),
+        ):
+            if isinstance(value, bool) or not value >= least or value == float("inf"):
+                raise ValueError(
+                    f"APISite {name}={value!r} is out of range; valid: a finite "
+                    f"number, at least {least}"
+                )
         Site.__init__(self, resource, timeout=idle_timeout, reactor=reactor)
         self.max_body = max_body
         self.authorize = authorize
