@@ -1569,15 +1569,16 @@ class ExampleAndDemoTests(ConfigCheckTests):
 
     def test_demo(self) -> None:
         """
-        The demo: a small mooring of simulated instruments (an SBE 37 and an
-        optode), each with a child port agent, autosampling, samples as JSON
+        The demo: a small mooring of simulated instruments (an SBE 37, an
+        optode and an ADCP), each with a child port agent, autosampling, samples as JSON
         lines under ./instrumentd-data, the API on loopback port 8700.
         """
         config = demo_config()
         self.assertEqual(config.source, DEMO_SOURCE)
         self.assertEqual(config.api, "tcp:8700:interface=127.0.0.1")
         self.assertEqual(
-            [spec.name for spec in config.instruments], ["SBE37-DEMO", "OPTODE-DEMO"]
+            [spec.name for spec in config.instruments],
+            ["SBE37-DEMO", "OPTODE-DEMO", "ADCP-DEMO"],
         )
         for spec in config.instruments:
             self.assertEqual(spec.connection.type, "simulator")

@@ -2,7 +2,8 @@
 """
 The demo station that ``twistd -n instrumentd`` runs when it is given no
 configuration: a small simulated mooring inside the station (a Sea-Bird
-SBE 37-SMP CTD and an Aanderaa 4831 oxygen optode), a port agent for each,
+SBE 37-SMP CTD, an Aanderaa 4831 oxygen optode and a Teledyne RDI Workhorse
+ADCP), a port agent for each,
 their drivers autosampling, samples written as JSON lines under
 ``./instrumentd-data``, and the HTTP API on loopback.
 
@@ -57,6 +58,20 @@ autosample = true
 [instruments.connection]
 type = "simulator"
 model = "optode"
+
+[instruments.port_agent]
+mode = "child"
+
+[[instruments]]
+name = "ADCP-DEMO"
+driver = "instrumentd.instruments.teledyne.workhorse.driver:WorkhorseProtocol"
+autosample = true
+# An ensemble of 30 cells every 10 s, in earth coordinates.
+parameters = { TE = "00:00:10.00", WN = 30, EX = "11111" }
+
+[instruments.connection]
+type = "simulator"
+model = "workhorse"
 
 [instruments.port_agent]
 mode = "child"
