@@ -480,10 +480,22 @@ class StationServiceTests(TestCase):
         station = health["instruments"]["dead"]["station"]
         self.assertGreaterEqual(station["failures"], 2)
         self.assertIn("connecting the driver to the port agent", station["last_error"])
+        problem = health["instruments"]["dead"]["problem"]
+        self.assertIn("connecting the driver to the port agent", problem)
         listed = await self.get(service, "/api/instruments")
         states = {each["name"]: each["state"] for each in listed["instruments"]}
         # Retried every 50 ms, it is between attempts or in one.
         self.assertIn(states["dead"], ("DISCONNECTED", "CONNECTING"))
+        # A command is refused saying so, in the operator's terms.
+        assert service.url is not None
+        response = await self.http.post(
+            service.url + "/api/instruments/dead/commands/acquire_sample"
+        )
+        self.assertEqual(response.code, 503)
+        error = json.loads(await response.text())["error"]
+        self.assertEqual(error["code"], "INSTRUMENT_CONNECTION")
+        self.assertIn("connecting the driver to the port agent", error["message"])
+        self.assertNotIn("execute_resource", error["message"])
 
     async def test_httpSink(self) -> None:
         """

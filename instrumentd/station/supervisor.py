@@ -546,11 +546,14 @@ class InstrumentSupervisor:
     def _ask_why(self) -> None:
         def learned(stats: Mapping[str, Any]) -> None:
             link = stats.get("link")
-            if (
-                not isinstance(link, Mapping)
-                or link.get("up")
-                or self.driver.get_resource_state() != "INSTRUMENT_DISCONNECTED"
-            ):
+            if self.driver.get_resource_state() != "INSTRUMENT_DISCONNECTED":
+                return
+            if not isinstance(link, Mapping):
+                # An agent that does not say why (OOI's, or an older one):
+                # what is known is that the link is down, and since when.
+                failed(None)
+                return
+            if link.get("up"):
                 return
             since = link.get("down_since")
             reason = link.get("last_error")
@@ -564,13 +567,17 @@ class InstrumentSupervisor:
             self.instrument.link = report
             self._tell(report.sentence())
 
-        def failed(reason: Failure) -> None:
+        def failed(reason: Failure | None) -> None:
             # An agent that cannot say (an older one, or one going away):
             # the link is still known to be down, without a reason.
             if self.instrument.link is not None:
                 self._tell(self.instrument.link.sentence())
 
-        maybeDeferred(self._agent_stats).addCallbacks(learned, failed)
+        maybeDeferred(self._agent_stats).addCallbacks(learned, failed).addErrback(
+            lambda reason: _log.failure(
+                "{name}: learning why the link is down failed", reason, name=self.name
+            )
+        )
 
     def _tell(self, sentence: str) -> None:
         self.last_error = sentence
