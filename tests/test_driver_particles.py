@@ -428,6 +428,25 @@ class FieldTests(SynchronousTestCase):
             ),
         )
 
+    def test_unitsInRecord(self) -> None:
+        """
+        A value with units carries them in the particle's JSON form; one
+        without (text) or not described carries none.
+        """
+
+        class Described(CTDSampleParticle):
+            fields = {
+                "temperature": ParticleField("degree_Celsius"),
+                "sample_time": ParticleField(""),
+            }
+
+        values = Described(SAMPLE, driver_timestamp=1.0).to_dict()["values"]
+        assert isinstance(values, list)
+        by_id = {entry["value_id"]: entry for entry in values}
+        self.assertEqual(by_id["temperature"]["units"], "degree_Celsius")
+        self.assertNotIn("units", by_id["sample_time"])
+        self.assertNotIn("units", by_id["pressure"])
+
     def test_rawFieldsDeclared(self) -> None:
         """
         The raw particle describes every value it carries.

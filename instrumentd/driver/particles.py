@@ -12,7 +12,8 @@ existing consumers read it::
      "driver_timestamp": 3569253419.5,
      "preferred_timestamp": "port_timestamp",
      "quality_flag": "ok",
-     "values": [{"value_id": "temperature", "value": 12.3456}, ...]}
+     "values": [{"value_id": "temperature", "value": 12.3456,
+                 "units": "degree_Celsius"}, ...]}
 
 All timestamps are NTP: float seconds since 1900-01-01T00:00:00Z (Unix time
 plus :data:`instrumentd.packet.NTP_UNIX_OFFSET`).
@@ -319,7 +320,9 @@ class DataParticle:
         """
         The particle in a JSON-ready form (see the module documentation).
         Absent port and internal timestamps are left out, as in OOI
-        particles.
+        particles.  A value whose :attr:`fields` entry has units carries
+        them (``{"value_id": "pressure", "value": 10.1, "units": "dbar"}``),
+        so a record in a file says what its numbers are.
 
         :returns: a dict of JSON-ready values.
         """
@@ -335,10 +338,15 @@ class DataParticle:
         result["driver_timestamp"] = self.driver_timestamp
         result["preferred_timestamp"] = self.preferred_timestamp.value
         result["quality_flag"] = self.quality_flag.value
-        result["values"] = [
-            {key: to_jsonable(item) for key, item in entry.items()}
-            for entry in self.values
-        ]
+        fields = self.fields
+        values: list[dict[str, object]] = []
+        for entry in self.values:
+            record = {key: to_jsonable(item) for key, item in entry.items()}
+            field = fields.get(str(entry["value_id"]))
+            if field is not None and field.units:
+                record["units"] = field.units
+            values.append(record)
+        result["values"] = values
         return result
 
     def to_json(self) -> str:
