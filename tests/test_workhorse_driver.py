@@ -11,6 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from trdi_adcp_readers.readers import read_PD0_bytes
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from instrumentd.driver.errors import (
@@ -18,7 +21,7 @@ from instrumentd.driver.errors import (
     InstrumentProtocolError,
     InstrumentStateError,
 )
-from instrumentd.driver.events import DirectAccessEvent
+from instrumentd.driver.events import DirectAccessEvent, EventBus, SampleEvent
 from instrumentd.instruments.teledyne.workhorse import pd0
 from instrumentd.instruments.teledyne.workhorse.driver import WorkhorseProtocol
 from instrumentd.instruments.teledyne.workhorse.particles import (
@@ -27,6 +30,7 @@ from instrumentd.instruments.teledyne.workhorse.particles import (
 )
 from instrumentd.instruments.teledyne.workhorse.simulator import BANNER, Mode
 from instrumentd.testing import undeclared_fields
+from tests.test_workhorse_pd0 import simulated_ensembles
 from tests.workhorse_bench import Bench, values
 
 COMMAND_CAPABILITIES = [
@@ -444,3 +448,60 @@ class LinkTests(SynchronousTestCase):
         bench.connection.plug_in()
         bench.run_until(lambda: bench.state == "AUTOSAMPLE", 20)
         self.assertEqual(bench.adcp.breaks, breaks)
+
+
+class ChunkingTests(SynchronousTestCase):
+    """
+    The protocol's record handling under any chunking (hypothesis).
+    """
+
+    @settings(max_examples=40, deadline=None)
+    @given(
+        st.integers(0, 1000),
+        st.lists(st.sampled_from(["good", "junk", "cut", "corrupt"]), max_size=8),
+        st.lists(st.integers(1, 700), max_size=20),
+    )
+    def test_anyChunking(self, seed: int, plan: list[str], cuts: list[int]) -> None:
+        """
+        Whatever comes between good ensembles (prompts and text, ensembles
+        cut by a break, ensembles with a bad checksum) and however the
+        stream is cut: each good ensemble is published once, in order, no
+        damaged one is, and each damaged one is counted.
+        """
+        ensembles = simulated_ensembles(len(plan) + 2, seed)
+        stream, good, damaged = b"", [], 0
+        for index, kind in enumerate(plan):
+            ensemble = ensembles[index]
+            if kind == "junk":
+                stream += b"WN?\r\nWN 012 ----------------- Number of depth cells\r\n>\x7f\x7f"
+            elif kind == "cut":
+                stream += ensemble[: 30 + seed % 400] + BANNER
+                damaged += 1
+            elif kind == "corrupt":
+                broken = bytearray(ensemble)
+                broken[150] ^= 0x21
+                stream += bytes(broken)
+                damaged += 1
+            else:
+                stream += ensemble
+                good.append(ensemble)
+        # A good ensemble last, so that nothing damaged is left waiting.
+        stream += ensembles[-1]
+        good.append(ensembles[-1])
+        clock = Clock()
+        events = EventBus(clock)
+        seen: list[Any] = []
+        events.subscribe(seen.append)
+        protocol = WorkhorseProtocol(lambda data: None, events, clock=clock)
+        position = 0
+        for size in [*cuts, len(stream)]:
+            protocol.got_data(stream[position : position + size], 3.9e9)
+            position += size
+        published = [
+            event.particle.raw
+            for event in seen
+            if isinstance(event, SampleEvent)
+            and event.particle.stream_name == "adcp_velocity_beam"
+        ]
+        self.assertEqual(published, good)
+        self.assertEqual(protocol.bad_ensembles, damaged)

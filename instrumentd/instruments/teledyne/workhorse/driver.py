@@ -332,7 +332,9 @@ class WorkhorseProtocol(InstrumentProtocol[WorkhorseInputs]):
         """
         at = data.find(pd0.SYNC)
         while at >= 0:
-            if pd0.check_header(data[at:]) is not False:
+            # A plausible header: an ensemble, damaged (a lone 7f 7f, or a
+            # header cut before its offsets, cannot be told from noise).
+            if pd0.check_header(data[at:]) is True:
                 self.bad_ensembles += 1
             at = data.find(pd0.SYNC, at + 1)
 
