@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from trdi_adcp_readers.readers import read_PD0_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from trdi_adcp_readers.readers import read_PD0_bytes
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -475,7 +475,7 @@ class ChunkingTests(SynchronousTestCase):
             if kind == "junk":
                 stream += b"WN?\r\nWN 012 ----------------- Number of depth cells\r\n>\x7f\x7f"
             elif kind == "cut":
-                stream += ensemble[: 30 + seed % 400] + BANNER
+                stream += ensemble[: 30 + seed % (len(ensemble) - 40)] + BANNER
                 damaged += 1
             elif kind == "corrupt":
                 broken = bytearray(ensemble)
