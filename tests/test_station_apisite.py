@@ -148,7 +148,9 @@ class _SiteCase(TestCase):
         self.port = number
         return number
 
-    def serve_api(self, token: str | None = TOKEN, **options: Any) -> FakeDriver:
+    def serve_api(
+        self, token: str | None = TOKEN, max_streams: int = 64, **options: Any
+    ) -> FakeDriver:
         """
         Serve the API of one fake instrument, C{fake}, with C{token}.
 
@@ -158,7 +160,8 @@ class _SiteCase(TestCase):
         station = Station(
             [StationInstrument("fake", driver, clock=reactor)], clock=reactor
         )
-        api = StationAPI(station, token=token, clock=reactor)
+        api = StationAPI(station, token=token, clock=reactor, max_streams=max_streams)
+        self.addCleanup(api.close)
         self.api = api
         self.serve(APISite(api, authorize=api.authorize, reactor=reactor, **options))
         return driver
@@ -422,6 +425,33 @@ class ConnectionTests(_SiteCase):
         await within(busy.answered, "the first answer")
         await within(newcomer.answered, "the newcomer's answer")
         self.flushLoggedErrors()
+
+    async def test_streamsLeaveRoom(self) -> None:
+        """
+        Event streams (which need no token and never end by themselves)
+        cannot take every connection: over C{max_streams} a stream is
+        refused with 503, and a request still gets its answer.
+        """
+        self.serve_api(max_connections=4, max_streams=3)
+        request = b"GET /api/instruments/fake/events HTTP/1.1\r\nHost: x\r\n\r\n"
+        streams = []
+        for _ in range(3):
+            stream = await self.connect(request)
+            await within(stream.answered, "a stream to open")
+            self.assertTrue(stream.received.startswith(b"HTTP/1.1 200 "))
+            streams.append(stream)
+        refused = await self.connect(
+            request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+        )
+        await within(refused.closed, "the fourth stream's answer")
+        self.assertEqual(refused.status(), 503)
+        self.assertEqual(refused.error()["code"], "TOO_MANY_STREAMS")
+        response = await within(
+            self.http().get(f"http://127.0.0.1:{self.port}/api/health"), "health"
+        )
+        self.assertEqual(response.code, 200)
+        await within(response.json(), "the body")
+        self.assertFalse(any(each.closed.called for each in streams))
 
     async def test_hundredsOfIdleSockets(self) -> None:
         """

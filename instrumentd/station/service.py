@@ -281,6 +281,9 @@ class StationService(Service):
                 token=config.token,
                 clock=self._reactor,
                 max_body=config.api_max_body,
+                # Streams last; keep a quarter of the connections for
+                # everything else.
+                max_streams=max(1, config.api_max_connections * 3 // 4),
             )
             self.api_site = APISite(
                 self.api,

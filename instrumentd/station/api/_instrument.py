@@ -81,6 +81,15 @@ class Events(InstrumentPart):
 
     def render_GET(self, request: Request) -> bytes | int:
         types = _event_types(request)
+        if len(self.api.streams) >= self.api.max_streams:
+            raise Refusal(
+                503,
+                "TOO_MANY_STREAMS",
+                f"this station already serves {self.api.max_streams} event "
+                "streams, the most it allows; try again later",
+                {b"retry-after": b"10"},
+                limit=self.api.max_streams,
+            )
         if request.method == b"HEAD":
             request.setHeader(b"content-type", sse.CONTENT_TYPE)
             return b""

@@ -41,6 +41,9 @@ class StationAPI(Resource):
     :param max_backlog: events held for an event stream client that cannot
         keep up, before it is cut off.
     :param max_body: the largest request body accepted, in bytes.
+    :param max_streams: event streams open at once; more are refused with
+        503, so that streams (which never end by themselves, and need no
+        token) cannot take every connection the server allows.
     :param metrics_timeout: seconds to wait for a port agent's counters.
 
     :ivar streams: the open event streams.
@@ -55,6 +58,7 @@ class StationAPI(Resource):
         keepalive: float = 15.0,
         max_backlog: int = 1000,
         max_body: int = 1024 * 1024,
+        max_streams: int = 64,
         metrics_timeout: float = 2.0,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
@@ -66,6 +70,7 @@ class StationAPI(Resource):
         self.keepalive = keepalive
         self.max_backlog = max_backlog
         self.max_body = max_body
+        self.max_streams = max_streams
         self.metrics_timeout = metrics_timeout
         self.streams: set[EventStream] = set()
         api = Index(self)
