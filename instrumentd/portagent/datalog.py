@@ -307,10 +307,12 @@ class DataLog:
             # No file, or writing out the last one's buffer just failed.
             self.bytes_dropped += size
             return
-        self._buffer += packet
-        self._ends.append(len(self._buffer))
+        buffer = self._buffer
+        buffer += packet
+        end = len(buffer)
+        self._ends.append(end)
         self.size += size
-        if self._attempting or len(self._buffer) >= _BUFFER_SIZE:
+        if end >= _BUFFER_SIZE or self._attempting:
             self._write_out()
         elif self._flush_call is None:
             # One timer per batch of unflushed writes: none while idle, and
