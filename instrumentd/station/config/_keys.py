@@ -20,6 +20,7 @@ from typing import Final
 from instrumentd.endpoints.serial import STANDARD_BAUDRATES
 from instrumentd.portagent.options import (
     CLIENT_BUFFER,
+    DEFAULT_CLIENT_BUFFER,
     DISCONNECT_GRACE,
     HEARTBEAT,
     MAX_RECONNECT_DELAY,
@@ -682,9 +683,9 @@ PORT_AGENT: Final = Section(
         Key(
             "client_buffer",
             "size",
-            "bytes a client may have queued before it is cut off",
-            default=4 << 20,
-            default_doc='`"4MiB"`',
+            "bytes one client may have queued before it is cut off",
+            default=DEFAULT_CLIENT_BUFFER,
+            default_doc='`"64MiB"`',
             minimum=CLIENT_BUFFER.minimum,
             maximum=CLIENT_BUFFER.maximum,
         ),

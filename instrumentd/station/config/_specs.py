@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from instrumentd.portagent.options import DEFAULT_CLIENT_BUFFER
 from instrumentd.station.spool import DEFAULT_MAX_BYTES
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ class PortAgentSpec:
     datalog_dir: str
     rotate: str = "daily"
     rotate_size: int = 0
-    client_buffer: int = 4 << 20
+    client_buffer: int = DEFAULT_CLIENT_BUFFER
     heartbeat: float = 10.0
     disconnect_grace: float = 10.0
     max_reconnect_delay: float = 60.0
