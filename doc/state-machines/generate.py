@@ -23,6 +23,7 @@ from instrumentd.driver.machine import dot_source
 from instrumentd.driver.protocol import StandardProtocolMachine
 from instrumentd.instruments.aanderaa.optode.driver import OptodeMachine
 from instrumentd.instruments.seabird.sbe37smp.driver import SBE37Machine
+from instrumentd.instruments.teledyne.workhorse.driver import WorkhorseMachine
 
 HERE = Path(__file__).resolve().parent
 
@@ -32,6 +33,7 @@ DIAGRAMS: dict[str, TypeMachine[Any, Any]] = {
     "protocol.dot": StandardProtocolMachine,
     "sbe37smp.dot": SBE37Machine,
     "optode.dot": OptodeMachine,
+    "workhorse.dot": WorkhorseMachine,
 }
 
 
