@@ -526,5 +526,11 @@ class DiagramTests(SynchronousTestCase):
         self.assertEqual(generator.main(target), 0)
         self.assertEqual(
             sorted(p.name for p in target.iterdir()),
-            ["connection.dot", "optode.dot", "protocol.dot", "sbe37smp.dot"],
+            [
+                "connection.dot",
+                "optode.dot",
+                "protocol.dot",
+                "sbe37smp.dot",
+                "workhorse.dot",
+            ],
         )
