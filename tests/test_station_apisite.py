@@ -369,6 +369,22 @@ class ErrorTests(_SiteCase):
         self.assertEqual(client.error()["code"], "INTERNAL_ERROR")
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
+    async def test_badHTTPIsJSON(self) -> None:
+        """
+        A request twisted.web cannot parse (a bad request line, a bad
+        header, headers over 16 KiB) gets a JSON 400, and the connection
+        closes.
+        """
+        self.serve_api()
+        for request in [
+            b"NONSENSE\r\n\r\n",
+            b"GET / HTTP/1.1\r\nno colon here\r\n\r\n",
+            b"GET / HTTP/1.1\r\nX-Big: " + b"x" * 17000 + b"\r\n\r\n",
+        ]:
+            client = await self.answer(request)
+            self.assertEqual(client.status(), 400, request[:20])
+            self.assertEqual(client.error()["code"], "BAD_REQUEST")
+
 
 class ConnectionTests(_SiteCase):
     """

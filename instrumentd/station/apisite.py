@@ -293,6 +293,32 @@ class APIChannel(HTTPChannel):
         request.gotLength(self.length)
         self.refuse_early(request, refusal)
 
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        # twisted.web answers a request it cannot parse (a bad request
+        # line or header, headers over 16 KiB, bad chunking) with a bare
+        # 400; the API's clients get its JSON error, and the connection
+        # ends as before.
+        body = _error_bytes(
+            Refusal(
+                400,
+                "BAD_REQUEST",
+                "the request is not valid HTTP (request line, headers or "
+                "chunked body), or its headers are over 16 KiB",
+            )
+        )
+        transport: Any = self.transport
+        transport.write(
+            b"HTTP/1.1 400 Bad Request\r\n"
+            b"Content-Type: application/json; charset=utf-8\r\n"
+            b"Content-Length: %d\r\n"
+            b"Connection: close\r\n\r\n" % len(body) + body
+        )
+        HTTPChannel.loseConnection(self)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        # A line over 16 KiB: LineReceiver would close without a word.
+        self._respondToBadRequestAndDisconnect()
+
     def refuse_early(self, request: APIRequest, refusal: Refusal) -> None:
         """
         Answer ``request`` with ``refusal`` before its body has been read,
