@@ -16,11 +16,13 @@ from twisted.internet.endpoints import (
     connectProtocol,
     wrapClientTLS,
 )
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer
 
 from instrumentd.packet import PacketType
 from instrumentd.portagent.access import (
@@ -105,6 +107,49 @@ class TokenGateTests(SynchronousTestCase):
         self.assertFalse(self.transport.disconnecting)
         self.gate.connectionLost(None)  # type: ignore[arg-type]
         self.assertTrue(self.inner[0].lost)
+
+    def test_halfClosePassedOn(self) -> None:
+        """
+        A client that closes its sending side after the token: a
+        half-closeable listener protocol (the command port) is told and
+        answers before closing; any other is closed; so is a client that
+        never finished its token line.
+        """
+
+        @implementer(IHalfCloseableProtocol)
+        class HalfCloseable(Recorder):
+            read_lost = False
+
+            def readConnectionLost(self) -> None:
+                self.read_lost = True
+
+            def writeConnectionLost(self) -> None:
+                pass
+
+        factory = TokenGateFactory(
+            Factory.forProtocol(HalfCloseable), TOKEN, "command", self.clock
+        )
+        transport = StringTransport()
+        gate = factory.buildProtocol(None)
+        self.assertTrue(IHalfCloseableProtocol.providedBy(gate))
+        gate.makeConnection(transport)
+        gate.dataReceived(TOKEN + b"\nget_stats\n")
+        gate.readConnectionLost()  # type: ignore[attr-defined]
+        inner = gate.inner  # type: ignore[attr-defined]
+        self.assertTrue(inner.read_lost)
+        self.assertFalse(transport.disconnecting)
+
+        self.gate.dataReceived(TOKEN + b"\n")
+        self.gate.readConnectionLost()  # type: ignore[attr-defined]
+        self.assertTrue(self.transport.disconnecting)
+
+        transport = StringTransport()
+        gate = factory.buildProtocol(None)
+        gate.makeConnection(transport)
+        gate.dataReceived(TOKEN[:4])
+        gate.readConnectionLost()  # type: ignore[attr-defined]
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_wrongToken(self) -> None:
         """

@@ -829,6 +829,37 @@ class CommandHalfCloseTests(TestCase):
 
         return run(go())
 
+    def test_halfCloseAnsweredBehindToken(self) -> None:
+        """
+        The same with a token: the token line, the commands, then
+        C{shutdown(SHUT_WR)}; every command is answered.
+        """
+
+        async def go() -> None:
+            token = b"half-close-token-0123456789"
+            token_file = os.path.abspath(self.mktemp())
+            with open(token_file, "wb") as f:
+                f.write(token + b"\n")
+            instrument = await start_instrument(self)
+            agent = await start_agent(
+                self,
+                instrument,
+                heartbeat=0,
+                disconnect_grace=LONG_GRACE,
+                token_file=token_file,
+            )
+            client = await connect(self, agent.ports["command"], ByteClient())
+            assert client.transport is not None
+            client.write(token + b"\nping\nget_version\n")
+            client.transport.loseWriteConnection()  # type: ignore[attr-defined]
+            await within(client.closed, "the agent to close the command connection")
+            self.assertEqual(
+                bytes(client.received).decode(),
+                f"pong TEST01 {__version__}\n{__version__}\n",
+            )
+
+        return run(go())
+
 
 class ShutdownTests(TestCase):
     """

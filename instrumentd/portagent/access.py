@@ -24,11 +24,17 @@ from dataclasses import dataclass
 from typing import Final
 
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IHalfCloseableProtocol,
+    IReactorTime,
+)
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 __all__ = [
     "MAX_TOKEN_LINE",
@@ -83,10 +89,15 @@ def read_token_file(path: str) -> bytes:
     return token
 
 
+@implementer(IHalfCloseableProtocol)
 class TokenGate(Protocol):
     """
     Hold a new connection until its first line is the token, then hand the
     transport to the listener's own protocol.
+
+    A client that closes its sending side is passed on to a listener
+    protocol that can still answer then (the command port answers every
+    command it received); any other connection is closed.
     """
 
     log = Logger()
@@ -164,6 +175,26 @@ class TokenGate(Protocol):
         self._cancel_timer()
         if self.inner is not None:
             self.inner.connectionLost(reason)
+
+    def readConnectionLost(self) -> None:
+        """
+        The client will send nothing more: tell a half-closeable listener
+        protocol, or close the connection as Twisted would without the gate.
+        """
+        inner = self.inner
+        if inner is not None and IHalfCloseableProtocol.providedBy(inner):
+            inner.readConnectionLost()
+        elif self.transport is not None:
+            self._cancel_timer()
+            self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        """
+        Passed on to a half-closeable listener protocol.
+        """
+        inner = self.inner
+        if inner is not None and IHalfCloseableProtocol.providedBy(inner):
+            inner.writeConnectionLost()
 
 
 def _describe(address: IAddress) -> str:
