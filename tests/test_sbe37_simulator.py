@@ -354,7 +354,7 @@ class StatusTests(SynchronousTestCase):
                 "reference pressure = 10.2 db",
                 "serial sync mode enabled",
                 "wait time after serial sync sampling = 120 seconds",
-                "internal pump is not installed",
+                "internal pump not installed",
             ],
         )
 

@@ -51,6 +51,12 @@ class Calibration:
     ptcb0: float = 2.461450e01
     ptcb1: float = -9.000000e-04
     ptcb2: float = 0.000000e00
+    # The strain gauge's temperature coefficients: firmware 3.0h prints
+    # them (these are its capture's values); the equations here read the
+    # gauge's temperature from the water directly.
+    ptempa0: float = -6.912989e01
+    ptempa1: float = 5.083005e-02
+    ptempa2: float = -5.488727e-07
     poffset: float = 0.000000e00
     rcaldate: str = "08-nov-05"
     rtca0: float = 9.999862e-01

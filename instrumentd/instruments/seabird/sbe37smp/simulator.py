@@ -29,17 +29,23 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, time
 from enum import Enum
-from typing import ClassVar, Final
+from typing import ClassVar, Final, TypeVar
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from instrumentd.instruments.seabird.sbe37smp.calibration import (
     Calibration,
     RawReading,
+)
+from instrumentd.instruments.seabird.sbe37smp.firmware import (
+    FIRMWARES,
+    MONTHS,
+    Firmware,
+    day,
 )
 from instrumentd.instruments.seabird.sbe37smp.memory import SampleMemory
 from instrumentd.simulator.base import SimulatedInstrument, SimulatorSettings
@@ -60,11 +66,9 @@ __all__ = [
 
 #: Serial number when none is given: the one in the spec's examples.
 DEFAULT_SERIAL_NUMBER: Final = 2165
-FIRMWARE: Final = "2.6"
-#: The calibration dump's header names the firmware with a letter.
-DC_FIRMWARE: Final = "2.6b"
-#: Samples memory holds: the spec's example (1234 stored, 190128 free).
-CAPACITY: Final = 191_362
+#: Samples memory holds with firmware 2.6: the spec's example (1234
+#: stored, 190128 free).
+CAPACITY: Final = FIRMWARES["2.6"].capacity
 #: Instrument seconds without input before it sleeps (the spec's "about 2
 #: minutes").
 IDLE_SLEEP_SECONDS: Final = 120.0
@@ -89,8 +93,6 @@ NOT_ALLOWED: Final = "cmd not allowed while logging"
 _CR: Final = 0x0D
 _LF: Final = 0x0A
 _BACKSPACES: Final = (0x08, 0x7F)
-_MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")  # fmt: skip
 
 
 class Mode(Enum):
@@ -130,14 +132,26 @@ _SIX_DIGITS = re.compile(r"^(\d\d)(\d\d)(\d\d)$")
 _CAL_DATE = re.compile(r"^(\d\d)-([a-z]{3})-(\d\d)$", re.IGNORECASE)
 
 
+_T = TypeVar("_T")
+_YES_NO: Final = {"yes": True, "no": False}
+
+
+def _choice(
+    options: Mapping[str, str], key: str, choices: Mapping[str, _T], default: str
+) -> _T:
+    # A simulator option's value, or a clear error naming it and the choices.
+    text = options.get(key, default)
+    if text not in choices:
+        raise ValueError(
+            f"sbe37 option {key}={text!r} is not one of: {', '.join(choices)}"
+        )
+    return choices[text]
+
+
 class _BadValue(Exception):
     """
     A setter's value was refused; the message is the instrument's error line.
     """
-
-
-def _day(when: datetime) -> str:
-    return f"{when.day:02d} {_MONTHS[when.month - 1]} {when.year}"
 
 
 class SBE37Simulator(SimulatedInstrument):
@@ -154,9 +168,21 @@ class SBE37Simulator(SimulatedInstrument):
     :ivar logging: whether it is logging (autosampling).
     :ivar low_battery: set to make ``DS`` warn of a low battery.
     :ivar pump_installed: what ``DS`` says of the pump.
+    :ivar pressure_sensor: whether the optional pressure sensor is fitted.
+    :ivar firmware: what it prints (:mod:`.firmware`).
+    :ivar stop_reason: why logging last stopped: ``"stop"`` or ``"memory
+        full"``.
     """
 
     model: ClassVar[str] = "sbe37"
+    option_help: ClassVar[Mapping[str, str]] = {
+        "firmware": "what the dumps and samples look like: "
+        + " or ".join(FIRMWARES)
+        + " (default 2.6, the spec's)",
+        "pressure_sensor": "yes (default) or no: no pressure column, no "
+        "pressure section in DC",
+        "pump": "yes (default) or no: what DS says of the pump",
+    }
 
     def __init__(
         self,
@@ -174,8 +200,13 @@ class SBE37Simulator(SimulatedInstrument):
             than asleep (as a deployed instrument usually is).
         :param water: what it measures; a :class:`MooringWater` seeded with
             the settings' seed when ``None``.
+        :raises ValueError: naming a bad option value and the valid ones.
         """
         super().__init__(settings, reactor=reactor)
+        options = self.settings.options
+        self.firmware: Firmware = _choice(options, "firmware", FIRMWARES, "2.6")
+        self.pressure_sensor: bool = _choice(options, "pressure_sensor", _YES_NO, "yes")
+        self.pump_installed: bool = _choice(options, "pump", _YES_NO, "yes")
         self.serial_number = self.settings.serial_number or DEFAULT_SERIAL_NUMBER
         self.setup = Setup()
         self.calibration = Calibration()
@@ -184,8 +215,7 @@ class SBE37Simulator(SimulatedInstrument):
         self.mode = Mode.ASLEEP
         self.logging = False
         self.low_battery = False
-        self.pump_installed = True
-        self._stop_reason = "received stop command"
+        self.stop_reason = "stop"
         self._memory = SampleMemory()
         self._last: RawReading | None = None
         self._line = bytearray()
@@ -401,84 +431,20 @@ class SBE37Simulator(SimulatedInstrument):
     # --------------------------------------------------------------- status
 
     def _display_status(self) -> None:
-        setup = self.setup
-        now = self.now()
+        self._reply(*self.firmware.status(self))
 
-        def do(flag: bool, text: str) -> str:
-            return text if flag else f"do not {text}"
-
-        if self.logging:
-            state = "logging data"
-        elif self._start_at is not None:
-            start = datetime.fromtimestamp(self._start_at, UTC)
-            state = f"not logging: waiting to start at {_day(start)} {start:%H:%M:%S}"
-        else:
-            state = f"not logging: {self._stop_reason}"
-        lines = [
-            f"SBE37-SMP V {FIRMWARE} SERIAL NO. {self.serial_number}   "
-            f"{_day(now)}  {now:%H:%M:%S}",
-            state,
-            f"sample interval = {setup.interval} seconds",
-            f"samplenumber = {self.samplenum}, free = {CAPACITY - self.samplenum}",
-            do(setup.txrealtime, "transmit real-time data"),
-            do(setup.outputsal, "output salinity with each sample"),
-            do(setup.outputsv, "output sound velocity with each sample"),
-            do(setup.storetime, "store time with each sample"),
-            f"number of samples to average = {setup.navg}",
-            f"reference pressure = {setup.refpress:.1f} db",
-            f"serial sync mode {'enabled' if setup.syncmode else 'disabled'}",
-            f"wait time after serial sync sampling = {setup.syncwait} seconds",
-            f"internal pump is {'installed' if self.pump_installed else 'not installed'}",
-            f"temperature = {self._internal_temperature():.2f} deg C",
-        ]
-        if self.low_battery:
-            lines.append("WARNING: LOW BATTERY VOLTAGE!!")
-        self._reply(*lines)
-
-    def _internal_temperature(self) -> float:
-        # The housing sits in the water; its thermometer reads the water.
+    def internal_temperature(self) -> float:
+        """
+        :returns: the housing's temperature, deg C: the water's, since the
+            housing sits in it.
+        """
         return self.water.at(self.clock.now()).temperature
 
     def _display_calibration(self) -> None:
-        cal = self.calibration
-
-        def coefficients(*pairs: tuple[str, float]) -> list[str]:
-            return [f"    {name} = {value:e}" for name, value in pairs]
-
         self._reply(
-            f"SBE37-SM V {DC_FIRMWARE}  {self.serial_number}",
-            f"temperature:  {cal.tcaldate}",
-            *coefficients(
-                ("TA0", cal.ta0), ("TA1", cal.ta1), ("TA2", cal.ta2), ("TA3", cal.ta3)
-            ),
-            f"conductivity:  {cal.ccaldate}",
-            *coefficients(
-                ("G", cal.cg),
-                ("H", cal.ch),
-                ("I", cal.ci),
-                ("J", cal.cj),
-                ("CPCOR", cal.cpcor),
-                ("CTCOR", cal.ctcor),
-                ("WBOTC", cal.wbotc),
-            ),
-            f"pressure S/N {cal.pressure_serial}, range = {cal.pressure_range} psia:  "
-            f"{cal.pcaldate}",
-            *coefficients(
-                ("PA0", cal.pa0),
-                ("PA1", cal.pa1),
-                ("PA2", cal.pa2),
-                ("PTCA0", cal.ptca0),
-                ("PTCA1", cal.ptca1),
-                ("PTCA2", cal.ptca2),
-                ("PTCSB0", cal.ptcb0),
-                ("PTCSB1", cal.ptcb1),
-                ("PTCSB2", cal.ptcb2),
-                ("POFFSET", cal.poffset),
-            ),
-            f"rtc:  {cal.rcaldate}",
-            *coefficients(
-                ("RTCA0", cal.rtca0), ("RTCA1", cal.rtca1), ("RTCA2", cal.rtca2)
-            ),
+            *self.firmware.calibration(
+                self.calibration, self.serial_number, self.pressure_sensor
+            )
         )
 
     # -------------------------------------------------------------- samples
@@ -522,8 +488,9 @@ class SBE37Simulator(SimulatedInstrument):
         """
         A sample as the instrument prints it, without ``#`` and line end.
 
-        Engineering units (``FORMAT=1``): ``T, C, P[, S][, SV][, dd Mon
-        yyyy, hh:mm:ss]``.  Raw (``FORMAT=0``, or ``raw=True``): see
+        Engineering units (``FORMAT=1``): ``T, C[, P][, S][, SV][, dd Mon
+        yyyy, hh:mm:ss]``, laid out as :attr:`firmware` prints them; no
+        pressure without a pressure sensor.  Raw (``FORMAT=0``, or ``raw=True``): see
         :meth:`format_raw`, then the date and time if stored.
 
         :param reading: the reading.
@@ -537,33 +504,39 @@ class SBE37Simulator(SimulatedInstrument):
             text = self.format_raw(reading)
         else:
             t, c, p = self.engineering(reading)
-            text = f"{t:8.4f},{c:9.5f},{p:9.3f}"
-            if self.setup.outputsal or self.setup.outputsv:
-                # From the printed values, so that the columns agree.
-                s = salinity(c, t, p)
-                if self.setup.outputsal:
-                    text += f",{s:9.4f}"
-                if self.setup.outputsv:
-                    text += f",{sound_velocity(s, t, p):9.3f}"
+            if not self.pressure_sensor:
+                # Salinity and sound velocity then use REFPRESS.
+                p = self.setup.refpress
+            # From the printed values, so that the columns agree.
+            s = salinity(c, t, p)
+            text = self.firmware.columns(
+                t,
+                c,
+                p if self.pressure_sensor else None,
+                s if self.setup.outputsal else None,
+                sound_velocity(s, t, p) if self.setup.outputsv else None,
+            )
         if reading.with_time:
             when = datetime.fromtimestamp(reading.time, UTC)
-            text += f", {_day(when)}, {when:%H:%M:%S}"
+            text += f", {day(when)}, {when:%H:%M:%S}"
         return text
 
-    @staticmethod
-    def format_raw(reading: RawReading) -> str:
+    def format_raw(self, reading: RawReading) -> str:
         """
         Raw output (``TSR``, ``FORMAT=0``): thermistor counts (integer),
         conductivity frequency (Hz, 3 decimals) and strain-gauge counts (3
-        decimals), comma separated, e.g. ``" 64836025,  5467.212,   333.474"``.
+        decimals), comma separated, e.g. ``" 64836025,  5467.212,   333.474"``;
+        no strain-gauge counts without a pressure sensor (*choice*, as the
+        SBE 39plus-IM manual's raw output sends its pressure counts "only
+        if pressure sensor installed").
 
         :param reading: the reading.
         :returns: the text.
         """
-        return (
-            f"{round(reading.temperature_counts):9d},"
-            f"{reading.conductivity_hz:10.3f},{reading.pressure_counts:10.3f}"
-        )
+        text = f"{round(reading.temperature_counts):9d},{reading.conductivity_hz:10.3f}"
+        if self.pressure_sensor:
+            text += f",{reading.pressure_counts:10.3f}"
+        return text
 
     def _take_sample(self) -> None:
         reading = self.measure()
@@ -604,7 +577,7 @@ class SBE37Simulator(SimulatedInstrument):
 
     def _store(self, reading: RawReading) -> bool:
         self._last = reading
-        if self.samplenum >= CAPACITY:
+        if self.samplenum >= self.firmware.capacity:
             return False
         self._memory.append(reading.time, self.setup.navg, reading.with_time)
         return True
@@ -668,13 +641,13 @@ class SBE37Simulator(SimulatedInstrument):
             self._end_logging("memory full")
             return
         if self.setup.txrealtime:
-            self._say(f"#{self.format_sample(reading)}\r\n")
+            self._say(f"{self.firmware.realtime_mark}{self.format_sample(reading)}\r\n")
         self._log_count += 1
         self._schedule_sample()
 
     def _end_logging(self, reason: str) -> None:
         self.logging = False
-        self._stop_reason = reason
+        self.stop_reason = reason
         if self._sample_timer is not None and self._sample_timer.active():
             self._sample_timer.cancel()
         self._sample_timer = None
@@ -687,7 +660,7 @@ class SBE37Simulator(SimulatedInstrument):
             return
         start = datetime.combine(self._start_date, self._start_time, UTC)
         self._cancel_delayed_start()
-        announcement = f"start time = {_day(start)} {start:%H:%M:%S}"
+        announcement = f"start time = {day(start)} {start:%H:%M:%S}"
         when = start.timestamp()
         if when <= self.clock.now():
             # A start time already past starts logging at once.
@@ -712,7 +685,7 @@ class SBE37Simulator(SimulatedInstrument):
     def _stop(self) -> None:
         self._cancel_delayed_start()
         if self.logging:
-            self._end_logging("received stop command")
+            self._end_logging("stop")
         self._reply()
 
     def _init_logging(self) -> None:
@@ -804,8 +777,9 @@ class SBE37Simulator(SimulatedInstrument):
         return set_
 
     def _set_samplenum(self, value: str) -> None:
-        if not _INTEGER.match(value) or not 0 <= int(value) <= CAPACITY:
-            raise _BadValue(f"***ERROR: SAMPLENUM must be 0..{CAPACITY}***")
+        capacity = self.firmware.capacity
+        if not _INTEGER.match(value) or not 0 <= int(value) <= capacity:
+            raise _BadValue(f"***ERROR: SAMPLENUM must be 0..{capacity}***")
         self._memory.resize(
             int(value), self.clock.now(), self.setup.interval, self.setup.navg
         )
@@ -891,7 +865,7 @@ class SBE37Simulator(SimulatedInstrument):
             match = _CAL_DATE.match(value)
             if (
                 match is None
-                or match.group(2).capitalize() not in _MONTHS
+                or match.group(2).capitalize() not in MONTHS
                 or not 1 <= int(match.group(1)) <= 31
             ):
                 raise _BadValue(
