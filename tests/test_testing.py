@@ -6,6 +6,7 @@ fixtures that launch real agents and clean up after a test.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -212,6 +213,27 @@ class FakePortAgentTests(SynchronousTestCase):
         )
         self.assertEqual(agent.commands[0], "ping")
         self.assertEqual(len(agent.commands), 7)
+
+    def test_refusalsAreFaults(self) -> None:
+        """
+        As from the real agent, every ERROR reply also reaches data clients
+        as a PORT_AGENT_FAULT, and C{get_config} carries OOI's keys.
+        """
+        agent = FakePortAgent(name="CTD")
+        data = connect(self, agent.data_endpoint)
+        commands = connect(self, agent.command_endpoint)
+        commands.transport.write(b"bogus\nbreak 10\nget_config\n")
+        packets = data.packets()
+        faults = [p.payload for p in packets if p.type is PacketType.PORT_AGENT_FAULT]
+        self.assertEqual(len(faults), 2)
+        self.assertTrue(faults[0].startswith(b"command port: unknown command 'bogus'"))
+        self.assertEqual(
+            faults[1],
+            b"command port: break: the instrument link tcp:host=fake:port=1 "
+            b"cannot send a break (only serial links can)",
+        )
+        [config] = [p for p in packets if p.type is PacketType.PORT_AGENT_CONFIG]
+        self.assertEqual(json.loads(config.payload)["refdes"], "CTD")
 
     def test_hang(self) -> None:
         """

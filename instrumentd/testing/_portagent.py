@@ -195,8 +195,9 @@ class FakePortAgent:
     The command port answers like the real agent: ``get_state``,
     ``get_config``, ``get_version``, ``get_stats``, ``ping``, ``break``,
     ``heartbeat_interval``, ``rotate``, ``help``; anything else gets an
-    ``ERROR`` line.  Put an entry in :attr:`replies` to answer a command
-    differently.
+    ``ERROR`` line, and, as from the real agent, every ``ERROR`` is also a
+    PORT_AGENT_FAULT (``command port: ...``) to data clients.  Put an entry
+    in :attr:`replies` to answer a command differently.
 
     :ivar clock: the clock for timestamps and heartbeats.
     :ivar name: the agent's name, as in ``ping`` and ``get_config``.
@@ -480,7 +481,11 @@ class FakePortAgent:
         self.commands.append(line)
         if not self.answering:
             return
-        server.reply(self.reply_to(line))
+        reply = self.reply_to(line)
+        if reply.startswith("ERROR "):
+            # As the real agent: data clients hear of a refused command too.
+            self.fault("command port: " + reply.removeprefix("ERROR "))
+        server.reply(reply)
 
     def reply_to(self, line: str) -> str:
         """
@@ -542,8 +547,18 @@ class FakePortAgent:
             "name": self.name,
             "instrument": "tcp:host=fake:port=1",
             "heartbeat": self._heartbeat,
-            "ports": {"data": self.data_port, "command": self.command_port},
+            "ports": {
+                "data": self.data_port,
+                "command": self.command_port,
+                "da": None,
+            },
             "version": self.version,
+            # What OOI's agent sent, as the real agent does (no raw port here).
+            "refdes": self.name,
+            "type": "tcp",
+            "instaddr": "fake",
+            "instport": 1,
+            "host": None,
         }
 
 
