@@ -1,0 +1,3 @@
+"""
+Teledyne RD Instruments (TRDI) instruments.
+"""
