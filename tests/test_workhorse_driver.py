@@ -505,3 +505,36 @@ class ChunkingTests(SynchronousTestCase):
         ]
         self.assertEqual(published, good)
         self.assertEqual(protocol.bad_ensembles, damaged)
+
+
+class SelfDeployTests(SynchronousTestCase):
+    """
+    The instrument pinging again by itself.
+    """
+
+    def test_selfDeployFollowed(self) -> None:
+        """
+        Stopped with a break and left idle, the instrument self-deploys six
+        minutes later; its ensembles put the driver in AUTOSAMPLE.
+        """
+        bench = Bench()
+        bench.connect()
+        bench.wait(bench.driver.set_resource({"TE": "00:00:05.00"}))
+        result(bench, "start_autosample")
+        bench.run(6.0)
+        result(bench, "stop_autosample")
+        self.assertEqual(bench.state, "COMMAND")
+        bench.run(370.0, step=0.5)
+        self.assertIs(bench.adcp.mode, Mode.PINGING)
+        self.assertEqual(bench.state, "AUTOSAMPLE")
+        result(bench, "stop_autosample")
+        self.assertIs(bench.adcp.mode, Mode.COMMAND)
+
+    def test_acquireSampleStaysInCommand(self) -> None:
+        """
+        The ensemble of acquire_sample does not count as pinging.
+        """
+        bench = Bench()
+        bench.connect()
+        result(bench, "acquire_sample")
+        self.assertEqual(bench.state, "COMMAND")

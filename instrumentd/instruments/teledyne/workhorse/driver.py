@@ -294,6 +294,10 @@ class WorkhorseProtocol(InstrumentProtocol[WorkhorseInputs]):
             self.bad_ensembles += 1
             return
         self.ensembles += 1
+        if self.state == ProtocolState.COMMAND and not self.engine.busy:
+            # Pinging on its own: it self-deployed after a break left it
+            # idle in command mode (or was started by other means).
+            self.machine._in_autosample()
         kind = (
             VelocityEarthParticle if is_earth(ensemble.fixed) else VelocityBeamParticle
         )
