@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -132,6 +132,7 @@ class CutRecordTests(SynchronousTestCase):
             [b"Instrument S/N:  18444\r\n>"],
         )
 
+    @settings(deadline=None)
     @given(
         st.lists(st.binary(min_size=0, max_size=40), min_size=1, max_size=6),
         st.lists(st.integers(1, 200), max_size=8),
