@@ -24,7 +24,8 @@ business) and adds:
   idle sockets cannot lock operators out.
 - **No per-request access log** unless ``access_log`` is set.
 - **Errors are JSON**: an exception escaping a resource is a JSON 500, not
-  twisted.web's HTML page.
+  twisted.web's HTML page; a request twisted.web cannot parse is a JSON 400,
+  not a bare one (or, for a line over 16 KiB, a silent close).
 
 Twisted's ``Request`` writes the body to its ``content`` file as it
 arrives (a temporary file over 100 kB) and only then calls ``process()``;
