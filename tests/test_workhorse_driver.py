@@ -32,6 +32,7 @@ from instrumentd.instruments.teledyne.workhorse.simulator import BANNER, Mode
 from instrumentd.testing import undeclared_fields
 from tests.test_workhorse_pd0 import simulated_ensembles
 from tests.workhorse_bench import Bench, values
+from tests.workhorse_samples import EXAMPLE_A, EXAMPLE_B
 
 COMMAND_CAPABILITIES = [
     "acquire_sample",
@@ -373,6 +374,33 @@ class ParticleTests(SynchronousTestCase):
                     ours[kind.percent_good_names[beam]],
                     [cell[beam] for cell in theirs["percent_good"]["data"]],
                 )
+
+    def test_realEnsemblesAgree(self) -> None:
+        """
+        The spec's real ensembles (earth and beam coordinates): the
+        driver's particles and trdi-adcp-readers agree on every per-cell
+        array and on the attitude.
+        """
+        for raw, kind in (
+            (EXAMPLE_A, VelocityEarthParticle),
+            (EXAMPLE_B, VelocityBeamParticle),
+        ):
+            self.assertTrue(kind.matches(raw))
+            ours = values(kind(raw, driver_timestamp=0.0))
+            theirs = read_PD0_bytes(bytearray(raw))
+            for beam in range(4):
+                self.assertEqual(
+                    ours[kind.velocity_names[beam]],
+                    [
+                        None if cell[beam] == pd0.BAD_VELOCITY else cell[beam]
+                        for cell in theirs["velocity"]["data"]
+                    ],
+                )
+                self.assertEqual(
+                    ours[f"echo_intensity_beam{beam + 1}"],
+                    [cell[beam] for cell in theirs["echo_intensity"]["data"]],
+                )
+            self.assertEqual(ours["pitch"], theirs["variable_leader"]["pitch"] / 100)
 
     def test_badAndCutCountedNeverEmitted(self) -> None:
         """
