@@ -68,7 +68,8 @@ class DiscoveryTests(SynchronousTestCase):
         """
         bench = Bench()
         bench.connect()
-        self.assertEqual(bench.connection.sent[:2], [b"\r", b"<BREAK>"])
+        self.assertEqual(bench.connection.sent[0], b"\r")
+        self.assertEqual(bench.connection.breaks, [300])
         self.assertEqual(bench.protocol.engine.breaks_sent, 1)
         self.assertEqual(bench.adcp.setup["WN"], "100")
         self.assertEqual(bench.protocol.get_capabilities(), COMMAND_CAPABILITIES)
@@ -102,7 +103,7 @@ class DiscoveryTests(SynchronousTestCase):
         C{===} instead.
         """
         bench = Bench()
-        bench.connection.breaks = False
+        bench.connection.can_break = False
         bench.connect()
         self.assertIn(b"===", bench.connection.sent)
         self.assertTrue(bench.protocol.engine.break_refused)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -29,6 +29,7 @@ from instrumentd.driver.events import DriverEvent, SampleEvent
 from instrumentd.driver.particles import DataParticle
 from instrumentd.interfaces import IInstrumentConnection, LinkState
 from instrumentd.packet import Packet, PacketType, unix_to_ntp
+from instrumentd.portagent.client import PortAgentCommandError
 from instrumentd.simulator.frontends import connect_pump
 
 if TYPE_CHECKING:
@@ -77,6 +78,8 @@ class SimulatorConnection:
 
     :ivar sent: every write of the driver, in order.
     :ivar breaks: the duration of every break sent, in milliseconds.
+    :ivar can_break: ``False`` makes the connection refuse breaks, as a
+        port agent does on a TCP link.
     """
 
     def __init__(self, instrument: SimulatedInstrument, clock: Clock) -> None:
@@ -90,6 +93,7 @@ class SimulatorConnection:
         self.link = LinkState()
         self.sent: list[bytes] = []
         self.breaks: list[int] = []
+        self.can_break = True
         self._end: _AgentEnd | None = None
         self._pump: Any = None
         self._data: Callable[[bytes, Packet], object] | None = None
@@ -169,8 +173,17 @@ class SimulatorConnection:
 
     def send_break(self, duration_ms: int) -> Deferred[None]:
         """
-        A serial break, heard by the simulator's line.
+        A serial break, heard by the simulator's line; refused (as a port
+        agent refuses on a TCP link) unless :attr:`can_break`.
         """
+        if not self.can_break:
+            return fail(
+                PortAgentCommandError(
+                    f"break {duration_ms}",
+                    "ERROR break: the instrument link cannot send a break "
+                    "(only serial links can)",
+                )
+            )
         self.breaks.append(duration_ms)
         # Bytes the driver wrote before the break reach the line first.
         self.flush()
