@@ -23,8 +23,13 @@ DRIVERS = {
 }
 #: Simulator modules (the Workhorse's simulator is split along its seams:
 #: its settings table, its water, its diagnostic texts).  ``pd0.py`` is
-#: shared: the driver decodes with it, the simulator encodes.
+#: shared: the driver decodes with it, the simulator encodes.  The SBE 37's
+#: simulator keeps its sensors in ``calibration.py``, its sample memory in
+#: ``memory.py`` and what each firmware prints in ``firmware.py``.
 NOT_DRIVER = {
+    "calibration.py",
+    "memory.py",
+    "firmware.py",
     "simulator.py",
     "properties.py",
     "oxygen.py",

@@ -193,6 +193,7 @@ class SampleParticleTests(SynchronousTestCase):
                 "salinity": 33.9876,
                 "sound_velocity": 1497.432,
                 "instrument_time": datetime(2013, 2, 5, 19, 16, 59, tzinfo=UTC),
+                "sample_number": None,
             },
         )
         self.assertEqual(
@@ -211,6 +212,7 @@ class SampleParticleTests(SynchronousTestCase):
                 "salinity": None,
                 "sound_velocity": None,
                 "instrument_time": None,
+                "sample_number": None,
             },
         )
         self.assertIsNone(bare.internal_timestamp)

@@ -15,14 +15,25 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from instrumentd.driver.parameters import ParameterDictionary
+from instrumentd.instruments.seabird.sbe37smp.parameters import declare_parameters
+from instrumentd.instruments.seabird.sbe37smp.particles import (
+    SBE37CalibrationParticle,
+    SBE37DrySampleParticle,
+    SBE37SampleParticle,
+    SBE37StatusParticle,
+)
 from instrumentd.instruments.seabird.sbe37smp.simulator import (
     ACQUISITION_SECONDS,
     SBE37Simulator,
 )
 from instrumentd.simulator import InProcessLink, SimulatorSettings
+from tests.test_sbe37_driver import bench_for, chunk, values
 
 #: ``petejan/raw2netCDF``, ``python/sbeASC2netCDF.py``: a real
 #: ``SBE37SM-RS232 3.0h`` answering ``DS``.
@@ -324,3 +335,351 @@ class SimulatorSensorTests(SynchronousTestCase):
         self.assertEqual(lines(link, clock, "DS")[12], "internal pump not installed")
         _, link, clock = simulator(pump="no", firmware="3.0h")
         self.assertEqual(lines(link, clock, "DS")[-1], "pump installed = no")
+
+
+def crlf(text: str) -> bytes:
+    """
+    Text as the instrument sends it: CR LF line ends.
+    """
+    return text.replace("\n", "\r\n").encode("latin-1")
+
+
+def reply(dump: str) -> bytes:
+    """
+    A dump as a reply ends: its lines, then CR LF and the prompt.
+    """
+    return crlf(dump) + b"\r\nS>"
+
+
+class StatusDumpTests(SynchronousTestCase):
+    """
+    The status particle reads every real status dump found.
+    """
+
+    def status(self, dump: str) -> dict[str, object]:
+        [record] = chunk(reply(dump), [])
+        return values(SBE37StatusParticle(record.data, driver_timestamp=1.0))
+
+    def test_firmware30(self) -> None:
+        """
+        3.0h: battery voltages, the memory before the logging line, ``=
+        yes/no`` settings, the pump; no 2.6 lines.
+        """
+        found = self.status(DS_30H)
+        self.assertEqual(
+            {k: v for k, v in found.items() if v is not None},
+            {
+                "firmware_version": "3.0h",
+                "serial_number": "6962",
+                "date_time": datetime(2010, 3, 23, 6, 7, 37, tzinfo=UTC),
+                "main_battery_voltage": 7.02,
+                "lithium_battery_voltage": 3.26,
+                "logging_status": "not logging, stop command",
+                "logging": False,
+                "sample_interval": 60,
+                "sample_number": 262098,
+                "memory_free": 297142,
+                "data_format": "converted engineering",
+                "tx_realtime": False,
+                "serial_sync_mode": False,
+                "pump_installed": False,
+                "low_battery": False,
+            },
+        )
+
+    def test_firmware26b(self) -> None:
+        """
+        A real 2.6b: no reference pressure line, ``internal pump not
+        installed``.
+        """
+        found = self.status(DS_26B)
+        self.assertEqual(found["firmware_version"], "2.6b")
+        self.assertIs(found["logging"], False)
+        self.assertEqual(found["sample_number"], 55726)
+        self.assertIs(found["pump_installed"], False)
+        self.assertIs(found["tx_realtime"], False)
+        self.assertEqual(found["number_of_samples_to_average"], 4)
+        self.assertIsNone(found["reference_pressure"])
+        self.assertEqual(found["temperature"], 11.72)
+
+    def test_firmware23(self) -> None:
+        """
+        A real 2.3: A/D cycles instead of samples to average; no salinity,
+        sound velocity or pump lines.
+        """
+        found = self.status(DS_23)
+        self.assertEqual(found["firmware_version"], "2.3")
+        self.assertEqual(found["ad_cycles_to_average"], 4)
+        self.assertIsNone(found["number_of_samples_to_average"])
+        for absent in ("output_salinity", "output_sound_velocity", "pump_installed"):
+            self.assertIsNone(found[absent], absent)
+        self.assertIs(found["store_time"], False)
+        self.assertEqual(found["serial_sync_wait"], 30)
+
+    def test_firmware5(self) -> None:
+        """
+        Firmware 5's known lines (the manual's example), and a line of no
+        known kind skipped (the manual does not give the rest verbatim).
+        """
+        found = self.status(DS_5_HEAD + "output salinity, PSU\n")
+        self.assertEqual(found["firmware_version"], "5.0.0")
+        self.assertEqual(found["serial_number"], "30051")
+        self.assertEqual(found["main_battery_voltage"], 13.59)
+        self.assertEqual(found["lithium_battery_voltage"], 2.91)
+        self.assertEqual(found["memory_free"], 559240)
+        self.assertIs(found["logging"], False)
+        self.assertIsNone(found["output_salinity"])
+
+    def test_logging(self) -> None:
+        """
+        ``logging data`` is logging; the states the firmware-5 manual lists
+        otherwise (``logging not started``, ``not logging``) are not.
+        """
+        head = "SBE37SMP-RS232 3.0h  SERIAL NO. 6962  23 Mar 2010 06:07:37\n"
+        for line, logging in (
+            ("logging data", True),
+            ("not logging, stop command", False),
+            ("logging not started", False),
+            ("not logging: waiting to start at 05 Feb 2013 19:30:00", False),
+        ):
+            self.assertIs(self.status(head + line + "\n")["logging"], logging, line)
+
+
+class CalibrationDumpTests(SynchronousTestCase):
+    """
+    The calibration particle reads every real calibration dump found, and
+    one without a pressure section.
+    """
+
+    def calibration(self, dump: bytes) -> dict[str, object]:
+        [record] = chunk(dump, [])
+        return values(SBE37CalibrationParticle(record.data, driver_timestamp=1.0))
+
+    def test_firmware30(self) -> None:
+        """
+        3.0h: ``PTCB0..2``, ``PTEMPA0..2``, a pressure line without colon,
+        capitalised dates, no ``rtc`` section.
+        """
+        found = self.calibration(reply(DC_30H))
+        self.assertEqual(found["firmware_version"], "3.0h")
+        self.assertEqual(found["tcaldate"], "15-May-09")
+        self.assertEqual(found["cj"], 3.824996e-05)
+        self.assertEqual(found["pressure_serial_number"], "2863059")
+        self.assertEqual(found["pressure_range"], 508.0)
+        self.assertEqual(found["pcaldate"], "04-May-09")
+        self.assertEqual(found["ptcb0"], 2.507875e01)
+        self.assertEqual(found["ptempa2"], -5.488727e-07)
+        self.assertEqual(found["poffset"], 0.0)
+        self.assertIsNone(found["rcaldate"])
+        self.assertIsNone(found["rtca0"])
+
+    def test_firmware26b(self) -> None:
+        """
+        A real 2.6b: ``PTCSB0..2`` read as ``ptcb0..2``; the ``rtc`` section.
+        """
+        found = self.calibration(reply(DC_26B))
+        self.assertEqual(found["ptcb1"], -1.625000e-03)
+        self.assertEqual(found["pressure_range"], 5076.0)
+        self.assertEqual(found["rtca2"], -3.297514e-08)
+        self.assertIsNone(found["ptempa0"])
+
+    def test_noPressureSensor(self) -> None:
+        """
+        Without a pressure sensor: every pressure value is None, the rest
+        read.
+        """
+        for firmware in ("2.6", "3.0h"):
+            _, link, clock = simulator(firmware=firmware, pressure_sensor="no")
+            link.send(b"DC\r\n")
+            clock.advance(1)
+            found = self.calibration(link.take())
+            self.assertEqual(found["ta0"], -2.572242e-04)
+            self.assertEqual(found["wbotc"], 1.202400e-05)
+            for name in ("pressure_serial_number", "pcaldate", "pa0", "poffset"):
+                self.assertIsNone(found[name], name)
+
+
+class DumpParameterTests(SynchronousTestCase):
+    """
+    The parameters read from each firmware's dumps.
+    """
+
+    def test_firmware30(self) -> None:
+        """
+        3.0h: the ``= yes/no`` settings and the calibration as 3.0h prints
+        it; settings 3.0h does not print stay unread.
+        """
+        parameters = ParameterDictionary()
+        declare_parameters(parameters)
+        parameters.update(DS_30H + DC_30H)
+        got = parameters.get_values()
+        self.assertEqual(got["INTERVAL"], 60)
+        self.assertEqual(got["SAMPLENUM"], 262098)
+        self.assertIs(got["TXREALTIME"], False)
+        self.assertIs(got["SYNCMODE"], False)
+        self.assertIsNone(got["OUTPUTSAL"])
+        self.assertEqual(got["TCALDATE"], "15-May-09")
+        self.assertEqual(got["PCALDATE"], "04-May-09")
+        self.assertEqual(got["PTCB2"], 0.0)
+        self.assertEqual(got["PTEMPA0"], -6.912989e01)
+        self.assertIsNone(got["RTCA0"])
+
+    def test_firmware26b(self) -> None:
+        """
+        A real 2.6b: every setting it prints, ``PTCSB0..2`` as PTCB0..2.
+        """
+        parameters = ParameterDictionary()
+        declare_parameters(parameters)
+        parameters.update(DS_26B + DC_26B)
+        got = parameters.get_values()
+        self.assertIs(got["TXREALTIME"], False)
+        self.assertIs(got["SYNCMODE"], False)
+        self.assertEqual(got["NAVG"], 4)
+        self.assertEqual(got["PCALDATE"], "12-mar-15")
+        self.assertEqual(got["PTCB0"], 2.481788e01)
+
+
+class SampleLineTests(SynchronousTestCase):
+    """
+    Sample lines of each firmware, with and without their optional columns.
+    """
+
+    def test_firmware5(self) -> None:
+        """
+        The firmware-5 manual's real-time example: temperature 7 wide, no
+        ``#``.
+        """
+        [record] = chunk(SAMPLE_5.encode() + b"\r\n", [])
+        found = values(SBE37SampleParticle(record.data, driver_timestamp=1.0))
+        self.assertEqual(
+            found,
+            {
+                "temperature": 24.8339,
+                "conductivity": 0.97795,
+                "pressure": -9.262,
+                "salinity": None,
+                "sound_velocity": None,
+                "instrument_time": datetime(2000, 1, 7, 4, 51, 39, tzinfo=UTC),
+                "sample_number": None,
+            },
+        )
+        numbered = SAMPLE_5.encode() + b", 3419\r\n"
+        self.assertEqual(
+            values(SBE37SampleParticle(numbered, driver_timestamp=1.0))[
+                "sample_number"
+            ],
+            3419,
+        )
+
+    def test_firmware30(self) -> None:
+        """
+        3.0h's stored samples (conductivity 8 wide).
+        """
+        records = chunk(crlf(DD_30H), [])
+        found = [
+            values(SBE37SampleParticle(r.data, driver_timestamp=1.0)) for r in records
+        ]
+        self.assertEqual([f["temperature"] for f in found], [13.4082, 13.4073])
+        self.assertEqual([f["pressure"] for f in found], [-0.119, -0.117])
+
+    def test_dry(self) -> None:
+        """
+        Without a pressure sensor the third value is salinity, or sound
+        velocity if it is the only one; the dry reading says so.
+        """
+        for line, expected in (
+            (b" 12.3456,  3.51234,  33.9876, 1497.432\r\n", (None, 33.9876, 1497.432)),
+            (b" 12.3456,  3.51234, 1497.432\r\n", (None, None, 1497.432)),
+            (b" 12.3456,  3.51234\r\n", (None, None, None)),
+        ):
+            [record] = chunk(line, [])
+            found = values(SBE37DrySampleParticle(record.data, driver_timestamp=1.0))
+            self.assertEqual(
+                (found["pressure"], found["salinity"], found["sound_velocity"]),
+                expected,
+                line,
+            )
+
+
+#: Everything a 3.0h instrument says, with what ends its replies.
+STREAM_30H = (
+    b"ds\r\n"
+    + crlf(DS_30H)
+    + b"<Executed/>\r\nS>dc\r\n"
+    + crlf(DC_30H)
+    + b"<Executed/>\r\nS>"
+    + crlf(DD_30H)
+    + SAMPLE_5.encode()
+    + b"\r\n"
+)
+
+
+class VariantChunkingTests(SynchronousTestCase):
+    """
+    The variants' records, however the stream is cut.
+    """
+
+    @settings(max_examples=100, deadline=None)
+    @given(st.lists(st.integers(min_value=0, max_value=len(STREAM_30H)), max_size=60))
+    def test_anyChunking(self, cuts: list[int]) -> None:
+        """
+        A 3.0h session's DS, DC (each ended by ``<Executed/>``), stored
+        samples and a firmware-5 sample give the same records, whole, however
+        they arrive.
+        """
+        whole = [r.data for r in chunk(STREAM_30H, [])]
+        self.assertEqual(len(whole), 5)
+        self.assertEqual([r.data for r in chunk(STREAM_30H, cuts)], whole)
+        self.assertTrue(whole[0].startswith(b"SBE37SM-RS232 3.0h"))
+        self.assertTrue(whole[0].endswith(b"pump installed = no\r\n"))
+        self.assertTrue(whole[1].endswith(b"POFFSET = 0.000000e+00\r\n"))
+
+    def test_cutDumpWaits(self) -> None:
+        """
+        A dump cut after any of its lines is not a record until what ends
+        the reply arrives: a line still to come may be the last.
+        """
+        data = reply(DS_30H)
+        for end in range(len(data) - 3):
+            self.assertEqual(chunk(data[:end], []), [], end)
+
+
+class DriverVariantTests(SynchronousTestCase):
+    """
+    The driver with each simulated variant: discovery, the pressure sensor
+    learnt from the calibration dump.
+    """
+
+    def test_discovery30(self) -> None:
+        """
+        Firmware 3.0h: discovered in COMMAND, and in AUTOSAMPLE when
+        logging (``logging data``); its samples, printed without ``#``,
+        are particles.
+        """
+        bench = bench_for(self, options={"firmware": "3.0h"})
+        bench.connect()
+        self.assertEqual(bench.driver.get_cached_config()["PTEMPA1"], 5.083005e-02)
+        logging = bench_for(self, options={"firmware": "3.0h"}, awake=True)
+        logging.sbe37.data_received(b"STARTNOW\r\n")
+        logging.connect(until="AUTOSAMPLE")
+        logging.run(40)
+        self.assertGreater(len(logging.particles("ctdpf_sample")), 1)
+
+    def test_noPressureSensor(self) -> None:
+        """
+        Without a pressure sensor (learnt from DC), a sample's third column
+        is read as what it is: here sound velocity alone.
+        """
+        bench = bench_for(self, options={"pressure_sensor": "no"})
+        bench.connect()
+        self.assertIs(bench.protocol.pressure_sensor, False)
+        bench.wait(bench.driver.set_resource({"OUTPUTSAL": False}))
+        result = self.successResultOf(
+            bench.wait(bench.driver.execute_resource("acquire_sample"))
+        )
+        assert isinstance(result, dict)
+        self.assertIsNone(result["pressure"])
+        self.assertIsNone(result["salinity"])
+        self.assertTrue(1400 < float(str(result["sound_velocity"])) < 1600)
+        [particle] = bench.particles("ctdpf_sample")
+        self.assertEqual(values(particle), result)

@@ -513,13 +513,13 @@ class InstrumentProtocol(Generic[InputsT]):
     def got_record(self, record: bytes, timestamp: float) -> None:
         """
         A complete record came out of the chunker: make particles from it.
-        The default tries each of :attr:`particles` and publishes the first
-        that matches as a :class:`SampleEvent`.
+        The default tries each of :meth:`record_particles` and publishes the
+        first that matches as a :class:`SampleEvent`.
 
         :param record: the record's bytes.
         :param timestamp: the port time of its first byte (NTP).
         """
-        for particle_class in self.particles:
+        for particle_class in self.record_particles():
             if particle_class.matches(record):
                 try:
                     particle = particle_class(
@@ -530,6 +530,17 @@ class InstrumentProtocol(Generic[InputsT]):
                     return
                 self.events.publish(SampleEvent(particle, time=self.events.now()))
                 return
+
+    def record_particles(self) -> Sequence[type[DataParticle]]:
+        """
+        The kinds of particle a record may be, in the order
+        :meth:`got_record` tries them: :attr:`particles`.  Override it when
+        what the instrument is decides how a record reads (an SBE 37 without
+        a pressure sensor prints a sample's columns differently).
+
+        :returns: the particle classes.
+        """
+        return self.particles
 
     def noise_received(self, data: bytes) -> None:
         """

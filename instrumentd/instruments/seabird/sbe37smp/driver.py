@@ -20,6 +20,12 @@ without an operator.  In COMMAND it offers ``acquire_sample`` (``TS``),
 commands the instrument allows then (``TS``, ``DS``, ``DC``, ``STOP``) and
 a clock sync that stops, sets the clock and starts again.
 
+It reads the dumps and samples of every firmware generation and sensor
+fit found (2.3, 2.6, 3.0h and what is known of 5; with and without a
+pressure sensor or pump: see :mod:`.particles`).  Whether a pressure sensor
+is fitted is learnt from the calibration dump, read at the first
+discovery: without one, a sample has no pressure column.
+
 The instrument sleeps after about two idle minutes and ignores the bytes
 that wake it, so the protocol declares a wake-up (a bare CR LF until
 ``S>``, three tries) that the engine sends only when the instrument may be
@@ -53,7 +59,7 @@ from instrumentd.driver.engine import (
 )
 from instrumentd.driver.errors import InstrumentProtocolError
 from instrumentd.driver.parameters import ParameterDictionary
-from instrumentd.driver.particles import particle_values
+from instrumentd.driver.particles import DataParticle, particle_values
 from instrumentd.driver.protocol import (
     InstrumentProtocol,
     ProtocolInputs,
@@ -70,6 +76,7 @@ from instrumentd.instruments.seabird.sbe37smp.particles import (
     SIEVES,
     STATUS_PATTERN,
     SBE37CalibrationParticle,
+    SBE37DrySampleParticle,
     SBE37SampleParticle,
     SBE37StatusParticle,
 )
@@ -84,6 +91,7 @@ __all__ = [
     "STARTNOW",
     "STOP",
     "TS",
+    "TS_DRY",
     "WAKEUP",
     "SBE37Inputs",
     "SBE37Machine",
@@ -104,7 +112,6 @@ WAKEUP: Final = Wakeup(data=b"\r\n", timeout=2.0, tries=3, sleep_after=100.0)
 
 _NOT_ALLOWED: Final = "cmd not allowed while logging"
 _ERROR_LINE: Final = re.compile(r"\*\*\*ERROR[^\r\n]*|" + _NOT_ALLOWED)
-_LOGGING_LINE: Final = re.compile(rb"SBE37-SMP V[^\r\n]*\r\n(not )?logging")
 
 
 def _refused(reply: Reply) -> None:
@@ -142,19 +149,21 @@ def _dump(pattern: re.Pattern[bytes], what: str) -> Callable[[Reply], bytes]:
     return parse
 
 
-def _sample(reply: Reply) -> dict[str, object]:
-    _refused(reply)
-    # While logging, a '#' line may arrive with TS's own line (which has no
-    # '#'); the result is TS's.
-    found = list(SBE37SampleParticle.pattern.finditer(reply.data))
-    if not found:
-        raise InstrumentProtocolError(
-            f"TS: no sample in the reply (is FORMAT=1?): {reply.body[:200]!r}"
-        )
-    polled = [m for m in found if not m.group(0).startswith(b"#")]
-    return particle_values(
-        SBE37SampleParticle, reply.data[(polled or found)[-1].start() :]
-    )
+def _ts(particle: type[SBE37SampleParticle]) -> Command[dict[str, object]]:
+    def sample(reply: Reply) -> dict[str, object]:
+        _refused(reply)
+        # While logging, a '#' line may arrive with TS's own line (which
+        # has no '#'); the result is TS's.
+        found = list(particle.pattern.finditer(reply.data))
+        if not found:
+            raise InstrumentProtocolError(
+                f"TS: no sample in the reply (is FORMAT=1?): {reply.body[:200]!r}"
+            )
+        polled = [m for m in found if not m.group(0).startswith(b"#")]
+        return particle_values(particle, reply.data[(polled or found)[-1].start() :])
+
+    # A measurement takes about a second, longer with NAVG above 1.
+    return Command(name="TS", build=text_command("TS"), parse=sample, timeout=20.0)
 
 
 def _started(reply: Reply) -> None:
@@ -179,11 +188,10 @@ DC: Final[Command[bytes]] = Command(
     parse=_dump(CALIBRATION_PATTERN, "calibration dump"),
     timeout=10.0,
 )
-#: Take a sample now.  A measurement takes about a second, longer with
-#: NAVG above 1.
-TS: Final[Command[dict[str, object]]] = Command(
-    name="TS", build=text_command("TS"), parse=_sample, timeout=20.0
-)
+#: Take a sample now.
+TS: Final = _ts(SBE37SampleParticle)
+#: Take a sample now, without a pressure sensor.
+TS_DRY: Final = _ts(SBE37DrySampleParticle)
 #: Start logging at once.
 STARTNOW: Final[Command[None]] = Command(
     name="STARTNOW", build=text_command("STARTNOW"), parse=_started, timeout=10.0
@@ -262,7 +270,12 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
     prompts = (PROMPT,)
     wakeup = WAKEUP
     sieves = SIEVES
-    particles = (SBE37SampleParticle, SBE37StatusParticle, SBE37CalibrationParticle)
+    particles = (
+        SBE37SampleParticle,
+        SBE37DrySampleParticle,
+        SBE37StatusParticle,
+        SBE37CalibrationParticle,
+    )
     scheduled_jobs = {
         "acquire_sample": "acquire_sample",
         "acquire_status": "acquire_status",
@@ -272,6 +285,18 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
     driver_name = "seabird_sbe37smp"
     driver_version = "1.0"
     discover_on_start: ClassVar[bool] = True
+    #: Whether the instrument has a pressure sensor: its calibration dump
+    #: has a pressure section.  Assumed until one has been read.
+    pressure_sensor = True
+
+    def record_particles(self) -> tuple[type[DataParticle], ...]:
+        """
+        Without a pressure sensor, samples are read without a pressure
+        column first: ``T, C, x.xxx`` is then sound velocity.
+        """
+        if self.pressure_sensor:
+            return self.particles
+        return (SBE37DrySampleParticle, *self.particles)
 
     # Declarations.
 
@@ -322,21 +347,23 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
         await session.wake("discover")
         status = await session.run(DS)
         self.record_changes(self.parameters.update(_text(status), SETTINGS))
-        await self._read_calibration_once(session)
-        found = _LOGGING_LINE.search(status)
-        if found is None:
-            raise InstrumentProtocolError(
-                f"DS: no logging line after the header: {status[:200]!r}"
-            )
-        if found.group(1):
-            return ProtocolState.COMMAND
-        return ProtocolState.AUTOSAMPLE
+        if self._uncalibrated():
+            self.record_changes(self._calibration(await session.run(DC)))
+        # Each firmware's words: "logging data", "not logging: ..." (2.x),
+        # "not logging, ..." (3.0h and later).
+        logging = particle_values(SBE37StatusParticle, status)["logging"]
+        if logging is None:
+            raise InstrumentProtocolError(f"DS: no logging line: {status[:200]!r}")
+        return ProtocolState.AUTOSAMPLE if logging else ProtocolState.COMMAND
 
-    async def _read_calibration_once(self, session: InstrumentSession) -> None:
-        if self.parameters.stale(CALIBRATION):
-            self.record_changes(
-                self.parameters.update(_text(await session.run(DC)), CALIBRATION)
-            )
+    def _uncalibrated(self) -> bool:
+        # Never read: a dump always has the temperature section (not every
+        # one has the rest).
+        return bool(self.parameters.stale(("TCALDATE",)))
+
+    def _calibration(self, dump: bytes) -> dict[str, object]:
+        self.pressure_sensor = b"\npressure S/N" in dump
+        return self.parameters.update(_text(dump), CALIBRATION)
 
     # Parameters.
 
@@ -348,10 +375,8 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
         it has never been read).
         """
         changes = self.parameters.update(_text(await session.run(DS)), SETTINGS)
-        if self.parameters.stale(CALIBRATION):
-            changes.update(
-                self.parameters.update(_text(await session.run(DC)), CALIBRATION)
-            )
+        if self._uncalibrated():
+            changes.update(self._calibration(await session.run(DC)))
         return changes
 
     async def write_parameters(
@@ -385,7 +410,7 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
 
         async def work(session: InstrumentSession) -> dict[str, object]:
             calibration = await session.run(DC)
-            self.record_changes(self.parameters.update(_text(calibration), CALIBRATION))
+            self.record_changes(self._calibration(calibration))
             return particle_values(SBE37CalibrationParticle, calibration)
 
         return self.hold("acquire_calibration", work)
@@ -445,7 +470,7 @@ _states = standard_states(_builder)
 def _acquire_sample(
     machine: SBE37Inputs, core: SBE37Protocol
 ) -> Deferred[dict[str, object]]:
-    return core.run("acquire_sample", TS)
+    return core.run("acquire_sample", TS if core.pressure_sensor else TS_DRY)
 
 
 def _acquire_status(

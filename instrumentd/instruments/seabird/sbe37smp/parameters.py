@@ -27,6 +27,7 @@ from instrumentd.driver.parameters import (
     ParameterType,
     Visibility,
 )
+from instrumentd.instruments.seabird.sbe37smp.particles import said_yes
 
 __all__ = [
     "CALIBRATION",
@@ -50,12 +51,6 @@ def _flag_format(name: str) -> Callable[[object], str]:
     return write
 
 
-def _do_or_do_not(text: str) -> bool:
-    # The status dump says "store time with each sample" or "do not store
-    # time with each sample"; the group holds "do not " or nothing.
-    return text == ""
-
-
 def _refpress_format(value: object) -> str:
     assert isinstance(value, float)
     return f"REFPRESS={value:.3f}"
@@ -70,8 +65,10 @@ def _flag(name: str, text: str, description: str, *, default: bool | None) -> Pa
         default_value=default,
         description=description,
         value_description="Y or N on the instrument; true or false here",
-        pattern=_line(rf"^((?:do not )?){text}"),
-        converter=_do_or_do_not,
+        # The line's words: "do not transmit real-time data" (2.x),
+        # "transmit real-time = no" (3.0h).
+        pattern=_line(rf"^((?:do not )?{text})"),
+        converter=said_yes,
         format=_flag_format(name),
     )
 
@@ -122,7 +119,7 @@ def _settings() -> tuple[Parameter, ...]:
         ),
         _flag(
             "TXREALTIME",
-            "transmit real-time data",
+            r"transmit real-time(?: data| = \w+)",
             "Print each sample while logging; without it autosample makes no "
             "particles.",
             default=True,
@@ -158,8 +155,8 @@ def _settings() -> tuple[Parameter, ...]:
                 "default, since the driver's wake-up would then take samples."
             ),
             value_description="Y or N on the instrument; true or false here",
-            pattern=_line(r"^serial sync mode (enabled|disabled)"),
-            converter=lambda text: text == "enabled",
+            pattern=_line(r"^((?:serial )?sync mode(?: enabled| disabled| = \w+))"),
+            converter=said_yes,
             format=_flag_format("SYNCMODE"),
         ),
         Parameter(
@@ -200,7 +197,9 @@ def _calibration() -> tuple[Parameter, ...]:
             visibility=Visibility.READ_ONLY,
             display_name=f"{what} calibration date",
             description=f"When the {what.lower()} sensor was calibrated (dd-mon-yy).",
-            pattern=_line(rf"^{section}[^\r\n]*: +(\S+)\s*$"),
+            # "pressure S/N 4955, range = 10847.1964958 psia:  12-aug-05";
+            # 3.0h: "... range = 508 psia  04-May-09".
+            pattern=_line(rf"^{section}\b[^\r\n]*?(?:: +| psia +)(\S+)\s*$"),
         )
 
     def coefficient(name: str, printed: str, what: str) -> Parameter:
@@ -210,7 +209,8 @@ def _calibration() -> tuple[Parameter, ...]:
             visibility=Visibility.READ_ONLY,
             display_name=f"{what} coefficient {printed}",
             description=f"{what} calibration coefficient {printed}.",
-            pattern=_line(rf"^ +{printed} = (\S+)"),
+            # 3.0h prints PTCB0..2 by their setters' names.
+            pattern=_line(rf"^ +(?:{printed}|{name}) = (\S+)"),
         )
 
     return (
@@ -234,6 +234,7 @@ def _calibration() -> tuple[Parameter, ...]:
         *(coefficient(f"PTCA{k}", f"PTCA{k}", "Pressure") for k in range(3)),
         # Set as PTCB0..2, printed as PTCSB0..2.
         *(coefficient(f"PTCB{k}", f"PTCSB{k}", "Pressure") for k in range(3)),
+        *(coefficient(f"PTEMPA{k}", f"PTEMPA{k}", "Pressure") for k in range(3)),
         coefficient("POFFSET", "POFFSET", "Pressure"),
         date("RCALDATE", "rtc", "RTC"),
         *(coefficient(f"RTCA{k}", f"RTCA{k}", "Real-time clock") for k in range(3)),

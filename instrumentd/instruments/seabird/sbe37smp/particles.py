@@ -13,9 +13,20 @@ Three kinds of record come out of a MicroCAT, and each becomes a particle:
 
 Each particle's pattern is also the chunker's sieve for its record
 (:data:`SIEVES`), so what makes a record and what a particle reads are one
-declaration.  Every pattern ends at a line end (and the status dump at the
-line after its last), so a record cut short in transit is never taken for a
-whole one: the chunker waits for the rest.
+declaration.  Every pattern ends at a line end, and a dump at what follows
+its last line (the blank line and prompt that end every reply), so a record
+cut short in transit is never taken for a whole one: the chunker waits for
+the rest.
+
+Firmware generations and optional sensors print different dumps
+(``doc/instruments/sbe37smp.md`` lists the layouts and their sources), so a
+dump is read line by line against a table of every line kind known
+(:data:`STATUS_LINES`, :data:`CALIBRATION_LINES`): a value whose line is
+absent is ``None``, a line of no known kind is skipped.  A sample may lack
+its pressure column (no pressure sensor): :data:`DRY_SAMPLE_PATTERN` reads
+those, and the driver picks it once the calibration dump has shown no
+pressure section, since ``T, C, x.xxx`` cannot say by itself whether its
+third value is pressure or sound velocity.
 
 The instrument prints times as ``05 Feb 2013, 19:16:59`` in English whatever
 the host's locale, so months are read from a table here rather than with
@@ -25,22 +36,30 @@ the host's locale, so months are read from a table here rather than with
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import ClassVar, Final
 
 from instrumentd.driver.chunker import Sieve
+from instrumentd.driver.errors import InstrumentProtocolError
 from instrumentd.driver.particles import ParticleField, RegexDataParticle
 
 __all__ = [
+    "CALIBRATION_LINES",
     "CALIBRATION_PATTERN",
+    "CALIBRATION_SIEVE",
+    "DRY_SAMPLE_PATTERN",
     "SAMPLE_PATTERN",
     "SIEVES",
+    "STATUS_LINES",
     "STATUS_PATTERN",
     "STATUS_SIEVE",
     "SBE37CalibrationParticle",
+    "SBE37DrySampleParticle",
     "SBE37SampleParticle",
     "SBE37StatusParticle",
     "read_instrument_time",
+    "said_yes",
 ]
 
 _MONTHS: Final = {
@@ -79,33 +98,47 @@ def read_instrument_time(text: str) -> datetime:
     )
 
 
-def _yes_unless_do_not(text: str) -> bool:
-    # "transmit real-time data" / "do not transmit real-time data": the
-    # group holds "do not " or nothing.
-    return text == ""
-
-
 _NUMBER: Final = rb"-?\d+\.\d+"
+
+
+def _sample_pattern(pressure: bool) -> re.Pattern[bytes]:
+    return re.compile(
+        rb"(?:#|(?<![^\n>]))"
+        rb" *(?P<temperature>" + _NUMBER + rb"),"
+        rb" *(?P<conductivity>"
+        + _NUMBER
+        + rb")"
+        # Without a pressure sensor, a pressure group that never matches.
+        + (
+            rb", *(?P<pressure>-?\d+\.\d{3})"
+            if pressure
+            else rb"(?:(?P<pressure>)(?!))?"
+        )
+        + rb"(?:, *(?P<salinity>-?\d+\.\d{4}))?"
+        rb"(?:, *(?P<sound_velocity>-?\d+\.\d{3}))?"
+        rb"(?:, *(?P<instrument_time>\d{1,2} [A-Za-z]{3} \d{4}, *\d{1,2}:\d\d:\d\d))?"
+        rb"(?:, *(?P<sample_number>\d+))?"
+        rb"\r\n"
+    )
+
 
 #: A FORMAT=1 sample line: temperature (deg C), conductivity (S/m),
 #: pressure (dbar), then salinity (psu) if OUTPUTSAL, sound velocity (m/s)
-#: if OUTPUTSV, then the date and time if STORETIME, and CR LF.
+#: if OUTPUTSV, then the date and time if STORETIME, then (firmware 5, with
+#: TxSampleNum=Y) the sample number, and CR LF.  Column widths differ by
+#: firmware (2.6 prints conductivity 9 wide, 3.0h 8, firmware 5 temperature
+#: 7), so any spacing is read.
 #:
 #: The instrument prints salinity with four decimals and sound velocity
 #: with three, so a line with only one of them says which it is.  A line
-#: starts with ``#`` (while logging; it may follow a prompt or a character
-#: of echo on the same line) or at a line start (``TS``): a number run in
-#: from the middle of some other text is not a sample.
-SAMPLE_PATTERN: Final = re.compile(
-    rb"(?:#|(?<![^\n>]))"
-    rb" *(?P<temperature>" + _NUMBER + rb"),"
-    rb" *(?P<conductivity>" + _NUMBER + rb"),"
-    rb" *(?P<pressure>" + _NUMBER + rb")"
-    rb"(?:, *(?P<salinity>-?\d+\.\d{4}))?"
-    rb"(?:, *(?P<sound_velocity>-?\d+\.\d{3}))?"
-    rb"(?:, *(?P<instrument_time>\d{1,2} [A-Za-z]{3} \d{4}, *\d{1,2}:\d\d:\d\d))?"
-    rb"\r\n"
-)
+#: starts with ``#`` (while logging, firmware 2.x; it may follow a prompt
+#: or a character of echo on the same line) or at a line start (``TS``, and
+#: while logging from firmware 3): a number run in from the middle of some
+#: other text is not a sample.
+SAMPLE_PATTERN: Final = _sample_pattern(pressure=True)
+#: A sample from an instrument without a pressure sensor: no pressure
+#: column.
+DRY_SAMPLE_PATTERN: Final = _sample_pattern(pressure=False)
 
 
 class SBE37SampleParticle(RegexDataParticle):
@@ -113,9 +146,11 @@ class SBE37SampleParticle(RegexDataParticle):
     One sample (stream ``ctdpf_sample``).
 
     Values, in order: ``temperature`` (ITS-90 deg C), ``conductivity``
-    (S/m), ``pressure`` (dbar), ``salinity`` (psu, ``None`` unless
-    OUTPUTSAL), ``sound_velocity`` (m/s, ``None`` unless OUTPUTSV),
-    ``instrument_time`` (the instrument's clock, ``None`` unless STORETIME).
+    (S/m), ``pressure`` (dbar; ``None`` without a pressure sensor),
+    ``salinity`` (psu, ``None`` unless OUTPUTSAL), ``sound_velocity`` (m/s,
+    ``None`` unless OUTPUTSV), ``instrument_time`` (the instrument's clock,
+    ``None`` unless STORETIME), ``sample_number`` (``None`` unless the
+    instrument prints it).
 
     The instrument time, when present, is the internal timestamp; the port
     timestamp is when the port agent read the line's first byte.  The
@@ -133,6 +168,7 @@ class SBE37SampleParticle(RegexDataParticle):
         "salinity": float,
         "sound_velocity": float,
         "instrument_time": read_instrument_time,
+        "sample_number": int,
     }
     internal_time_value: ClassVar[str | None] = "instrument_time"
     fields = {
@@ -150,179 +186,264 @@ class SBE37SampleParticle(RegexDataParticle):
             "m s-1", "speed_of_sound_in_sea_water", "sound velocity (Chen-Millero)"
         ),
         "instrument_time": ParticleField("", None, "the instrument's clock, UTC"),
+        "sample_number": ParticleField("1", None, "sample number in memory"),
     }
 
 
-_STATUS_BODY: Final = (
-    rb"SBE37-SMP V (?P<firmware_version>\S+) +SERIAL NO\. (?P<serial_number>\d+)"
-    rb" +(?P<date_time>\d{1,2} [A-Za-z]{3} \d{4} +\d{1,2}:\d\d:\d\d) *\r\n"
-    rb"(?P<logging_status>(?P<logging>(?:not )?logging)[^\r\n]*)\r\n"
-    rb"sample interval = (?P<sample_interval>\d+) seconds\r\n"
-    rb"samplenumber = (?P<sample_number>\d+), free = (?P<memory_free>\d+)\r\n"
-    rb"(?P<tx_realtime>(?:do not )?)transmit real-time data\r\n"
-    rb"(?P<output_salinity>(?:do not )?)output salinity with each sample\r\n"
-    rb"(?P<output_sound_velocity>(?:do not )?)output sound velocity with each sample\r\n"
-    rb"(?P<store_time>(?:do not )?)store time with each sample\r\n"
-    rb"number of samples to average = (?P<number_of_samples_to_average>\d+)\r\n"
-    rb"reference pressure = (?P<reference_pressure>-?\d+(?:\.\d+)?) db\r\n"
-    rb"serial sync mode (?P<serial_sync_mode>enabled|disabled)\r\n"
-    rb"wait time after serial sync sampling = (?P<serial_sync_wait>\d+) seconds\r\n"
-    rb"internal pump is (?P<pump_installed>installed|not installed)\r\n"
-    rb"temperature = (?P<temperature>-?\d+(?:\.\d+)?) deg C\r\n"
-    rb"(?P<low_battery>(?:WARNING: LOW BATTERY VOLTAGE!!\r\n)?)"
+class SBE37DrySampleParticle(SBE37SampleParticle):
+    """
+    A sample from an instrument without a pressure sensor: as
+    :class:`SBE37SampleParticle`, its ``pressure`` always ``None``.
+    """
+
+    pattern = DRY_SAMPLE_PATTERN
+
+
+def said_yes(text: str) -> bool:
+    """
+    Whether a status line says yes.
+
+    :param text: the line's words, as ``STATUS_LINES`` took them.
+    :returns: ``False`` for "do not ...", "... = no", "... disabled" and
+        "... not installed".
+    """
+    # Both generations' words: "do not transmit real-time data" (2.x) and
+    # "transmit real-time = no" (3.0h); "serial sync mode disabled";
+    # "internal pump not installed".
+    return not text.startswith("do not ") and not text.endswith(
+        ("= no", "disabled", "not installed")
+    )
+
+
+def _dump(header: bytes) -> bytes:
+    # A header, then lines up to the blank line and prompt that end the
+    # reply (or 3.0h's "<Executed/>"); a '#' sample printed meanwhile is not
+    # part of it.
+    return header + rb"(?:(?![#<]|S>)[^\r\n]+\r\n)*"
+
+
+_DUMP_END: Final = rb"(?=\r\n|S>|<)"
+
+#: Every kind of status line known, one alternative each, named groups
+#: the values: 2.6 (the spec's), 2.6b and 2.3 (real SMs' upload headers),
+#: 3.0h (a real session) and firmware 5 (the manual's first lines).
+STATUS_LINES: Final = re.compile(
+    r"^(?:"
+    + "|".join(
+        (
+            r"SBE ?37\S*(?: V)? +v?(?P<firmware_version>\d\S*) +SERIAL NO\. *"
+            r"(?P<serial_number>\d+) +(?P<date_time>\d{1,2} [A-Za-z]{3} \d{4} "
+            r"+\d{1,2}:\d\d:\d\d)",
+            r"vMain = *(?P<main_battery_voltage>[\d.]+), "
+            r"vLith = *(?P<lithium_battery_voltage>[\d.]+)",
+            r"(?P<logging_status>(?P<logging>not logging|logging not started|"
+            r"logging)\b.*)",
+            r"sample interval = (?P<sample_interval>\d+) seconds",
+            r"samplenumber = (?P<sample_number>\d+), free = (?P<memory_free>\d+)",
+            r"data format = (?P<data_format>.+)",
+            r"(?P<tx_realtime>(?:do not )?transmit real-time(?: data| = \w+))",
+            r"(?P<output_salinity>(?:do not )?output salinity with each sample)",
+            r"(?P<output_sound_velocity>(?:do not )?output sound velocity with "
+            r"each sample)",
+            r"(?P<store_time>(?:do not )?store time with each sample)",
+            r"number of samples to average = (?P<number_of_samples_to_average>\d+)",
+            r"A/D cycles to average = (?P<ad_cycles_to_average>\d+)",
+            r"reference pressure = (?P<reference_pressure>-?\d+(?:\.\d+)?) db",
+            r"(?P<serial_sync_mode>(?:serial )?sync mode(?: enabled| disabled| = \w+))",
+            r"wait time after serial sync sampling = (?P<serial_sync_wait>\d+) seconds",
+            r"(?P<pump_installed>internal pump (?:is )?(?:not )?installed|"
+            r"pump installed = \w+)",
+            r"temperature = (?P<temperature>-?\d+(?:\.\d+)?) deg C",
+            r"(?P<low_battery>WARNING: LOW BATTERY VOLTAGE!!)",
+        )
+    )
+    + r") *$",
+    re.MULTILINE,
 )
 
-#: The status dump (``DS``), one item a line.
-STATUS_PATTERN: Final = re.compile(_STATUS_BODY)
+#: The status dump (``DS``): its header line (firmware, serial number,
+#: clock) and every line after it.
+STATUS_PATTERN: Final = re.compile(_dump(rb"SBE ?37[^\r\n]*SERIAL NO\.[^\r\n]*\r\n"))
 
 #: The status dump as a record: complete only once what follows its last
-#: line has begun (the CR LF and prompt that end every reply), since an
-#: optional low-battery warning may come after the temperature line.
-STATUS_SIEVE: Final = re.compile(_STATUS_BODY + rb"(?=\r\n|S>)")
+#: line has begun.
+STATUS_SIEVE: Final = re.compile(STATUS_PATTERN.pattern + _DUMP_END)
 
 
-class SBE37StatusParticle(RegexDataParticle):
+class _LineDump(RegexDataParticle):
+    # A dump read line by line against a table of line kinds (lines); a
+    # value whose line is absent is None.
+    lines: ClassVar[re.Pattern[str]]
+
+    def _build_values(self, raw: bytes) -> list[dict[str, object]]:
+        match = self._match(raw)
+        if match is None:
+            raise InstrumentProtocolError(f"{self.stream_name}: not one: {raw[:80]!r}")
+        found: dict[str, object] = {}
+        text = raw[: match.end()].decode("latin-1").replace("\r", "")
+        for line in self.lines.finditer(text):
+            try:
+                found.update(self._line_values(line))
+            except (ValueError, ArithmeticError) as error:
+                raise InstrumentProtocolError(
+                    f"{self.stream_name}: {line.group(0)!r} cannot be read: {error}"
+                ) from error
+        if self.internal_time_value is not None:
+            self._set_internal_from(found.get(self.internal_time_value))
+        return [
+            {"value_id": name, "value": found.get(name)} for name in self.value_ids()
+        ]
+
+    def _line_values(self, line: re.Match[str]) -> dict[str, object]:
+        return {
+            name: self.converters.get(name, str)(text)
+            for name, text in line.groupdict().items()
+            if text is not None
+        }
+
+
+_Read = Callable[[str], object] | None
+#: The status values: units, description, how to read the text.
+_STATUS: Final[dict[str, tuple[str, str, _Read]]] = {
+    "firmware_version": ("", "firmware version", None),
+    "serial_number": ("", "serial number", None),
+    "date_time": ("", "the instrument's clock, UTC", read_instrument_time),
+    "main_battery_voltage": ("V", "main battery voltage", float),
+    "lithium_battery_voltage": ("V", "back-up lithium cell voltage", float),
+    "logging_status": ("", "logging line as printed", None),
+    "logging": ("", "logging", lambda text: text == "logging"),
+    "sample_interval": ("s", "sample interval", int),
+    "sample_number": ("1", "samples in memory", int),
+    "memory_free": ("1", "samples of memory free", int),
+    "data_format": ("", "sample format", None),
+    "tx_realtime": ("", "transmit real-time data", said_yes),
+    "output_salinity": ("", "output salinity", said_yes),
+    "output_sound_velocity": ("", "output sound velocity", said_yes),
+    "store_time": ("", "store time with each sample", said_yes),
+    "number_of_samples_to_average": ("1", "samples averaged", int),
+    "ad_cycles_to_average": ("1", "A/D cycles averaged", int),
+    "reference_pressure": ("dbar", "reference pressure", float),
+    "serial_sync_mode": ("", "serial sync mode", said_yes),
+    "serial_sync_wait": ("s", "wait after serial sync", int),
+    "pump_installed": ("", "internal pump installed", said_yes),
+    "temperature": ("degree_Celsius", "housing temperature", float),
+    "low_battery": ("", "low battery warning", bool),
+}
+
+
+class SBE37StatusParticle(_LineDump):
     """
-    The status dump (stream ``ctdpf_status``).
+    The status dump (stream ``ctdpf_status``), whatever the firmware.
 
-    Values, in order: ``firmware_version``, ``serial_number``,
-    ``date_time`` (the instrument's clock; also the internal timestamp),
-    ``logging_status`` (the second line as printed), ``logging`` (bool),
+    Values, in order (``None`` when the firmware does not print it):
+    ``firmware_version``, ``serial_number``, ``date_time`` (the
+    instrument's clock; also the internal timestamp),
+    ``main_battery_voltage``, ``lithium_battery_voltage`` (V),
+    ``logging_status`` (the logging line as printed), ``logging`` (bool),
     ``sample_interval`` (s), ``sample_number``, ``memory_free`` (samples),
-    ``tx_realtime``, ``output_salinity``, ``output_sound_velocity``,
-    ``store_time`` (bools), ``number_of_samples_to_average``,
+    ``data_format``, ``tx_realtime``, ``output_salinity``,
+    ``output_sound_velocity``, ``store_time`` (bools),
+    ``number_of_samples_to_average``, ``ad_cycles_to_average``,
     ``reference_pressure`` (dbar), ``serial_sync_mode`` (bool),
     ``serial_sync_wait`` (s), ``pump_installed`` (bool), ``temperature``
-    (deg C, the housing's), ``low_battery`` (bool).
+    (deg C, the housing's), ``low_battery`` (bool; false unless the warning
+    line is there).
     """
 
     stream_name: ClassVar[str] = "ctdpf_status"
     pattern = STATUS_PATTERN
-    converters = {
-        "date_time": read_instrument_time,
-        "logging": lambda text: text == "logging",
-        "sample_interval": int,
-        "sample_number": int,
-        "memory_free": int,
-        "tx_realtime": _yes_unless_do_not,
-        "output_salinity": _yes_unless_do_not,
-        "output_sound_velocity": _yes_unless_do_not,
-        "store_time": _yes_unless_do_not,
-        "number_of_samples_to_average": int,
-        "reference_pressure": float,
-        "serial_sync_mode": lambda text: text == "enabled",
-        "serial_sync_wait": int,
-        "pump_installed": lambda text: text == "installed",
-        "temperature": float,
-        "low_battery": bool,
-    }
+    lines = STATUS_LINES
+    converters = {name: read for name, (_, _, read) in _STATUS.items() if read}
     internal_time_value: ClassVar[str | None] = "date_time"
     fields = {
-        "firmware_version": ParticleField("", None, "firmware version"),
-        "serial_number": ParticleField("", None, "serial number"),
-        "date_time": ParticleField("", None, "the instrument's clock, UTC"),
-        "logging_status": ParticleField("", None, "logging line as printed"),
-        "logging": ParticleField("", None, "logging"),
-        "sample_interval": ParticleField("s", None, "sample interval"),
-        "sample_number": ParticleField("1", None, "samples in memory"),
-        "memory_free": ParticleField("1", None, "samples of memory free"),
-        "tx_realtime": ParticleField("", None, "transmit real-time data"),
-        "output_salinity": ParticleField("", None, "output salinity"),
-        "output_sound_velocity": ParticleField("", None, "output sound velocity"),
-        "store_time": ParticleField("", None, "store time with each sample"),
-        "number_of_samples_to_average": ParticleField("1", None, "samples averaged"),
-        "reference_pressure": ParticleField("dbar", None, "reference pressure"),
-        "serial_sync_mode": ParticleField("", None, "serial sync mode"),
-        "serial_sync_wait": ParticleField("s", None, "wait after serial sync"),
-        "pump_installed": ParticleField("", None, "internal pump installed"),
-        "temperature": ParticleField("degree_Celsius", None, "housing temperature"),
-        "low_battery": ParticleField("", None, "low battery warning"),
+        name: ParticleField(u, None, what) for name, (u, what, _) in _STATUS.items()
     }
 
+    @classmethod
+    def value_ids(cls) -> tuple[str, ...]:
+        """
+        :returns: every value a status dump can carry, in order.
+        """
+        return tuple(cls.fields)
 
-_COEFFICIENT: Final = rb"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+    def _build_values(self, raw: bytes) -> list[dict[str, object]]:
+        values = super()._build_values(raw)
+        for value in values:
+            if value["value_id"] == "low_battery" and value["value"] is None:
+                value["value"] = False
+        return values
 
 
-def _coefficients(*pairs: tuple[bytes, bytes]) -> bytes:
-    return b"".join(
-        rb" +" + printed + rb" = (?P<" + group + rb">" + _COEFFICIENT + rb")\r\n"
-        for printed, group in pairs
-    )
+#: Every kind of calibration line known: the header (2.x ``SBE37-SM V
+#: 2.6b  2165``, 3.0h ``SBE37SM-RS232 V 3.0h  6962``), a section with its
+#: date (3.0h's pressure line has no colon), a coefficient.
+CALIBRATION_LINES: Final = re.compile(
+    r"^(?:SBE ?37\S* V +(?P<firmware_version>\S+) +(?P<serial_number>\d+)"
+    r"|(?P<section>temperature|conductivity|rtc): +(?P<date>\S+)"
+    r"|pressure S/N (?P<pressure_serial_number>\d+), range = "
+    r"(?P<pressure_range>[\d.]+) psia:? +(?P<pcaldate>\S+)"
+    r"| +(?P<coefficient>\w+) = (?P<value>\S+)) *$",
+    re.MULTILINE,
+)
 
-
-#: The calibration dump (``DC``); it ends with the ``RTCA2`` line.  The
-#: pressure coefficients printed ``PTCSB0..2`` are the instrument's
-#: ``PTCB0..2`` (their setters' names).
+#: The calibration dump (``DC``): its header, a temperature section, and
+#: every line after them.
 CALIBRATION_PATTERN: Final = re.compile(
-    rb"SBE37-SM V (?P<firmware_version>\S+) +(?P<serial_number>\d+) *\r\n"
-    rb"temperature: +(?P<tcaldate>\S+)\r\n"
-    + _coefficients(
-        (b"TA0", b"ta0"), (b"TA1", b"ta1"), (b"TA2", b"ta2"), (b"TA3", b"ta3")
-    )
-    + rb"conductivity: +(?P<ccaldate>\S+)\r\n"
-    + _coefficients(
-        (b"G", b"cg"),
-        (b"H", b"ch"),
-        (b"I", b"ci"),
-        (b"J", b"cj"),
-        (b"CPCOR", b"cpcor"),
-        (b"CTCOR", b"ctcor"),
-        (b"WBOTC", b"wbotc"),
-    )
-    + rb"pressure S/N (?P<pressure_serial_number>\d+),"
-    rb" range = (?P<pressure_range>"
-    + _COEFFICIENT
-    + rb") psia: +(?P<pcaldate>\S+)\r\n"
-    + _coefficients(
-        (b"PA0", b"pa0"),
-        (b"PA1", b"pa1"),
-        (b"PA2", b"pa2"),
-        (b"PTCA0", b"ptca0"),
-        (b"PTCA1", b"ptca1"),
-        (b"PTCA2", b"ptca2"),
-        (b"PTCSB0", b"ptcb0"),
-        (b"PTCSB1", b"ptcb1"),
-        (b"PTCSB2", b"ptcb2"),
-        (b"POFFSET", b"poffset"),
-    )
-    + rb"rtc: +(?P<rcaldate>\S+)\r\n"
-    + _coefficients((b"RTCA0", b"rtca0"), (b"RTCA1", b"rtca1"), (b"RTCA2", b"rtca2"))
+    _dump(rb"SBE ?37\S* V +\S+ +\d+ *\r\ntemperature: [^\r\n]*\r\n")
 )
+CALIBRATION_SIEVE: Final = re.compile(CALIBRATION_PATTERN.pattern + _DUMP_END)
 
-#: What in the calibration dump is text: identifiers and dates.
-_CALIBRATION_TEXT: Final = frozenset(
-    {
-        "firmware_version",
-        "serial_number",
-        "pressure_serial_number",
-        "tcaldate",
-        "ccaldate",
-        "pcaldate",
-        "rcaldate",
-    }
-)
+#: Printed name to value id, where they differ: the conductivity letters
+#: are the setters' CG..CJ, and 2.x prints PTCB0..2 as PTCSB0..2.
+_PRINTED: Final = {
+    "G": "cg",
+    "H": "ch",
+    "I": "ci",
+    "J": "cj",
+    **{f"PTCSB{k}": f"ptcb{k}" for k in range(3)},
+}
+_DATES: Final = {
+    "temperature": "tcaldate",
+    "conductivity": "ccaldate",
+    "rtc": "rcaldate",
+}
+_CALIBRATION_TEXT: Final = frozenset((
+    "firmware_version", "serial_number", "pressure_serial_number",
+    "tcaldate", "ccaldate", "pcaldate", "rcaldate",
+))  # fmt: skip
+#: The calibration's values, in the order dumps print them.
+_CALIBRATION_IDS: Final = (
+    "firmware_version", "serial_number", "tcaldate", "ta0", "ta1", "ta2", "ta3",
+    "ccaldate", "cg", "ch", "ci", "cj", "cpcor", "ctcor", "wbotc",
+    "pressure_serial_number", "pressure_range", "pcaldate", "pa0", "pa1", "pa2",
+    "ptca0", "ptca1", "ptca2", "ptcb0", "ptcb1", "ptcb2", "ptempa0", "ptempa1",
+    "ptempa2", "poffset", "rcaldate", "rtca0", "rtca1", "rtca2",
+)  # fmt: skip
 
 
-class SBE37CalibrationParticle(RegexDataParticle):
+class SBE37CalibrationParticle(_LineDump):
     """
-    The calibration dump (stream ``ctdpf_calibration``).
+    The calibration dump (stream ``ctdpf_calibration``), whatever the
+    firmware and sensors.
 
-    Values, in order: ``firmware_version``, ``serial_number``, then the
-    calibration in the dump's order, each named as its parameter in lower
-    case: ``tcaldate``, ``ta0``..``ta3``, ``ccaldate``, ``cg``, ``ch``,
-    ``ci``, ``cj``, ``cpcor``, ``ctcor``, ``wbotc``,
-    ``pressure_serial_number``, ``pressure_range`` (psia), ``pcaldate``,
-    ``pa0``..``pa2``, ``ptca0``..``ptca2``, ``ptcb0``..``ptcb2``,
-    ``poffset``, ``rcaldate``, ``rtca0``..``rtca2``.  Calibration dates are
-    text as printed (``08-nov-05``); coefficients are floats.
+    Values, in order, each named as its parameter in lower case (``None``
+    when the dump has no such line: no pressure section without a pressure
+    sensor, no ``rtc`` section and ``ptempa0..2`` only from 3.0h):
+    ``firmware_version``, ``serial_number``, ``tcaldate``,
+    ``ta0``..``ta3``, ``ccaldate``, ``cg``, ``ch``, ``ci``, ``cj``,
+    ``cpcor``, ``ctcor``, ``wbotc``, ``pressure_serial_number``,
+    ``pressure_range`` (psia), ``pcaldate``, ``pa0``..``pa2``,
+    ``ptca0``..``ptca2``, ``ptcb0``..``ptcb2``, ``ptempa0``..``ptempa2``,
+    ``poffset``, ``rcaldate``, ``rtca0``..``rtca2``.  Calibration dates
+    are text as printed (``08-nov-05``, ``15-May-09``); coefficients are
+    floats.
     """
 
     stream_name: ClassVar[str] = "ctdpf_calibration"
     pattern = CALIBRATION_PATTERN
+    lines = CALIBRATION_LINES
     converters = {
-        name: float
-        for name in CALIBRATION_PATTERN.groupindex
-        if name not in _CALIBRATION_TEXT
+        name: float for name in _CALIBRATION_IDS if name not in _CALIBRATION_TEXT
     }
     # Coefficients are in the units of Sea-Bird's calibration equations
     # (each term its own); dates and identifiers are text.
@@ -336,9 +457,34 @@ class SBE37CalibrationParticle(RegexDataParticle):
             if name in _CALIBRATION_TEXT or name == "pressure_range"
             else f"calibration coefficient {name.upper()}",
         )
-        for name in CALIBRATION_PATTERN.groupindex
+        for name in _CALIBRATION_IDS
     }
 
+    @classmethod
+    def value_ids(cls) -> tuple[str, ...]:
+        """
+        :returns: every value a calibration dump can carry, in order.
+        """
+        return _CALIBRATION_IDS
+
+    def _line_values(self, line: re.Match[str]) -> dict[str, object]:
+        # A section's date, or a coefficient: the line's name says which.
+        if line.group("section"):
+            return {_DATES[line.group("section")]: line.group("date")}
+        if line.group("coefficient"):
+            printed = line.group("coefficient")
+            name = _PRINTED.get(printed, printed.lower())
+            known = name in self.converters
+            return {name: float(line.group("value"))} if known else {}
+        return super()._line_values(line)
+
+
+#: What a sample record is, with or without pressure: which values its
+#: columns are is the particles' business.
+SAMPLE_SIEVE: Final = re.compile(
+    rb"(?:#|(?<![^\n>])) *-?\d+\.\d+(?:, *-?\d+\.\d+)+"
+    rb"(?:, *\d{1,2} [A-Za-z]{3} \d{4}, *\d{1,2}:\d\d:\d\d)?(?:, *\d+)?\r\n"
+)
 
 #: The chunker's sieves: what a record is.
-SIEVES: Final[tuple[Sieve, ...]] = (SAMPLE_PATTERN, STATUS_SIEVE, CALIBRATION_PATTERN)
+SIEVES: Final[tuple[Sieve, ...]] = (SAMPLE_SIEVE, STATUS_SIEVE, CALIBRATION_SIEVE)
