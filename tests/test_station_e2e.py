@@ -48,9 +48,14 @@ TOKEN = "e2e-token"
 TIME_SCALE = 10
 
 
-def simulated(name: str, *, autosample: bool, mode: str = "in-process") -> str:
+def simulated(
+    name: str, *, autosample: bool, mode: str = "in-process", heartbeat: float = 1
+) -> str:
     """
-    An ``[[instruments]]`` table: a simulated SBE 37-SMP.
+    An ``[[instruments]]`` table: a simulated SBE 37-SMP.  ``heartbeat`` 0
+    turns the agent's heartbeats off, so that a loaded machine cannot make
+    the driver think the agent lost and reconnect (which applies the
+    startup values again) in a test about something else.
     """
     return f"""
 [[instruments]]
@@ -59,7 +64,7 @@ driver = "{DRIVER}"
 autosample = {str(autosample).lower()}
 parameters = {{ INTERVAL = 5 }}
 connection = {{ type = "simulator", model = "sbe37", time_scale = {TIME_SCALE} }}
-port_agent = {{ mode = "{mode}", heartbeat = 1 }}
+port_agent = {{ mode = "{mode}", heartbeat = {heartbeat} }}
 """
 
 
@@ -389,7 +394,7 @@ port_agent = {{ mode = "in-process", max_reconnect_delay = 1 }}
         """
         station = self.start_station(
             f'[api]\ntoken_file = "{self.token_file}"\n'
-            + simulated("ctd1", autosample=False)
+            + simulated("ctd1", autosample=False, heartbeat=0)
         )
         url = await station.url
         await station.wait_for("ctd1: running, COMMAND")
