@@ -13,6 +13,7 @@ import re
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from instrumentd.driver.engine import (
@@ -652,3 +653,59 @@ class SilentWakeupTests(SynchronousTestCase):
         clock.advance(10)
         engine.execute(STATUS)
         self.assertEqual(wire.written[-1], b"//\r\n")
+
+
+class QuietTimeoutTests(SynchronousTestCase):
+    """
+    Timeouts an operator's log should show, and those it should not: a
+    probe's silence (C{await_reply(probe=True)}) and a silent wake-up are
+    answers, not problems.
+    """
+
+    def test_commandTimeoutLogged(self) -> None:
+        """
+        A command that gets no reply is logged.
+        """
+        engine, _, clock = make_engine()
+        with capturedLogs() as events:
+            lost = engine.execute(STATUS)
+            clock.advance(STATUS.timeout)
+        self.failureResultOf(lost, InstrumentTimeoutError)
+        self.assertEqual(
+            [e["log_format"] for e in events],
+            ["No reply to {command} within {timeout} s"],
+        )
+
+    def test_probeNotLogged(self) -> None:
+        """
+        A probe that hears nothing fails its Deferred and logs nothing.
+        """
+        engine, _, clock = make_engine()
+
+        async def probe(session: InstrumentSession) -> str:
+            try:
+                await session.await_reply("probe", timeout=1.0, probe=True)
+            except InstrumentTimeoutError:
+                return "silent"
+            return "answered"
+
+        with capturedLogs() as events:
+            result = engine.exclusive(probe, name="probe")
+            clock.advance(1.0)
+        self.assertEqual(self.successResultOf(result), "silent")
+        self.assertEqual(events, [])
+
+    def test_silentWakeNotLogged(self) -> None:
+        """
+        A wake-up that may get no answer logs nothing when it gets none.
+        """
+        wake = Wakeup(
+            data=b"//\r\n", prompts=(b"!",), timeout=0.5, tries=3, may_be_silent=True
+        )
+        engine, _, clock = make_engine(wakeup=wake)
+        with capturedLogs() as events:
+            result = engine.execute(STATUS)
+            clock.advance(0.5)
+            engine.data_received(b"ok S>")
+        self.assertEqual(self.successResultOf(result), "ok")
+        self.assertEqual(events, [])

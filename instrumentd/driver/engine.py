@@ -272,6 +272,9 @@ class _Wait:
     timeout: float
     done: Deferred[Reply]
     timer: IDelayedCall | None = None
+    #: Silence is an answer here (a probe, a wake-up that may get none):
+    #: its timeout is not logged.
+    quiet: bool = False
 
     def awaited(self) -> re.Pattern[bytes] | tuple[bytes, ...]:
         return self.regex if self.regex is not None else self.prompts
@@ -400,6 +403,7 @@ class InstrumentSession:
         prompts: Sequence[bytes] = (),
         regex: re.Pattern[bytes] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        probe: bool = False,
     ) -> Deferred[Reply]:
         """
         Wait for a prompt (or a regex match) in what the instrument has sent
@@ -409,11 +413,15 @@ class InstrumentSession:
         :param prompts: any of these ends the reply; empty for the engine's.
         :param regex: a pattern to match instead of prompts.
         :param timeout: seconds to wait.
+        :param probe: silence is an answer (discovery waiting to see whether
+            an instrument samples on its own): a timeout still fails the
+            Deferred but is not logged, so operators' logs show only what
+            went wrong.
         :returns: a Deferred firing with the :class:`Reply`, or failing
             with :class:`InstrumentTimeoutError`.
         """
         self._check()
-        return self._engine._await(name, prompts, regex, timeout)
+        return self._engine._await(name, prompts, regex, timeout, quiet=probe)
 
     async def wake(self, name: str = "wake-up", *, tries: int | None = None) -> None:
         """
@@ -444,6 +452,7 @@ class InstrumentSession:
                     prompts=prompts,
                     regex=wakeup.regex,
                     timeout=wakeup.timeout,
+                    probe=wakeup.may_be_silent,
                 )
             except InstrumentTimeoutError:
                 if wakeup.may_be_silent:
@@ -815,6 +824,8 @@ class CommandEngine:
         prompts: Sequence[bytes],
         regex: re.Pattern[bytes] | None,
         timeout: float,
+        *,
+        quiet: bool = False,
     ) -> Deferred[Reply]:
         if self._wait is not None:
             raise RuntimeError(f"{name}: already waiting for {self._wait.name}")
@@ -826,6 +837,7 @@ class CommandEngine:
             regex,
             timeout,
             Deferred(lambda _: self._cancel_wait()),
+            quiet=quiet,
         )
         self._wait = wait
         self._check_reply()
@@ -867,11 +879,12 @@ class CommandEngine:
         self.timeouts += 1
         # A command that got no answer may have met a sleeping instrument.
         self.suspect_asleep()
-        _log.info(
-            "No reply to {command} within {timeout} s",
-            command=wait.name,
-            timeout=wait.timeout,
-        )
+        if not wait.quiet:
+            _log.info(
+                "No reply to {command} within {timeout} s",
+                command=wait.name,
+                timeout=wait.timeout,
+            )
         wait.done.errback(
             Failure(InstrumentTimeoutError(wait.name, wait.awaited(), wait.timeout))
         )

@@ -206,7 +206,9 @@ class OptodeProtocol(InstrumentProtocol[OptodeInputs]):
             return ProtocolState.COMMAND
         interval = float(self.parameters.get("INTERVAL") or 0)  # type: ignore[arg-type]
         try:
-            await session.await_reply("discover", regex=SAMPLE, timeout=interval + 2.5)
+            await session.await_reply(
+                "discover", regex=SAMPLE, timeout=interval + 2.5, probe=True
+            )
         except InstrumentTimeoutError:
             return ProtocolState.COMMAND
         return ProtocolState.AUTOSAMPLE

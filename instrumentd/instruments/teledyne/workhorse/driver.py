@@ -352,7 +352,7 @@ class WorkhorseProtocol(InstrumentProtocol[WorkhorseInputs]):
         await session.write(b"\r")
         try:
             reply = await session.await_reply(
-                "discover", regex=_AWAKE_OR_PINGING, timeout=3.0
+                "discover", regex=_AWAKE_OR_PINGING, timeout=3.0, probe=True
             )
         except InstrumentTimeoutError:
             await session.wake("discover")
