@@ -420,6 +420,31 @@ class JsonLinesSinkTests(SynchronousTestCase):
             (stats["errors"], stats["dropped"], stats["open_files"]), (1, 2, 0)
         )
 
+    def test_errorClearsOnRecovery(self) -> None:
+        """
+        Once lines reach a file again, C{last_error} is cleared and
+        C{last_failure} keeps the error with its time.
+        """
+        if not os.path.exists("/dev/full"):
+            self.skipTest("needs /dev/full")
+        sink, clock, directory = self.make_sink()
+        folder = os.path.join(directory, "ctd1", "ctd_parsed")
+        os.makedirs(folder)
+        full = os.path.join(folder, "2026-11-24.jsonl")
+        os.symlink("/dev/full", full)
+        with capturedLogs():
+            sink.write("ctd1", particle(1))
+            clock.advance(1.0)
+        self.assertIn("flushing", str(sink.stats()["last_error"]))
+        os.remove(full)
+        sink.write("ctd1", particle(2))
+        clock.advance(1.0)
+        stats = sink.stats()
+        self.assertIsNone(stats["last_error"])
+        failure: Any = stats["last_failure"]
+        self.assertIn("flushing", failure["message"])
+        self.assertEqual(failure["time"], "2026-11-24T12:00:01+00:00")
+
     def test_writeAfterClose(self) -> None:
         """
         After close, writes are dropped and counted, and no file is opened.

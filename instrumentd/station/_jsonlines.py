@@ -240,6 +240,9 @@ class JsonLinesSink:
             self._fail(key, "flushing", error)
             return
         file.unflushed = 0
+        # Lines reached the file again: an earlier error is no longer the
+        # case (last_failure keeps it).
+        self._errors.clear()
 
     def _close_file(self, key: _FileKey) -> None:
         file = self._files[key]
@@ -289,8 +292,10 @@ class JsonLinesSink:
         See :meth:`ISink.stats`.
 
         :returns: ``records``, ``bytes``, ``dropped``, ``errors``,
-            ``open_files``, ``files_opened``, ``reception_dated`` and
-            ``last_error`` (text or ``None``).
+            ``open_files``, ``files_opened``, ``reception_dated``,
+            ``last_error`` (text while it is still the case, else ``None``)
+            and ``last_failure`` (``{"message", "time"}`` of the last error
+            ever, or ``None``).
         """
         return {
             "records": self.records,
@@ -301,4 +306,5 @@ class JsonLinesSink:
             "files_opened": self.files_opened,
             "reception_dated": self.reception_dated,
             "last_error": self._errors.last,
+            "last_failure": self._errors.last_failure,
         }
