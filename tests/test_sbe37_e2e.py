@@ -56,14 +56,21 @@ class _Base(TestCase):
 
     timeout = 30
 
-    async def chain(self, front: str = "tcp", *, baud: int = 0) -> Chain:
+    async def chain(
+        self,
+        front: str = "tcp",
+        *,
+        baud: int = 0,
+        options: dict[str, str] | None = None,
+    ) -> Chain:
         """
-        Start a simulator on C{front} (C{"tcp"} or C{"pty"}), a port agent
-        in front of it and a driver through the agent, and wait until the
-        driver has discovered the instrument.
+        Start a simulator on C{front} (C{"tcp"} or C{"pty"}) with the model
+        C{options}, a port agent in front of it and a driver through the
+        agent, and wait until the driver has discovered the instrument.
         """
         sbe37 = SBE37Simulator(
-            SimulatorSettings(time_scale=TIME_SCALE, baud=baud), reactor=reactor
+            SimulatorSettings(time_scale=TIME_SCALE, baud=baud, options=options or {}),
+            reactor=reactor,
         )
         asleep: list[bool] = []
         chain = await start_chain(
@@ -167,6 +174,32 @@ class CapabilityTests(_Base):
         opened by the agent as a serial port.
         """
         await self.every_capability(await self.chain("pty", baud=115200))
+
+
+class VariantTests(_Base):
+    """
+    A firmware 3.0h instrument without a pressure sensor, through the whole
+    chain.
+    """
+
+    async def test_firmware30NoPressure(self) -> None:
+        """
+        Discovered from 3.0h's dumps; the missing pressure sensor learnt
+        from DC; polled and logged samples (no C{#}) read without pressure.
+        """
+        chain = await self.chain(options={"firmware": "3.0h", "pressure_sensor": "no"})
+        status = await chain.run("acquire_status")
+        self.assertEqual(status["firmware_version"], "3.0h")
+        self.assertEqual(status["reference_pressure"], 0.0)
+        sample = await chain.run("acquire_sample")
+        self.assertIsNone(sample["pressure"])
+        self.assertIsNotNone(sample["sound_velocity"])
+        await chain.driver.set_resource({"INTERVAL": 5})
+        await chain.run("start_autosample")
+        await chain.watcher.count("ctdpf_sample", 3)
+        logged = [values(p) for p in chain.watcher.particles("ctdpf_sample")]
+        self.assertEqual([v["pressure"] for v in logged], [None] * len(logged))
+        await chain.run("stop_autosample")
 
 
 class AutosampleTests(_Base):

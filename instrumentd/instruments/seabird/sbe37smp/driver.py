@@ -43,7 +43,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, ClassVar, Final, Protocol
+from typing import ClassVar, Final, Protocol
 
 from automat import TypeMachineBuilder
 from twisted.internet.defer import Deferred
@@ -80,9 +80,6 @@ from instrumentd.instruments.seabird.sbe37smp.particles import (
     SBE37SampleParticle,
     SBE37StatusParticle,
 )
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "DC",

@@ -26,7 +26,9 @@ choice, marked *choice* where it is made.
   (no colon), ``PTCB0..2`` (not ``PTCSB``), ``PTEMPA0..2`` and no ``rtc``
   section; stored samples ``" 13.4082, 0.00004,   -0.119, 22 Sep 2009,
   00:00:01"`` (conductivity 8 wide, not 9); 262098 + 297142 = 559240
-  samples of memory.
+  samples of memory.  A 3.1 ``DC`` copied from a calibration certificate
+  into a public script (``SBE37SM-RS232 V 3.1 15895``, its indentation
+  lost) has the same sections: ``PTCB``, ``PTEMPA``, no ``rtc``.
 
 Which sensors are fitted (Sea-Bird's manuals for firmware 5, e.g. the SBE
 37-SM manual revision 041, pages 30, 35 and 46): without the optional

@@ -56,7 +56,14 @@ def _refpress_format(value: object) -> str:
     return f"REFPRESS={value:.3f}"
 
 
-def _flag(name: str, text: str, description: str, *, default: bool | None) -> Parameter:
+def _flag(
+    name: str,
+    text: str,
+    description: str,
+    *,
+    default: bool | None,
+    display_name: str = "",
+) -> Parameter:
     return Parameter(
         name=name,
         type=ParameterType.BOOL,
@@ -70,6 +77,7 @@ def _flag(name: str, text: str, description: str, *, default: bool | None) -> Pa
         pattern=_line(rf"^((?:do not )?{text})"),
         converter=said_yes,
         format=_flag_format(name),
+        display_name=display_name,
     )
 
 
@@ -143,21 +151,13 @@ def _settings() -> tuple[Parameter, ...]:
             "timestamp).",
             default=True,
         ),
-        Parameter(
-            name="SYNCMODE",
-            type=ParameterType.BOOL,
-            startup=True,
-            direct_access=True,
-            default_value=False,
+        _flag(
+            "SYNCMODE",
+            r"(?:serial )?sync mode(?: enabled| disabled| = \w+)",
+            "Take a sample whenever a byte wakes the instrument; off by "
+            "default, since the driver's wake-up would then take samples.",
+            default=False,
             display_name="Serial sync mode",
-            description=(
-                "Take a sample whenever a byte wakes the instrument; off by "
-                "default, since the driver's wake-up would then take samples."
-            ),
-            value_description="Y or N on the instrument; true or false here",
-            pattern=_line(r"^((?:serial )?sync mode(?: enabled| disabled| = \w+))"),
-            converter=said_yes,
-            format=_flag_format("SYNCMODE"),
         ),
         Parameter(
             name="SYNCWAIT",
