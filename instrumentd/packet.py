@@ -68,27 +68,46 @@ class PacketType(IntEnum):
     PICKLED_FROM_INSTRUMENT = 10
 
 
-def xor_checksum(data: bytes | bytearray | memoryview) -> int:
-    """
-    XOR every byte of ``data`` together.
+#: Bytes turned into one integer at a time by :func:`xor_checksum`.  Big
+#: enough that the loop runs a handful of times per 64 KiB, small enough
+#: that the fold of the last word is cheap; measured best of 2-16 KiB.
+_XOR_WORD: Final = 8192
 
-    The fold works on the whole buffer as one integer, halving it each round,
-    so the work is done by C big-integer operations at memory speed rather
-    than by a Python loop over the bytes.
 
-    :param data: the bytes to fold.
-    :returns: the 8-bit XOR of all bytes (0 for empty input).
-    """
-    n = len(data)
-    if n == 0:
-        return 0
-    value = int.from_bytes(data, "big")
+def _fold(value: int, n: int) -> int:
+    # XOR the n bytes of ``value`` together by halving it each round.
     while n > 1:
         half = n // 2
         bits = 8 * half
         value = (value >> bits) ^ (value & ((1 << bits) - 1))
         n -= half
     return value
+
+
+def xor_checksum(data: bytes | bytearray | memoryview) -> int:
+    """
+    XOR every byte of ``data`` together.
+
+    XOR does not care where a byte sits, so the buffer is read as integers
+    of :data:`_XOR_WORD` bytes that are XORed into one, and only that one is
+    folded down to a byte by halving.  Every step is a C big-integer
+    operation; turning the bytes into integers is most of the cost, and the
+    shifts and masks of folding the whole buffer are avoided (about 1.4
+    times faster on 64 KiB than folding it all; ``bench/checksum.py``).
+
+    :param data: the bytes to fold (any object with the buffer protocol).
+    :returns: the 8-bit XOR of all bytes (0 for empty input).
+    """
+    n = len(data)
+    if n <= _XOR_WORD:
+        return _fold(int.from_bytes(data, "little"), n)
+    from_bytes = int.from_bytes
+    word = _XOR_WORD
+    value = 0
+    with memoryview(data) as view:
+        for start in range(0, n, word):
+            value ^= from_bytes(view[start : start + word], "little")
+    return _fold(value, word)
 
 
 def unix_to_ntp(unix_time: float) -> tuple[int, int]:

@@ -7,6 +7,7 @@ arbitrary chunking, junk and corruption.
 from __future__ import annotations
 
 import calendar
+import random
 import struct
 
 from hypothesis import given, settings
@@ -15,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from instrumentd.packet import (
     HEADER_SIZE,
+    MAX_PACKET_SIZE,
     MAX_PAYLOAD_SIZE,
     SYNC,
     Packet,
@@ -62,6 +64,23 @@ def naive_xor(data: bytes) -> int:
     return value
 
 
+def whole_fold_xor(data: bytes | bytearray | memoryview) -> int:
+    """
+    The checksum as it was first written: the whole buffer as one integer,
+    halved until one byte is left.  Kept as a second reference.
+    """
+    n = len(data)
+    if n == 0:
+        return 0
+    value = int.from_bytes(data, "big")
+    while n > 1:
+        half = n // 2
+        bits = 8 * half
+        value = (value >> bits) ^ (value & ((1 << bits) - 1))
+        n -= half
+    return value
+
+
 class ChecksumTests(SynchronousTestCase):
     """
     L{xor_checksum} equals the byte-by-byte XOR for any input.
@@ -80,6 +99,58 @@ class ChecksumTests(SynchronousTestCase):
         """
         data = bytes(range(256)) * 255 + b"\x07" * 239
         self.assertEqual(xor_checksum(data), naive_xor(data))
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.integers(min_value=0, max_value=3 * MAX_PACKET_SIZE),
+        st.integers(min_value=0, max_value=15),
+        st.integers(min_value=0, max_value=2**32 - 1),
+        st.sampled_from(["bytes", "bytearray", "memoryview"]),
+    )
+    def test_anyLengthAndAlignment(
+        self, length: int, offset: int, seed: int, kind: str
+    ) -> None:
+        """
+        For any length up to three maximum packets, at any start offset
+        within a buffer (so words are not 8-byte aligned), and for bytes,
+        bytearrays and memoryviews alike, the checksum is bit for bit the
+        per-byte XOR and the whole-buffer fold it replaced.
+        """
+        raw = random.Random(seed).randbytes(offset + length)
+        data: bytes | bytearray | memoryview
+        if kind == "bytes":
+            data = raw[offset:]
+        elif kind == "bytearray":
+            data = bytearray(raw)[offset:]
+        else:
+            data = memoryview(raw)[offset:]
+        expected = naive_xor(raw[offset:])
+        self.assertEqual(whole_fold_xor(data), expected)
+        self.assertEqual(xor_checksum(data), expected)
+
+    def test_lengthsAroundWords(self) -> None:
+        """
+        Lengths at and either side of multiples of the word the checksum
+        reads at a time, where a short last word must still be counted.
+        """
+        rng = random.Random(18)
+        for words in range(5):
+            for delta in (-2, -1, 0, 1, 2):
+                length = max(0, words * 8192 + delta)
+                data = rng.randbytes(length)
+                self.assertEqual(xor_checksum(data), naive_xor(data), length)
+
+    def test_bufferStaysResizable(self) -> None:
+        """
+        The checksum holds no view of a bytearray after it returns, so the
+        parser can still cut consumed bytes off its buffer.
+        """
+        buf = bytearray(random.Random(3).randbytes(40_000))
+        with memoryview(buf) as view:
+            xor_checksum(view[:30_000])
+        xor_checksum(buf)
+        del buf[:10]
+        self.assertEqual(len(buf), 39_990)
 
 
 class EncodeTests(SynchronousTestCase):
