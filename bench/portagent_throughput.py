@@ -2,14 +2,22 @@
 Port agent benchmark: throughput, latency and memory of a real agent process.
 
 A loopback TCP "instrument" in this process writes as fast as it can; a real
-``twistd instrumentd port-agent`` child process (datalog on) relays it to 1
-and to 4 data clients in this process.  Then the source is paced at a fixed
-message rate and the latency from the source's write to a client's receipt
-is measured.  Where ``socat`` is installed, the same data is relayed through
-socat to one client as a baseline.
+``twistd instrumentd port-agent`` child process (datalog on, the product's
+default client buffer) relays it to 1 and to 4 data clients in this process.
+In the same run, socat relays the same amount to 1 and to 4 clients as the
+baseline of a plain relay (no framing, no checksum, no datalog): socat
+cannot fan one stream out, so with 4 clients it forks one relay per client,
+each with a source connection of its own.  Agent and socat runs alternate,
+repeated ``--repeats`` times, and the table gives each figure's
+min/median/max and the agent/socat ratio of each repeat.  Then the source is
+paced at a fixed message rate and the latency from the source's write to a
+client's receipt is measured, through the agent and through socat.
 
-Run by hand (it is not a test): ``python bench/portagent_throughput.py``.
-Prints a table; nothing is asserted.
+socat is required (``apt-get install socat``) unless ``--no-socat`` is
+given.  Run by hand (it is not a test): ``python bench/portagent_throughput.py``.
+Prints tables; nothing is asserted.  On a shared machine the figures move
+with the others' load: compare ratios from one run, not runs on different
+days.
 """
 
 from __future__ import annotations
@@ -77,7 +85,7 @@ class Source(Protocol):
     """
 
     def connectionMade(self) -> None:
-        self.factory.connected.callback(self)  # type: ignore[attr-defined]
+        self.factory.connected.put(self)  # type: ignore[attr-defined]
 
     def flood(self, total: int) -> None:
         self.transport.registerProducer(_Firehose(self.transport, total), False)  # type: ignore[union-attr]
@@ -155,7 +163,8 @@ class RawCounter(Protocol):
 
 async def start_source(reactor: Any) -> tuple[Any, Factory, int]:
     factory = Factory.forProtocol(Source)
-    factory.connected = defer.Deferred()  # type: ignore[attr-defined]
+    # One Source per connection: socat with 4 clients makes 4.
+    factory.connected = defer.DeferredQueue()  # type: ignore[attr-defined]
     port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
     return port, factory, port.getHost().port
 
@@ -178,7 +187,7 @@ async def throughput_run(
         reactor=reactor,
     )
     try:
-        source = await factory.connected  # type: ignore[attr-defined]
+        source = await factory.connected.get()  # type: ignore[attr-defined]
         counters = [PacketCounter(total) for _ in range(clients)]
         for counter in counters:
             await connect(reactor, agent.ports["data"], counter)
@@ -193,7 +202,6 @@ async def throughput_run(
         rates = [total / (end - t0) / 1e6 for end in ends]
         return {
             "clients": clients,
-            "mb": total / 1e6,
             "min_rate": min(rates),
             "mean_rate": statistics.mean(rates),
             "cpu": cpu,
@@ -216,7 +224,7 @@ async def latency_run(
         reactor=reactor,
     )
     try:
-        source = await factory.connected  # type: ignore[attr-defined]
+        source = await factory.connected.get()  # type: ignore[attr-defined]
         latencies: list[float] = []
         counter = PacketCounter(1 << 62, on_line=_line_latency(latencies))
         await connect(reactor, agent.ports["data"], counter)
@@ -258,57 +266,98 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def socat_run(
-    reactor: Any, total: int, rate: int, seconds: float
-) -> dict[str, Any] | None:
+async def _start_socat(
+    reactor: Any, source_port: int
+) -> tuple[Any, int, defer.Deferred[None]]:
     socat = shutil.which("socat")
     if socat is None:
-        return None
-    results: dict[str, Any] = {}
-    for mode in ("flood", "pace"):
-        listening, factory, source_port = await start_source(reactor)
-        relay_port = free_port()
-        ended: defer.Deferred[None] = defer.Deferred()
-
-        process = reactor.spawnProcess(
-            _SocatProcess(ended),
-            socat,
-            [
-                socat,
-                f"TCP-LISTEN:{relay_port},bind=127.0.0.1,reuseaddr",
-                f"TCP:127.0.0.1:{source_port}",
-            ],
-            env=os.environ,
+        raise SystemExit(
+            "socat is not installed (apt-get install socat), or use --no-socat"
         )
-        # socat takes a moment to bind; retry the connection on refusal.
-        latencies: list[float] = []
-        counter: Protocol
-        if mode == "flood":
-            counter = RawCounter(total)
-        else:
-            counter = RawCounter(1 << 62, on_line=_line_latency(latencies))
-        for _attempt in range(100):
-            try:
-                await connect(reactor, relay_port, counter)
-                break
-            except Exception:
-                await task.deferLater(reactor, 0.02, lambda: None)
-        source = await factory.connected  # type: ignore[attr-defined]
-        if mode == "flood":
-            t0 = time.perf_counter()
+    relay_port = free_port()
+    ended: defer.Deferred[None] = defer.Deferred()
+    process = reactor.spawnProcess(
+        _SocatProcess(ended),
+        socat,
+        [
+            socat,
+            f"TCP-LISTEN:{relay_port},bind=127.0.0.1,reuseaddr,fork",
+            f"TCP:127.0.0.1:{source_port}",
+        ],
+        env=os.environ,
+    )
+    return process, relay_port, ended
+
+
+async def _connect_retrying(reactor: Any, port: int, protocol: Protocol) -> None:
+    # socat takes a moment to bind; retry the connection on refusal.
+    for _attempt in range(250):
+        try:
+            await connect(reactor, port, protocol)
+            return
+        except Exception:
+            await task.deferLater(reactor, 0.02, lambda: None)
+    raise SystemExit("socat never listened")
+
+
+async def socat_throughput_run(
+    reactor: Any, clients: int, total: int
+) -> dict[str, Any]:
+    listening, factory, source_port = await start_source(reactor)
+    process, relay_port, ended = await _start_socat(reactor, source_port)
+    try:
+        counters = [RawCounter(total) for _ in range(clients)]
+        sources = []
+        for counter in counters:
+            await _connect_retrying(reactor, relay_port, counter)
+            sources.append(await factory.connected.get())  # type: ignore[attr-defined]
+        t0 = time.perf_counter()
+        for source in sources:
             source.flood(total)
-            end = await counter.done  # type: ignore[attr-defined]
-            results["rate"] = total / (end - t0) / 1e6
-        else:
-            await source.pace(rate, seconds, reactor)
-            await task.deferLater(reactor, 0.2, lambda: None)
-            results["latencies"] = latencies
-        counter.transport.loseConnection()  # type: ignore[union-attr]
-        source.transport.loseConnection()
+        ends = await defer.gatherResults([c.done for c in counters])
+        rates = [total / (end - t0) / 1e6 for end in ends]
+        for counter in counters:
+            counter.transport.loseConnection()  # type: ignore[union-attr]
+        for source in sources:
+            source.transport.loseConnection()
+        return {
+            "clients": clients,
+            "min_rate": min(rates),
+            "mean_rate": statistics.mean(rates),
+        }
+    finally:
+        process.signalProcess("TERM")
         await ended
         await listening.stopListening()
-        del process
-    return results
+
+
+async def socat_latency_run(reactor: Any, rate: int, seconds: float) -> list[float]:
+    listening, factory, source_port = await start_source(reactor)
+    process, relay_port, ended = await _start_socat(reactor, source_port)
+    try:
+        latencies: list[float] = []
+        counter = RawCounter(1 << 62, on_line=_line_latency(latencies))
+        await _connect_retrying(reactor, relay_port, counter)
+        source = await factory.connected.get()  # type: ignore[attr-defined]
+        await source.pace(rate, seconds, reactor)
+        await task.deferLater(reactor, 0.2, lambda: None)
+        counter.transport.loseConnection()  # type: ignore[union-attr]
+        source.transport.loseConnection()
+        return latencies
+    finally:
+        process.signalProcess("TERM")
+        await ended
+        await listening.stopListening()
+
+
+def spread(values: list[float], digits: int = 0) -> str:
+    """
+    ``min / median / max`` of repeated measurements.
+    """
+    return (
+        f"{min(values):.{digits}f} / {statistics.median(values):.{digits}f} / "
+        f"{max(values):.{digits}f}"
+    )
 
 
 def pct(values: list[float], p: float) -> float:
@@ -321,54 +370,65 @@ def pct(values: list[float], p: float) -> float:
 async def main(reactor: Any, args: argparse.Namespace) -> None:
     total = args.mib << 20
     workdir = tempfile.mkdtemp(prefix="instrumentd-bench-")
+    agent: dict[int, list[dict[str, Any]]] = {n: [] for n in args.clients}
+    socat: dict[int, list[dict[str, Any]]] = {n: [] for n in args.clients}
     try:
-        runs = [
-            await throughput_run(reactor, n, total, workdir, args.client_buffer)
-            for n in args.clients
-        ]
+        for _repeat in range(args.repeats):
+            for n in args.clients:
+                agent[n].append(
+                    await throughput_run(reactor, n, total, workdir, args.client_buffer)
+                )
+                if not args.no_socat:
+                    socat[n].append(await socat_throughput_run(reactor, n, total))
         latencies = await latency_run(reactor, args.rate, args.seconds, workdir)
-        baseline = (
+        socat_latencies = (
             None
             if args.no_socat
-            else await socat_run(reactor, total, args.rate, args.seconds)
+            else await socat_latency_run(reactor, args.rate, args.seconds)
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    buffer = args.client_buffer or f"{DEFAULT_CLIENT_BUFFER >> 20}MiB (default)"
+    buffer = args.client_buffer or f"{DEFAULT_CLIENT_BUFFER >> 20} MiB (default)"
     print(
-        f"\nPort agent throughput ({args.mib} MiB from a loopback TCP source, "
-        f"datalog on, client buffer {buffer})"
+        f"\nPort agent throughput: {args.mib} MiB to each client from a loopback "
+        f"TCP source, datalog on, client buffer {buffer}; {args.repeats} repeats, "
+        "min / median / max"
     )
     print(
-        f"{'clients':>7} {'MB each':>8} {'min MB/s':>9} {'mean MB/s':>10} {'agent CPU s':>12} {'peak RSS MiB':>13}"
+        f"{'clients':>7} {'agent MB/s per client':>24} {'socat MB/s per client':>24} "
+        f"{'agent/socat':>18} {'agent CPU s':>12} {'peak RSS MiB':>13}"
     )
-    for r in runs:
+    for n in args.clients:
+        runs = agent[n]
+        rates = [r["mean_rate"] for r in runs]
+        if socat[n]:
+            base = [r["mean_rate"] for r in socat[n]]
+            ratios = [a / b for a, b in zip(rates, base, strict=True)]
+            base_text, ratio_text = spread(base), spread(ratios, 2)
+        else:
+            base_text = ratio_text = "-"
         print(
-            f"{r['clients']:>7} {r['mb']:>8.0f} {r['min_rate']:>9.1f} {r['mean_rate']:>10.1f} "
-            f"{r['cpu']:>12.2f} {r['rss']:>13.1f}"
+            f"{n:>7} {spread(rates):>24} {base_text:>24} {ratio_text:>18} "
+            f"{statistics.median(r['cpu'] for r in runs):>12.2f} "
+            f"{max(r['rss'] for r in runs):>13.1f}"
         )
+    print("(per client: the mean over clients of each client's rate)")
     print(
-        f"\nLatency, source write to client receipt, {args.rate} messages/s for {args.seconds:g} s"
+        f"\nLatency, source write to client receipt, {args.rate} messages/s for "
+        f"{args.seconds:g} s"
     )
     print(f"{'path':>10} {'messages':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
-    print(
-        f"{'agent':>10} {len(latencies):>9} {pct(latencies, 50):>8.3f} {pct(latencies, 99):>8.3f} "
-        f"{max(latencies or [float('nan')]):>8.3f}"
-    )
-    if baseline is not None:
-        lat = baseline["latencies"]
+    paths = [("agent", latencies)]
+    if socat_latencies is not None:
+        paths.append(("socat", socat_latencies))
+    for label, lat in paths:
         print(
-            f"{'socat':>10} {len(lat):>9} {pct(lat, 50):>8.3f} {pct(lat, 99):>8.3f} "
+            f"{label:>10} {len(lat):>9} {pct(lat, 50):>8.3f} {pct(lat, 99):>8.3f} "
             f"{max(lat or [float('nan')]):>8.3f}"
         )
-        one = next((r for r in runs if r["clients"] == 1), runs[0])
-        print(
-            f"\nsocat baseline (1 client, no framing, no datalog): {baseline['rate']:.1f} MB/s; "
-            f"agent/socat throughput ratio: {one['mean_rate'] / baseline['rate']:.2f}"
-        )
-    else:
-        print("\n(socat not installed: no baseline)")
+    if socat_latencies:
+        print(f"agent/socat p99: {pct(latencies, 99) / pct(socat_latencies, 99):.2f}")
 
 
 if __name__ == "__main__":
@@ -384,6 +444,9 @@ if __name__ == "__main__":
     )
     parser.add_argument(
         "--seconds", type=float, default=5.0, help="length of the latency run"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="throughput runs of each kind"
     )
     parser.add_argument(
         "--no-socat", action="store_true", help="skip the socat baseline"
