@@ -14,6 +14,7 @@ from twisted.internet.interfaces import (
     IProtocolFactory,
     IStreamClientEndpoint,
 )
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
@@ -22,6 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from instrumentd.endpoints import LinkEnded
+from instrumentd.packet import MAX_PAYLOAD_SIZE
 from instrumentd.portagent.link import (
     KEEPALIVE_IDLE,
     BreakNotSupported,
@@ -30,6 +32,7 @@ from instrumentd.portagent.link import (
     LinkDown,
     capped_backoff,
     enable_keepalive,
+    read_whole_packets,
 )
 
 
@@ -356,3 +359,77 @@ class KeepaliveTests(TestCase):
         Other transports (serial lines, replays) are left alone.
         """
         self.assertFalse(enable_keepalive(StringTransport()))
+
+
+class _Flood(Protocol):
+    """
+    A device server that writes a whole recording at once on connection.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def connectionMade(self) -> None:
+        self.transport.write(self.data)  # type: ignore[union-attr]
+
+
+class ReadSizeTests(TestCase):
+    """
+    A read from the instrument fits one packet, so a busy link is framed
+    as one packet per read rather than a full one and a 17-byte one.
+    """
+
+    def test_tcpReadsFitOnePacket(self) -> None:
+        """
+        A real TCP link that has megabytes waiting reads them at most
+        65,519 bytes at a time, in order and complete.
+        """
+        from twisted.internet import reactor
+        from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
+        from twisted.internet.protocol import Factory
+
+        sent = bytes(range(256)) * (4 * 1024 + 3)  # 1 MiB and a bit
+
+        async def go() -> None:
+            port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+                Factory.forProtocol(lambda: _Flood(sent))
+            )
+            self.addCleanup(port.stopListening)
+            reads: list[bytes] = []
+            done: Deferred[None] = Deferred()
+
+            def on_data(data: bytes) -> None:
+                reads.append(data)
+                if sum(map(len, reads)) >= len(sent) and not done.called:
+                    done.callback(None)
+
+            link = InstrumentLink(
+                TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port),
+                "tcp",
+                on_data=on_data,
+                on_up=lambda: None,
+                on_down=lambda reason: None,
+                clock=reactor,
+            )
+            link.start()
+            self.addCleanup(link.stop)
+            await done
+            self.assertEqual(b"".join(reads), sent)
+            self.assertLessEqual(max(map(len, reads)), MAX_PAYLOAD_SIZE)
+            self.assertEqual(
+                link.transport.bufferSize,  # type: ignore[union-attr]
+                MAX_PAYLOAD_SIZE,
+            )
+
+        return Deferred.fromCoroutine(go())
+
+    def test_smallerReadsLeftAlone(self) -> None:
+        """
+        A transport that reads less than a packet at a time, or has no read
+        size, is not changed.
+        """
+        small = StringTransport()
+        small.bufferSize = 8192  # type: ignore[attr-defined]
+        self.assertFalse(read_whole_packets(small))
+        self.assertEqual(small.bufferSize, 8192)  # type: ignore[attr-defined]
+        self.assertFalse(read_whole_packets(StringTransport()))

@@ -43,6 +43,7 @@ from zope.interface import implementer, provider
 
 from instrumentd.endpoints import LinkEnded
 from instrumentd.interfaces import IBreakableTransport
+from instrumentd.packet import MAX_PAYLOAD_SIZE
 
 __all__ = [
     "BreakNotSupported",
@@ -112,6 +113,27 @@ def enable_keepalive(transport: object) -> bool:
     return True
 
 
+def read_whole_packets(transport: object) -> bool:
+    """
+    Make each read from ``transport`` small enough to be framed as one packet.
+
+    Twisted's TCP and Unix-socket transports read up to ``bufferSize`` bytes
+    at a time, 64 KiB: 17 bytes more than a packet carries, so a busy link
+    was framed as a packet of 65,519 bytes and one of 17, each with its own
+    header, checksum, datalog record and send.  Reading at most a packet's
+    payload at a time frames every read as one packet; the bytes, and their
+    order, are the same.  Transports that read less (serial lines, TLS,
+    recordings) are left alone.
+
+    :returns: whether the read size was lowered.
+    """
+    size = getattr(transport, "bufferSize", None)
+    if not isinstance(size, int) or size <= MAX_PAYLOAD_SIZE:
+        return False
+    transport.bufferSize = MAX_PAYLOAD_SIZE  # type: ignore[attr-defined]
+    return True
+
+
 #: What the usual failures of a link are called for an operator; Twisted's
 #: own messages ("Connection was refused by other side.") are longer and
 #: say less.
@@ -175,6 +197,7 @@ class _LinkProtocol(Protocol):
 
     def connectionMade(self) -> None:
         enable_keepalive(self.transport)
+        read_whole_packets(self.transport)
         consumer = IConsumer(self.transport, None)
         if consumer is not None:
             self.gate = _WriteGate()
