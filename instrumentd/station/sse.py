@@ -1,14 +1,16 @@
 # -*- test-case-name: tests.test_station_sse -*-
 """
-Server-Sent Events: an instrument's driver events as a ``text/event-stream``.
+Server-Sent Events: instruments' driver events as a ``text/event-stream``.
 
 Both ends are here:
 
-- :class:`EventStream` serves one client: each driver event becomes an SSE
-  message whose ``event:`` is the event's type (``SAMPLE``,
-  ``STATE_CHANGE``, ``CONFIG_CHANGE``, ``ERROR``, ...) and whose ``data:`` is
-  the event's JSON form plus ``"instrument"``.  A stream opened while the
-  instrument link is down starts with a ``CONNECTION`` event saying since
+- :class:`EventStream` serves one client the events of one instrument or
+  several: each driver event becomes an SSE message whose ``event:`` is the
+  event's type (``SAMPLE``, ``STATE_CHANGE``, ``CONFIG_CHANGE``, ``ERROR``,
+  ...) and whose ``data:`` is the event's JSON form plus ``"instrument"``
+  (made once per event for every stream, by
+  :class:`~instrumentd.station.eventfeed.EventFeed`).  A stream opened while
+  an instrument link is down starts with a ``CONNECTION`` event saying since
   when and why.  A comment line is sent when
   the stream has been quiet for a while, so proxies and clients can tell a
   quiet instrument from a dead connection.  A client that cannot keep up is
@@ -27,7 +29,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,13 +39,12 @@ from twisted.python.failure import Failure
 from twisted.web.server import Request
 from zope.interface import implementer
 
-from instrumentd.driver._json import dumps
-from instrumentd.driver.events import DriverEvent, EventType
+from instrumentd.driver.events import EventType
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
-    from instrumentd.station.instrument import StationInstrument
+    from instrumentd.station.eventfeed import EventFeed
 
 __all__ = [
     "CONTENT_TYPE",
@@ -89,45 +90,54 @@ def format_comment(text: str) -> bytes:
 @implementer(IPushProducer)
 class EventStream:
     """
-    One client's stream of one instrument's events.
+    One client's stream of the events of one instrument or several.
 
-    Made by the API for ``GET /api/instruments/{name}/events``; it ends when
-    the client goes away, when :meth:`close` is called (the station is
-    stopping), or when the client falls too far behind.
+    Made by the API for ``GET /api/instruments/{name}/events`` (one feed)
+    and ``GET /api/events`` (the feeds of the instruments asked for); it
+    ends when the client goes away, when :meth:`close` is called (the
+    station is stopping), or when the client falls too far behind.  Each
+    followed instrument counts it in its ``streams`` while it is open.
 
     :param request: the client's request; the stream writes its response.
-    :param instrument: whose events to send.
+    :param feeds: the feeds of the instruments whose events to send.
     :param clock: for the keep-alive timer.
     :param types: only events of these types; ``None`` for all.
     :param keepalive: seconds of silence after which a comment is sent.
     :param max_backlog: events held for a client whose connection is full;
         one more and it is cut off.
     :param on_end: called with this stream once it has ended, however.
+    :param title: what the stream carries, for its opening comment and the
+        log (``instrument NAME`` by default, for one feed).
     """
 
     def __init__(
         self,
         request: Request,
-        instrument: StationInstrument,
+        feeds: Sequence[EventFeed],
         clock: IReactorTime,
         *,
         types: Iterable[EventType] | None = None,
         keepalive: float = 15.0,
         max_backlog: int = 1000,
         on_end: Callable[[EventStream], object] | None = None,
+        title: str | None = None,
     ) -> None:
         self.request = request
-        self.instrument = instrument
+        self.feeds = tuple(feeds)
+        self.instruments = tuple(feed.instrument for feed in self.feeds)
         self._clock = clock
         self._types = None if types is None else frozenset(types)
         self.keepalive = keepalive
         self.max_backlog = max_backlog
         self._on_end = on_end
+        if title is None:
+            title = ", ".join(f"instrument {each.name}" for each in self.instruments)
+        self.title = title
         self._backlog: deque[bytes] = deque()
         self._paused = False
         self._ended = False
         self._timer: IDelayedCall | None = None
-        self._unsubscribe: Callable[[], None] | None = None
+        self._unfollow: list[Callable[[], None]] = []
         #: Messages written (or held) so far, keep-alives excepted.
         self.sent = 0
 
@@ -143,16 +153,20 @@ class EventStream:
         request.setHeader(b"x-accel-buffering", b"no")
         request.notifyFinish().addBoth(self._finished)
         request.registerProducer(self, True)
-        self.instrument.streams += 1
-        self._unsubscribe = self.instrument.subscribe(self._event, self._types)
+        for feed in self.feeds:
+            feed.instrument.streams += 1
+            self._unfollow.append(feed.follow(self._message, self._types))
         # Writing at once sends the headers, so the client knows the stream
         # is open before the first event.
-        self._write(format_comment(f"events of instrument {self.instrument.name}"))
+        self._write(format_comment(f"events of {self.title}"))
         # A link that went down before the client came: say so, and why,
         # rather than leave the client to wonder at the silence.
-        link = self.instrument.link_event()
-        if link is not None and (self._types is None or link.event_type in self._types):
-            self._event(link)
+        for feed in self.feeds:
+            link = feed.instrument.link_event()
+            if link is not None and (
+                self._types is None or link.event_type in self._types
+            ):
+                self._message(feed.message(link))
 
     def close(self) -> None:
         """
@@ -164,11 +178,11 @@ class EventStream:
         self.request.unregisterProducer()
         self.request.finish()
 
-    # Driver events in.
+    # Messages in, each made once by its feed for every stream.
 
-    def _event(self, event: DriverEvent) -> None:
-        data = {"instrument": self.instrument.name, **event.to_dict()}
-        message = format_message(event.event_type.value, dumps(data))
+    def _message(self, message: bytes) -> None:
+        if self._ended:
+            return
         self.sent += 1
         if self._paused:
             if len(self._backlog) >= self.max_backlog:
@@ -199,13 +213,14 @@ class EventStream:
 
     def _cut_off(self) -> None:
         _log.warn(
-            "Event stream of {instrument} to {client} cut off: the client "
+            "Event stream of {title} to {client} cut off: the client "
             "fell {backlog} events behind",
-            instrument=self.instrument.name,
+            title=self.title,
             client=_client(self.request),
             backlog=len(self._backlog),
         )
-        self.instrument.streams_cut_off += 1
+        for instrument in self.instruments:
+            instrument.streams_cut_off += 1
         self._end()
         transport = getattr(self.request.channel, "transport", None)
         abort = getattr(transport, "abortConnection", None)
@@ -250,13 +265,14 @@ class EventStream:
             return
         self._ended = True
         self._backlog.clear()
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
+        for unfollow in self._unfollow:
+            unfollow()
+        self._unfollow = []
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
-        self.instrument.streams -= 1
+        for instrument in self.instruments:
+            instrument.streams -= 1
         if self._on_end is not None:
             self._on_end(self)
 

@@ -19,6 +19,8 @@ with ``twisted.web.server.Site`` on its API endpoint (loopback by default)::
     DELETE /api/instruments/{name}/direct-access leave direct access
     GET    /api/instruments/{name}/events        Server-Sent Events (?types=SAMPLE,...)
     GET    /api/instruments/{name}/port-agent    its port agent: ports, pid, counters
+    GET    /api/events                           Server-Sent Events of every instrument
+                                                 (?instrument=A&type=SAMPLE, repeatable)
     GET    /metrics                              Prometheus text format
 
 Every answer but ``/metrics`` and the event stream is JSON.  An error is
@@ -36,7 +38,8 @@ out; only its answer is dropped.  See ``doc/api.md``.
 
 The modules behind it, one concept each: ``_root`` (:class:`StationAPI`),
 ``_station`` (index, health, metrics, the instrument list),
-``_instrument`` (one instrument, its events and port agent), ``_control``
+``_instrument`` (one instrument, its events and port agent), ``_events``
+(event streams: the station's, and what the instrument's shares), ``_control``
 (parameters, commands, discover), ``_direct`` (direct access),
 ``_resource`` (the resources' bases), ``_answer`` (writing JSON answers),
 ``_errors`` (statuses and refusals), ``_auth`` (the token) and ``_body``

@@ -12,17 +12,15 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Request
+from twisted.web.server import Request
 
-from instrumentd.driver.events import EventType
-from instrumentd.station import sse
 from instrumentd.station.api._answer import write_json
 from instrumentd.station.api._control import Commands, Discover, Parameters
 from instrumentd.station.api._direct import DirectAccess
 from instrumentd.station.api._errors import Refusal
+from instrumentd.station.api._events import event_types, open_stream
 from instrumentd.station.api._resource import InstrumentPart
 from instrumentd.station.instrument import StationInstrument
-from instrumentd.station.sse import EventStream
 
 if TYPE_CHECKING:
     from instrumentd.station.api._root import StationAPI
@@ -80,52 +78,8 @@ class Events(InstrumentPart):
     methods = ("GET",)
 
     def render_GET(self, request: Request) -> bytes | int:
-        types = _event_types(request)
-        if len(self.api.streams) >= self.api.max_streams:
-            raise Refusal(
-                503,
-                "TOO_MANY_STREAMS",
-                f"this station already serves {self.api.max_streams} event "
-                "streams, the most it allows; try again later",
-                {b"retry-after": b"10"},
-                limit=self.api.max_streams,
-            )
-        if request.method == b"HEAD":
-            request.setHeader(b"content-type", sse.CONTENT_TYPE)
-            return b""
-        stream = EventStream(
-            request,
-            self.instrument,
-            self.api.clock,
-            types=types,
-            keepalive=self.api.keepalive,
-            max_backlog=self.api.max_backlog,
-            on_end=self.api.streams.discard,
-        )
-        self.api.streams.add(stream)
-        stream.start()
-        return NOT_DONE_YET
-
-
-def _event_types(request: Request) -> list[EventType] | None:
-    wanted: list[str] = []
-    for value in (request.args or {}).get(b"types", []):
-        wanted.extend(
-            name.strip().upper() for name in value.decode("utf-8", "replace").split(",")
-        )
-    wanted = [name for name in wanted if name]
-    if not wanted:
-        return None
-    known = [each.value for each in EventType]
-    unknown = [name for name in wanted if name not in known]
-    if unknown:
-        raise Refusal(
-            400,
-            "BAD_REQUEST",
-            f"unknown event type {', '.join(unknown)}; known: {', '.join(known)}",
-            known=known,
-        )
-    return [EventType(name) for name in wanted]
+        types = event_types(request)
+        return open_stream(self.api, request, [self.instrument], types)
 
 
 class PortAgent(InstrumentPart):

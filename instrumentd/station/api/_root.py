@@ -14,8 +14,10 @@ from twisted.web.server import Request
 from instrumentd import __version__
 from instrumentd.station.api._auth import MUTATING_METHODS, check_token
 from instrumentd.station.api._body import read_object
+from instrumentd.station.api._events import StationEvents
 from instrumentd.station.api._resource import NotFound
 from instrumentd.station.api._station import Health, Index, Instruments, Metrics
+from instrumentd.station.eventfeed import EventFeeds
 from instrumentd.station.instrument import Station, StationInstrument
 from instrumentd.station.sse import EventStream
 
@@ -47,6 +49,8 @@ class StationAPI(Resource):
     :param metrics_timeout: seconds to wait for a port agent's counters.
 
     :ivar streams: the open event streams.
+    :ivar feeds: the instruments' events as stream messages, each made once
+        for every stream.
     """
 
     def __init__(
@@ -73,8 +77,10 @@ class StationAPI(Resource):
         self.max_streams = max_streams
         self.metrics_timeout = metrics_timeout
         self.streams: set[EventStream] = set()
+        self.feeds = EventFeeds()
         api = Index(self)
         api.putChild(b"instruments", Instruments(self))
+        api.putChild(b"events", StationEvents(self))
         api.putChild(b"health", Health(self))
         self.putChild(b"api", api)
         self.putChild(b"metrics", Metrics(self))

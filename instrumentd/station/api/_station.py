@@ -38,6 +38,7 @@ ENDPOINTS = [
     "DELETE /api/instruments/{name}/direct-access",
     "GET /api/instruments/{name}/events[?types=SAMPLE,STATE_CHANGE,...]",
     "GET /api/instruments/{name}/port-agent",
+    "GET /api/events[?instrument=A&instrument=B&type=SAMPLE&type=ERROR...]",
     "GET /metrics",
 ]
 
