@@ -197,7 +197,8 @@ def station_families(station: Station) -> list[MetricFamily]:
     streams = MetricFamily(
         "instrumentd_event_streams",
         "gauge",
-        "Open event streams (GET .../events) of the instrument.",
+        "Open event streams carrying the instrument's events (its own "
+        "GET .../events and GET /api/events).",
     )
     cut_off = MetricFamily(
         "instrumentd_event_streams_cut_off_total",
