@@ -1,0 +1,230 @@
+"""
+The per-stream evaluator: every configured test on every configured field,
+one sample at a time, in bounded memory.
+
+A sample's flags are known at once for every test but the spike test,
+which needs the next sample.  So :meth:`StreamQC.push` returns two things:
+
+- ``current``: the new sample's flags, with the spike test (when
+  configured) ``NOT_EVALUATED`` (or ``MISSING`` for a missing value) and the
+  aggregate over what is known; ``final`` is false when a spike flag is
+  still owed;
+- ``amended``: the sample before, final: its spike flag filled in and its
+  aggregate recomputed.
+
+A consumer that publishes at once uses ``current`` and may publish the
+amendment; one that can wait one sample uses only final results, which
+equal ioos_qc's flags on the whole series.  :meth:`StreamQC.finish` gives
+the last sample's final flags when the stream ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from instrumentd.qc.base import FieldTest, StreamTest
+from instrumentd.qc.flags import QartodFlag, aggregate, as_number
+
+__all__ = ["FieldQC", "FieldResult", "FieldStep", "StreamQC", "StreamStep"]
+
+
+@dataclass(frozen=True)
+class FieldResult:
+    """
+    One field's flags for one sample.
+
+    :ivar time: the sample's time, seconds since 1970-01-01 UTC.
+    :ivar flags: each test's flag, by test name.
+    :ivar aggregate: the combined flag (see :func:`~instrumentd.qc.aggregate`).
+    :ivar final: false while a lagging test still owes its flag.
+    """
+
+    time: float
+    flags: Mapping[str, QartodFlag]
+    aggregate: QartodFlag
+    final: bool
+
+
+@dataclass(frozen=True)
+class FieldStep:
+    """
+    What one sample produced for one field.
+
+    :ivar current: the new sample's result.
+    :ivar amended: the sample before, now final; ``None`` when nothing was
+        owed.
+    """
+
+    current: FieldResult
+    amended: FieldResult | None = None
+
+
+def _result(time: float, flags: dict[str, QartodFlag], final: bool) -> FieldResult:
+    return FieldResult(time, flags, aggregate(flags.values()), final)
+
+
+class FieldQC:
+    """
+    The tests of one field (or one element of an array field).
+
+    :param tests: the tests, in the order their flags are listed.
+    """
+
+    def __init__(self, tests: Sequence[FieldTest]) -> None:
+        self.tests = tuple(tests)
+        self._lagging = tuple(test for test in self.tests if test.lag)
+        self._pending: FieldResult | None = None
+
+    def push(
+        self, time: float, value: float | None, shared: Mapping[str, QartodFlag]
+    ) -> FieldStep:
+        """
+        Test the next sample.
+
+        :param time: its time, seconds since 1970-01-01 UTC.
+        :param value: its value, ``None`` when missing.
+        :param shared: flags of the whole-sample tests, joined to this
+            field's.
+        :returns: this sample's result and the amended one before it.
+        """
+        flags: dict[str, QartodFlag] = {}
+        late: dict[str, QartodFlag] = {}
+        for test in self.tests:
+            flag = test.step(time, value)
+            if test.lag:
+                if flag is not None:
+                    late[test.name] = flag
+                flags[test.name] = (
+                    QartodFlag.MISSING if value is None else QartodFlag.NOT_EVALUATED
+                )
+            else:
+                assert flag is not None  # a test without lag always answers
+                flags[test.name] = flag
+        flags.update(shared)
+        current = _result(time, flags, not self._lagging)
+        amended = self._amend(late)
+        self._pending = current if self._lagging else None
+        return FieldStep(current, amended)
+
+    def _amend(self, late: Mapping[str, QartodFlag]) -> FieldResult | None:
+        if self._pending is None:
+            return None
+        flags = {**self._pending.flags, **late}
+        return _result(self._pending.time, flags, True)
+
+    def finish(self) -> FieldResult | None:
+        """
+        End of the stream.
+
+        :returns: the last sample's final result if it was owed, else
+            ``None``.
+        """
+        late: dict[str, QartodFlag] = {}
+        for test in self._lagging:
+            flag = test.finish()
+            if flag is not None:
+                late[test.name] = flag
+        amended = self._amend(late)
+        self._pending = None
+        return amended
+
+
+@dataclass(frozen=True)
+class StreamStep:
+    """
+    What one sample produced for a stream.
+
+    :ivar current: each configured field's result for the new sample (a
+        list for an array field).
+    :ivar amended: the fields whose result for the sample before became
+        final on this one.
+    """
+
+    current: dict[str, FieldResult | list[FieldResult]] = field(default_factory=dict)
+    amended: dict[str, FieldResult | list[FieldResult]] = field(default_factory=dict)
+
+
+class StreamQC:
+    """
+    Every configured test of one instrument stream.
+
+    :param fields: for each field, a function making a fresh
+        :class:`FieldQC` (called once for a scalar field, once per element
+        the first time an array field has that many).
+    :param stream_tests: tests of the whole sample (time, location), whose
+        flags join every field's.
+    """
+
+    def __init__(
+        self,
+        fields: Mapping[str, Callable[[], FieldQC]],
+        stream_tests: Sequence[StreamTest] = (),
+    ) -> None:
+        self._factories = dict(fields)
+        self._stream_tests = tuple(stream_tests)
+        self._scalar: dict[str, FieldQC] = {}
+        self._array: dict[str, list[FieldQC]] = {}
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """
+        :returns: the names of the fields tested.
+        """
+        return tuple(self._factories)
+
+    def push(self, time: float, values: Mapping[str, object]) -> StreamStep:
+        """
+        Test the next sample.
+
+        :param time: its time, seconds since 1970-01-01 UTC.
+        :param values: its values by field name; a field absent or ``None``
+            is missing; a list is an array field, each element tested on its
+            own.
+        :returns: the new sample's results and the amended previous ones.
+        """
+        sample = dict(values)
+        shared = {test.name: test.step(time, sample) for test in self._stream_tests}
+        step = StreamStep()
+        for name, make in self._factories.items():
+            value = sample.get(name)
+            if name in self._array and not isinstance(value, list | tuple):
+                # An array field missing altogether: every cell is missing.
+                value = [None] * len(self._array[name])
+            if isinstance(value, list | tuple):
+                cells = self._array.setdefault(name, [])
+                cells.extend(make() for _ in range(len(value) - len(cells)))
+                steps = [
+                    qc.push(time, as_number(item), shared)
+                    for qc, item in zip(cells, value, strict=False)
+                ]
+                step.current[name] = [s.current for s in steps]
+                late = [s.amended for s in steps if s.amended is not None]
+                if late:
+                    step.amended[name] = late
+            else:
+                qc = self._scalar.get(name)
+                if qc is None:
+                    qc = self._scalar[name] = make()
+                one = qc.push(time, as_number(value), shared)
+                step.current[name] = one.current
+                if one.amended is not None:
+                    step.amended[name] = one.amended
+        return step
+
+    def finish(self) -> dict[str, FieldResult | list[FieldResult]]:
+        """
+        End of the stream.
+
+        :returns: the last sample's final results still owed, by field.
+        """
+        owed: dict[str, FieldResult | list[FieldResult]] = {}
+        for name, qc in self._scalar.items():
+            result = qc.finish()
+            if result is not None:
+                owed[name] = result
+        for name, cells in self._array.items():
+            results = [r for r in (c.finish() for c in cells) if r is not None]
+            if results:
+                owed[name] = results
+        return owed
