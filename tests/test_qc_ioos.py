@@ -277,7 +277,7 @@ FLAT_VALUE = st.one_of(
     st.none(),
     st.just(math.nan),
     st.just(math.inf),
-    st.sampled_from([1.0, 1.0001, 1.002, 2.0]),
+    st.sampled_from([1.0, 1.0001, 1.002, 1.5, 2.0]),
 )
 
 
