@@ -402,6 +402,30 @@ class LocationAgreement(_Reference):
         )
         self.assertEqual(ours, ioos(theirs))
 
+    def test_missing_with_range_max(self) -> None:
+        """
+        Where we differ on purpose: with ``range_max``, ioos_qc 3.0 measures
+        moves to and from a missing coordinate (masked values reach gsw as
+        fill values), so the half-missing positions and the next one come
+        out SUSPECT.  Here a half-missing position fails, as ioos_qc's
+        location test does without ``range_max``, and a move is measured
+        only from a whole position.
+        """
+        lat = [10.0, None, 10.5, 10.5, 11.0]
+        lon = [20.0, 20.0, None, 20.0, 20.0]
+        test = LocationTest("lat", "lon", 1000)
+        ours = [
+            int(test.step(0.0, {"lat": a, "lon": o}))
+            for a, o in zip(lat, lon, strict=True)
+        ]
+        theirs = ioos(
+            qartod.location_test(lon=as_floats(lon), lat=as_floats(lat), range_max=1000)
+        )
+        self.assertEqual(ours, [1, 4, 4, 1, 3])
+        self.assertEqual(theirs, [1, 3, 3, 3, 3])
+        without = ioos(qartod.location_test(lon=as_floats(lon), lat=as_floats(lat)))
+        self.assertEqual(ours[:3], without[:3])
+
 
 class TimeAgreement(_Reference):
     @EXAMPLES
