@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from twisted.internet import defer, reactor
@@ -115,10 +115,11 @@ class TrackingSite(Site):
 
 class StationFixture:
     """
-    A station API of one fake instrument, C{ctd}, on a loopback port.
+    A station API of one fake instrument, C{ctd}, on a loopback port; and
+    of more fake instruments, C{others}, when asked.
     """
 
-    def __init__(self, token: str | None = None) -> None:
+    def __init__(self, token: str | None = None, others: Sequence[str] = ()) -> None:
         self.driver = FakeDriver(state="AUTOSAMPLE")
         self.driver.events = EventBus(reactor)
         self.driver.parameters = {"INTERVAL": 5, "UNITS": "C", "SERIAL": "1234"}
@@ -134,8 +135,15 @@ class StationFixture:
             port_agent={"pid": 99, "ports": {"data": 4001, "command": 4002}},
             clock=reactor,
         )
+        #: The drivers of C{others}, by name.
+        self.others: dict[str, FakeDriver] = {}
+        instruments = [self.instrument]
+        for name in others:
+            driver = self.others[name] = FakeDriver(state="AUTOSAMPLE")
+            driver.events = EventBus(reactor)
+            instruments.append(StationInstrument(name, driver, clock=reactor))
         self.api = StationAPI(
-            Station([self.instrument], clock=reactor), token=token, clock=reactor
+            Station(instruments, clock=reactor), token=token, clock=reactor
         )
         self.site = TrackingSite(self.api)
         self.url = ""
@@ -165,10 +173,12 @@ class InstrumentctlTestCase(TestCase):
     """
 
     token: str | None = None
+    #: More instruments than C{ctd}.
+    others: Sequence[str] = ()
 
     @defer.inlineCallbacks
     def setUp(self) -> Any:
-        self.station = StationFixture(self.token)
+        self.station = StationFixture(self.token, self.others)
         yield self.station.start(self)
 
     @defer.inlineCallbacks
@@ -653,6 +663,103 @@ class WatchTests(InstrumentctlTestCase):
         code, _, err = yield self.ctl("watch", "nope")
         self.assertEqual(code, ExitCode.API_ERROR)
         self.assertIn("no instrument 'nope'", err)
+
+
+class WatchSeveralTests(InstrumentctlTestCase):
+    """
+    watch of several instruments, or of all, on the station's one stream.
+    """
+
+    others = ("optode", "adcp")
+
+    @defer.inlineCallbacks
+    def test_watchAll(self) -> Any:
+        """
+        C{watch} without a name shows every instrument's events on one
+        connection: each instrument's samples in a table of its own titled
+        with its name, other events naming their instrument.
+        """
+        out, err = Capture(), Capture()
+        interrupted: Deferred[None] = Deferred()
+        running = self.ctl("watch", interrupted=interrupted, stdout=out, stderr=err)
+        yield err.wait_for("watching")
+        self.assertEqual(len(self.station.api.streams), 1)
+        self.station.driver.sample(temperature=12.5)
+        self.station.others["optode"].sample(oxygen=250.5)
+        self.station.others["adcp"].events.publish(
+            StateChangeEvent("COMMAND", "AUTOSAMPLE", time=1e9)
+        )
+        self.station.driver.sample(temperature=12.625)
+        yield out.wait_for("12.625")
+        interrupted.callback(None)
+        code, text, said = yield running
+        self.assertEqual(code, ExitCode.OK)
+        self.assertEqual(said, "watching every instrument; Ctrl-C to stop\n")
+        lines = text.splitlines()
+        self.assertEqual(lines[0], "ctd fake_sample:")
+        self.assertRegex(lines[1], r"^TIME +TEMPERATURE$")
+        self.assertRegex(lines[2], r"Z +12\.5$")
+        self.assertEqual(lines[3], "optode fake_sample:")
+        self.assertRegex(lines[4], r"^TIME +OXYGEN$")
+        self.assertRegex(lines[5], r"Z +250\.5$")
+        self.assertEqual(
+            lines[6], "-- 2001-09-09T01:46:40.000Z adcp state AUTOSAMPLE -> COMMAND"
+        )
+        self.assertEqual(lines[7], "ctd fake_sample:")
+        self.assertRegex(lines[9], r"Z +12\.625$")
+
+    @defer.inlineCallbacks
+    def test_watchSeveral(self) -> Any:
+        """
+        C{watch A B} shows those two only, on one connection.
+        """
+        out, err = Capture(), Capture()
+        interrupted: Deferred[None] = Deferred()
+        running = self.ctl(
+            "watch", "adcp", "ctd", interrupted=interrupted, stdout=out, stderr=err
+        )
+        yield err.wait_for("watching")
+        self.assertEqual(len(self.station.api.streams), 1)
+        self.station.others["optode"].sample(oxygen=250.5)
+        self.station.others["adcp"].sample(speed=0.25)
+        self.station.driver.sample(temperature=12.5)
+        yield out.wait_for("12.5")
+        interrupted.callback(None)
+        code, text, said = yield running
+        self.assertEqual(code, ExitCode.OK)
+        self.assertEqual(said, "watching adcp, ctd; Ctrl-C to stop\n")
+        titles = [line for line in text.splitlines() if line.endswith(":")]
+        self.assertEqual(titles, ["adcp fake_sample:", "ctd fake_sample:"])
+        self.assertNotIn("250.5", text)
+
+    @defer.inlineCallbacks
+    def test_watchSeveralJSON(self) -> Any:
+        """
+        With C{--json}, each line is one event naming its instrument.
+        """
+        out, err = Capture(), Capture()
+        interrupted: Deferred[None] = Deferred()
+        running = self.ctl(
+            "--json", "watch", interrupted=interrupted, stdout=out, stderr=err
+        )
+        yield err.wait_for("watching")
+        self.station.others["optode"].sample(oxygen=250.5)
+        self.station.driver.sample(temperature=3.5)
+        yield out.wait_for("3.5")
+        interrupted.callback(None)
+        _, text, _ = yield running
+        events = [json.loads(line) for line in text.splitlines()]
+        self.assertEqual([e["instrument"] for e in events], ["optode", "ctd"])
+
+    @defer.inlineCallbacks
+    def test_watchSeveralUnknown(self) -> Any:
+        """
+        An unknown name among several exits 1 with the station's message,
+        which names it and the instruments there are.
+        """
+        code, _, err = yield self.ctl("watch", "ctd", "nope")
+        self.assertEqual(code, ExitCode.API_ERROR)
+        self.assertIn("unknown instrument nope; known: ctd, optode, adcp", err)
 
 
 class UnreachableTests(TestCase):

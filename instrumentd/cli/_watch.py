@@ -1,6 +1,8 @@
 # -*- test-case-name: tests.test_instrumentctl -*-
 """
-``instrumentctl watch``: an instrument's event stream, shown as it comes.
+``instrumentctl watch``: an instrument's event stream, shown as it comes;
+or several instruments', or every one's, on the station's one stream
+(``GET /api/events``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import argparse
 import json
 from collections.abc import Mapping, Sequence
 from typing import Final
+from urllib.parse import urlencode
 
 from twisted.internet.defer import Deferred, race
 from twisted.internet.protocol import Protocol, connectionDone
@@ -45,6 +48,9 @@ class StreamReader(Protocol):
             # connection.
             transport.stopProducing()  # type: ignore[attr-defined]
 
+
+#: The event types ``watch`` shows.
+_TYPES: Final = "SAMPLE,STATE_CHANGE,CONFIG_CHANGE,ERROR,CONNECTION"
 
 #: How the station's port agents word a link that is down, in their faults.
 _LINK_FAULT: Final = "port agent fault: instrument link down "
@@ -89,10 +95,16 @@ class SampleTable:
     row of its table), each table's title and header printed again when
     its rows follow another's; other events as lines between them, the
     instrument link going down and up among them.
+
+    :param out: where to print.
+    :param several: whether the events are of several instruments: then
+        each instrument's particle streams have tables of their own, titled
+        with the instrument's name, and each line names its instrument.
     """
 
-    def __init__(self, out: Output) -> None:
+    def __init__(self, out: Output, *, several: bool = False) -> None:
         self.out = out
+        self.several = several
         self.tables: dict[str, _StreamTable] = {}
         self.current: str | None = None
 
@@ -109,14 +121,16 @@ class SampleTable:
             return
         when = format_time(data.get("time"))
         line = self.describe(message.event, data)
+        who = f"{cell(data.get('instrument'))} " if self.several else ""
         if message.event == "SAMPLE":
             particle = data.get("particle")
             stream = (
                 particle.get("stream_name") if isinstance(particle, Mapping) else None
             )
-            self.sample(str(stream or "samples"), when, dict(sample_values(data)))
+            title = who + str(stream or "samples")
+            self.sample(title, when, dict(sample_values(data)))
         elif line is not None:
-            self.out.write(f"-- {when} {line}\n")
+            self.out.write(f"-- {when} {who}{line}\n")
 
     def describe(self, kind: str, data: Mapping[str, object]) -> str | None:
         """
@@ -174,15 +188,27 @@ async def watch(
     out: Output,
     interrupted: Deferred[None],
 ) -> int:
-    path = instrument_path(options.name)
-    response = await station.stream(
-        path + "/events?types=SAMPLE,STATE_CHANGE,CONFIG_CHANGE,ERROR,CONNECTION"
-    )
-    table = SampleTable(out)
+    """
+    Show the events of the instruments named in ``options.names`` (every
+    instrument when none is) until interrupted or the stream ends.
+
+    :returns: the exit status.
+    """
+    names: list[str] = list(dict.fromkeys(options.names))
+    if len(names) == 1:
+        path = instrument_path(names[0]) + "/events?" + urlencode({"types": _TYPES})
+        what = names[0]
+    else:
+        # One connection for all of them.
+        query = [("instrument", name) for name in names] + [("type", _TYPES)]
+        path = "/api/events?" + urlencode(query)
+        what = ", ".join(names) if names else "every instrument"
+    response = await station.stream(path)
+    table = SampleTable(out, several=len(names) != 1)
     reader = StreamReader(EventStreamParser(table.event))
     response.deliverBody(reader)
     # Said once the stream is open, so that what follows is not missed.
-    out.note(f"watching {options.name}; Ctrl-C to stop")
+    out.note(f"watching {what}; Ctrl-C to stop")
     which, _ = await race([reader.ended, interrupted, out.closed])
     if which != 0:
         # Ctrl-C, or the reader of our output has gone (``| head``): both

@@ -10,6 +10,7 @@ It speaks the station's HTTP JSON API (``doc/api.md``) with treq::
     instrumentctl set ctd1 INTERVAL=10 OUTPUT_SAL=true
     instrumentctl run ctd1 acquire_sample
     instrumentctl watch ctd1
+    instrumentctl watch             (every instrument, on one connection)
 
 The output is aligned tables for people, or the API's JSON with ``--json``
 for scripts.  The exit status is an :class:`ExitCode`.  See ``doc/cli.md``.
@@ -164,8 +165,12 @@ def build_parser(out: IO[str], err: IO[str]) -> argparse.ArgumentParser:
     # Optional, so that ``run NAME`` alone can list the commands.
     run_.add_argument("instrument_command", metavar="COMMAND", nargs="?")
     run_.add_argument("assignments", metavar="ARG=VALUE", nargs="*")
-    watch = command("watch", "show live samples, state changes and errors")
-    watch.add_argument("name", metavar="NAME")
+    watch = command(
+        "watch",
+        "show live samples, state changes and errors "
+        "(of the instruments named, or of every instrument)",
+    )
+    watch.add_argument("names", metavar="NAME", nargs="*")
     return parser
 
 
