@@ -70,7 +70,9 @@ class SpikeTest:
             return None
         if middle is None:
             return QartodFlag.MISSING
-        if self._seen == 2 or before is None or value is None:
+        if before is None or value is None:
+            # A neighbour missing, or none yet: the second sample's
+            # "before" is the unset None.
             return QartodFlag.NOT_EVALUATED
         size = self._size(before, middle, value)
         if self.fail_threshold is not None and size > self.fail_threshold:
