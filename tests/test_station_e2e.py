@@ -16,6 +16,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from treq.client import HTTPClient
@@ -336,10 +337,20 @@ port_agent = {{ mode = "in-process", max_reconnect_delay = 1 }}
             metrics, r'instrumentd_samples_total\{instrument="ctd1"\} [1-9]'
         )
 
-    async def samples(self, url: str, name: str, count: int) -> list[dict[str, Any]]:
+    async def samples(
+        self,
+        url: str,
+        name: str,
+        count: int,
+        path: str | None = None,
+        until: Callable[[list[dict[str, Any]]], bool] | None = None,
+    ) -> list[dict[str, Any]]:
         """
         Read an instrument's event stream until ``count`` samples have come.
 
+        :param path: another stream to read (``/api/events?...``).
+        :param until: read on after ``count`` samples until this is true of
+            those read.
         :returns: each sample event's data.
         """
         samples: list[ServerSentEvent] = []
@@ -348,13 +359,16 @@ port_agent = {{ mode = "in-process", max_reconnect_delay = 1 }}
         def event(each: ServerSentEvent) -> None:
             if each.event == "SAMPLE":
                 samples.append(each)
-                if len(samples) == count and not got.called:
+                enough = len(samples) >= count and (
+                    until is None or until([json.loads(e.data) for e in samples])
+                )
+                if enough and not got.called:
                     got.callback(None)
 
         parser = EventStreamParser(event)
-        response = await self.http.get(
-            f"{url}/api/instruments/{name}/events?types=SAMPLE", unbuffered=True
-        )
+        if path is None:
+            path = f"/api/instruments/{name}/events?types=SAMPLE"
+        response = await self.http.get(f"{url}{path}", unbuffered=True)
         self.assertEqual(response.code, 200)
         self.assertTrue(
             response.headers.getRawHeaders("content-type")[0].startswith(
@@ -386,6 +400,27 @@ port_agent = {{ mode = "in-process", max_reconnect_delay = 1 }}
         )
         times = [p["time"] for p in particles]
         self.assertEqual(times, sorted(times))
+
+    async def test_stationEventStream(self) -> None:
+        """
+        The station-wide event stream of a real station carries both
+        autosampling instruments' samples, each naming its instrument, on
+        one connection; asked for one, it carries that one's only.
+        """
+        station = self.start_station(
+            simulated("ctd1", autosample=True) + simulated("ctd2", autosample=True)
+        )
+        url = await station.url
+
+        def both(particles: list[dict[str, Any]]) -> bool:
+            return {p["instrument"] for p in particles} == {"ctd1", "ctd2"}
+
+        particles = await self.samples(
+            url, "", 2, "/api/events?type=SAMPLE", until=both
+        )
+        self.assertEqual({p["type"] for p in particles}, {"SAMPLE"})
+        only = await self.samples(url, "", 3, "/api/events?instrument=ctd2")
+        self.assertEqual({p["instrument"] for p in only}, {"ctd2"})
 
     async def test_instrumentctl(self) -> None:
         """
@@ -543,11 +578,11 @@ class UnreachableInstrumentTests(TestCase):
         return out.decode(), err.decode(), code
 
     async def first_events(
-        self, url: str, name: str, count: int
+        self, url: str, name: str, count: int, path: str | None = None
     ) -> list[ServerSentEvent]:
         """
-        Open an instrument's event stream and read its first ``count``
-        events.
+        Open an instrument's event stream (or the stream at ``path``) and
+        read its first ``count`` events.
         """
         events: list[ServerSentEvent] = []
         got: Deferred[None] = Deferred()
@@ -557,9 +592,9 @@ class UnreachableInstrumentTests(TestCase):
             if len(events) == count and not got.called:
                 got.callback(None)
 
-        response = await self.http.get(
-            f"{url}/api/instruments/{name}/events", unbuffered=True
-        )
+        if path is None:
+            path = f"/api/instruments/{name}/events"
+        response = await self.http.get(f"{url}{path}", unbuffered=True)
         self.assertEqual(response.code, 200)
         streaming = response.collect(EventStreamParser(event).feed)
         await got
@@ -684,6 +719,17 @@ class UnreachableInstrumentTests(TestCase):
         data = json.loads(first.data)
         self.assertEqual(data["state"], "INSTRUMENT_DISCONNECTED")
         self.assertRegex(data["reason"], down + "connection refused")
+        # The station-wide stream starts with each one's.
+        firsts = await self.first_events(
+            url, "", 2, "/api/events?instrument=refused,noserial&type=CONNECTION"
+        )
+        reasons = {
+            json.loads(each.data)["instrument"]: json.loads(each.data)["reason"]
+            for each in firsts
+        }
+        self.assertEqual(set(reasons), {"refused", "noserial"})
+        self.assertRegex(reasons["refused"], down + "connection refused")
+        self.assertRegex(reasons["noserial"], down + "cannot open serial device")
 
     async def simulator(self, listen: str) -> tuple[StationProcess, int]:
         """
