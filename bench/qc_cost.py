@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 
 from instrumentd.qc import StreamQC, parse_qc
 from instrumentd.qc.config import FIELD_TESTS
-from instrumentd.qc.stream import FieldQC
+from instrumentd.qc.stream import CurrentSample, FieldQC
 
 START = 1_790_000_000.0
 
@@ -78,7 +78,10 @@ def field_cost(names: Sequence[str], values: Sequence[float | None]) -> float:
     :returns: µs per sample for a field with the tests ``names``.
     """
     qc = FieldQC(
-        [FIELD_TESTS[name](f"qc.bench.x.{name}", TESTS[name]) for name in names]
+        [
+            FIELD_TESTS[name](f"qc.bench.x.{name}", TESTS[name], CurrentSample())
+            for name in names
+        ]
     )
     start = time.process_time()
     for i, value in enumerate(values):

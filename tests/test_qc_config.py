@@ -91,6 +91,40 @@ class StationTable(SynchronousTestCase):
         before = qc.push(1500000000.0, {"temperature": 10.0})
         self.assertEqual(before.current["temperature"].flags["time"], QartodFlag.FAIL)
 
+    def test_depth_from_pressure(self) -> None:
+        """
+        ``depth_field`` reads each sample's depth from another field: the
+        span for 0-50 m applies to a sample at 30 dbar, not to one at 80.
+        """
+        table = {
+            "ctdpf_sample": {
+                "temperature": {
+                    "climatology": {
+                        "depth_field": "pressure",
+                        "spans": [
+                            {
+                                "tspan": [1, 12],
+                                "period": "month",
+                                "vspan": [8, 18],
+                                "zspan": [0, 50],
+                            }
+                        ],
+                    }
+                }
+            }
+        }
+        qc = parse_qc(table)["ctdpf_sample"].evaluator()
+        shallow = qc.push(1.7e9, {"temperature": 20.0, "pressure": 30.0})
+        deep = qc.push(1.7e9 + 1, {"temperature": 20.0, "pressure": 80.0})
+        none = qc.push(1.7e9 + 2, {"temperature": 20.0})
+        flags = [
+            s.current["temperature"].flags["climatology"] for s in (shallow, deep, none)
+        ]
+        self.assertEqual(
+            flags,
+            [QartodFlag.SUSPECT, QartodFlag.NOT_EVALUATED, QartodFlag.NOT_EVALUATED],
+        )
+
     def test_defaults_off(self) -> None:
         specs = parse_qc({"ctdpf_sample": {"defaults": False}})
         self.assertNotIn("ctdpf_sample", specs)
@@ -282,6 +316,33 @@ class Mistakes(SynchronousTestCase):
             "qc.ctdpf_sample.temp",
             "no such field",
             "temperature",
+            streams=STREAMS,
+        )
+
+    def test_depth_field(self) -> None:
+        spans = [{"tspan": [1, 12], "period": "month", "vspan": [0, 1]}]
+        self.check(
+            {
+                "s": {
+                    "x": {
+                        "climatology": {"spans": spans, "depth": 3, "depth_field": "p"}
+                    }
+                }
+            },
+            "qc.s.x.climatology",
+            "depth or depth_field, not both",
+        )
+        self.check(
+            {
+                "ctdpf_sample": {
+                    "temperature": {
+                        "climatology": {"spans": spans, "depth_field": "depth"}
+                    }
+                }
+            },
+            "qc.ctdpf_sample.temperature.climatology.depth_field",
+            "'depth'",
+            "pressure",
             streams=STREAMS,
         )
 

@@ -166,6 +166,88 @@ class ClimatologyAgreement(_Reference):
             elif math.isinf(value):
                 self.assertIn(flag, (3, 4, 9))
 
+    @EXAMPLES
+    @given(
+        st.lists(
+            st.one_of(_span_strategy("month"), _span_strategy(None)),
+            min_size=1,
+            max_size=4,
+        ),
+        st.lists(
+            st.tuples(
+                st.integers(BASE - 86400 * 60, BASE + 86400 * 420),
+                VALUE,
+                st.one_of(st.none(), st.just(math.nan), st.floats(0, 250)),
+            ),
+            min_size=1,
+            max_size=40,
+        ),
+    )
+    def test_depth_per_sample(self, spans, samples) -> None:
+        """
+        Depth read from another field of each sample (``depth_field``), as
+        ioos_qc's per-sample ``zinp``.  A missing depth leaves out the spans
+        that give depths (as ioos_qc's code means to: "only test non-masked
+        values"; its masked arithmetic lets some through, see
+        test_missing_depth): such samples are compared only when no span
+        gives depths.
+        """
+        times = [float(t) for t, _, _ in samples]
+        values = [v for _, v, _ in samples]
+        depths = [z for _, _, z in samples]
+        now: list[float | None] = [None]
+        test = ClimatologyTest(spans, lambda: now[0])
+        ours = []
+        for t, v, z in zip(times, values, depths, strict=True):
+            now[0] = None if z is None or math.isnan(z) else z
+            ours.extend(stream_flags(test, [t], [v])[:1])
+        theirs = ioos(
+            qartod.climatology_test(
+                config=[_as_ioos(s) for s in spans],
+                inp=as_floats(values),
+                tinp=as_datetimes(times),
+                zinp=as_floats(depths),
+            )
+        )
+        zspans = any(s.zspan is not None for s in spans)
+        bad = [
+            v is None
+            or not math.isfinite(v)
+            or (zspans and (z is None or math.isnan(z)))
+            for v, z in zip(values, depths, strict=True)
+        ]
+        self.assertEqual(
+            [f for f, b in zip(ours, bad, strict=True) if not b],
+            [f for f, b in zip(theirs, bad, strict=True) if not b],
+        )
+
+    def test_missing_depth(self) -> None:
+        """
+        Where we differ on purpose: a sample without a depth is not in a
+        span limited to depths, so not evaluated; ioos_qc 3.0 applies the
+        span to it when another sample of the series has a depth.
+        """
+        span = ClimatologySpan((1, 12), (0, 0), None, (0, 50), "month")
+        values, depths = [None, -10.0], [0.0, None]
+        times = [float(BASE), float(BASE)]
+        now: list[float | None] = [None]
+        test = ClimatologyTest([span], lambda: now[0])
+        ours = []
+        for t, v, z in zip(times, values, depths, strict=True):
+            now[0] = z
+            ours.extend(stream_flags(test, [t], [v]))
+        theirs = ioos(
+            qartod.climatology_test(
+                [_as_ioos(span)],
+                as_floats(values),
+                as_datetimes(times),
+                as_floats(depths),
+            )
+        )
+        self.assertEqual(ours, [9, 2])
+        # (ioos_qc passes the missing value too: test_missing_value_is_missing.)
+        self.assertEqual(theirs, [1, 3])
+
     def test_missing_value_is_missing(self) -> None:
         """
         Where we differ on purpose: ioos_qc 3.0 flags a missing value, and

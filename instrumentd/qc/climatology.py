@@ -70,20 +70,26 @@ class ClimatologyTest:
 
     :param spans: the seasons, in order.
     :param depth: the instrument's depth, metres positive down, or ``None``
-        when unknown (spans with a ``zspan`` then never apply).
+        when unknown (spans with a ``zspan`` then never apply); or a
+        function giving the depth of the sample being tested (read from
+        another field of the sample).
     """
 
     name = "climatology"
     lag = 0
 
-    def __init__(self, spans: Sequence[ClimatologySpan], depth: float | None) -> None:
+    def __init__(
+        self,
+        spans: Sequence[ClimatologySpan],
+        depth: float | Callable[[], float | None] | None,
+    ) -> None:
         self.spans = tuple(spans)
         self.depth = depth
 
-    def _covers(self, span: ClimatologySpan, time: float, when: datetime) -> bool:
-        if span.zspan is not None and (
-            self.depth is None or outside(self.depth, span.zspan)
-        ):
+    def _covers(
+        self, span: ClimatologySpan, time: float, when: datetime, depth: float | None
+    ) -> bool:
+        if span.zspan is not None and (depth is None or outside(depth, span.zspan)):
             return False
         at = time if span.period is None else PERIODS[span.period](when)
         return not outside(at, span.tspan)
@@ -96,8 +102,11 @@ class ClimatologyTest:
             return QartodFlag.MISSING
         when = datetime.fromtimestamp(time, UTC)
         flag = QartodFlag.NOT_EVALUATED if math.isfinite(value) else QartodFlag.MISSING
+        depth = self.depth() if callable(self.depth) else self.depth
+        if depth is not None and not math.isfinite(depth):
+            depth = None
         for span in self.spans:
-            if not self._covers(span, time, when):
+            if not self._covers(span, time, when, depth):
                 continue
             if span.fspan is not None and outside(value, span.fspan):
                 flag = QartodFlag.FAIL

@@ -31,12 +31,13 @@ from typing import Final
 from instrumentd.qc.base import FieldTest, Span, StreamTest
 from instrumentd.qc.climatology import PERIODS, ClimatologySpan, ClimatologyTest
 from instrumentd.qc.defaults import DEFAULTS
+from instrumentd.qc.flags import as_number
 from instrumentd.qc.flat_line import FlatLineTest
 from instrumentd.qc.gross_range import GrossRangeTest
 from instrumentd.qc.position import LocationTest, TimeTest
 from instrumentd.qc.rate_of_change import RateOfChangeTest
 from instrumentd.qc.spike import METHODS, SpikeTest
-from instrumentd.qc.stream import FieldQC, StreamQC
+from instrumentd.qc.stream import CurrentSample, FieldQC, StreamQC
 
 __all__ = ["FIELD_TESTS", "QCConfigError", "StreamQCSpec", "parse_qc"]
 
@@ -122,7 +123,7 @@ def _instant(key: str, value: object) -> float:
     raise _fail(key, value, "a date, a date and time, or seconds since 1970 UTC")
 
 
-def _gross_range(key: str, table: Table) -> FieldTest:
+def _gross_range(key: str, table: Table, current: CurrentSample) -> FieldTest:
     _keys(key, table, ["fail_span"], ["suspect_span"])
     fail = _span(f"{key}.fail_span", table["fail_span"])
     suspect = table.get("suspect_span")
@@ -151,18 +152,25 @@ def _climatology_span(key: str, value: object) -> ClimatologySpan:
     )
 
 
-def _climatology(key: str, table: Table) -> FieldTest:
-    _keys(key, table, ["spans"], ["depth"])
+def _climatology(key: str, table: Table, current: CurrentSample) -> FieldTest:
+    _keys(key, table, ["spans"], ["depth", "depth_field"])
+    field = table.get("depth_field")
+    if field is not None and not isinstance(field, str):
+        raise _fail(f"{key}.depth_field", field, "a field name")
+    if field is not None and "depth" in table:
+        raise QCConfigError(f"{key}: give depth or depth_field, not both")
     spans = table["spans"]
     if not isinstance(spans, Sequence) or isinstance(spans, str) or not spans:
         raise _fail(f"{key}.spans", spans, "a non-empty list of tables")
     return ClimatologyTest(
         [_climatology_span(f"{key}.spans[{i}]", s) for i, s in enumerate(spans)],
-        _optional(key, table, "depth"),
+        _optional(key, table, "depth")
+        if field is None
+        else lambda: as_number(current.values.get(field)),
     )
 
 
-def _spike(key: str, table: Table) -> FieldTest:
+def _spike(key: str, table: Table, current: CurrentSample) -> FieldTest:
     _keys(key, table, [], ["suspect_threshold", "fail_threshold", "method"])
     suspect = _optional(key, table, "suspect_threshold", positive=True)
     fail = _optional(key, table, "fail_threshold", positive=True)
@@ -176,7 +184,7 @@ def _spike(key: str, table: Table) -> FieldTest:
     return SpikeTest(suspect, fail, str(method))
 
 
-def _rate_of_change(key: str, table: Table) -> FieldTest:
+def _rate_of_change(key: str, table: Table, current: CurrentSample) -> FieldTest:
     _keys(key, table, ["threshold"], ["fail_threshold"])
     return RateOfChangeTest(
         _number(f"{key}.threshold", table["threshold"], positive=True),
@@ -184,7 +192,7 @@ def _rate_of_change(key: str, table: Table) -> FieldTest:
     )
 
 
-def _flat_line(key: str, table: Table) -> FieldTest:
+def _flat_line(key: str, table: Table, current: CurrentSample) -> FieldTest:
     required = ["suspect_threshold", "fail_threshold", "tolerance"]
     _keys(key, table, required, ["interval"])
     suspect, fail, tolerance = (
@@ -196,7 +204,7 @@ def _flat_line(key: str, table: Table) -> FieldTest:
 
 
 #: The tests a field can have, by their key.
-FIELD_TESTS: Final[dict[str, Callable[[str, Table], FieldTest]]] = {
+FIELD_TESTS: Final[dict[str, Callable[[str, Table, CurrentSample], FieldTest]]] = {
     "gross_range": _gross_range,
     "climatology": _climatology,
     "spike": _spike,
@@ -232,11 +240,15 @@ class StreamQCSpec:
             ``seconds``); the system clock when ``None``.
         """
         key = f"qc.{self.stream}"
+        current = CurrentSample()
 
         def make(field: str) -> Callable[[], FieldQC]:
             tables = self.fields[field]
             return lambda: FieldQC(
-                [FIELD_TESTS[t](f"{key}.{field}.{t}", tables[t]) for t in tables]
+                [
+                    FIELD_TESTS[t](f"{key}.{field}.{t}", tables[t], current)
+                    for t in tables
+                ]
             )
 
         stream_tests: list[StreamTest] = []
@@ -264,7 +276,9 @@ class StreamQCSpec:
                     ),
                 )
             )
-        return StreamQC({name: make(name) for name in self.fields}, stream_tests)
+        return StreamQC(
+            {name: make(name) for name in self.fields}, stream_tests, current
+        )
 
 
 def _merge(key: str, base: Mapping[str, object], override: Table) -> dict[str, Table]:
@@ -310,7 +324,17 @@ def _stream(
     for name, tests in merged.items():
         for test, params in tests.items():
             # Build once now so every mistake surfaces at configuration time.
-            FIELD_TESTS[test](f"{key}.{name}.{test}", params)
+            FIELD_TESTS[test](f"{key}.{name}.{test}", params, CurrentSample())
+            depth_field = params.get("depth_field")
+            if (
+                fields is not None
+                and depth_field is not None
+                and depth_field not in fields
+            ):
+                raise QCConfigError(
+                    f"{key}.{name}.{test}.depth_field: {depth_field!r} is no field of "
+                    f"stream {stream}; fields: {', '.join(sorted(fields))}"
+                )
     location = time_table = None
     if "location" in table:
         location = _table(f"{key}.location", table["location"])

@@ -26,7 +26,26 @@ from dataclasses import dataclass, field
 from instrumentd.qc.base import FieldTest, StreamTest
 from instrumentd.qc.flags import QartodFlag, aggregate, as_number
 
-__all__ = ["FieldQC", "FieldResult", "FieldStep", "StreamQC", "StreamStep"]
+__all__ = [
+    "CurrentSample",
+    "FieldQC",
+    "FieldResult",
+    "FieldStep",
+    "StreamQC",
+    "StreamStep",
+]
+
+
+class CurrentSample:
+    """
+    The sample being tested, for a test of one field that reads another
+    (the climatology test's depth from the pressure field).
+
+    :ivar values: the sample's values by field name.
+    """
+
+    def __init__(self) -> None:
+        self.values: Mapping[str, object] = {}
 
 
 @dataclass(frozen=True)
@@ -154,13 +173,17 @@ class StreamQC:
         the first time an array field has that many).
     :param stream_tests: tests of the whole sample (time, location), whose
         flags join every field's.
+    :param current: updated with each sample before any test runs, for the
+        tests that read other fields.
     """
 
     def __init__(
         self,
         fields: Mapping[str, Callable[[], FieldQC]],
         stream_tests: Sequence[StreamTest] = (),
+        current: CurrentSample | None = None,
     ) -> None:
+        self._current = CurrentSample() if current is None else current
         self._factories = dict(fields)
         self._stream_tests = tuple(stream_tests)
         self._scalar: dict[str, FieldQC] = {}
@@ -184,6 +207,7 @@ class StreamQC:
         :returns: the new sample's results and the amended previous ones.
         """
         sample = dict(values)
+        self._current.values = sample
         shared = {test.name: test.step(time, sample) for test in self._stream_tests}
         step = StreamStep()
         for name, make in self._factories.items():
