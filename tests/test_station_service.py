@@ -234,6 +234,7 @@ class BannerTests(SynchronousTestCase):
         self.assertIn("  instrumentctl watch toy1\n", text)
         self.assertIn("curl http://127.0.0.1:8700/api/instruments\n", text)
         self.assertIn("curl -N http://127.0.0.1:8700/api/instruments/toy1/events", text)
+        self.assertIn("curl -N http://127.0.0.1:8700/api/events", text)
 
     def test_bannerOtherURLAndToken(self) -> None:
         """

@@ -420,6 +420,7 @@ class StationService(Service):
             f"  curl {url}/api/instruments",
             f"  curl {url}/api/instruments/{first}/parameters",
             f"  curl -N {url}/api/instruments/{first}/events",
+            f"  curl -N {url}/api/events",
             f"  curl -X POST{auth} {url}/api/instruments/{first}/commands/"
             "acquire_status",
             f"  curl {url}/metrics",
