@@ -296,6 +296,39 @@ class ClientQueueTests(TestCase):
 
         return run(go())
 
+    def test_onePacketPerRead(self) -> None:
+        """
+        A flood from the instrument is framed as exactly one packet per read
+        (the agent reads at most one packet's payload at a time, not 64 KiB
+        that would need a second, 17-byte packet), and a client gets every
+        byte in order.
+        """
+
+        async def go() -> None:
+            instrument = await start_instrument(self)
+            agent = await start_agent(
+                self, instrument, heartbeat=0.2, disconnect_grace=LONG_GRACE
+            )
+            await instrument.wait_for_connection(1)
+            command = await connect(self, agent.ports["command"], LineClient())
+            reader = await connect(self, agent.ports["data"], PacketClient())
+            await registered(reader)
+
+            bulk = noise(8 << 20, 18)
+            instrument.send(bulk)
+            await within(reader.wait_for_data(len(bulk)), "the flood", 60)
+
+            self.assertEqual(bytes(reader.instrument_data), bulk)
+            stats = json.loads(await command.ask("get_stats"))
+            reads = stats["instrument"]["reads_in"]
+            self.assertEqual(stats["instrument"]["bytes_in"], len(bulk))
+            self.assertEqual(stats["packets_by_type"]["DATA_FROM_INSTRUMENT"], reads)
+            # Reads were large (here about 64 KiB on average), so there
+            # were reads that a 64 KiB read size would have split.
+            self.assertLess(reads, len(bulk) // 1024)
+
+        return run(go())
+
     def test_stalledClientCutOffForNoProgress(self) -> None:
         """
         A data client that takes nothing while data waits for it is cut off
