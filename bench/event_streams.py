@@ -11,9 +11,11 @@ client falls behind.  The figure is this process's CPU time (user +
 system, i.e. the station's alone: the clients are other processes) per
 event, divided also per event and client.
 
-``--endpoint instrument`` follows ``/api/instruments/{name}/events``;
-``--endpoint station`` follows ``/api/events`` (only on versions that have
-it).  To compare with an older version, run this script with that
+``--instruments M`` serves M instruments, samples published to each in
+turn, and each client follows all of them: with ``--endpoint instrument``
+on M connections of ``/api/instruments/{name}/events``, with ``--endpoint
+station`` on one of ``/api/events`` (only on versions that have it; the
+default there).  To compare with an older version, run this script with that
 version's package first on ``PYTHONPATH``.
 
 Run by hand (it is not a test): ``python bench/event_streams.py``.
@@ -44,25 +46,33 @@ SLICE = 200
 #: A child that reads one event stream, and says how many events it read
 #: after each slice's last one (the line ``n``).
 READER = r"""
-import socket, sys
-port, path, slice_ = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-s = socket.create_connection(("127.0.0.1", port))
-s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+import selectors, socket, sys
+port, slice_, paths = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+chooser = selectors.DefaultSelector()
+tails = {}
+for path in paths:
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    chooser.register(s, selectors.EVENT_READ)
+    tails[s] = b""
 events = 0
-tail = b""
 sys.stdout.write("open\n"); sys.stdout.flush()
-while True:
-    data = s.recv(1 << 20)
-    if not data:
-        break
-    text = tail + data
-    found = text.count(b"\nevent: SAMPLE")
-    if found:
-        before = events
-        events += found
-        if events // slice_ != before // slice_:
-            sys.stdout.write(f"{events}\n"); sys.stdout.flush()
-    tail = text[-16:]
+while tails:
+    for key, _ in chooser.select():
+        s = key.fileobj
+        data = s.recv(1 << 20)
+        if not data:
+            chooser.unregister(s)
+            del tails[s]
+            continue
+        text = tails[s] + data
+        found = text.count(b"\nevent: SAMPLE")
+        tails[s] = text[-16:]
+        if found:
+            before = events
+            events += found
+            if events // slice_ != before // slice_:
+                sys.stdout.write(f"{events}\n"); sys.stdout.flush()
 """
 
 
@@ -148,39 +158,43 @@ class Reader(ProcessProtocol):
 
 
 async def run_once(
-    reactor: Any, clients: int, events: int, endpoint: str
+    reactor: Any, clients: int, instruments: int, events: int, endpoint: str
 ) -> tuple[float, int]:
-    bus = EventBus(reactor)
-    instrument = StationInstrument("ctd1", QuietDriver(bus), bus, clock=reactor)
-    api = StationAPI(Station([instrument], clock=reactor), clock=reactor)
+    buses = [EventBus(reactor) for _ in range(instruments)]
+    followed = [
+        StationInstrument(f"ctd{n}", QuietDriver(bus), bus, clock=reactor)
+        for n, bus in enumerate(buses)
+    ]
+    api = StationAPI(Station(followed, clock=reactor), clock=reactor)
+    streams = clients * (1 if endpoint == "station" else instruments)
     site = APISite(
-        api, authorize=api.authorize, reactor=reactor, max_connections=clients + 10
+        api, authorize=api.authorize, reactor=reactor, max_connections=streams + 10
     )
-    api.max_streams = clients + 10
+    api.max_streams = streams + 10
     port = reactor.listenTCP(0, site, interface="127.0.0.1")
-    path = "/api/events" if endpoint == "station" else "/api/instruments/ctd1/events"
+    if endpoint == "station":
+        paths = ["/api/events"]
+    else:
+        paths = [f"/api/instruments/ctd{n}/events" for n in range(instruments)]
     readers = []
     for _ in range(clients):
         reader = Reader()
-        reactor.spawnProcess(
-            reader,
-            sys.executable,
-            [sys.executable, "-c", READER, str(port.getHost().port), path, str(SLICE)],
-            env=os.environ,
-        )
+        argv = [sys.executable, "-c", READER, str(port.getHost().port), str(SLICE)]
+        reactor.spawnProcess(reader, sys.executable, argv + paths, env=os.environ)
         readers.append(reader)
     await defer.gatherResults([r.opened for r in readers])
-    while len(api.streams) < clients:
+    while len(api.streams) < streams:
         await task.deferLater(reactor, 0.01, lambda: None)
     started = time.process_time()
     published = 0
     while published < events:
         for _ in range(SLICE):
+            bus = buses[published % instruments]
             bus.publish(SampleEvent(Particle(published), time=reactor.seconds()))
             published += 1
         await defer.gatherResults([r.wait(published) for r in readers])
     cpu = time.process_time() - started
-    cut_off = instrument.streams_cut_off
+    cut_off = sum(each.streams_cut_off for each in followed)
     api.close()
     for reader in readers:
         if reader.transport is not None:
@@ -193,6 +207,12 @@ async def run_once(
 async def main(reactor: Any) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", default="1,10,50")
+    parser.add_argument(
+        "--instruments",
+        type=int,
+        default=1,
+        help="instruments, each client following all (samples round-robin)",
+    )
     parser.add_argument("--events", type=int, default=4000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--endpoint", choices=["instrument", "station"], default=None)
@@ -200,7 +220,10 @@ async def main(reactor: Any) -> None:
     endpoint = options.endpoint
     if endpoint is None:
         endpoint = "station" if _has_station_stream() else "instrument"
-    print(f"endpoint: {endpoint}; {options.events} events; {options.repeats} runs")
+    print(
+        f"endpoint: {endpoint}; {options.instruments} instruments; "
+        f"{options.events} events; {options.repeats} runs"
+    )
     print(
         f"{'clients':>7}  {'µs/event min':>12}  {'median':>8}  {'max':>8}  "
         f"{'µs/event/client':>15}  cut off"
@@ -209,7 +232,9 @@ async def main(reactor: Any) -> None:
         figures = []
         cut = 0
         for _ in range(options.repeats):
-            cpu, cut_off = await run_once(reactor, clients, options.events, endpoint)
+            cpu, cut_off = await run_once(
+                reactor, clients, options.instruments, options.events, endpoint
+            )
             figures.append(cpu / options.events * 1e6)
             cut += cut_off
         median = statistics.median(figures)
