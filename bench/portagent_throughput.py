@@ -44,6 +44,9 @@ from instrumentd.portagent.launcher import launch_port_agent
 from instrumentd.portagent.options import DEFAULT_CLIENT_BUFFER
 
 BLOCK = bytes(range(256)) * 256  # 64 KiB
+#: A latency message: 64 bytes, as issue 18's latency target says, with the
+#: send time (monotonic ns) in bytes 1-19.
+MESSAGE = b"L%019d" + b" " * 43 + b"\n"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -96,7 +99,7 @@ class Source(Protocol):
 
         def one() -> None:
             stamp = time.monotonic_ns()
-            self.transport.write(b"L%019d\n" % stamp)  # type: ignore[union-attr]
+            self.transport.write(MESSAGE % stamp)  # type: ignore[union-attr]
             sent[0] += 1
             if sent[0] >= count:
                 loop.stop()
@@ -247,7 +250,7 @@ def _line_latency(latencies: list[float]) -> Callable[[bytes], None]:
         partial[:] = rest
         for line in lines:
             if line.startswith(b"L"):
-                latencies.append((now - int(line[1:])) / 1e6)
+                latencies.append((now - int(line[1:20])) / 1e6)
 
     return on_payload
 
@@ -415,7 +418,8 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
         )
     print("(per client: the mean over clients of each client's rate)")
     print(
-        f"\nLatency, source write to client receipt, {args.rate} messages/s for "
+        f"\nLatency, source write to client receipt, {args.rate} messages/s of "
+        f"{len(MESSAGE % 0)} bytes for "
         f"{args.seconds:g} s"
     )
     print(f"{'path':>10} {'messages':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
