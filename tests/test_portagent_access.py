@@ -6,11 +6,13 @@ transport, and real agents with certificates made by the test.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
 from twisted.internet import ssl
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
     connectProtocol,
@@ -39,6 +41,7 @@ from tests.agentsupport import (
     ByteClient,
     LineClient,
     PacketClient,
+    elapse,
     reactor,
     read_datalog,
     run,
@@ -394,6 +397,19 @@ class InsecureLogTests(SynchronousTestCase):
         self.assertIn("--allow-insecure", warnings[0]["log_format"])
 
 
+async def clients_admitted(command: LineClient, wanted: dict[str, int]) -> None:
+    """
+    Ask the agent's command port for its clients until at least C{wanted}
+    of each kind are connected (a test's wait, bounded by the caller).
+    """
+    while True:
+        stats = json.loads(await command.ask("get_stats"))
+        clients = stats["clients"]
+        if all(clients.get(kind, 0) >= n for kind, n in wanted.items()):
+            return
+        await elapse(0.05)
+
+
 class AgentAccessTests(TestCase):
     """
     Real agents behind TLS and a token.
@@ -448,7 +464,7 @@ class AgentAccessTests(TestCase):
             raw = await tls_connect(
                 self, tls_endpoint(self.certs, ports["raw"]), ByteClient()
             )
-            raw.write(TOKEN + b"\nds\r")
+            raw.write(TOKEN + b"\n")
             rfc2217 = await tls_connect(
                 self, tls_endpoint(self.certs, ports["rfc2217"]), ByteClient()
             )
@@ -457,6 +473,16 @@ class AgentAccessTests(TestCase):
             await rfc2217.wait_for_bytes(b"\xff\xfb\x00", "the telnet opening")
             rfc2217.write(TOKEN + b"\r\n")
             await instrument.wait_for_connection()
+            # Each client's token crosses its own TLS connection: until the
+            # agent has taken the sniff client's, a line sent by the raw
+            # client may be sniffed before anyone is there to see it.
+            await within(
+                Deferred.fromCoroutine(
+                    clients_admitted(command, {"data": 1, "sniff": 1, "raw": 1})
+                ),
+                "the data, sniff and raw clients to be admitted",
+            )
+            raw.write(b"ds\r")
             await instrument.wait_for_received(b"ds\r")
             await within(
                 sniff.wait_for_line(
