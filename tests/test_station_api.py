@@ -148,10 +148,11 @@ class ReadTests(APITestCase):
 
     def test_index(self) -> None:
         """
-        C{GET /} and C{GET /api} list the instruments and the endpoints.
+        C{GET /api} lists the instruments and the endpoints (C{/} is the
+        web page: L{tests.test_station_web}).
         """
         station = self.station()
-        for path in ["/", "/api"]:
+        for path in ["/api", "/api/"]:
             status, body = self.ask(station, "GET", path)
             self.assertEqual(status, 200)
             self.assertEqual(body["instruments"], ["toy", "fake"])

@@ -230,6 +230,7 @@ class BannerTests(SynchronousTestCase):
             text,
         )
         self.assertIn("API listening on http://127.0.0.1:8700/api", text)
+        self.assertIn("\nWeb page: http://127.0.0.1:8700/\n", text)
         self.assertIn("  instrumentctl list\n", text)
         self.assertIn("  instrumentctl watch toy1\n", text)
         self.assertIn("curl http://127.0.0.1:8700/api/instruments\n", text)

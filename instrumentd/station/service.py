@@ -413,6 +413,7 @@ class StationService(Service):
             ctl += f" --token-file {config.token_file}"
         auth = ' -H "Authorization: Bearer $TOKEN"' if config.token else ""
         lines += [
+            f"Web page: {url}/",
             "Talk to it:",
             f"  {ctl} list",
             f"  {ctl} status {first}",

@@ -5,6 +5,8 @@ The station's HTTP JSON API, as a tree of ``twisted.web`` resources.
 :class:`StationAPI` is the root resource; the station service serves it
 with ``twisted.web.server.Site`` on its API endpoint (loopback by default)::
 
+    GET    /                                     the web page (its files
+                                                 under /static/)
     GET    /api                                  the endpoints
     GET    /api/health                           the station's health
     GET    /api/instruments                      every instrument, with its state
@@ -39,7 +41,8 @@ out; only its answer is dropped.  See ``doc/api.md``.
 The modules behind it, one concept each: ``_root`` (:class:`StationAPI`),
 ``_station`` (index, health, metrics, the instrument list),
 ``_instrument`` (one instrument, its events and port agent), ``_events``
-(event streams: the station's, and what the instrument's shares), ``_control``
+(event streams: the station's, and what the instrument's shares), ``_page``
+(the web page and its files), ``_control``
 (parameters, commands, discover), ``_direct`` (direct access),
 ``_resource`` (the resources' bases), ``_answer`` (writing JSON answers),
 ``_errors`` (statuses and refusals), ``_auth`` (the token) and ``_body``

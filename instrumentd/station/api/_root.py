@@ -15,6 +15,7 @@ from instrumentd import __version__
 from instrumentd.station.api._auth import MUTATING_METHODS, check_token
 from instrumentd.station.api._body import read_object
 from instrumentd.station.api._events import StationEvents
+from instrumentd.station.api._page import Page, static_files
 from instrumentd.station.api._resource import NotFound
 from instrumentd.station.api._station import Health, Index, Instruments, Metrics
 from instrumentd.station.eventfeed import EventFeeds
@@ -84,7 +85,8 @@ class StationAPI(Resource):
         api.putChild(b"health", Health(self))
         self.putChild(b"api", api)
         self.putChild(b"metrics", Metrics(self))
-        self._index = Index(self)
+        self.putChild(b"static", static_files(self))
+        self._page = Page(self)
 
     @property
     def clock(self) -> IReactorTime:
@@ -106,12 +108,13 @@ class StationAPI(Resource):
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         if path == b"" and not request.postpath:
-            return self._index
+            # "/" is the web page; the JSON index is "/api".
+            return self._page
         return NotFound(self)
 
     def render(self, request: Request) -> bytes | int:
         # Reached only for a request with no path at all.
-        return self._index.render(request)
+        return self._page.render(request)
 
     def close(self) -> None:
         """

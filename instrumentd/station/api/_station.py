@@ -45,7 +45,7 @@ ENDPOINTS = [
 
 class Index(JSONResource):
     """
-    ``/`` and ``/api``: what is here.
+    ``/api``: what is here.
     """
 
     methods = ("GET",)
