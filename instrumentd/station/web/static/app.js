@@ -398,7 +398,7 @@
     for (const [name, value] of Object.entries(model.parameters || {})) {
       const about = meta[name] || {};
       const kind = about.value || {};
-      const range = about.range ? `${about.range[0]} – ${about.range[1]}` : about.allowed_values ? about.allowed_values.join(", ") : "";
+      const range = rangeText(about);
       body.append(
         el(
           "tr",
@@ -414,6 +414,16 @@
       if (!about.visibility || about.visibility === "READ_WRITE") choice.append(el("option", { value: name, text: name }));
     }
     if (chosen) choice.value = chosen;
+  }
+
+  function rangeText(about) {
+    if (about.range) {
+      const [low, high] = about.range;
+      if (low !== null && high !== null) return `${low} – ${high}`;
+      if (low !== null) return `≥ ${low}`;
+      if (high !== null) return `≤ ${high}`;
+    }
+    return about.allowed_values ? about.allowed_values.map(valueText).join(", ") : "";
   }
 
   async function setParameter(submitted) {
@@ -457,7 +467,7 @@
       windowSeconds = Number(picker.value);
       updatePlots(model);
     });
-    box.append(picker);
+    box.append(el("div", { class: "plot-controls" }, picker));
     addMissingPlots(model);
   }
 
