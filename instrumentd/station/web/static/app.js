@@ -476,6 +476,9 @@
     const box = $("plots");
     const width = Math.max(260, Math.min(420, box.clientWidth / 2 - 16));
     for (const [stream, series] of model.series) {
+      // A record sent once (a configuration, a status dump at start-up)
+      // is no time series: it is in the latest record until it repeats.
+      if (series.times.length < 2) continue;
       for (const field of series.fields.keys()) {
         if (model.plots.some((plot) => plot.stream === stream && plot.field === field)) continue;
         const unit = units(model, stream, field);
