@@ -49,6 +49,7 @@ from instrumentd.portagent.client import (
     DataCallback,
     FaultCallback,
     PortAgentClient,
+    PortAgentCommandError,
     PortAgentError,
     StateCallback,
     agent_endpoint,
@@ -479,7 +480,8 @@ class PortAgentConnection:
         :param duration_ms: 1 to 60000 ms.
         :returns: a Deferred firing when the break has ended, or failing
             with :class:`~instrumentd.portagent.client.PortAgentCommandError`
-            carrying the agent's ``ERROR`` text, or with
+            carrying the agent's ``ERROR`` text (at once, without asking,
+            when the agent has said its link cannot break), or with
             :class:`InstrumentConnectionError`.
         """
         try:
@@ -492,4 +494,14 @@ class PortAgentConnection:
         except InstrumentConnectionError:
             return fail()
         assert self.client is not None
+        if self.client.link_can_break is False:
+            # The agent said its link cannot break: refuse here, as it would,
+            # rather than make it refuse (and fault every data client).
+            return fail(
+                PortAgentCommandError(
+                    f"break {duration_ms}",
+                    "ERROR break: the port agent's instrument link cannot "
+                    "send a break (only serial links can)",
+                )
+            )
         return self.client.send_break(duration_ms).addCallback(lambda _: None)

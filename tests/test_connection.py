@@ -939,15 +939,21 @@ class LiveTests(TestCase):
         await within(connection.connect(), "connect")
         agent = connection.agent
         await self.exchange(connection, attached, instrument)
+        # The agent said its TCP link cannot break: the connection refuses
+        # without asking, so the agent faults nobody.
+        self.assertIs(connection.client.link_can_break, False)  # type: ignore[union-attr]
         with self.assertRaises(PortAgentCommandError) as caught:
             await connection.send_break(100)
         self.assertEqual(
             caught.exception.reply,
-            "ERROR break: the instrument link tcp:host=127.0.0.1:port="
-            f"{instrument.port} cannot send a break (only serial links can)",
+            "ERROR break: the port agent's instrument link cannot send a break "
+            "(only serial links can)",
         )
-        # The refusal also reaches the data port as a fault, for OOI drivers
-        # that never read the command connection.
+        # A refused command the agent does get also reaches the data port as
+        # a fault, for OOI drivers that never read the command connection.
+        assert connection.client is not None
+        with self.assertRaises(PortAgentCommandError) as asked:
+            await connection.client.send_break(100)
         await attached.until(lambda: bool(attached.faults), "the break fault")
         await within(connection.disconnect(), "disconnect")
         self.assertEqual(agent.exit_status, 0)
@@ -956,7 +962,7 @@ class LiveTests(TestCase):
         self.assertEqual(connection.state, "disconnected")
         self.assertEqual(
             attached.faults,
-            [caught.exception.reply.replace("ERROR ", "command port: ", 1)],
+            [asked.exception.reply.replace("ERROR ", "command port: ", 1)],
         )
 
     async def test_portAgent(self) -> None:

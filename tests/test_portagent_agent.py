@@ -557,6 +557,21 @@ class CommandPortTests(SynchronousTestCase):
         self.assertIsInstance(config["ports"]["da"], int)
         self.assertIn("host", config)
 
+    def test_getConfigSaysWhetherLinkBreaks(self) -> None:
+        """
+        get_config says whether the instrument link can carry a serial
+        break: only a serial line can, so a driver need not ask for one it
+        would be refused.
+        """
+        [line] = self.send(b"get_config\n")
+        self.assertIs(json.loads(line)["link_can_break"], False)
+        serial = PortAgent(
+            PortAgentConfig(name="S", instrument="serial:/dev/ttyUSB0:baudrate=9600"),
+            reactor=MemoryReactorClock(),
+            datalog=MemoryDataLog(),
+        )
+        self.assertIs(serial.public_config()["link_can_break"], True)
+
     def test_getStats(self) -> None:
         """
         get_stats answers one line of JSON with the counters.

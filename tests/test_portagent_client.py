@@ -445,7 +445,9 @@ class CommandTests(SynchronousTestCase):
         )
         client.connect()
         [protocol] = commands.protocols
-        protocol.dataReceived(b"CONNECTED\n")  # connect's get_state
+        # connect's get_config (what the agent's link can do) and get_state
+        protocol.dataReceived(b'{"link_can_break": false}\nCONNECTED\n')
+        protocol.transport.clear()
         return client, protocol, clock
 
     def test_repliesInOrder(self) -> None:
@@ -457,9 +459,7 @@ class CommandTests(SynchronousTestCase):
         ping = client.ping()
         stats = client.get_stats()
         state = client.get_state()
-        self.assertEqual(
-            protocol.transport.value(), b"get_state\nping\nget_stats\nget_state\n"
-        )
+        self.assertEqual(protocol.transport.value(), b"ping\nget_stats\nget_state\n")
         for chunk in (b"pong a 1\r", b'\n{"x": 1}\nDISCON', b"NECTED\n"):
             protocol.dataReceived(chunk)
         self.assertEqual(self.successResultOf(ping), "pong a 1")

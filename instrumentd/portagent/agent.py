@@ -499,11 +499,16 @@ class PortAgent(Service):
         the bound ports and the version, and beside them the keys OOI's port
         agent sent (:func:`~instrumentd.portagent.ooiconfig.ooi_fields`:
         ``refdes``, ``type``, ``instaddr``, ``instport``, ``host``, and
-        ``ports["da"]``), so that OOI drivers find what they look for.
+        ``ports["da"]``), so that OOI drivers find what they look for; and
+        ``link_can_break``, whether the instrument link (a serial line) can
+        carry a break.
         """
         config = self.config.public()
         config["heartbeat"] = self.heartbeat_interval
         config["version"] = self.version
+        # Only a serial line carries a break; a driver that knows this does
+        # not ask for one it will be refused (and the refusal's FAULT).
+        config["link_can_break"] = self._instrument.startswith("serial:")
         config.update(
             ooi_fields(
                 self.config.name, self._instrument, self.port_numbers(), self.ports

@@ -343,6 +343,9 @@ class PortAgentClient:
         self.command_timeout = command_timeout
         self._heartbeat_given = heartbeat_interval
         self._heartbeat_learned: float | None = None
+        #: Whether the agent's instrument link can carry a serial break, as
+        #: the agent's configuration says; ``None`` until it has said.
+        self.link_can_break: bool | None = None
         if retry_policy is None:
             retry_policy = backoffPolicy(
                 initialDelay=0.5, maxDelay=30.0, factor=2.0, jitter=random.random
@@ -749,6 +752,12 @@ class PortAgentClient:
             return  # the version text, also sent as a CONFIG packet
         if isinstance(config, dict):
             self._learn_heartbeat(config)
+            self._learn_link(config)
+
+    def _learn_link(self, config: dict[str, Any]) -> None:
+        can_break = config.get("link_can_break")
+        if isinstance(can_break, bool):
+            self.link_can_break = can_break
 
     def _learn_heartbeat(self, config: dict[str, Any]) -> None:
         heartbeat = config.get("heartbeat")
@@ -799,11 +808,11 @@ class PortAgentClient:
         def then_state(_: object) -> Deferred[str]:
             return self.get_state()
 
-        d: Deferred[Any] = (
-            self.get_config().addCallback(self._learn_heartbeat)
-            if self._heartbeat_given is None
-            else succeed(None)
-        )
+        def learn(config: dict[str, Any]) -> None:
+            self._learn_heartbeat(config)
+            self._learn_link(config)
+
+        d: Deferred[Any] = self.get_config().addCallback(learn)
 
         def failed(reason: Failure) -> None:
             self.log.info(
