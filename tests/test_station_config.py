@@ -1017,6 +1017,38 @@ class PortAgentTests(ConfigCheckTests):
         self.assertEqual(agent_config.rotate_size, 100 << 20)
         self.assertEqual(agent_config.instrument, "tcp:host=h:port=1")
 
+    def test_clientPolicy(self) -> None:
+        """
+        The agent's client policy is the station's to set: the shared
+        memory budget and the stall timeout reach an in-process agent's
+        configuration; a budget below one client's buffer, or a timeout out
+        of range, is refused naming the key.
+        """
+        config = self.load(
+            self.agent(
+                "client_buffer = '1MiB'\nclient_memory = '32MiB'\n"
+                "client_stall_timeout = 5"
+            )
+        )
+        agent = config.instruments[0].port_agent
+        assert agent is not None
+        agent_config = agent.agent_config("toy1", "tcp:host=h:port=1")
+        self.assertEqual(
+            (agent_config.client_memory, agent_config.client_stall_timeout),
+            (32 << 20, 5.0),
+        )
+        found = self.problems(
+            self.agent("client_buffer = '64MiB'\nclient_memory = '1MiB'")
+        )
+        self.assertIn(
+            "less than client_buffer", found["instruments[0].port_agent.client_memory"]
+        )
+        found = self.problems(self.agent("client_stall_timeout = 0"))
+        self.assertIn(
+            "0 is out of range; valid: 1 to 3600",
+            found["instruments[0].port_agent.client_stall_timeout"],
+        )
+
     def test_badSettings(self) -> None:
         """
         Each bad setting is named.

@@ -372,14 +372,25 @@ class StationServiceTests(TestCase):
         stops it.
         """
         port = await self.toy_port()
-        service = self.start(
-            toy_config(self.data_dir, [toy_instrument("toy1", port, "child")])
+        instrument = toy_instrument("toy1", port, "child").replace(
+            "heartbeat = 1 }",
+            "heartbeat = 1, client_buffer = '8MiB', client_memory = '32MiB', "
+            "client_stall_timeout = 7 }",
         )
+        service = self.start(toy_config(self.data_dir, [instrument]))
         supervisor = service.supervisors["toy1"]
         await self.events(supervisor, EventType.SAMPLE, 1)
         process = supervisor.agent_process
         assert process is not None
         self.assertNotEqual(process.pid, os.getpid())
+        # The station's client policy reaches the child agent.
+        ports = supervisor.port_agent_info()["ports"]
+        assert isinstance(ports, dict)
+        command = await connect(self, ports["command"], LineClient())
+        config = json.loads(await command.ask("get_config"))
+        self.assertEqual(
+            (config["client_memory"], config["client_stall_timeout"]), (32 << 20, 7.0)
+        )
         agent = await self.get(service, "/api/instruments/toy1/port-agent")
         self.assertEqual(agent["port_agent"]["pid"], process.pid)
         self.assertEqual(agent["port_agent"]["mode"], "child")

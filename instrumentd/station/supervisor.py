@@ -404,6 +404,8 @@ class InstrumentSupervisor:
                 rotate=spec.rotate,
                 rotate_size=spec.rotate_size,
                 client_buffer=spec.client_buffer,
+                client_memory=spec.client_memory,
+                client_stall_timeout=spec.client_stall_timeout,
                 data_port=list(spec.listeners["data"]),
                 command_port=list(spec.listeners["command"]),
                 sniff_port=list(spec.listeners["sniff"]),

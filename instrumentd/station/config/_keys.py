@@ -20,7 +20,11 @@ from typing import Final
 from instrumentd.endpoints.serial import STANDARD_BAUDRATES
 from instrumentd.portagent.options import (
     CLIENT_BUFFER,
+    CLIENT_MEMORY,
+    CLIENT_STALL_TIMEOUT,
     DEFAULT_CLIENT_BUFFER,
+    DEFAULT_CLIENT_MEMORY,
+    DEFAULT_CLIENT_STALL_TIMEOUT,
     DISCONNECT_GRACE,
     HEARTBEAT,
     MAX_RECONNECT_DELAY,
@@ -688,6 +692,27 @@ PORT_AGENT: Final = Section(
             default_doc='`"64MiB"`',
             minimum=CLIENT_BUFFER.minimum,
             maximum=CLIENT_BUFFER.maximum,
+        ),
+        Key(
+            "client_memory",
+            "size",
+            "bytes all clients together may have queued; past it the client "
+            "furthest behind is cut off (the bound on the agent's queues); at "
+            "least `client_buffer`",
+            default=DEFAULT_CLIENT_MEMORY,
+            default_doc='`"256MiB"`',
+            minimum=CLIENT_MEMORY.minimum,
+            maximum=CLIENT_MEMORY.maximum,
+        ),
+        Key(
+            "client_stall_timeout",
+            "number",
+            "seconds a client may take nothing while data waits for it before "
+            "it is cut off",
+            default=DEFAULT_CLIENT_STALL_TIMEOUT,
+            unit="seconds",
+            minimum=CLIENT_STALL_TIMEOUT.minimum,
+            maximum=CLIENT_STALL_TIMEOUT.maximum,
         ),
         Key(
             "heartbeat",

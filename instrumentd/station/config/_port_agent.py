@@ -42,6 +42,13 @@ def _port_agent(table: Table, name: str, data_dir: str) -> PortAgentSpec | None:
             "log_file",
             "does not apply to an in-process agent: it logs to the station's log",
         )
+    memory, buffer = values["client_memory"], values["client_buffer"]
+    if isinstance(memory, int) and isinstance(buffer, int) and memory < buffer:
+        table.bad(
+            "client_memory",
+            f"{memory} bytes is less than client_buffer ({buffer} bytes); "
+            "valid: at least client_buffer",
+        )
     if len(table.problems) > before:
         return None
     if values["datalog_dir"] is None:

@@ -10,7 +10,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from instrumentd.portagent.options import DEFAULT_CLIENT_BUFFER
+from instrumentd.portagent.options import (
+    DEFAULT_CLIENT_BUFFER,
+    DEFAULT_CLIENT_MEMORY,
+    DEFAULT_CLIENT_STALL_TIMEOUT,
+)
 from instrumentd.station.spool import DEFAULT_MAX_BYTES
 
 if TYPE_CHECKING:
@@ -118,6 +122,9 @@ class PortAgentSpec:
     :ivar rotate: ``daily``, ``hourly`` or ``none``.
     :ivar rotate_size: bytes; 0 is off.
     :ivar client_buffer: bytes a client may have queued.
+    :ivar client_memory: bytes all clients together may have queued.
+    :ivar client_stall_timeout: seconds a client may take nothing while
+        data waits for it.
     :ivar heartbeat: seconds between heartbeats; 0 is off.
     :ivar disconnect_grace: seconds before a down link is announced.
     :ivar max_reconnect_delay: cap of the instrument link's backoff.
@@ -135,6 +142,8 @@ class PortAgentSpec:
     rotate: str = "daily"
     rotate_size: int = 0
     client_buffer: int = DEFAULT_CLIENT_BUFFER
+    client_memory: int = DEFAULT_CLIENT_MEMORY
+    client_stall_timeout: float = DEFAULT_CLIENT_STALL_TIMEOUT
     heartbeat: float = 10.0
     disconnect_grace: float = 10.0
     max_reconnect_delay: float = 60.0
@@ -165,6 +174,8 @@ class PortAgentSpec:
             rotate=self.rotate,
             rotate_size=self.rotate_size,
             client_buffer=self.client_buffer,
+            client_memory=self.client_memory,
+            client_stall_timeout=self.client_stall_timeout,
             token_file=self.token_file,
             tokenless=frozenset(self.tokenless),
             allow_insecure=self.allow_insecure,
