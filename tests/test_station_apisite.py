@@ -229,6 +229,21 @@ class BodyLimitTests(_SiteCase):
         self.assertEqual(self.temporary_files, [])
         self.assertEqual(self.site.bodies_refused, 1)
 
+    async def test_refusalsInMetrics(self) -> None:
+        """
+        What the guards refused is in C{/metrics}, with the connections
+        open, so an operator sees a stranger's attempts.
+        """
+        self.serve_api()
+        await self.answer(COMMAND + b"Content-Length: %d\r\n\r\n" % GIB)
+        client = await self.answer(
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        text = client.received.decode()
+        self.assertIn("\ninstrumentd_api_bodies_refused_total 1\n", text)
+        self.assertIn("\ninstrumentd_api_connections_refused_total 0\n", text)
+        self.assertIn("# TYPE instrumentd_api_connections gauge", text)
+
     async def test_bodySentAnyway(self) -> None:
         """
         A client that sends its body without waiting still reads the 401:

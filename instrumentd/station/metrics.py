@@ -26,9 +26,16 @@ from twisted.internet.defer import Deferred, gatherResults
 
 if TYPE_CHECKING:
     from instrumentd.station._sink import ISink
+    from instrumentd.station.apisite import APISite
     from instrumentd.station.instrument import Station
 
-__all__ = ["CONTENT_TYPE", "MetricFamily", "collect", "format_families"]
+__all__ = [
+    "CONTENT_TYPE",
+    "MetricFamily",
+    "api_families",
+    "collect",
+    "format_families",
+]
 
 #: The media type Prometheus expects for the text format.
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
@@ -358,3 +365,47 @@ def collect(station: Station, timeout: float = 2.0) -> Deferred[str]:
         return format_families(station_families(station))
 
     return gatherResults(fetches).addCallback(write)
+
+
+def api_families(site: APISite) -> list[MetricFamily]:
+    """
+    The API server's own families: its open connections, and what its
+    guards refused (a stranger filling the connections, large or
+    unauthenticated bodies), so an operator sees an attack or a
+    misbehaving client, not only its effects.
+
+    :param site: the API's site.
+    :returns: the families.
+    """
+    open_now = MetricFamily(
+        "instrumentd_api_connections", "gauge", "API connections open now."
+    )
+    open_now.add(site.open_connections)
+    families = [open_now]
+    for name, text, value in (
+        (
+            "instrumentd_api_connections_refused_total",
+            "API connections refused because every connection was busy.",
+            site.connections_refused,
+        ),
+        (
+            "instrumentd_api_connections_evicted_total",
+            "Idle API connections closed to make room for a new one.",
+            site.connections_evicted,
+        ),
+        (
+            "instrumentd_api_connections_timed_out_total",
+            "API connections closed after staying idle too long.",
+            site.connections_timed_out,
+        ),
+        (
+            "instrumentd_api_bodies_refused_total",
+            "Request bodies refused before they were read (too large, or "
+            "a change without the token).",
+            site.bodies_refused,
+        ),
+    ):
+        family = MetricFamily(name, "counter", text)
+        family.add(value)
+        families.append(family)
+    return families

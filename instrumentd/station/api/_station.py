@@ -89,6 +89,12 @@ class Metrics(JSONResource):
         def answer(text: str) -> None:
             if gone or request.finished:
                 return
+            # apisite imports the API's error mapping: import it here.
+            from instrumentd.station.apisite import APISite
+
+            site = getattr(request, "site", None)
+            if isinstance(site, APISite):
+                text += metrics.format_families(metrics.api_families(site))
             request.setHeader(b"content-type", metrics.CONTENT_TYPE)
             request.write(text.encode("utf-8"))
             request.finish()
