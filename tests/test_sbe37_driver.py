@@ -114,15 +114,6 @@ class Bench(DriverBench):
         )
         super().__init__(protocol, self.sbe37, clock, init_config=init_config)
 
-    @property
-    def protocol(self) -> SBE37Protocol:
-        """
-        The running protocol.
-        """
-        protocol = self.driver.protocol
-        assert isinstance(protocol, SBE37Protocol)
-        return protocol
-
     def connect(self, until: str = "COMMAND", limit: float = 20.0) -> None:
         """
         Connect and let the protocol discover the instrument.

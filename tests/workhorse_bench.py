@@ -44,15 +44,6 @@ class Bench(DriverBench):
         )
         super().__init__(WorkhorseProtocol, self.adcp, clock, init_config=init_config)
 
-    @property
-    def protocol(self) -> WorkhorseProtocol:
-        """
-        The running protocol.
-        """
-        protocol = self.driver.protocol
-        assert isinstance(protocol, WorkhorseProtocol)
-        return protocol
-
 
 def values(particle: Any) -> dict[str, object]:
     """

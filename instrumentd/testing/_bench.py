@@ -243,6 +243,7 @@ class DriverBench:
     :ivar instrument: the simulator.
     :ivar connection: the :class:`SimulatorConnection` between them.
     :ivar driver: the driver.
+    :ivar protocol_class: the driver's protocol class.
     :ivar seen: every event the driver published, in order.
     """
 
@@ -262,6 +263,7 @@ class DriverBench:
         """
         self.clock = clock
         self.instrument = instrument
+        self.protocol_class = protocol
         self.connection = SimulatorConnection(instrument, clock)
         self.driver = InstrumentDriver(self.connection, protocol, clock=clock)
         self.seen: list[DriverEvent] = []
@@ -276,6 +278,18 @@ class DriverBench:
         The driver's resource state.
         """
         return self.driver.get_resource_state()
+
+    @property
+    def protocol(self) -> Any:
+        """
+        The running protocol, an instance of the bench's protocol class (the
+        driver makes a new one each time the link comes up).
+
+        :raises AssertionError: while there is none (the link is down).
+        """
+        protocol = self.driver.protocol
+        assert isinstance(protocol, self.protocol_class), protocol
+        return protocol
 
     def connect(self, until: str = "COMMAND", limit: float = 30.0) -> None:
         """
