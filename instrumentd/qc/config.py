@@ -10,11 +10,13 @@ test::
     spike = { suspect_threshold = 0.5, fail_threshold = 2.0 }
     flat_line = { suspect_threshold = 3600, fail_threshold = 7200, tolerance = 0.0005 }
 
-Three keys of a stream table are not fields: ``defaults`` (false: do not
+Four keys of a stream table are not fields: ``defaults`` (false: do not
 start from :data:`instrumentd.qc.defaults.DEFAULTS` for this stream),
-``location`` and ``time`` (the whole-sample tests).  A test set to
-``false`` is switched off (to drop a default); a test table given for a
-field that has defaults replaces those keys it names.
+``hold`` (the longest a sample waits for the next one when the stream has
+a spike test, seconds), ``location`` and ``time`` (the whole-sample
+tests).  A test set to ``false`` is switched off (to drop a default); a
+test table given for a field that has defaults replaces those keys it
+names; a stream set to ``false`` has no QC at all.
 
 Every mistake is a :class:`QCConfigError` naming the key, the value and
 what would be valid.
@@ -212,7 +214,10 @@ FIELD_TESTS: Final[dict[str, Callable[[str, Table, CurrentSample], FieldTest]]] 
     "flat_line": _flat_line,
 }
 
-_STREAM_KEYS: Final = ("defaults", "location", "time")
+_STREAM_KEYS: Final = ("defaults", "hold", "location", "time")
+
+#: The longest ``hold``: a year, as the station's other intervals.
+_MAX_HOLD: Final = 366 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -225,12 +230,24 @@ class StreamQCSpec:
     :ivar fields: field name to its tests' tables, checked.
     :ivar location: the location test's table, checked, or ``None``.
     :ivar time: the time test's table, checked, or ``None``.
+    :ivar hold: the longest a sample may wait for the next one, for the
+        spike test, in seconds; ``None``: twice the interval between the
+        last two samples.
     """
 
     stream: str
     fields: Mapping[str, Mapping[str, Table]]
     location: Table | None
     time: Table | None
+    hold: float | None = None
+
+    @property
+    def lagging(self) -> bool:
+        """
+        Whether a test of this stream flags a sample only once the next
+        one has come (the spike test).
+        """
+        return any("spike" in tests for tests in self.fields.values())
 
     def evaluator(self, now: Callable[[], float] | None = None) -> StreamQC:
         """
@@ -304,6 +321,9 @@ def _stream(
     fields: Collection[str] | None,
 ) -> StreamQCSpec:
     key = f"qc.{stream}"
+    hold = _optional(key, table, "hold", positive=True)
+    if hold is not None and hold > _MAX_HOLD:
+        raise _fail(f"{key}.hold", table["hold"], f"at most {_MAX_HOLD:g} seconds")
     use_defaults = table.get("defaults", True)
     if not isinstance(use_defaults, bool):
         raise _fail(f"{key}.defaults", use_defaults, "true or false")
@@ -349,7 +369,7 @@ def _stream(
         if "fail_span" in time_table:
             _span(f"{key}.time.fail_span", time_table["fail_span"], _instant)
     return StreamQCSpec(
-        stream, {n: t for n, t in merged.items() if t}, location, time_table
+        stream, {n: t for n, t in merged.items() if t}, location, time_table, hold
     )
 
 
@@ -362,7 +382,8 @@ def parse_qc(
     """
     Check an instrument's ``qc`` table and prepare its evaluators.
 
-    :param table: the ``qc`` table (``{}`` or absent: the defaults alone).
+    :param table: the ``qc`` table (``{}`` or absent: the defaults alone);
+        a stream in it set to ``false`` has no QC.
     :param defaults: stream to field to test tables to start from.
     :param streams: the driver's streams and their fields, to check the
         names against; ``None`` not to check.
@@ -381,6 +402,8 @@ def parse_qc(
         names = [n for n in names if n in streams]
     specs: dict[str, StreamQCSpec] = {}
     for name in names:
+        if given.get(name) is False:
+            continue
         spec = _stream(
             name,
             _table(f"qc.{name}", given.get(name, {})),

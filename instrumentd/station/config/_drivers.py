@@ -125,13 +125,16 @@ def _check_startup(
     schedules: Mapping[str, object],
     *,
     autosample: bool,
-) -> None:
+) -> IInstrumentDriver | None:
     """
     Try the startup parameters, schedules and autosample against a driver
     that is built and never connected, so a typo fails now rather than
     when the instrument comes up.  A driver names only the first bad
     entry of a startup configuration, so each parameter and each schedule
     is tried on its own: every bad one is reported.
+
+    :returns: the driver (for further checks of what it declares), or
+        ``None`` if it could not be built.
     """
     from twisted.internet.testing import MemoryReactorClock
 
@@ -146,7 +149,7 @@ def _check_startup(
             "driver",
             f"building {driver_path!r} failed: {type(e).__name__}: {e}",
         )
-        return
+        return None
     before = len(table.problems)
     for name, value in parameters.items():
         _try(table, driver, {"parameters": {name: value}, "scheduler": {}})
@@ -165,6 +168,7 @@ def _check_startup(
                 f"the driver {driver_path!r} has no start_autosample command; "
                 f"its commands: {', '.join(sorted(commands))}",
             )
+    return driver
 
 
 def _try(table: Table, driver: IInstrumentDriver, config: Mapping[str, object]) -> None:

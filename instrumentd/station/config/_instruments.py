@@ -9,6 +9,7 @@ from instrumentd.station.config._connection import _connection
 from instrumentd.station.config._drivers import _check_startup, _driver_factory
 from instrumentd.station.config._keys import CONNECTION, INSTRUMENT, PORT_AGENT
 from instrumentd.station.config._port_agent import _port_agent
+from instrumentd.station.config._qc import _qc, driver_streams
 from instrumentd.station.config._schedules import _schedules
 from instrumentd.station.config._sinks import Sinks, case_clash
 from instrumentd.station.config._specs import InstrumentSpec, PortAgentSpec
@@ -97,8 +98,9 @@ def _instrument(table: Table, data_dir: str, sinks: Sinks) -> InstrumentSpec | N
     schedules = values["schedules"]
     chosen = _instrument_sinks(table, values["sinks"], sinks)
     jobs = _schedules(table, schedules or {})
+    streams = None
     if make_driver is not None:
-        _check_startup(
+        driver = _check_startup(
             table,
             str(driver_path),
             make_driver,
@@ -106,6 +108,15 @@ def _instrument(table: Table, data_dir: str, sinks: Sinks) -> InstrumentSpec | N
             jobs,
             autosample=bool(values["autosample"]),
         )
+        if driver is not None:
+            streams = driver_streams(driver)
+    # With no qc table the shipped default ranges of the driver's streams
+    # apply; a driver that does not declare its streams has none.
+    qc = (
+        _qc(table, values["qc"], streams)
+        if table.has("qc") or streams is not None
+        else {}
+    )
     if len(table.problems) > before or connection is None or chosen is None:
         return None
     if make_driver is None or (connection.type != "port_agent" and agent is None):
@@ -120,6 +131,7 @@ def _instrument(table: Table, data_dir: str, sinks: Sinks) -> InstrumentSpec | N
         schedules=schedules or {},
         autosample=values["autosample"],
         sinks=chosen,
+        qc=qc,
     )
 
 

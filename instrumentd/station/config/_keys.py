@@ -55,6 +55,8 @@ __all__ = [
     "INSTRUMENT",
     "LISTENERS",
     "PORT_AGENT",
+    "QC_FIELD",
+    "QC_STREAM",
     "SCHEDULE",
     "SECTIONS",
     "SINK",
@@ -396,8 +398,104 @@ INSTRUMENT: Final = Section(
             'its port agent (below); not allowed with `connection.type = "port_agent"`',
             default_doc="child agent, defaults",
         ),
+        Key(
+            "qc",
+            "table",
+            "real-time QARTOD quality control: stream → field → test (below; "
+            "`doc/data.md`, Quality control). Stream and field names are checked "
+            "against the driver's; `STREAM = false` turns a stream's QC off",
+            default_doc="the driver's default sensor ranges",
+        ),
     ),
     "One table per instrument, in an array.",
+)
+
+QC_STREAM: Final = Section(
+    "[instruments.qc.STREAM]",
+    (
+        Key(
+            "FIELD",
+            "table",
+            "the tests of one field of the stream (below), e.g. `temperature`",
+        ),
+        Key(
+            "defaults",
+            "boolean",
+            "start from the driver's default ranges "
+            "(`instrumentd/qc/defaults.py`); `false`: only what is configured here",
+            default=True,
+        ),
+        Key(
+            "hold",
+            "number",
+            "with a spike test, each sample is held back until the next one "
+            "arrives (the test needs both neighbours); after this many seconds "
+            "without one it goes on with its spike flag 2 (not evaluated)",
+            default_doc="twice the interval between the last two samples",
+            above=0,
+            maximum=366 * 86400.0,
+            unit="seconds",
+        ),
+        Key(
+            "location",
+            "table",
+            'the location test: `{ lat = "FIELD", lon = "FIELD", range_max = METRES }`',
+        ),
+        Key(
+            "time",
+            "table",
+            "the time test: a sample time later than the station clock fails; "
+            "`{ fail_span = [EARLIEST, LATEST] }` (TOML dates or times) narrows it",
+        ),
+    ),
+    "One table per stream the driver publishes (SBE 37: `ctdpf_sample`); "
+    "its fields' tests and the whole-sample tests. Flags: 1 pass, 2 not "
+    "evaluated, 3 suspect, 4 fail, 9 missing.",
+)
+
+QC_FIELD: Final = Section(
+    "[instruments.qc.STREAM.FIELD]",
+    (
+        Key(
+            "gross_range",
+            "table",
+            "`{ fail_span = [LOW, HIGH], suspect_span = [LOW, HIGH] }`: outside "
+            "`fail_span` (the sensor's range) fails, outside `suspect_span` is "
+            "suspect",
+            type_doc="table or false",
+            default_doc="the driver's sensor range",
+        ),
+        Key(
+            "climatology",
+            "table",
+            "`{ spans = [{ tspan, vspan, fspan, zspan, period }, ...] }` and "
+            "`depth` or `depth_field`: seasonal expected ranges",
+            type_doc="table or false",
+        ),
+        Key(
+            "spike",
+            "table",
+            "`{ suspect_threshold, fail_threshold, method }`: distance from the "
+            "neighbours' mean (field units); one sample late (see `hold`)",
+            type_doc="table or false",
+        ),
+        Key(
+            "rate_of_change",
+            "table",
+            "`{ threshold, fail_threshold }`: change per second since the "
+            "sample before",
+            type_doc="table or false",
+        ),
+        Key(
+            "flat_line",
+            "table",
+            "`{ suspect_threshold, fail_threshold, tolerance, interval }`: "
+            "values within `tolerance` for so many seconds",
+            type_doc="table or false",
+        ),
+    ),
+    "A field's tests; `false` switches a default test off. Every mistake "
+    "names the key, the value and the valid choices.",
 )
 
 #: The shortest and longest interval of a scheduled job: a job is an
@@ -831,6 +929,8 @@ SECTIONS: Final = (
     API,
     *SINKS.values(),
     INSTRUMENT,
+    QC_STREAM,
+    QC_FIELD,
     SCHEDULE,
     *CONNECTIONS.values(),
     PORT_AGENT,

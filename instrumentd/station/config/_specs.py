@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from instrumentd.driver.events import EventBus
     from instrumentd.interfaces import IInstrumentConnection, IInstrumentDriver
     from instrumentd.portagent.options import PortAgentConfig
+    from instrumentd.qc import StreamQCSpec
     from instrumentd.simulator import SimulatorSettings
 
 
@@ -231,6 +232,8 @@ class InstrumentSpec:
     :ivar autosample: whether to start autosampling when the instrument
         is found in command mode after (re)connecting.
     :ivar sinks: the names of the sinks its samples go to.
+    :ivar qc: stream name to its real-time QC (configured, or the
+        driver's default ranges); a stream not in it has none.
     """
 
     name: str
@@ -242,6 +245,7 @@ class InstrumentSpec:
     schedules: Mapping[str, object] = field(default_factory=dict)
     autosample: bool = False
     sinks: tuple[str, ...] = ()
+    qc: Mapping[str, StreamQCSpec] = field(default_factory=dict)
 
     def init_params(self) -> dict[str, object]:
         """

@@ -1,0 +1,263 @@
+# -*- test-case-name: tests.test_station_quality -*-
+"""
+The station's real-time quality control: one QARTOD evaluator
+(:class:`~instrumentd.qc.StreamQC`) per instrument and stream, fed each
+sample as it arrives, its flags attached to the sample's record.
+
+A stream whose configuration has a spike test is flagged one sample late
+(the test needs the sample after).  The station **holds each record of
+such a stream back** until the next sample of the stream has come, so
+that every record it writes, serves and sends carries its final flags,
+the same everywhere and the same as the reference implementation's on
+the whole series; nothing is amended afterwards.  A held record goes on
+without waiting longer than the stream's ``hold`` (by default twice the
+interval between its last two samples), with its spike flag 2 (not
+evaluated), and when the instrument is taken out of service.  A stream
+without a spike test (the shipped defaults have none) is not held: its
+records go on at once.  ``doc/data.md`` ("Quality control") says why.
+
+:class:`InstrumentQC` does not know what a record is: the station gives
+it each sample's stream, time and values with an opaque item (the record
+being made), and it calls ``release(item, qc)`` when the item's flags are
+final, in the order the samples of a stream came.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
+
+from instrumentd.qc.flags import QartodFlag, aggregate
+from instrumentd.qc.stream import FieldResult, StreamQC
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+    from instrumentd.qc import StreamQCSpec
+
+__all__ = ["FLAG_NAMES", "InstrumentQC", "QCFlags", "flags_dict", "sample_flag"]
+
+T = TypeVar("T")
+
+#: A record's ``qc``: field → test → flag (and ``aggregate``); a list of
+#: flags per test for an array field, one per element.
+QCFlags = dict[str, dict[str, int | list[int]]]
+
+#: How the metrics and ``instrumentctl watch`` name each flag.
+FLAG_NAMES: Final = {
+    QartodFlag.PASS: "pass",
+    QartodFlag.NOT_EVALUATED: "not_evaluated",
+    QartodFlag.SUSPECT: "suspect",
+    QartodFlag.FAIL: "fail",
+    QartodFlag.MISSING: "missing",
+}
+
+#: The shortest default hold, seconds: samples that come in a burst (a
+#: backlog after a link came back) should not each give up on the next.
+_MIN_HOLD: Final = 1.0
+
+Results = dict[str, FieldResult | list[FieldResult]]
+
+
+def _field_flags(result: FieldResult | list[FieldResult]) -> dict[str, int | list[int]]:
+    if isinstance(result, FieldResult):
+        flags: dict[str, int | list[int]] = {
+            name: int(flag) for name, flag in result.flags.items()
+        }
+        flags["aggregate"] = int(result.aggregate)
+        return flags
+    names = list(result[0].flags) if result else []
+    columns: dict[str, int | list[int]] = {
+        name: [int(cell.flags.get(name, QartodFlag.MISSING)) for cell in result]
+        for name in names
+    }
+    columns["aggregate"] = [int(cell.aggregate) for cell in result]
+    return columns
+
+
+def flags_dict(results: Mapping[str, FieldResult | list[FieldResult]]) -> QCFlags:
+    """
+    Flags as a record carries them.
+
+    :param results: each field's result (a list for an array field).
+    :returns: field → test → flag, with ``aggregate``; an array field's
+        flags are lists, one per element.
+    """
+    return {name: _field_flags(result) for name, result in results.items()}
+
+
+def _worst(result: FieldResult | list[FieldResult]) -> QartodFlag:
+    if isinstance(result, FieldResult):
+        return result.aggregate
+    return aggregate(cell.aggregate for cell in result)
+
+
+def sample_flag(qc: Mapping[str, Mapping[str, object]]) -> tuple[int, list[str]]:
+    """
+    A record's flags in brief: the aggregate over every field, and the
+    fields that are suspect or fail.
+
+    :param qc: a record's ``qc``.
+    :returns: the worst flag (QARTOD precedence; 2 when there is none) and
+        the names of the fields whose aggregate is 3 or 4, worst first.
+    """
+    each: dict[str, QartodFlag] = {}
+    for name, tests in qc.items():
+        value = tests.get("aggregate") if isinstance(tests, Mapping) else None
+        cells = value if isinstance(value, list) else [value]
+        flags = [QartodFlag(v) for v in cells if v in QartodFlag._value2member_map_]
+        each[name] = aggregate(flags) if flags else QartodFlag.NOT_EVALUATED
+    worst = aggregate(each.values()) if each else QartodFlag.NOT_EVALUATED
+    bad = sorted(
+        (n for n, f in each.items() if f in (QartodFlag.SUSPECT, QartodFlag.FAIL)),
+        key=lambda n: (-int(each[n]), n),
+    )
+    return int(worst), bad
+
+
+@dataclass
+class _Held(Generic[T]):
+    item: T
+    results: Results
+    timer: IDelayedCall | None = None
+
+
+class _Stream(Generic[T]):
+    """
+    One stream's evaluator and the record it holds back.
+    """
+
+    def __init__(self, spec: StreamQCSpec, qc: StreamQC) -> None:
+        self.spec = spec
+        self.qc = qc
+        self.lagging = spec.lagging
+        self.held: _Held[T] | None = None
+        self.last_arrival: float | None = None
+
+
+class InstrumentQC(Generic[T]):
+    """
+    One instrument's real-time QC.
+
+    :param instrument: its name (for the counters' owner to label them).
+    :param specs: stream → its checked QC configuration (an instrument
+        spec's ``qc``); a stream not in it passes through unflagged.
+    :param clock: the station's clock, for holding records back and for
+        the time test.
+    :param release: called with each item and its flags once they are
+        final (``None`` for a stream without QC), in the order each
+        stream's samples came.
+
+    :ivar counts: ``(stream, field, flag)`` → how many released samples
+        had that field's aggregate flag (the worst over an array field's
+        elements).
+    """
+
+    def __init__(
+        self,
+        instrument: str,
+        specs: Mapping[str, StreamQCSpec],
+        *,
+        clock: IReactorTime,
+        release: Callable[[T, QCFlags | None], object],
+    ) -> None:
+        self.instrument = instrument
+        self.specs = dict(specs)
+        self._clock = clock
+        self._release = release
+        self._streams: dict[str, _Stream[T]] = {}
+        self.counts: dict[tuple[str, str, int], int] = {}
+
+    def __repr__(self) -> str:
+        return f"<InstrumentQC {self.instrument} {sorted(self.specs)}>"
+
+    @property
+    def held(self) -> int:
+        """
+        How many records are held back now (one per stream at most).
+        """
+        return sum(1 for s in self._streams.values() if s.held is not None)
+
+    def _stream(self, name: str) -> _Stream[T] | None:
+        stream = self._streams.get(name)
+        if stream is None:
+            spec = self.specs.get(name)
+            if spec is None:
+                return None
+            stream = self._streams[name] = _Stream(
+                spec, spec.evaluator(now=self._clock.seconds)
+            )
+        return stream
+
+    def submit(
+        self, stream: str, time: float, values: Mapping[str, object], item: T
+    ) -> None:
+        """
+        Flag the next sample of ``stream``.
+
+        Its item is released now, or (for a stream with a spike test) when
+        the next sample comes or the hold runs out; the item held before
+        it is released first, with its final flags.
+
+        :param stream: the sample's stream.
+        :param time: its time, seconds since 1970-01-01 UTC.
+        :param values: its values by field name.
+        :param item: what to hand to ``release`` with its flags.
+        """
+        each = self._stream(stream)
+        if each is None:
+            self._release(item, None)
+            return
+        step = each.qc.push(time, values)
+        now = self._clock.seconds()
+        previous, each.last_arrival = each.last_arrival, now
+        held = each.held
+        if held is not None:
+            # The sample before: its lagging flags are now known.
+            each.held = None
+            if held.timer is not None and held.timer.active():
+                held.timer.cancel()
+            self._emit(stream, held.item, {**held.results, **step.amended})
+        if not each.lagging or previous is None:
+            # Nothing lags, or this is the stream's first sample here: a
+            # first sample has no neighbour before, so its spike flag is
+            # final already (not evaluated).
+            self._emit(stream, item, step.current)
+            return
+        hold = each.spec.hold
+        if hold is None:
+            hold = max(_MIN_HOLD, 2 * (now - previous))
+        kept = each.held = _Held(item, step.current)
+        kept.timer = self._clock.callLater(hold, self._expire, stream, kept)
+
+    def _expire(self, stream: str, held: _Held[T]) -> None:
+        each = self._streams.get(stream)
+        if each is None or each.held is not held:
+            return
+        each.held = None
+        # Released as it is: its spike flag stays 2 (not evaluated).  The
+        # next sample's amendment of it is then ignored (nothing is held).
+        self._emit(stream, held.item, held.results)
+
+    def _emit(self, stream: str, item: T, results: Results) -> None:
+        counts = self.counts
+        for name, result in results.items():
+            key = (stream, name, int(_worst(result)))
+            counts[key] = counts.get(key, 0) + 1
+        self._release(item, flags_dict(results))
+
+    def flush(self) -> None:
+        """
+        Release every held record now, as it is (its spike flag 2): the
+        instrument is being taken out of service.  The evaluators keep
+        their history.
+        """
+        for name, each in self._streams.items():
+            held = each.held
+            if held is None:
+                continue
+            each.held = None
+            if held.timer is not None and held.timer.active():
+                held.timer.cancel()
+            self._emit(name, held.item, held.results)
