@@ -72,7 +72,7 @@ class StationTable(SynchronousTestCase):
         # Tightened: the station's suspect span over the default fail span.
         self.assertEqual(
             ctd.fields["temperature"]["gross_range"],
-            {"fail_span": [-5, 45], "suspect_span": [4, 22]},
+            {"fail_span": [-5, 35], "suspect_span": [4, 22]},
         )
         # Switched off: conductivity had only the gross range test.
         self.assertNotIn("conductivity", ctd.fields)

@@ -323,7 +323,7 @@ def _stream(
     key = f"qc.{stream}"
     hold = _optional(key, table, "hold", positive=True)
     if hold is not None and hold > _MAX_HOLD:
-        raise _fail(f"{key}.hold", table["hold"], f"at most {_MAX_HOLD:g} seconds")
+        raise _fail(f"{key}.hold", table["hold"], f"at most {int(_MAX_HOLD)} seconds")
     use_defaults = table.get("defaults", True)
     if not isinstance(use_defaults, bool):
         raise _fail(f"{key}.defaults", use_defaults, "true or false")

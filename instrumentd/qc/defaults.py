@@ -7,9 +7,12 @@ and may tighten any of them (or switch one off with ``false``).  Fail spans
 are the sensors' measurement ranges: a value outside cannot be a
 measurement.  Suspect spans, where given, are the typical ocean ranges of
 our instrument notes; a station should set its own from local knowledge.
-Ranges marked "recalled" come from the makers' datasheets as remembered,
-not a document at hand: a station that has the datasheet should check
-them.
+
+Each range says where it comes from.  "Checked" ranges were found in a
+published specification (the source is named); ranges marked "not
+verified" are the makers' datasheet figures as remembered, which no
+document at hand confirmed: a station that has the datasheet should check
+them and tighten them to its own sensor.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ def _range(
 
 
 #: Workhorse velocities are mm/s: the sensor's maximum is ±20 m/s, its
-#: default range ±5 m/s (recalled, Workhorse datasheet).
+#: default range ±5 m/s (not verified: the Workhorse datasheet's figures
+#: as remembered; the manuals at hand confirm only the unit, mm/s, and the
+#: bad-value marker -32768, which the driver reports as missing).
 _VELOCITY: Final = _range((-20000, 20000), (-5000, 5000))
 #: Per-cell quality counts: correlation and echo intensity are bytes,
 #: percent good a percentage.
@@ -40,19 +45,26 @@ _PERCENT: Final = _range((0, 100))
 
 #: stream -> field -> test -> parameters.
 DEFAULTS: Final[dict[str, dict[str, Tests]]] = {
-    # Sea-Bird SBE 37-SM/SMP MicroCAT: measurement ranges -5..45 °C,
-    # 0..7 S/m, pressure 0 to the sensor's full scale (7000 m the largest;
-    # a station sets its own sensor's, from the calibration sheet's psia
-    # range) (recalled, SBE 37 datasheet).  Typical ocean ranges from
-    # doc/specs/sbe37-smp.md.  Salinity is computed: PSS-78 holds for 2..42.
+    # Sea-Bird SBE 37-SM/SMP MicroCAT, checked: conductivity 0..7 S/m and
+    # temperature -5..35 °C (Sea-Bird's SBE 37-SM specification as an
+    # instrument record quotes it: "range: 0 to 7 S/m", "range: -5 to
+    # 35°C"; -5..+35 °C is also the range given for the current SBE
+    # 37-SMP-ODO).  Pressure: the optional strain-gauge sensor comes in
+    # eight ranges "to a maximum depth of 7000 meters" (Sea-Bird's SBE 37-SM
+    # product page), so 0..7000 dbar is the widest; a station sets its own
+    # sensor's full scale (the calibration sheet's psia range).  Typical
+    # ocean temperatures from doc/specs/sbe37-smp.md.  Salinity is
+    # computed: PSS-78 is defined for 2..42.
     "ctdpf_sample": {
-        "temperature": _range((-5, 45), (-2, 35)),
+        "temperature": _range((-5, 35), (-2, 35)),
         "conductivity": _range((0, 7)),
         "pressure": _range((0, 7000)),
         "salinity": _range((2, 42)),
     },
     # Aanderaa 4831 optode: 0..2000 µM, 0..200 % saturation, -5..40 °C
-    # (recalled, 4831 datasheet); typical ranges from
+    # (not verified: the 4831 datasheet's figures as remembered; the
+    # operating manual TD 269 at hand confirms the units, µM and % air
+    # saturation at 1013.25 hPa, but not the ranges); typical ranges from
     # doc/specs/aanderaa-4831-optode.md.
     "dosta_sample": {
         "oxygen_concentration": _range((0, 2000), (0, 500)),
