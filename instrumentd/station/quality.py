@@ -106,7 +106,11 @@ def sample_flag(qc: Mapping[str, Mapping[str, object]]) -> tuple[int, list[str]]
     for name, tests in qc.items():
         value = tests.get("aggregate") if isinstance(tests, Mapping) else None
         cells = value if isinstance(value, list) else [value]
-        flags = [QartodFlag(v) for v in cells if v in QartodFlag._value2member_map_]
+        flags = [
+            QartodFlag(v)
+            for v in cells
+            if isinstance(v, int) and v in QartodFlag._value2member_map_
+        ]
         each[name] = aggregate(flags) if flags else QartodFlag.NOT_EVALUATED
     worst = aggregate(each.values()) if each else QartodFlag.NOT_EVALUATED
     bad = sorted(
