@@ -23,6 +23,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from instrumentd.driver.parameters import ParameterDictionary
 from instrumentd.instruments.seabird.sbe37smp.parameters import declare_parameters
 from instrumentd.instruments.seabird.sbe37smp.particles import (
+    CALIBRATION_LINES,
+    STATUS_LINES,
     SBE37CalibrationParticle,
     SBE37DrySampleParticle,
     SBE37SampleParticle,
@@ -511,7 +513,9 @@ class DumpParameterTests(SynchronousTestCase):
         """
         parameters = ParameterDictionary()
         declare_parameters(parameters)
-        parameters.update(DS_30H + DC_30H)
+        parameters.update_from(
+            {**STATUS_LINES.read(DS_30H), **CALIBRATION_LINES.read(DC_30H)}
+        )
         got = parameters.get_values()
         self.assertEqual(got["INTERVAL"], 60)
         self.assertEqual(got["SAMPLENUM"], 262098)
@@ -530,7 +534,9 @@ class DumpParameterTests(SynchronousTestCase):
         """
         parameters = ParameterDictionary()
         declare_parameters(parameters)
-        parameters.update(DS_26B + DC_26B)
+        parameters.update_from(
+            {**STATUS_LINES.read(DS_26B), **CALIBRATION_LINES.read(DC_26B)}
+        )
         got = parameters.get_values()
         self.assertIs(got["TXREALTIME"], False)
         self.assertIs(got["SYNCMODE"], False)

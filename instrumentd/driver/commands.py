@@ -240,6 +240,36 @@ class CommandDictionary(Declarations[CommandSpec]):
         """
         return self._declare(command)
 
+    def describe(
+        self,
+        inputs: type[object],
+        name: str,
+        display_name: str = "",
+        timeout: float = 10.0,
+        result: str = "",
+    ) -> CommandSpec:
+        """
+        Declare a command whose description is its input's docstring (the
+        machine's inputs ``Protocol`` documents each command once).
+
+        :param inputs: the inputs ``Protocol``.
+        :param name: the command, an input of ``inputs``.
+        :param display_name: a name for people.
+        :param timeout: seconds a client should allow.
+        :param result: what it returns.
+        :returns: the declaration.
+        """
+        doc = getattr(inputs, name).__doc__ or ""
+        return self.add(
+            CommandSpec(
+                name=name,
+                display_name=display_name,
+                description=" ".join(doc.split()),
+                timeout=timeout,
+                return_description=result,
+            )
+        )
+
     def command(self, name: str) -> CommandSpec:
         """
         One command's declaration.

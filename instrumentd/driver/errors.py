@@ -215,6 +215,8 @@ class ParameterRule(StrEnum):
     #: An init (startup config) value was given for a parameter that is not
     #: applied at startup, so it would be silently ignored.
     NOT_STARTUP = "not_startup"
+    #: This instrument (its firmware, its fit) has no such setting.
+    UNSUPPORTED = "unsupported"
 
 
 class InstrumentParameterError(InstrumentError):

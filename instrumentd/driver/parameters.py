@@ -110,6 +110,10 @@ class Parameter:
         callable taking the value; by default ``{name}={value}``.
     :ivar expiration: seconds a value read from the instrument stays
         fresh; ``None`` for ever, ``0`` for never.
+    :ivar source: the id of the value it is read from when the driver reads
+        a dump into values (:mod:`instrumentd.driver.dumps`), for
+        :meth:`ParameterDictionary.update_from`; ``None`` if it is not read
+        that way.
     :ivar get_timeout: seconds a client should allow for a get (metadata).
     :ivar set_timeout: seconds a client should allow for a set (metadata).
     """
@@ -132,6 +136,7 @@ class Parameter:
     converter: Callable[[str], object] | None = None
     format: str | Callable[[object], str] | None = None
     expiration: float | None = None
+    source: str | None = None
     get_timeout: float = 10.0
     set_timeout: float = 10.0
 
@@ -288,6 +293,7 @@ class ParameterDictionary(Declarations[Parameter]):
         self._clock = clock
         self._readings: dict[str, _Reading] = {}
         self._init_values: dict[str, object] = {}
+        self._unsupported: dict[str, str] = {}
 
     def _now(self) -> float:
         if self._clock is None:
@@ -440,6 +446,62 @@ class ParameterDictionary(Declarations[Parameter]):
             self._record(name, value, now, changes)
         return changes
 
+    def update_from(
+        self, values: Mapping[str, object], names: Iterable[str] | None = None
+    ) -> dict[str, object]:
+        """
+        Take the values of parameters from values the driver has read (a
+        dump read by a :class:`~instrumentd.driver.dumps.DumpReader`, a
+        particle's values): each parameter whose :attr:`~Parameter.source`
+        is there, and not ``None``, takes that value, and the time is
+        recorded as with :meth:`update`.
+
+        :param values: value id to value.
+        :param names: which parameters to take; ``None`` for all.
+        :returns: the parameters whose value really changed, with their new
+            values.
+        :raises InstrumentParameterError: for an unknown name.
+        """
+        now = self._now()
+        changes: dict[str, object] = {}
+        for name in self._expand(names):
+            parameter = self._declared[name]
+            value = None if parameter.source is None else values.get(parameter.source)
+            if value is None:
+                continue
+            try:
+                value = coerce_value(parameter.type, value, parameter.allowed_values)
+            except (ValueError, TypeError) as error:
+                _log.warn(
+                    "Parameter {parameter}: cannot take {value!r}: {error}",
+                    parameter=name,
+                    value=value,
+                    error=str(error),
+                )
+                continue
+            self._record(name, value, now, changes)
+        return changes
+
+    def set_unsupported(self, reasons: Mapping[str, str]) -> None:
+        """
+        Say which parameters this instrument lacks (its firmware or fit has
+        no such setting), replacing what was said before.  A set of one
+        fails (rule ``unsupported``, with the reason), and it is left out
+        of the startup values and direct-access snapshots.
+
+        :param reasons: name to why, e.g. ``"firmware 3.0h has no such
+            setting"``.
+        :raises InstrumentParameterError: for an unknown name.
+        """
+        self._expand(reasons)
+        self._unsupported = dict(reasons)
+
+    def unsupported(self) -> dict[str, str]:
+        """
+        :returns: the parameters this instrument lacks, and why.
+        """
+        return dict(self._unsupported)
+
     def _record(
         self, name: str, value: object, now: float, changes: dict[str, object]
     ) -> None:
@@ -472,6 +534,12 @@ class ParameterDictionary(Declarations[Parameter]):
             if parameter.visibility is Visibility.READ_ONLY:
                 raise InstrumentParameterError(
                     name, ParameterRule.READ_ONLY, "is read-only"
+                )
+            if name in self._unsupported:
+                raise InstrumentParameterError(
+                    name,
+                    ParameterRule.UNSUPPORTED,
+                    f"is not supported by this instrument: {self._unsupported[name]}",
                 )
             if parameter.visibility is Visibility.IMMUTABLE and not startup:
                 raise InstrumentParameterError(
@@ -574,7 +642,11 @@ class ParameterDictionary(Declarations[Parameter]):
         """
         :returns: the names of the startup parameters.
         """
-        return [p.name for p in self._declared.values() if p.startup]
+        return [
+            p.name
+            for p in self._declared.values()
+            if p.startup and p.name not in self._unsupported
+        ]
 
     def startup_values(self) -> dict[str, object]:
         """
@@ -611,7 +683,7 @@ class ParameterDictionary(Declarations[Parameter]):
         return {
             p.name: self._readings[p.name].value
             for p in self._declared.values()
-            if p.direct_access
+            if p.direct_access and p.name not in self._unsupported
         }
 
     # Metadata

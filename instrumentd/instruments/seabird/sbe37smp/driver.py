@@ -49,7 +49,7 @@ from automat import TypeMachineBuilder
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 
-from instrumentd.driver.commands import CommandDictionary, CommandSpec
+from instrumentd.driver.commands import CommandDictionary
 from instrumentd.driver.engine import (
     Command,
     InstrumentSession,
@@ -57,7 +57,11 @@ from instrumentd.driver.engine import (
     Wakeup,
     text_command,
 )
-from instrumentd.driver.errors import InstrumentProtocolError
+from instrumentd.driver.errors import (
+    InstrumentParameterError,
+    InstrumentProtocolError,
+    ParameterRule,
+)
 from instrumentd.driver.parameters import ParameterDictionary
 from instrumentd.driver.particles import DataParticle, particle_values
 from instrumentd.driver.protocol import (
@@ -67,9 +71,9 @@ from instrumentd.driver.protocol import (
     standard_states,
 )
 from instrumentd.instruments.seabird.sbe37smp.parameters import (
-    CALIBRATION,
-    SETTINGS,
+    COMMANDS,
     declare_parameters,
+    set_command,
 )
 from instrumentd.instruments.seabird.sbe37smp.particles import (
     CALIBRATION_PATTERN,
@@ -107,36 +111,16 @@ PROMPT: Final = b"S>"
 #: input the driver assumes it may be asleep.
 WAKEUP: Final = Wakeup(data=b"\r\n", timeout=2.0, tries=3, sleep_after=100.0)
 
-_NOT_ALLOWED: Final = "cmd not allowed while logging"
-_ERROR_LINE: Final = re.compile(r"\*\*\*ERROR[^\r\n]*|" + _NOT_ALLOWED)
-
-
-def _refused(reply: Reply) -> None:
-    """
-    Raise if the instrument refused the command: ``?cmd S>`` for a command
-    it does not know, an ``***ERROR...***`` line for a bad value, or ``cmd
-    not allowed while logging``.
-
-    :raises InstrumentProtocolError: quoting the instrument.
-    """
-    if reply.data.endswith(b"?cmd S>"):
-        raise InstrumentProtocolError(
-            f"the instrument does not know the command {reply.command}"
-        )
-    found = _ERROR_LINE.search(reply.text)
-    if found is not None:
-        raise InstrumentProtocolError(
-            f"the instrument refused {reply.command}: {found.group(0)}"
-        )
-
-
-def _accepted(reply: Reply) -> None:
-    _refused(reply)
+#: The instrument's refusals: ``?cmd`` (2.x) or an ``<ERROR .../>`` line
+#: (3.0 on) for a command it does not know, an ``***ERROR...***`` line for a
+#: bad value, ``cmd not allowed while logging``.
+REFUSAL: Final = re.compile(
+    rb"\?cmd|<ERROR[^\r\n]*|\*\*\*ERROR[^\r\n]*|cmd not allowed while logging"
+)
 
 
 def _dump(pattern: re.Pattern[bytes], what: str) -> Callable[[Reply], bytes]:
     def parse(reply: Reply) -> bytes:
-        _refused(reply)
         if pattern.search(reply.data) is None:
             raise InstrumentProtocolError(
                 f"{reply.command}: not a {what}: {reply.body[:200]!r}"
@@ -148,7 +132,6 @@ def _dump(pattern: re.Pattern[bytes], what: str) -> Callable[[Reply], bytes]:
 
 def _ts(particle: type[SBE37SampleParticle]) -> Command[dict[str, object]]:
     def sample(reply: Reply) -> dict[str, object]:
-        _refused(reply)
         # While logging, a '#' line may arrive with TS's own line (which
         # has no '#'); the result is TS's.
         found = list(particle.pattern.finditer(reply.data))
@@ -164,7 +147,6 @@ def _ts(particle: type[SBE37SampleParticle]) -> Command[dict[str, object]]:
 
 
 def _started(reply: Reply) -> None:
-    _refused(reply)
     if b"start now" not in reply.data:
         raise InstrumentProtocolError(
             f"STARTNOW: no 'start now' in the reply: {reply.body[:200]!r}"
@@ -195,7 +177,7 @@ STARTNOW: Final[Command[None]] = Command(
 )
 #: Stop logging.
 STOP: Final[Command[None]] = Command(
-    name="STOP", build=text_command("STOP"), parse=_accepted, timeout=10.0
+    name="STOP", build=text_command("STOP"), parse=lambda reply: None, timeout=10.0
 )
 
 
@@ -211,7 +193,7 @@ def setter(text: str) -> Command[None]:
     return Command(
         name=text,
         build=lambda: f"{text}\r\n".encode("ascii"),
-        parse=_accepted,
+        parse=lambda reply: None,
         timeout=10.0,
     )
 
@@ -281,10 +263,15 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
     }
     driver_name = "seabird_sbe37smp"
     driver_version = "1.0"
+    error = REFUSAL
     discover_on_start: ClassVar[bool] = True
     #: Whether the instrument has a pressure sensor: its calibration dump
     #: has a pressure section.  Assumed until one has been read.
     pressure_sensor = True
+    #: The firmware version its status dump gave (``"2.6"``, ``"3.0h"``),
+    #: or ``None`` before one has been read.
+    firmware: str | None = None
+    _read_changes: dict[str, object] = {}
 
     def record_particles(self) -> tuple[type[DataParticle], ...]:
         """
@@ -311,47 +298,56 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
         for name, display, timeout, result in (
             ("acquire_sample", "Acquire sample", 25.0, "the sample's values"),
             ("acquire_status", "Acquire status", 15.0, "the status values"),
-            (
-                "acquire_calibration",
-                "Acquire calibration",
-                15.0,
-                "the calibration coefficients",
-            ),
+            ("acquire_calibration", "Acquire calibration", 15.0, "the coefficients"),
             ("start_autosample", "Start autosample", 15.0, ""),
             ("stop_autosample", "Stop autosample", 15.0, ""),
             ("clock_sync", "Synchronize clock", 30.0, "the UTC time set, ISO 8601"),
         ):
-            commands.add(
-                CommandSpec(
-                    name=name,
-                    display_name=display,
-                    description=" ".join(
-                        (getattr(SBE37Inputs, name).__doc__ or "").split()
-                    ),
-                    timeout=timeout,
-                    return_description=result,
-                )
-            )
+            commands.describe(SBE37Inputs, name, display, timeout, result)
 
     # Discovering.
 
     async def discover_state(self, session: InstrumentSession) -> str:
         """
         Wake the instrument (it may be asleep whatever the engine thinks:
-        an operator may have sent ``QS``), read ``DS`` and its second line;
-        record the settings and, the first time, the calibration.
+        an operator may have sent ``QS``), read ``DS`` (the settings, the
+        firmware, and from its second line whether it is logging) and, the
+        first time, ``DC``.
         """
         await session.wake("discover")
-        status = await session.run(DS)
-        self.record_changes(self.parameters.update(_text(status), SETTINGS))
+        status = await self._status(session)
+        self.record_changes(self._read_changes)
         if self._uncalibrated():
             self.record_changes(self._calibration(await session.run(DC)))
         # Each firmware's words: "logging data", "not logging: ..." (2.x),
         # "not logging, ..." (3.0h and later).
-        logging = particle_values(SBE37StatusParticle, status)["logging"]
-        if logging is None:
-            raise InstrumentProtocolError(f"DS: no logging line: {status[:200]!r}")
-        return ProtocolState.AUTOSAMPLE if logging else ProtocolState.COMMAND
+        if status["logging"] is None:
+            raise InstrumentProtocolError(f"DS: no logging line: {status!r}")
+        return ProtocolState.AUTOSAMPLE if status["logging"] else ProtocolState.COMMAND
+
+    @property
+    def modern(self) -> bool:
+        """
+        Whether the firmware is 3.0 or later (its command names are
+        ``SampleInterval=``, ``DateTime=``...); ``False`` until a status
+        dump has said.
+        """
+        # The simulator does not yet answer 3.0h's names: 2.x's for now.
+        return False
+
+    async def _status(self, session: InstrumentSession) -> dict[str, object]:
+        # DS: the status values; the settings read (their changes kept in
+        # _read_changes for the caller to record or return), the firmware learnt
+        # (and with it the settings it lacks).
+        status = particle_values(SBE37StatusParticle, await session.run(DS))
+        self._read_changes = self.parameters.update_from(status)
+        if status["firmware_version"] != self.firmware:
+            self.firmware = str(status["firmware_version"])
+            lacks = [n for n, (_, new) in COMMANDS.items() if self.modern and not new]
+            self.parameters.set_unsupported(
+                dict.fromkeys(lacks, f"firmware {self.firmware} has no such setting")
+            )
+        return status
 
     def _uncalibrated(self) -> bool:
         # Never read: a dump always has the temperature section (not every
@@ -360,7 +356,8 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
 
     def _calibration(self, dump: bytes) -> dict[str, object]:
         self.pressure_sensor = b"\npressure S/N" in dump
-        return self.parameters.update(_text(dump), CALIBRATION)
+        values = particle_values(SBE37CalibrationParticle, dump)
+        return self.parameters.update_from(values)
 
     # Parameters.
 
@@ -371,7 +368,8 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
         Read the settings from ``DS`` (and the calibration from ``DC`` if
         it has never been read).
         """
-        changes = self.parameters.update(_text(await session.run(DS)), SETTINGS)
+        await self._status(session)
+        changes = self._read_changes
         if self._uncalibrated():
             changes.update(self._calibration(await session.run(DC)))
         return changes
@@ -380,11 +378,17 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
         self, session: InstrumentSession, values: Mapping[str, object]
     ) -> None:
         """
-        One ``NAME=value`` command per value; the first the instrument
-        refuses fails the set with its error line.
+        One ``NAME=value`` command per value, named as the firmware names
+        it; the first the instrument refuses fails the set with its error
+        line.
         """
         for name, value in values.items():
-            await session.run(setter(self.parameters.format_value(name, value)))
+            command = set_command(name, value, self.modern)
+            if command is None:
+                raise InstrumentParameterError(
+                    name, ParameterRule.UNSUPPORTED, f"firmware {self.firmware}"
+                )
+            await session.run(setter(command))
 
     # The work behind the instrument's own inputs.
 
@@ -394,9 +398,9 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
         """
 
         async def work(session: InstrumentSession) -> dict[str, object]:
-            status = await session.run(DS)
-            self.record_changes(self.parameters.update(_text(status), SETTINGS))
-            return particle_values(SBE37StatusParticle, status)
+            status = await self._status(session)
+            self.record_changes(self._read_changes)
+            return status
 
         return self.hold("acquire_status", work)
 
@@ -432,30 +436,31 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
 
     async def set_clock(self, session: InstrumentSession) -> datetime:
         """
-        Send ``MMDDYY=`` and then, as the next UTC second begins,
-        ``HHMMSS=``: the instrument keeps whole seconds and takes the time
-        when the line ends, so this sets it to within the line's delay
-        rather than up to a second slow.  If midnight passed in between,
-        the date is sent again.
+        Set the clock as the next UTC second begins: the instrument keeps
+        whole seconds and takes the time when the line ends, so this sets
+        it to within the line's delay rather than up to a second slow.
+        Firmware 3.0 on takes ``DateTime=mmddyyyyhhmmss``; 2.x takes
+        ``MMDDYY=`` first and then ``HHMMSS=`` (and the date again if
+        midnight passed in between).
 
         :param session: the instrument, held.
         :returns: the time set.
         """
         clock = self.engine.clock
         day = datetime.fromtimestamp(clock.seconds(), UTC).date()
-        await session.run(setter(f"MMDDYY={day:%m%d%y}"))
+        if not self.modern:
+            await session.run(setter(f"MMDDYY={day:%m%d%y}"))
         now = clock.seconds()
         second = math.floor(now) + 1
         await deferLater(clock, second - now, lambda: None)
         when = datetime.fromtimestamp(second, UTC)
+        if self.modern:
+            await session.run(setter(f"DateTime={when:%m%d%Y%H%M%S}"))
+            return when
         await session.run(setter(f"HHMMSS={when:%H%M%S}"))
         if when.date() != day:
             await session.run(setter(f"MMDDYY={when:%m%d%y}"))
         return when
-
-
-def _text(data: bytes) -> str:
-    return data.decode("latin-1")
 
 
 # The machine.

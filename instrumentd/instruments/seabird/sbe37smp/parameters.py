@@ -3,8 +3,10 @@
 The SBE 37-SMP's parameters: what the driver reads from ``DS`` and ``DC``
 and what it may set.
 
-The user settings (:data:`SETTINGS`) are read from the status dump and set
-with the instrument's own ``NAME=value`` commands.  The calibration
+The user settings (:data:`SETTINGS`) are read from the status dump (each
+names the status value it is, its ``source``) and set with the
+instrument's own ``NAME=value`` commands, named as its firmware names them
+(:data:`COMMANDS`).  The calibration
 (:data:`CALIBRATION`) is read from the calibration dump and is read-only:
 coefficients come from a calibration lab, not from an operator's console.
 
@@ -17,8 +19,6 @@ what it cannot hold, and the driver reports that refusal).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from typing import Final
 
 from instrumentd.driver.parameters import (
@@ -27,218 +27,180 @@ from instrumentd.driver.parameters import (
     ParameterType,
     Visibility,
 )
-from instrumentd.instruments.seabird.sbe37smp.particles import said_yes
 
 __all__ = [
     "CALIBRATION",
+    "COMMANDS",
     "DIRECT_ACCESS",
     "SETTINGS",
     "STARTUP",
     "declare_parameters",
+    "set_command",
 ]
 
+#: Each setting's command by firmware generation: 2.x's (the spec's), and
+#: 3.0 on's (the SBE 37-SM/SMP manuals' command summaries: ``SampleInterval=``,
+#: ``TxRealTime=``...).  ``None``: that firmware has no such setting (3.0h's
+#: and 5's status dumps and command lists have no averaging, store-time or
+#: sync-wait setting).
+COMMANDS: Final[dict[str, tuple[str, str | None]]] = {
+    "INTERVAL": ("INTERVAL", "SampleInterval"),
+    "NAVG": ("NAVG", None),
+    "SAMPLENUM": ("SAMPLENUM", "SampleNumber"),
+    "TXREALTIME": ("TXREALTIME", "TxRealTime"),
+    "OUTPUTSAL": ("OUTPUTSAL", "OutputSal"),
+    "OUTPUTSV": ("OUTPUTSV", "OutputSV"),
+    "STORETIME": ("STORETIME", None),
+    "SYNCMODE": ("SYNCMODE", "SyncMode"),
+    "SYNCWAIT": ("SYNCWAIT", None),
+    "REFPRESS": ("REFPRESS", "ReferencePressure"),
+}
 
-def _line(pattern: str) -> re.Pattern[str]:
-    # Dump items are one a line; anchor each so "temperature = " (the
-    # housing's, in DS) never reads as "temperature:" (a DC section).
-    return re.compile(pattern, re.MULTILINE)
+
+def set_command(name: str, value: object, modern: bool) -> str | None:
+    """
+    The command that sets a setting.
+
+    :param name: the parameter.
+    :param value: its value (already checked).
+    :param modern: firmware 3.0 or later.
+    :returns: e.g. ``INTERVAL=30`` (2.x) or ``SampleInterval=30`` (3.0 on);
+        ``None`` if the firmware has no such setting.
+    """
+    command = COMMANDS[name][modern]
+    if command is None:
+        return None
+    if isinstance(value, bool):
+        text = "Y" if value else "N"
+    elif isinstance(value, float):
+        text = f"{value:.3f}"
+    else:
+        text = str(value)
+    return f"{command}={text}"
 
 
-def _flag_format(name: str) -> Callable[[object], str]:
-    def write(value: object) -> str:
-        return f"{name}={'Y' if value else 'N'}"
-
-    return write
-
-
-def _refpress_format(value: object) -> str:
-    assert isinstance(value, float)
-    return f"REFPRESS={value:.3f}"
-
-
-def _flag(
-    name: str,
-    text: str,
-    description: str,
-    *,
-    default: bool | None,
-    display_name: str = "",
+def _setting(
+    name: str, kind: ParameterType, source: str, description: str, **more: object
 ) -> Parameter:
     return Parameter(
         name=name,
-        type=ParameterType.BOOL,
-        startup=default is not None,
-        direct_access=True,
-        default_value=default,
+        type=kind,
+        source=source,
         description=description,
-        value_description="Y or N on the instrument; true or false here",
-        # The line's words: "do not transmit real-time data" (2.x),
-        # "transmit real-time = no" (3.0h).
-        pattern=_line(rf"^((?:do not )?{text})"),
-        converter=said_yes,
-        format=_flag_format(name),
-        display_name=display_name,
+        value_description="Y or N on the instrument; true or false here"
+        if kind is ParameterType.BOOL
+        else "",
+        **more,  # type: ignore[arg-type]
     )
 
 
 def _settings() -> tuple[Parameter, ...]:
+    int_, bool_ = ParameterType.INT, ParameterType.BOOL
+    restored: dict[str, object] = {"direct_access": True}
+    startup = {"startup": True, **restored}
     return (
-        Parameter(
-            name="INTERVAL",
-            type=ParameterType.INT,
-            startup=True,
-            direct_access=True,
-            default_value=15,
-            minimum=5,
-            maximum=32767,
-            units="s",
-            display_name="Sample interval",
-            description="Seconds between samples while logging (autosample).",
-            pattern=_line(r"^sample interval = (\d+) seconds"),
-            format="INTERVAL={value}",
+        _setting(
+            "INTERVAL", int_, "sample_interval",
+            "Seconds between samples while logging (autosample).",
+            default_value=15, minimum=5, maximum=32767, units="s",
+            display_name="Sample interval", **startup,
         ),
-        Parameter(
-            name="NAVG",
-            type=ParameterType.INT,
-            startup=True,
-            direct_access=True,
-            default_value=1,
-            minimum=1,
-            maximum=32767,
-            display_name="Samples to average",
-            description="Measurements averaged into each sample.",
-            pattern=_line(r"^number of samples to average = (\d+)"),
-            format="NAVG={value}",
+        _setting(
+            "NAVG", int_, "number_of_samples_to_average",
+            "Measurements averaged into each sample.",
+            default_value=1, minimum=1, maximum=32767,
+            display_name="Samples to average", **startup,
         ),
-        Parameter(
-            name="SAMPLENUM",
-            type=ParameterType.INT,
-            minimum=0,
-            display_name="Sample number",
-            description=(
-                "Samples stored in memory. Setting it lower forgets the "
-                "later samples; it grows by itself while logging."
-            ),
-            pattern=_line(r"^samplenumber = (\d+),"),
-            format="SAMPLENUM={value}",
+        _setting(
+            "SAMPLENUM", int_, "sample_number",
+            "Samples stored in memory. Setting it lower forgets the later "
+            "samples; it grows by itself while logging.",
             # It counts samples while the instrument logs, so a get in
             # command mode always reads it afresh.
-            expiration=0,
+            minimum=0, display_name="Sample number", expiration=0,
         ),
-        _flag(
-            "TXREALTIME",
-            r"transmit real-time(?: data| = \w+)",
+        _setting(
+            "TXREALTIME", bool_, "tx_realtime",
             "Print each sample while logging; without it autosample makes no "
             "particles.",
-            default=True,
+            default_value=True, **startup,
         ),
-        _flag(
-            "OUTPUTSAL",
-            "output salinity with each sample",
-            "Add salinity (psu) to each sample.",
-            default=True,
+        _setting(
+            "OUTPUTSAL", bool_, "output_salinity",
+            "Add salinity (psu) to each sample.", default_value=True, **startup,
         ),
-        _flag(
-            "OUTPUTSV",
-            "output sound velocity with each sample",
-            "Add sound velocity (m/s) to each sample.",
-            default=True,
+        _setting(
+            "OUTPUTSV", bool_, "output_sound_velocity",
+            "Add sound velocity (m/s) to each sample.", default_value=True,
+            **startup,
         ),
-        _flag(
-            "STORETIME",
-            "store time with each sample",
+        _setting(
+            "STORETIME", bool_, "store_time",
             "Add the instrument's date and time to each sample (its internal "
             "timestamp).",
-            default=True,
+            default_value=True, **startup,
         ),
-        _flag(
-            "SYNCMODE",
-            r"(?:serial )?sync mode(?: enabled| disabled| = \w+)",
+        _setting(
+            "SYNCMODE", bool_, "serial_sync_mode",
             "Take a sample whenever a byte wakes the instrument; off by "
             "default, since the driver's wake-up would then take samples.",
-            default=False,
-            display_name="Serial sync mode",
+            default_value=False, display_name="Serial sync mode", **startup,
         ),
-        Parameter(
-            name="SYNCWAIT",
-            type=ParameterType.INT,
-            direct_access=True,
-            minimum=0,
-            maximum=120,
-            units="s",
-            display_name="Serial sync wait",
-            description="Seconds the instrument waits after a serial sync sample.",
-            pattern=_line(r"^wait time after serial sync sampling = (\d+) seconds"),
-            format="SYNCWAIT={value}",
+        _setting(
+            "SYNCWAIT", int_, "serial_sync_wait",
+            "Seconds the instrument waits after a serial sync sample.",
+            minimum=0, maximum=120, units="s", display_name="Serial sync wait",
+            **restored,
         ),
-        Parameter(
-            name="REFPRESS",
-            type=ParameterType.FLOAT,
-            direct_access=True,
-            minimum=0.0,
-            maximum=10000.0,
-            units="dbar",
-            display_name="Reference pressure",
-            description=(
-                "Pressure used for salinity and sound velocity when the "
-                "instrument has no pressure sensor."
-            ),
-            pattern=_line(r"^reference pressure = (-?\d+(?:\.\d+)?) db"),
-            format=_refpress_format,
+        _setting(
+            "REFPRESS", ParameterType.FLOAT, "reference_pressure",
+            "Pressure used for salinity and sound velocity when the "
+            "instrument has no pressure sensor.",
+            minimum=0.0, maximum=10000.0, units="dbar",
+            display_name="Reference pressure", **restored,
         ),
-    )
+    )  # fmt: skip
+
+
+_SECTIONS: Final = {
+    "T": ("Temperature", "TCALDATE", "TA0 TA1 TA2 TA3"),
+    "C": ("Conductivity", "CCALDATE", "CG CH CI CJ CPCOR CTCOR WBOTC"),
+    "P": (
+        "Pressure",
+        "PCALDATE",
+        "PA0 PA1 PA2 PTCA0 PTCA1 PTCA2 PTCB0 PTCB1 PTCB2 PTEMPA0 PTEMPA1 "
+        "PTEMPA2 POFFSET",
+    ),
+    "R": ("Real-time clock", "RCALDATE", "RTCA0 RTCA1 RTCA2"),
+}
 
 
 def _calibration() -> tuple[Parameter, ...]:
-    def date(name: str, section: str, what: str) -> Parameter:
-        return Parameter(
-            name=name,
-            type=ParameterType.STRING,
-            visibility=Visibility.READ_ONLY,
-            display_name=f"{what} calibration date",
-            description=f"When the {what.lower()} sensor was calibrated (dd-mon-yy).",
-            # "pressure S/N 4955, range = 10847.1964958 psia:  12-aug-05";
-            # 3.0h: "... range = 508 psia  04-May-09".
-            pattern=_line(rf"^{section}\b[^\r\n]*?(?:: +| psia +)(\S+)\s*$"),
-        )
-
-    def coefficient(name: str, printed: str, what: str) -> Parameter:
-        return Parameter(
-            name=name,
-            type=ParameterType.FLOAT,
-            visibility=Visibility.READ_ONLY,
-            display_name=f"{what} coefficient {printed}",
-            description=f"{what} calibration coefficient {printed}.",
-            # 3.0h prints PTCB0..2 by their setters' names.
-            pattern=_line(rf"^ +(?:{printed}|{name}) = (\S+)"),
-        )
-
-    return (
-        date("TCALDATE", "temperature", "Temperature"),
-        *(coefficient(f"TA{k}", f"TA{k}", "Temperature") for k in range(4)),
-        date("CCALDATE", "conductivity", "Conductivity"),
-        *(
-            coefficient(name, printed, "Conductivity")
-            for name, printed in (
-                ("CG", "G"),
-                ("CH", "H"),
-                ("CI", "I"),
-                ("CJ", "J"),
-                ("CPCOR", "CPCOR"),
-                ("CTCOR", "CTCOR"),
-                ("WBOTC", "WBOTC"),
+    declared: list[Parameter] = []
+    for what, date, coefficients in _SECTIONS.values():
+        declared.append(
+            Parameter(
+                name=date,
+                type=ParameterType.STRING,
+                visibility=Visibility.READ_ONLY,
+                source=date.lower(),
+                display_name=f"{what} calibration date",
+                description=f"When the {what.lower()} sensor was calibrated "
+                "(dd-mon-yy).",
             )
-        ),
-        date("PCALDATE", "pressure", "Pressure"),
-        *(coefficient(f"PA{k}", f"PA{k}", "Pressure") for k in range(3)),
-        *(coefficient(f"PTCA{k}", f"PTCA{k}", "Pressure") for k in range(3)),
-        # Set as PTCB0..2, printed as PTCSB0..2.
-        *(coefficient(f"PTCB{k}", f"PTCSB{k}", "Pressure") for k in range(3)),
-        *(coefficient(f"PTEMPA{k}", f"PTEMPA{k}", "Pressure") for k in range(3)),
-        coefficient("POFFSET", "POFFSET", "Pressure"),
-        date("RCALDATE", "rtc", "RTC"),
-        *(coefficient(f"RTCA{k}", f"RTCA{k}", "Real-time clock") for k in range(3)),
-    )
+        )
+        declared.extend(
+            Parameter(
+                name=name,
+                type=ParameterType.FLOAT,
+                visibility=Visibility.READ_ONLY,
+                source=name.lower(),
+                display_name=f"{what} coefficient {name}",
+                description=f"{what} calibration coefficient {name}.",
+            )
+            for name in coefficients.split()
+        )
+    return tuple(declared)
 
 
 _SETTINGS: Final = _settings()

@@ -36,12 +36,12 @@ the host's locale, so months are read from a table here rather than with
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import ClassVar, Final
 
 from instrumentd.driver.chunker import Sieve
-from instrumentd.driver.errors import InstrumentProtocolError
+from instrumentd.driver.dumps import DumpParticle, DumpReader, Keyed, Line
 from instrumentd.driver.particles import ParticleField, RegexDataParticle
 
 __all__ = [
@@ -224,84 +224,6 @@ def _dump(header: bytes) -> bytes:
 
 _DUMP_END: Final = rb"(?=\r\n|S>|<)"
 
-#: Every kind of status line known, one alternative each, named groups
-#: the values: 2.6 (the spec's), 2.6b and 2.3 (real SMs' upload headers),
-#: 3.0h (a real session) and firmware 5 (the manual's first lines).
-STATUS_LINES: Final = re.compile(
-    r"^(?:"
-    + "|".join(
-        (
-            r"SBE ?37\S*(?: V)? +v?(?P<firmware_version>\d\S*) +SERIAL NO\. *"
-            r"(?P<serial_number>\d+) +(?P<date_time>\d{1,2} [A-Za-z]{3} \d{4} "
-            r"+\d{1,2}:\d\d:\d\d)",
-            r"vMain = *(?P<main_battery_voltage>[\d.]+), "
-            r"vLith = *(?P<lithium_battery_voltage>[\d.]+)",
-            r"(?P<logging_status>(?P<logging>not logging|logging not started|"
-            r"logging)\b.*)",
-            r"sample interval = (?P<sample_interval>\d+) seconds",
-            r"samplenumber = (?P<sample_number>\d+), free = (?P<memory_free>\d+)",
-            r"data format = (?P<data_format>.+)",
-            r"(?P<tx_realtime>(?:do not )?transmit real-time(?: data| = \w+))",
-            r"(?P<output_salinity>(?:do not )?output salinity with each sample)",
-            r"(?P<output_sound_velocity>(?:do not )?output sound velocity with "
-            r"each sample)",
-            r"(?P<store_time>(?:do not )?store time with each sample)",
-            r"number of samples to average = (?P<number_of_samples_to_average>\d+)",
-            r"A/D cycles to average = (?P<ad_cycles_to_average>\d+)",
-            r"reference pressure = (?P<reference_pressure>-?\d+(?:\.\d+)?) db",
-            r"(?P<serial_sync_mode>(?:serial )?sync mode(?: enabled| disabled| = \w+))",
-            r"wait time after serial sync sampling = (?P<serial_sync_wait>\d+) seconds",
-            r"(?P<pump_installed>internal pump (?:is )?(?:not )?installed|"
-            r"pump installed = \w+)",
-            r"temperature = (?P<temperature>-?\d+(?:\.\d+)?) deg C",
-            r"(?P<low_battery>WARNING: LOW BATTERY VOLTAGE!!)",
-        )
-    )
-    + r") *$",
-    re.MULTILINE,
-)
-
-#: The status dump (``DS``): its header line (firmware, serial number,
-#: clock) and every line after it.
-STATUS_PATTERN: Final = re.compile(_dump(rb"SBE ?37[^\r\n]*SERIAL NO\.[^\r\n]*\r\n"))
-
-#: The status dump as a record: complete only once what follows its last
-#: line has begun.
-STATUS_SIEVE: Final = re.compile(STATUS_PATTERN.pattern + _DUMP_END)
-
-
-class _LineDump(RegexDataParticle):
-    # A dump read line by line against a table of line kinds (lines); a
-    # value whose line is absent is None.
-    lines: ClassVar[re.Pattern[str]]
-
-    def _build_values(self, raw: bytes) -> list[dict[str, object]]:
-        match = self._match(raw)
-        if match is None:
-            raise InstrumentProtocolError(f"{self.stream_name}: not one: {raw[:80]!r}")
-        found: dict[str, object] = {}
-        text = raw[: match.end()].decode("latin-1").replace("\r", "")
-        for line in self.lines.finditer(text):
-            try:
-                found.update(self._line_values(line))
-            except (ValueError, ArithmeticError) as error:
-                raise InstrumentProtocolError(
-                    f"{self.stream_name}: {line.group(0)!r} cannot be read: {error}"
-                ) from error
-        if self.internal_time_value is not None:
-            self._set_internal_from(found.get(self.internal_time_value))
-        return [
-            {"value_id": name, "value": found.get(name)} for name in self.value_ids()
-        ]
-
-    def _line_values(self, line: re.Match[str]) -> dict[str, object]:
-        return {
-            name: self.converters.get(name, str)(text)
-            for name, text in line.groupdict().items()
-            if text is not None
-        }
-
-
 _Read = Callable[[str], object] | None
 #: The status values: units, description, how to read the text.
 _STATUS: Final[dict[str, tuple[str, str, _Read]]] = {
@@ -330,8 +252,59 @@ _STATUS: Final[dict[str, tuple[str, str, _Read]]] = {
     "low_battery": ("", "low battery warning", bool),
 }
 
+_DO_NOT = r"(?:do not )?"
+#: Every kind of status line known: 2.6 (the spec's), 2.6b and 2.3 (real
+#: SMs' upload headers), 3.0h (a real session) and firmware 5 (the
+#: manual's first lines).  Where firmware words a setting differently
+#: ("do not transmit real-time data", 2.x; "transmit real-time = no",
+#: 3.0h), one line kind takes both.
+STATUS_LINES: Final = DumpReader(
+    Line(
+        r"SBE ?37\S*(?: V)? +v?(?P<firmware_version>\d\S*) +SERIAL NO\. *"
+        r"(?P<serial_number>\d+) +(?P<date_time>\d{1,2} [A-Za-z]{3} \d{4} "
+        r"+\d{1,2}:\d\d:\d\d)"
+    ),
+    Line(
+        r"vMain = *(?P<main_battery_voltage>[\d.]+), "
+        r"vLith = *(?P<lithium_battery_voltage>[\d.]+)"
+    ),
+    Line(
+        r"(?P<logging_status>(?P<logging>not logging|logging not started|"
+        r"logging)\b.*)"
+    ),
+    Line(r"sample interval = (?P<sample_interval>\d+) seconds"),
+    Line(r"samplenumber = (?P<sample_number>\d+), free = (?P<memory_free>\d+)"),
+    Line(r"data format = (?P<data_format>.+)"),
+    Line(rf"(?P<tx_realtime>{_DO_NOT}transmit real-time(?: data| = \w+))"),
+    Line(rf"(?P<output_salinity>{_DO_NOT}output salinity with each sample)"),
+    Line(
+        rf"(?P<output_sound_velocity>{_DO_NOT}output sound velocity with each sample)"
+    ),
+    Line(rf"(?P<store_time>{_DO_NOT}store time with each sample)"),
+    Line(r"number of samples to average = (?P<number_of_samples_to_average>\d+)"),
+    Line(r"A/D cycles to average = (?P<ad_cycles_to_average>\d+)"),
+    Line(r"reference pressure = (?P<reference_pressure>-?\d+(?:\.\d+)?) db"),
+    Line(r"(?P<serial_sync_mode>(?:serial )?sync mode(?: enabled| disabled| = \w+))"),
+    Line(r"wait time after serial sync sampling = (?P<serial_sync_wait>\d+) seconds"),
+    Line(
+        r"(?P<pump_installed>internal pump (?:is )?(?:not )?installed|"
+        r"pump installed = \w+)"
+    ),
+    Line(r"temperature = (?P<temperature>-?\d+(?:\.\d+)?) deg C"),
+    Line(r"(?P<low_battery>WARNING: LOW BATTERY VOLTAGE!!)"),
+    read={name: read for name, (_, _, read) in _STATUS.items() if read},
+)
 
-class SBE37StatusParticle(_LineDump):
+#: The status dump (``DS``): its header line (firmware, serial number,
+#: clock) and every line after it.
+STATUS_PATTERN: Final = re.compile(_dump(rb"SBE ?37[^\r\n]*SERIAL NO\.[^\r\n]*\r\n"))
+
+#: The status dump as a record: complete only once what follows its last
+#: line has begun.
+STATUS_SIEVE: Final = re.compile(STATUS_PATTERN.pattern + _DUMP_END)
+
+
+class SBE37StatusParticle(DumpParticle):
     """
     The status dump (stream ``ctdpf_status``), whatever the firmware.
 
@@ -352,38 +325,55 @@ class SBE37StatusParticle(_LineDump):
 
     stream_name: ClassVar[str] = "ctdpf_status"
     pattern = STATUS_PATTERN
-    lines = STATUS_LINES
-    converters = {name: read for name, (_, _, read) in _STATUS.items() if read}
+    reader = STATUS_LINES
+    defaults: ClassVar[Mapping[str, object]] = {"low_battery": False}
     internal_time_value: ClassVar[str | None] = "date_time"
     fields = {
         name: ParticleField(u, None, what) for name, (u, what, _) in _STATUS.items()
     }
 
-    @classmethod
-    def value_ids(cls) -> tuple[str, ...]:
-        """
-        :returns: every value a status dump can carry, in order.
-        """
-        return tuple(cls.fields)
 
-    def _build_values(self, raw: bytes) -> list[dict[str, object]]:
-        values = super()._build_values(raw)
-        for value in values:
-            if value["value_id"] == "low_battery" and value["value"] is None:
-                value["value"] = False
-        return values
-
+#: The calibration's values, in the order dumps print them.
+_CALIBRATION_IDS: Final = (
+    "firmware_version", "serial_number", "tcaldate", "ta0", "ta1", "ta2", "ta3",
+    "ccaldate", "cg", "ch", "ci", "cj", "cpcor", "ctcor", "wbotc",
+    "pressure_serial_number", "pressure_range", "pcaldate", "pa0", "pa1", "pa2",
+    "ptca0", "ptca1", "ptca2", "ptcb0", "ptcb1", "ptcb2", "ptempa0", "ptempa1",
+    "ptempa2", "poffset", "rcaldate", "rtca0", "rtca1", "rtca2",
+)  # fmt: skip
+_CALIBRATION_TEXT: Final = frozenset((
+    "firmware_version", "serial_number", "pressure_serial_number",
+    "tcaldate", "ccaldate", "pcaldate", "rcaldate",
+))  # fmt: skip
 
 #: Every kind of calibration line known: the header (2.x ``SBE37-SM V
 #: 2.6b  2165``, 3.0h ``SBE37SM-RS232 V 3.0h  6962``), a section with its
-#: date (3.0h's pressure line has no colon), a coefficient.
-CALIBRATION_LINES: Final = re.compile(
-    r"^(?:SBE ?37\S* V +(?P<firmware_version>\S+) +(?P<serial_number>\d+)"
-    r"|(?P<section>temperature|conductivity|rtc): +(?P<date>\S+)"
-    r"|pressure S/N (?P<pressure_serial_number>\d+), range = "
-    r"(?P<pressure_range>[\d.]+) psia:? +(?P<pcaldate>\S+)"
-    r"| +(?P<coefficient>\w+) = (?P<value>\S+)) *$",
-    re.MULTILINE,
+#: date (3.0h's pressure line has no colon), a coefficient.  Coefficients
+#: are named as their setters, in lower case: the conductivity letters
+#: ``G``..``J`` are ``cg``..``cj``, and 2.x prints PTCB0..2 as PTCSB0..2.
+CALIBRATION_LINES: Final = DumpReader(
+    Line(r"SBE ?37\S* V +(?P<firmware_version>\S+) +(?P<serial_number>\d+)"),
+    Keyed(
+        r"(?P<key>temperature|conductivity|rtc): +(?P<value>\S+)",
+        names={
+            "temperature": "tcaldate",
+            "conductivity": "ccaldate",
+            "rtc": "rcaldate",
+        },
+    ),
+    Line(
+        r"pressure S/N (?P<pressure_serial_number>\d+), range = "
+        r"(?P<pressure_range>[\d.]+) psia:? +(?P<pcaldate>\S+)"
+    ),
+    Keyed(
+        r" +(?P<key>\w+) = (?P<value>\S+)",
+        names={
+            **{letter: f"c{letter.lower()}" for letter in "GHIJ"},
+            **{f"PTCSB{k}": f"ptcb{k}" for k in range(3)},
+        },
+    ),
+    read={name: float for name in _CALIBRATION_IDS if name not in _CALIBRATION_TEXT},
+    ids=_CALIBRATION_IDS,
 )
 
 #: The calibration dump (``DC``): its header, a temperature section, and
@@ -393,35 +383,8 @@ CALIBRATION_PATTERN: Final = re.compile(
 )
 CALIBRATION_SIEVE: Final = re.compile(CALIBRATION_PATTERN.pattern + _DUMP_END)
 
-#: Printed name to value id, where they differ: the conductivity letters
-#: are the setters' CG..CJ, and 2.x prints PTCB0..2 as PTCSB0..2.
-_PRINTED: Final = {
-    "G": "cg",
-    "H": "ch",
-    "I": "ci",
-    "J": "cj",
-    **{f"PTCSB{k}": f"ptcb{k}" for k in range(3)},
-}
-_DATES: Final = {
-    "temperature": "tcaldate",
-    "conductivity": "ccaldate",
-    "rtc": "rcaldate",
-}
-_CALIBRATION_TEXT: Final = frozenset((
-    "firmware_version", "serial_number", "pressure_serial_number",
-    "tcaldate", "ccaldate", "pcaldate", "rcaldate",
-))  # fmt: skip
-#: The calibration's values, in the order dumps print them.
-_CALIBRATION_IDS: Final = (
-    "firmware_version", "serial_number", "tcaldate", "ta0", "ta1", "ta2", "ta3",
-    "ccaldate", "cg", "ch", "ci", "cj", "cpcor", "ctcor", "wbotc",
-    "pressure_serial_number", "pressure_range", "pcaldate", "pa0", "pa1", "pa2",
-    "ptca0", "ptca1", "ptca2", "ptcb0", "ptcb1", "ptcb2", "ptempa0", "ptempa1",
-    "ptempa2", "poffset", "rcaldate", "rtca0", "rtca1", "rtca2",
-)  # fmt: skip
 
-
-class SBE37CalibrationParticle(_LineDump):
+class SBE37CalibrationParticle(DumpParticle):
     """
     The calibration dump (stream ``ctdpf_calibration``), whatever the
     firmware and sensors.
@@ -441,10 +404,7 @@ class SBE37CalibrationParticle(_LineDump):
 
     stream_name: ClassVar[str] = "ctdpf_calibration"
     pattern = CALIBRATION_PATTERN
-    lines = CALIBRATION_LINES
-    converters = {
-        name: float for name in _CALIBRATION_IDS if name not in _CALIBRATION_TEXT
-    }
+    reader = CALIBRATION_LINES
     # Coefficients are in the units of Sea-Bird's calibration equations
     # (each term its own); dates and identifiers are text.
     fields = {
@@ -459,24 +419,6 @@ class SBE37CalibrationParticle(_LineDump):
         )
         for name in _CALIBRATION_IDS
     }
-
-    @classmethod
-    def value_ids(cls) -> tuple[str, ...]:
-        """
-        :returns: every value a calibration dump can carry, in order.
-        """
-        return _CALIBRATION_IDS
-
-    def _line_values(self, line: re.Match[str]) -> dict[str, object]:
-        # A section's date, or a coefficient: the line's name says which.
-        if line.group("section"):
-            return {_DATES[line.group("section")]: line.group("date")}
-        if line.group("coefficient"):
-            printed = line.group("coefficient")
-            name = _PRINTED.get(printed, printed.lower())
-            known = name in self.converters
-            return {name: float(line.group("value"))} if known else {}
-        return super()._line_values(line)
 
 
 #: What a sample record is, with or without pressure: which values its

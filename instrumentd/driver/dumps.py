@@ -1,0 +1,242 @@
+# -*- test-case-name: tests.test_driver_dumps -*-
+"""
+Reading an instrument's dumps (status, configuration and calibration
+listings) from a table of the lines they may hold, rather than a parser
+written for each.
+
+A dump is text, one item (or a few) a line, and which lines it holds
+differs with firmware and with the options fitted: a line may be missing,
+may come in another firmware's words, or may be one nobody has seen yet.
+So a driver declares the kinds of line it knows (:class:`Line`, and
+:class:`Keyed` for ``NAME = value`` lines) in a :class:`DumpReader`; the
+reader matches each line of a dump against the kinds in turn, and the first
+kind whose pattern matches the whole line gives the line's values.  A line
+of no known kind is skipped; a value whose line is absent is absent from
+the result.  One table may hold every firmware's lines (they seldom
+collide), or a driver may keep one table per firmware and combine them
+with ``+``.
+
+:class:`DumpParticle` makes a particle of a dump: its ``pattern`` says
+where the dump is (the chunker's sieve, as for any
+:class:`~instrumentd.driver.particles.RegexDataParticle`), its ``reader``
+what is in it, its ``fields`` which values it has and in what order.
+
+Example::
+
+    STATUS = DumpReader(
+        Line(r"sample interval = (?P<interval>\\d+) seconds"),
+        Line(r"(?P<logging>(?:not )?logging)\\b.*"),
+        Keyed(r" +(?P<key>\\w+) = (?P<value>\\S+)", names={"G": "cg"}),
+        read={"interval": int, "logging": lambda text: text == "logging"},
+    )
+    STATUS.read("sample interval = 15 seconds\\nnot logging: stop\\n")
+    # {'interval': 15, 'logging': False}
+
+Values read this way become parameter values through
+:meth:`~instrumentd.driver.parameters.ParameterDictionary.update_from`
+(each :class:`~instrumentd.driver.parameters.Parameter` names its
+``source``), so a driver declares a dump's lines once for its particle and
+its parameters alike.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from instrumentd.driver.errors import InstrumentProtocolError
+from instrumentd.driver.particles import RegexDataParticle
+
+__all__ = ["DumpParticle", "DumpReader", "Keyed", "Line"]
+
+#: Turns a value's text into the value.
+Reader = Callable[[str], object]
+
+
+@dataclass(frozen=True)
+class Line:
+    """
+    One kind of dump line: a regular expression for the whole line (without
+    its line end; trailing blanks are ignored), whose named groups are the
+    values it carries.  A group that took no part in the match gives no
+    value.
+
+    :ivar pattern: the expression, as text.
+    :ivar read: value id to a function turning its text into the value, for
+        this line only (the reader's ``read`` serves the rest; text stays
+        text otherwise).
+    """
+
+    pattern: str
+    read: Mapping[str, Reader] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_compiled", re.compile(self.pattern))
+
+    @property
+    def compiled(self) -> re.Pattern[str]:
+        """
+        The compiled :attr:`pattern`.
+        """
+        compiled: re.Pattern[str] = self.__dict__["_compiled"]
+        return compiled
+
+    def texts(self, line: str) -> dict[str, str] | None:
+        """
+        The values' texts, if ``line`` is of this kind.
+
+        :param line: one line of a dump, without its line end.
+        :returns: value id to text, or ``None`` if the line is not of this
+            kind.
+        """
+        match = self.compiled.fullmatch(line)
+        if match is None:
+            return None
+        return {
+            name: text for name, text in match.groupdict().items() if text is not None
+        }
+
+
+@dataclass(frozen=True)
+class Keyed(Line):
+    """
+    Lines that name their own value, ``NAME = value``: the pattern's group
+    ``key`` is the name and ``value`` the text.  The value id is the name
+    mapped through :attr:`names`, else the name in lower case.
+
+    :ivar names: printed name to value id, where they differ.
+    """
+
+    names: Mapping[str, str] = field(default_factory=dict)
+
+    def texts(self, line: str) -> dict[str, str] | None:
+        """
+        The value's text, under the id its name maps to.
+
+        :param line: one line of a dump.
+        :returns: ``{id: text}``, or ``None`` if the line is not of this
+            kind.
+        """
+        match = self.compiled.fullmatch(line)
+        if match is None:
+            return None
+        key, text = match.group("key"), match.group("value")
+        return {self.names.get(key, key.lower()): text}
+
+
+class DumpReader:
+    """
+    A table of the kinds of line a dump may hold.
+
+    :param lines: the kinds, tried in this order on each line.
+    :param read: value id to a function turning its text into the value;
+        values not listed stay text.
+    :param ids: the only value ids kept (a :class:`Keyed` line may name
+        values nobody asked for); ``None`` keeps every value.
+    """
+
+    def __init__(
+        self,
+        *lines: Line,
+        read: Mapping[str, Reader] | None = None,
+        ids: tuple[str, ...] | None = None,
+    ) -> None:
+        self.lines = lines
+        self.converters: Mapping[str, Reader] = dict(read or {})
+        self.ids = ids
+
+    def __add__(self, other: DumpReader) -> DumpReader:
+        """
+        Both tables' lines (this one's first) and converters.
+        """
+        ids = None if self.ids is None or other.ids is None else self.ids + other.ids
+        return DumpReader(
+            *self.lines,
+            *other.lines,
+            read={**self.converters, **other.converters},
+            ids=ids,
+        )
+
+    def read(self, text: str) -> dict[str, object]:
+        """
+        Read a dump.
+
+        :param text: the dump; CR LF, LF or CR line ends.
+        :returns: value id to value, for every value found (a value found
+            twice keeps the later).
+        :raises InstrumentProtocolError: naming the line, if a value's text
+            cannot be read.
+        """
+        found: dict[str, object] = {}
+        for raw in text.splitlines():
+            line = raw.rstrip()
+            for kind in self.lines:
+                texts = kind.texts(line)
+                if texts is None:
+                    continue
+                for name, value in texts.items():
+                    if self.ids is None or name in self.ids:
+                        found[name] = self._convert(kind, name, value, line)
+                break
+        return found
+
+    def _convert(self, kind: Line, name: str, text: str, line: str) -> object:
+        reader = kind.read.get(name) or self.converters.get(name)
+        if reader is None:
+            return text
+        try:
+            return reader(text)
+        except (ValueError, TypeError, ArithmeticError) as error:
+            raise InstrumentProtocolError(
+                f"{line!r} cannot be read: {name} = {text!r}: {error}"
+            ) from error
+
+
+class DumpParticle(RegexDataParticle):
+    """
+    A dump as a particle: :attr:`pattern` finds the record (and is the
+    chunker's sieve), :attr:`reader` reads it, and the particle has one
+    value per entry of :attr:`fields`, in that order; a value the dump does
+    not hold is :attr:`defaults`' or ``None``.
+
+    :cvar reader: the dump's line kinds.
+    :cvar defaults: value id to the value when its line is absent (e.g.
+        ``False`` for a warning line that only appears when it applies).
+    """
+
+    reader: ClassVar[DumpReader]
+    defaults: ClassVar[Mapping[str, object]] = {}
+
+    @classmethod
+    def value_ids(cls) -> tuple[str, ...]:
+        """
+        :returns: every value the dump may hold: the keys of ``fields``.
+        """
+        return tuple(cls.fields)
+
+    def _build_values(self, raw: bytes) -> list[dict[str, object]]:
+        """
+        Read the dump's lines.
+
+        :param raw: the record.
+        :returns: one value per field.
+        :raises InstrumentProtocolError: if :attr:`pattern` does not match
+            or a line cannot be read.
+        """
+        match = self._match(raw)
+        if match is None:
+            raise InstrumentProtocolError(
+                f"{self.stream_name}: not a dump of its kind: {raw[:80]!r}"
+            )
+        try:
+            found = self.reader.read(raw[: match.end()].decode("latin-1"))
+        except InstrumentProtocolError as error:
+            raise InstrumentProtocolError(f"{self.stream_name}: {error}") from error
+        found = {**self.defaults, **found}
+        if self.internal_time_value is not None:
+            self._set_internal_from(found.get(self.internal_time_value))
+        return [
+            {"value_id": name, "value": found.get(name)} for name in self.value_ids()
+        ]

@@ -1,0 +1,266 @@
+"""
+The declarative dump reader (:mod:`instrumentd.driver.dumps`) and the
+parameter dictionary's side of it (``update_from``, unsupported
+parameters).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from instrumentd.driver.dumps import DumpParticle, DumpReader, Keyed, Line
+from instrumentd.driver.errors import (
+    InstrumentParameterError,
+    InstrumentProtocolError,
+    ParameterRule,
+)
+from instrumentd.driver.parameters import Parameter, ParameterDictionary, ParameterType
+from instrumentd.driver.particles import ParticleField
+
+_READER = DumpReader(
+    Line(r"TOY V (?P<version>\S+) +SN (?P<serial>\d+)"),
+    Line(r"interval = (?P<interval>\d+) s"),
+    Line(r"interval: (?P<interval>\d+)"),
+    Line(r"(?P<logging>(?:not )?logging)\b.*"),
+    Keyed(r" +(?P<key>\w+) = (?P<value>\S+)", names={"G": "cg"}),
+    read={"interval": int, "logging": lambda text: text == "logging", "cg": float},
+)
+
+_DUMP = "TOY V 1.2  SN 42\r\ninterval = 15 s\r\nnot logging: stopped\r\n    G = -1.5e+00\r\n"
+
+
+class DumpReaderTests(SynchronousTestCase):
+    """
+    A dump is read line by line against the table of line kinds.
+    """
+
+    def test_values(self) -> None:
+        """
+        Each known line gives its values, converted; ``Keyed`` lines name
+        theirs (through ``names``, else in lower case).
+        """
+        self.assertEqual(
+            _READER.read(_DUMP),
+            {
+                "version": "1.2",
+                "serial": "42",
+                "interval": 15,
+                "logging": False,
+                "cg": -1.5,
+            },
+        )
+
+    def test_otherWords(self) -> None:
+        """
+        Another firmware's words for the same value, unknown lines and
+        missing lines: the value is read from whichever kind matches,
+        unknown lines are skipped, absent values are absent.
+        """
+        got = _READER.read("interval: 30\nsomething new = 1\n")
+        self.assertEqual(got, {"interval": 30})
+
+    def test_wholeLine(self) -> None:
+        """
+        A kind matches whole lines only: a line that merely contains a
+        known one is not of its kind.
+        """
+        self.assertEqual(_READER.read("the interval = 15 s, said he\n"), {})
+
+    def test_badValue(self) -> None:
+        """
+        A value whose text cannot be read fails, naming the line and value.
+        """
+        bad = DumpReader(Line(r"n = (?P<n>\S+)"), read={"n": int})
+        error = self.assertRaises(InstrumentProtocolError, bad.read, "n = x\n")
+        self.assertIn("'n = x'", str(error))
+        self.assertIn("n = 'x'", str(error))
+
+    def test_ids(self) -> None:
+        """
+        ``ids`` keeps only the values asked for.
+        """
+        reader = DumpReader(Keyed(r"(?P<key>\w+) = (?P<value>\S+)"), ids=("a",))
+        self.assertEqual(reader.read("A = 1\nB = 2\n"), {"a": "1"})
+
+    def test_combine(self) -> None:
+        """
+        ``+`` joins two tables: both sets of lines and converters.
+        """
+        more = DumpReader(Line(r"volts = (?P<volts>\S+)"), read={"volts": float})
+        got = (_READER + more).read("interval = 5 s\nvolts = 12.5\n")
+        self.assertEqual(got, {"interval": 5, "volts": 12.5})
+
+
+class _ToyDump(DumpParticle):
+    stream_name: ClassVar[str] = "toy_status"
+    pattern = re.compile(rb"TOY V [^\r\n]*\r\n(?:[^\r\n]+\r\n)*")
+    reader = _READER
+    defaults: ClassVar[dict[str, object]] = {"logging": None, "warning": False}
+    fields = {
+        "version": ParticleField(""),
+        "interval": ParticleField("s"),
+        "logging": ParticleField(""),
+        "cg": ParticleField(""),
+        "warning": ParticleField(""),
+        "volts": ParticleField("V"),
+    }
+
+
+class DumpParticleTests(SynchronousTestCase):
+    """
+    A dump as a particle: one value per field, defaults where absent.
+    """
+
+    def test_values(self) -> None:
+        """
+        Values in ``fields`` order; a missing one is its default or
+        ``None``.
+        """
+        particle = _ToyDump(_DUMP.encode("ascii"), driver_timestamp=0.0)
+        self.assertEqual(
+            [(v["value_id"], v["value"]) for v in particle.values],
+            [
+                ("version", "1.2"),
+                ("interval", 15),
+                ("logging", False),
+                ("cg", -1.5),
+                ("warning", False),
+                ("volts", None),
+            ],
+        )
+
+    def test_notADump(self) -> None:
+        """
+        A record its pattern does not match fails, naming the stream.
+        """
+        error = self.assertRaises(
+            InstrumentProtocolError, _ToyDump, b"nothing\r\n", driver_timestamp=0.0
+        )
+        self.assertIn("toy_status", str(error))
+
+
+def _dictionary() -> ParameterDictionary:
+    parameters = ParameterDictionary(Clock())
+    parameters.add(
+        Parameter(
+            name="INTERVAL",
+            type=ParameterType.INT,
+            startup=True,
+            direct_access=True,
+            default_value=15,
+            source="interval",
+        )
+    )
+    parameters.add(
+        Parameter(
+            name="NAVG",
+            type=ParameterType.INT,
+            startup=True,
+            direct_access=True,
+            default_value=1,
+            source="navg",
+        )
+    )
+    return parameters
+
+
+class UpdateFromTests(SynchronousTestCase):
+    """
+    Parameters take their values from a dump's values by ``source``.
+    """
+
+    def test_takeValues(self) -> None:
+        """
+        Each parameter whose source is there takes it; absent or ``None``
+        sources leave the parameter as it was.
+        """
+        parameters = _dictionary()
+        changes = parameters.update_from({"interval": 30, "navg": None})
+        self.assertEqual(changes, {"INTERVAL": 30})
+        self.assertEqual(parameters.get_values(), {"INTERVAL": 30, "NAVG": None})
+        self.assertEqual(parameters.update_from({"interval": 30}), {})
+
+    def test_badValue(self) -> None:
+        """
+        A value of the wrong type is not taken (and logged), the rest are.
+        """
+        parameters = _dictionary()
+        changes = parameters.update_from({"interval": "soon", "navg": 4})
+        self.assertEqual(changes, {"NAVG": 4})
+        self.flushLoggedErrors()
+
+
+class UnsupportedTests(SynchronousTestCase):
+    """
+    A parameter the instrument lacks is refused and left out of startup
+    and direct access.
+    """
+
+    def test_refused(self) -> None:
+        """
+        A set of an unsupported parameter fails with rule ``unsupported``
+        and the reason.
+        """
+        parameters = _dictionary()
+        parameters.set_unsupported({"NAVG": "firmware 3.0h has no such setting"})
+        error = self.assertRaises(
+            InstrumentParameterError, parameters.validate_set, {"NAVG": 2}
+        )
+        self.assertEqual(
+            (error.parameter, error.rule), ("NAVG", ParameterRule.UNSUPPORTED)
+        )
+        self.assertIn("firmware 3.0h", str(error))
+        self.assertEqual(parameters.validate_set({"INTERVAL": 20}), {"INTERVAL": 20})
+
+    def test_startupAndDirectAccess(self) -> None:
+        """
+        Unsupported parameters are not startup values or snapshotted; said
+        again, the list replaces the old one.
+        """
+        parameters = _dictionary()
+        parameters.set_unsupported({"NAVG": "no"})
+        self.assertEqual(parameters.startup_values(), {"INTERVAL": 15})
+        self.assertEqual(parameters.snapshot_direct_access(), {"INTERVAL": None})
+        parameters.set_unsupported({})
+        self.assertEqual(parameters.startup_names(), ["INTERVAL", "NAVG"])
+        self.assertEqual(parameters.unsupported(), {})
+
+    def test_unknownName(self) -> None:
+        """
+        Naming a parameter that does not exist is an error.
+        """
+        parameters = _dictionary()
+        error = self.assertRaises(
+            InstrumentParameterError, parameters.set_unsupported, {"NOPE": "x"}
+        )
+        self.assertEqual(error.rule, ParameterRule.UNKNOWN)
+
+
+class _Inputs:
+    def acquire_status(self) -> None:
+        """
+        Read the status
+        dump.
+        """
+
+
+class DescribeTests(SynchronousTestCase):
+    """
+    ``CommandDictionary.describe`` declares a command from its input.
+    """
+
+    def test_describe(self) -> None:
+        """
+        The description is the input's docstring, on one line.
+        """
+        from instrumentd.driver.commands import CommandDictionary
+
+        commands = CommandDictionary()
+        spec = commands.describe(_Inputs, "acquire_status", "Acquire status", 15.0, "x")
+        self.assertEqual(spec.description, "Read the status dump.")
+        self.assertEqual((spec.display_name, spec.timeout), ("Acquire status", 15.0))
+        self.assertIs(commands.command("acquire_status"), spec)
