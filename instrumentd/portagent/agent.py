@@ -542,6 +542,8 @@ class PortAgent(Service):
             "clients": {
                 **{kind: len(outlets) for kind, outlets in self.router.clients.items()},
                 "command": self.command_clients,
+                # Drivers in this process, joined without a socket.
+                "direct": len(self.router.direct),
             },
             "clients_served": dict(c.clients_served),
             "bytes_dropped": c.bytes_dropped,

@@ -45,7 +45,11 @@ __all__ = [
     "CommandPort",
     "CommandPortFactory",
     "CommandUsageError",
+    "answer",
+    "fault",
 ]
+
+_log = Logger()
 
 DEFAULT_BREAK_MS = 250
 MAX_BREAK_MS = 60_000
@@ -183,7 +187,11 @@ COMMANDS: dict[str, Command] = {
 ERROR = "ERROR "
 
 
-def _fault(agent: PortAgent, reply: str) -> None:
+def fault(agent: PortAgent, reply: str) -> None:
+    """
+    Tell the agent's data clients of an ``ERROR`` reply, as a
+    PORT_AGENT_FAULT (``command port: <what>``).
+    """
     # Data clients hear of a refused command too (see the module docstring).
     agent.router.publish(
         PacketType.PORT_AGENT_FAULT,
@@ -195,6 +203,53 @@ def _fault(agent: PortAgent, reply: str) -> None:
 
 def _valid() -> str:
     return "valid commands: " + ", ".join(c.usage for c in COMMANDS.values())
+
+
+def answer(agent: PortAgent, line: bytes) -> Deferred[str]:
+    """
+    Carry out one command line (without its line end) and give its reply:
+    the result, or a line starting ``ERROR`` that says what is wrong.  The
+    caller records the line and tells data clients of an ``ERROR`` (see
+    :func:`fault`), as the command port does.
+
+    :param agent: the agent the command is for.
+    :param line: the command line.
+    :returns: a Deferred firing with the reply text; it never fails.
+    """
+    try:
+        text = line.decode("ascii")
+    except UnicodeDecodeError:
+        return succeed(f"ERROR command line is not ASCII: {line!r}; {_valid()}")
+    words = text.split()
+    if not words:
+        return succeed(f"ERROR empty command line; {_valid()}")
+    name, args = words[0], words[1:]
+    command = COMMANDS.get(name)
+    if command is None:
+        return succeed(f"ERROR unknown command {name!r}; {_valid()}")
+    if len(args) > command.max_args:
+        return succeed(
+            f"ERROR {name} takes at most {command.max_args} argument(s), "
+            f"got {len(args)}; usage: {command.usage}; {_valid()}"
+        )
+
+    def failed(reason: Failure) -> str:
+        if reason.check(CommandUsageError):
+            return (
+                f"ERROR {reason.getErrorMessage()}; usage: {command.usage}; {_valid()}"
+            )
+        if reason.check(CommandError):
+            return f"ERROR {reason.getErrorMessage()}"
+        _log.failure("command {line!r} failed", reason, line=text)
+        return f"ERROR {name} failed: {reason.getErrorMessage()}"
+
+    try:
+        result = command.run(agent, args)
+    except Exception:
+        return fail().addErrback(failed)
+    if isinstance(result, Deferred):
+        return result.addErrback(failed)
+    return succeed(result)
 
 
 @implementer(IHalfCloseableProtocol)
@@ -285,45 +340,11 @@ class CommandPort(LineReceiver):
         self._last = self._last.addCallback(lambda _: reply).addCallback(self._reply)
 
     def _run(self, line: bytes) -> Deferred[str]:
-        try:
-            text = line.decode("ascii")
-        except UnicodeDecodeError:
-            return succeed(f"ERROR command line is not ASCII: {line!r}; {_valid()}")
-        words = text.split()
-        if not words:
-            return succeed(f"ERROR empty command line; {_valid()}")
-        name, args = words[0], words[1:]
-        command = COMMANDS.get(name)
-        if command is None:
-            return succeed(f"ERROR unknown command {name!r}; {_valid()}")
-        if len(args) > command.max_args:
-            return succeed(
-                f"ERROR {name} takes at most {command.max_args} argument(s), "
-                f"got {len(args)}; usage: {command.usage}; {_valid()}"
-            )
-
-        def failed(reason: Failure) -> str:
-            if reason.check(CommandUsageError):
-                return (
-                    f"ERROR {reason.getErrorMessage()}; usage: {command.usage}; "
-                    f"{_valid()}"
-                )
-            if reason.check(CommandError):
-                return f"ERROR {reason.getErrorMessage()}"
-            self.log.failure("command {line!r} failed", reason, line=text)
-            return f"ERROR {name} failed: {reason.getErrorMessage()}"
-
-        try:
-            result = command.run(self.agent, args)
-        except Exception:
-            return fail().addErrback(failed)
-        if isinstance(result, Deferred):
-            return result.addErrback(failed)
-        return succeed(result)
+        return answer(self.agent, line)
 
     def _reply(self, text: str) -> None:
         if text.startswith(ERROR):
-            _fault(self.agent, text)
+            fault(self.agent, text)
         if self.transport is not None:
             self.sendLine(  # type: ignore[no-untyped-call]
                 text.encode("utf-8", "backslashreplace").replace(b"\n", b" ")
@@ -331,7 +352,7 @@ class CommandPort(LineReceiver):
 
     def lineLengthExceeded(self, line: bytes) -> None:
         text = f"ERROR command line longer than {self.MAX_LENGTH} bytes"
-        _fault(self.agent, text)
+        fault(self.agent, text)
         self.sendLine(text.encode())  # type: ignore[no-untyped-call]
         self.transport.loseConnection()  # type: ignore[union-attr]
 

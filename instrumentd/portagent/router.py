@@ -6,7 +6,11 @@ that want it.
 - data clients get full packets of the types a driver needs;
 - sniff clients get every packet of every type as one text line;
 - raw clients get the bare bytes read from the instrument;
-- RFC 2217 sessions get them with telnet's IAC (0xFF) doubled.
+- RFC 2217 sessions get them with telnet's IAC (0xFF) doubled;
+- direct clients (a driver in the agent's own process, see
+  :mod:`instrumentd.portagent.direct`) get what data clients get, as the
+  message itself rather than encoded packets: no socket, no framing to
+  undo.
 
 Nothing here waits for a client: each client sends through a bounded
 :class:`~instrumentd.portagent.outlet.ClientOutlet`, and a client that makes
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 from twisted.internet.interfaces import IReactorTime, ITransport
 from twisted.logger import Logger
@@ -43,6 +47,25 @@ DATA_CLIENT_TYPES: Final = frozenset(
 )
 
 CLIENT_KINDS: Final = ("data", "sniff", "raw", "rfc2217")
+
+
+class DirectClient(Protocol):
+    """
+    A data client in the agent's own process, handed each message as it is
+    published (see :mod:`instrumentd.portagent.direct`).
+    """
+
+    def message(
+        self, packet_type: PacketType, payload: bytes, seconds: int, fraction: int
+    ) -> None:
+        """
+        One message of a type data clients get, recorded already.
+        """
+
+    def agent_stopped(self) -> None:
+        """
+        The agent has stopped: nothing more comes until it starts again.
+        """
 
 
 @dataclass
@@ -94,6 +117,7 @@ class Router:
 
     :ivar counters: running totals.
     :ivar clients: the outlets of the connected clients, by kind.
+    :ivar direct: the direct clients (in the agent's process).
     """
 
     log = Logger()
@@ -122,6 +146,7 @@ class Router:
         self.datalog = datalog
         self.counters = AgentCounters()
         self.clients: dict[str, list[ClientOutlet]] = {k: [] for k in CLIENT_KINDS}
+        self.direct: list[DirectClient] = []
         self.queues = ClientQueues(client_memory, stall_timeout, clock)
         self._now = clock_ntp
         self._client_buffer = client_buffer
@@ -151,7 +176,8 @@ class Router:
         # Snapshots: a client cut off during the fan-out leaves its list,
         # and the others must still get every packet.  Its fault goes out
         # after this message, so every client sees the same order.
-        data = tuple(clients["data"]) if packet_type in DATA_CLIENT_TYPES else ()
+        wanted = packet_type in DATA_CLIENT_TYPES
+        data = tuple(clients["data"]) if wanted else ()
         sniffers = tuple(clients["sniff"])
         outermost = not self._publishing
         self._publishing = True
@@ -168,6 +194,10 @@ class Router:
                     line = sniff_line(packet_type, packet[16:], seconds, fraction)
                     for outlet in sniffers:
                         outlet.send(line)
+            if wanted and self.direct:
+                # Recorded above, whole: a direct client needs no split.
+                for direct in tuple(self.direct):
+                    direct.message(packet_type, payload, seconds, fraction)
             if packet_type is PacketType.DATA_FROM_INSTRUMENT:
                 for outlet in tuple(clients["raw"]):
                     outlet.send(payload)
@@ -234,6 +264,10 @@ class Router:
                 outlet.close()
                 outlet.transport.loseConnection()
         self.queues.stop()
+        # Direct clients stay registered: they are told, and hear again
+        # from an agent that starts again, as a TCP client would reconnect.
+        for direct in tuple(self.direct):
+            direct.agent_stopped()
 
     def _cut_off(self, outlet: ClientOutlet, why: str, dropped: int) -> None:
         kind = outlet.kind
