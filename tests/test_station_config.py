@@ -397,6 +397,37 @@ headers = { Authorization = "Bearer x" }
         self.assertEqual(dict(ingest.headers), {"Authorization": "Bearer x"})
         self.assertEqual(config.instruments[0].sinks, ("ingest",))
 
+    def test_openFilesFitInstruments(self) -> None:
+        """
+        Unless configured, a JSON-lines sink keeps open one file per
+        instrument writing to it and 64 more, within the bound; its idle
+        close is configurable, in range.
+        """
+        config = self.load(GOOD + '[sinks.files]\ntype = "jsonlines"\n')
+        files = config.sinks["files"]
+        self.assertIsNone(files.max_open_files)
+        self.assertEqual(files.idle_close, 60.0)
+        self.assertEqual(files.open_files_for(1), 65)
+        self.assertEqual(files.open_files_for(5000), 5064)
+        self.assertEqual(files.open_files_for(100_000), 16384)
+        config = self.load(
+            GOOD + '[sinks.files]\ntype = "jsonlines"\nmax_open_files = 8\n'
+            "idle_close = 2.5\n"
+        )
+        self.assertEqual(config.sinks["files"].open_files_for(5000), 8)
+        self.assertEqual(config.sinks["files"].idle_close, 2.5)
+        self.assertProblem(
+            GOOD + '[sinks.files]\ntype = "jsonlines"\nmax_open_files = 20000\n',
+            "sinks.files.max_open_files",
+            "20000",
+            "16384",
+        )
+        self.assertProblem(
+            GOOD + '[sinks.files]\ntype = "jsonlines"\nidle_close = 0\n',
+            "sinks.files.idle_close",
+            "0",
+        )
+
     def test_noSinks(self) -> None:
         """
         An instrument may send to no sink at all.
@@ -927,6 +958,24 @@ class PortAgentTests(ConfigCheckTests):
         """
         return GOOD + f"[instruments.port_agent]\n{text}\n"
 
+    def test_inProcessListenersOff(self) -> None:
+        """
+        An in-process agent's driver is joined to it directly: every one of
+        its listeners may be off, and none need be TCP.
+        """
+        config = self.load(
+            self.agent(
+                "mode = 'in-process'\n[instruments.port_agent.listeners]\n"
+                "data = 'none'\ncommand = 'unix:/tmp/c.sock'\nsniff = 'none'\n"
+                "raw = 'none'"
+            )
+        )
+        agent = config.instruments[0].port_agent
+        assert agent is not None
+        self.assertEqual(agent.listeners["data"], ())
+        self.assertEqual(agent.listeners["command"], ("unix:/tmp/c.sock",))
+        self.assertEqual(agent.listeners["sniff"], ())
+
     def test_mode(self) -> None:
         """
         The mode is child or in-process.
@@ -1110,7 +1159,8 @@ class PortAgentTests(ConfigCheckTests):
         self.assertProblem(
             self.agent(listeners + "data = 'none'"),
             "instruments[0].port_agent.listeners.data",
-            "cannot be off",
+            '"none": the data listener of a child-process agent cannot be off',
+            'with mode = "in-process" the driver is joined directly',
         )
         self.assertProblem(
             self.agent(listeners + "command = 'unix:/tmp/c.sock'"),

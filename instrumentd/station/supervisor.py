@@ -6,7 +6,13 @@ One instrument of the station, brought up and kept up:
 ::
 
     simulator (optional) ─► port agent (child process or in-process)
-    ─► PortAgentConnection ─► driver ─► EventBus ─► sinks, API, SSE
+    ─► PortAgentConnection (TCP) or DirectAgentConnection (in-process)
+    ─► driver ─► EventBus ─► sinks, API, SSE
+
+A driver reaches a child-process agent (or one that already runs) through
+its data and command ports; it is joined to an in-process agent directly
+(:mod:`instrumentd.portagent.direct`), with no socket between them, so that
+agent's listeners serve only clients outside the station.
 
 The supervisor starts the simulator and the port agent, connects the
 driver, discovers the instrument whenever its link comes (back) up, and
@@ -41,6 +47,7 @@ from instrumentd.driver.events import (
     StateChangeEvent,
 )
 from instrumentd.driver.protocol import ProtocolState
+from instrumentd.portagent.direct import DIRECT_METHOD, DirectAgentConnection
 from instrumentd.station.instrument import (
     CONNECTION_STATES,
     LinkReport,
@@ -151,7 +158,11 @@ class InstrumentSupervisor:
         self._reactor = reactor
         self._retry_policy = retry_policy or default_retry_policy()
         self.events = EventBus(reactor)
-        self.connection = PortAgentConnection(reactor=reactor)
+        self.connection: PortAgentConnection | DirectAgentConnection
+        if spec.port_agent is not None and spec.port_agent.mode == "in-process":
+            self.connection = DirectAgentConnection(reactor=reactor)
+        else:
+            self.connection = PortAgentConnection(reactor=reactor)
         self.driver: IInstrumentDriver = spec.make_driver(
             self.connection, self.events, reactor
         )
@@ -234,8 +245,11 @@ class InstrumentSupervisor:
         What is known of the port agent now.
 
         :returns: ``mode`` (``child``, ``in-process`` or ``existing``),
-            ``pid``, ``host``, ``ports`` (by listener kind), ``datalog_dir``
-            and ``running``.
+            ``pid``, ``host``, ``ports`` (by listener kind, ``None`` for a
+            listener that is off), ``driver_link`` (``tcp``: the driver
+            uses the data and command ports; ``direct``: it is joined to
+            the in-process agent, with no socket), ``datalog_dir`` and
+            ``running``.
         """
         agent = self.spec.port_agent
         existing = self.spec.connection.existing_agent
@@ -243,6 +257,11 @@ class InstrumentSupervisor:
             "mode": agent.mode if agent is not None else _EXISTING,
             "host": self._agent_host,
             "ports": dict(self._agent_ports),
+            "driver_link": (
+                "direct"
+                if isinstance(self.connection, DirectAgentConnection)
+                else "tcp"
+            ),
         }
         if agent is not None:
             info["datalog_dir"] = agent.datalog_dir
@@ -263,6 +282,7 @@ class InstrumentSupervisor:
     def _agent_stats(self) -> Deferred[Mapping[str, Any]] | Mapping[str, Any]:
         if self.agent_service is not None:
             return self.agent_service.stats()
+        assert isinstance(self.connection, PortAgentConnection)
         client = self.connection.client
         if client is None:
             raise ConnectionDone("the station is not connected to the port agent")
@@ -375,7 +395,8 @@ class InstrumentSupervisor:
     async def _start_agent(self) -> None:
         spec = self.spec.port_agent
         assert spec is not None and self._instrument_endpoint is not None
-        self._agent_host = _interface(spec.listeners["data"][0])
+        data = spec.listeners["data"]
+        self._agent_host = _interface(data[0]) if data else "127.0.0.1"
         if spec.mode == "in-process":
             from instrumentd.portagent.agent import PortAgent
 
@@ -387,6 +408,8 @@ class InstrumentSupervisor:
             # here, with nothing left running.
             agent.startService()
             self.agent_service = agent
+            assert isinstance(self.connection, DirectAgentConnection)
+            self.connection.bind(agent)
             self._agent_ports = agent.port_numbers()
             pid = os.getpid()
         else:
@@ -435,7 +458,8 @@ class InstrumentSupervisor:
                 f"{kind} {port}"
                 for kind, port in self._agent_ports.items()
                 if port is not None
-            ),
+            )
+            or "no listeners",
             datalog=spec.datalog_dir,
         )
 
@@ -460,6 +484,8 @@ class InstrumentSupervisor:
             return existing_config
         spec = self.spec.port_agent
         assert spec is not None
+        if spec.mode == "in-process":
+            return {"method": DIRECT_METHOD, "name": self.name}
         config: dict[str, object] = {
             "method": "port_agent",
             "name": self.name,
@@ -702,6 +728,8 @@ class InstrumentSupervisor:
         if self.agent_service is not None:
             service, self.agent_service = self.agent_service, None
             await maybeDeferred(service.stopService)
+            if isinstance(self.connection, DirectAgentConnection):
+                self.connection.bind(None)
         if self._simulator_port is not None:
             port, self._simulator_port = self._simulator_port, None
             await maybeDeferred(port.stopListening)

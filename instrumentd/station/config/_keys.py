@@ -43,6 +43,7 @@ from instrumentd.station.config._specs import (
     CONNECTION_TYPES,
     DEFAULT_API,
     DEFAULT_DATA_DIR,
+    MAX_OPEN_FILES,
     SINK_TYPES,
 )
 from instrumentd.station.config.schema import REQUIRED, Key, Section, show
@@ -245,10 +246,23 @@ SINKS: Final = {
             Key(
                 "max_open_files",
                 "integer",
-                "the most files open at once",
-                default=64,
+                "the most files open at once; past it the least recently used "
+                "is closed (and reopened for its next line)",
+                default_doc="64, or one per instrument writing to the sink and "
+                "64 more, whichever is more",
                 minimum=1,
-                maximum=1024,
+                maximum=MAX_OPEN_FILES,
+            ),
+            Key(
+                "idle_close",
+                "number",
+                "seconds a file may take nothing before it is closed (a "
+                "driver's start-up status and calibration records, a stream "
+                "that went quiet); its next line opens it again",
+                default=60.0,
+                minimum=0.1,
+                maximum=_HOUR,
+                unit="seconds",
             ),
         ),
         "JSON lines in daily files.",
@@ -899,11 +913,13 @@ LISTENERS: Final = Section(
             for kind, what in (
                 (
                     "data",
-                    "packets to drivers; cannot be off, and the first must be TCP",
+                    "packets to drivers; for a child agent it cannot be off and "
+                    "the first must be TCP",
                 ),
                 (
                     "command",
-                    "the command port; cannot be off, and the first must be TCP",
+                    "the command port; for a child agent it cannot be off and the "
+                    "first must be TCP",
                 ),
                 ("sniff", "a readable text view"),
                 ("raw", "the instrument's bytes both ways (an operator's terminal)"),
@@ -918,8 +934,11 @@ LISTENERS: Final = Section(
             default_doc="off",
         ),
     ),
-    "The agent's listeners. The station's driver connects to the first data "
-    "and command listeners, over TCP.",
+    "The agent's listeners. The station's driver connects to a child agent's "
+    "first data and command listeners, over TCP; it is joined to an "
+    "in-process agent directly, so all of that agent's listeners serve only "
+    'clients outside the station and may be `"none"` (see "File descriptors '
+    'and density").',
 )
 
 

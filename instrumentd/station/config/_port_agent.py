@@ -21,14 +21,23 @@ def _port_agent(table: Table, name: str, data_dir: str) -> PortAgentSpec | None:
     listeners = listeners_table.read_all()
     listeners_table.done()
     for kind in ("data", "command"):
-        # The station's driver reaches the agent through the first data and
-        # command listeners, over TCP.
         given = listeners[kind]
         if given is None:
             continue
+        if values["mode"] == "in-process":
+            # The station's driver is joined to an in-process agent
+            # directly: these listeners serve only clients outside, and
+            # may be off or of any endpoint type.
+            continue
+        # The station's driver reaches a child agent through its first data
+        # and command listeners, over TCP.
         if not given:
             listeners_table.bad(
-                kind, f"the {kind} listener cannot be off: the driver connects to it"
+                kind,
+                f'"none": the {kind} listener of a child-process agent cannot be '
+                "off: the station's driver connects to it; valid: a server "
+                'endpoint string or an array of them (with mode = "in-process" '
+                "the driver is joined directly and it may be off)",
             )
         elif given[0].split(":", 1)[0].lower() not in ("tcp", "tcp6"):
             listeners_table.bad(
