@@ -323,6 +323,27 @@ class JsonLinesSinkTests(SynchronousTestCase):
         clock.advance(1.0)
         self.assertEqual(sink.stats()["open_files"], 1)
 
+    def test_quietFileClosed(self) -> None:
+        """
+        A file of today that takes nothing for C{idle_close} seconds (a
+        driver's start-up status record) is closed while the busy one stays
+        open; its next record opens it again, appending.
+        """
+        sink, clock, directory = self.make_sink(idle_close=3.0)
+        status = dict(particle(0), stream_name="ctd_status")
+        sink.write("ctd1", status)
+        for number in range(1, 5):
+            sink.write("ctd1", particle(number))
+            clock.advance(1.0)
+            expected = 2 if number < 4 else 1
+            self.assertEqual(sink.stats()["open_files"], expected, number)
+        sink.write("ctd1", status)
+        self.assertEqual(sink.stats()["open_files"], 2)
+        self.successResultOf(sink.close())
+        path = os.path.join(directory, "ctd1", "ctd_status", "2026-11-24.jsonl")
+        self.assertEqual(len(read_lines(path)), 2)
+        self.assertRaises(ValueError, JsonLinesSink, directory, idle_close=0)
+
     def test_openFileBound(self) -> None:
         """
         No more than C{max_open_files} files are open; the least recently

@@ -76,6 +76,8 @@ class _FileKey:
 class _OpenFile:
     path: str
     handle: BinaryIO
+    #: When it was opened, or last flushed lines to its file.
+    active: float
     #: Records written since the last flush.
     unflushed: int = 0
 
@@ -95,7 +97,11 @@ class JsonLinesSink:
     dated by when the sink received it; those are counted in
     ``reception_dated``.  Files thus rotate at UTC midnight of sample time:
     the first record of a new day opens that day's file, and files of past
-    days are closed once they have been idle for a flush interval.
+    days are closed once they have been idle for a flush interval.  A file
+    of today that takes nothing for ``idle_close`` seconds (the status and
+    calibration records a driver writes once at start-up) is closed too, so
+    that a station holds one file per sampling stream, not one per stream
+    ever written.
 
     A line is the particle's ``to_dict()`` form, compact.  Files are opened
     in append mode, so a restart adds to the day's file; a line torn by a
@@ -115,6 +121,8 @@ class JsonLinesSink:
         ``None`` for the global reactor.
     :param flush_interval: the longest a record stays in memory, seconds.
     :param max_open_files: the most files open at once.
+    :param idle_close: seconds a file may take nothing before it is
+        closed (the next record opens it again).
     """
 
     def __init__(
@@ -124,9 +132,13 @@ class JsonLinesSink:
         reactor: IReactorTime | None = None,
         flush_interval: float = 1.0,
         max_open_files: int = 64,
+        idle_close: float = 60.0,
     ) -> None:
         if max_open_files < 1:
             raise ValueError(f"max_open_files must be positive, not {max_open_files}")
+        if idle_close <= 0:
+            raise ValueError(f"idle_close must be positive, not {idle_close}")
+        self._idle_close = idle_close
         self.directory = directory
         self._reactor = default_reactor() if reactor is None else reactor
         self._flush_interval = flush_interval
@@ -210,7 +222,7 @@ class JsonLinesSink:
             # Start on a fresh line, so the torn one stays a single bad line
             # that readers skip and the next record stays readable.
             handle.write(b"\n")
-        file = self._files[key] = _OpenFile(path, handle)
+        file = self._files[key] = _OpenFile(path, handle, self._reactor.seconds())
         self.files_opened += 1
         return file
 
@@ -256,13 +268,17 @@ class JsonLinesSink:
 
     def _flush_due(self) -> None:
         self._flush_call = None
-        today = utc_day(self._reactor.seconds())
+        now = self._reactor.seconds()
+        today = utc_day(now)
+        idle_since = now - self._idle_close
         for key, file in list(self._files.items()):
             if file.unflushed:
                 self._flush_file(key, file)
-            elif today is not None and key.day < today:
+                file.active = now
+            elif (today is not None and key.day < today) or file.active <= idle_since:
                 # A past day's file that took nothing during the last
-                # interval: that day is done (late records reopen it).
+                # interval: that day is done; or a stream that has gone
+                # quiet.  A late record reopens it.
                 self._close_file(key)
 
     def flush(self) -> Deferred[None]:

@@ -65,12 +65,14 @@ __all__ = [
 _log = Logger()
 
 
-def make_sink(spec: SinkSpec, reactor: IReactorTime) -> ISink:
+def make_sink(spec: SinkSpec, reactor: IReactorTime, instruments: int = 0) -> ISink:
     """
     Build a sink from its config.
 
     :param spec: the sink's config.
     :param reactor: its clock (and, for HTTP, its network).
+    :param instruments: how many instruments write to it (sizes a
+        JSON-lines sink's open files, unless configured).
     :returns: the sink.
     :raises OSError: if its directory cannot be made.
     :raises ValueError: for a spool that is not one, or in use.
@@ -81,7 +83,8 @@ def make_sink(spec: SinkSpec, reactor: IReactorTime) -> ISink:
             spec.directory,
             reactor=reactor,
             flush_interval=spec.flush_interval,
-            max_open_files=spec.max_open_files,
+            max_open_files=spec.open_files_for(instruments),
+            idle_close=spec.idle_close,
         )
     assert spec.url is not None and spec.spool_dir is not None
     return HttpSink(
@@ -264,7 +267,8 @@ class StationService(Service):
         self._stopping = None
         try:
             for name, sink_spec in self.config.sinks.items():
-                self.sinks[name] = make_sink(sink_spec, self._reactor)
+                writers = sum(name in spec.sinks for spec in self.config.instruments)
+                self.sinks[name] = make_sink(sink_spec, self._reactor, writers)
             for spec in self.config.instruments:
                 self.supervisors[spec.name] = InstrumentSupervisor(
                     spec,

@@ -41,6 +41,10 @@ AGENT_MODES: Final = ("child", "in-process")
 
 #: The kinds of sink.
 SINK_TYPES: Final = ("jsonlines", "http")
+#: The most files a JSON-lines sink may be told to keep open: the open-file
+#: limit of a station host is often 20,000, and each instrument holds a
+#: link and a datalog too.
+MAX_OPEN_FILES: Final = 16384
 
 #: Loopback on a free port: where a simulator serves by default.
 _LOOPBACK_ANY: Final = "tcp:0:interface=127.0.0.1"
@@ -192,7 +196,10 @@ class SinkSpec:
     :ivar type: one of :data:`SINK_TYPES`.
     :ivar directory: ``jsonlines``: the top directory.
     :ivar flush_interval: ``jsonlines``: seconds a record may wait.
-    :ivar max_open_files: ``jsonlines``: the most files open.
+    :ivar max_open_files: ``jsonlines``: the most files open; ``None``
+        sizes it to the instruments (see :meth:`open_files_for`).
+    :ivar idle_close: ``jsonlines``: seconds a file may take nothing
+        before it is closed.
     :ivar url: ``http``: where to POST.
     :ivar spool_dir: ``http``: its spool.
     :ivar batch_size: ``http``: particles per POST at most.
@@ -206,7 +213,8 @@ class SinkSpec:
     type: str
     directory: str | None = None
     flush_interval: float = 1.0
-    max_open_files: int = 64
+    max_open_files: int | None = None
+    idle_close: float = 60.0
     url: str | None = None
     spool_dir: str | None = None
     batch_size: int = 100
@@ -214,6 +222,19 @@ class SinkSpec:
     timeout: float = 10.0
     max_bytes: int = DEFAULT_MAX_BYTES
     headers: Mapping[str, str] = field(default_factory=dict)
+
+    def open_files_for(self, instruments: int) -> int:
+        """
+        How many files a JSON-lines sink keeps open: as configured, or one
+        per instrument writing to it and 64 more (for the streams a driver
+        writes now and then), so a file is not closed and reopened at each
+        record however many instruments there are.
+
+        :param instruments: how many instruments write to this sink.
+        """
+        if self.max_open_files is not None:
+            return self.max_open_files
+        return min(MAX_OPEN_FILES, instruments + 64)
 
 
 @dataclass(frozen=True)
