@@ -185,7 +185,10 @@ class VariantTests(_Base):
     async def test_firmware30NoPressure(self) -> None:
         """
         Discovered from 3.0h's dumps; the missing pressure sensor learnt
-        from DC; polled and logged samples (no C{#}) read without pressure.
+        from DC; the interval set and the clock synchronised with 3.0h's
+        commands (C{SampleInterval=}, C{DateTime=}, which it takes where
+        2.6's it would refuse); polled and logged samples (no C{#}) read
+        without pressure.
         """
         chain = await self.chain(options={"firmware": "3.0h", "pressure_sensor": "no"})
         status = await chain.run("acquire_status")
@@ -194,7 +197,10 @@ class VariantTests(_Base):
         sample = await chain.run("acquire_sample")
         self.assertIsNone(sample["pressure"])
         self.assertIsNotNone(sample["sound_velocity"])
-        await chain.driver.set_resource({"INTERVAL": 5})
+        changed = await chain.driver.set_resource({"INTERVAL": 5})
+        self.assertEqual(changed, {"INTERVAL": 5})
+        synced = await chain.run("clock_sync")
+        self.assertRegex(str(synced), r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")
         await chain.run("start_autosample")
         await chain.watcher.count("ctdpf_sample", 3)
         logged = [values(p) for p in chain.watcher.particles("ctdpf_sample")]

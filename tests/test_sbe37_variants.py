@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from instrumentd.driver.errors import InstrumentParameterError, ParameterRule
 from instrumentd.driver.parameters import ParameterDictionary
 from instrumentd.instruments.seabird.sbe37smp.parameters import declare_parameters
 from instrumentd.instruments.seabird.sbe37smp.particles import (
@@ -224,7 +225,7 @@ class SimulatorFirmwareTests(SynchronousTestCase):
         """
         sbe37, link, clock = simulator(firmware="3.0h")
         sbe37.serial_number = 6962
-        for command in ("INTERVAL=60", "TXREALTIME=N", "SAMPLENUM=262098"):
+        for command in ("SampleInterval=60", "TxRealTime=N", "SampleNumber=262098"):
             lines(link, clock, command)
         expected = (
             DS_30H.replace("SBE37SM-", "SBE37SMP-")
@@ -689,3 +690,117 @@ class DriverVariantTests(SynchronousTestCase):
         self.assertTrue(1400 < float(str(result["sound_velocity"])) < 1600)
         [particle] = bench.particles("ctdpf_sample")
         self.assertEqual(values(particle), result)
+
+
+class CommandSetTests(SynchronousTestCase):
+    """
+    Each simulated firmware takes its own command names and answers
+    another firmware's as a command it does not know.
+    """
+
+    def test_firmware30Names(self) -> None:
+        """
+        3.0h takes ``SampleInterval=``, ``ReferencePressure=`` and
+        ``DateTime=mmddyyyyhhmmss``, in any case.
+        """
+        _sbe37, link, clock = simulator(firmware="3.0h", pressure_sensor="no")
+        for command in (
+            "SampleInterval=30",
+            "ReferencePressure=10.5",
+            "DateTime=01022011030405",
+        ):
+            self.assertEqual(lines(link, clock, command), [], command)
+        status = lines(link, clock, "DS")
+        self.assertIn("sample interval = 30 seconds", status)
+        self.assertIn("reference pressure = 10.5 db", status)
+        self.assertIn("02 Jan 2011 03:04:05", status[0])
+        self.assertEqual(
+            lines(link, clock, "DateTime=13452011030405"),
+            ["***ERROR: DATETIME must be mmddyyyyhhmmss, a valid time***"],
+        )
+
+    def test_firmware30Refuses26(self) -> None:
+        """
+        3.0h answers 2.x's names (and those it has no setting for) with its
+        error line, and changes nothing.
+        """
+        sbe37, link, clock = simulator(firmware="3.0h")
+        for command in ("INTERVAL=30", "NAVG=4", "STORETIME=N", "MMDDYY=010211"):
+            self.assertEqual(
+                lines(link, clock, command),
+                ["<ERROR type='INVALID COMMAND' msg='command not recognized'/>"],
+                command,
+            )
+        self.assertEqual(sbe37.setup.interval, 15)
+        self.assertEqual(sbe37.now().year, 2010)
+
+    def test_firmware26Refuses30(self) -> None:
+        """
+        2.6 answers 3.0's names with ``?cmd S>``.
+        """
+        sbe37, link, _clock = simulator()
+        for command in (b"SampleInterval=30", b"DateTime=01022011030405"):
+            link.send(command + b"\r\n")
+            self.assertEqual(link.take(), b"\r\n?cmd S>")
+        self.assertEqual(sbe37.setup.interval, 15)
+
+
+class DriverCommandSetTests(SynchronousTestCase):
+    """
+    The driver learns the firmware from ``DS`` and speaks its commands.
+    """
+
+    def test_set(self) -> None:
+        """
+        On 3.0h a set sends ``SampleInterval=``, and the value reads back.
+        """
+        bench = bench_for(self, options={"firmware": "3.0h"})
+        bench.connect()
+        self.assertEqual(bench.protocol.firmware, "3.0h")
+        bench.connection.sent.clear()
+        changed = bench.result(bench.driver.set_resource({"INTERVAL": 20}))
+        self.assertEqual(changed, {"INTERVAL": 20})
+        self.assertIn(b"SampleInterval=20\r\n", bench.connection.sent)
+        self.assertEqual(bench.sbe37.setup.interval, 20)
+
+    def test_clockSync(self) -> None:
+        """
+        On 3.0h the clock is set with one ``DateTime=`` as the next second
+        begins.
+        """
+        bench = bench_for(self, options={"firmware": "3.0h"})
+        bench.connect()
+        when = bench.result(bench.driver.execute_resource("clock_sync"))
+        self.assertEqual(when, "2023-11-14T22:13:21+00:00")
+        self.assertIn(b"DateTime=11142023221321\r\n", bench.connection.sent)
+        self.assertFalse([s for s in bench.connection.sent if s.startswith(b"MMDD")])
+        self.assertLess(abs(bench.sbe37.clock.now() - bench.clock.seconds()), 0.2)
+
+    def test_unsupported(self) -> None:
+        """
+        A setting 3.0h does not have is refused before anything is sent,
+        and the startup values leave it out.
+        """
+        bench = bench_for(self, options={"firmware": "3.0h"})
+        bench.connect()
+        sent = b"".join(bench.connection.sent)
+        self.assertNotIn(b"NAVG", sent)
+        self.assertNotIn(b"STORETIME", sent)
+        bench.connection.sent.clear()
+        error = self.failureResultOf(
+            bench.wait(bench.driver.set_resource({"NAVG": 4})),
+            InstrumentParameterError,
+        ).value
+        self.assertEqual(error.rule, ParameterRule.UNSUPPORTED)
+        self.assertIn("3.0h", str(error))
+        self.assertEqual(bench.connection.sent, [])
+
+    def test_firmware26(self) -> None:
+        """
+        2.6 still gets 2.x's names.
+        """
+        bench = bench_for(self)
+        bench.connect()
+        bench.result(bench.driver.set_resource({"INTERVAL": 20, "NAVG": 2}))
+        self.assertIn(b"INTERVAL=20\r\n", bench.connection.sent)
+        self.assertIn(b"NAVG=2\r\n", bench.connection.sent)

@@ -332,8 +332,7 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
         ``SampleInterval=``, ``DateTime=``...); ``False`` until a status
         dump has said.
         """
-        # The simulator does not yet answer 3.0h's names: 2.x's for now.
-        return False
+        return self.firmware is not None and self.firmware[:1] not in ("1", "2")
 
     async def _status(self, session: InstrumentSession) -> dict[str, object]:
         # DS: the status values; the settings read (their changes kept in

@@ -50,9 +50,22 @@ pressure line keeps the 2.6 wording; salinity and sound velocity are not in
 the status dump (the capture had them off); samples are printed while
 logging without ``#`` (as the firmware-5 manual's real-time example), with
 salinity ``,%9.4f`` and sound velocity ``,%9.3f`` as 2.6; no low-battery
-line (the battery voltage drops instead).  Firmware 3.0h keeps 2.6's
-command names (``INTERVAL=``, ``TXREALTIME=``...): the simulator varies
-what the instrument prints, not its command set.
+line (the battery voltage drops instead).
+
+Command names (:attr:`Firmware.modern`): 2.x takes the spec's
+(``INTERVAL=``, ``NAVG=``, ``STORETIME=``, ``SYNCWAIT=``, ``REFPRESS=``,
+``SAMPLENUM=``, ``FORMAT=``, ``MMDDYY=``/``DDMMYY=`` and ``HHMMSS=``,
+``STARTMMDDYY=``...); 3.0h takes those of the generation that began with
+it, as Sea-Bird's SBE 37-SM/SMP manuals list them (firmware 5's, rev. 041,
+pages 26, 42 and 76; the SMP-ODO reference sheet): ``SampleInterval=``,
+``SampleNumber=``, ``ReferencePressure=``, ``OutputFormat=``,
+``DateTime=mmddyyyyhhmmss``, ``StartDateTime=``, with ``TxRealTime=``,
+``OutputSal=``, ``OutputSV=`` and ``SyncMode=`` spelled as before (commands
+are not case-sensitive).  It has no averaging, store-time or sync-wait
+setting (neither the 3.0h capture's status dump nor the firmware-5
+manual's status list has one).  Each answers a command it does not know
+its own way: 2.x with ``?cmd S>``, 3.0h with an ``<ERROR .../>`` line
+(*choice*: the wording).
 
 Firmware 5 is not simulated: of its status dump only the first four lines
 are known (the manual's page 35 example), too little to print one.  The
@@ -111,10 +124,23 @@ class Firmware:
     version: ClassVar[str] = "2.6"
     capacity: ClassVar[int] = 191_362
     realtime_mark: ClassVar[str] = "#"
+    #: Whether it takes 3.0 on's command names (``SampleInterval=``,
+    #: ``DateTime=``...) rather than 2.x's (``INTERVAL=``, ``MMDDYY=``...).
+    modern: ClassVar[bool] = False
     stopped: ClassVar[Mapping[str, str]] = {
         "stop": "received stop command",
         "memory full": "memory full",
     }
+
+    def unknown_command(self, name: str) -> str | None:
+        """
+        How it refuses a command it does not know.
+
+        :param name: the command, upper case.
+        :returns: the line it prints before the prompt, or ``None`` for
+            2.x's ``?cmd S>`` prompt alone.
+        """
+        return None
 
     def logging_line(self, sbe37: SBE37Simulator) -> str:
         """
@@ -225,6 +251,7 @@ class Firmware30(Firmware):
     version: ClassVar[str] = "3.0h"
     capacity: ClassVar[int] = 559_240
     realtime_mark: ClassVar[str] = ""
+    modern: ClassVar[bool] = True
     stopped: ClassVar[Mapping[str, str]] = {
         "stop": "stop command",
         "memory full": "memory full",
@@ -234,6 +261,16 @@ class Firmware30(Firmware):
     volts: ClassVar[tuple[float, float]] = (13.59, 3.16)
     #: The main pack's voltage when the battery is low (*choice*).
     low_volts: ClassVar[float] = 6.5
+
+    def unknown_command(self, name: str) -> str | None:
+        """
+        An XML error line, as this generation's replies are XML-tagged
+        (*choice*: its wording; no capture of one was found).
+
+        :param name: the command.
+        :returns: the line.
+        """
+        return "<ERROR type='INVALID COMMAND' msg='command not recognized'/>"
 
     def logging_line(self, sbe37: SBE37Simulator) -> str:
         """

@@ -374,7 +374,7 @@ class SBE37Simulator(SimulatedInstrument):
         if equals:
             setter = self._setters().get(name)
             if setter is None:
-                self._reply(prompt=BAD_COMMAND_PROMPT)
+                self._unknown(name)
             elif self.logging:
                 self._reply(NOT_ALLOWED)
             else:
@@ -393,11 +393,19 @@ class SBE37Simulator(SimulatedInstrument):
             return
         command = self._commands().get(name)
         if command is None:
-            self._reply(prompt=BAD_COMMAND_PROMPT)
+            self._unknown(name)
         elif self.logging and name not in ALLOWED_WHILE_LOGGING:
             self._reply(NOT_ALLOWED)
         else:
             command()
+
+    def _unknown(self, name: str) -> None:
+        # As this firmware answers a command it does not know.
+        refusal = self.firmware.unknown_command(name)
+        if refusal is None:
+            self._reply(prompt=BAD_COMMAND_PROMPT)
+        else:
+            self._reply(refusal)
 
     def _commands(self) -> dict[str, Callable[[], None]]:
         return {
@@ -654,9 +662,12 @@ class SBE37Simulator(SimulatedInstrument):
 
     def _start_later(self) -> None:
         if self._start_date is None or self._start_time is None:
-            self._reply(
-                "***ERROR: set STARTMMDDYY= and STARTHHMMSS= before STARTLATER***"
+            first = (
+                "STARTDATETIME="
+                if self.firmware.modern
+                else "STARTMMDDYY= and STARTHHMMSS="
             )
+            self._reply(f"***ERROR: set {first} before STARTLATER***")
             return
         start = datetime.combine(self._start_date, self._start_time, UTC)
         self._cancel_delayed_start()
@@ -728,25 +739,37 @@ class SBE37Simulator(SimulatedInstrument):
     # -------------------------------------------------------------- setters
 
     def _setters(self) -> dict[str, Callable[[str], None]]:
-        setters: dict[str, Callable[[str], None]] = {
-            "INTERVAL": self._integer("INTERVAL", 5, 32767, "interval"),
-            "NAVG": self._integer("NAVG", 1, 32767, "navg"),
-            "SYNCWAIT": self._integer("SYNCWAIT", 0, 120, "syncwait"),
-            "TXREALTIME": self._flag("TXREALTIME", "txrealtime"),
-            "OUTPUTSAL": self._flag("OUTPUTSAL", "outputsal"),
-            "OUTPUTSV": self._flag("OUTPUTSV", "outputsv"),
-            "STORETIME": self._flag("STORETIME", "storetime"),
-            "SYNCMODE": self._flag("SYNCMODE", "syncmode"),
-            "SAMPLENUM": self._set_samplenum,
-            "REFPRESS": self._set_refpress,
-            "FORMAT": self._set_format,
-            "MMDDYY": lambda v: self._set_date(v, "MMDDYY", month_first=True),
-            "DDMMYY": lambda v: self._set_date(v, "DDMMYY", month_first=False),
-            "HHMMSS": self._set_time,
-            "STARTMMDDYY": lambda v: self._set_start_date(v, "STARTMMDDYY", True),
-            "STARTDDMMYY": lambda v: self._set_start_date(v, "STARTDDMMYY", False),
-            "STARTHHMMSS": self._set_start_time,
-        }
+        # Each firmware's command names: 2.x's (the spec's), or from 3.0
+        # the SBE 37-SM/SMP manuals' (DateTime=mmddyyyyhhmmss, no NAVG,
+        # STORETIME or SYNCWAIT).
+        if self.firmware.modern:
+            setters: dict[str, Callable[[str], None]] = {
+                "SAMPLEINTERVAL": self._integer("SAMPLEINTERVAL", 5, 32767, "interval"),
+                "SAMPLENUMBER": self._set_samplenum,
+                "REFERENCEPRESSURE": self._set_refpress,
+                "OUTPUTFORMAT": self._set_format,
+                "DATETIME": self._set_date_time,
+                "STARTDATETIME": self._set_start_date_time,
+            }
+        else:
+            setters = {
+                "INTERVAL": self._integer("INTERVAL", 5, 32767, "interval"),
+                "NAVG": self._integer("NAVG", 1, 32767, "navg"),
+                "SYNCWAIT": self._integer("SYNCWAIT", 0, 120, "syncwait"),
+                "STORETIME": self._flag("STORETIME", "storetime"),
+                "SAMPLENUM": self._set_samplenum,
+                "REFPRESS": self._set_refpress,
+                "FORMAT": self._set_format,
+                "MMDDYY": lambda v: self._set_date(v, "MMDDYY", month_first=True),
+                "DDMMYY": lambda v: self._set_date(v, "DDMMYY", month_first=False),
+                "HHMMSS": self._set_time,
+                "STARTMMDDYY": lambda v: self._set_start_date(v, "STARTMMDDYY", True),
+                "STARTDDMMYY": lambda v: self._set_start_date(v, "STARTDDMMYY", False),
+                "STARTHHMMSS": self._set_start_time,
+            }
+        # The same words in both (commands are not case-sensitive).
+        for name in ("TXREALTIME", "OUTPUTSAL", "OUTPUTSV", "SYNCMODE"):
+            setters[name] = self._flag(name, name.lower())
         for field in fields(Calibration):
             name = field.name.upper()
             if field.name.endswith("caldate"):
@@ -841,6 +864,24 @@ class SBE37Simulator(SimulatedInstrument):
     def _set_time(self, value: str) -> None:
         clock_time = self._parse_time(value, "HHMMSS")
         self._set_clock(datetime.combine(self.now().date(), clock_time, UTC))
+
+    @staticmethod
+    def _parse_date_time(value: str, name: str) -> datetime:
+        try:
+            if not re.fullmatch(r"\d{14}", value):
+                raise ValueError(value)
+            return datetime.strptime(value, "%m%d%Y%H%M%S").replace(tzinfo=UTC)
+        except ValueError:
+            raise _BadValue(
+                f"***ERROR: {name} must be mmddyyyyhhmmss, a valid time***"
+            ) from None
+
+    def _set_date_time(self, value: str) -> None:
+        self._set_clock(self._parse_date_time(value, "DATETIME"))
+
+    def _set_start_date_time(self, value: str) -> None:
+        start = self._parse_date_time(value, "STARTDATETIME")
+        self._start_date, self._start_time = start.date(), start.time()
 
     def _set_start_date(self, value: str, name: str, month_first: bool) -> None:
         self._start_date = self._parse_date(value, name, month_first)
