@@ -99,6 +99,7 @@ from instrumentd.driver.states import (
     ProtocolInputs,
     ProtocolState,
     StandardStates,
+    autosample_inputs,
     every_state,
     standard_states,
 )
@@ -115,6 +116,7 @@ __all__ = [
     "ProtocolInputs",
     "ProtocolState",
     "StandardStates",
+    "autosample_inputs",
     "every_state",
     "standard_states",
 ]

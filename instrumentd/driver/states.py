@@ -22,10 +22,14 @@ from twisted.internet.defer import Deferred, fail, succeed
 from instrumentd.driver.errors import InstrumentError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     # Automat does not export the type of its states; only annotations
     # name it.
     from automat._typed import TypedState
 
+    from instrumentd.driver.dialogue import Command
+    from instrumentd.driver.engine import InstrumentSession
     from instrumentd.driver.protocol import InstrumentProtocol
 
 __all__ = [
@@ -33,6 +37,7 @@ __all__ = [
     "ProtocolInputs",
     "ProtocolState",
     "StandardStates",
+    "autosample_inputs",
     "every_state",
     "standard_states",
 ]
@@ -251,3 +256,41 @@ def every_state(
             state.upon(report).loop().returns(None)
         else:
             state.upon(report).to(target).returns(None)
+
+
+def autosample_inputs(
+    states: StandardStates[InputsT, CoreT],
+    start_input: Callable[..., Deferred[None]],
+    stop_input: Callable[..., Deferred[None]],
+    start: Command[Any],
+    stop: Command[Any],
+) -> None:
+    """
+    Give the machine the usual way in and out of autosample: in COMMAND,
+    ``start_input`` sends ``start`` and, once it is accepted, the machine
+    is in AUTOSAMPLE; in AUTOSAMPLE, ``stop_input`` sends ``stop``, applies
+    what waits for command mode (startup values, direct-access restores:
+    :meth:`~instrumentd.driver.protocol.InstrumentProtocol.settle_in_command`)
+    and the machine is in COMMAND.
+
+    :param states: the standard states.
+    :param start_input: the inputs ``Protocol``'s ``start_autosample``.
+    :param stop_input: its ``stop_autosample``.
+    :param start: the instrument's command that starts sampling.
+    :param stop: the one that stops it.
+    """
+    start_name, stop_name = start_input.__name__, stop_input.__name__
+
+    @states.command.upon(start_input).loop()
+    def start_autosample(machine: ProtocolInputs, core: CoreT) -> Deferred[None]:
+        return core.run(start_name, start).addCallback(
+            lambda _: machine._in_autosample()
+        )
+
+    @states.autosample.upon(stop_input).loop()
+    def stop_autosample(machine: ProtocolInputs, core: CoreT) -> Deferred[None]:
+        async def work(session: InstrumentSession) -> None:
+            await session.run(stop)
+            await core.settle_in_command(session)
+
+        return core.hold(stop_name, work).addCallback(lambda _: machine._in_command())

@@ -46,6 +46,7 @@ from instrumentd.driver.protocol import (
     InstrumentProtocol,
     ProtocolInputs,
     ProtocolState,
+    autosample_inputs,
     standard_states,
 )
 from instrumentd.instruments.aanderaa.optode.particles import (
@@ -265,23 +266,9 @@ for _state in (_states.command, _states.autosample):
     )
 
 
-@_states.command.upon(OptodeInputs.start_autosample).loop()
-def _start_autosample(machine: OptodeInputs, core: OptodeProtocol) -> Deferred[None]:
-    return core.run("start_autosample", START).addCallback(
-        lambda _: machine._in_autosample()
-    )
-
-
-@_states.autosample.upon(OptodeInputs.stop_autosample).loop()
-def _stop_autosample(machine: OptodeInputs, core: OptodeProtocol) -> Deferred[None]:
-    async def work(session: InstrumentSession) -> None:
-        await session.run(STOP)
-        await core.settle_in_command(session)
-
-    return core.hold("stop_autosample", work).addCallback(
-        lambda _: machine._in_command()
-    )
-
+autosample_inputs(
+    _states, OptodeInputs.start_autosample, OptodeInputs.stop_autosample, START, STOP
+)
 
 #: The protocol machine: the standard states and the inputs above.
 OptodeMachine = _builder.build()

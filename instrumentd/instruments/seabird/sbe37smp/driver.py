@@ -68,6 +68,7 @@ from instrumentd.driver.protocol import (
     InstrumentProtocol,
     ProtocolInputs,
     ProtocolState,
+    autosample_inputs,
     standard_states,
 )
 from instrumentd.instruments.seabird.sbe37smp.parameters import (
@@ -415,11 +416,12 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
 
         return self.hold("acquire_calibration", work)
 
-    def clock_sync(self, logging: bool) -> Deferred[str]:
+    def clock_sync(self) -> Deferred[str]:
         """
-        Set the instrument's clock to UTC; if ``logging``, stop first and
+        Set the instrument's clock to UTC; if it is logging, stop first and
         start again after, whatever happens in between.
         """
+        logging = self.state == ProtocolState.AUTOSAMPLE
 
         async def work(session: InstrumentSession) -> str:
             if not logging:
@@ -466,64 +468,25 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
 
 _builder = TypeMachineBuilder(SBE37Inputs, SBE37Protocol)
 _states = standard_states(_builder)
+autosample_inputs(
+    _states, SBE37Inputs.start_autosample, SBE37Inputs.stop_autosample, STARTNOW, STOP
+)
 
-
-def _acquire_sample(
-    machine: SBE37Inputs, core: SBE37Protocol
-) -> Deferred[dict[str, object]]:
-    return core.run("acquire_sample", TS if core.pressure_sensor else TS_DRY)
-
-
-def _acquire_status(
-    machine: SBE37Inputs, core: SBE37Protocol
-) -> Deferred[dict[str, object]]:
-    return core.acquire_status()
-
-
-def _acquire_calibration(
-    machine: SBE37Inputs, core: SBE37Protocol
-) -> Deferred[dict[str, object]]:
-    return core.acquire_calibration()
-
-
-# The instrument allows TS, DS and DC while logging.
+# The instrument allows TS, DS and DC while logging; a clock sync while
+# logging stops and starts again.
 for _state in (_states.command, _states.autosample):
-    _state.upon(SBE37Inputs.acquire_sample).loop()(_acquire_sample)
-    _state.upon(SBE37Inputs.acquire_status).loop()(_acquire_status)
-    _state.upon(SBE37Inputs.acquire_calibration).loop()(_acquire_calibration)
-
-
-@_states.command.upon(SBE37Inputs.start_autosample).loop()
-def _start_autosample(machine: SBE37Inputs, core: SBE37Protocol) -> Deferred[None]:
-    def started(_: None) -> None:
-        machine._in_autosample()
-
-    return core.run("start_autosample", STARTNOW).addCallback(started)
-
-
-@_states.autosample.upon(SBE37Inputs.stop_autosample).loop()
-def _stop_autosample(machine: SBE37Inputs, core: SBE37Protocol) -> Deferred[None]:
-    async def work(session: InstrumentSession) -> None:
-        await session.run(STOP)
-        # Startup values still to apply, and values to restore after
-        # direct access, wait for command mode: this is it.
-        await core.settle_in_command(session)
-
-    def stopped(_: None) -> None:
-        machine._in_command()
-
-    return core.hold("stop_autosample", work).addCallback(stopped)
-
-
-@_states.command.upon(SBE37Inputs.clock_sync).loop()
-def _clock_sync(machine: SBE37Inputs, core: SBE37Protocol) -> Deferred[str]:
-    return core.clock_sync(logging=False)
-
-
-@_states.autosample.upon(SBE37Inputs.clock_sync).loop()
-def _clock_sync_logging(machine: SBE37Inputs, core: SBE37Protocol) -> Deferred[str]:
-    return core.clock_sync(logging=True)
-
+    _state.upon(SBE37Inputs.acquire_sample).loop()(
+        lambda machine, core: core.run(
+            "acquire_sample", TS if core.pressure_sensor else TS_DRY
+        )
+    )
+    _state.upon(SBE37Inputs.acquire_status).loop()(
+        lambda machine, core: core.acquire_status()
+    )
+    _state.upon(SBE37Inputs.acquire_calibration).loop()(
+        lambda machine, core: core.acquire_calibration()
+    )
+    _state.upon(SBE37Inputs.clock_sync).loop()(lambda machine, core: core.clock_sync())
 
 #: The protocol machine: the standard states and the inputs above.
 SBE37Machine = _builder.build()
