@@ -397,6 +397,20 @@ headers = { Authorization = "Bearer x" }
         self.assertEqual(dict(ingest.headers), {"Authorization": "Bearer x"})
         self.assertEqual(config.instruments[0].sinks, ("ingest",))
 
+    def test_startup(self) -> None:
+        """
+        The start-up window and timeout default, are read, and are checked.
+        """
+        config = self.load(GOOD)
+        self.assertEqual((config.startup_window, config.startup_timeout), (200, 30.0))
+        config = self.load(
+            "[station]\nstartup_window = 5\nstartup_timeout = 2\n" + GOOD
+        )
+        self.assertEqual((config.startup_window, config.startup_timeout), (5, 2.0))
+        self.assertProblem(
+            "[station]\nstartup_window = 0\n" + GOOD, "station.startup_window", "0"
+        )
+
     def test_openFilesFitInstruments(self) -> None:
         """
         Unless configured, a JSON-lines sink keeps open one file per

@@ -39,6 +39,7 @@ from instrumentd.station.api import StationAPI
 from instrumentd.station.apisite import APISite, is_local
 from instrumentd.station.instrument import Station
 from instrumentd.station.sinks import HttpSink, ISink, JsonLinesSink
+from instrumentd.station.startup import StartupQueue
 from instrumentd.station.supervisor import (
     InstrumentSupervisor,
     RetryPolicy,
@@ -255,6 +256,7 @@ class StationService(Service):
         self.bound_address: IAddress | None = None
         self.url: str | None = None
         self._stopping: Deferred[None] | None = None
+        self.startup: StartupQueue | None = None
 
     def startService(self) -> None:
         """
@@ -303,9 +305,33 @@ class StationService(Service):
             self.running = False
             self._release()
             raise
-        for supervisor in self.supervisors.values():
-            supervisor.start()
+        # A window at a time (see instrumentd.station.startup): the first
+        # instruments sample within seconds however many there are.
+        self.startup = StartupQueue(
+            self._reactor,
+            window=self.config.startup_window,
+            timeout=self.config.startup_timeout,
+        )
+        self.startup.add(
+            supervisor.start_settling for supervisor in self.supervisors.values()
+        )
+        started_at = self._reactor.seconds()
+        self.startup.when_all_settled().addCallback(
+            lambda _: self._all_started(started_at)
+        )
         self._reactor.callWhenRunning(self._announce)
+
+    def _all_started(self, started_at: float) -> None:
+        if not self.running or self.startup is None:
+            return
+        startup = self.startup
+        _log.info(
+            "all {count} instruments brought up in {seconds:.1f} s ({late} took "
+            "longer than startup_timeout)",
+            count=startup.started,
+            seconds=self._reactor.seconds() - started_at,
+            late=startup.timed_out,
+        )
 
     def _bind_api(self, site: APISite) -> None:
         listening = serverFromString(self._reactor, self.config.api).listen(site)
@@ -442,6 +468,8 @@ class StationService(Service):
         if self._stopping is not None:
             return self._stopping
         super().stopService()  # type: ignore[no-untyped-call]
+        if self.startup is not None:
+            self.startup.stop()
         self._stopping = Deferred.fromCoroutine(self._stop())
         return self._stopping
 

@@ -202,6 +202,7 @@ class InstrumentSupervisor:
         self._want_autosample = False
         self._stopping = False
         self._stopped: Deferred[None] | None = None
+        self._settle_waiters: list[Deferred[None]] = []
 
     def __repr__(self) -> str:
         return f"<InstrumentSupervisor {self.spec.name} {self.phase!r}>"
@@ -297,6 +298,23 @@ class InstrumentSupervisor:
         self._stopping = False
         self._bring_up()
 
+    def start_settling(self) -> Deferred[None]:
+        """
+        Start bringing the instrument up (see :meth:`start`).
+
+        :returns: a Deferred firing when it has first settled: it runs, a
+            step has failed (and waits to retry), or it is stopped.
+        """
+        settled: Deferred[None] = Deferred()
+        self._settle_waiters.append(settled)
+        self.start()
+        return settled
+
+    def _settled(self) -> None:
+        waiters, self._settle_waiters = self._settle_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
     def _bring_up(self) -> None:
         running = Deferred.fromCoroutine(self._bring_up_until_done())
         self._bringing_up = running
@@ -333,6 +351,7 @@ class InstrumentSupervisor:
             return
 
     def _failed(self, error: str, delay: float) -> None:
+        self._settled()
         self.last_error = self.instrument.trouble = error
         # A step that keeps failing the same way (a silent instrument, for
         # days) is logged once, not at every retry; the health shows the
@@ -671,6 +690,7 @@ class InstrumentSupervisor:
         self.failures = 0
         self.instrument.trouble = self._warned = None
         self._set_phase("running")
+        self._settled()
 
     def _stepped(self, result: object) -> None:
         self._settling = False
@@ -708,6 +728,7 @@ class InstrumentSupervisor:
         if self._stopped is None:
             self._stopping = True
             self._cancel_settle()
+            self._settled()
             self._stopped = Deferred.fromCoroutine(self._stop())
         return self._stopped
 

@@ -43,6 +43,8 @@ from instrumentd.station.config._specs import (
     CONNECTION_TYPES,
     DEFAULT_API,
     DEFAULT_DATA_DIR,
+    DEFAULT_STARTUP_TIMEOUT,
+    DEFAULT_STARTUP_WINDOW,
     MAX_OPEN_FILES,
     SINK_TYPES,
 )
@@ -141,6 +143,27 @@ STATION: Final = Section(
             "`<data_dir>/logs/port-agent-<name>.log` (child agents' logs). "
             "`--data-dir` overrides it",
             default=DEFAULT_DATA_DIR,
+        ),
+        Key(
+            "startup_window",
+            "integer",
+            "how many instruments are brought up at once: the next starts "
+            "as soon as one is running (or has failed, or has taken "
+            "`startup_timeout`), so a large station's first instruments "
+            "sample within seconds and the others follow",
+            default=DEFAULT_STARTUP_WINDOW,
+            minimum=1,
+            maximum=100_000,
+        ),
+        Key(
+            "startup_timeout",
+            "number",
+            "seconds after which an instrument still coming up (an "
+            "unreachable one, say) no longer holds up the next",
+            default=DEFAULT_STARTUP_TIMEOUT,
+            minimum=0.1,
+            maximum=_HOUR,
+            unit="seconds",
         ),
     ),
 )

@@ -106,7 +106,8 @@ def parse_config(
     top = Table(data, "", problems, TOP)
 
     station = top.table("station", STATION)
-    configured_data_dir = station.read("data_dir") or DEFAULT_DATA_DIR
+    station_settings = station.read_all()
+    configured_data_dir = station_settings["data_dir"] or DEFAULT_DATA_DIR
     station.done()
     if data_dir is not None:
         configured_data_dir = data_dir
@@ -160,6 +161,8 @@ def parse_config(
         api_access_log=settings["access_log"] if access_log is None else access_log,
         sinks=sinks.specs,
         instruments=tuple(instruments),
+        startup_window=station_settings["startup_window"],
+        startup_timeout=station_settings["startup_timeout"],
     )
 
 

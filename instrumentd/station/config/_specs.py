@@ -41,6 +41,10 @@ AGENT_MODES: Final = ("child", "in-process")
 
 #: The kinds of sink.
 SINK_TYPES: Final = ("jsonlines", "http")
+#: Instruments brought up at once, by default.
+DEFAULT_STARTUP_WINDOW: Final = 200
+#: Seconds an instrument coming up may hold up the next, by default.
+DEFAULT_STARTUP_TIMEOUT: Final = 30.0
 #: The most files a JSON-lines sink may be told to keep open: the open-file
 #: limit of a station host is often 20,000, and each instrument holds a
 #: link and a datalog too.
@@ -296,6 +300,9 @@ class StationConfig:
     :ivar api_max_connections: API connections open at once.
     :ivar api_max_body: the largest request body the API accepts.
     :ivar api_access_log: whether each API request is logged.
+    :ivar startup_window: instruments brought up at once.
+    :ivar startup_timeout: seconds an instrument coming up may hold up
+        the next.
     """
 
     source: str
@@ -310,3 +317,5 @@ class StationConfig:
     api_max_connections: int = 100
     api_max_body: int = 1024 * 1024
     api_access_log: bool = False
+    startup_window: int = DEFAULT_STARTUP_WINDOW
+    startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
