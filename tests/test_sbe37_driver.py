@@ -183,6 +183,7 @@ class SampleParticleTests(SynchronousTestCase):
                 "pressure": 10.123,
                 "salinity": 33.9876,
                 "sound_velocity": 1497.432,
+                "specific_conductivity": None,
                 "instrument_time": datetime(2013, 2, 5, 19, 16, 59, tzinfo=UTC),
                 "sample_number": None,
             },
@@ -202,6 +203,7 @@ class SampleParticleTests(SynchronousTestCase):
                 "pressure": 25.506,
                 "salinity": None,
                 "sound_velocity": None,
+                "specific_conductivity": None,
                 "instrument_time": None,
                 "sample_number": None,
             },
@@ -236,7 +238,7 @@ class SampleParticleTests(SynchronousTestCase):
         self.assertEqual(data["stream_name"], "ctdpf_sample")
         self.assertEqual(data["port_timestamp"], 3.5e9)
         self.assertIn("internal_timestamp", data)
-        self.assertEqual(data["values"][5]["value"], "2013-02-05T19:16:59+00:00")
+        self.assertEqual(data["values"][6]["value"], "2013-02-05T19:16:59+00:00")
 
     def test_notSamples(self) -> None:
         """

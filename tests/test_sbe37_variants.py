@@ -566,6 +566,7 @@ class SampleLineTests(SynchronousTestCase):
                 "pressure": -9.262,
                 "salinity": None,
                 "sound_velocity": None,
+                "specific_conductivity": None,
                 "instrument_time": datetime(2000, 1, 7, 4, 51, 39, tzinfo=UTC),
                 "sample_number": None,
             },
@@ -577,6 +578,46 @@ class SampleLineTests(SynchronousTestCase):
             ],
             3419,
         )
+
+    def test_firmware5Columns(self) -> None:
+        """
+        Firmware 5's optional columns and conductivity units as its manual
+        defines them (rev. 041 p. 46: ``tt.tttt, c, p.ppp, sss.ssss,
+        vvvv.vvv, x, dd mmm yyyy, hh:mm:ss, n``; conductivity and specific
+        conductivity ``c.ccccc`` in S/m, ``cc.cccc`` in mS/cm, ``ccccc.c``
+        in µS/cm).  The lines are built from that definition and the
+        manual's example values (no capture of them was found); every
+        conductivity is read in S/m.
+        """
+        cases = {
+            "24.8339,  0.97795,   -9.262,  35.1234, 1497.432,  0.99123, "
+            "07 Jan 2000, 04:51:39, 12": (0.97795, 35.1234, 1497.432, 0.99123, 12),
+            "24.8339,  9.7795,   -9.262, 07 Jan 2000, 04:51:39": (
+                0.97795, None, None, None, None,
+            ),
+            "24.8339, 9779.5,   -9.262, 07 Jan 2000, 04:51:39": (
+                0.97795, None, None, None, None,
+            ),
+            "24.8339,  0.97795,   -9.262,  9912.3, 07 Jan 2000, 04:51:39": (
+                0.97795, None, None, 0.99123, None,
+            ),
+        }  # fmt: skip
+        for line, expected in cases.items():
+            found = values(
+                SBE37SampleParticle(f"{line}\r\n".encode(), driver_timestamp=1.0)
+            )
+            self.assertEqual(
+                (
+                    found["conductivity"],
+                    found["salinity"],
+                    found["sound_velocity"],
+                    found["specific_conductivity"],
+                    found["sample_number"],
+                ),
+                expected,
+                line,
+            )
+        self.assertFalse(SBE37SampleParticle.matches(b"24.8339,  0.978,   -9.262\r\n"))
 
     def test_firmware30(self) -> None:
         """

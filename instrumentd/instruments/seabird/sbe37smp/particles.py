@@ -38,6 +38,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import ClassVar, Final
 
 from instrumentd.driver.chunker import Sieve
@@ -58,6 +59,7 @@ __all__ = [
     "SBE37DrySampleParticle",
     "SBE37SampleParticle",
     "SBE37StatusParticle",
+    "read_conductivity",
     "read_instrument_time",
     "said_yes",
 ]
@@ -99,6 +101,27 @@ def read_instrument_time(text: str) -> datetime:
 
 
 _NUMBER: Final = rb"-?\d+\.\d+"
+#: Conductivity's decimals by unit (firmware 5's ``SetCondUnits=``): S/m
+#: ``c.ccccc``, mS/cm ``cc.cccc``, µS/cm ``ccccc.c`` (every earlier
+#: firmware prints S/m).
+_TO_SIEMENS_PER_METRE: Final = {5: 0, 4: -1, 1: -4}
+_CONDUCTIVITY: Final = rb"-?\d+\.(?:\d{5}|\d{4}|\d)"
+
+
+def read_conductivity(text: str) -> float:
+    """
+    Read a conductivity in S/m, whichever unit the instrument printed it
+    in: its decimals say which.
+
+    :param text: e.g. ``3.51234`` (S/m), ``35.1234`` (mS/cm), ``35123.4``
+        (µS/cm).
+    :returns: S/m.
+    :raises ValueError: for any other number of decimals.
+    """
+    shift = _TO_SIEMENS_PER_METRE.get(len(text.partition(".")[2]))
+    if shift is None:
+        raise ValueError(f"{text!r} has the decimals of no conductivity unit")
+    return float(Decimal(text).scaleb(shift))
 
 
 def _sample_pattern(pressure: bool) -> re.Pattern[bytes]:
@@ -106,7 +129,7 @@ def _sample_pattern(pressure: bool) -> re.Pattern[bytes]:
         rb"(?:#|(?<![^\n>]))"
         rb" *(?P<temperature>" + _NUMBER + rb"),"
         rb" *(?P<conductivity>"
-        + _NUMBER
+        + _CONDUCTIVITY
         + rb")"
         # Without a pressure sensor, a pressure group that never matches.
         + (
@@ -116,16 +139,21 @@ def _sample_pattern(pressure: bool) -> re.Pattern[bytes]:
         )
         + rb"(?:, *(?P<salinity>-?\d+\.\d{4}))?"
         rb"(?:, *(?P<sound_velocity>-?\d+\.\d{3}))?"
+        rb"(?:, *(?P<specific_conductivity>-?\d+\.(?:\d{5}|\d)))?"
         rb"(?:, *(?P<instrument_time>\d{1,2} [A-Za-z]{3} \d{4}, *\d{1,2}:\d\d:\d\d))?"
         rb"(?:, *(?P<sample_number>\d+))?"
         rb"\r\n"
     )
 
 
-#: A FORMAT=1 sample line: temperature (deg C), conductivity (S/m),
-#: pressure (dbar), then salinity (psu) if OUTPUTSAL, sound velocity (m/s)
-#: if OUTPUTSV, then the date and time if STORETIME, then (firmware 5, with
-#: TxSampleNum=Y) the sample number, and CR LF.  Column widths differ by
+#: A FORMAT=1 sample line: temperature (deg C), conductivity (S/m; from
+#: firmware 5 also mS/cm or µS/cm, told by its decimals), pressure (dbar),
+#: then salinity (psu) if OUTPUTSAL, sound velocity (m/s) if OUTPUTSV, then
+#: (firmware 5, OutputSC=Y) specific conductivity, then the date and time
+#: if STORETIME, then (firmware 5, TxSampleNum=Y) the sample number, and
+#: CR LF.  Specific conductivity is read in S/m or µS/cm; in mS/cm it has
+#: salinity's four decimals, so a line without salinity could not tell
+#: them apart, and it is not read.  Column widths differ by
 #: firmware (2.6 prints conductivity 9 wide, 3.0h 8, firmware 5 temperature
 #: 7), so any spacing is read.
 #:
@@ -148,7 +176,8 @@ class SBE37SampleParticle(RegexDataParticle):
     Values, in order: ``temperature`` (ITS-90 deg C), ``conductivity``
     (S/m), ``pressure`` (dbar; ``None`` without a pressure sensor),
     ``salinity`` (psu, ``None`` unless OUTPUTSAL), ``sound_velocity`` (m/s,
-    ``None`` unless OUTPUTSV), ``instrument_time`` (the instrument's clock,
+    ``None`` unless OUTPUTSV), ``specific_conductivity`` (S/m, ``None``
+    unless the firmware prints it), ``instrument_time`` (the instrument's clock,
     ``None`` unless STORETIME), ``sample_number`` (``None`` unless the
     instrument prints it).
 
@@ -163,10 +192,11 @@ class SBE37SampleParticle(RegexDataParticle):
     pattern = SAMPLE_PATTERN
     converters = {
         "temperature": float,
-        "conductivity": float,
+        "conductivity": read_conductivity,
         "pressure": float,
         "salinity": float,
         "sound_velocity": float,
+        "specific_conductivity": read_conductivity,
         "instrument_time": read_instrument_time,
         "sample_number": int,
     }
@@ -184,6 +214,9 @@ class SBE37SampleParticle(RegexDataParticle):
         ),
         "sound_velocity": ParticleField(
             "m s-1", "speed_of_sound_in_sea_water", "sound velocity (Chen-Millero)"
+        ),
+        "specific_conductivity": ParticleField(
+            "S m-1", None, "specific conductivity (at 25 deg C)"
         ),
         "instrument_time": ParticleField("", None, "the instrument's clock, UTC"),
         "sample_number": ParticleField("1", None, "sample number in memory"),
