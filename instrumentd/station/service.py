@@ -20,7 +20,7 @@ reached never holds up the others.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from twisted.application.service import Service
@@ -257,6 +257,7 @@ class StationService(Service):
         self.url: str | None = None
         self._stopping: Deferred[None] | None = None
         self.startup: StartupQueue | None = None
+        self._metadata_subscriptions: list[Callable[[], None]] = []
 
     def startService(self) -> None:
         """
@@ -278,6 +279,7 @@ class StationService(Service):
                     reactor=self._reactor,
                     retry_policy=self._retry_policy,
                 )
+                self._describe(spec, self.supervisors[spec.name])
             station = SupervisedStation(
                 list(self.supervisors.values()), self.sinks, clock=self._reactor
             )
@@ -384,10 +386,38 @@ class StationService(Service):
         )
         self._reactor.stop()
 
+    def _describe(self, spec: InstrumentSpec, supervisor: InstrumentSupervisor) -> None:
+        """
+        Keep the instrument's ``metadata.json`` beside its sample files in
+        each JSON-lines sink it writes to, for ``instrumentd-export``.
+        """
+        from instrumentd.station.archive_metadata import InstrumentMetadataFile
+
+        for name in spec.sinks:
+            sink = self.sinks[name]
+            if isinstance(sink, JsonLinesSink):
+                self._metadata_subscriptions.append(
+                    InstrumentMetadataFile(
+                        sink.directory,
+                        spec.name,
+                        supervisor.driver,
+                        supervisor.events,
+                        station=self.config.name,
+                        position=self.config.position,
+                        clock=self._reactor.seconds,
+                    ).start()
+                )
+
+    def _unfollow_metadata(self) -> None:
+        for unsubscribe in self._metadata_subscriptions:
+            unsubscribe()
+        self._metadata_subscriptions = []
+
     def _release(self) -> None:
         """
         Let go of what a failed start made (sinks, subscriptions).
         """
+        self._unfollow_metadata()
         for supervisor in self.supervisors.values():
             supervisor.instrument.close()
         self.supervisors = {}
@@ -480,6 +510,7 @@ class StationService(Service):
         # its launcher when the reactor shuts down, and the drivers should
         # be disconnecting by then, not reconnecting to it.
         stops = [supervisor.stop() for supervisor in self.supervisors.values()]
+        self._unfollow_metadata()
         if self.api_port is not None:
             port, self.api_port = self.api_port, None
             await maybeDeferred(port.stopListening)

@@ -165,6 +165,45 @@ STATION: Final = Section(
             maximum=_HOUR,
             unit="seconds",
         ),
+        Key(
+            "name",
+            "string",
+            "the station's name: exports (`instrumentd-export`) name the "
+            "station with it, and it is written to each instrument's "
+            "`metadata.json` beside its sample files",
+            check=name_problem,
+        ),
+        Key(
+            "position",
+            "table",
+            "where the station is: `{ latitude = 47.6, longitude = -122.3 }`, "
+            "degrees north and east; written to each instrument's "
+            "`metadata.json` for the exports' coordinates",
+        ),
+    ),
+)
+
+POSITION: Final = Section(
+    "[station.position]",
+    (
+        Key(
+            "latitude",
+            "number",
+            "degrees north (WGS 84)",
+            default=REQUIRED,
+            minimum=-90.0,
+            maximum=90.0,
+            unit="degrees",
+        ),
+        Key(
+            "longitude",
+            "number",
+            "degrees east (WGS 84)",
+            default=REQUIRED,
+            minimum=-180.0,
+            maximum=180.0,
+            unit="degrees",
+        ),
     ),
 )
 
@@ -968,6 +1007,7 @@ LISTENERS: Final = Section(
 #: Every section, in the order the reference lists them.
 SECTIONS: Final = (
     STATION,
+    POSITION,
     API,
     *SINKS.values(),
     INSTRUMENT,

@@ -13,7 +13,7 @@ from typing import Any
 from instrumentd.station.apisite import described_interface, is_loopback
 from instrumentd.station.config._errors import ConfigError, Problems
 from instrumentd.station.config._instruments import _instruments
-from instrumentd.station.config._keys import API, STATION, TOP
+from instrumentd.station.config._keys import API, POSITION, STATION, TOP
 from instrumentd.station.config._sinks import _sinks
 from instrumentd.station.config._specs import DEFAULT_DATA_DIR, StationConfig
 from instrumentd.station.config._table import Table
@@ -108,6 +108,16 @@ def parse_config(
     station = top.table("station", STATION)
     station_settings = station.read_all()
     configured_data_dir = station_settings["data_dir"] or DEFAULT_DATA_DIR
+    station_name = station_settings["name"]
+    position = None
+    if station.has("position"):
+        position_table = station.table(
+            "position", POSITION, station_settings["position"]
+        )
+        position = position_table.read_all()
+        position_table.done()
+        if None in position.values():
+            position = None
     station.done()
     if data_dir is not None:
         configured_data_dir = data_dir
@@ -163,6 +173,8 @@ def parse_config(
         instruments=tuple(instruments),
         startup_window=station_settings["startup_window"],
         startup_timeout=station_settings["startup_timeout"],
+        name=station_name,
+        position=position,
     )
 
 

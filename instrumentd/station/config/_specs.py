@@ -303,6 +303,9 @@ class StationConfig:
     :ivar startup_window: instruments brought up at once.
     :ivar startup_timeout: seconds an instrument coming up may hold up
         the next.
+    :ivar name: the station's name (``station.name``), or ``None``.
+    :ivar position: ``{"latitude", "longitude"}`` in degrees
+        (``station.position``), or ``None``.
     """
 
     source: str
@@ -319,3 +322,5 @@ class StationConfig:
     api_access_log: bool = False
     startup_window: int = DEFAULT_STARTUP_WINDOW
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
+    name: str | None = None
+    position: Mapping[str, float] | None = None

@@ -1,0 +1,180 @@
+# -*- test-case-name: tests.test_archive_metadata -*-
+"""
+An instrument's ``metadata.json`` beside its sample files, so the archive
+says what its numbers are without the station that wrote them::
+
+    <directory>/<instrument>/metadata.json
+    <directory>/<instrument>/<stream>/<YYYY-MM-DD>.jsonl
+
+The document (``"record": "instrumentd.instrument_metadata"``, version 1)
+holds the station's name and position (``[station]`` ``name`` and
+``position``), the instrument's name and model, the driver's name and
+version, its parameter values (an SBE 37's calibration dates among them)
+and each stream's fields with units and standard names.  It is rewritten,
+whole and atomically (a temporary file renamed over it), when the driver
+reports a change of configuration or state and the document differs from
+the one written last.  ``instrumentd-export`` reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final
+
+from twisted.logger import Logger
+
+from instrumentd.driver._json import to_jsonable
+from instrumentd.driver.events import DriverEvent, EventBus, EventType
+from instrumentd.station._jsonlines import _path_component
+
+if TYPE_CHECKING:
+    from instrumentd.interfaces import IInstrumentDriver
+
+__all__ = ["METADATA_FILE", "InstrumentMetadataFile", "metadata_document"]
+
+_log = Logger()
+
+#: The file's name in the instrument's folder.
+METADATA_FILE: Final = "metadata.json"
+
+#: Makes and models of the drivers shipped, by driver name.
+_MODELS: Final = {
+    "seabird_sbe37smp": "Sea-Bird SBE 37-SMP MicroCAT",
+    "teledyne_workhorse": "Teledyne RD Instruments Workhorse ADCP",
+    "aanderaa_optode": "Aanderaa Oxygen Optode",
+}
+
+
+def metadata_document(
+    instrument: str,
+    driver: IInstrumentDriver,
+    *,
+    station: str | None,
+    position: Mapping[str, float] | None,
+) -> dict[str, object]:
+    """
+    What ``metadata.json`` says of an instrument now.
+
+    :param instrument: its name.
+    :param driver: its driver.
+    :param station: the station's name, or ``None``.
+    :param position: ``{"latitude", "longitude"}``, or ``None``.
+    :returns: the JSON-ready document (without the time it was written).
+    """
+    described = driver.get_config_metadata()
+    about = described.get("driver")
+    name = about.get("name") if isinstance(about, dict) else None
+    station_part: dict[str, object] = {"name": station}
+    if position is not None:
+        station_part["position"] = dict(position)
+    instrument_part: dict[str, object] = {"name": instrument}
+    if isinstance(name, str) and name in _MODELS:
+        instrument_part["model"] = _MODELS[name]
+    return {
+        "record": "instrumentd.instrument_metadata",
+        "version": 1,
+        "station": station_part,
+        "instrument": instrument_part,
+        "driver": {
+            key: about.get(key)
+            for key in ("name", "version")
+            if isinstance(about, dict)
+        },
+        "parameters": to_jsonable(driver.get_cached_config()),
+        "streams": described.get("streams", {}),
+    }
+
+
+class InstrumentMetadataFile:
+    """
+    Keeps one instrument's ``metadata.json`` current.
+
+    :param directory: the JSON-lines sink's directory.
+    :param instrument: the instrument's name.
+    :param driver: its driver.
+    :param bus: its event bus.
+    :param station: the station's name, or ``None``.
+    :param position: ``{"latitude", "longitude"}``, or ``None``.
+    :param clock: ``seconds()`` for the time each version is written.
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        instrument: str,
+        driver: IInstrumentDriver,
+        bus: EventBus,
+        *,
+        station: str | None = None,
+        position: Mapping[str, float] | None = None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.path = os.path.join(directory, _path_component(instrument), METADATA_FILE)
+        self._instrument = instrument
+        self._driver = driver
+        self._bus = bus
+        self._station = station
+        self._position = position
+        self._clock = clock
+        self._last: dict[str, object] | None = None
+        self._failed = False
+        #: Versions written.
+        self.writes = 0
+
+    def start(self) -> Callable[[], None]:
+        """
+        Write the file now, and again whenever the driver's configuration or
+        state changes it.
+
+        :returns: a callable that stops following the driver.
+        """
+        self.update()
+
+        def changed(event: DriverEvent) -> None:
+            self.update()
+
+        return self._bus.subscribe(
+            changed, types=[EventType.CONFIG_CHANGE, EventType.STATE_CHANGE]
+        )
+
+    def update(self) -> bool:
+        """
+        Write the document if it differs from the one written last.  An
+        ``OSError`` is logged (once until a write succeeds), never raised:
+        the samples matter more than their description.
+
+        :returns: whether a new version was written.
+        """
+        document = metadata_document(
+            self._instrument,
+            self._driver,
+            station=self._station,
+            position=self._position,
+        )
+        if document == self._last:
+            return False
+        written = dict(document)
+        written["updated"] = (
+            datetime.fromtimestamp(self._clock(), UTC)
+            .isoformat(timespec="seconds")
+            .replace("+00:00", "Z")
+        )
+        temporary = self.path + ".tmp"
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            with open(temporary, "w", encoding="utf-8") as f:
+                json.dump(written, f, indent=1, sort_keys=False)
+                f.write("\n")
+            os.replace(temporary, self.path)
+        except OSError as error:
+            if not self._failed:
+                _log.error("cannot write {path}: {error}", path=self.path, error=error)
+            self._failed = True
+            return False
+        self._failed = False
+        self._last = document
+        self.writes += 1
+        return True
