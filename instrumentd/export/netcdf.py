@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from instrumentd import __version__
@@ -66,6 +66,25 @@ _RESERVED: Final = frozenset(
 _TEMPERATURE_UNITS: Final = frozenset(
     {"degree_Celsius", "degree_C", "degC", "celsius", "Celsius", "K", "kelvin", "degF"}
 )
+
+#: The direction of the vertical standard names, which CF requires a
+#: variable of them to state.
+_POSITIVE: Final = {"depth": "down", "height": "up", "altitude": "up"}
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+
+
+def _micros(row: Row) -> int:
+    """
+    A record's time in integer microseconds since 1970, from its ISO text
+    (exactly as the CSV shows it).
+    """
+    try:
+        return (datetime.fromisoformat(row.iso) - _EPOCH) // _MICROSECOND
+    except (ValueError, TypeError):
+        return round(row.time * 1e6)
+
 
 #: Rows per HDF5 chunk along time.
 _TIME_CHUNK: Final = 4096
@@ -328,14 +347,16 @@ def _write(
     if extra:
         ds.setncatts(dict(extra))
     ds.createDimension("time", None)
+    # Integer microseconds: the records' own resolution, exact in every
+    # reader (a float of seconds decodes to 0.249999 s in some).
     time = ds.createVariable(
-        "time", "f8", ("time",), chunksizes=(_TIME_CHUNK,), zlib=True, complevel=1
+        "time", "i8", ("time",), chunksizes=(_TIME_CHUNK,), zlib=True, complevel=1
     )
     time.setncatts(
         {
             "standard_name": "time",
             "long_name": "time of the sample",
-            "units": "seconds since 1970-01-01T00:00:00Z",
+            "units": "microseconds since 1970-01-01T00:00:00Z",
             "calendar": "standard",
             # Unix time, as the station's clock counts it: no leap seconds.
             "units_metadata": "leap_seconds: none",
@@ -467,6 +488,10 @@ def _write(
         ancillary.setdefault(name, []).append(var_name)
 
     for field in summary.fields.values():
+        if not field.kinds:
+            # No value in the whole range (a sensor not fitted): a variable
+            # of fill values would say nothing.
+            continue
         kind = field.kind
         dims: tuple[str, ...] = ("time",)
         chunks_of: tuple[int, ...] = (_TIME_CHUNK,)
@@ -498,10 +523,17 @@ def _write(
         attributes["long_name"] = field.long_name or field.name.replace("_", " ")
         if field.standard_name:
             attributes["standard_name"] = field.standard_name
-        if field.units and kind != "text":
+        if field.units == "" and kind in ("int", "float"):
+            # A number the driver declares without units (a serial number,
+            # a count): CF's dimensionless "1".
+            attributes["units"] = "1"
+        elif field.units and kind != "text":
             attributes["units"] = field.units
             if field.units in _TEMPERATURE_UNITS:
                 attributes["units_metadata"] = "temperature: on_scale"
+        if field.standard_name in _POSITIVE:
+            # A vertical coordinate's direction (an ADCP's transducer depth).
+            attributes["positive"] = _POSITIVE[field.standard_name]
         physical = kind != "text" and (
             field.standard_name is not None or field.units not in (None, "", "1")
         )
@@ -538,7 +570,7 @@ def _write(
         if not n:
             continue
         rows = slice(written, written + n)
-        time[rows] = np.fromiter((row.time for row in chunk), dtype="f8", count=n)
+        time[rows] = np.fromiter((_micros(row) for row in chunk), dtype="i8", count=n)
         if distance is not None and written == 0:
             first = chunk[0].values
             bin_1, step = first.get("bin_1_distance"), first.get("cell_length")

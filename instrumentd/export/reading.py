@@ -491,8 +491,8 @@ def read_chunks(
                 for each in ready:
                     recent.pop(each.time, None)
                 yield ready
-    if pending:
-        yield pending
+    for first in range(0, len(pending), size):
+        yield pending[first : first + size]
 
 
 #: How far from its end a file is read for its last record.
