@@ -183,12 +183,12 @@ def check_compliance(path: str) -> dict[str, dict[int, list[str]]]:
     :returns: checker name to priority (3 high, 2 medium, 1 low) to the
         messages of the checks that failed.
     """
-    from compliance_checker.runner import CheckSuite
-
-    suite = CheckSuite()
-    suite.load_all_available_checkers()
     # It prints which standard name table it uses; keep the test output clean.
     with contextlib.redirect_stdout(io.StringIO()):
+        from compliance_checker.runner import CheckSuite
+
+        suite = CheckSuite()
+        suite.load_all_available_checkers()
         dataset = suite.load_dataset(path)
         try:
             results = suite.run_all(dataset, ["cf:1.11", "acdd"], skip_checks=[])
