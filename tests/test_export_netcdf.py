@@ -297,9 +297,10 @@ class SBE37NetCDFTests(NetCDFExporting):
         """
         sbe37_archive(self.archive, days=1, per_day=2)
         # None in sys.modules: the import fails as if it were not installed.
-        saved = sys.modules.get("netCDF4")
+        import netCDF4
+
         sys.modules["netCDF4"] = None  # type: ignore[assignment]
-        self.addCleanup(sys.modules.__setitem__, "netCDF4", saved)
+        self.addCleanup(sys.modules.__setitem__, "netCDF4", netCDF4)
         with self.assertRaises(ExportError) as caught:
             self.run_export("--format", "netcdf")
         self.assertIn("pip install 'instrumentd[netcdf]'", str(caught.exception))
