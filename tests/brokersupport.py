@@ -1,0 +1,323 @@
+"""
+A real Mosquitto broker for the tests: Debian's ``mosquitto``, started as a
+child process of the reactor on a loopback port, with a configuration the
+test writes (users, ACLs, TLS, persistence), stopped, killed and restarted
+on the same port.
+
+Readiness is an event: the broker's own log line saying it is running (its
+log goes to stderr, which is read as it comes).  Nothing waits on a timer.
+
+Without ``/usr/sbin/mosquitto`` the tests that need it are skipped on a
+developer's machine and fail in CI (``CI`` set), which must run them:
+``.ci/run`` installs the package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.protocol import ProcessProtocol
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SkipTest
+
+from tests.tlssupport import TestCertificates
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
+
+#: The broker has bound its listeners and takes connections.
+_RUNNING = re.compile(r"mosquitto version \S+ running")
+
+#: A listener the broker could not open (the port was taken meanwhile).
+_BIND_ERROR = re.compile(r"Error: Address already in use|Error binding")
+
+#: Generous: the machine is shared and may be loaded.
+START_TIMEOUT = 30.0
+
+
+def require_broker() -> None:
+    """
+    Make sure Mosquitto is installed: without it the broker tests are
+    skipped on a developer's machine and fail in CI (``CI`` set).
+
+    :raises SkipTest: outside CI.
+    :raises AssertionError: in CI.
+    """
+    missing = [
+        path for path in (MOSQUITTO, MOSQUITTO_PASSWD) if not os.path.exists(path)
+    ]
+    if not missing:
+        return
+    message = f"the broker tests need {', '.join(missing)} (apt-get install mosquitto)"
+    if os.environ.get("CI"):
+        raise AssertionError(message)
+    raise SkipTest(message)
+
+
+def free_port() -> int:
+    """
+    A loopback TCP port nothing listens on now (the kernel's ephemeral
+    choice).  The broker is given it so that a restarted broker comes back
+    at the same address its clients reconnect to.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class _BrokerProcess(ProcessProtocol):
+    """
+    One run of the broker: its log lines, its start and its end.
+    """
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._partial = b""
+        self.running: Deferred[None] = Deferred()
+        self.ended: Deferred[int] = Deferred()
+        self.pid: int | None = None
+
+    def connectionMade(self) -> None:
+        self.pid = self.transport.pid  # type: ignore[union-attr]
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        self._partial += data
+        *whole, self._partial = self._partial.split(b"\n")
+        for raw in whole:
+            line = raw.decode("utf-8", "replace")
+            self.lines.append(line)
+            if not self.running.called:
+                if _RUNNING.search(line):
+                    self.running.callback(None)
+                elif _BIND_ERROR.search(line):
+                    self.running.errback(OSError(f"mosquitto could not listen: {line}"))
+
+    def processEnded(self, reason: Failure) -> None:
+        code = (
+            0
+            if reason.check(ProcessDone)
+            else (
+                -(reason.value.signal or 0)
+                if reason.check(ProcessTerminated) and reason.value.signal
+                else getattr(reason.value, "exitCode", 1)
+            )
+        )
+        if not self.running.called:
+            self.running.errback(
+                RuntimeError(
+                    f"mosquitto ended ({code}) before it ran:\n" + "\n".join(self.lines)
+                )
+            )
+        self.ended.callback(code)
+
+
+class Broker:
+    """
+    A Mosquitto broker on ``127.0.0.1``: its configuration file (written
+    by :meth:`start` from the arguments), its process, and its address.
+
+    :param directory: where its configuration, password and ACL files and
+        persistence database go.
+    :param persistence: keep sessions and queued messages across a stop or
+        a kill (Mosquitto saves its database when it stops, and every
+        ``autosave_interval`` seconds).
+    :param users: ``{user: password}``; when given, anonymous clients are
+        refused.
+    :param acl: the text of an ACL file (Mosquitto's syntax).
+    :param certificates: also listen with TLS on :attr:`tls_port`,
+        with the server certificate these give; clients are not asked for
+        one.
+    :param extra: more configuration lines, for the whole broker.
+    :ivar port: the plain listener's port.
+    :ivar tls_port: the TLS listener's, or ``None``.
+    :ivar runs: each run's process, oldest first.
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        *,
+        persistence: bool = False,
+        users: Mapping[str, str] | None = None,
+        acl: str | None = None,
+        certificates: TestCertificates | None = None,
+        extra: str = "",
+    ) -> None:
+        require_broker()
+        self.directory = directory
+        os.makedirs(directory, exist_ok=True)
+        self.persistence = persistence
+        self.users = dict(users or {})
+        self.acl = acl
+        self.certificates = certificates
+        self.extra = extra
+        self.port = free_port()
+        self.tls_port = free_port() if certificates is not None else None
+        self.runs: list[_BrokerProcess] = []
+
+    @property
+    def url(self) -> str:
+        """
+        ``mqtt://127.0.0.1:PORT``.
+        """
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def tls_url(self) -> str:
+        """
+        ``mqtts://localhost:TLS_PORT`` (the test certificate's name).
+        """
+        assert self.tls_port is not None
+        return f"mqtts://localhost:{self.tls_port}"
+
+    @property
+    def process(self) -> _BrokerProcess | None:
+        """
+        The current run, if the broker was ever started.
+        """
+        return self.runs[-1] if self.runs else None
+
+    @property
+    def alive(self) -> bool:
+        """
+        Whether the broker is running now.
+        """
+        return self.process is not None and not self.process.ended.called
+
+    def log(self) -> str:
+        """
+        Every run's log, for a failing test's message.
+        """
+        return "\n".join(line for run in self.runs for line in run.lines)
+
+    def _config(self) -> str:
+        lines = [
+            "log_dest stderr",
+            "log_type all",
+            "log_timestamp false",
+            "connection_messages true",
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {self.directory}/",
+            # Only on an orderly stop (and the autosave); a kill loses what
+            # came after the last save, as in the field.
+            "autosave_interval 1800",
+            "per_listener_settings false",
+        ]
+        if os.getuid() == 0:
+            # As root, Mosquitto would switch to the "mosquitto" user, who
+            # cannot write the test's directory.
+            lines.append("user root")
+        if self.users:
+            password_file = os.path.join(self.directory, "passwords")
+            open(password_file, "w").close()
+            for user, password in self.users.items():
+                subprocess.run(
+                    [MOSQUITTO_PASSWD, "-b", password_file, user, password],
+                    check=True,
+                    capture_output=True,
+                )
+            lines += ["allow_anonymous false", f"password_file {password_file}"]
+        else:
+            lines.append("allow_anonymous true")
+        if self.acl is not None:
+            acl_file = os.path.join(self.directory, "acl")
+            with open(acl_file, "w") as f:
+                f.write(self.acl)
+            lines.append(f"acl_file {acl_file}")
+        lines.append(f"listener {self.port} 127.0.0.1")
+        if self.certificates is not None:
+            lines += [
+                f"listener {self.tls_port} 127.0.0.1",
+                f"cafile {os.path.abspath(self.certificates.ca)}",
+                f"certfile {os.path.abspath(self.certificates.server_cert)}",
+                f"keyfile {os.path.abspath(self.certificates.server_key)}",
+            ]
+        if self.extra:
+            lines.append(self.extra)
+        return "\n".join(lines) + "\n"
+
+    def start(self) -> Deferred[None]:
+        """
+        Write the configuration and start the broker.
+
+        :returns: a Deferred that fires once the broker logs that it is
+            running; it fails with the broker's log if it ends first (or
+            cannot listen), or after :data:`START_TIMEOUT` seconds.
+        """
+        assert not self.alive, "the broker is running already"
+        config = os.path.join(self.directory, "mosquitto.conf")
+        with open(config, "w") as f:
+            f.write(self._config())
+        run = _BrokerProcess()
+        self.runs.append(run)
+        reactor.spawnProcess(  # type: ignore[attr-defined]
+            run,
+            MOSQUITTO,
+            [MOSQUITTO, "-c", config],
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+            path=self.directory,
+            childFDs={0: "w", 1: "r", 2: "r"},
+        )
+        timeout = reactor.callLater(  # type: ignore[attr-defined]
+            START_TIMEOUT,
+            lambda: (
+                run.running.called
+                or run.running.errback(
+                    TimeoutError("mosquitto did not start:\n" + "\n".join(run.lines))
+                )
+            ),
+        )
+
+        def done(result: Any) -> Any:
+            if timeout.active():
+                timeout.cancel()
+            return result
+
+        return run.running.addBoth(done)
+
+    def _signal(self, signum: int) -> Deferred[int]:
+        run = self.process
+        if run is None or run.ended.called:
+            return succeed(0)
+        ended: Deferred[int] = Deferred()
+        run.ended.addBoth(lambda result: ended.callback(result) or result)
+        assert run.pid is not None
+        # It may have just ended, not reaped by the reactor yet.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(run.pid, signum)
+        return ended
+
+    def stop(self) -> Deferred[int]:
+        """
+        Stop the broker in order (SIGTERM: it saves its database).
+
+        :returns: a Deferred firing with its exit status once it has ended.
+        """
+        return self._signal(signal.SIGTERM)
+
+    def kill(self) -> Deferred[int]:
+        """
+        Kill the broker (SIGKILL: nothing saved since the last autosave).
+
+        :returns: a Deferred firing once it has ended.
+        """
+        return self._signal(signal.SIGKILL)
+
+    def restart(self) -> Deferred[None]:
+        """
+        Stop (if running) and start again on the same ports.
+
+        :returns: a Deferred firing once the new run is running.
+        """
+        return self.stop().addCallback(lambda _: self.start())
