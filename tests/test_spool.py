@@ -39,6 +39,25 @@ class SpoolTests(SynchronousTestCase):
         self.assertEqual(spool.read(3), [])
         self.assertEqual((spool.pending, spool.unread), (5, 0))
 
+    def test_appendEncoded(self) -> None:
+        """
+        A record given as JSON bytes is stored with its seq first and its
+        members as they were; seqs are shared with L{Spool.append}.  A body
+        that is not one JSON object on one line is refused, using no seq.
+        """
+        spool = Spool(self.mktemp())
+        self.addCleanup(spool.close)
+        self.assertEqual(spool.append_encoded(b'{"a":{"b":[1,2]}}'), 1)
+        self.assertEqual(spool.append_encoded(b"{}"), 2)
+        self.assertEqual(spool.append({"n": 3}), 3)
+        for bad in (b"[1]", b'{"a":1}\n{"b":2}', b""):
+            self.assertRaises(ValueError, spool.append_encoded, bad)
+        lines = [entry.line for entry in spool.read(10)]
+        self.assertEqual(
+            lines, [b'{"seq":1,"a":{"b":[1,2]}}', b'{"seq":2}', b'{"seq":3,"n":3}']
+        )
+        self.assertEqual(spool.append_encoded(b'{"x":1}'), 4)
+
     def test_restart(self) -> None:
         """
         A new spool on the same directory reads from the first record not

@@ -446,6 +446,33 @@ class Spool:
             raise RuntimeError("the spool is closed")
         seq = self.last_seq + 1
         line = dumps({"seq": seq, **fields}).encode("utf-8") + b"\n"
+        return self._store(seq, line)
+
+    def append_encoded(self, body: bytes) -> int:
+        """
+        Store one record whose content is already JSON: the line is
+        ``{"seq": <next seq>, ...body's members}``, so a record encoded once
+        (a sample record's bytes) is not encoded again.
+
+        :param body: a compact JSON object, UTF-8, on one line, without
+            ``"seq"``.
+        :returns: the record's seq.
+        :raises ValueError: if ``body`` is not ``{...}`` on one line.
+        :raises OSError: as :meth:`append`.
+        :raises RuntimeError: if the spool is closed.
+        """
+        if self._closed:
+            raise RuntimeError("the spool is closed")
+        if not (body.startswith(b"{") and body.endswith(b"}")) or b"\n" in body:
+            raise ValueError("append_encoded takes one JSON object on one line")
+        seq = self.last_seq + 1
+        rest = body[1:] if body == b"{}" or body[1:2] == b"}" else b"," + body[1:]
+        return self._store(seq, b'{"seq":%d%s\n' % (seq, rest))
+
+    def _store(self, seq: int, line: bytes) -> int:
+        """
+        Write one record's line (ending with a newline) as record ``seq``.
+        """
         if self.max_bytes is not None:
             self._make_room(len(line))
         writer = self._writer
