@@ -7,6 +7,7 @@ and a property that no byte is ever lost, duplicated or split.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 from datetime import UTC, datetime
 
@@ -540,6 +541,89 @@ class DataLogFlushTests(_DataLogTestMixin):
         for call in (lambda: log.write(b"x"), log.open, log.rotate):
             error = self.assertRaises(RuntimeError, call)
             self.assertIn("closed", str(error))
+
+
+class DataLogPageCacheTests(_DataLogTestMixin):
+    """
+    A datalog tells the kernel it will not read back what it wrote, a step
+    at a time, so a fast stream does not fill the page cache (which made
+    every write pay for reclaiming pages).
+    """
+
+    def record_advice(self) -> list[tuple[str, int, int, int]]:
+        """
+        Replace the advice with a recorder of C{(path, start, end, bytes
+        in the file then)}.
+        """
+        advised: list[tuple[str, int, int, int]] = []
+
+        def advise(fd: int, start: int, length: int) -> None:
+            path = os.readlink(f"/proc/self/fd/{fd}")
+            advised.append((path, start, start + length, os.fstat(fd).st_size))
+
+        self.patch(datalog, "_drop_cached", advise)
+        return advised
+
+    def test_everyByteAdvisedTwiceAfterWriting(self) -> None:
+        """
+        Every step of written bytes, the bytes written are advised, never
+        bytes not yet written; each range is advised a second time a step
+        later (the first advice starts its writeback, the second drops the
+        pages it wrote back); and the file is still every packet, in order.
+        """
+        advised = self.record_advice()
+        log, clock, _directory = self.make_log("2026-11-24T13:05:09", rotate="none")
+        offered = [
+            packet(bytes([i % 251]) * (MAX_PAYLOAD_SIZE - i), clock.seconds())
+            for i in range(500)
+        ]
+        for p in offered:
+            log.write(p)
+        path = log.path
+        log.close()
+        total = sum(map(len, offered))
+        self.assertEqual(read(path), b"".join(offered))
+        step = datalog._ADVISE_STEP
+        self.assertGreaterEqual(len(advised), total // step - 1)
+        covered: dict[int, int] = {}
+        for advice_path, start, end, size in advised:
+            self.assertEqual(os.path.realpath(advice_path), os.path.realpath(path))
+            self.assertLessEqual(end, size)
+            self.assertLess(start, end)
+            for block in range(start // 4096, end // 4096):
+                covered[block] = covered.get(block, 0) + 1
+        # Everything before the last advice but one was advised twice.
+        settled = advised[-2][2] // 4096
+        self.assertEqual(
+            [b for b in range(settled) if covered.get(b, 0) < 2],
+            [],
+        )
+        # The advice comes about once a step, not once a write.
+        ends = [end for _path, _start, end, _size in advised]
+        self.assertTrue(all(b - a >= step for a, b in itertools.pairwise(ends)))
+
+    def test_newFileStartsOver(self) -> None:
+        """
+        After a size rotation the advice counts from the new file's start:
+        the first advice of each file starts at 0 and covers that file only.
+        """
+        advised = self.record_advice()
+        step = datalog._ADVISE_STEP
+        log, clock, directory = self.make_log(
+            "2026-11-24T13:05:09", rotate="none", rotate_size=3 * step
+        )
+        chunk = packet(b"x" * MAX_PAYLOAD_SIZE, clock.seconds())
+        for _ in range(8 * step // len(chunk)):
+            log.write(chunk)
+        log.close()
+        files = datalog_files(directory, NAME)
+        self.assertGreater(len(files), 2)
+        firsts: dict[str, int] = {}
+        for advice_path, start, end, size in advised:
+            firsts.setdefault(os.path.realpath(advice_path), start)
+            self.assertLessEqual(end, size)
+        self.assertEqual(set(firsts.values()), {0})
+        self.assertGreaterEqual(len(firsts), 2)
 
 
 class DataLogErrorTests(_DataLogTestMixin):
