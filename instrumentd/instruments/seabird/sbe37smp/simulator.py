@@ -176,9 +176,8 @@ class SBE37Simulator(SimulatedInstrument):
 
     model: ClassVar[str] = "sbe37"
     option_help: ClassVar[Mapping[str, str]] = {
-        "firmware": "what the dumps and samples look like: "
-        + " or ".join(FIRMWARES)
-        + " (default 2.6, the spec's)",
+        "firmware": "what the dumps and samples look like, and which command "
+        "names it takes: " + " or ".join(FIRMWARES) + " (default 2.6, the spec's)",
         "pressure_sensor": "yes (default) or no: no pressure column, no "
         "pressure section in DC",
         "pump": "yes (default) or no: what DS says of the pump",
