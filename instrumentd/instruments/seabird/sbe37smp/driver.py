@@ -472,21 +472,32 @@ autosample_inputs(
     _states, SBE37Inputs.start_autosample, SBE37Inputs.stop_autosample, STARTNOW, STOP
 )
 
+Result = Deferred[dict[str, object]]
+
+
+def _acquire_sample(machine: SBE37Inputs, core: SBE37Protocol) -> Result:
+    return core.run("acquire_sample", TS if core.pressure_sensor else TS_DRY)
+
+
+def _acquire_status(machine: SBE37Inputs, core: SBE37Protocol) -> Result:
+    return core.acquire_status()
+
+
+def _acquire_calibration(machine: SBE37Inputs, core: SBE37Protocol) -> Result:
+    return core.acquire_calibration()
+
+
+def _clock_sync(machine: SBE37Inputs, core: SBE37Protocol) -> Deferred[str]:
+    return core.clock_sync()
+
+
 # The instrument allows TS, DS and DC while logging; a clock sync while
 # logging stops and starts again.
 for _state in (_states.command, _states.autosample):
-    _state.upon(SBE37Inputs.acquire_sample).loop()(
-        lambda machine, core: core.run(
-            "acquire_sample", TS if core.pressure_sensor else TS_DRY
-        )
-    )
-    _state.upon(SBE37Inputs.acquire_status).loop()(
-        lambda machine, core: core.acquire_status()
-    )
-    _state.upon(SBE37Inputs.acquire_calibration).loop()(
-        lambda machine, core: core.acquire_calibration()
-    )
-    _state.upon(SBE37Inputs.clock_sync).loop()(lambda machine, core: core.clock_sync())
+    _state.upon(SBE37Inputs.acquire_sample).loop()(_acquire_sample)
+    _state.upon(SBE37Inputs.acquire_status).loop()(_acquire_status)
+    _state.upon(SBE37Inputs.acquire_calibration).loop()(_acquire_calibration)
+    _state.upon(SBE37Inputs.clock_sync).loop()(_clock_sync)
 
 #: The protocol machine: the standard states and the inputs above.
 SBE37Machine = _builder.build()
