@@ -27,6 +27,10 @@ from instrumentd.driver.parameters import (
     ParameterType,
     Visibility,
 )
+from instrumentd.instruments.seabird.sbe37smp.particles import (
+    CALIBRATION_IDS,
+    CALIBRATION_TEXT,
+)
 
 __all__ = [
     "CALIBRATION",
@@ -162,43 +166,38 @@ def _settings() -> tuple[Parameter, ...]:
     )  # fmt: skip
 
 
-_SECTIONS: Final = {
-    "T": ("Temperature", "TCALDATE", "TA0 TA1 TA2 TA3"),
-    "C": ("Conductivity", "CCALDATE", "CG CH CI CJ CPCOR CTCOR WBOTC"),
-    "P": (
-        "Pressure",
-        "PCALDATE",
-        "PA0 PA1 PA2 PTCA0 PTCA1 PTCA2 PTCB0 PTCB1 PTCB2 PTEMPA0 PTEMPA1 "
-        "PTEMPA2 POFFSET",
-    ),
-    "R": ("Real-time clock", "RCALDATE", "RTCA0 RTCA1 RTCA2"),
+#: What each calibration value is of, by its first letter.
+_SENSOR: Final = {
+    "t": "Temperature",
+    "c": "Conductivity",
+    "w": "Conductivity",
+    "p": "Pressure",
+    "r": "Real-time clock",
 }
 
 
 def _calibration() -> tuple[Parameter, ...]:
-    declared: list[Parameter] = []
-    for what, date, coefficients in _SECTIONS.values():
+    # One read-only parameter per date and coefficient the calibration dump
+    # may hold (its particle's values less the identifiers).
+    declared = []
+    for source in CALIBRATION_IDS:
+        if source in CALIBRATION_TEXT and not source.endswith("caldate"):
+            continue
+        what, date = _SENSOR[source[0]], source.endswith("caldate")
         declared.append(
             Parameter(
-                name=date,
-                type=ParameterType.STRING,
+                name=source.upper(),
+                type=ParameterType.STRING if date else ParameterType.FLOAT,
                 visibility=Visibility.READ_ONLY,
-                source=date.lower(),
-                display_name=f"{what} calibration date",
+                source=source,
+                display_name=f"{what} calibration date"
+                if date
+                else f"{what} coefficient {source.upper()}",
                 description=f"When the {what.lower()} sensor was calibrated "
-                "(dd-mon-yy).",
+                "(dd-mon-yy)."
+                if date
+                else f"{what} calibration coefficient {source.upper()}.",
             )
-        )
-        declared.extend(
-            Parameter(
-                name=name,
-                type=ParameterType.FLOAT,
-                visibility=Visibility.READ_ONLY,
-                source=name.lower(),
-                display_name=f"{what} coefficient {name}",
-                description=f"{what} calibration coefficient {name}.",
-            )
-            for name in coefficients.split()
         )
     return tuple(declared)
 

@@ -46,9 +46,11 @@ from instrumentd.driver.dumps import DumpParticle, DumpReader, Keyed, Line
 from instrumentd.driver.particles import ParticleField, RegexDataParticle
 
 __all__ = [
+    "CALIBRATION_IDS",
     "CALIBRATION_LINES",
     "CALIBRATION_PATTERN",
     "CALIBRATION_SIEVE",
+    "CALIBRATION_TEXT",
     "DRY_SAMPLE_PATTERN",
     "SAMPLE_PATTERN",
     "SIEVES",
@@ -367,14 +369,15 @@ class SBE37StatusParticle(DumpParticle):
 
 
 #: The calibration's values, in the order dumps print them.
-_CALIBRATION_IDS: Final = (
+CALIBRATION_IDS: Final = (
     "firmware_version", "serial_number", "tcaldate", "ta0", "ta1", "ta2", "ta3",
     "ccaldate", "cg", "ch", "ci", "cj", "cpcor", "ctcor", "wbotc",
     "pressure_serial_number", "pressure_range", "pcaldate", "pa0", "pa1", "pa2",
     "ptca0", "ptca1", "ptca2", "ptcb0", "ptcb1", "ptcb2", "ptempa0", "ptempa1",
     "ptempa2", "poffset", "rcaldate", "rtca0", "rtca1", "rtca2",
 )  # fmt: skip
-_CALIBRATION_TEXT: Final = frozenset((
+#: Those of them that are text: identifiers and dates.
+CALIBRATION_TEXT: Final = frozenset((
     "firmware_version", "serial_number", "pressure_serial_number",
     "tcaldate", "ccaldate", "pcaldate", "rcaldate",
 ))  # fmt: skip
@@ -405,8 +408,8 @@ CALIBRATION_LINES: Final = DumpReader(
             **{f"PTCSB{k}": f"ptcb{k}" for k in range(3)},
         },
     ),
-    read={name: float for name in _CALIBRATION_IDS if name not in _CALIBRATION_TEXT},
-    ids=_CALIBRATION_IDS,
+    read={name: float for name in CALIBRATION_IDS if name not in CALIBRATION_TEXT},
+    ids=CALIBRATION_IDS,
 )
 
 #: The calibration dump (``DC``): its header, a temperature section, and
@@ -447,10 +450,10 @@ class SBE37CalibrationParticle(DumpParticle):
             "calibration date"
             if name.endswith("caldate")
             else name.replace("_", " ")
-            if name in _CALIBRATION_TEXT or name == "pressure_range"
+            if name in CALIBRATION_TEXT or name == "pressure_range"
             else f"calibration coefficient {name.upper()}",
         )
-        for name in _CALIBRATION_IDS
+        for name in CALIBRATION_IDS
     }
 
 
