@@ -4,7 +4,8 @@
 
 With no subcommand, ``twistd instrumentd`` runs the station (from
 ``--config FILE``, or the built-in demo without it).  The subcommands run
-one part on its own: ``port-agent`` and ``simulate``.  Their modules are
+one part on its own: ``port-agent`` and ``simulate``; ``collect`` runs
+the shore collector (:mod:`instrumentd.collector`).  Their modules are
 imported only when used, so ``twistd --help`` stays fast.
 """
 
@@ -27,6 +28,7 @@ from twisted.python import usage
 from zope.interface import provider
 
 from instrumentd import __version__
+from instrumentd.collector.options import CollectOptions
 from instrumentd.portagent.options import PortAgentOptions
 from instrumentd.simulator.options import SimulateOptions
 from instrumentd.station.options import StationOptions
@@ -44,11 +46,18 @@ class Options(StationOptions):
         "station: port agents, drivers, sinks and the HTTP API from --config "
         "FILE, or a demo station (a simulated SBE 37-SMP) without it. "
         "Subcommands: port-agent holds one instrument's link, logs every byte "
-        "and shares it with many clients; simulate runs a simulated instrument."
+        "and shares it with many clients; simulate runs a simulated instrument; "
+        "collect archives stations' data from an MQTT broker."
     )
     subCommands: list[list[object]] = [
         ["port-agent", None, PortAgentOptions, "Run a port agent for one instrument."],
         ["simulate", None, SimulateOptions, "Run a simulated instrument."],
+        [
+            "collect",
+            None,
+            CollectOptions,
+            "Archive stations' data from an MQTT broker (the shore collector).",
+        ],
     ]
 
     def opt_version(self) -> None:
@@ -190,4 +199,10 @@ def makeService(options: Options) -> IService:
 
         assert isinstance(options.subOptions, SimulateOptions)
         return ProcessService(make_service(options.subOptions))
+    if options.subCommand == "collect":
+        from instrumentd.collector.service import CollectorService
+
+        sub = options.subOptions
+        assert isinstance(sub, CollectOptions) and sub.collector_config is not None
+        return ProcessService(CollectorService(sub.collector_config))
     raise usage.UsageError(f"unknown subcommand {options.subCommand!r}")

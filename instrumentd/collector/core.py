@@ -146,9 +146,7 @@ class Collector:
         key = (message.station, message.instrument, message.seq)
         if key in self._pending_keys or self.ledger.is_duplicate(*key):
             self.duplicates += 1
-            stream = self.ledger.stream(message.station, message.instrument)
-            if stream is not None and key not in self._pending_keys:
-                stream.duplicates += 1
+            self.ledger.count_duplicate(message.station, message.instrument)
             ack()
             return
         day = message.day

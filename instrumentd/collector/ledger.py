@@ -265,6 +265,17 @@ class Ledger:
         stream = self._streams.get((station, instrument))
         return stream is not None and stream.has(seq)
 
+    def count_duplicate(self, station: str, instrument: str) -> None:
+        """
+        Count a duplicate found before :meth:`observe` (one still waiting
+        to be written).
+        """
+        key = (station, instrument)
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._streams[key] = Stream()
+        stream.duplicates += 1
+
     def observe(
         self, station: str, instrument: str, seq: int, time: str | None
     ) -> Verdict:

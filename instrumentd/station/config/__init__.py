@@ -51,11 +51,17 @@ declarations.  The modules:
   ``_drivers``: each section's checks beyond single keys, and the specs
   built from it;
 - ``_specs``: the checked configuration the station runs from;
+- ``_collector``: the shore collector's own file, ``[collector]``;
 - ``_errors``: :class:`ConfigError`.
 """
 
 from __future__ import annotations
 
+from instrumentd.station.config._collector import (
+    CollectorConfig,
+    load_collector_config,
+    parse_collector_config,
+)
 from instrumentd.station.config._errors import ConfigError
 from instrumentd.station.config._keys import SECTIONS
 from instrumentd.station.config._parse import load_config, parse_config, parse_toml
@@ -82,6 +88,7 @@ __all__ = [
     "DEFAULT_DATA_DIR",
     "SECTIONS",
     "SINK_TYPES",
+    "CollectorConfig",
     "ConfigError",
     "ConnectionSpec",
     "DriverFactory",
@@ -91,7 +98,9 @@ __all__ = [
     "SimulatorSpec",
     "SinkSpec",
     "StationConfig",
+    "load_collector_config",
     "load_config",
+    "parse_collector_config",
     "parse_config",
     "parse_toml",
 ]

@@ -35,6 +35,7 @@ from instrumentd.station.apisite import (
     DEFAULT_MAX_BODY,
     DEFAULT_MAX_CONNECTIONS,
 )
+from instrumentd.station.config._collector import COLLECTOR
 from instrumentd.station.config._specs import (
     _LOOPBACK_ANY,
     _NAME,
@@ -1017,4 +1018,5 @@ SECTIONS: Final = (
     *CONNECTIONS.values(),
     PORT_AGENT,
     LISTENERS,
+    COLLECTOR,
 )
