@@ -80,8 +80,9 @@ class CollectorService(MultiService):
             keepalive=config.keepalive,
             clean_start=False,
             session_expiry=config.session_expiry,
+            manual_ack=True,
         )
-        self.client: MQTTClient = MQTTClient(settings, reactor=reactor, manual_ack=True)
+        self.client: MQTTClient = MQTTClient(settings, reactor=reactor)
         self.client.on_message(self._message)
         self.client.setServiceParent(self)
         self.api_port: IListeningPort | None = None
@@ -124,10 +125,17 @@ class CollectorService(MultiService):
     def _listening(self, port: IListeningPort) -> None:
         self.api_port = port
         address = port.getHost()
+        host = getattr(address, "host", None)
+        where = (
+            f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:"
+            f"{address.port}/api"  # type: ignore[attr-defined]
+            if host is not None
+            else str(address)
+        )
         self.log.info(
-            "collector API listening on {address}; archive {directory}; "
-            "subscribed to {filters} at {broker}",
-            address=f"{getattr(address, 'host', address)}:{getattr(address, 'port', '')}",
+            "collector API listening on {where}; archive {directory}; "
+            "subscribing to {filters} at {broker}",
+            where=where,
             directory=self.config.data_dir,
             filters=", ".join(self.config.topic_filters()),
             broker=self.client.settings.describe(),
