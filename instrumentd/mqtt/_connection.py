@@ -19,6 +19,7 @@ the connection freely.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import paho.mqtt.client as paho
@@ -131,6 +132,7 @@ class MQTTConnection(Protocol):
             client_id=settings.client_id,
             protocol=paho.MQTTv5,
             reconnect_on_failure=False,
+            manual_ack=settings.manual_ack,
         )
         client.transport_socket = self._socket
         client.max_inflight_messages_set(settings.max_inflight)
@@ -365,9 +367,19 @@ class MQTTConnection(Protocol):
     ) -> None:
         if self._deliver is None:
             return
-        received = Message.from_paho(message, self._clock.seconds())
+        ack = None
+        if self.settings.manual_ack and message.qos > 0:
+            ack = partial(self._ack, client, message.mid, message.qos)
+        received = Message.from_paho(message, self._clock.seconds(), ack)
         deliver = self._deliver
         self._ready.append(lambda: deliver(received))
+
+    def _ack(self, client: paho.Client, mid: int, qos: int) -> None:
+        # Only on the connection the message came on: after a reconnect the
+        # broker sends it again, and that delivery is acknowledged.
+        if self._client is client and self.open:
+            client.ack(mid, qos)
+            self._want_write()
 
     def _on_register_write(
         self, client: paho.Client, userdata: object, sock: object

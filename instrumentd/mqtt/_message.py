@@ -6,6 +6,7 @@ paho's types so that the rest of instrumentd never imports paho.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -75,6 +76,11 @@ class MessageProperties:
         )
 
 
+def _acknowledged() -> None:
+    # Acknowledged on receipt (by paho) already.
+    pass
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """
@@ -87,6 +93,11 @@ class Message:
         new subscription, not published just now).
     :ivar properties: its MQTT 5 properties.
     :ivar received: when it arrived, by the client's clock (seconds).
+    :ivar ack: with :attr:`BrokerSettings.manual_ack
+        <instrumentd.mqtt.BrokerSettings.manual_ack>`, acknowledges it to
+        the broker (on the connection it came on; if that is gone, the
+        broker sends it again on the next); otherwise it was acknowledged
+        on receipt and this does nothing.
     """
 
     topic: str
@@ -95,12 +106,19 @@ class Message:
     retain: bool = False
     properties: MessageProperties = field(default_factory=MessageProperties)
     received: float = 0.0
+    ack: Callable[[], None] = field(default=_acknowledged, compare=False, repr=False)
 
     @classmethod
-    def from_paho(cls, message: MQTTMessage, received: float) -> Message:
+    def from_paho(
+        cls,
+        message: MQTTMessage,
+        received: float,
+        ack: Callable[[], None] | None = None,
+    ) -> Message:
         """
         :param message: paho's message.
         :param received: when it arrived.
+        :param ack: acknowledges it, when that is left to the receiver.
         :returns: ours.
         """
         return cls(
@@ -110,4 +128,5 @@ class Message:
             retain=bool(message.retain),
             properties=MessageProperties.from_paho(message.properties),
             received=received,
+            ack=ack if ack is not None else _acknowledged,
         )

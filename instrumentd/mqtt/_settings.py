@@ -72,6 +72,9 @@ class BrokerSettings:
     :ivar session_expiry: seconds the broker keeps the session (its
         subscriptions and queued QoS 1 messages) after a disconnect.
     :ivar max_inflight: QoS 1 messages sent but not acknowledged at once.
+    :ivar manual_ack: acknowledge a received QoS 1 message only when the
+        receiver calls its :attr:`~instrumentd.mqtt.Message.ack` (the
+        collector does once the message is written), not on receipt.
     """
 
     address: str
@@ -85,6 +88,7 @@ class BrokerSettings:
     clean_start: bool = True
     session_expiry: int = 0
     max_inflight: int = 100
+    manual_ack: bool = False
 
     def describe(self) -> str:
         """
