@@ -300,7 +300,9 @@ def seqs(lines: Iterable[dict[str, Any]]) -> list[int]:
     return [int(line["seq"]) for line in lines]
 
 
-def exactly_once(testcase: Any, lines: Sequence[dict[str, Any]], expected: Iterable[int]) -> None:
+def exactly_once(
+    testcase: Any, lines: Sequence[dict[str, Any]], expected: Iterable[int]
+) -> None:
     """
     Assert that the archive holds each expected number once, and no other.
     """

@@ -40,7 +40,9 @@ class CollectorEndToEndTests(TestCase):
         await broker.start()
         self.addCleanup(broker.stop)
         collector = CollectorProcess(
-            os.path.join(directory, "collector"), broker.url, **kwargs  # type: ignore[arg-type]
+            os.path.join(directory, "collector"),
+            broker.url,
+            **kwargs,  # type: ignore[arg-type]
         )
         await collector.start()
         self.addCleanup(collector.stop)
@@ -59,7 +61,13 @@ class CollectorEndToEndTests(TestCase):
         )
         [gap] = gaps["open"]
         self.assertEqual(
-            (gap["station"], gap["instrument"], gap["first"], gap["last"], gap["missing"]),
+            (
+                gap["station"],
+                gap["instrument"],
+                gap["first"],
+                gap["last"],
+                gap["missing"],
+            ),
             ("A", "CTD", 3, 5, 3),
         )
         self.assertEqual(gap["after"], "2026-12-07T08:00:02.000000Z")
@@ -75,7 +83,9 @@ class CollectorEndToEndTests(TestCase):
             lambda g: not g["open"] and g["closed"], "/gaps", "the gap closed"
         )
         [closed] = gaps["closed"]
-        self.assertEqual((closed["first"], closed["last"], closed["missing"]), (3, 5, 0))
+        self.assertEqual(
+            (closed["first"], closed["last"], closed["missing"]), (3, 5, 0)
+        )
         self.assertIsNotNone(closed["closed"])
         await collector.process.wait_for(r"gap closed: A/CTD seq 3\.\.5")
         await collector.stop()
@@ -135,5 +145,3 @@ class CollectorEndToEndTests(TestCase):
         await collector.stop()
         archive = read_archive(collector.archive)
         exactly_once(self, archive[("A", "ADCP")], [1, 2, 3])
-
-

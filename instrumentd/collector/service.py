@@ -84,7 +84,7 @@ class CollectorService(MultiService):
         )
         self.client: MQTTClient = MQTTClient(settings, reactor=reactor)
         self.client.on_message(self._message)
-        self.client.setServiceParent(self)
+        self.client.setServiceParent(self)  # type: ignore[no-untyped-call]
         self.api_port: IListeningPort | None = None
 
     def _message(self, message: Message) -> None:
@@ -159,7 +159,8 @@ class CollectorService(MultiService):
             self.collector.stop()
             if self.api_port is not None:
                 port, self.api_port = self.api_port, None
-                return maybeDeferred(port.stopListening)  # type: ignore[arg-type]
+                stopped: Deferred[None] | None = port.stopListening()
+                return stopped
             return None
 
         return stopping.addCallback(close)
