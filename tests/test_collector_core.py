@@ -112,6 +112,27 @@ class MessageTests(SynchronousTestCase):
             (line["station"], line["instrument"], line["seq"]), ("A", "CTD", 3)
         )
 
+    def test_old_record_converted(self) -> None:
+        """
+        A record in the layout before version 2 (a particle's
+        C{to_dict()}) is archived as version 2.
+        """
+        old = {
+            "pkt_format_id": "JSON_Data",
+            "pkt_version": 1,
+            "stream_name": "ctd_sample",
+            "preferred_timestamp": "driver_timestamp",
+            "driver_timestamp": 3974284800.5,
+            "values": [{"value_id": "temperature", "value": 10.5}],
+        }
+        payload = {"station": "A", "instrument": "CTD", "seq": 1, "record": old}
+        message = parse_message(
+            "instrumentd/A/CTD/data/ctd_sample", json.dumps(payload).encode()
+        )
+        line = json.loads(message.line)
+        self.assertEqual((line["version"], line["values"]), (2, {"temperature": 10.5}))
+        self.assertEqual(message.day, "2025-12-09")
+
     def test_refused(self) -> None:
         """
         Each malformed message is refused, naming what is wrong.
@@ -130,6 +151,11 @@ class MessageTests(SynchronousTestCase):
                 "not a positive integer",
             ),
             (topic, json.dumps({**body, "record": [1]}).encode(), "'record' is list"),
+            (
+                topic,
+                json.dumps({**body, "record": {"record": "x"}}).encode(),
+                "not a sample record",
+            ),
         ]
         for topic_, payload_, expected in cases:
             with self.assertRaises(MessageError) as caught:

@@ -137,7 +137,7 @@ class Collector:
             (which no redelivery would mend).
         """
         try:
-            message = parse_message(topic, payload)
+            message = parse_message(topic, payload, self._clock.seconds())
         except MessageError as e:
             self.rejected += 1
             self._rejections.report(f"message refused: {e}")

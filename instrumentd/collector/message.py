@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from instrumentd.station._sink import iso_time, sample_time, utc_day
+from instrumentd.station.record import RECORD_VERSION, RecordError, read_record
 
 __all__ = [
     "EVENTS_STREAM",
@@ -92,12 +93,19 @@ def _event_time(event: dict[str, object]) -> tuple[str | None, str | None]:
     return None, None
 
 
-def parse_message(topic: str, payload: bytes) -> Message:
+def parse_message(topic: str, payload: bytes, received: float | None = None) -> Message:
     """
     Read one message.
 
+    A data message's record is read with
+    :func:`~instrumentd.station.record.read_record`: a version 2 record is
+    archived as it came, a record in the layout before version 2 is
+    converted to version 2 first.
+
     :param topic: the topic it was published to.
     :param payload: its payload.
+    :param received: when it was received, Unix seconds: the time of an
+        old record that has no timestamp of its own.
     :returns: the message.
     :raises MessageError: naming what is wrong with the topic or payload.
     """
@@ -141,6 +149,13 @@ def parse_message(topic: str, payload: bytes) -> Message:
             "not a JSON object"
         )
     if kind == "data":
+        try:
+            checked = read_record(content, instrument=instrument, received=received)
+        except RecordError as e:
+            raise MessageError(f"{topic}: {e}") from None
+        if content.get("version") != RECORD_VERSION:
+            # A station from before version 2: the archive holds version 2.
+            content = checked
         time, day = _record_time(content)
         stream = name
     else:
