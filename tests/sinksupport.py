@@ -22,6 +22,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from instrumentd.packet import NTP_UNIX_OFFSET
+from instrumentd.station.record import read_record
 
 URL = "http://ingest.example/particles"
 
@@ -49,6 +50,16 @@ def particle(number: int, when: str = "2026-11-24T12:00:00") -> dict[str, object
         "quality_flag": "ok",
         "values": [{"value_id": "n", "value": number}],
     }
+
+
+def record(
+    number: int, when: str = "2026-11-24T12:00:00", instrument: str = "ctd1"
+) -> dict[str, object]:
+    """
+    The sample record (version 2) a sink makes of C{particle(number, when)}
+    written for C{instrument}.
+    """
+    return read_record(particle(number, when), instrument=instrument)
 
 
 def read_lines(path: str) -> list[bytes]:
@@ -105,7 +116,7 @@ class Endpoint(Resource):
         """
         The seqs of each body received, a list per POST.
         """
-        return [[p["seq"] for p in body["particles"]] for body in self.bodies]
+        return [[p["seq"] for p in body["records"]] for body in self.bodies]
 
 
 class FailingClient:
@@ -197,7 +208,7 @@ class Receiver(Resource):
         goes out first), answer 200.
         """
         assert request.content is not None
-        self.particles.extend(json.loads(request.content.read())["particles"])
+        self.particles.extend(json.loads(request.content.read())["records"])
         for waiter in list(self._waiters):
             if len(self.particles) >= waiter[0]:
                 self._waiters.remove(waiter)
@@ -330,7 +341,7 @@ class ClosingReceiver:
         """
         self.requests += 1
         if self.answer:
-            self.particles.extend(json.loads(body)["particles"])
+            self.particles.extend(json.loads(body)["records"])
             for waiter in list(self._waiters):
                 if len(self.particles) >= waiter[0]:
                     self._waiters.remove(waiter)
@@ -386,7 +397,7 @@ import http.server, json, sys
 class Ingest(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        seqs = [p["seq"] for p in json.loads(body)["particles"]]
+        seqs = [p["seq"] for p in json.loads(body)["records"]]
         sys.stdout.write(json.dumps(seqs) + "\\n")
         sys.stdout.flush()
         self.send_response(200)

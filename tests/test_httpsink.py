@@ -32,6 +32,7 @@ from tests.sinksupport import (
     no_jitter,
     particle,
     read_json_lines,
+    record,
 )
 
 
@@ -87,8 +88,8 @@ class HttpSinkTests(SynchronousTestCase):
         self.assertEqual(first["source"], sink._spool.source)
         self.assertEqual(first["batch"], 1)
         self.assertEqual(
-            first["particles"][1],
-            {"seq": 2, "instrument": "ctd1", "particle": particle(1)},
+            first["records"][1],
+            {"seq": 2, "instrument": "ctd1", "record": record(1)},
         )
         clock.advance(0.99)
         self.assertEqual(len(endpoint.bodies), 2)
@@ -314,11 +315,7 @@ class HttpSinkTests(SynchronousTestCase):
         clock.advance(1.0)
         self.assertEqual(up.seqs(), [[1, 2], [3, 4], [5], [6]])
         self.assertEqual(
-            [
-                p["particle"]["values"][0]["value"]
-                for body in up.bodies
-                for p in body["particles"]
-            ],
+            [p["record"]["values"]["n"] for body in up.bodies for p in body["records"]],
             [0, 1, 2, 3, 4, 5],
         )
 
@@ -380,7 +377,7 @@ class HttpSinkTests(SynchronousTestCase):
         )
         self.assertEqual(sink.stats()["dropped"], 1)
         self.assertEqual(endpoint.seqs(), [[1]])
-        self.assertEqual(endpoint.bodies[0]["particles"][0]["particle"], particle(2))
+        self.assertEqual(endpoint.bodies[0]["records"][0]["record"], record(2))
 
     def test_closeWaitsForAnswer(self) -> None:
         """
@@ -486,10 +483,7 @@ class HttpSinkReceiverTests(TestCase):
             [p["seq"] for p in receiver.particles], list(range(1, total + 1))
         )
         self.assertEqual(
-            [
-                (p["instrument"], p["particle"]["values"][0]["value"])
-                for p in receiver.particles
-            ],
+            [(p["instrument"], p["record"]["values"]["n"]) for p in receiver.particles],
             [(f"ctd{n % 3}", n) for n in range(total)],
         )
         stats = sink.stats()

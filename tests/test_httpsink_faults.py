@@ -40,7 +40,7 @@ def value(item: Any) -> Any:
     """
     The number a L{particle} carries, from a particle as a receiver got it.
     """
-    return item["particle"]["values"][0]["value"]
+    return item["record"]["values"]["n"]
 
 
 def sink_logs(events: list[Any]) -> list[tuple[LogLevel, str]]:

@@ -41,6 +41,7 @@ from instrumentd.driver.events import (
     SampleEvent,
     StateChangeEvent,
 )
+from instrumentd.packet import NTP_UNIX_OFFSET
 from instrumentd.station.api import StationAPI
 from instrumentd.station.instrument import LinkReport, Station, StationInstrument
 from tests.apisupport import FakeDriver, FakeParticle
@@ -273,6 +274,38 @@ class ReadTests(InstrumentctlTestCase):
         self.assertIn("port agent: pid 99, data 4001, command 4002\n", out)
         self.assertIn(
             "PARAMETER  VALUE\nINTERVAL   5\nSERIAL     1234\nUNITS      C\n", out
+        )
+
+    @defer.inlineCallbacks
+    def test_statusRecord(self) -> Any:
+        """
+        The latest sample in C{status NAME} is read from its record (version
+        2): the time it was taken and each value with its units.
+        """
+        taken = 1796630400.25 + NTP_UNIX_OFFSET
+
+        class Described:
+            def to_dict(self) -> dict[str, object]:
+                return {
+                    "pkt_format_id": "JSON_Data",
+                    "stream_name": "ctd_sample",
+                    "internal_timestamp": taken,
+                    "driver_timestamp": taken + 9,
+                    "preferred_timestamp": "internal_timestamp",
+                    "values": [
+                        {"value_id": "temperature", "value": 12.5, "units": "degree_C"},
+                        {"value_id": "serial", "value": "0042"},
+                    ],
+                }
+
+        events = self.station.driver.events
+        events.publish(SampleEvent(Described(), time=events.now()))
+        code, out, _ = yield self.ctl("status", "ctd")
+        self.assertEqual(code, ExitCode.OK)
+        self.assertIn(
+            "latest:     2026-12-07T08:00:00.250Z temperature=12.5 degree_C, "
+            "serial=0042\n",
+            out,
         )
 
     @defer.inlineCallbacks

@@ -19,6 +19,7 @@ from zope.interface.verify import verifyObject
 from instrumentd.driver.events import EventBus, SampleEvent, StateChangeEvent
 from instrumentd.driver.particles import DataParticle
 from instrumentd.packet import NTP_UNIX_OFFSET
+from instrumentd.station.record import build_record, read_record
 from instrumentd.station.sinks import (
     ISink,
     JsonLinesSink,
@@ -26,7 +27,7 @@ from instrumentd.station.sinks import (
     connect_sink,
     sample_time,
 )
-from tests.sinksupport import particle, read_json_lines, read_lines, utc
+from tests.sinksupport import particle, read_json_lines, read_lines, record, utc
 
 
 class CountParticle(DataParticle):
@@ -104,15 +105,14 @@ class MemorySinkTests(SynchronousTestCase):
 
     def test_keeps(self) -> None:
         """
-        Particles and dicts are kept as dicts, in order, per instrument.
+        Particles and dicts are kept as their records (version 2), in order,
+        per instrument.
         """
         sink = MemorySink()
         sink.write("ctd1", particle(1))
         sink.write("ctd2", CountParticle(b"7", driver_timestamp=1.0))
-        self.assertEqual(sink.particles("ctd1"), [particle(1)])
-        self.assertEqual(
-            sink.particles("ctd2")[0]["values"], [{"value_id": "count", "value": 7}]
-        )
+        self.assertEqual(sink.particles("ctd1"), [record(1)])
+        self.assertEqual(sink.particles("ctd2")[0]["values"], {"count": 7})
         self.assertEqual(len(sink.particles()), 2)
 
     def test_waitFor(self) -> None:
@@ -137,12 +137,24 @@ class MemorySinkTests(SynchronousTestCase):
             sink.write("ctd1", particle(number))
         self.assertEqual(
             [p["values"] for p in sink.particles()],
-            [particle(1)["values"], particle(2)["values"]],
+            [{"n": 1}, {"n": 2}],
         )
         self.successResultOf(sink.close())
         sink.write("ctd1", particle(4))
         self.assertEqual(
-            sink.stats(), {"written": 3, "kept": 2, "dropped": 2, "closed": True}
+            sink.stats(),
+            {"written": 3, "kept": 2, "dropped": 2, "invalid": 0, "closed": True},
+        )
+
+    def test_invalid(self) -> None:
+        """
+        A mapping that is no record is dropped and counted, not raised.
+        """
+        sink = MemorySink()
+        sink.write("ctd1", {"record": "something else"})
+        self.assertEqual(
+            (sink.stats()["invalid"], sink.stats()["dropped"], len(sink.records)),
+            (1, 1, 0),
         )
 
 
@@ -164,7 +176,9 @@ class ConnectSinkTests(SynchronousTestCase):
         bus.publish(StateChangeEvent("COMMAND", time=2.0))
         stop()
         bus.publish(SampleEvent(CountParticle(b"2", driver_timestamp=1.0), time=3.0))
-        self.assertEqual(list(sink.records), [("ctd1", one.to_dict())])
+        self.assertEqual(
+            list(sink.records), [("ctd1", dict(build_record("ctd1", one)))]
+        )
 
 
 class JsonLinesSinkTests(SynchronousTestCase):
@@ -196,9 +210,9 @@ class JsonLinesSinkTests(SynchronousTestCase):
 
     def test_layout(self) -> None:
         """
-        Each particle is one compact JSON line in
-        C{<dir>/<instrument>/<stream>/<YYYY-MM-DD>.jsonl}; a DataParticle is
-        written as its C{to_dict()}.
+        Each sample is its record (version 2) as one compact JSON line in
+        C{<dir>/<instrument>/<stream>/<YYYY-MM-DD>.jsonl}; an old particle
+        dict is converted, a DataParticle built into its record.
         """
         sink, _, directory = self.make_sink()
         counted = CountParticle(
@@ -209,13 +223,13 @@ class JsonLinesSinkTests(SynchronousTestCase):
         sink.write("ctd2", counted)
         self.successResultOf(sink.flush())
         path = os.path.join(directory, "ctd1", "ctd_parsed", "2026-11-24.jsonl")
-        self.assertEqual(read_json_lines(path), [particle(1), particle(2)])
+        self.assertEqual(read_json_lines(path), [record(1), record(2)])
         self.assertNotIn(b" ", read_lines(path)[0])
         self.assertEqual(
             read_json_lines(
                 os.path.join(directory, "ctd2", "count", "2026-11-24.jsonl")
             ),
-            [counted.to_dict()],
+            [json.loads(build_record("ctd2", counted).json)],
         )
         stats = sink.stats()
         self.assertEqual(
@@ -269,11 +283,11 @@ class JsonLinesSinkTests(SynchronousTestCase):
         )
         self.assertEqual(
             read_json_lines(os.path.join(folder, "2026-11-24.jsonl")),
-            [particle(1, "2026-11-24T23:59:59.5")],
+            [record(1, "2026-11-24T23:59:59.5")],
         )
         self.assertEqual(
             [
-                p["values"][0]["value"]
+                p["values"]["n"]
                 for p in read_json_lines(os.path.join(folder, "2026-11-25.jsonl"))
             ],
             [2, 3],
@@ -305,9 +319,27 @@ class JsonLinesSinkTests(SynchronousTestCase):
             read_json_lines(
                 os.path.join(directory, "ctd1", "unknown", "2026-11-25.jsonl")
             ),
-            [{"values": []}],
+            [
+                read_record(
+                    {"values": []},
+                    instrument="ctd1",
+                    received=utc("2026-11-25T03:00:00"),
+                )
+            ],
         )
         self.assertEqual(sink.stats()["reception_dated"], 1)
+
+    def test_invalidDropped(self) -> None:
+        """
+        A mapping that is no record (junk, a record of a version this
+        station cannot read) is dropped, counted and logged, not raised.
+        """
+        sink, _, directory = self.make_sink()
+        with capturedLogs() as events:
+            sink.write("ctd1", {"record": "instrumentd.sample", "version": 9})
+        self.assertEqual((sink.stats()["invalid"], sink.stats()["dropped"]), (1, 1))
+        self.assertFalse(os.path.exists(directory))
+        self.assertIn("version 9", formatEvent(events[0]))
 
     def test_pastDayClosedWhenIdle(self) -> None:
         """
@@ -357,7 +389,7 @@ class JsonLinesSinkTests(SynchronousTestCase):
         self.assertEqual(sink.stats()["files_opened"], 5)
         found = {
             name: [
-                p["values"][0]["value"]
+                p["values"]["n"]
                 for p in read_json_lines(
                     os.path.join(directory, name, "ctd_parsed", "2026-11-24.jsonl")
                 )
@@ -381,7 +413,7 @@ class JsonLinesSinkTests(SynchronousTestCase):
         self.successResultOf(sink.flush())
         lines = read_lines(path)
         self.assertEqual(lines[1], b'{"stream_na')
-        self.assertEqual(json.loads(lines[2]), particle(1))
+        self.assertEqual(json.loads(lines[2]), record(1))
 
     def test_unsafeNames(self) -> None:
         """

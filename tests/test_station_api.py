@@ -804,7 +804,8 @@ class StationInstrumentTests(SynchronousTestCase):
             },
         )
         assert instrument.latest_sample is not None
-        self.assertEqual(instrument.latest_sample["particle"]["values"][0]["value"], 2)
+        self.assertEqual(instrument.latest_sample["record"]["values"]["t"], 2)
+        self.assertEqual(instrument.latest_record, instrument.latest_sample["record"])
         instrument.close()
         driver.sample(t=3)
         self.assertEqual(instrument.samples, 2)

@@ -266,7 +266,7 @@ class StationEventStreamTests(StationStreamCase):
             [(name, "SAMPLE") for name in order] + [("ctd2", "STATE_CHANGE")],
         )
         samples = client.events[: len(order)]
-        values = [_data(e)["particle"]["values"][0]["value"] for e in samples]
+        values = [_data(e)["record"]["values"]["n"] for e in samples]
         self.assertEqual(values, list(range(len(order))))
         self.assertEqual(
             {self.instruments[name].streams for name in NAMES}, {1}, "counted"
@@ -439,9 +439,9 @@ class SerialisationTests(StationStreamCase):
     async def test_oncePerEvent(self) -> None:
         """
         With six streams of an instrument (station-wide and its own), a
-        sample's particle is turned into a dict twice in all: once for the
-        station's counters and once for every stream; every stream gets the
-        same bytes.
+        sample's particle is turned into a dict once in all, when the
+        station makes its record, and the record encoded once; every stream
+        gets the same bytes.
         """
         self.serve()
         clients = [await self.open("/api/events") for _ in range(3)]
@@ -452,7 +452,10 @@ class SerialisationTests(StationStreamCase):
         bus.publish(SampleEvent(CountingParticle(n=1), time=bus.now()))
         for client in clients:
             await within(client.wait_events(1), "the sample")
-        self.assertEqual(CountingParticle.made, 2)
+        self.assertEqual(CountingParticle.made, 1)
+        latest = self.instruments["ctd1"]._latest_sample
+        assert latest is not None
+        self.assertEqual(latest.record.encodings, 1)
         self.assertEqual(len({client.events[0] for client in clients}), 1)
         self.assertEqual(self.api.feeds[self.instruments["ctd1"]].messages, 1)
 
@@ -461,7 +464,7 @@ class SerialisationTests(StationStreamCase):
         A feed leaves its instrument's bus when its last stream ends.
         """
         self.serve()
-        bus = self.drivers["optode"].events
+        bus = self.instruments["optode"]
         before = bus.listener_count
         clients = [await self.open("/api/events") for _ in range(2)]
         self.assertEqual(bus.listener_count, before + 1)

@@ -83,7 +83,8 @@ class EventStreamTests(APITestCase):
         self.assertTrue(text.endswith("\n\n"))
         self.assertEqual([e.event for e in events], ["SAMPLE", "STATE_CHANGE"])
         sample = json.loads(events[0].data)
-        self.assertEqual(sample["particle"]["values"][0]["value"], 20.5)
+        self.assertEqual(sample["record"]["values"]["temperature"], 20.5)
+        self.assertEqual(sample["record"]["instrument"], "fake")
         self.assertEqual(json.loads(events[1].data)["state"], "AUTOSAMPLE")
         self.assertNoResult(done)
         station.api.close()
@@ -136,17 +137,17 @@ class EventStreamTests(APITestCase):
         its keep-alive timer is cancelled.
         """
         station = self.station()
-        listeners = station.fake.events.listener_count
+        listeners = station.fake_instrument.listener_count
         calls = len(station.clock.getDelayedCalls())
         _, _, _, done = self.open(station)
-        self.assertEqual(station.fake.events.listener_count, listeners + 1)
+        self.assertEqual(station.fake_instrument.listener_count, listeners + 1)
         self.assertEqual(station.fake_instrument.streams, 1)
         self.assertEqual(len(station.clock.getDelayedCalls()), calls + 1)
         self.hang_up = True
         station.fake.sample(t=1)
         station.settle()
         self.failureResultOf(done, ConnectionAbortedError)
-        self.assertEqual(station.fake.events.listener_count, listeners)
+        self.assertEqual(station.fake_instrument.listener_count, listeners)
         self.assertEqual(station.fake_instrument.streams, 0)
         self.assertEqual(len(station.clock.getDelayedCalls()), calls)
         self.assertEqual(station.api.streams, set())

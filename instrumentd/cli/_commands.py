@@ -20,6 +20,7 @@ from instrumentd.cli._format import (
     format_table,
     format_time,
     result_text,
+    sample_time,
     sample_values,
 )
 from instrumentd.station.refusals import user_commands
@@ -117,8 +118,10 @@ async def _status(
     )
     latest = body.get("latest_sample")
     if latest:
-        values = ", ".join(f"{k}={cell(v)}" for k, v in sample_values(latest))
-        lines.append(f"latest:     {format_time(latest.get('time'))} {values}")
+        values = ", ".join(
+            f"{k}={cell(v)}" for k, v in sample_values(latest, units=True)
+        )
+        lines.append(f"latest:     {format_time(sample_time(latest))} {values}")
     error = body.get("latest_error")
     if error:
         lines.append(

@@ -20,6 +20,8 @@ __all__ = [
     "format_table",
     "format_time",
     "result_text",
+    "sample_record",
+    "sample_time",
     "sample_values",
 ]
 
@@ -109,17 +111,60 @@ class Output:
         self.err.flush()
 
 
-def sample_values(sample: Mapping[str, Any] | None) -> list[tuple[str, object]]:
+def sample_record(sample: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """
+    The record (version 2) of a ``SAMPLE`` event's JSON form, or ``None``
+    when it has none that can be read.  A station of an older version sends
+    ``"particle"`` in the old layout: it is converted.
+    """
     if not sample:
+        return None
+    from instrumentd.station.record import RecordError, read_record
+
+    found = sample.get("record", sample.get("particle"))
+    try:
+        return read_record(found, instrument=sample.get("instrument"))
+    except RecordError:
+        return None
+
+
+def sample_time(sample: Mapping[str, Any] | None) -> object:
+    """
+    When a sample was taken (its record's time), Unix seconds; the event's
+    time when its record cannot be read.
+    """
+    from instrumentd.packet import NTP_UNIX_OFFSET
+
+    record = sample_record(sample)
+    ntp = None if record is None else record.get("ntp_time")
+    if isinstance(ntp, int | float) and ntp:
+        return ntp - NTP_UNIX_OFFSET
+    return None if sample is None else sample.get("time")
+
+
+def sample_values(
+    sample: Mapping[str, Any] | None, *, units: bool = False
+) -> list[tuple[str, object]]:
+    """
+    A ``SAMPLE`` event's values, in order.
+
+    :param sample: the event's JSON form.
+    :param units: give each value with its units as text (``10.2
+        degree_Celsius``), where the record has units for it.
+    :returns: (name, value) pairs.
+    """
+    record = sample_record(sample)
+    values = None if record is None else record.get("values")
+    if not isinstance(values, Mapping):
         return []
-    particle = sample.get("particle") or {}
-    values = particle.get("values") if isinstance(particle, Mapping) else None
-    if not isinstance(values, list):
-        return []
+    if not units:
+        return [(str(name), value) for name, value in values.items()]
+    assert record is not None
+    known = record.get("units")
+    known = known if isinstance(known, Mapping) else {}
     return [
-        (str(each.get("value_id")), each.get("value"))
-        for each in values
-        if isinstance(each, Mapping)
+        (str(name), f"{cell(value)} {known[name]}" if name in known else value)
+        for name, value in values.items()
     ]
 
 

@@ -19,7 +19,14 @@ from twisted.python.failure import Failure
 
 from instrumentd.cli._client import StationClient, instrument_path
 from instrumentd.cli._exit import ExitCode
-from instrumentd.cli._format import Output, cell, format_time, sample_values
+from instrumentd.cli._format import (
+    Output,
+    cell,
+    format_time,
+    sample_record,
+    sample_time,
+    sample_values,
+)
 from instrumentd.station.sse import EventStreamParser, ServerSentEvent
 
 __all__ = ["SampleTable", "StreamReader", "watch"]
@@ -123,12 +130,12 @@ class SampleTable:
         line = self.describe(message.event, data)
         who = f"{cell(data.get('instrument'))} " if self.several else ""
         if message.event == "SAMPLE":
-            particle = data.get("particle")
-            stream = (
-                particle.get("stream_name") if isinstance(particle, Mapping) else None
-            )
+            record = sample_record(data)
+            stream = None if record is None else record.get("stream")
             title = who + str(stream or "samples")
-            self.sample(title, when, dict(sample_values(data)))
+            # The row says when the sample was taken, not when it was sent.
+            taken = format_time(sample_time(data))
+            self.sample(title, taken, dict(sample_values(data)))
         elif line is not None:
             self.out.write(f"-- {when} {who}{line}\n")
 

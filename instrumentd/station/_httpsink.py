@@ -8,6 +8,7 @@ Import it from :mod:`instrumentd.station.sinks`.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,11 +33,11 @@ from instrumentd.station._sink import (
     ErrorReport,
     ISink,
     Particle,
-    as_dict,
     default_reactor,
     iso_time,
     utc_day,
 )
+from instrumentd.station.record import RecordError, as_record, read_record
 from instrumentd.station.spool import DEFAULT_MAX_BYTES, Spool, SpoolEntry
 
 if TYPE_CHECKING:
@@ -206,13 +207,19 @@ class HttpSink:
     or ``batch_interval`` seconds after the first of fewer arrived.  Its
     body (``Content-Type: application/json``)::
 
-        {"source": "<spool id>", "batch": <seq of the first particle>,
-         "particles": [{"seq": 1, "instrument": "ctd1",
-                        "particle": {...to_dict() form...}}, ...]}
+        {"source": "<spool id>", "batch": <seq of the first record>,
+         "records": [{"seq": 1, "instrument": "ctd1",
+                      "record": {...sample record, version 2...}}, ...]}
 
-    ``seq`` numbers particles 1, 2, 3, ... for the life of the spool;
-    ``source`` is a random id of the spool.  Particles of all instruments
-    share one sequence and one order.
+    ``seq`` numbers records 1, 2, 3, ... for the life of the spool;
+    ``source`` is a random id of the spool.  Records of all instruments
+    share one sequence and one order.  Each ``record`` is the sample's
+    record (``doc/data.md``), its bytes as the station encoded them once.
+    A spool written by an older version holds particles in the old
+    layout: they are converted to version 2 as they are read for sending
+    (one that cannot be converted is sent as stored, under
+    ``"particle"``).  A mapping given to :meth:`write` that is no record
+    is dropped, counted in ``invalid`` and logged.
 
     **Answers.**  2xx: delivered.  4xx other than 408 and 429: the batch
     is rejected for good; it is logged, counted and appended to
@@ -340,6 +347,10 @@ class HttpSink:
         self.dropped = 0
         #: Of those, the ones deleted unsent at the spool's bound.
         self.evicted = 0
+        #: Of those, mappings written that were no sample record.
+        self.invalid = 0
+        #: Each instrument's ``"instrument":...,"record":`` in a spool line.
+        self._entry_heads: dict[str, bytes] = {}
         #: POSTs sent again at once because the server had closed the
         #: kept-alive connection they went out on.
         self.reconnects = 0
@@ -375,10 +386,23 @@ class HttpSink:
         if self._closing:
             self.dropped += 1
             return
+        try:
+            record = as_record(instrument, particle)
+        except RecordError as error:
+            self.dropped += 1
+            self.invalid += 1
+            self._errors.report(f"{instrument}: {error}; the sample is dropped")
+            return
+        head = self._entry_heads.get(instrument)
+        if head is None:
+            head = self._entry_heads[instrument] = (
+                dumps({"instrument": instrument})[1:-1].encode("utf-8") + b',"record":'
+            )
+        encoded = record.json
         evicted = self._spool.evicted
         try:
-            self._spool.append(
-                {"instrument": instrument, "particle": as_dict(particle)}
+            self._spool.append_encoded(
+                lambda seq: b'{"seq":%d,%s%s}\n' % (seq, head, encoded)
             )
         except OSError as error:
             self.dropped += 1
@@ -508,14 +532,14 @@ class HttpSink:
             self._post()
 
     def _payload(self, batch: list[SpoolEntry]) -> bytes:
-        # The spooled lines are already the particles' JSON; splice them in
-        # rather than decode and encode every particle again.
+        # The spooled lines are already the records' JSON; splice them in
+        # rather than decode and encode every record again.
         head = dumps({"source": self._spool.source, "batch": batch[0].seq})
         return b"".join(
             [
                 head[:-1].encode(),
-                b',"particles":[',
-                b",".join(entry.line for entry in batch),
+                b',"records":[',
+                b",".join(_current_entry(entry.line) for entry in batch),
                 b"]}",
             ]
         )
@@ -772,7 +796,8 @@ class HttpSink:
             ``batches_delivered``; ``retries`` (failed attempts);
             ``reconnects`` (POSTs sent again at once after the server
             closed a kept-alive connection); ``rejected``; ``dropped`` (all
-            particles lost) and ``evicted`` (those deleted at the bound);
+            particles lost), ``evicted`` (those deleted at the bound) and
+            ``invalid`` (those that were no record);
             ``corrupt`` (unreadable spool lines skipped); ``last_seq`` and
             ``delivered_seq``; ``last_error`` (while it is still the case,
             else ``None``); ``last_failure`` (``{"message", "time"}`` of the
@@ -795,6 +820,7 @@ class HttpSink:
             "rejected": self.rejected,
             "dropped": self.dropped,
             "evicted": self.evicted,
+            "invalid": self.invalid,
             "corrupt": self._spool.corrupt,
             "last_seq": self._spool.last_seq,
             "delivered_seq": self._spool.delivered,
@@ -826,3 +852,32 @@ class HttpSink:
                 f"{self._errors.last}"
             )
         return found
+
+
+#: How every entry this version spools begins its record: anything else in
+#: the spool was written by an older version.  (A JSON string cannot hold
+#: these quotes unescaped, so only the structure matches.)
+_RECORD_MARK: Final = b'"record":{"record":"instrumentd.sample","version":2,'
+
+
+def _current_entry(line: bytes) -> bytes:
+    """
+    A spooled entry as it is sent: as stored when this version wrote it; a
+    particle an older version spooled (``{"seq", "instrument",
+    "particle": {...}}``) converted to its record, version 2.  An old entry
+    that is no particle is sent as stored.
+    """
+    if _RECORD_MARK in line:
+        return line
+    try:
+        entry = json.loads(line)
+        instrument = entry["instrument"]
+        record = read_record(entry["particle"], instrument=instrument)
+        record.setdefault("instrument", instrument)
+        return dumps(
+            {"seq": entry["seq"], "instrument": instrument, "record": record}
+        ).encode("utf-8")
+    except (ValueError, TypeError, KeyError):
+        # RecordError is a ValueError.  Sending it as it is loses nothing
+        # and keeps the seqs whole; the receiver sees "particle".
+        return line

@@ -11,22 +11,22 @@ import contextlib
 import os
 import re
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Final
 
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
-from instrumentd.driver._json import dumps
 from instrumentd.station._sink import (
     ErrorReport,
     ISink,
     Particle,
-    as_dict,
     default_reactor,
     sample_time,
     utc_day,
 )
+from instrumentd.station.record import RecordError, SampleRecord, as_record
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -85,17 +85,17 @@ class _OpenFile:
 @implementer(ISink)
 class JsonLinesSink:
     """
-    Appends each particle as one line of JSON to a file per instrument,
-    stream and UTC day::
+    Appends each sample's record (version 2, ``doc/data.md``) as one line
+    of JSON to a file per instrument, stream and UTC day::
 
         <directory>/<instrument>/<stream>/<YYYY-MM-DD>.jsonl
 
-    The day is the UTC date of the particle's **sample time** (its
-    preferred timestamp, see :func:`sample_time`), so a file holds exactly
-    one day's samples even when they arrive late (played-back datalogs,
-    buffered instruments).  Only a particle with no usable timestamp is
-    dated by when the sink received it; those are counted in
-    ``reception_dated``.  Files thus rotate at UTC midnight of sample time:
+    The day is the UTC date of the record's **sample time** (its
+    ``ntp_time``: the particle's preferred timestamp), so a file holds
+    exactly one day's samples even when they arrive late (played-back
+    datalogs, buffered instruments).  Only a record timed NTP 0 (a particle
+    made with no clock) is dated by when the sink received it; those are
+    counted in ``reception_dated``.  Files thus rotate at UTC midnight of sample time:
     the first record of a new day opens that day's file, and files of past
     days are closed once they have been idle for a flush interval.  A file
     of today that takes nothing for ``idle_close`` seconds (the status and
@@ -103,12 +103,15 @@ class JsonLinesSink:
     that a station holds one file per sampling stream, not one per stream
     ever written.
 
-    A line is the particle's ``to_dict()`` form, compact.  Files are opened
-    in append mode, so a restart adds to the day's file; a line torn by a
+    A line is the record's compact JSON, the same bytes every other
+    consumer of the sample gets (:attr:`SampleRecord.json
+    <instrumentd.station.record.SampleRecord.json>`).  Files are opened in
+    append mode, so a restart adds to the day's file; a line torn by a
     crash is ended with a newline before anything is appended after it.
     Characters other than letters, digits, ``.``, ``_`` and ``-`` in the
-    instrument and stream names become ``_``; a particle with no
-    ``stream_name`` goes to the stream ``unknown``.
+    instrument and stream names become ``_``.  A mapping that is no record
+    (see :func:`~instrumentd.station.record.read_record`) is dropped,
+    counted in ``invalid`` and logged.
 
     Writes are buffered and flushed within ``flush_interval`` (a timer runs
     only while there is something to flush).  At most ``max_open_files``
@@ -159,6 +162,8 @@ class JsonLinesSink:
         self.files_opened = 0
         #: Particles dated by reception because they had no timestamp.
         self.reception_dated = 0
+        #: Mappings dropped because they were no record.
+        self.invalid = 0
 
     def write(self, instrument: str, particle: Particle) -> None:
         """
@@ -167,20 +172,27 @@ class JsonLinesSink:
         if self._closed is not None:
             self.dropped += 1
             return
-        record = as_dict(particle)
-        stream = record.get("stream_name")
-        when = sample_time(record)
+        now = self._reactor.seconds()
+        try:
+            record = as_record(instrument, particle, received=now)
+        except RecordError as error:
+            self.dropped += 1
+            self.invalid += 1
+            self._errors.report(f"{instrument}: {error}; the sample is dropped")
+            return
+        when = record.unix_time
         day = None if when is None else utc_day(when)
-        if day is None:
+        if day is None or (
+            # A mapping with no timestamp was timed by ``received``.
+            isinstance(particle, Mapping)
+            and not isinstance(particle, SampleRecord)
+            and sample_time(particle) is None
+        ):
             self.reception_dated += 1
-            day = utc_day(self._reactor.seconds())
+            day = utc_day(now)
             assert day is not None
-        key = _FileKey(
-            _path_component(instrument),
-            _path_component(stream) if isinstance(stream, str) else "unknown",
-            day,
-        )
-        line = (dumps(record) + "\n").encode("utf-8")
+        key = _FileKey(_path_component(instrument), _path_component(record.stream), day)
+        line = record.json + b"\n"
         file = self._file_for(key)
         if file is None:
             self.dropped += 1
@@ -309,6 +321,7 @@ class JsonLinesSink:
 
         :returns: ``records``, ``bytes``, ``dropped``, ``errors``,
             ``open_files``, ``files_opened``, ``reception_dated``,
+            ``invalid``,
             ``last_error`` (text while it is still the case, else ``None``)
             and ``last_failure`` (``{"message", "time"}`` of the last error
             ever, or ``None``).
@@ -321,6 +334,7 @@ class JsonLinesSink:
             "open_files": len(self._files),
             "files_opened": self.files_opened,
             "reception_dated": self.reception_dated,
+            "invalid": self.invalid,
             "last_error": self._errors.last,
             "last_failure": self._errors.last_failure,
         }

@@ -33,7 +33,8 @@ ERROR_LOG_INTERVAL: Final = 60.0
 class ParticleLike(Protocol):
     """
     Anything with a JSON-ready ``to_dict()``, as a
-    :class:`~instrumentd.driver.particles.DataParticle` has.
+    :class:`~instrumentd.driver.particles.DataParticle` and a
+    :class:`~instrumentd.station.record.SampleRecord` have.
     """
 
     def to_dict(self) -> dict[str, object]:
@@ -42,7 +43,10 @@ class ParticleLike(Protocol):
         """
 
 
-#: What a sink accepts: a particle, or its ``to_dict()`` form.
+#: What a sink accepts: a :class:`~instrumentd.station.record.SampleRecord`
+#: (the station gives these), a particle, or a mapping: a record (version 2)
+#: or a particle's ``to_dict()`` form, converted by
+#: :func:`~instrumentd.station.record.read_record`.
 Particle = Mapping[str, object] | ParticleLike
 
 
@@ -57,10 +61,12 @@ class ISink(Interface):
 
     def write(instrument: str, particle: Particle) -> None:
         """
-        Take one particle.
+        Take one sample.
 
         :param instrument: the name of the instrument it came from.
-        :param particle: a particle, or its ``to_dict()`` form.
+        :param particle: its record, a particle, or the dict form of either
+            (see :data:`Particle`); what the sink stores or sends is the
+            record (version 2).
         """
 
     def flush() -> Deferred[None]:
@@ -102,21 +108,26 @@ def as_dict(particle: Particle) -> dict[str, object]:
 
 def sample_time(particle: Mapping[str, object]) -> float | None:
     """
-    When a particle's sample was taken, by its preferred timestamp.
+    When a sample was taken.
 
-    The timestamp named by ``preferred_timestamp`` is used if present; then,
-    as in :class:`~instrumentd.driver.particles.DataParticle`, the first
-    present of ``internal_timestamp``, ``port_timestamp`` and
-    ``driver_timestamp``.  A timestamp is absent when missing, ``None``,
-    ``0`` or not a number.
+    A record (version 2) says it in ``ntp_time``.  A particle's
+    ``to_dict()`` form by its preferred timestamp: the timestamp named by
+    ``preferred_timestamp`` if present; then, as in
+    :class:`~instrumentd.driver.particles.DataParticle`, the first present
+    of ``internal_timestamp``, ``port_timestamp`` and ``driver_timestamp``.
+    A timestamp is absent when missing, ``None``, ``0`` or not a number.
 
-    :param particle: a particle's ``to_dict()`` form (NTP timestamps).
+    :param particle: a record, or a particle's ``to_dict()`` form (NTP
+        timestamps).
     :returns: Unix seconds, or ``None`` if it has no timestamp.
     """
-    preferred = particle.get("preferred_timestamp")
-    names = ["internal_timestamp", "port_timestamp", "driver_timestamp"]
-    if isinstance(preferred, str):
-        names.insert(0, preferred)
+    if "ntp_time" in particle:
+        names = ["ntp_time"]
+    else:
+        preferred = particle.get("preferred_timestamp")
+        names = ["internal_timestamp", "port_timestamp", "driver_timestamp"]
+        if isinstance(preferred, str):
+            names.insert(0, preferred)
     for name in names:
         value = particle.get(name)
         if isinstance(value, int | float) and not isinstance(value, bool) and value:

@@ -20,6 +20,7 @@ from twisted.logger import Logger
 
 from instrumentd.driver._json import dumps
 from instrumentd.driver.events import DriverEvent, EventType
+from instrumentd.station.record import RecordEvent
 from instrumentd.station.sse import format_message
 
 if TYPE_CHECKING:
@@ -36,12 +37,19 @@ MessageReader = Callable[[bytes], object]
 def event_message(instrument: str, event: DriverEvent) -> bytes:
     """
     An event as an SSE message: ``event:`` is its type, ``data:`` its JSON
-    form with ``"instrument"`` first.
+    form with ``"instrument"`` first.  A sample's record is spliced in as
+    the bytes it was encoded to once for every consumer.
 
     :param instrument: the instrument's name.
     :param event: the event, as the API presents it.
     :returns: the message.
     """
+    if isinstance(event, RecordEvent):
+        # Compact JSON has no line breaks, so it is one data: line.
+        kind = event.event_type.value.encode("ascii")
+        return b"".join(
+            (b"event: ", kind, b"\ndata: ", event.message_json(instrument), b"\n\n")
+        )
     data = {"instrument": instrument, **event.to_dict()}
     return format_message(event.event_type.value, dumps(data))
 

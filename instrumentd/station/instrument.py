@@ -19,7 +19,14 @@ agent) and hands them to the API in a :class:`Station`::
 A :class:`StationInstrument` applies the requests that change its instrument
 one at a time (:meth:`StationInstrument.exclusive`), counts what its driver
 announces (samples, errors, state changes) for ``/metrics``, keeps the
-latest sample, and lets the event stream subscribe to its events.
+latest sample, and lets the event stream and the sinks subscribe to its
+events.
+
+It is where each of the driver's events becomes what the station shows,
+once, whoever follows: an error is said in the API's words, and a sample's
+particle becomes its :class:`~instrumentd.station.record.SampleRecord`
+(through :attr:`StationInstrument.recorder`, which holds the QC hook), so
+files, sinks, event streams and the API share one record and its JSON.
 """
 
 from __future__ import annotations
@@ -42,12 +49,12 @@ from instrumentd.driver.events import (
     EventBus,
     EventListener,
     EventType,
-    IDriverEventListener,
     SampleEvent,
     StateChangeEvent,
 )
 from instrumentd.interfaces import IInstrumentDriver
 from instrumentd.portagent.link import utc_text
+from instrumentd.station.record import RecordEvent, SampleRecorder
 from instrumentd.station.refusals import CONNECTION_STATES, explain, explain_event
 
 if TYPE_CHECKING:
@@ -164,6 +171,12 @@ class StationInstrument:
     :param max_queued: how many changing requests may wait their turn
         before more are refused with :class:`InstrumentBusyError`; this
         bounds the memory a flood of requests can take.
+    :param recorder: makes each sample's record; ``None`` for a
+        :class:`~instrumentd.station.record.SampleRecorder` without QC.
+
+    :ivar recorder: the instrument's
+        :class:`~instrumentd.station.record.SampleRecorder` (set its ``qc``
+        hook to attach QC flags).
 
     :ivar samples: the samples announced since the station started.
     :ivar samples_by_stream: the same, by particle stream name.
@@ -171,7 +184,9 @@ class StationInstrument:
     :ivar errors_by_code: the same, by error code.
     :ivar state_changes: the state change events announced.
     :ivar config_changes: the configuration change events announced.
-    :ivar latest_sample: the latest sample event's JSON form, or ``None``.
+    :ivar latest_sample: the latest sample event's JSON form
+        (``{"type": "SAMPLE", "time": ..., "record": {...}}``), or ``None``.
+    :ivar latest_record: the latest sample's record, or ``None``.
     :ivar latest_error: the latest error event's JSON form, or ``None``.
     :ivar port_agent_stats: the port agent's counters as last fetched by
         :meth:`refresh_port_agent_stats`, or ``None``.
@@ -195,6 +210,7 @@ class StationInstrument:
         stats_source: PortAgentStatsSource | None = None,
         clock: IReactorTime | None = None,
         max_queued: int = 32,
+        recorder: SampleRecorder | None = None,
     ) -> None:
         self.name = name
         self.driver = driver
@@ -211,22 +227,18 @@ class StationInstrument:
         self.errors_by_code: dict[str, int] = {}
         self.state_changes = 0
         self.config_changes = 0
-        self.latest_sample: dict[str, object] | None = None
+        self.recorder = recorder if recorder is not None else SampleRecorder(name)
+        self._latest_sample: RecordEvent | None = None
         self.latest_error: dict[str, object] | None = None
         self.port_agent_stats: Mapping[str, Any] | None = None
         self.streams = 0
         self.streams_cut_off = 0
         self.link: LinkReport | None = None
         self.trouble: str | None = None
-        self._unsubscribe: Callable[[], None] | None = self.bus.subscribe(
-            self._count,
-            [
-                EventType.SAMPLE,
-                EventType.ERROR,
-                EventType.STATE_CHANGE,
-                EventType.CONFIG_CHANGE,
-            ],
-        )
+        # What the driver publishes is presented once, here, and handed to
+        # every follower (event streams, sinks) on this bus.
+        self._presented = EventBus(clock)
+        self._unsubscribe: Callable[[], None] | None = self.bus.subscribe(self._receive)
 
     def __repr__(self) -> str:
         return f"<StationInstrument {self.name}>"
@@ -239,13 +251,17 @@ class StationInstrument:
             self._unsubscribe()
             self._unsubscribe = None
 
-    def _count(self, event: DriverEvent) -> None:
+    def _receive(self, event: DriverEvent) -> None:
         event = self.presentable(event)
-        if isinstance(event, SampleEvent):
+        self._count(event)
+        self._presented.publish(event)
+
+    def _count(self, event: DriverEvent) -> None:
+        if isinstance(event, RecordEvent):
             self.samples += 1
-            stream = _stream_name(event)
+            stream = event.record.stream
             self.samples_by_stream[stream] = self.samples_by_stream.get(stream, 0) + 1
-            self.latest_sample = event.to_dict()
+            self._latest_sample = event
         elif isinstance(event, ErrorEvent):
             self.errors += 1
             self.errors_by_code[event.error_code] = (
@@ -257,7 +273,31 @@ class StationInstrument:
         elif isinstance(event, ConfigChangeEvent):
             self.config_changes += 1
 
+    @property
+    def listener_count(self) -> int:
+        """
+        How many listeners follow this instrument's presented events
+        (event feeds, sinks).
+        """
+        return self._presented.listener_count
+
     # What the API reads.
+
+    @property
+    def latest_sample(self) -> dict[str, object] | None:
+        """
+        The latest sample event's JSON form, or ``None``.
+        """
+        latest = self._latest_sample
+        return None if latest is None else latest.to_dict()
+
+    @property
+    def latest_record(self) -> dict[str, object] | None:
+        """
+        The latest sample's record, or ``None``.
+        """
+        latest = self._latest_sample
+        return None if latest is None else latest.record.to_dict()
 
     @property
     def state(self) -> str:
@@ -425,33 +465,31 @@ class StationInstrument:
         Deliver this instrument's events to ``listener`` (see
         :meth:`EventBus.subscribe`).
 
-        Events are given as :meth:`presentable` makes them.
+        Events are given as :meth:`presentable` made them, once for all
+        listeners: a ``SAMPLE`` event is a
+        :class:`~instrumentd.station.record.RecordEvent`, whose ``particle``
+        is the sample's record.
 
         :param listener: called with each event.
         :param types: only these types; ``None`` for all.
         :returns: a callable that unsubscribes.
         """
 
-        target: EventListener = (
-            listener.event_received
-            if IDriverEventListener.providedBy(listener)
-            else listener
-        )
-
-        def deliver(event: DriverEvent) -> object:
-            return target(self.presentable(event))
-
-        return self.bus.subscribe(deliver, types)
+        return self._presented.subscribe(listener, types)
 
     def presentable(self, event: DriverEvent) -> DriverEvent:
         """
         An event as an operator should read it (see
         :func:`~instrumentd.station.refusals.explain_event`): no state
-        machine input in it.
+        machine input in it; a sample as its record, made by
+        :attr:`recorder` (with QC flags when it has a hook).  The station
+        calls it once per event; each call on a sample makes a new record.
 
         :param event: the driver's event.
         :returns: the event to show.
         """
+        if isinstance(event, SampleEvent):
+            return self.recorder.present(event)
         return explain_event(event, instrument=self.name, problem=self.problem())
 
     # The port agent's counters.
@@ -491,14 +529,6 @@ class StationInstrument:
 
             self._clock = cast("IReactorTime", reactor)
         return self._clock
-
-
-def _stream_name(event: SampleEvent) -> str:
-    stream = getattr(event.particle, "stream_name", None)
-    if isinstance(stream, str):
-        return stream
-    found = event.particle.to_dict().get("stream_name")
-    return str(found) if found is not None else "unknown"
 
 
 class Station:

@@ -3,9 +3,11 @@
 Sinks: where the station sends the particles its drivers produce.
 
 Every sink provides :class:`ISink`: :meth:`~ISink.write` takes one
-particle (a :class:`~instrumentd.driver.particles.DataParticle`, or its
-``to_dict()`` form) and never blocks on the network nor raises for I/O
-trouble: trouble is counted in :meth:`~ISink.stats` and logged.
+sample (its :class:`~instrumentd.station.record.SampleRecord`, as the
+station gives it, or a :class:`~instrumentd.driver.particles.DataParticle`,
+or the dict form of either) and never blocks on the network nor raises for
+I/O trouble: trouble is counted in :meth:`~ISink.stats` and logged.  What a
+sink stores or sends is the sample record, version 2 (``doc/data.md``).
 
 - :class:`JsonLinesSink`: one JSON-lines file per instrument, stream and
   UTC day of the sample.
@@ -14,28 +16,30 @@ trouble: trouble is counted in :meth:`~ISink.stats` and logged.
   bound (``max_bytes``) is reached; then the oldest go, counted.
 - :class:`MemorySink`: keeps what it is given, for tests and demos.
 
-:func:`connect_sink` feeds a sink from a driver's
-:class:`~instrumentd.driver.events.EventBus`.  See ``doc/sinks.md``.
+:func:`connect_sink` feeds a sink from a station instrument (or a
+driver's :class:`~instrumentd.driver.events.EventBus`).  See
+``doc/sinks.md``.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
-from instrumentd.driver.events import DriverEvent, EventBus, EventType, SampleEvent
+from instrumentd.driver.events import DriverEvent, EventType, SampleEvent
 from instrumentd.station._httpsink import HTTPPoster, HttpSink, default_retry_policy
 from instrumentd.station._jsonlines import JsonLinesSink
 from instrumentd.station._sink import (
     ISink,
     Particle,
     ParticleLike,
-    as_dict,
     sample_time,
 )
+from instrumentd.station.record import RecordError, as_record
 
 __all__ = [
     "HTTPPoster",
@@ -51,12 +55,30 @@ __all__ = [
 ]
 
 
-def connect_sink(bus: EventBus, instrument: str, sink: ISink) -> Callable[[], None]:
+class EventSource(Protocol):
     """
-    Write every particle published on ``bus`` (as a
+    What :func:`connect_sink` subscribes to: a
+    :class:`~instrumentd.station.instrument.StationInstrument` (its samples
+    are records already) or a driver's
+    :class:`~instrumentd.driver.events.EventBus`.
+    """
+
+    def subscribe(
+        self,
+        listener: Callable[[DriverEvent], object],
+        types: Iterable[EventType] | None = None,
+    ) -> Callable[[], None]:
+        """
+        :returns: a callable that unsubscribes.
+        """
+
+
+def connect_sink(bus: EventSource, instrument: str, sink: ISink) -> Callable[[], None]:
+    """
+    Write every sample published on ``bus`` (as a
     :class:`~instrumentd.driver.events.SampleEvent`) to ``sink``.
 
-    :param bus: a driver's event bus.
+    :param bus: a station instrument, or a driver's event bus.
     :param instrument: the instrument's name, passed to :meth:`ISink.write`.
     :param sink: the sink.
     :returns: a callable that stops it.
@@ -76,26 +98,34 @@ class MemorySink:
 
     :param max_records: keep only this many of the newest records (the
         older ones are dropped and counted); ``None`` keeps all.
-    :ivar records: ``(instrument, particle dict)`` pairs, oldest first.
+    :ivar records: ``(instrument, record dict)`` pairs, oldest first (the
+        records' own dicts, version 2: read them, do not change them).
     """
 
     def __init__(self, max_records: int | None = None) -> None:
         self.records: deque[tuple[str, dict[str, object]]] = deque(maxlen=max_records)
         self.written = 0
         self.dropped = 0
+        self.invalid = 0
         self.closed = False
         self._waiters: list[tuple[int, Deferred[None]]] = []
 
     def write(self, instrument: str, particle: Particle) -> None:
         """
-        Keep one particle.  See :meth:`ISink.write`.
+        Keep one sample's record.  See :meth:`ISink.write`.
         """
         if self.closed:
             self.dropped += 1
             return
+        try:
+            record = as_record(instrument, particle).to_dict()
+        except RecordError:
+            self.dropped += 1
+            self.invalid += 1
+            return
         if self.records.maxlen is not None and len(self.records) == self.records.maxlen:
             self.dropped += 1
-        self.records.append((instrument, as_dict(particle)))
+        self.records.append((instrument, record))
         self.written += 1
         ready = [waiter for waiter in self._waiters if waiter[0] <= self.written]
         for waiter in ready:
@@ -104,10 +134,10 @@ class MemorySink:
 
     def particles(self, instrument: str | None = None) -> list[dict[str, object]]:
         """
-        The particles kept, oldest first.
+        The records kept, oldest first.
 
         :param instrument: only those from this instrument; ``None`` for all.
-        :returns: their dict forms.
+        :returns: their dict forms (version 2).
         """
         return [
             particle
@@ -145,11 +175,13 @@ class MemorySink:
         """
         See :meth:`ISink.stats`.
 
-        :returns: ``written``, ``kept``, ``dropped`` and ``closed``.
+        :returns: ``written``, ``kept``, ``dropped``, ``invalid`` (mappings
+            that were no record) and ``closed``.
         """
         return {
             "written": self.written,
             "kept": len(self.records),
             "dropped": self.dropped,
+            "invalid": self.invalid,
             "closed": self.closed,
         }

@@ -175,8 +175,10 @@ class InstrumentSupervisor:
             stats_source=self._agent_stats,
             clock=reactor,
         )
+        # Sinks take the instrument's presented events: each sample's
+        # record is made once there, and shared with the API and streams.
         self._sink_subscriptions = [
-            connect_sink(self.events, spec.name, sink) for sink in sinks
+            connect_sink(self.instrument, spec.name, sink) for sink in sinks
         ]
         self._unsubscribe_states = self.events.subscribe(
             self._state_changed, [EventType.STATE_CHANGE]

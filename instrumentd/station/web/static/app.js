@@ -219,20 +219,33 @@
     }
   }
 
+  // A SAMPLE event's record (doc/data.md, version 2). A station of an
+  // older version sends "particle" in the old layout: read it the same way.
+  function recordOf(event) {
+    if (event.record) return event.record;
+    const particle = event.particle || {};
+    const values = {};
+    const units = {};
+    for (const { value_id: id, value, units: unit } of particle.values || []) {
+      values[id] = value;
+      if (unit) units[id] = unit;
+    }
+    return { stream: particle.stream_name, values, units };
+  }
+
   // A value's units: the driver's stream metadata, else what the sample
   // itself said.
   function units(model, stream, field) {
     const streams = (model.info && model.info.metadata && model.info.metadata.streams) || {};
     const meta = (streams[stream] || {})[field];
     if (meta && meta.units) return meta.units;
-    const values = (model.latest && model.latest.particle && model.latest.particle.values) || [];
-    const given = values.find((each) => each.value_id === field);
-    return (given && given.units) || "";
+    const given = model.latest ? recordOf(model.latest).units || {} : {};
+    return given[field] || "";
   }
 
   function addSample(model, event) {
-    const particle = event.particle || {};
-    const stream = particle.stream_name || "?";
+    const record = recordOf(event);
+    const stream = record.stream || "?";
     model.lastSample = event.time;
     model.latest = event;
     let series = model.series.get(stream);
@@ -240,10 +253,9 @@
       series = { times: [], fields: new Map() };
       model.series.set(stream, series);
     }
-    const values = particle.values || [];
     series.times.push(event.time);
     const seen = new Set();
-    for (const { value_id: id, value } of values) {
+    for (const [id, value] of Object.entries(record.values || {})) {
       // Plot numeric scalars only: strings, flags and per-cell arrays
       // are shown in the latest record instead.
       if (typeof value !== "number" || !Number.isFinite(value)) continue;
@@ -379,11 +391,13 @@
     body.replaceChildren();
     const event = model.latest;
     if (!event) return;
-    const particle = event.particle || {};
-    const stream = particle.stream_name;
+    const record = recordOf(event);
+    const stream = record.stream;
+    // The time the sample was taken (ISO 8601 UTC in the record).
+    const taken = timeText(record.time ? Date.parse(record.time) / 1000 : event.time);
     body.append(el("tr", {}, el("th", { text: "stream" }), el("td", { text: stream }), el("td")));
-    body.append(el("tr", {}, el("th", { text: "time" }), el("td", { text: timeText(event.time) }), el("td")));
-    for (const { value_id: id, value } of particle.values || []) {
+    body.append(el("tr", {}, el("th", { text: "time" }), el("td", { text: taken }), el("td")));
+    for (const [id, value] of Object.entries(record.values || {})) {
       body.append(el("tr", {}, el("th", { text: id }), el("td", { text: valueText(value) }), el("td", { text: units(model, stream, id) })));
     }
   }
