@@ -396,14 +396,12 @@ class HttpSink:
         head = self._entry_heads.get(instrument)
         if head is None:
             head = self._entry_heads[instrument] = (
-                dumps({"instrument": instrument})[1:-1].encode("utf-8") + b',"record":'
+                dumps({"instrument": instrument})[:-1].encode("utf-8") + b',"record":'
             )
-        encoded = record.json
         evicted = self._spool.evicted
         try:
-            self._spool.append_encoded(
-                lambda seq: b'{"seq":%d,%s%s}\n' % (seq, head, encoded)
-            )
+            # The record's bytes as every consumer has them, spliced in.
+            self._spool.append_encoded(b"%s%s}" % (head, record.json))
         except OSError as error:
             self.dropped += 1
             self._spool_failed(error)
