@@ -31,6 +31,7 @@ from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from instrumentd.simulator import SIMULATOR_MODELS
+from instrumentd.station.record import RECORD_KIND
 from instrumentd.station.sse import EventStreamParser, ServerSentEvent
 
 # twistd has no __main__; run its entry point with this interpreter.
@@ -393,7 +394,15 @@ port_agent = {{ mode = "in-process", max_reconnect_delay = 1 }}
         # the samples come, one per INTERVAL.
         particles = await self.samples(url, "ctd1", 5)
         self.assertEqual({p["instrument"] for p in particles}, {"ctd1"})
-        streams = [p["particle"]["stream_name"] for p in particles]
+        records = [p["record"] for p in particles]
+        self.assertEqual(
+            {(r["record"], r["version"]) for r in records}, {(RECORD_KIND, 2)}
+        )
+        streams = [r["stream"] for r in records]
+        sample = next(r for r in records if r["stream"] == "ctdpf_sample")
+        self.assertEqual(sample["instrument"], "ctd1")
+        self.assertEqual(sample["units"]["temperature"], "degree_Celsius")
+        self.assertIsInstance(sample["values"]["temperature"], float)
         self.assertIn("ctdpf_sample", streams)
         self.assertLessEqual(
             set(streams), {"ctdpf_sample", "ctdpf_status", "ctdpf_calibration"}

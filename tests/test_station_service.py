@@ -33,6 +33,7 @@ from instrumentd import tap
 from instrumentd.driver.events import DriverEvent, EventType
 from instrumentd.station.config import StationConfig, parse_config, parse_toml
 from instrumentd.station.demo import DEMO_SOURCE
+from instrumentd.station.record import read_record
 from instrumentd.station.service import InstrumentSupervisor, StationService
 from tests.agentsupport import LineClient, connect, within
 from tests.toyinstrument import ToyInstrument
@@ -363,7 +364,29 @@ class StationServiceTests(TestCase):
         with open(os.path.join(samples_dir, day)) as f:
             lines = [json.loads(line) for line in f]
         self.assertGreaterEqual(len(lines), 2)
-        self.assertEqual(lines[0]["stream_name"], "toy_sample")
+        # Each line is the sample's record, version 2 (doc/data.md).
+        first = lines[0]
+        self.assertEqual(
+            (first["record"], first["version"], first["instrument"], first["stream"]),
+            ("instrumentd.sample", 2, "toy1", "toy_sample"),
+        )
+        self.assertRegex(first["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+        self.assertEqual(set(first["values"]), {"temperature", "pressure"})
+        self.assertEqual(
+            first["units"], {"temperature": "degree_Celsius", "pressure": "dbar"}
+        )
+        self.assertEqual(
+            first["standard_names"],
+            {"temperature": "sea_water_temperature", "pressure": "sea_water_pressure"},
+        )
+        self.assertEqual(read_record(first), first)
+        # The API's latest sample is the same record.
+        toy_detail = await self.get(service, "/api/instruments/toy1")
+        latest = toy_detail["latest_sample"]["record"]
+        self.assertEqual(
+            {key: latest[key] for key in ("record", "version", "instrument", "units")},
+            {key: first[key] for key in ("record", "version", "instrument", "units")},
+        )
         self.assertTrue(os.listdir(os.path.join(self.data_dir, "datalog")))
 
     async def test_childAgent(self) -> None:
@@ -547,9 +570,15 @@ class StationServiceTests(TestCase):
         self.assertEqual(service.sinks["ingest"].stats()["spool_max_bytes"], 2 << 20)
         await arrived
         [batch] = received[:1]
-        first = batch["particles"][0]
+        first = batch["records"][0]
         self.assertEqual(first["instrument"], "toy1")
-        self.assertEqual(first["particle"]["stream_name"], "toy_sample")
+        record = first["record"]
+        self.assertEqual(
+            (record["record"], record["version"], record["instrument"]),
+            ("instrumentd.sample", 2, "toy1"),
+        )
+        self.assertEqual(record["stream"], "toy_sample")
+        self.assertEqual(record["units"]["temperature"], "degree_Celsius")
         self.assertTrue(os.path.isdir(os.path.join(self.data_dir, "spool", "ingest")))
 
     async def test_noAutosample(self) -> None:
