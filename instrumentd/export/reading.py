@@ -47,6 +47,9 @@ __all__ = [
     "survey",
 ]
 
+#: One decoder for every line (``json.loads`` makes its checks per call).
+_decode: Final = json.JSONDecoder().decode
+
 #: Records held back at the end of each chunk, so that an amendment
 #: written after a later record still finds the record it amends.
 AMENDMENT_LAG: Final = 8
@@ -178,6 +181,7 @@ class FieldInfo:
     units: str | None = None
     standard_name: str | None = None
     long_name: str | None = None
+    types: set[type] = field(default_factory=set, repr=False)
 
     @property
     def kind(self) -> str:
@@ -195,16 +199,14 @@ class FieldInfo:
         return "float"
 
 
-def _kind(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    return "text"
+#: The kind of each type a JSON value can have; ``None`` is no value.
+_KINDS: Final[dict[type, str | None]] = {
+    type(None): None,
+    bool: "bool",
+    int: "int",
+    float: "float",
+    str: "text",
+}
 
 
 @dataclass
@@ -227,7 +229,8 @@ class Survey:
     A series summed up, for the writers.
 
     :ivar fields: every field seen in range, in the order first seen.
-    :ivar qc: field to its QC tests, in the order first seen.
+    :ivar qc: field to its QC tests (a dict used as an ordered set), in
+        the order first seen.
     :ivar records: sample records in range (before duplicates are left out).
     :ivar first: the earliest time in range, Unix seconds, or ``None``.
     :ivar last: the latest.
@@ -237,7 +240,7 @@ class Survey:
     """
 
     fields: dict[str, FieldInfo] = field(default_factory=dict)
-    qc: dict[str, list[str]] = field(default_factory=dict)
+    qc: dict[str, dict[str, None]] = field(default_factory=dict)
     records: int = 0
     first: float | None = None
     last: float | None = None
@@ -307,7 +310,7 @@ def survey(
             if progress is not None:
                 progress(len(line))
             try:
-                record = _record(json.loads(line))
+                record = _record(_decode(line.decode("utf-8", "replace")))
                 when = _unix_time(record)
             except ValueError:
                 result.unreadable += 1
@@ -318,8 +321,9 @@ def survey(
             if isinstance(qc, dict):
                 for name, tests in qc.items():
                     if isinstance(tests, dict):
-                        known = result.qc.setdefault(name, [])
-                        known.extend(t for t in tests if t not in known)
+                        known = result.qc.setdefault(name, {})
+                        if not tests.keys() <= known.keys():
+                            known.update(dict.fromkeys(tests))
             if record.get("record") != _SAMPLE:
                 continue
             result.records += 1
@@ -346,14 +350,17 @@ def survey(
                         info.units = units[name]
                     if isinstance(names, dict) and isinstance(names.get(name), str):
                         info.standard_name = names[name]
-                if isinstance(value, list):
-                    info.length = max(info.length or 0, len(value))
-                    for element in value:
-                        kind = _kind(element)
-                        if kind is not None:
-                            info.kinds.add(kind)
+                # Kinds are learned once per Python type: the set
+                # difference keeps the common case (no new type) in C.
+                if value.__class__ is list:
+                    if info.length is None or len(value) > info.length:
+                        info.length = len(value)
+                    new: set[type] = set(map(type, value)) - info.types
                 else:
-                    kind = _kind(value)
+                    new = set() if type(value) in info.types else {type(value)}
+                for each in new:
+                    info.types.add(each)
+                    kind = _KINDS.get(each, "text")
                     if kind is not None:
                         info.kinds.add(kind)
     return result
@@ -402,7 +409,7 @@ def _in_order(
     if file.ordered:
         for _, line in _lines(file.path):
             try:
-                record = _record(json.loads(line))
+                record = _record(_decode(line.decode("utf-8", "replace")))
                 when = _unix_time(record)
             except ValueError:
                 yield len(line), {}, float("nan")
@@ -414,7 +421,7 @@ def _in_order(
     index: list[tuple[float, int, int]] = []
     for offset, line in _lines(file.path):
         try:
-            when = _unix_time(_record(json.loads(line)))
+            when = _unix_time(_record(_decode(line.decode("utf-8", "replace"))))
         except ValueError:
             continue
         if low <= when < high:
@@ -424,7 +431,7 @@ def _in_order(
         for when, offset, length in index:
             f.seek(offset)
             line = f.readline()
-            yield length, _record(json.loads(line)), when
+            yield length, _record(_decode(line.decode("utf-8", "replace"))), when
 
 
 @dataclass
@@ -519,7 +526,7 @@ def last_values(folder: str) -> dict[str, object]:
             continue
         for line in reversed(lines):
             try:
-                record = _record(json.loads(line))
+                record = _record(_decode(line.decode("utf-8", "replace")))
             except ValueError:
                 continue
             values = record.get("values")
