@@ -36,6 +36,7 @@ from typing import Final
 
 from instrumentd.export.archive import ExportError
 from instrumentd.packet import NTP_UNIX_OFFSET
+from instrumentd.station.record import read_record
 
 __all__ = [
     "AMENDMENT_LAG",
@@ -99,55 +100,21 @@ class Row:
         self.quality_flag = quality_flag
 
 
-def _old_layout(document: Mapping[str, object]) -> dict[str, object]:
-    """
-    A version-1 line (a particle's ``to_dict()``) in the version-2 shape.
-    """
-    from instrumentd.station.sinks import sample_time
-
-    unix = sample_time(document)
-    if unix is None:
-        raise ValueError("a particle with no timestamp")
-    values: dict[str, object] = {}
-    units: dict[str, object] = {}
-    given = document.get("values")
-    assert isinstance(given, list)
-    for item in given:
-        if isinstance(item, dict) and isinstance(item.get("value_id"), str):
-            values[item["value_id"]] = item.get("value")
-            if isinstance(item.get("units"), str):
-                units[item["value_id"]] = item["units"]
-    return {
-        "record": _SAMPLE,
-        "version": 2,
-        "stream": document.get("stream_name"),
-        "time": iso_time(unix),
-        "ntp_time": unix + NTP_UNIX_OFFSET,
-        "quality_flag": document.get("quality_flag"),
-        "values": values,
-        "units": units,
-    }
-
-
 def _record(document: object) -> dict[str, object]:
     """
-    A line's record, version 2.
+    A line's record: a sample record as version 2 (an old particle line
+    converted, see :func:`~instrumentd.station.record.read_record`), or a
+    QC amendment as it is.
 
-    :raises ValueError: if it is no sample record nor amendment.
+    :raises ValueError: if it is neither.
     """
-    if not isinstance(document, dict):
-        raise ValueError("not a JSON object")
-    if document.get("version") == 2 and document.get("record") in (
-        _SAMPLE,
-        _AMENDMENT,
+    if (
+        isinstance(document, dict)
+        and document.get("record") == _AMENDMENT
+        and document.get("version") == 2
     ):
         return document
-    if "pkt_format_id" in document and isinstance(document.get("values"), list):
-        return _old_layout(document)
-    raise ValueError(
-        f"not a sample record (record {document.get('record')!r}, "
-        f"version {document.get('version')!r})"
-    )
+    return read_record(document)
 
 
 def _unix_time(record: Mapping[str, object]) -> float:
