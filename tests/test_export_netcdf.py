@@ -121,8 +121,8 @@ class SBE37NetCDFTests(NetCDFExporting):
         self.assertEqual(float(ds.variables["longitude"][...]), -124.3)
         self.assertEqual(ds.geospatial_lat_min, 44.6)
         time = ds.variables["time"]
-        self.assertEqual(time.units, "microseconds since 1970-01-01T00:00:00Z")
-        self.assertEqual(list(time[:2]), [DAY_ONE * 1e6, (DAY_ONE + 7200) * 1e6])
+        self.assertEqual(time.units, "seconds since 1970-01-01T00:00:00Z")
+        self.assertEqual(list(time[:2]), [DAY_ONE, DAY_ONE + 7200])
         temperature = ds.variables["temperature"]
         self.assertEqual(temperature.units, "degree_Celsius")
         self.assertEqual(temperature.standard_name, "sea_water_temperature")
@@ -269,9 +269,11 @@ class SBE37NetCDFTests(NetCDFExporting):
             rows = list(csv.DictReader(f))
         dataset = xarray.open_dataset(os.path.join(self.out, "CTD01_ctdpf_sample.nc"))
         self.addCleanup(dataset.close)
-        times = [
-            np.datetime_as_string(t, unit="us") + "Z" for t in dataset["time"].values
-        ]
+        # xarray decodes seconds to nanoseconds by float arithmetic (0.25 s
+        # becomes 0.249999999 s): compare to the microsecond.
+        nanoseconds = dataset["time"].values.astype("datetime64[ns]").astype("int64")
+        micros = ((nanoseconds + 500) // 1000).astype("datetime64[us]")
+        times = [np.datetime_as_string(t, unit="us") + "Z" for t in micros]
         self.assertEqual(times, [r["time"] for r in rows])
         self.assertEqual(
             [float(v) for v in dataset["temperature"].values],
@@ -286,8 +288,8 @@ class SBE37NetCDFTests(NetCDFExporting):
         )
         ds = self.open("CTD01_ctdpf_sample.nc")
         self.assertEqual(
-            [int(t) for t in ds.variables["time"][:]],
-            [int(DAY_ONE * 1e6) + 250_000 * i for i in range(50)],
+            [float(t) for t in ds.variables["time"][:]],
+            [DAY_ONE + 0.25 * i for i in range(50)],
         )
 
     def test_missingNetCDF4(self) -> None:

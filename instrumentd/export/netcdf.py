@@ -78,7 +78,8 @@ _MICROSECOND: Final = timedelta(microseconds=1)
 def _micros(row: Row) -> int:
     """
     A record's time in integer microseconds since 1970, from its ISO text
-    (exactly as the CSV shows it).
+    (exactly as the CSV shows it; its NTP seconds can be a microsecond
+    off).
     """
     try:
         return (datetime.fromisoformat(row.iso) - _EPOCH) // _MICROSECOND
@@ -154,7 +155,11 @@ def global_attributes(
     if info.serial_number:
         identity += f" S/N {info.serial_number}"
     standard_names = sorted(
-        {f.standard_name for f in summary.fields.values() if f.standard_name}
+        {
+            f.standard_name
+            for f in summary.fields.values()
+            if f.standard_name and f.kinds
+        }
     )
     attributes: dict[str, Any] = {
         "Conventions": "CF-1.11, ACDD-1.3",
@@ -347,16 +352,17 @@ def _write(
     if extra:
         ds.setncatts(dict(extra))
     ds.createDimension("time", None)
-    # Integer microseconds: the records' own resolution, exact in every
-    # reader (a float of seconds decodes to 0.249999 s in some).
+    # Seconds as a double, as ERDDAP and most readers expect time; at
+    # today's dates a double resolves about 0.2 microseconds, below the
+    # records' resolution.
     time = ds.createVariable(
-        "time", "i8", ("time",), chunksizes=(_TIME_CHUNK,), zlib=True, complevel=1
+        "time", "f8", ("time",), chunksizes=(_TIME_CHUNK,), zlib=True, complevel=1
     )
     time.setncatts(
         {
             "standard_name": "time",
             "long_name": "time of the sample",
-            "units": "microseconds since 1970-01-01T00:00:00Z",
+            "units": "seconds since 1970-01-01T00:00:00Z",
             "calendar": "standard",
             # Unix time, as the station's clock counts it: no leap seconds.
             "units_metadata": "leap_seconds: none",
@@ -570,7 +576,9 @@ def _write(
         if not n:
             continue
         rows = slice(written, written + n)
-        time[rows] = np.fromiter((_micros(row) for row in chunk), dtype="i8", count=n)
+        time[rows] = np.fromiter(
+            (_micros(row) / 1e6 for row in chunk), dtype="f8", count=n
+        )
         if distance is not None and written == 0:
             first = chunk[0].values
             bin_1, step = first.get("bin_1_distance"), first.get("cell_length")
