@@ -530,3 +530,81 @@ class IdentityTests(SynchronousTestCase):
             series.info()
         self.assertIn("metadata.json: cannot read it", str(caught.exception))
         self.assertEqual(json.loads("{}"), {})
+
+
+class CollectorArchiveTests(Exporting):
+    """
+    A collector's archive, written by the collector's own code from the
+    messages stations publish.
+    """
+
+    def test_export(self) -> None:
+        """
+        Each station's series export on their own, named by station; the
+        collector's ``station`` and ``seq`` keys do not become columns; its
+        ``_events`` folders are not series.
+        """
+        from instrumentd.collector.archive import Archive as CollectorArchive
+        from instrumentd.collector.message import parse_message
+
+        collector = CollectorArchive(self.archive)
+        for station in ("buoy-7", "buoy-8"):
+            for seq in range(1, 4):
+                sample = record(DAY_ONE + seq, {"temperature": 10.0 + seq})
+                message = parse_message(
+                    f"instrumentd/{station}/CTD01/data/ctdpf_sample",
+                    json.dumps(
+                        {
+                            "station": station,
+                            "instrument": "CTD01",
+                            "seq": seq,
+                            "record": sample,
+                        }
+                    ).encode(),
+                )
+                assert message.day is not None
+                collector.append(message, message.day)
+            event = parse_message(
+                f"instrumentd/{station}/CTD01/events/STATE_CHANGE",
+                json.dumps(
+                    {
+                        "station": station,
+                        "instrument": "CTD01",
+                        "seq": 4,
+                        "event": {
+                            "type": "STATE_CHANGE",
+                            "time": DAY_ONE + 5,
+                            "state": "AUTOSAMPLE",
+                        },
+                    }
+                ).encode(),
+            )
+            assert event.day is not None
+            collector.append(event, event.day)
+        collector.write()
+        collector.close()
+        self.assertTrue(
+            os.path.isdir(os.path.join(self.archive, "buoy-7", "CTD01", "_events"))
+        )
+        archive = Archive(self.archive)
+        self.assertEqual(archive.layout, "collector")
+        self.assertEqual(
+            sorted(archive.series),
+            [("buoy-7", "CTD01", "ctdpf_sample"), ("buoy-8", "CTD01", "ctdpf_sample")],
+        )
+        status, summary, _ = self.run_export("--station", "buoy-8")
+        self.assertEqual(status, 0)
+        self.assertIn("buoy-8/CTD01/ctdpf_sample: 3 records", summary)
+        self.assertEqual(os.listdir(self.out), ["buoy-8_CTD01_ctdpf_sample.csv"])
+        rows = self.read_csv("buoy-8_CTD01_ctdpf_sample.csv")
+        self.assertEqual(
+            list(rows[0]), ["time", "quality_flag", "temperature [degree_Celsius]"]
+        )
+        self.assertEqual(
+            [r["temperature [degree_Celsius]"] for r in rows], ["11.0", "12.0", "13.0"]
+        )
+        self.assertIn(
+            "--station 'buoy-9': no such station in the archive; valid choices: "
+            "buoy-7, buoy-8",
+            self.refused("--station", "buoy-9"),
+        )

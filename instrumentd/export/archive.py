@@ -357,10 +357,14 @@ def _subfolders(folder: str) -> list[str]:
 
 def _streams_of(folder: str) -> dict[str, list[DayFile]]:
     """
-    An instrument folder's streams: subfolders holding day files.
+    An instrument folder's streams: subfolders holding day files, but for
+    those whose name starts with ``_`` (a collector's ``_events``: events,
+    not sample records).
     """
     streams = {}
     for name in _subfolders(folder):
+        if name.startswith("_"):
+            continue
         days = _day_files(os.path.join(folder, name))
         if days:
             streams[name] = days
