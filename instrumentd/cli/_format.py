@@ -150,7 +150,8 @@ def sample_values(
 
     :param sample: the event's JSON form.
     :param units: give each value with its units as text (``10.2
-        degree_Celsius``), where the record has units for it.
+        degree_Celsius``), where the record has units for it (other than
+        ``"1"``, dimensionless).
     :returns: (name, value) pairs.
     """
     record = sample_record(sample)
@@ -162,8 +163,15 @@ def sample_values(
     assert record is not None
     known = record.get("units")
     known = known if isinstance(known, Mapping) else {}
+    # "1" (dimensionless) says nothing to a reader, and a missing value has
+    # no units to show.
     return [
-        (str(name), f"{cell(value)} {known[name]}" if name in known else value)
+        (
+            str(name),
+            f"{cell(value)} {known[name]}"
+            if value is not None and known.get(name) not in (None, "", "1")
+            else value,
+        )
         for name, value in values.items()
     ]
 
