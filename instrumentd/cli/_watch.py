@@ -29,7 +29,7 @@ from instrumentd.cli._format import (
 )
 from instrumentd.station.sse import EventStreamParser, ServerSentEvent
 
-__all__ = ["SampleTable", "StreamReader", "watch"]
+__all__ = ["WATCHED_TYPES", "SampleTable", "StreamReader", "watch"]
 
 
 class StreamReader(Protocol):
@@ -57,7 +57,8 @@ class StreamReader(Protocol):
 
 
 #: The event types ``watch`` shows.
-_TYPES: Final = "SAMPLE,STATE_CHANGE,CONFIG_CHANGE,ERROR,CONNECTION"
+WATCHED_TYPES: Final = "SAMPLE,STATE_CHANGE,CONFIG_CHANGE,ERROR,CONNECTION"
+_TYPES: Final = WATCHED_TYPES
 
 #: How the station's port agents word a link that is down, in their faults.
 _LINK_FAULT: Final = "port agent fault: instrument link down "

@@ -2,7 +2,9 @@
 """
 ``instrumentctl``: see and steer a station's instruments from a shell.
 
-It speaks the station's HTTP JSON API (``doc/api.md``) with treq::
+It speaks the station's HTTP JSON API (``doc/api.md``) with treq, or,
+with ``--broker``, the stations' MQTT requests through a broker
+(:mod:`instrumentd.cli._broker`)::
 
     instrumentctl list
     instrumentctl status ctd1
@@ -11,6 +13,8 @@ It speaks the station's HTTP JSON API (``doc/api.md``) with treq::
     instrumentctl run ctd1 acquire_sample
     instrumentctl watch ctd1
     instrumentctl watch             (every instrument, on one connection)
+    instrumentctl --broker mqtt://shore:1883 list     (every station's)
+    instrumentctl --broker mqtt://shore:1883 get buoy-1/ctd1 INTERVAL
 
 The output is aligned tables for people, or the API's JSON with ``--json``
 for scripts.  The exit status is an :class:`ExitCode`.  See ``doc/cli.md``.
@@ -115,6 +119,41 @@ def build_parser(out: IO[str], err: IO[str]) -> argparse.ArgumentParser:
         )
         tokens.add_argument(
             "--token-file", metavar="PATH", help="read the token from PATH", **default
+        )
+        broker = parent.add_argument_group(
+            "through an MQTT broker (instruments named STATION/INSTRUMENT)"
+        )
+        broker.add_argument(
+            "--broker",
+            metavar="ADDRESS",
+            help="reach the stations through this MQTT broker instead of one "
+            "station's API: mqtt://HOST[:PORT], mqtts://HOST[:PORT] (TLS) "
+            "(default: $INSTRUMENTD_BROKER)",
+            **default,
+        )
+        broker.add_argument(
+            "--broker-username", metavar="NAME", help="the MQTT user name", **default
+        )
+        broker.add_argument(
+            "--broker-password-file",
+            metavar="PATH",
+            help="read the MQTT password from PATH (never on the command line)",
+            **default,
+        )
+        broker.add_argument(
+            "--broker-ca",
+            metavar="PATH",
+            help="PEM certificates the broker's must chain to (mqtts://)",
+            **default,
+        )
+        broker.add_argument(
+            "--broker-cert",
+            metavar="PATH",
+            help="a PEM client certificate, for brokers that ask for one",
+            **default,
+        )
+        broker.add_argument(
+            "--broker-key", metavar="PATH", help="its PEM private key", **default
         )
         parent.add_argument(
             "--json",
@@ -223,6 +262,9 @@ async def execute(
     from twisted.web.client import Agent, HTTPConnectionPool
 
     out = Output(stdout, stderr, options.json)
+    broker_address = options.broker or environ.get("INSTRUMENTD_BROKER")
+    if broker_address:
+        return await _through_broker(reactor, options, out, broker_address, interrupted)
     try:
         url = options.url or environ.get("INSTRUMENTD_URL") or DEFAULT_URL
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
@@ -253,6 +295,78 @@ async def execute(
             out.json(error.body)
         out.note(f"error: {error.message}")
         return ExitCode.AUTH if error.status == 401 else ExitCode.API_ERROR
+
+
+def _broker_settings(options: argparse.Namespace, address: str) -> Any:
+    from instrumentd.mqtt import BrokerSettings, address_problem
+
+    problem = address_problem(address)
+    if problem is not None:
+        raise Exit(ExitCode.USAGE, f"--broker: {problem}")
+    if options.url:
+        raise Exit(
+            ExitCode.USAGE,
+            "--url and --broker: one or the other (a station's API, or every "
+            "station through a broker)",
+        )
+    for flag, path in (
+        ("--broker-password-file", options.broker_password_file),
+        ("--broker-ca", options.broker_ca),
+        ("--broker-cert", options.broker_cert),
+        ("--broker-key", options.broker_key),
+    ):
+        if path is not None and not os.access(path, os.R_OK):
+            raise Exit(ExitCode.USAGE, f"{flag}: cannot read the file {path!r}")
+    return BrokerSettings(
+        address=address,
+        client_id=f"instrumentctl-{os.urandom(6).hex()}",
+        username=options.broker_username,
+        password_file=options.broker_password_file,
+        ca_file=options.broker_ca,
+        cert_file=options.broker_cert,
+        key_file=options.broker_key,
+        clean_start=True,
+        session_expiry=0,
+    )
+
+
+async def _through_broker(
+    reactor: Any,
+    options: argparse.Namespace,
+    out: Output,
+    address: str,
+    interrupted: Deferred[None] | None,
+) -> int:
+    from instrumentd.cli._broker import BrokerClient, BrokerStation, broker_watch
+    from instrumentd.mqtt import MQTTClient
+
+    broker: BrokerClient | None = None
+    try:
+        settings = _broker_settings(options, address)
+        client = MQTTClient(settings, reactor=reactor)
+        broker = BrokerClient(reactor, client, options.timeout)
+        await broker.connect()
+        if options.command == "watch":
+            return await broker_watch(
+                broker,
+                options,
+                out,
+                interrupted if interrupted is not None else Deferred(),
+            )
+        station: Any = BrokerStation(broker)
+        return int(await COMMANDS[options.command](station, options, out))
+    except Exit as leaving:
+        if leaving.message:
+            out.note(f"instrumentctl: {leaving.message}")
+        return leaving.code
+    except APIError as error:
+        if out.as_json and error.body is not None:
+            out.json(error.body)
+        out.note(f"error: {error.message}")
+        return ExitCode.AUTH if error.status == 401 else ExitCode.API_ERROR
+    finally:
+        if broker is not None:
+            await broker.close()
 
 
 async def run(
