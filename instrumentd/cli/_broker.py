@@ -138,9 +138,14 @@ class BrokerClient:
         self._counter += 1
         return f"{self._counter}-{os.urandom(6).hex()}".encode()
 
-    async def _wait(self, key: bytes, what: str) -> bytes:
+    def _expect(self, key: bytes) -> Deferred[Any]:
+        # Registered before the request is sent: its answer may come back
+        # before the broker's acknowledgement of the request does.
         waiting: Deferred[Any] = Deferred()
         self._waiting[key] = waiting
+        return waiting
+
+    async def _wait(self, key: bytes, waiting: Deferred[Any], what: str) -> bytes:
         timer = self.reactor.callLater(self.timeout, waiting.cancel)
         try:
             payload: bytes = await waiting
@@ -167,14 +172,14 @@ class BrokerClient:
         from instrumentd.mqtt import MessageProperties
 
         key = b"sync-" + self._correlation()
-        waiting = self._wait(key, "the broker itself")
+        waiting = self._expect(key)
         await self.client.publish(
             self.reply_topic,
             b"{}",
             qos=1,
             properties=MessageProperties(correlation_data=key),
         )
-        await waiting
+        await self._wait(key, waiting, "the broker itself")
 
     async def subscribe(self, *filters: str) -> None:
         """
@@ -206,7 +211,7 @@ class BrokerClient:
         )
         key = self._correlation()
         what = f"station {station}"
-        waiting = self._wait(key, what)
+        waiting = self._expect(key)
         await self.client.publish(
             topic,
             json.dumps(body).encode(),
@@ -218,7 +223,7 @@ class BrokerClient:
                 content_type="application/json",
             ),
         )
-        payload = await waiting
+        payload = await self._wait(key, waiting, what)
         try:
             answer = json.loads(payload)
         except ValueError:
