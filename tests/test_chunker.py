@@ -245,6 +245,33 @@ class ChunkerTests(SynchronousTestCase):
         chunker.add_chunk(b"abxxc", 1.0)
         self.assertEqual([b"xx"], [r.data for r in chunker.take_records()])
 
+    def test_bufferChunksGiveBytesRecords(self) -> None:
+        """
+        A chunk given as a C{bytearray} or C{memoryview} (changed by its
+        owner afterwards) gives C{bytes} records of what it held when
+        added.
+        """
+        chunker = Chunker(SAMPLE_LINE)
+        for kind in (bytearray, memoryview):
+            held = bytearray(SAMPLE)
+            chunker.add_chunk(kind(held), 1.0)  # type: ignore[arg-type]
+            held[:] = b"x" * len(held)
+            (record,) = chunker.take_records()
+            self.assertIs(type(record.data), bytes)
+            self.assertEqual(record.data, SAMPLE)
+
+    def test_severalPatternsInOneSieve(self) -> None:
+        """
+        One L{regex_sieve} of several patterns finds the records of each,
+        and the chunker orders them by position.
+        """
+        chunker = Chunker(regex_sieve(re.compile(rb"#\d+\r\n"), re.compile(rb"S>")))
+        chunker.add_chunk(b"S>#12\r\nS>#3\r\n", 1.0)
+        self.assertEqual(
+            [b"S>", b"#12\r\n", b"S>", b"#3\r\n"],
+            [r.data for r in chunker.take_records()],
+        )
+
 
 class LengthSieveTests(SynchronousTestCase):
     """

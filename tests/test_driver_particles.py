@@ -11,6 +11,8 @@ import json
 import re
 from datetime import datetime
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -336,6 +338,136 @@ class RegexDataParticleTests(SynchronousTestCase):
             ],
             particle.values,
         )
+
+
+def _reference_values(
+    cls: type[RegexDataParticle], raw: bytes
+) -> list[dict[str, object]]:
+    """
+    What a L{RegexDataParticle} must read from C{raw}, worked out the plain
+    way: match, then each named group in order, decoded and converted.
+    """
+    match = cls.pattern.match(raw)  # type: ignore[arg-type]
+    assert match is not None
+    groups = cls.pattern.groupindex
+    values: list[dict[str, object]] = []
+    for name in sorted(groups, key=lambda group: groups[group]):
+        text = match.group(name)
+        if isinstance(text, bytes):
+            text = text.decode("latin-1")
+        convert = cls.converters.get(name)
+        value = convert(text) if text is not None and convert is not None else text
+        values.append({"value_id": name, "value": value})
+    return values
+
+
+class _DrySample(CTDSampleParticle):
+    """
+    A second kind of sample with a pattern of its own (no pressure).
+    """
+
+    pattern = re.compile(
+        rb"#\s*(?P<temperature>-?\d+\.\d+),\s*(?P<conductivity>-?\d+\.\d+)\r\n"
+    )
+    internal_time_value = None
+
+
+_RECORDS = (SAMPLE, SHORT_SAMPLE, b"# 1.5, 2.25\r\n", b"# 12.3456,  3.51234,   10.1")
+
+
+class RegexReadOnceTests(SynchronousTestCase):
+    """
+    A record is matched once however a protocol asks (C{matches}, then the
+    constructor), and each class works out how to read its groups once:
+    neither may ever give a particle another record's values, or another
+    pattern's.
+    """
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["matches", "build"]),
+                st.sampled_from([CTDSampleParticle, _DrySample]),
+                st.integers(0, len(_RECORDS) - 1),
+                st.booleans(),
+            ),
+            max_size=30,
+        )
+    )
+    def test_valuesAlwaysOwnRecords(
+        self, steps: list[tuple[str, type[RegexDataParticle], int, bool]]
+    ) -> None:
+        """
+        Whatever mix of C{matches} and constructions, of two classes, on
+        records that are the same object or equal copies: each particle
+        has exactly the values of its own record read by its own pattern,
+        and a record its pattern does not match is refused.
+        """
+        for action, cls, which, copy in steps:
+            raw = _RECORDS[which]
+            if copy:
+                raw = bytes(bytearray(raw))
+            expected = cls.pattern.match(raw) is not None  # type: ignore[arg-type]
+            if action == "matches":
+                self.assertEqual(cls.matches(raw), expected)
+            elif expected:
+                particle = cls(raw, driver_timestamp=1.0)
+                self.assertEqual(particle.values, _reference_values(cls, raw))
+            else:
+                self.assertRaises(
+                    InstrumentProtocolError, cls, raw, driver_timestamp=1.0
+                )
+
+    def test_patternReplaced(self) -> None:
+        """
+        A class whose pattern or converters are replaced after it was used
+        reads records with the new ones.
+        """
+
+        class Changing(CTDSampleParticle):
+            pass
+
+        self.assertEqual(
+            Changing(SAMPLE, driver_timestamp=1.0).value("pressure"), 10.123
+        )
+        self.patch(Changing, "pattern", _DrySample.pattern)
+        self.patch(Changing, "internal_time_value", None)
+        particle = Changing(b"# 1.5, 2.25\r\n", driver_timestamp=1.0)
+        self.assertEqual(
+            particle.values,
+            [
+                {"value_id": "temperature", "value": 1.5},
+                {"value_id": "conductivity", "value": 2.25},
+            ],
+        )
+        self.patch(Changing, "converters", {"temperature": float})
+        self.assertEqual(
+            Changing(b"# 1.5, 2.25\r\n", driver_timestamp=1.0).values,
+            [
+                {"value_id": "temperature", "value": 1.5},
+                {"value_id": "conductivity", "value": "2.25"},
+            ],
+        )
+        self.assertEqual(Changing.value_ids(), ("temperature", "conductivity"))
+
+    def test_converterFailsAfterOthersRead(self) -> None:
+        """
+        When a later value's converter fails, the error names that value,
+        not an earlier one that was read.
+        """
+
+        def refuse(text: str) -> object:
+            raise ArithmeticError("no")
+
+        class Picky(CTDSampleParticle):
+            converters = {**CTDSampleParticle.converters, "pressure": refuse}
+
+        error = self.assertRaises(
+            InstrumentProtocolError, Picky, SAMPLE, driver_timestamp=1.0
+        )
+        self.assertIn("pressure", str(error))
+        self.assertNotIn("temperature", str(error))
 
 
 class RawDataParticleTests(SynchronousTestCase):

@@ -142,15 +142,31 @@ def regex_sieve(*patterns: re.Pattern[bytes]) -> SieveFunction:
         if not isinstance(pattern.pattern, bytes):
             raise TypeError(f"sieve pattern {pattern.pattern!r} must be bytes")
 
+    if len(patterns) == 1:
+        (only,) = patterns
+
+        def one(buffer: bytes) -> list[tuple[int, int | None]]:
+            # The usual case (the chunker makes one sieve per pattern),
+            # without the nested loop.
+            return [
+                span for span in map(_span, only.finditer(buffer)) if span[1] > span[0]
+            ]
+
+        return one
+
     def sieve(buffer: bytes) -> list[tuple[int, int | None]]:
         return [
-            match.span()
+            span
             for pattern in patterns
-            for match in pattern.finditer(buffer)
-            if match.end() > match.start()
+            for span in map(_span, pattern.finditer(buffer))
+            if span[1] > span[0]
         ]
 
     return sieve
+
+
+#: A match's ``(start, end)``.
+_span = re.Match.span
 
 
 def length_sieve(
@@ -345,6 +361,10 @@ class Chunker:
         :param data: the bytes, in stream order.
         :param timestamp: when the port agent read them (NTP seconds).
         """
+        if len(data) <= self._max_buffer:
+            # The usual case: one piece, and no copy of a bytes chunk.
+            self._add(data if type(data) is bytes else bytes(data), timestamp)
+            return
         view = memoryview(data)
         for start in range(0, len(data), self._max_buffer):
             self._add(bytes(view[start : start + self._max_buffer]), timestamp)
@@ -364,6 +384,8 @@ class Chunker:
 
         :returns: the records.
         """
+        if not self._records:
+            return []
         records = list(self._records)
         self._records.clear()
         return records
@@ -400,17 +422,23 @@ class Chunker:
 
     def _sift(self) -> None:
         buffer = bytes(self._buffer)
+        size = len(buffer)
         complete: list[tuple[int, int]] = []
-        started = len(buffer)
+        started = size
         for sieve in self._sieves:
             for start, end in sieve(buffer):
                 if end is None:
-                    _check_span(sieve, buffer, start, start + 1)
+                    if not 0 <= start < size:
+                        _check_span(sieve, buffer, start, start + 1)
                     started = min(started, start)
                 else:
-                    _check_span(sieve, buffer, start, end)
+                    if not 0 <= start < end <= size:
+                        _check_span(sieve, buffer, start, end)
                     complete.append((start, end))
-        complete.sort(key=lambda span: (span[0], -span[1]))
+        if not complete:
+            return
+        if len(complete) > 1:
+            complete.sort(key=_first_and_longest)
         counters = self.counters
         cut = 0
         for start, end in complete:
@@ -445,6 +473,12 @@ class Chunker:
         if first > 0:
             del self._chunk_starts[:first]
             del self._chunk_times[:first]
+
+
+def _first_and_longest(span: tuple[int, int]) -> tuple[int, int]:
+    # Spans in order of start, and of those starting at the same byte the
+    # longest first.
+    return span[0], -span[1]
 
 
 def _check_span(sieve: object, buffer: Sequence[int], start: int, end: int) -> None:

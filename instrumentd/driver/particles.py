@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar, Protocol, cast
+from weakref import WeakKeyDictionary, WeakSet
 
 from instrumentd.driver._json import dumps, to_jsonable
 from instrumentd.driver.errors import InstrumentProtocolError
@@ -225,8 +226,11 @@ class DataParticle:
             name.
         :raises InstrumentProtocolError: if the record cannot be read.
         """
-        if not isinstance(getattr(type(self), "stream_name", None), str):
-            raise TypeError(f"{type(self).__name__} declares no stream_name")
+        cls = type(self)
+        if cls not in _CHECKED_CLASSES:
+            if not isinstance(getattr(cls, "stream_name", None), str):
+                raise TypeError(f"{cls.__name__} declares no stream_name")
+            _CHECKED_CLASSES.add(cls)
         self.raw = raw
         self.port_timestamp = port_timestamp
         self.internal_timestamp = internal_timestamp
@@ -237,7 +241,11 @@ class DataParticle:
                 clock = cast("IReactorTime", reactor)
             driver_timestamp = ntp_from_unix(clock.seconds())
         self.driver_timestamp: float = driver_timestamp
-        self._preferred = TimestampName(preferred_timestamp)
+        self._preferred = (
+            preferred_timestamp
+            if type(preferred_timestamp) is TimestampName
+            else TimestampName(preferred_timestamp)
+        )
         self.quality_flag = quality_flag
         self.values: list[dict[str, object]] = self._build_values(raw)
 
@@ -413,9 +421,15 @@ class RegexDataParticle(DataParticle):
 
     @classmethod
     def _match(cls, raw: bytes) -> re.Match[bytes] | re.Match[str] | None:
-        if isinstance(cls.pattern.pattern, str):
-            return cls.pattern.match(raw.decode("latin-1"))
-        return cls.pattern.match(raw)
+        pattern = cls.pattern
+        last = _last_match
+        if last[0] is raw and last[1] is pattern:
+            # The record matches() just tried (a protocol asks before it
+            # builds): the same bytes, the same pattern, the same answer.
+            return cast("re.Match[bytes] | re.Match[str] | None", last[2])
+        if isinstance(pattern.pattern, str):
+            return pattern.match(raw.decode("latin-1"))
+        return pattern.match(raw)
 
     @classmethod
     def value_ids(cls) -> tuple[str, ...]:
@@ -425,8 +439,7 @@ class RegexDataParticle(DataParticle):
 
         :returns: the ids.
         """
-        groups = cls.pattern.groupindex
-        return tuple(sorted(groups, key=lambda group: groups[group]))
+        return tuple(name for name, _index, _convert in _plan(cls))
 
     @classmethod
     def matches(cls, raw: bytes) -> bool:
@@ -436,7 +449,11 @@ class RegexDataParticle(DataParticle):
         :param raw: a record from the chunker.
         :returns: ``True`` if :attr:`pattern` matches it.
         """
-        return cls._match(raw) is not None
+        match = cls._match(raw)
+        # Kept for the constructor that usually follows, so that the
+        # record is not matched twice.
+        _last_match[:] = (raw, cls.pattern, match)
+        return match is not None
 
     def _build_values(self, raw: bytes) -> list[dict[str, object]]:
         """
@@ -448,35 +465,59 @@ class RegexDataParticle(DataParticle):
             converter fails.
         """
         match = self._match(raw)
+        _last_match[:] = _NO_MATCH
         if match is None:
             raise InstrumentProtocolError(
                 f"{self.stream_name}: record {raw[:80]!r} does not match "
                 f"{self.pattern.pattern!r}"
             )
-        values: list[dict[str, object]] = []
-        for name in self.value_ids():
-            text = match.group(name)
-            if isinstance(text, bytes):
-                text = text.decode("latin-1")
-            value: object = text
-            if text is not None and name in self.converters:
+        plan = _plan(type(self))
+        groups: tuple[str | bytes | None, ...] = match.groups()
+        texts: Sequence[str | None] = [
+            t.decode("latin-1") if isinstance(t, bytes) else t for t in groups
+        ]
+        try:
+            values: list[dict[str, object]] = [
+                {
+                    "value_id": name,
+                    "value": (
+                        text if text is None or convert is None else convert(text)
+                    ),
+                }
+                for (name, index, convert) in plan
+                for text in (texts[index],)
+            ]
+        except (ValueError, TypeError, ArithmeticError):
+            # Find the value that failed, and say which (the fast path
+            # above does not keep track).
+            for name, index, convert in plan:
+                text = texts[index]
+                if text is None or convert is None:
+                    continue
                 try:
-                    value = self.converters[name](text)
+                    convert(text)
                 except (ValueError, TypeError, ArithmeticError) as error:
                     raise InstrumentProtocolError(
                         f"{self.stream_name}: value {name} = {text!r} "
                         f"cannot be read: {error}"
                     ) from error
-            values.append({"value_id": name, "value": value})
-        if self.internal_time_value is not None:
-            self._set_internal_from(_find_value(values, self.internal_time_value))
+            raise
+        internal = self.internal_time_value
+        if internal is not None:
+            if internal not in self.pattern.groupindex:
+                # As before: naming a value the pattern lacks is a KeyError.
+                raise KeyError(internal)
+            for entry in values:
+                if entry["value_id"] == internal:
+                    self._set_internal_from(entry["value"])
+                    break
         return values
 
     def _set_internal_from(self, when: object) -> None:
         if isinstance(when, datetime):
             if when.tzinfo is None:
                 when = when.replace(tzinfo=UTC)
-            self.set_internal_timestamp(unix=when.timestamp())
+            self.internal_timestamp = ntp_from_unix(when.timestamp())
         elif isinstance(when, int | float) and not isinstance(when, bool):
             self.set_internal_timestamp(unix=float(when))
         elif when is not None:
@@ -484,6 +525,44 @@ class RegexDataParticle(DataParticle):
                 f"{self.stream_name}: {self.internal_time_value} = {when!r} "
                 f"is not a time"
             )
+
+
+#: The last record :meth:`RegexDataParticle.matches` tried, the pattern and
+#: the match: ``(raw, pattern, match)``; emptied once a particle is built.
+_last_match: list[object] = [None, None, None]
+_NO_MATCH: tuple[None, None, None] = (None, None, None)
+
+#: Particle classes whose ``stream_name`` was checked once.
+_CHECKED_CLASSES: WeakSet[type] = WeakSet()
+
+#: What :func:`_plan` worked out for each class, with the pattern and
+#: converters it was worked out from.
+_PLANS: WeakKeyDictionary[
+    type,
+    tuple[object, object, tuple[tuple[str, int, Callable[[str], object] | None], ...]],
+] = WeakKeyDictionary()
+
+
+def _plan(
+    cls: type[RegexDataParticle],
+) -> tuple[tuple[str, int, Callable[[str], object] | None], ...]:
+    """
+    How a class reads its pattern's match: for each named group, in the
+    order of the groups, its name, its index in ``match.groups()`` and its
+    converter (``None`` to keep the text).  Worked out once per class (and
+    again if its pattern or converters are replaced), not per record.
+    """
+    pattern, converters = cls.pattern, cls.converters
+    known = _PLANS.get(cls)
+    if known is not None and known[0] is pattern and known[1] is converters:
+        return known[2]
+    groups = pattern.groupindex
+    plan = tuple(
+        (name, groups[name] - 1, converters.get(name))
+        for name in sorted(groups, key=lambda group: groups[group])
+    )
+    _PLANS[cls] = (pattern, converters, plan)
+    return plan
 
 
 def particle_values(
