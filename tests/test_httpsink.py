@@ -19,11 +19,13 @@ from twisted.logger import LogLevel, capturedLogs, formatEvent, globalLogPublish
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
+from instrumentd.station.record import as_record
 from instrumentd.station.sinks import (
     HttpSink,
     ISink,
     default_retry_policy,
 )
+from instrumentd.station.spool import Spool
 from tests.sinksupport import (
     URL,
     Endpoint,
@@ -318,6 +320,65 @@ class HttpSinkTests(SynchronousTestCase):
             [p["record"]["values"]["n"] for body in up.bodies for p in body["records"]],
             [0, 1, 2, 3, 4, 5],
         )
+
+    def test_oldSpoolConverted(self) -> None:
+        """
+        A spool left by a version before records (particles in the old
+        layout under C{"particle"}) is still delivered: each entry is sent as
+        its record, version 2, with its seq; one that is no particle is sent
+        as stored rather than lost; what this version spools follows.
+        """
+        spool_dir = self.mktemp()
+        old = Spool(spool_dir)
+        old.append({"instrument": "ctd1", "particle": particle(1)})
+        old.append({"instrument": "ctd2", "particle": {"junk": True}})
+        old.append({"instrument": "ctd1", "particle": particle(2)})
+        old.close()
+        up = Endpoint()
+        sink, clock, _ = self.make_sink(up, spool_dir=spool_dir, batch_size=10)
+        sink.write("ctd1", particle(3))
+        clock.advance(1.0)
+        [body] = up.bodies
+        self.assertEqual(
+            body["records"],
+            [
+                {"seq": 1, "instrument": "ctd1", "record": record(1)},
+                {"seq": 2, "instrument": "ctd2", "particle": {"junk": True}},
+                {"seq": 3, "instrument": "ctd1", "record": record(2)},
+                {"seq": 4, "instrument": "ctd1", "record": record(3)},
+            ],
+        )
+        self.assertEqual(sink.stats()["delivered"], 4)
+
+    def test_recordBytesSpliced(self) -> None:
+        """
+        The spool holds the record's bytes as they were encoded, and the
+        batch carries them unchanged: the record is encoded once.
+        """
+        up = Endpoint()
+        sink, clock, spool_dir = self.make_sink(up)
+        record_ = as_record("ctd1", particle(1))
+        sink.write("ctd1", record_)
+        [segment] = [name for name in os.listdir(spool_dir) if name.endswith(".jsonl")]
+        with open(os.path.join(spool_dir, segment), "rb") as f:
+            self.assertIn(b'"record":' + record_.json + b"}\n", f.read())
+        clock.advance(1.0)
+        self.assertEqual(up.bodies[0]["records"][0]["record"], json.loads(record_.json))
+        self.assertEqual(record_.encodings, 1)
+
+    def test_invalidDropped(self) -> None:
+        """
+        A mapping that is no record is dropped, counted in C{invalid} and
+        C{dropped}, and logged; nothing is spooled.
+        """
+        sink, _, _ = self.make_sink(Endpoint())
+        with capturedLogs() as events:
+            sink.write("ctd1", {"record": "instrumentd.sample", "version": 7})
+        stats = sink.stats()
+        self.assertEqual(
+            (stats["invalid"], stats["dropped"], stats["last_seq"]), (1, 1, 0)
+        )
+        self.assertIn("version 7", formatEvent(events[0]))
 
     def test_restartAfterDelivery(self) -> None:
         """

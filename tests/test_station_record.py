@@ -7,13 +7,19 @@ else refused by name).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
+from typing import Any
 
+from treq.testing import StubTreq
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from instrumentd.driver.events import SampleEvent
+from instrumentd.driver.events import EventType, SampleEvent
 from instrumentd.driver.particles import DataParticle, ParticleField
 from instrumentd.packet import NTP_UNIX_OFFSET
+from instrumentd.station.eventfeed import EventFeeds
+from instrumentd.station.instrument import StationInstrument
 from instrumentd.station.record import (
     RECORD_KIND,
     RECORD_VERSION,
@@ -26,6 +32,9 @@ from instrumentd.station.record import (
     iso_from_ntp,
     read_record,
 )
+from instrumentd.station.sinks import HttpSink, JsonLinesSink, MemorySink, connect_sink
+from tests.apisupport import FakeDriver
+from tests.sinksupport import URL, Endpoint
 
 #: 2026-12-07T08:00:00Z in NTP seconds.
 NTP_0800 = 1796630400.0 + NTP_UNIX_OFFSET
@@ -428,3 +437,82 @@ class ReadTests(SynchronousTestCase):
         self.assertEqual(as_record("CTD01", anonymous)["instrument"], "CTD01")
         self.assertEqual(as_record("CTD01", old_particle())["instrument"], "CTD01")
         self.assertRaises(RecordError, as_record, "CTD01", object())
+
+
+class OneSerialisationTests(SynchronousTestCase):
+    """
+    Issue 18: a sample is encoded once however many consumers take it.
+    """
+
+    def test_everyConsumerSharesTheBytes(self) -> None:
+        """
+        One sample through a station instrument reaches a JSON-lines file,
+        an HTTP sink's spool and POST, a memory sink, two event streams and
+        the API's latest sample; its record is made once and encoded once,
+        and the file line, the spool line and the event message hold the
+        same bytes.
+        """
+        clock = Clock()
+        driver = FakeDriver()
+        instrument = StationInstrument("CTD01", driver, clock=clock)
+        directory = self.mktemp()
+        files = JsonLinesSink(directory, reactor=clock)
+        endpoint = Endpoint()
+        spool_dir = self.mktemp()
+        http = HttpSink(
+            URL, spool_dir=spool_dir, reactor=clock, treq_client=StubTreq(endpoint)
+        )
+        memory = MemorySink()
+        for sink in (files, http, memory):
+            connect_sink(instrument, "CTD01", sink)
+        feed = EventFeeds()[instrument]
+        messages: list[bytes] = []
+        feed.follow(messages.append)
+        feed.follow(messages.append, [EventType.SAMPLE])
+        made: list[SampleRecord] = []
+
+        def qc(record: SampleRecord) -> None:
+            made.append(record)
+
+        instrument.recorder.qc = qc
+        # Every JSON encoding of anything holding the record, however made.
+        encodings: list[str] = []
+        encode = json.dumps
+
+        def counting(value: object, **kwargs: Any) -> str:
+            text = encode(value, **kwargs)
+            if '"instrumentd.sample"' in text:
+                encodings.append(text)
+            return text
+
+        self.patch(json, "dumps", counting)
+
+        driver.events.publish(
+            SampleEvent(
+                ctd(port_timestamp=NTP_0800, driver_timestamp=NTP_0800 + 0.5),
+                time=1796630400.5,
+            )
+        )
+        [record] = made
+        self.assertEqual(record.encodings, 1)
+        [segment] = [n for n in os.listdir(spool_dir) if n.endswith(".jsonl")]
+        with open(os.path.join(spool_dir, segment), "rb") as f:
+            self.assertIn(b'"record":' + record.json + b"}\n", f.read())
+        self.successResultOf(files.close())
+        clock.advance(1.0)
+        self.successResultOf(http.close())
+
+        path = os.path.join(directory, "CTD01", "ctd_sample", "2026-12-07.jsonl")
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), record.json + b"\n")
+        self.assertEqual(len(messages), 2)
+        self.assertIs(messages[0], messages[1])
+        self.assertIn(b',"record":' + record.json + b"}\n\n", messages[0])
+        self.assertEqual(endpoint.bodies[0]["records"][0]["record"], dict(record))
+        self.assertIs(memory.particles()[0], record.to_dict())
+        latest = instrument.latest_sample
+        assert latest is not None
+        self.assertIs(latest["record"], record.to_dict())
+        self.assertEqual(record.encodings, 1)
+        self.assertEqual(len(encodings), 1)
+        self.assertEqual(instrument.recorder.records, 1)
