@@ -12,7 +12,12 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from instrumentd.station.api._answer import write_json
-from instrumentd.station.api._errors import Refusal
+from instrumentd.station.api._operations import (
+    discover,
+    read_parameters,
+    run_command,
+    set_parameters,
+)
 from instrumentd.station.api._resource import InstrumentPart
 from instrumentd.station.instrument import StationInstrument
 
@@ -39,36 +44,13 @@ class Parameters(InstrumentPart):
     methods = ("GET", "PATCH")
 
     def render_GET(self, request: Request) -> int:
-        names = _names(request)
-        name = self.instrument.name
-        read = self.instrument.driver.get_resource(names or "ALL")
-        return self.later(
-            request,
-            read.addCallback(
-                lambda values: (200, {"instrument": name, "parameters": values})
-            ),
-        )
+        read = read_parameters(self.instrument, _names(request))
+        return self.later(request, read.addCallback(lambda body: (200, body)))
 
     def render_PATCH(self, request: Request) -> int:
         values = self.api.read_object(request, "parameters and their new values")
-        if not values:
-            raise Refusal(
-                400,
-                "BAD_REQUEST",
-                'give at least one parameter to set, e.g. {"INTERVAL": 10}',
-            )
-        instrument = self.instrument
-
-        def answer(changed: dict[str, object]) -> tuple[int, object]:
-            return 200, {
-                "instrument": instrument.name,
-                "changed": changed,
-                "parameters": instrument.driver.get_cached_config(),
-            }
-
-        return self.changing(
-            request, lambda: instrument.driver.set_resource(values), answer
-        )
+        change = set_parameters(self.instrument, values)
+        return self.later(request, change.addCallback(lambda body: (200, body)))
 
 
 class Commands(InstrumentPart):
@@ -120,31 +102,8 @@ class Command(InstrumentPart):
         arguments = self.api.read_object(
             request, "the command's arguments", required=False
         )
-        if "command" in arguments:
-            # execute_resource(command, **arguments) takes the command's
-            # name as "command": no command can have an argument so named.
-            raise Refusal(
-                400,
-                "BAD_REQUEST",
-                "no command takes an argument named 'command'; the command's "
-                "name is in the path",
-            )
-        instrument = self.instrument
-        command = self.command
-
-        def answer(result: object) -> tuple[int, object]:
-            return 200, {
-                "instrument": instrument.name,
-                "command": command,
-                "result": result,
-                "state": instrument.state,
-            }
-
-        return self.changing(
-            request,
-            lambda: instrument.driver.execute_resource(command, **arguments),
-            answer,
-        )
+        ran = run_command(self.instrument, self.command, arguments)
+        return self.later(request, ran.addCallback(lambda body: (200, body)))
 
 
 class Discover(InstrumentPart):
@@ -156,9 +115,5 @@ class Discover(InstrumentPart):
 
     def render_POST(self, request: Request) -> int:
         self.api.read_object(request, "nothing", required=False)
-        instrument = self.instrument
-        return self.changing(
-            request,
-            instrument.driver.discover_state,
-            lambda state: (200, {"instrument": instrument.name, "state": state}),
-        )
+        found = discover(self.instrument)
+        return self.later(request, found.addCallback(lambda body: (200, body)))

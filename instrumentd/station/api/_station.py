@@ -14,8 +14,9 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from instrumentd.station import metrics
 from instrumentd.station.api._answer import write_json
-from instrumentd.station.api._errors import Refusal, refusal_for
+from instrumentd.station.api._errors import refusal_for
 from instrumentd.station.api._instrument import Instrument
+from instrumentd.station.api._operations import unknown_instrument
 from instrumentd.station.api._resource import JSONResource, NotFound
 
 if TYPE_CHECKING:
@@ -153,15 +154,4 @@ class UnknownInstrument(NotFound):
 
     def render(self, request: Request) -> bytes:
         known = list(self.api.station.instruments)
-        return write_json(
-            request,
-            404,
-            Refusal(
-                404,
-                "UNKNOWN_INSTRUMENT",
-                f"there is no instrument {self.name!r} in this station; "
-                f"known: {', '.join(known) or 'none'}",
-                instrument=self.name,
-                known=known,
-            ).body(),
-        )
+        return write_json(request, 404, unknown_instrument(self.name, known).body())
