@@ -13,6 +13,7 @@ from instrumentd.mqtt.topics import (
     events_topic,
     meta_topic,
     parse_topic,
+    station_command_topic,
     status_topic,
 )
 
@@ -38,6 +39,7 @@ class TopicTests(SynchronousTestCase):
             (meta_topic("buoy1", "CTD01"), TopicParts("meta", "buoy1", "CTD01")),
             (command_topic("buoy1", "CTD01"), TopicParts("cmd", "buoy1", "CTD01")),
             (status_topic("buoy1"), TopicParts("status", "buoy1")),
+            (station_command_topic("buoy1"), TopicParts("cmd", "buoy1")),
         ]
         self.assertEqual(cases[0][0], "instrumentd/buoy1/CTD01/data/ctd_sample")
         self.assertEqual(cases[4][0], "instrumentd/buoy1/status")

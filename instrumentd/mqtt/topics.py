@@ -7,6 +7,7 @@ The MQTT topic layout of instrumentd (``doc/multi-host.md``)::
     instrumentd/{station}/{instrument}/meta            retained description
     instrumentd/{station}/status                       retained online/offline
     instrumentd/{station}/{instrument}/cmd             MQTT 5 requests
+    instrumentd/{station}/cmd                          requests to the station (list)
 
 Station, instrument and stream names are checked names (letters, digits,
 ``.``, ``_``, ``-``), so they never hold ``/``, ``+`` or ``#``.
@@ -25,6 +26,7 @@ __all__ = [
     "events_topic",
     "meta_topic",
     "parse_topic",
+    "station_command_topic",
     "status_topic",
 ]
 
@@ -67,6 +69,13 @@ def command_topic(station: str, instrument: str) -> str:
     return f"{ROOT}/{station}/{instrument}/cmd"
 
 
+def station_command_topic(station: str) -> str:
+    """
+    Where requests to the station as a whole (``list``) are published.
+    """
+    return f"{ROOT}/{station}/cmd"
+
+
 @dataclass(frozen=True, slots=True)
 class TopicParts:
     """
@@ -74,7 +83,8 @@ class TopicParts:
 
     :ivar kind: ``data``, ``events``, ``meta``, ``status`` or ``cmd``.
     :ivar station: the station.
-    :ivar instrument: the instrument (``None`` for ``status``).
+    :ivar instrument: the instrument (``None`` for ``status`` and a
+        station's ``cmd``).
     :ivar name: the stream (``data``) or event type (``events``), else
         ``None``.
     """
@@ -96,7 +106,8 @@ def parse_topic(topic: str) -> TopicParts | None:
         return None
     station = levels[1]
     if len(levels) == 3:
-        return TopicParts("status", station) if levels[2] == "status" else None
+        kind = levels[2]
+        return TopicParts(kind, station) if kind in ("status", "cmd") else None
     instrument, kind = levels[2], levels[3]
     if len(levels) == 4 and kind in ("meta", "cmd"):
         return TopicParts(kind, station, instrument)
