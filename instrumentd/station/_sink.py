@@ -21,7 +21,9 @@ from instrumentd.packet import NTP_UNIX_OFFSET
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
 
-__all__ = ["ISink", "Particle", "ParticleLike", "sample_time"]
+    from instrumentd.driver.events import DriverEvent
+
+__all__ = ["IEventSink", "ISink", "Particle", "ParticleLike", "sample_time"]
 
 _log = Logger()
 
@@ -91,6 +93,25 @@ class ISink(Interface):
         Counters and state for the station's status and metrics.
 
         :returns: a JSON-ready dict.
+        """
+
+
+class IEventSink(Interface):
+    """
+    A sink that also takes an instrument's driver events other than
+    samples (state and configuration changes, errors, results, the link's
+    news); :func:`~instrumentd.station.sinks.connect_sink` feeds them to
+    :meth:`write_event` in the order the driver published them, samples
+    and events alike.
+    """
+
+    def write_event(instrument: str, event: DriverEvent) -> None:
+        """
+        Take one event.  Like :meth:`ISink.write`: returns at once, never
+        raises for I/O trouble.
+
+        :param instrument: the instrument's name.
+        :param event: the event (never a ``SAMPLE``).
         """
 
 

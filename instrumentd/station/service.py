@@ -66,18 +66,53 @@ __all__ = [
 _log = Logger()
 
 
-def make_sink(spec: SinkSpec, reactor: IReactorTime, instruments: int = 0) -> ISink:
+def make_sink(
+    spec: SinkSpec,
+    reactor: IReactorTime,
+    instruments: int = 0,
+    *,
+    station: str | None = None,
+) -> ISink:
     """
     Build a sink from its config.
 
     :param spec: the sink's config.
-    :param reactor: its clock (and, for HTTP, its network).
+    :param reactor: its clock (and, for HTTP and MQTT, its network).
     :param instruments: how many instruments write to it (sizes a
         JSON-lines sink's open files, unless configured).
+    :param station: the station's name (MQTT topics carry it).
     :returns: the sink.
     :raises OSError: if its directory cannot be made.
     :raises ValueError: for a spool that is not one, or in use.
     """
+    if spec.type == "mqtt":
+        from instrumentd.mqtt import BrokerSettings
+        from instrumentd.station.sinks import MqttSink
+
+        assert spec.broker is not None and spec.spool_dir is not None
+        assert station is not None, "an MQTT sink needs the station's name"
+        settings = BrokerSettings(
+            address=spec.broker,
+            client_id=spec.client_id or f"instrumentd-{station}-{spec.name}",
+            username=spec.username,
+            password_file=spec.password_file,
+            ca_file=spec.ca_file,
+            cert_file=spec.cert_file,
+            key_file=spec.key_file,
+            keepalive=spec.keepalive,
+            clean_start=spec.session_expiry == 0,
+            session_expiry=spec.session_expiry,
+        )
+        return MqttSink(
+            settings,
+            station=station,
+            spool_dir=spec.spool_dir,
+            max_bytes=spec.max_bytes,
+            window=spec.window,
+            registry=spec.registry,
+            remote_commands=spec.remote_commands,
+            reactor=reactor,
+        )
     if spec.type == "jsonlines":
         assert spec.directory is not None
         return JsonLinesSink(
@@ -271,7 +306,9 @@ class StationService(Service):
         try:
             for name, sink_spec in self.config.sinks.items():
                 writers = sum(name in spec.sinks for spec in self.config.instruments)
-                self.sinks[name] = make_sink(sink_spec, self._reactor, writers)
+                self.sinks[name] = make_sink(
+                    sink_spec, self._reactor, writers, station=self.config.name
+                )
             for spec in self.config.instruments:
                 self.supervisors[spec.name] = InstrumentSupervisor(
                     spec,
@@ -280,6 +317,7 @@ class StationService(Service):
                     retry_policy=self._retry_policy,
                 )
                 self._describe(spec, self.supervisors[spec.name])
+                self._serve_remote(spec, self.supervisors[spec.name])
             station = SupervisedStation(
                 list(self.supervisors.values()), self.sinks, clock=self._reactor
             )
@@ -407,6 +445,20 @@ class StationService(Service):
                         clock=self._reactor.seconds,
                     ).start()
                 )
+
+    def _serve_remote(
+        self, spec: InstrumentSpec, supervisor: InstrumentSupervisor
+    ) -> None:
+        """
+        Put the instrument in the registry of each MQTT sink it writes to,
+        and let that sink answer requests to it.
+        """
+        from instrumentd.station.sinks import MqttSink
+
+        for name in spec.sinks:
+            sink = self.sinks[name]
+            if isinstance(sink, MqttSink):
+                sink.serve(supervisor.instrument, spec.driver)
 
     def _unfollow_metadata(self) -> None:
         for unsubscribe in self._metadata_subscriptions:

@@ -14,6 +14,9 @@ sink stores or sends is the sample record, version 2 (``doc/data.md``).
 - :class:`HttpSink`: POSTs batches to an ingest URL, spooling to disk first
   so that an outage costs no memory and loses nothing until the spool's
   bound (``max_bytes``) is reached; then the oldest go, counted.
+- :class:`MqttSink`: publishes samples and events to an MQTT 5 broker,
+  QoS 1, through a disk spool per instrument, with a per-instrument
+  sequence number that survives restarts.
 - :class:`MemorySink`: keeps what it is given, for tests and demos.
 
 :func:`connect_sink` feeds a sink from a station instrument (or a
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Protocol, cast
 
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
@@ -33,7 +36,9 @@ from zope.interface import implementer
 from instrumentd.driver.events import DriverEvent, EventType, SampleEvent
 from instrumentd.station._httpsink import HTTPPoster, HttpSink, default_retry_policy
 from instrumentd.station._jsonlines import JsonLinesSink
+from instrumentd.station._mqttsink import MqttSink
 from instrumentd.station._sink import (
+    IEventSink,
     ISink,
     Particle,
     ParticleLike,
@@ -44,9 +49,11 @@ from instrumentd.station.record import RecordError, as_record
 __all__ = [
     "HTTPPoster",
     "HttpSink",
+    "IEventSink",
     "ISink",
     "JsonLinesSink",
     "MemorySink",
+    "MqttSink",
     "Particle",
     "ParticleLike",
     "connect_sink",
@@ -76,13 +83,25 @@ class EventSource(Protocol):
 def connect_sink(bus: EventSource, instrument: str, sink: ISink) -> Callable[[], None]:
     """
     Write every sample published on ``bus`` (as a
-    :class:`~instrumentd.driver.events.SampleEvent`) to ``sink``.
+    :class:`~instrumentd.driver.events.SampleEvent`) to ``sink``; to a sink
+    that also provides :class:`IEventSink`, every other event too, in the
+    order they were published.
 
     :param bus: a station instrument, or a driver's event bus.
     :param instrument: the instrument's name, passed to :meth:`ISink.write`.
     :param sink: the sink.
     :returns: a callable that stops it.
     """
+    if IEventSink.providedBy(sink):
+        events = cast("IEventSink", sink)
+
+        def each(event: DriverEvent) -> None:
+            if isinstance(event, SampleEvent):
+                sink.write(instrument, event.particle)
+            else:
+                events.write_event(instrument, event)
+
+        return bus.subscribe(each)
 
     def sample(event: DriverEvent) -> None:
         assert isinstance(event, SampleEvent)

@@ -91,6 +91,12 @@ def _http_url(value: object) -> str | None:
     return f"{value!r} is not an http:// or https:// URL"
 
 
+def _broker_address(value: object) -> str | None:
+    from instrumentd.mqtt import address_problem
+
+    return address_problem(value)
+
+
 def _names(value: object) -> str | None:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return None
@@ -278,7 +284,7 @@ API: Final = Section(
 _SINK_TYPE: Final = Key(
     "type",
     "string",
-    "`jsonlines` or `http`",
+    "`jsonlines`, `http` or `mqtt`",
     default=REQUIRED,
     choices=SINK_TYPES,
     required=f"the kind of sink, one of {', '.join(SINK_TYPES)}",
@@ -395,6 +401,118 @@ SINKS: Final = {
             ),
         ),
         "An HTTP ingest endpoint, behind a disk spool.",
+    ),
+    "mqtt": Section(
+        '[sinks.NAME] type = "mqtt"',
+        (
+            _SINK_TYPE,
+            Key(
+                "broker",
+                "string",
+                "the MQTT 5 broker: `mqtt://HOST[:PORT]` (1883), "
+                "`mqtts://HOST[:PORT]` (TLS, 8883; the host name is checked "
+                "against the broker's certificate), or a Twisted client endpoint "
+                "string (`unix:path=...`). Needs `[station] name`",
+                default=REQUIRED,
+                required="the broker's address, e.g. mqtt://127.0.0.1:1883",
+                check=_broker_address,
+            ),
+            Key(
+                "client_id",
+                "string",
+                "the MQTT client id; the broker lets one connection hold it",
+                default_doc="`instrumentd-<station>-<NAME>`",
+            ),
+            Key("username", "string", "the MQTT user name", default_doc="none"),
+            Key(
+                "password_file",
+                "string",
+                "a file holding the password (white space around it ignored); "
+                "read at each connection, never shown. Needs `username`",
+                default_doc="none",
+            ),
+            Key(
+                "ca_file",
+                "string",
+                "PEM certificates the broker's must chain to (`mqtts://`)",
+                default_doc="the system's trust store",
+            ),
+            Key(
+                "cert_file",
+                "string",
+                "a PEM client certificate, for brokers that ask for one",
+                default_doc="none",
+            ),
+            Key("key_file", "string", "its PEM private key", default_doc="none"),
+            Key(
+                "keepalive",
+                "integer",
+                "seconds between pings when idle; the broker publishes the "
+                "station's last will (offline) after 1.5 times this with no word",
+                default=30,
+                minimum=5,
+                maximum=3600,
+                unit="seconds",
+            ),
+            Key(
+                "session_expiry",
+                "integer",
+                "seconds the broker keeps the station's session (its "
+                "subscriptions and the requests sent to it) while the station is "
+                "away; requests still unexpired are carried out when it is back. "
+                "0: a new session at each connection",
+                default=0,
+                minimum=0,
+                maximum=30 * 24 * 3600,
+                unit="seconds",
+            ),
+            Key(
+                "spool_dir",
+                "string",
+                "the spools every message is written to before it is sent, "
+                "`<spool_dir>/<instrument>/`; one sink per directory",
+                default_doc="`<data_dir>/spool/<NAME>`",
+            ),
+            Key(
+                "max_bytes",
+                "size",
+                "the most disk each instrument's spool may take; at the bound "
+                "the oldest undelivered messages are dropped, counted and "
+                "warned about (their `seq` numbers are then missing)",
+                default=DEFAULT_MAX_BYTES,
+                default_doc='`"1GiB"`',
+                minimum=64 << 10,
+                maximum=1 << 50,
+            ),
+            Key(
+                "window",
+                "integer",
+                "messages of one instrument published and not yet acknowledged, "
+                "at most",
+                default=100,
+                minimum=1,
+                maximum=10000,
+            ),
+            Key(
+                "registry",
+                "boolean",
+                "publish the retained registry: `instrumentd/<station>/status` "
+                "(online; the last will says offline) and each instrument's "
+                "`.../meta`",
+                default=True,
+            ),
+            Key(
+                "remote_commands",
+                "boolean",
+                "answer MQTT 5 requests on `instrumentd/<station>/<instrument>/cmd` "
+                "(get, set, run, discover, list); who may send them is the "
+                "broker's ACL (see [multi-host.md](multi-host.md#commands))",
+                default=False,
+            ),
+        ),
+        "An MQTT 5 broker: samples and events with QoS 1, behind a disk "
+        "spool per instrument; the registry; remote commands "
+        "([multi-host.md](multi-host.md)).",
     ),
 }
 

@@ -154,6 +154,13 @@ def parse_config(
                 "to be open with api.open = true (--api-open)",
             )
     sinks = _sinks(top, configured_data_dir)
+    mqtt = [name for name, spec in sinks.specs.items() if spec.type == "mqtt"]
+    if mqtt and station_name is None:
+        problems.add(
+            f"{top.key('sinks')}.{mqtt[0]}",
+            'an MQTT sink needs the station\'s name, [station] name = "..." '
+            "(its topics are instrumentd/<station>/...)",
+        )
     instruments = _instruments(top, configured_data_dir, sinks)
     top.done()
     if problems.found:

@@ -87,7 +87,7 @@ def _sinks(top: Table, data_dir: str) -> Sinks:
                 sink.bad(
                     "spool_dir",
                     f"{spool!r} is also the spool of sink {spools[where]!r}; each "
-                    "HTTP sink needs its own",
+                    "HTTP or MQTT sink needs its own",
                 )
             else:
                 spools[where] = name
@@ -113,7 +113,37 @@ def _sink(sink: Table, name: str, data_dir: str) -> dict[str, Any] | None:
         if values["spool_dir"] is None and not typed.has("spool_dir"):
             values["spool_dir"] = os.path.join(data_dir, "spool", name)
         values["headers"] = _headers(typed, values["headers"])
+    elif kind == "mqtt":
+        if values["spool_dir"] is None and not typed.has("spool_dir"):
+            values["spool_dir"] = os.path.join(data_dir, "spool", name)
+        _check_mqtt(typed, values)
     return values
+
+
+def _check_mqtt(sink: Table, values: dict[str, Any]) -> None:
+    """
+    What an MQTT sink's keys must agree on, and the files it names: they
+    must be readable now, so a typo fails ``--check``, not the first
+    connection.  The password file's content is never read into the
+    configuration (nor shown).
+    """
+    if values.get("password_file") is not None and values.get("username") is None:
+        sink.bad(
+            "password_file",
+            "is set but username is not; give the user name the password is for",
+        )
+    if values.get("key_file") is not None and values.get("cert_file") is None:
+        sink.bad("key_file", "is set but cert_file is not")
+    broker = values.get("broker")
+    if isinstance(broker, str) and not broker.startswith("mqtts://"):
+        for key in ("ca_file", "cert_file", "key_file"):
+            if values.get(key) is not None:
+                sink.bad(key, f"is for TLS, but broker {broker!r} is not mqtts://")
+    for key in ("password_file", "ca_file", "cert_file", "key_file"):
+        path = values.get(key)
+        if isinstance(path, str) and not os.access(path, os.R_OK):
+            why = "does not exist" if not os.path.exists(path) else "cannot be read"
+            sink.bad(key, f"{path!r} {why}")
 
 
 def _headers(sink: Table, given: Mapping[str, Any] | None) -> dict[str, str]:

@@ -40,7 +40,7 @@ CONNECTION_TYPES: Final = ("tcp", "serial", "simulator", "endpoint", "port_agent
 AGENT_MODES: Final = ("child", "in-process")
 
 #: The kinds of sink.
-SINK_TYPES: Final = ("jsonlines", "http")
+SINK_TYPES: Final = ("jsonlines", "http", "mqtt")
 #: Instruments brought up at once, by default.
 DEFAULT_STARTUP_WINDOW: Final = 200
 #: Seconds an instrument coming up may hold up the next, by default.
@@ -211,6 +211,19 @@ class SinkSpec:
     :ivar timeout: ``http``: seconds to wait for an answer.
     :ivar max_bytes: ``http``: the most bytes its spool may take.
     :ivar headers: ``http``: extra request headers.
+    :ivar broker: ``mqtt``: the broker's address.
+    :ivar client_id: ``mqtt``: the MQTT client id.
+    :ivar username: ``mqtt``: the MQTT user name.
+    :ivar password_file: ``mqtt``: the file holding the password (the
+        password itself is never in the config).
+    :ivar ca_file: ``mqtt``: the CA certificates for ``mqtts://``.
+    :ivar cert_file: ``mqtt``: a client certificate.
+    :ivar key_file: ``mqtt``: its key.
+    :ivar keepalive: ``mqtt``: seconds between pings when idle.
+    :ivar session_expiry: ``mqtt``: seconds the broker keeps the session.
+    :ivar window: ``mqtt``: messages per instrument in flight at most.
+    :ivar registry: ``mqtt``: publish the retained registry (status, meta).
+    :ivar remote_commands: ``mqtt``: answer MQTT 5 requests.
     """
 
     name: str
@@ -226,6 +239,18 @@ class SinkSpec:
     timeout: float = 10.0
     max_bytes: int = DEFAULT_MAX_BYTES
     headers: Mapping[str, str] = field(default_factory=dict)
+    broker: str | None = None
+    client_id: str | None = None
+    username: str | None = None
+    password_file: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    keepalive: int = 30
+    session_expiry: int = 0
+    window: int = 100
+    registry: bool = True
+    remote_commands: bool = False
 
     def open_files_for(self, instruments: int) -> int:
         """
