@@ -82,7 +82,7 @@ class BrokerTestCase(TestCase):
     def make_broker(self, **kwargs: Any) -> Broker:
         broker = Broker(os.path.abspath(self.mktemp()), **kwargs)
         self.addCleanup(broker.kill)
-        self.addCleanup(lambda: log.msg("broker log:\n" + broker.log()))
+        self.addCleanup(lambda: log.msg("broker log (end):\n" + broker.log()[-4000:]))
         return broker
 
     def make_client(self, broker_url: str, client_id: str, **kwargs: Any) -> MQTTClient:
