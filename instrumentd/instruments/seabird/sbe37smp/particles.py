@@ -23,27 +23,27 @@ Firmware generations and optional sensors print different dumps
 dump is read line by line against a table of every line kind known
 (:data:`STATUS_LINES`, :data:`CALIBRATION_LINES`): a value whose line is
 absent is ``None``, a line of no known kind is skipped.  A sample may lack
-its pressure column (no pressure sensor): :data:`DRY_SAMPLE_PATTERN` reads
-those, and the driver picks it once the calibration dump has shown no
+its pressure column (no pressure sensor): :class:`SBE37DrySampleParticle`
+reads those, and the driver picks it once the calibration dump has shown no
 pressure section, since ``T, C, x.xxx`` cannot say by itself whether its
 third value is pressure or sound velocity.
 
-The instrument prints times as ``05 Feb 2013, 19:16:59`` in English whatever
-the host's locale, so months are read from a table here rather than with
-``strptime``'s locale-dependent ``%b``.
+A sample's columns are a table (:mod:`instrumentd.driver.columns`), its
+times and conductivities read by the framework's readers
+(:mod:`instrumentd.driver.readers`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import ClassVar, Final
 
 from instrumentd.driver.chunker import Sieve
+from instrumentd.driver.columns import Column, ColumnParticle
 from instrumentd.driver.dumps import DumpParticle, DumpReader, Keyed, Line
-from instrumentd.driver.particles import ParticleField, RegexDataParticle
+from instrumentd.driver.particles import ParticleField
+from instrumentd.driver.readers import scaled_by_decimals, time_reader
 
 __all__ = [
     "CALIBRATION_IDS",
@@ -51,8 +51,6 @@ __all__ = [
     "CALIBRATION_PATTERN",
     "CALIBRATION_SIEVE",
     "CALIBRATION_TEXT",
-    "DRY_SAMPLE_PATTERN",
-    "SAMPLE_PATTERN",
     "SIEVES",
     "STATUS_LINES",
     "STATUS_PATTERN",
@@ -66,122 +64,49 @@ __all__ = [
     "said_yes",
 ]
 
-_MONTHS: Final = {
-    name: number
-    for number, name in enumerate(
-        ("jan", "feb", "mar", "apr", "may", "jun",
-         "jul", "aug", "sep", "oct", "nov", "dec"),
-        start=1,
-    )
-}  # fmt: skip
-
-_TIME = re.compile(
-    r"^\s*(\d{1,2}) ([A-Za-z]{3}) (\d{4}),?\s+(\d{1,2}):(\d{2}):(\d{2})\s*$"
+#: The instrument's clock as it prints it: ``05 Feb 2013, 19:16:59`` in a
+#: sample, ``05 Feb 2013  19:11:43`` in the status dump, in English whatever
+#: the host's locale.  The instrument keeps UTC (the driver's clock sync
+#: sets it so).
+read_instrument_time: Final = time_reader(
+    r"\s*(?P<day>\d{1,2}) (?P<month>[A-Za-z]{3}) (?P<year>\d{4}),?\s+"
+    r"(?P<hour>\d{1,2}):(?P<minute>\d{2}):(?P<second>\d{2})\s*",
+    example="05 Feb 2013, 19:16:59",
 )
+#: A conductivity in S/m, whichever unit the instrument printed it in
+#: (firmware 5's ``SetCondUnits=``): its decimals say which, S/m
+#: ``c.ccccc``, mS/cm ``cc.cccc``, µS/cm ``ccccc.c`` (every earlier firmware
+#: prints S/m).
+read_conductivity: Final = scaled_by_decimals({5: 0, 4: -1, 1: -4})
+
+_CONDUCTIVITY: Final = r"-?\d+\.(?:\d{5}|\d{4}|\d)"
+_TIME: Final = r"\d{1,2} [A-Za-z]{3} \d{4}, *\d{1,2}:\d\d:\d\d"
+_F = ParticleField
 
 
-def read_instrument_time(text: str) -> datetime:
+class SBE37SampleParticle(ColumnParticle):
     """
-    Read a time as the instrument prints it: ``05 Feb 2013, 19:16:59`` in a
-    sample, ``05 Feb 2013  19:11:43`` in the status dump.  The instrument
-    keeps UTC (the driver's clock sync sets it so).
-
-    :param text: the text.
-    :returns: an aware UTC datetime.
-    :raises ValueError: if it is not such a time.
-    """
-    match = _TIME.match(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not a time like '05 Feb 2013, 19:16:59'")
-    day, month_name, year, hour, minute, second = match.groups()
-    month = _MONTHS.get(month_name.lower())
-    if month is None:
-        raise ValueError(f"{month_name!r} is not a month")
-    return datetime(
-        int(year), month, int(day), int(hour), int(minute), int(second), tzinfo=UTC
-    )
-
-
-_NUMBER: Final = rb"-?\d+\.\d+"
-#: Conductivity's decimals by unit (firmware 5's ``SetCondUnits=``): S/m
-#: ``c.ccccc``, mS/cm ``cc.cccc``, µS/cm ``ccccc.c`` (every earlier
-#: firmware prints S/m).
-_TO_SIEMENS_PER_METRE: Final = {5: 0, 4: -1, 1: -4}
-_CONDUCTIVITY: Final = rb"-?\d+\.(?:\d{5}|\d{4}|\d)"
-
-
-def read_conductivity(text: str) -> float:
-    """
-    Read a conductivity in S/m, whichever unit the instrument printed it
-    in: its decimals say which.
-
-    :param text: e.g. ``3.51234`` (S/m), ``35.1234`` (mS/cm), ``35123.4``
-        (µS/cm).
-    :returns: S/m.
-    :raises ValueError: for any other number of decimals.
-    """
-    shift = _TO_SIEMENS_PER_METRE.get(len(text.partition(".")[2]))
-    if shift is None:
-        raise ValueError(f"{text!r} has the decimals of no conductivity unit")
-    return float(Decimal(text).scaleb(shift))
-
-
-def _sample_pattern(pressure: bool) -> re.Pattern[bytes]:
-    return re.compile(
-        rb"(?:#|(?<![^\n>]))"
-        rb" *(?P<temperature>" + _NUMBER + rb"),"
-        rb" *(?P<conductivity>"
-        + _CONDUCTIVITY
-        + rb")"
-        # Without a pressure sensor, a pressure group that never matches.
-        + (
-            rb", *(?P<pressure>-?\d+\.\d{3})"
-            if pressure
-            else rb"(?:(?P<pressure>)(?!))?"
-        )
-        + rb"(?:, *(?P<salinity>-?\d+\.\d{4}))?"
-        rb"(?:, *(?P<sound_velocity>-?\d+\.\d{3}))?"
-        rb"(?:, *(?P<specific_conductivity>-?\d+\.(?:\d{5}|\d)))?"
-        rb"(?:, *(?P<instrument_time>\d{1,2} [A-Za-z]{3} \d{4}, *\d{1,2}:\d\d:\d\d))?"
-        rb"(?:, *(?P<sample_number>\d+))?"
-        rb"\r\n"
-    )
-
-
-#: A FORMAT=1 sample line: temperature (deg C), conductivity (S/m; from
-#: firmware 5 also mS/cm or µS/cm, told by its decimals), pressure (dbar),
-#: then salinity (psu) if OUTPUTSAL, sound velocity (m/s) if OUTPUTSV, then
-#: (firmware 5, OutputSC=Y) specific conductivity, then the date and time
-#: if STORETIME, then (firmware 5, TxSampleNum=Y) the sample number, and
-#: CR LF.  Specific conductivity is read in S/m or µS/cm; in mS/cm it has
-#: salinity's four decimals, so a line without salinity could not tell
-#: them apart, and it is not read.  Column widths differ by
-#: firmware (2.6 prints conductivity 9 wide, 3.0h 8, firmware 5 temperature
-#: 7), so any spacing is read.
-#:
-#: The instrument prints salinity with four decimals and sound velocity
-#: with three, so a line with only one of them says which it is.  A line
-#: starts with ``#`` (while logging, firmware 2.x; it may follow a prompt
-#: or a character of echo on the same line) or at a line start (``TS``, and
-#: while logging from firmware 3): a number run in from the middle of some
-#: other text is not a sample.
-SAMPLE_PATTERN: Final = _sample_pattern(pressure=True)
-#: A sample from an instrument without a pressure sensor: no pressure
-#: column.
-DRY_SAMPLE_PATTERN: Final = _sample_pattern(pressure=False)
-
-
-class SBE37SampleParticle(RegexDataParticle):
-    """
-    One sample (stream ``ctdpf_sample``).
+    One FORMAT=1 sample line (stream ``ctdpf_sample``).
 
     Values, in order: ``temperature`` (ITS-90 deg C), ``conductivity``
-    (S/m), ``pressure`` (dbar; ``None`` without a pressure sensor),
+    (S/m; from firmware 5 also printed in mS/cm or µS/cm, told by its
+    decimals), ``pressure`` (dbar; ``None`` without a pressure sensor),
     ``salinity`` (psu, ``None`` unless OUTPUTSAL), ``sound_velocity`` (m/s,
     ``None`` unless OUTPUTSV), ``specific_conductivity`` (S/m, ``None``
-    unless the firmware prints it), ``instrument_time`` (the instrument's clock,
-    ``None`` unless STORETIME), ``sample_number`` (``None`` unless the
-    instrument prints it).
+    unless the firmware prints it, firmware 5's OutputSC=Y), ``instrument_time``
+    (the instrument's clock, ``None`` unless STORETIME), ``sample_number``
+    (``None`` unless the instrument prints it, firmware 5's TxSampleNum=Y).
+
+    Specific conductivity is read in S/m or µS/cm; in mS/cm it has
+    salinity's four decimals, so a line without salinity could not tell
+    them apart, and it is not read.  The instrument prints salinity with
+    four decimals and sound velocity with three, so a line with only one
+    of them says which it is.  Column widths differ by firmware (2.6 prints
+    conductivity 9 wide, 3.0h 8, firmware 5 temperature 7), so any spacing
+    is read.  A line starts with ``#`` (while logging, firmware 2.x; it may
+    follow a prompt or a character of echo on the same line) or at a line
+    start (``TS``, and while logging from firmware 3): a number run in from
+    the middle of some other text is not a sample.
 
     The instrument time, when present, is the internal timestamp; the port
     timestamp is when the port agent read the line's first byte.  The
@@ -191,47 +116,38 @@ class SBE37SampleParticle(RegexDataParticle):
     """
 
     stream_name: ClassVar[str] = "ctdpf_sample"
-    pattern = SAMPLE_PATTERN
-    converters = {
-        "temperature": float,
-        "conductivity": read_conductivity,
-        "pressure": float,
-        "salinity": float,
-        "sound_velocity": float,
-        "specific_conductivity": read_conductivity,
-        "instrument_time": read_instrument_time,
-        "sample_number": int,
-    }
+    start = r"(?:#|(?<![^\n>])) *"
+    separator = r", *"
+    columns = (
+        Column("temperature", r"-?\d+\.\d+", float,
+               _F("degree_Celsius", "sea_water_temperature", "temperature (ITS-90)")),
+        Column("conductivity", _CONDUCTIVITY, read_conductivity,
+               _F("S m-1", "sea_water_electrical_conductivity", "conductivity")),
+        Column("pressure", r"-?\d+\.\d{3}", float,
+               _F("dbar", "sea_water_pressure", "pressure")),
+        Column("salinity", r"-?\d+\.\d{4}", float,
+               _F("1", "sea_water_practical_salinity", "practical salinity (PSS-78)"),
+               optional=True),
+        Column("sound_velocity", r"-?\d+\.\d{3}", float,
+               _F("m s-1", "speed_of_sound_in_sea_water", "sound velocity (Chen-Millero)"),
+               optional=True),
+        Column("specific_conductivity", r"-?\d+\.(?:\d{5}|\d)", read_conductivity,
+               _F("S m-1", None, "specific conductivity (at 25 deg C)"), optional=True),
+        Column("instrument_time", _TIME, read_instrument_time,
+               _F("", None, "the instrument's clock, UTC"), optional=True),
+        Column("sample_number", r"\d+", int,
+               _F("1", None, "sample number in memory"), optional=True),
+    )  # fmt: skip
     internal_time_value: ClassVar[str | None] = "instrument_time"
-    fields = {
-        "temperature": ParticleField(
-            "degree_Celsius", "sea_water_temperature", "temperature (ITS-90)"
-        ),
-        "conductivity": ParticleField(
-            "S m-1", "sea_water_electrical_conductivity", "conductivity"
-        ),
-        "pressure": ParticleField("dbar", "sea_water_pressure", "pressure"),
-        "salinity": ParticleField(
-            "1", "sea_water_practical_salinity", "practical salinity (PSS-78)"
-        ),
-        "sound_velocity": ParticleField(
-            "m s-1", "speed_of_sound_in_sea_water", "sound velocity (Chen-Millero)"
-        ),
-        "specific_conductivity": ParticleField(
-            "S m-1", None, "specific conductivity (at 25 deg C)"
-        ),
-        "instrument_time": ParticleField("", None, "the instrument's clock, UTC"),
-        "sample_number": ParticleField("1", None, "sample number in memory"),
-    }
 
 
 class SBE37DrySampleParticle(SBE37SampleParticle):
     """
-    A sample from an instrument without a pressure sensor: as
-    :class:`SBE37SampleParticle`, its ``pressure`` always ``None``.
+    A sample from an instrument without a pressure sensor: no pressure
+    column, so its ``pressure`` is always ``None``.
     """
 
-    pattern = DRY_SAMPLE_PATTERN
+    absent = frozenset({"pressure"})
 
 
 def said_yes(text: str) -> bool:

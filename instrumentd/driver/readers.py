@@ -1,0 +1,118 @@
+# -*- test-case-name: tests.test_driver_columns -*-
+"""
+Readers of values as instruments print them, for particles' converters
+(:class:`~instrumentd.driver.columns.Column`'s ``read``,
+:class:`~instrumentd.driver.dumps.DumpReader`'s ``read``): times with
+English month names, and numbers whose decimals say their unit.
+
+Each returns a function taking the text and returning the value, raising
+:class:`ValueError` (which the particles turn into an
+:class:`~instrumentd.driver.errors.InstrumentProtocolError` naming the
+value) for text it cannot read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+__all__ = ["MONTHS", "scaled_by_decimals", "time_reader"]
+
+#: English month names (their first three letters) to numbers.  Instruments
+#: print them in English whatever the host's locale, so they are read from
+#: this table rather than with ``strptime``'s locale-dependent ``%b``.
+MONTHS: Mapping[str, int] = {
+    name: number
+    for number, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun",
+         "jul", "aug", "sep", "oct", "nov", "dec"),
+        start=1,
+    )
+}  # fmt: skip
+
+_PARTS = ("year", "month", "day", "hour", "minute", "second")
+
+
+def time_reader(pattern: str, example: str = "") -> Callable[[str], datetime]:
+    """
+    A reader of times printed in one layout, as UTC.
+
+    :param pattern: a regular expression that must match the whole text,
+        with the groups ``year``, ``month`` (a number or an English month
+        name, any case, at least its first three letters), ``day``,
+        ``hour``, ``minute`` and ``second``, and optionally ``fraction``
+        (the digits after a decimal point of the second).  Two-digit years
+        are 2000 to 2099.
+    :param example: a time in that layout, for error messages.
+    :returns: a function from the text to an aware UTC
+        :class:`~datetime.datetime`.
+    :raises ValueError: (at once) if the pattern lacks one of the groups.
+    """
+    compiled = re.compile(pattern)
+    missing = [part for part in _PARTS if part not in compiled.groupindex]
+    if missing:
+        raise ValueError(
+            f"time pattern {pattern!r} lacks the group(s) {', '.join(missing)}"
+        )
+    layout = f"like {example!r}" if example else f"matching {pattern!r}"
+
+    def read(text: str) -> datetime:
+        match = compiled.fullmatch(text)
+        if match is None:
+            raise ValueError(f"{text!r} is not a time {layout}")
+        month_text = match["month"]
+        if month_text.isdigit():
+            month = int(month_text)
+        else:
+            found = MONTHS.get(month_text[:3].lower())
+            if found is None or len(month_text) < 3:
+                raise ValueError(f"{month_text!r} is not a month")
+            month = found
+        year = int(match["year"])
+        if len(match["year"]) == 2:
+            year += 2000
+        fraction = match.groupdict().get("fraction") or "0"
+        try:
+            return datetime(
+                year,
+                month,
+                int(match["day"]),
+                int(match["hour"]),
+                int(match["minute"]),
+                int(match["second"]),
+                tzinfo=UTC,
+            ) + timedelta(seconds=float("0." + fraction))
+        except ValueError as error:
+            raise ValueError(f"{text!r} is not a time: {error}") from None
+
+    return read
+
+
+def scaled_by_decimals(scales: Mapping[int, int]) -> Callable[[str], float]:
+    """
+    A reader of numbers whose count of decimals says their unit (an
+    instrument printing conductivity as S/m ``3.51234``, mS/cm ``35.1234``
+    or µS/cm ``35123.4``), in one unit.
+
+    :param scales: count of decimals to the power of ten that turns a
+        number printed with them into the unit wanted (``{5: 0, 4: -1,
+        1: -4}`` for S/m).
+    :returns: a function from the text to the number, scaled.
+    """
+    valid = ", ".join(str(count) for count in sorted(scales))
+
+    def read(text: str) -> float:
+        decimals = len(text.partition(".")[2])
+        shift = scales.get(decimals)
+        if shift is None:
+            raise ValueError(
+                f"{text!r} has {decimals} decimal(s); valid counts: {valid}"
+            )
+        try:
+            return float(Decimal(text).scaleb(shift))
+        except InvalidOperation:
+            raise ValueError(f"{text!r} is not a number") from None
+
+    return read

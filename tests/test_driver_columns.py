@@ -1,0 +1,299 @@
+"""
+Sample lines declared as columns (:mod:`instrumentd.driver.columns`) and
+the readers of instrument text (:mod:`instrumentd.driver.readers`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from instrumentd.driver.columns import Column, ColumnParticle, columns_pattern
+from instrumentd.driver.errors import InstrumentProtocolError
+from instrumentd.driver.particles import ParticleField
+from instrumentd.driver.readers import scaled_by_decimals, time_reader
+
+_TIME = time_reader(
+    r"(?P<day>\d{1,2}) (?P<month>[A-Za-z]{3}) (?P<year>\d{4}), "
+    r"(?P<hour>\d\d):(?P<minute>\d\d):(?P<second>\d\d)",
+    example="05 Feb 2013, 19:16:59",
+)
+
+
+class Sample(ColumnParticle):
+    stream_name: ClassVar[str] = "toy_sample"
+    start = r"#? *"
+    separator = r", *"
+    columns = (
+        Column("temperature", r"-?\d+\.\d+", float, ParticleField("degree_Celsius")),
+        Column("pressure", r"-?\d+\.\d{3}", float, ParticleField("dbar")),
+        Column("salinity", r"-?\d+\.\d{4}", float, ParticleField("1"), optional=True),
+        Column("time", r"\d\d [A-Z][a-z]{2} \d{4}, [\d:]{8}", _TIME,
+               ParticleField(""), optional=True),
+    )  # fmt: skip
+    internal_time_value: ClassVar[str | None] = "time"
+
+
+class DrySample(Sample):
+    absent = frozenset({"pressure"})
+
+
+def values(particle: ColumnParticle) -> dict[str, object]:
+    return {str(entry["value_id"]): entry["value"] for entry in particle.values}
+
+
+class ColumnParticleTests(SynchronousTestCase):
+    """
+    A particle declared as columns reads its lines.
+    """
+
+    def test_allColumns(self) -> None:
+        """
+        Every column is read, converted, in declaration order; the time
+        column is the internal timestamp.
+        """
+        particle = Sample(
+            b"# 12.5,  10.125, 35.1234, 05 Feb 2013, 19:16:59\r\n",
+            driver_timestamp=1.0,
+        )
+        self.assertEqual(
+            values(particle),
+            {
+                "temperature": 12.5,
+                "pressure": 10.125,
+                "salinity": 35.1234,
+                "time": datetime(2013, 2, 5, 19, 16, 59, tzinfo=UTC),
+            },
+        )
+        self.assertEqual(
+            Sample.value_ids(), ("temperature", "pressure", "salinity", "time")
+        )
+        self.assertEqual(
+            particle.internal_timestamp,
+            datetime(2013, 2, 5, 19, 16, 59, tzinfo=UTC).timestamp() + 2208988800,
+        )
+
+    def test_optionalMissing(self) -> None:
+        """
+        An optional column may be missing as a whole, separator and all:
+        its value is ``None``.
+        """
+        particle = Sample(b"12.5, 10.125\r\n", driver_timestamp=1.0)
+        self.assertEqual(
+            values(particle),
+            {"temperature": 12.5, "pressure": 10.125, "salinity": None, "time": None},
+        )
+
+    def test_requiredMissing(self) -> None:
+        """
+        A line without a required column is not a record of the kind.
+        """
+        self.assertFalse(Sample.matches(b"12.5\r\n"))
+        self.assertFalse(Sample.matches(b"12.5, 35.1234\r\n"))
+
+    def test_cutShort(self) -> None:
+        """
+        A line without its end is not a record: the end is part of the
+        pattern.
+        """
+        self.assertFalse(Sample.matches(b"12.5, 10.125, 35.12"))
+        self.assertTrue(Sample.matches(b"12.5, 10.125, 35.1234\r\n"))
+
+    def test_absent(self) -> None:
+        """
+        An absent column is never read but keeps its place: the same value
+        ids in the same order, the value ``None``.
+        """
+        particle = DrySample(b"12.5, 35.1234\r\n", driver_timestamp=1.0)
+        self.assertEqual(DrySample.value_ids(), Sample.value_ids())
+        self.assertEqual(
+            values(particle),
+            {"temperature": 12.5, "pressure": None, "salinity": 35.1234, "time": None},
+        )
+        self.assertFalse(DrySample.matches(b"12.5, 10.125, 35.1234\r\n"))
+
+    def test_fieldsAndConverters(self) -> None:
+        """
+        The fields (units) come from the columns, in their order; a column
+        without a reader keeps its text.
+        """
+        self.assertEqual(
+            {name: field.units for name, field in Sample.fields.items()},
+            {"temperature": "degree_Celsius", "pressure": "dbar", "salinity": "1",
+             "time": ""},
+        )  # fmt: skip
+
+        class Text(ColumnParticle):
+            stream_name: ClassVar[str] = "text"
+            columns = (
+                Column("name", r"[a-z]+", None, ParticleField("")),
+                Column("count", r"\d+", int, ParticleField("1")),
+            )
+
+        self.assertEqual(
+            values(Text(b"abc,12\r\n", driver_timestamp=1.0)),
+            {"name": "abc", "count": 12},
+        )
+
+    def test_ownDeclarationsKept(self) -> None:
+        """
+        A class that declares its own ``fields`` keeps them.
+        """
+
+        class Own(Sample):
+            fields: ClassVar = {"temperature": ParticleField("K")}
+
+        self.assertEqual(list(Own.fields), ["temperature"])
+        self.assertEqual(Own.pattern.pattern, Sample.pattern.pattern)
+
+    def test_badText(self) -> None:
+        """
+        A column whose text its reader refuses fails the particle, naming
+        the value.
+        """
+        with self.assertRaises(InstrumentProtocolError) as caught:
+            Sample(b"12.5, 10.125, 05 Fxx 2013, 19:16:59\r\n", driver_timestamp=1.0)
+        self.assertIn("time", str(caught.exception))
+        self.assertIn("'Fxx' is not a month", str(caught.exception))
+
+
+class ColumnDeclarationTests(SynchronousTestCase):
+    """
+    A bad table of columns is refused when it is declared, naming what is
+    wrong.
+    """
+
+    def column(self, name: str, **more: object) -> Column:
+        return Column(name, r"\d+", int, ParticleField("1"), **more)  # type: ignore[arg-type]
+
+    def test_groupInPattern(self) -> None:
+        """
+        A column pattern with a capturing group of its own is refused.
+        """
+        with self.assertRaises(ValueError) as caught:
+            Column("x", r"(\d+)", int, ParticleField("1"))
+        self.assertIn("use (?:...)", str(caught.exception))
+
+    def test_badName(self) -> None:
+        """
+        A name that cannot be a group name is refused.
+        """
+        with self.assertRaises(ValueError) as caught:
+            self.column("sound velocity")
+        self.assertIn("'sound velocity'", str(caught.exception))
+
+    def test_noColumns(self) -> None:
+        """
+        A line needs a column.
+        """
+        self.assertRaises(ValueError, columns_pattern, ())
+
+    def test_twice(self) -> None:
+        """
+        A name given twice is refused, named.
+        """
+        with self.assertRaises(ValueError) as caught:
+            columns_pattern((self.column("a"), self.column("a")))
+        self.assertIn("declared twice: a", str(caught.exception))
+
+    def test_unknownAbsent(self) -> None:
+        """
+        An absent name that is no column is refused, listing the columns.
+        """
+        with self.assertRaises(ValueError) as caught:
+            columns_pattern((self.column("a"), self.column("b")), absent=frozenset("c"))
+        self.assertIn("c are not columns; columns: a, b", str(caught.exception))
+
+    def test_firstOptional(self) -> None:
+        """
+        The first column is neither optional nor absent.
+        """
+        self.assertRaises(
+            ValueError, columns_pattern, (self.column("a", optional=True),)
+        )
+        self.assertRaises(
+            ValueError,
+            columns_pattern,
+            (self.column("a"), self.column("b")),
+            absent=frozenset("a"),
+        )
+
+
+class TimeReaderTests(SynchronousTestCase):
+    """
+    Times in one layout, English month names whatever the locale.
+    """
+
+    def test_read(self) -> None:
+        """
+        Month names in any case, or numbers; a fraction of a second; a
+        two-digit year.
+        """
+        self.assertEqual(
+            _TIME("05 FEB 2013, 19:16:59"),
+            datetime(2013, 2, 5, 19, 16, 59, tzinfo=UTC),
+        )
+        numeric = time_reader(
+            r"(?P<month>\d\d)(?P<day>\d\d)(?P<year>\d\d) "
+            r"(?P<hour>\d\d)(?P<minute>\d\d)(?P<second>\d\d)(?:\.(?P<fraction>\d+))?"
+        )
+        self.assertEqual(
+            numeric("120726 080000.25"),
+            datetime(2026, 12, 7, 8, 0, 0, 250000, tzinfo=UTC),
+        )
+
+    def test_notATime(self) -> None:
+        """
+        Text of another layout, a month that is none, a day that does not
+        exist: a ValueError saying so.
+        """
+        with self.assertRaises(ValueError) as caught:
+            _TIME("2013-02-05 19:16:59")
+        self.assertIn("like '05 Feb 2013, 19:16:59'", str(caught.exception))
+        with self.assertRaises(ValueError) as caught:
+            _TIME("05 Fex 2013, 19:16:59")
+        self.assertIn("'Fex' is not a month", str(caught.exception))
+        with self.assertRaises(ValueError) as caught:
+            _TIME("31 Feb 2013, 19:16:59")
+        self.assertIn("is not a time", str(caught.exception))
+
+    def test_missingGroup(self) -> None:
+        """
+        A pattern without one of the parts is refused at once.
+        """
+        with self.assertRaises(ValueError) as caught:
+            time_reader(r"(?P<day>\d+) (?P<month>\w+) (?P<year>\d+)")
+        self.assertIn("hour, minute, second", str(caught.exception))
+
+
+class ScaledByDecimalsTests(SynchronousTestCase):
+    """
+    Numbers whose decimals say their unit.
+    """
+
+    read = staticmethod(scaled_by_decimals({5: 0, 4: -1, 1: -4}))
+
+    def test_scaled(self) -> None:
+        """
+        Each count of decimals gets its power of ten, exactly.
+        """
+        self.assertEqual(
+            [self.read(text) for text in ("3.51234", "35.1234", "35123.4")],
+            [3.51234, 3.51234, 3.51234],
+        )
+
+    def test_otherDecimals(self) -> None:
+        """
+        Another count of decimals is refused, listing the valid ones.
+        """
+        with self.assertRaises(ValueError) as caught:
+            self.read("3.512")
+        self.assertIn("3 decimal(s); valid counts: 1, 4, 5", str(caught.exception))
+
+    def test_notANumber(self) -> None:
+        """
+        Text that is no number is refused.
+        """
+        self.assertRaises(ValueError, self.read, "3.5x234")
