@@ -16,10 +16,12 @@ from typing import Any
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from instrumentd.driver.particles import ntp_from_unix
 from instrumentd.export.archive import ExportError
 from instrumentd.export.cli import export
 from instrumentd.instruments.teledyne.workhorse import pd0
 from instrumentd.instruments.teledyne.workhorse.particles import (
+    ConfigParticle,
     VelocityEarthParticle,
 )
 from instrumentd.instruments.teledyne.workhorse.simulator import WorkhorseSimulator
@@ -41,20 +43,29 @@ from tests.exportsupport import (
 _NO_STANDARD_NAME = "missing the following attributes:: standard_name"
 
 
-def adcp_particles(count: int, cells: int = 12) -> list[VelocityEarthParticle]:
+def adcp_ensembles(count: int, cells: int = 12) -> list[bytes]:
     """
-    ``count`` ensembles a minute apart from the Workhorse simulator's own
-    encoder, made into the driver's particles.
+    ``count`` PD0 ensembles a minute apart from the Workhorse simulator's
+    own encoder.
     """
     adcp = WorkhorseSimulator(SimulatorSettings(seed=7), reactor=Clock(), awake=True)
     adcp.setup.set("WN", str(cells))
-    particles = []
+    ensembles = []
     for number in range(count):
         adcp.ensemble_number = number + 1
-        raw = pd0.encode(adcp.build_ensemble(DAY_ONE + 60 * number))
-        particles.append(VelocityEarthParticle(raw, port_timestamp=None))
+        ensembles.append(pd0.encode(adcp.build_ensemble(DAY_ONE + 60 * number)))
     adcp.stop()
-    return particles
+    return ensembles
+
+
+def adcp_particles(count: int, cells: int = 12) -> list[VelocityEarthParticle]:
+    """
+    ``count`` ensembles made into the driver's velocity particles.
+    """
+    return [
+        VelocityEarthParticle(raw, port_timestamp=None)
+        for raw in adcp_ensembles(count, cells)
+    ]
 
 
 class NetCDFExporting(SynchronousTestCase):
@@ -368,6 +379,47 @@ class WorkhorseNetCDFTests(NetCDFExporting):
         )
         self.assertEqual(ds.variables["heading"].dimensions, ("time",))
         self.assertEqual(ds.instrument_serial_number, str(values["serial_number"]))
+        self.assertCompliant("ADCP01_adcp_velocity_earth.nc")
+
+    def test_noCellDepths(self) -> None:
+        """
+        Without the instrument's configuration (which way its beams face)
+        there are no cell depths, and the file stays a timeSeries.
+        """
+        self.run_export("--format", "netcdf")
+        ds = self.open("ADCP01_adcp_velocity_earth.nc")
+        self.assertNotIn("cell_depth", ds.variables)
+        self.assertEqual(ds.featureType, "timeSeries")
+
+    def test_cellDepths(self) -> None:
+        """
+        With the instrument's configuration record in the archive (its
+        fixed leader: the simulator's beams face up), each ensemble's cells
+        have depths, the transducer's depth less their distance; the file
+        is then a timeSeriesProfile, and compliant.
+        """
+        raw = adcp_ensembles(1)[0]
+        write_sink(
+            self.archive,
+            "ADCP01",
+            [ConfigParticle(raw, port_timestamp=ntp_from_unix(DAY_ONE))],
+        )
+        self.run_export("--stream", "adcp_velocity_earth", "--format", "netcdf")
+        ds = self.open("ADCP01_adcp_velocity_earth.nc")
+        self.assertEqual(ds.featureType, "timeSeriesProfile")
+        depth = ds.variables["cell_depth"]
+        self.assertEqual(depth.dimensions, ("time", "cell"))
+        self.assertEqual((depth.standard_name, depth.positive), ("depth", "down"))
+        self.assertIn("cell_depth", ds.variables["eastward_velocity"].coordinates)
+        values = {
+            v["value_id"]: v["value"] for v in self.particles[1].to_dict()["values"]
+        }
+        transducer = float(values["transducer_depth"])  # type: ignore[arg-type]
+        distance = ds.variables["cell_distance"][:]
+        self.assertEqual(
+            [round(float(d), 6) for d in depth[1]],
+            [round(transducer - float(d), 6) for d in distance],
+        )
         self.assertCompliant("ADCP01_adcp_velocity_earth.nc")
 
     def test_cellsAsCSV(self) -> None:

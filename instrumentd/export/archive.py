@@ -113,6 +113,7 @@ class InstrumentInfo:
     :ivar firmware_version: or ``None``.
     :ivar calibration_dates: sensor (``temperature``, or the parameter's
         name) to the date as the instrument gives it.
+    :ivar beams_facing: an ADCP's beams, ``"up"`` or ``"down"``, or ``None``.
     :ivar parameters: the driver's parameter values.
     :ivar streams: stream to field to ``units``/``standard_name``/
         ``long_name``.
@@ -126,6 +127,7 @@ class InstrumentInfo:
     serial_number: str | None = None
     firmware_version: str | None = None
     calibration_dates: dict[str, str] = field(default_factory=dict)
+    beams_facing: str | None = None
     parameters: dict[str, object] = field(default_factory=dict)
     streams: dict[str, dict[str, dict[str, object]]] = field(default_factory=dict)
 
@@ -140,7 +142,12 @@ class InstrumentInfo:
         for name, value in values.items():
             if value is None or value == "" or isinstance(value, list | dict):
                 continue
-            if _SERIAL.match(name):
+            if name == "system_configuration" and isinstance(value, int):
+                # A Workhorse's PD0 fixed leader: bit 7 set for beams
+                # facing up.
+                if self.beams_facing is None:
+                    self.beams_facing = "up" if value & 0x80 else "down"
+            elif _SERIAL.match(name):
                 if self.serial_number is None:
                     self.serial_number = str(value)
             elif _FIRMWARE.match(name):

@@ -462,6 +462,47 @@ def _write(
                 "coverage_content_type": "coordinate",
             }
         )
+    # Each cell's depth, where the transducer's depth and which way the
+    # beams face are known: depth below the surface, per ensemble.  The
+    # profiles then make the file a timeSeriesProfile.
+    depths = None
+    if (
+        distance is not None
+        and info.beams_facing in ("up", "down")
+        and "transducer_depth" in summary.fields
+    ):
+        depths = ds.createVariable(
+            "cell_depth",
+            "f8",
+            ("time", "cell"),
+            fill_value=np.nan,
+            chunksizes=(
+                max(1, _TIME_CHUNK // len(ds.dimensions["cell"])),
+                len(ds.dimensions["cell"]),
+            ),
+            zlib=True,
+            complevel=1,
+        )
+        ds.setncatts(
+            {
+                "featureType": "timeSeriesProfile",
+                "cdm_data_type": "TimeSeriesProfile",
+                "cdm_profile_variables": "time",
+            }
+        )
+        if extra:
+            ds.setncatts(dict(extra))
+        depths.setncatts(
+            {
+                "long_name": "depth of the middle of the cell: the transducer's "
+                f"depth {'less' if info.beams_facing == 'up' else 'plus'} the "
+                "cell's distance (beams facing " + info.beams_facing + ")",
+                "standard_name": "depth",
+                "units": "m",
+                "positive": "down",
+                "coverage_content_type": "coordinate",
+            }
+        )
 
     columns: list[_Column] = []
     flags: list[tuple[str, str, Any]] = []
@@ -550,6 +591,8 @@ def _write(
         coords = list(coordinates)
         if field.length and distance is not None and dims[1] == "cell":
             coords.append("cell_distance")
+            if depths is not None:
+                coords.append("cell_depth")
         attributes["coordinates"] = " ".join(coords)
         if field.name in ancillary:
             attributes["ancillary_variables"] = " ".join(ancillary[field.name])
@@ -586,6 +629,10 @@ def _write(
                 length = distance.shape[0]
                 # The Workhorse gives both in centimetres.
                 distance[:] = (float(bin_1) + np.arange(length) * float(step)) / 100
+        if depths is not None:
+            depths[rows, :] = _cell_depths(
+                np, chunk, depths.shape[1], info.beams_facing == "up"
+            )
         for column in columns:
             _fill(np, column, chunk, rows)
         for name, test, variable in flags:
@@ -604,6 +651,28 @@ def _write(
         if progress is not None:
             progress(n)
     return written
+
+
+def _cell_depths(np: Any, chunk: list[Row], cells: int, up: bool) -> Any:
+    """
+    Each ensemble's cells' depths (metres, positive down): the transducer's
+    depth, less (beams up) or plus (beams down) the distance to the middle
+    of each cell, which the Workhorse gives in centimetres along the
+    vertical.
+    """
+    data = np.full((len(chunk), cells), np.nan)
+    offsets = np.arange(cells)
+    sign = -1.0 if up else 1.0
+    for i, row in enumerate(chunk):
+        values = row.values
+        depth = values.get("transducer_depth")
+        bin_1 = values.get("bin_1_distance")
+        step = values.get("cell_length")
+        if all(isinstance(v, int | float) for v in (depth, bin_1, step)):
+            assert isinstance(depth, int | float)
+            assert isinstance(bin_1, int | float) and isinstance(step, int | float)
+            data[i] = depth + sign * (bin_1 + offsets * step) / 100
+    return data
 
 
 def _fill(np: Any, column: _Column, chunk: list[Row], rows: slice) -> None:
