@@ -87,6 +87,10 @@ def _micros(row: Row) -> int:
         return round(row.time * 1e6)
 
 
+#: Bytes of chunk cache per variable: a few of its chunks (each 32 KiB at
+#: most).
+_CHUNK_CACHE: Final = 256 * 1024
+
 #: Rows per HDF5 chunk along time.
 _TIME_CHUNK: Final = 4096
 
@@ -612,6 +616,14 @@ def _write(
                 "coordinates": " ".join(coordinates),
             }
         )
+
+    # The library gives each variable a chunk cache of up to 16 MiB by
+    # default, which fills as the file grows: tens of variables would hold
+    # hundreds of MiB.  Written once, in order, a chunk needs caching only
+    # while it fills.
+    for variable in ds.variables.values():
+        if variable.dimensions[:1] == ("time",):
+            variable.set_var_chunk_cache(size=_CHUNK_CACHE, nelems=61, preemption=1.0)
 
     written = 0
     for chunk in chunks:
