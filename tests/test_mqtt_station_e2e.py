@@ -158,6 +158,10 @@ class MQTTStationTests(TestCase):
         await inbox.wait(enough)
         station.transport.signalProcess("TERM")  # type: ignore[union-attr]
         await station.ended
+        # An orderly stop says so, with the time, before it disconnects.
+        status = json.loads(inbox.on(status_topic(STATION))[-1].payload)
+        self.assertIs(status["online"], False)
+        self.assertIsNotNone(status["since"])
         numbers = seqs(inbox.messages)
         self.assertEqual(numbers, list(range(1, len(numbers) + 1)))
         payloads = first_copies(inbox.messages)

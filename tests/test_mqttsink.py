@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from typing import Any
 
 from twisted.internet import reactor
@@ -220,3 +221,39 @@ class MqttSinkTests(TestCase):
         self.assertEqual([p["seq"] for p in payloads(inbox.messages)][:3], [1, 2, 3])
         self.flushLoggedErrors()
         await deferLater(reactor, 0, lambda: None)
+
+    async def test_resends_unacknowledged(self) -> None:
+        """
+        Messages published but not acknowledged when the session is lost
+        are published again on the next session: the broker is paused
+        (SIGSTOP: no PUBACK comes), killed and restarted; every message
+        ends up acknowledged and the spool empty.
+        """
+        broker = self.broker()
+        await broker.start()
+        sink = self.sink(broker)
+        await sink.client.when_connected()
+        sink.write("A", particle(0))
+        await self.until(lambda: sink.stats()["delivered"] == 1)
+        assert broker.process is not None and broker.process.pid is not None
+        os.kill(broker.process.pid, signal.SIGSTOP)
+        for n in range(1, 6):
+            sink.write("A", particle(n))
+        self.assertEqual(sink.stats()["in_flight"], 5)
+        lost: Deferred[None] = Deferred()
+        sink.client.on_disconnected(lambda: lost.called or lost.callback(None))
+        await broker.kill()
+        await lost
+        await broker.start()
+        await self.until(lambda: sink.stats()["delivered"] == 6)
+        stats = sink.stats()
+        self.assertEqual((stats["queued"], stats["in_flight"]), (0, 0))
+        self.assertEqual(stats["instruments"]["A"], {"last_seq": 6, "delivered_seq": 6})
+
+    async def until(self, condition: Any) -> None:
+        """
+        Wait until ``condition()`` is true, looking every 50 ms (the sink's
+        counters have no event of their own).
+        """
+        while not condition():
+            await deferLater(reactor, 0.05, lambda: None)
