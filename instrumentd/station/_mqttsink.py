@@ -171,11 +171,13 @@ class MqttSink:
             will=offline_will(station) if registry else None,
             retry_policy=retry_policy,
         )
-        self.client.on_connected(self._connected)
-        #: The retained registry, or ``None``.
+        #: The retained registry, or ``None``.  Made before the sink listens
+        #: for sessions, so that a new session says "online" before the
+        #: backlog goes out.
         self.registry = (
             Registry(self.client, station, clock=self._reactor) if registry else None
         )
+        self.client.on_connected(self._connected)
         #: The MQTT 5 requests' answerer.
         self.commands = RemoteCommands(
             self.client, station, enabled=remote_commands, clock=self._reactor
@@ -410,7 +412,8 @@ class MqttSink:
         :returns: ``broker`` (address and client id, never the password),
             ``connected``, ``connections``; ``written`` (spooled),
             ``delivered`` (acknowledged), ``queued`` (spooled, not
-            acknowledged), ``in_flight``, ``refused``, ``dropped``; per
+            acknowledged), ``in_flight``, ``refused``, ``dropped``, ``evicted``,
+            ``spooled_bytes``, ``spool_at_bound``; per
             instrument ``last_seq`` and ``delivered_seq``; ``last_error``,
             ``last_failure`` and ``warnings``.
         """
@@ -426,6 +429,9 @@ class MqttSink:
             "in_flight": sum(len(o.sent) for o in self._outboxes.values()),
             "refused": self.refused,
             "dropped": self.dropped,
+            "evicted": sum(o.spool.evicted for o in self._outboxes.values()),
+            "spooled_bytes": sum(o.spool.disk_bytes for o in self._outboxes.values()),
+            "spool_at_bound": any(o.spool.at_bound for o in self._outboxes.values()),
             "instruments": {
                 name: {
                     "last_seq": o.spool.last_seq,

@@ -607,6 +607,8 @@ def _describe_instrument(spec: InstrumentSpec, config: StationConfig) -> str:
         sink = config.sinks[name]
         if sink.type == "jsonlines":
             sinks.append(f"{sink.directory}/{spec.name}/")
+        elif sink.type == "mqtt":
+            sinks.append(f"MQTT {sink.broker}")
         else:
             sinks.append(str(sink.url))
     to = f"; samples to {', '.join(sinks)}" if sinks else "; no sinks"
