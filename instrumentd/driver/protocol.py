@@ -101,6 +101,7 @@ from instrumentd.driver.states import (
     StandardStates,
     autosample_inputs,
     every_state,
+    loop_inputs,
     standard_states,
 )
 from instrumentd.interfaces import IInstrumentProtocol
@@ -118,6 +119,7 @@ __all__ = [
     "StandardStates",
     "autosample_inputs",
     "every_state",
+    "loop_inputs",
     "standard_states",
 ]
 

@@ -22,7 +22,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from instrumentd.driver.errors import InstrumentError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     # Automat does not export the type of its states; only annotations
     # name it.
@@ -39,6 +39,7 @@ __all__ = [
     "StandardStates",
     "autosample_inputs",
     "every_state",
+    "loop_inputs",
     "standard_states",
 ]
 
@@ -294,3 +295,37 @@ def autosample_inputs(
             await core.settle_in_command(session)
 
         return core.hold(stop_name, work).addCallback(lambda _: machine._in_command())
+
+
+def loop_inputs(
+    states: Iterable[TypedState[InputsT, CoreT]], *inputs: Callable[..., object]
+) -> None:
+    """
+    Give each of ``states`` the ``inputs`` whose work is the protocol's
+    method of the same name: the machine stays in its state and the input
+    returns what the method returns (a Deferred), its arguments passed on.
+    The behaviour is named as the method, so diagrams say what runs.
+
+    Example: ``loop_inputs((states.command, states.autosample),
+    MyInputs.acquire_status)`` runs ``MyProtocol.acquire_status(self)`` in
+    COMMAND and in AUTOSAMPLE.
+
+    :param states: the states the inputs are valid in.
+    :param inputs: inputs of the machine's inputs ``Protocol``.
+    :raises ValueError: for an input whose name is private (a report).
+    """
+    for input in inputs:
+        name = input.__name__
+        if name.startswith("_"):
+            raise ValueError(f"{name} is a report, not an input for a method")
+        behaviour = _method_behaviour(name)
+        for state in states:
+            state.upon(input).loop()(behaviour)
+
+
+def _method_behaviour(name: str) -> Callable[..., object]:
+    def behaviour(machine: object, core: object, *args: Any, **kwargs: Any) -> object:
+        return getattr(core, name)(*args, **kwargs)
+
+    behaviour.__name__ = behaviour.__qualname__ = name
+    return behaviour

@@ -39,29 +39,17 @@ access).
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import ClassVar, Final, Protocol
 
 from automat import TypeMachineBuilder
 from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
 
 from instrumentd.driver.commands import CommandDictionary
-from instrumentd.driver.engine import (
-    Command,
-    InstrumentSession,
-    Reply,
-    Wakeup,
-    text_command,
-)
-from instrumentd.driver.errors import (
-    InstrumentParameterError,
-    InstrumentProtocolError,
-    ParameterRule,
-)
+from instrumentd.driver.engine import Command, InstrumentSession, Reply, Wakeup
+from instrumentd.driver.errors import InstrumentProtocolError
 from instrumentd.driver.parameters import ParameterDictionary
 from instrumentd.driver.particles import DataParticle, particle_values
 from instrumentd.driver.protocol import (
@@ -69,17 +57,18 @@ from instrumentd.driver.protocol import (
     ProtocolInputs,
     ProtocolState,
     autosample_inputs,
+    loop_inputs,
     standard_states,
 )
+from instrumentd.driver.routines import next_utc_second, paused
+from instrumentd.driver.textcommands import line_command, record_command
 from instrumentd.instruments.seabird.sbe37smp.parameters import (
-    COMMANDS,
+    GENERATIONS,
+    SETTERS,
     declare_parameters,
-    set_command,
 )
 from instrumentd.instruments.seabird.sbe37smp.particles import (
-    CALIBRATION_PATTERN,
     SIEVES,
-    STATUS_PATTERN,
     SBE37CalibrationParticle,
     SBE37DrySampleParticle,
     SBE37SampleParticle,
@@ -98,7 +87,6 @@ __all__ = [
     "SBE37Inputs",
     "SBE37Machine",
     "SBE37Protocol",
-    "particle_values",
     "setter",
 ]
 
@@ -120,17 +108,6 @@ REFUSAL: Final = re.compile(
 )
 
 
-def _dump(pattern: re.Pattern[bytes], what: str) -> Callable[[Reply], bytes]:
-    def parse(reply: Reply) -> bytes:
-        if pattern.search(reply.data) is None:
-            raise InstrumentProtocolError(
-                f"{reply.command}: not a {what}: {reply.body[:200]!r}"
-            )
-        return reply.data
-
-    return parse
-
-
 def _ts(particle: type[SBE37SampleParticle]) -> Command[dict[str, object]]:
     def sample(reply: Reply) -> dict[str, object]:
         # While logging, a '#' line may arrive with TS's own line (which
@@ -144,7 +121,7 @@ def _ts(particle: type[SBE37SampleParticle]) -> Command[dict[str, object]]:
         return particle_values(particle, reply.data[(polled or found)[-1].start() :])
 
     # A measurement takes about a second, longer with NAVG above 1.
-    return Command(name="TS", build=text_command("TS"), parse=sample, timeout=20.0)
+    return line_command("TS", parse=sample, timeout=20.0)
 
 
 def _started(reply: Reply) -> None:
@@ -154,32 +131,18 @@ def _started(reply: Reply) -> None:
         )
 
 
-#: Status dump.
-DS: Final[Command[bytes]] = Command(
-    name="DS",
-    build=text_command("DS"),
-    parse=_dump(STATUS_PATTERN, "status dump"),
-    timeout=10.0,
-)
-#: Calibration dump.
-DC: Final[Command[bytes]] = Command(
-    name="DC",
-    build=text_command("DC"),
-    parse=_dump(CALIBRATION_PATTERN, "calibration dump"),
-    timeout=10.0,
-)
+#: Status dump: its values.
+DS: Final = record_command("DS", SBE37StatusParticle, timeout=10.0)
+#: Calibration dump: its values.
+DC: Final = record_command("DC", SBE37CalibrationParticle, timeout=10.0)
 #: Take a sample now.
 TS: Final = _ts(SBE37SampleParticle)
 #: Take a sample now, without a pressure sensor.
 TS_DRY: Final = _ts(SBE37DrySampleParticle)
 #: Start logging at once.
-STARTNOW: Final[Command[None]] = Command(
-    name="STARTNOW", build=text_command("STARTNOW"), parse=_started, timeout=10.0
-)
+STARTNOW: Final = line_command("STARTNOW", parse=_started, timeout=10.0)
 #: Stop logging.
-STOP: Final[Command[None]] = Command(
-    name="STOP", build=text_command("STOP"), parse=lambda reply: None, timeout=10.0
-)
+STOP: Final = line_command("STOP", timeout=10.0)
 
 
 def setter(text: str) -> Command[None]:
@@ -190,13 +153,7 @@ def setter(text: str) -> Command[None]:
     :param text: e.g. ``"INTERVAL=30"``.
     :returns: the command.
     """
-    # Not text_command(text): a value is sent as given, braces and all.
-    return Command(
-        name=text,
-        build=lambda: f"{text}\r\n".encode("ascii"),
-        parse=lambda reply: None,
-        timeout=10.0,
-    )
+    return line_command(text, timeout=10.0)
 
 
 class SBE37Inputs(ProtocolInputs, Protocol):
@@ -272,7 +229,6 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
     #: The firmware version its status dump gave (``"2.6"``, ``"3.0h"``),
     #: or ``None`` before one has been read.
     firmware: str | None = None
-    _read_changes: dict[str, object] = {}
 
     def record_particles(self) -> tuple[type[DataParticle], ...]:
         """
@@ -316,10 +272,10 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
         first time, ``DC``.
         """
         await session.wake("discover")
-        status = await self._status(session)
-        self.record_changes(self._read_changes)
+        status, changes = await self._status(session)
+        self.record_changes(changes)
         if self._uncalibrated():
-            self.record_changes(self._calibration(await session.run(DC)))
+            self.record_changes((await self._calibration(session))[1])
         # Each firmware's words: "logging data", "not logging: ..." (2.x),
         # "not logging, ..." (3.0h and later).
         if status["logging"] is None:
@@ -327,37 +283,42 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
         return ProtocolState.AUTOSAMPLE if status["logging"] else ProtocolState.COMMAND
 
     @property
-    def modern(self) -> bool:
+    def generation(self) -> str:
         """
-        Whether the firmware is 3.0 or later (its command names are
-        ``SampleInterval=``, ``DateTime=``...); ``False`` until a status
-        dump has said.
+        The firmware's generation in :data:`.parameters.GENERATIONS`: 3.0
+        and later name their commands ``SampleInterval=``, ``DateTime=``...;
+        2.x until a status dump has said otherwise.
         """
-        return self.firmware is not None and self.firmware[:1] not in ("1", "2")
+        modern = self.firmware is not None and self.firmware[:1] not in ("1", "2")
+        return GENERATIONS[modern]
 
-    async def _status(self, session: InstrumentSession) -> dict[str, object]:
-        # DS: the status values; the settings read (their changes kept in
-        # _read_changes for the caller to record or return), the firmware learnt
-        # (and with it the settings it lacks).
-        status = particle_values(SBE37StatusParticle, await session.run(DS))
-        self._read_changes = self.parameters.update_from(status)
+    async def _status(
+        self, session: InstrumentSession
+    ) -> tuple[dict[str, object], dict[str, object]]:
+        # DS: the status values and the settings' changes; the firmware
+        # learnt (and with it the settings it lacks).
+        status = await session.run(DS)
+        changes = self.parameters.update_from(status)
         if status["firmware_version"] != self.firmware:
             self.firmware = str(status["firmware_version"])
-            lacks = [n for n, (_, new) in COMMANDS.items() if self.modern and not new]
             self.parameters.set_unsupported(
-                dict.fromkeys(lacks, f"firmware {self.firmware} has no such setting")
+                SETTERS.lacking(self.generation, self.firmware)
             )
-        return status
+        return status, changes
 
     def _uncalibrated(self) -> bool:
         # Never read: a dump always has the temperature section (not every
         # one has the rest).
         return bool(self.parameters.stale(("TCALDATE",)))
 
-    def _calibration(self, dump: bytes) -> dict[str, object]:
-        self.pressure_sensor = b"\npressure S/N" in dump
-        values = particle_values(SBE37CalibrationParticle, dump)
-        return self.parameters.update_from(values)
+    async def _calibration(
+        self, session: InstrumentSession
+    ) -> tuple[dict[str, object], dict[str, object]]:
+        # DC: the coefficients and their changes; a pressure section (its
+        # "pressure S/N" line) says a pressure sensor is fitted.
+        values = await session.run(DC)
+        self.pressure_sensor = values["pressure_serial_number"] is not None
+        return values, self.parameters.update_from(values)
 
     # Parameters.
 
@@ -368,10 +329,9 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
         Read the settings from ``DS`` (and the calibration from ``DC`` if
         it has never been read).
         """
-        await self._status(session)
-        changes = self._read_changes
+        changes = (await self._status(session))[1]
         if self._uncalibrated():
-            changes.update(self._calibration(await session.run(DC)))
+            changes.update((await self._calibration(session))[1])
         return changes
 
     async def write_parameters(
@@ -383,14 +343,16 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
         line.
         """
         for name, value in values.items():
-            command = set_command(name, value, self.modern)
-            if command is None:
-                raise InstrumentParameterError(
-                    name, ParameterRule.UNSUPPORTED, f"firmware {self.firmware}"
-                )
+            command = SETTERS.command(name, value, self.generation, self.firmware)
             await session.run(setter(command))
 
     # The work behind the instrument's own inputs.
+
+    def acquire_sample(self) -> Deferred[dict[str, object]]:
+        """
+        ``TS``, read as a sample with or without a pressure column.
+        """
+        return self.run("acquire_sample", TS if self.pressure_sensor else TS_DRY)
 
     def acquire_status(self) -> Deferred[dict[str, object]]:
         """
@@ -398,8 +360,8 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
         """
 
         async def work(session: InstrumentSession) -> dict[str, object]:
-            status = await self._status(session)
-            self.record_changes(self._read_changes)
+            status, changes = await self._status(session)
+            self.record_changes(changes)
             return status
 
         return self.hold("acquire_status", work)
@@ -410,9 +372,9 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
         """
 
         async def work(session: InstrumentSession) -> dict[str, object]:
-            calibration = await session.run(DC)
-            self.record_changes(self._calibration(calibration))
-            return particle_values(SBE37CalibrationParticle, calibration)
+            values, changes = await self._calibration(session)
+            self.record_changes(changes)
+            return values
 
         return self.hold("acquire_calibration", work)
 
@@ -424,14 +386,8 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
         logging = self.state == ProtocolState.AUTOSAMPLE
 
         async def work(session: InstrumentSession) -> str:
-            if not logging:
+            async with paused(session, STOP, STARTNOW, logging):
                 return (await self.set_clock(session)).isoformat()
-            await session.run(STOP)
-            try:
-                return (await self.set_clock(session)).isoformat()
-            finally:
-                # A deployed instrument must not be left stopped.
-                await session.run(STARTNOW)
 
         return self.hold("clock_sync", work)
 
@@ -449,13 +405,11 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
         """
         clock = self.engine.clock
         day = datetime.fromtimestamp(clock.seconds(), UTC).date()
-        if not self.modern:
+        modern = self.generation != GENERATIONS[0]
+        if not modern:
             await session.run(setter(f"MMDDYY={day:%m%d%y}"))
-        now = clock.seconds()
-        second = math.floor(now) + 1
-        await deferLater(clock, second - now, lambda: None)
-        when = datetime.fromtimestamp(second, UTC)
-        if self.modern:
+        when = await next_utc_second(clock)
+        if modern:
             await session.run(setter(f"DateTime={when:%m%d%Y%H%M%S}"))
             return when
         await session.run(setter(f"HHMMSS={when:%H%M%S}"))
@@ -471,36 +425,16 @@ _states = standard_states(_builder)
 autosample_inputs(
     _states, SBE37Inputs.start_autosample, SBE37Inputs.stop_autosample, STARTNOW, STOP
 )
-
-Result = Deferred[dict[str, object]]
-
-
-def _acquire_sample(machine: SBE37Inputs, core: SBE37Protocol) -> Result:
-    return core.run("acquire_sample", TS if core.pressure_sensor else TS_DRY)
-
-
-def _acquire_status(machine: SBE37Inputs, core: SBE37Protocol) -> Result:
-    return core.acquire_status()
-
-
-def _acquire_calibration(machine: SBE37Inputs, core: SBE37Protocol) -> Result:
-    return core.acquire_calibration()
-
-
-def _clock_sync(machine: SBE37Inputs, core: SBE37Protocol) -> Deferred[str]:
-    return core.clock_sync()
-
-
 # The instrument allows TS, DS and DC while logging; a clock sync while
 # logging stops and starts again.
-for _state in (_states.command, _states.autosample):
-    _state.upon(SBE37Inputs.acquire_sample).loop()(_acquire_sample)
-    _state.upon(SBE37Inputs.acquire_status).loop()(_acquire_status)
-    _state.upon(SBE37Inputs.acquire_calibration).loop()(_acquire_calibration)
-    _state.upon(SBE37Inputs.clock_sync).loop()(_clock_sync)
+loop_inputs(
+    (_states.command, _states.autosample),
+    SBE37Inputs.acquire_sample,
+    SBE37Inputs.acquire_status,
+    SBE37Inputs.acquire_calibration,
+    SBE37Inputs.clock_sync,
+)
 
 #: The protocol machine: the standard states and the inputs above.
 SBE37Machine = _builder.build()
 SBE37Protocol.machine_factory = SBE37Machine
-
-del _state

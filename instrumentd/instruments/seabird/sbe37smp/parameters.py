@@ -6,7 +6,7 @@ and what it may set.
 The user settings (:data:`SETTINGS`) are read from the status dump (each
 names the status value it is, its ``source``) and set with the
 instrument's own ``NAME=value`` commands, named as its firmware names them
-(:data:`COMMANDS`).  The calibration
+(:data:`SETTERS`).  The calibration
 (:data:`CALIBRATION`) is read from the calibration dump and is read-only:
 coefficients come from a calibration lab, not from an operator's console.
 
@@ -27,6 +27,7 @@ from instrumentd.driver.parameters import (
     ParameterType,
     Visibility,
 )
+from instrumentd.driver.setcommands import SetCommands
 from instrumentd.instruments.seabird.sbe37smp.particles import (
     CALIBRATION_IDS,
     CALIBRATION_TEXT,
@@ -34,53 +35,38 @@ from instrumentd.instruments.seabird.sbe37smp.particles import (
 
 __all__ = [
     "CALIBRATION",
-    "COMMANDS",
     "DIRECT_ACCESS",
+    "GENERATIONS",
+    "SETTERS",
     "SETTINGS",
     "STARTUP",
     "declare_parameters",
-    "set_command",
 ]
 
+#: The firmware generations whose commands differ: 2.x and 3.0 on.
+GENERATIONS: Final = ("2.x", "3.0 on")
 #: Each setting's command by firmware generation: 2.x's (the spec's), and
 #: 3.0 on's (the SBE 37-SM/SMP manuals' command summaries: ``SampleInterval=``,
 #: ``TxRealTime=``...).  ``None``: that firmware has no such setting (3.0h's
 #: and 5's status dumps and command lists have no averaging, store-time or
-#: sync-wait setting).
-COMMANDS: Final[dict[str, tuple[str, str | None]]] = {
-    "INTERVAL": ("INTERVAL", "SampleInterval"),
-    "NAVG": ("NAVG", None),
-    "SAMPLENUM": ("SAMPLENUM", "SampleNumber"),
-    "TXREALTIME": ("TXREALTIME", "TxRealTime"),
-    "OUTPUTSAL": ("OUTPUTSAL", "OutputSal"),
-    "OUTPUTSV": ("OUTPUTSV", "OutputSV"),
-    "STORETIME": ("STORETIME", None),
-    "SYNCMODE": ("SYNCMODE", "SyncMode"),
-    "SYNCWAIT": ("SYNCWAIT", None),
-    "REFPRESS": ("REFPRESS", "ReferencePressure"),
-}
-
-
-def set_command(name: str, value: object, modern: bool) -> str | None:
-    """
-    The command that sets a setting.
-
-    :param name: the parameter.
-    :param value: its value (already checked).
-    :param modern: firmware 3.0 or later.
-    :returns: e.g. ``INTERVAL=30`` (2.x) or ``SampleInterval=30`` (3.0 on);
-        ``None`` if the firmware has no such setting.
-    """
-    command = COMMANDS[name][modern]
-    if command is None:
-        return None
-    if isinstance(value, bool):
-        text = "Y" if value else "N"
-    elif isinstance(value, float):
-        text = f"{value:.3f}"
-    else:
-        text = str(value)
-    return f"{command}={text}"
+#: sync-wait setting).  Yes and no are ``Y`` and ``N``; a float has three
+#: decimals.
+SETTERS: Final = SetCommands(
+    GENERATIONS,
+    {
+        "INTERVAL": ("INTERVAL", "SampleInterval"),
+        "NAVG": ("NAVG", None),
+        "SAMPLENUM": ("SAMPLENUM", "SampleNumber"),
+        "TXREALTIME": ("TXREALTIME", "TxRealTime"),
+        "OUTPUTSAL": ("OUTPUTSAL", "OutputSal"),
+        "OUTPUTSV": ("OUTPUTSV", "OutputSV"),
+        "STORETIME": ("STORETIME", None),
+        "SYNCMODE": ("SYNCMODE", "SyncMode"),
+        "SYNCWAIT": ("SYNCWAIT", None),
+        "REFPRESS": ("REFPRESS", "ReferencePressure"),
+    },
+    decimals=3,
+)
 
 
 def _setting(
