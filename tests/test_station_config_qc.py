@@ -64,6 +64,37 @@ gross_range = false
         self.assertTrue(spec.lagging)
         self.assertEqual(spec.hold, 30)
 
+    def test_narrowed_fail_span(self) -> None:
+        """
+        A fail span narrowed alone cuts the default suspect span to it (or
+        drops it when none of it is left).
+        """
+        [ctd] = self.load(
+            CTD
+            + """
+[instruments.qc.ctdpf_sample]
+temperature = { gross_range = { fail_span = [0, 20] } }
+pressure = { gross_range = { fail_span = [0, 350], suspect_span = [1, 300] } }
+"""
+        ).instruments
+        fields = ctd.qc["ctdpf_sample"].fields
+        self.assertEqual(
+            fields["temperature"]["gross_range"],
+            {"fail_span": [0, 20], "suspect_span": [0.0, 20.0]},
+        )
+        self.assertEqual(
+            fields["pressure"]["gross_range"],
+            {"fail_span": [0, 350], "suspect_span": [1, 300]},
+        )
+        [ctd] = self.load(
+            CTD + "qc = { ctdpf_sample = { temperature = { gross_range = "
+            "{ fail_span = [36, 40] } } } }\n"
+        ).instruments
+        self.assertEqual(
+            ctd.qc["ctdpf_sample"].fields["temperature"]["gross_range"],
+            {"fail_span": [36, 40]},
+        )
+
     def test_defaults_off(self) -> None:
         [ctd] = self.load(
             CTD

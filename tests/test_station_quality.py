@@ -253,7 +253,7 @@ class SampleFlag(SynchronousTestCase):
                     "v": {"aggregate": [1, 3, 9]},
                 }
             ),
-            (4, ["t", "c", "v"]),
+            (4, [("t", 4), ("c", 3), ("v", 3)]),
         )
         self.assertEqual(sample_flag({"p": {"aggregate": 1}}), (1, []))
         self.assertEqual(sample_flag({}), (2, []))

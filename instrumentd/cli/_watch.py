@@ -27,6 +27,7 @@ from instrumentd.cli._format import (
     sample_time,
     sample_values,
 )
+from instrumentd.station.quality import sample_flag
 from instrumentd.station.sse import EventStreamParser, ServerSentEvent
 
 __all__ = ["WATCHED_TYPES", "SampleTable", "StreamReader", "watch"]
@@ -65,17 +66,56 @@ _LINK_FAULT: Final = "port agent fault: instrument link down "
 _LINK_PROBLEM: Final = "the instrument link is down "
 
 
+#: How ``watch`` shows a sample's worst QC flag.
+_QC_WORDS: Final = {1: "pass", 2: "-", 3: "SUSPECT", 4: "FAIL", 9: "missing"}
+
+
+def qc_cell(data: Mapping[str, object]) -> str | None:
+    """
+    A sample's QC flags in brief, for the ``QC`` column: the worst
+    aggregate flag of its fields in words, and the fields that fail or are
+    suspect (``FAIL temperature SUSPECT salinity``).
+
+    :param data: a ``SAMPLE`` event's data.
+    :returns: the text, or ``None`` when the sample carries no flags.
+    """
+    record = data.get("record")
+    qc = record.get("qc") if isinstance(record, Mapping) else None
+    if not isinstance(qc, Mapping):
+        return None
+    worst, bad = sample_flag(qc)
+    fails = [name for name, flag in bad if flag == 4]
+    suspects = [name for name, flag in bad if flag == 3]
+    parts = [_QC_WORDS.get(worst, str(worst))] if not bad else []
+    if fails:
+        parts.append("FAIL " + ",".join(fails))
+    if suspects:
+        parts.append("SUSPECT " + ",".join(suspects))
+    return " ".join(parts)
+
+
 class _StreamTable:
     """
     The table of one particle stream: its columns (the first sample's
-    values) and their widths.
+    values, and ``QC`` when it carried flags) and their widths.
     """
 
-    def __init__(self, stream: str, when: str, values: Mapping[str, object]) -> None:
+    def __init__(
+        self,
+        stream: str,
+        when: str,
+        values: Mapping[str, object],
+        qc: str | None = None,
+    ) -> None:
         self.stream = stream
         self.columns = list(values)
-        self.headers = ["TIME", *(name.upper() for name in self.columns)]
-        first = self.cells(when, values)
+        self.has_qc = qc is not None
+        self.headers = [
+            "TIME",
+            *(name.upper() for name in self.columns),
+            *(["QC"] if self.has_qc else []),
+        ]
+        first = self.cells(when, values, qc)
         # Room for values a little wider than the first ones, so the
         # columns stay aligned as numbers change.
         self.widths = [
@@ -83,8 +123,13 @@ class _StreamTable:
         ]
         self.widths[0] = len(first[0])
 
-    def cells(self, when: str, values: Mapping[str, object]) -> list[str]:
-        return [when, *(cell(values.get(name)) for name in self.columns)]
+    def cells(
+        self, when: str, values: Mapping[str, object], qc: str | None = None
+    ) -> list[str]:
+        row = [when, *(cell(values.get(name)) for name in self.columns)]
+        if self.has_qc:
+            row.append(qc or "-")
+        return row
 
     def row(self, cells: Sequence[str]) -> str:
         return (
@@ -136,7 +181,7 @@ class SampleTable:
             title = who + str(stream or "samples")
             # The row says when the sample was taken, not when it was sent.
             taken = format_time(sample_time(data))
-            self.sample(title, taken, dict(sample_values(data)))
+            self.sample(title, taken, dict(sample_values(data)), qc_cell(data))
         elif line is not None:
             self.out.write(f"-- {when} {who}{line}\n")
 
@@ -166,14 +211,20 @@ class SampleTable:
             return _connection_line(data)
         return None
 
-    def sample(self, stream: str, when: str, values: Mapping[str, object]) -> None:
+    def sample(
+        self,
+        stream: str,
+        when: str,
+        values: Mapping[str, object],
+        qc: str | None = None,
+    ) -> None:
         table = self.tables.get(stream)
         if table is None:
-            table = self.tables[stream] = _StreamTable(stream, when, values)
+            table = self.tables[stream] = _StreamTable(stream, when, values, qc)
         if self.current != stream:
             self.current = stream
             self.out.write(f"{stream}:\n" + table.row(table.headers))
-        self.out.write(table.row(table.cells(when, values)))
+        self.out.write(table.row(table.cells(when, values, qc)))
 
 
 def _connection_line(data: Mapping[str, object]) -> str:

@@ -16,7 +16,8 @@ start from :data:`instrumentd.qc.defaults.DEFAULTS` for this stream),
 a spike test, seconds), ``location`` and ``time`` (the whole-sample
 tests).  A test set to ``false`` is switched off (to drop a default); a
 test table given for a field that has defaults replaces those keys it
-names; a stream set to ``false`` has no QC at all.
+names (a default ``suspect_span`` is cut to a ``fail_span`` given without
+one); a stream set to ``false`` has no QC at all.
 
 Every mistake is a :class:`QCConfigError` naming the key, the value and
 what would be valid.
@@ -310,8 +311,42 @@ def _merge(key: str, base: Mapping[str, object], override: Table) -> dict[str, T
         if value is False:
             tests.pop(name, None)
         else:
-            tests[name] = {**tests.get(name, {}), **_table(f"{key}.{name}", value)}
+            given = _table(f"{key}.{name}", value)
+            tests[name] = _narrowed({**tests.get(name, {}), **given}, given)
     return tests
+
+
+def _pair(value: object) -> tuple[float, float] | None:
+    if (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and len(value) == 2
+        and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in value
+        )
+    ):
+        low, high = sorted(float(v) for v in value)
+        return (low, high)
+    return None
+
+
+def _narrowed(merged: Table, given: Table) -> Table:
+    """
+    A default suspect span kept under a fail span the station narrowed:
+    cut to the new fail span (dropped if none of it is left), so that
+    tightening ``fail_span`` alone does what it says.
+    """
+    if "fail_span" not in given or "suspect_span" in given:
+        return merged
+    fail, suspect = _pair(merged.get("fail_span")), _pair(merged.get("suspect_span"))
+    if fail is None or suspect is None:
+        return merged
+    low, high = max(fail[0], suspect[0]), min(fail[1], suspect[1])
+    kept = {k: v for k, v in merged.items() if k != "suspect_span"}
+    if low <= high:
+        kept["suspect_span"] = [low, high]
+    return kept
 
 
 def _stream(

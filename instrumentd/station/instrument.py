@@ -54,11 +54,14 @@ from instrumentd.driver.events import (
 )
 from instrumentd.interfaces import IInstrumentDriver
 from instrumentd.portagent.link import utc_text
+from instrumentd.station.quality import InstrumentQC, QCFlags
 from instrumentd.station.record import RecordEvent, SampleRecorder
 from instrumentd.station.refusals import CONNECTION_STATES, explain, explain_event
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
+
+    from instrumentd.qc import StreamQCSpec
 
 __all__ = [
     "CONNECTION_STATES",
@@ -173,10 +176,16 @@ class StationInstrument:
         bounds the memory a flood of requests can take.
     :param recorder: makes each sample's record; ``None`` for a
         :class:`~instrumentd.station.record.SampleRecorder` without QC.
+    :param qc: stream → its real-time QC (an instrument spec's ``qc``):
+        each sample's record then carries its flags (see
+        :mod:`~instrumentd.station.quality`); ``None`` or empty for none.
 
     :ivar recorder: the instrument's
         :class:`~instrumentd.station.record.SampleRecorder` (set its ``qc``
         hook to attach QC flags).
+    :ivar quality: the instrument's QC, which attaches each record's flags
+        before anyone sees the record (and holds a record back one sample
+        for a spike test); ``None`` without QC.
 
     :ivar samples: the samples announced since the station started.
     :ivar samples_by_stream: the same, by particle stream name.
@@ -211,6 +220,7 @@ class StationInstrument:
         clock: IReactorTime | None = None,
         max_queued: int = 32,
         recorder: SampleRecorder | None = None,
+        qc: Mapping[str, StreamQCSpec] | None = None,
     ) -> None:
         self.name = name
         self.driver = driver
@@ -238,6 +248,11 @@ class StationInstrument:
         # What the driver publishes is presented once, here, and handed to
         # every follower (event streams, sinks) on this bus.
         self._presented = EventBus(clock)
+        self.quality: InstrumentQC[RecordEvent] | None = (
+            InstrumentQC(name, qc, clock=self._reactor_clock(), release=self._flagged)
+            if qc
+            else None
+        )
         self._unsubscribe: Callable[[], None] | None = self.bus.subscribe(self._receive)
 
     def __repr__(self) -> str:
@@ -245,14 +260,47 @@ class StationInstrument:
 
     def close(self) -> None:
         """
-        Stop counting this instrument's events.
+        Stop counting this instrument's events (a sample record held back
+        for QC goes on first: see :meth:`flush`).
         """
+        self.flush()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
 
+    def flush(self) -> None:
+        """
+        Let a sample record that QC holds back for the next sample go on
+        now, with its spike flag not evaluated: the instrument is being
+        taken out of service (the station calls it before it stops feeding
+        the sinks).
+        """
+        if self.quality is not None:
+            self.quality.flush()
+
     def _receive(self, event: DriverEvent) -> None:
         event = self.presentable(event)
+        quality = self.quality
+        if quality is not None and isinstance(event, RecordEvent):
+            # Flagged before anyone sees it; it goes on from _flagged, now
+            # or (for a spike test) once the stream's next sample has come.
+            record = event.record
+            when = record.unix_time
+            quality.submit(
+                record.stream,
+                self.bus.now() if when is None else when,
+                record.sample_values,
+                event,
+            )
+            return
+        self._deliver(event)
+
+    def _flagged(self, event: RecordEvent, qc: QCFlags | None) -> None:
+        if qc is not None:
+            event.record.attach_qc(qc)
+        self._deliver(event)
+
+    def _deliver(self, event: DriverEvent) -> None:
         self._count(event)
         self._presented.publish(event)
 

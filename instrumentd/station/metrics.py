@@ -3,8 +3,9 @@
 The station's metrics in the Prometheus text exposition format (0.0.4).
 
 Per instrument: its state, the samples, errors and state changes its driver
-announced, its queued requests and event streams, and, when its port agent
-can be asked, the agent's byte and packet counters.  Per sink: particles
+announced, its queued requests and event streams, its samples by QARTOD
+flag per stream and field, and, when its port agent can be asked, the
+agent's byte and packet counters.  Per sink: particles
 delivered, dropped and deleted at the spool's bound, retries, the spool's
 size and bound.  Every family has its ``# HELP`` and ``# TYPE`` lines;
 counters end in ``_total``.
@@ -23,6 +24,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet.defer import Deferred, gatherResults
+
+from instrumentd.qc.flags import QartodFlag
+from instrumentd.station.quality import FLAG_NAMES
 
 if TYPE_CHECKING:
     from instrumentd.station._sink import ISink
@@ -218,6 +222,19 @@ def station_families(station: Station) -> list[MetricFamily]:
         "1 if the instrument's port agent answered for its counters.",
     )
     agent = [MetricFamily(name, "counter", text) for name, text, _ in _AGENT_COUNTERS]
+    qc_samples = MetricFamily(
+        "instrumentd_qc_samples_total",
+        "counter",
+        "Samples by the aggregate QARTOD flag of one field (pass, not_evaluated, "
+        "suspect, fail, missing; the worst element of an array field), counted "
+        "as each sample's record goes on.",
+    )
+    qc_held = MetricFamily(
+        "instrumentd_qc_held_samples",
+        "gauge",
+        "Sample records held back for the next sample of their stream, whose "
+        "spike test needs it.",
+    )
 
     for each in instruments:
         name = each.name
@@ -243,6 +260,17 @@ def station_families(station: Station) -> list[MetricFamily]:
                 value = _stat(stats, *path)
                 if value is not None:
                     family.add(value, instrument=name)
+        quality = each.quality
+        if quality is not None:
+            qc_held.add(quality.held, instrument=name)
+            for (stream, field_name, flag), number in sorted(quality.counts.items()):
+                qc_samples.add(
+                    number,
+                    instrument=name,
+                    stream=stream,
+                    field=field_name,
+                    flag=FLAG_NAMES.get(QartodFlag(flag), str(flag)),
+                )
     return [
         count,
         state,
@@ -257,6 +285,8 @@ def station_families(station: Station) -> list[MetricFamily]:
         cut_off,
         agent_up,
         *agent,
+        qc_samples,
+        qc_held,
         *sink_families(_sink_stats(station)),
     ]
 

@@ -93,14 +93,15 @@ def _worst(result: FieldResult | list[FieldResult]) -> QartodFlag:
     return aggregate(cell.aggregate for cell in result)
 
 
-def sample_flag(qc: Mapping[str, Mapping[str, object]]) -> tuple[int, list[str]]:
+def sample_flag(qc: Mapping[str, object]) -> tuple[int, list[tuple[str, int]]]:
     """
     A record's flags in brief: the aggregate over every field, and the
     fields that are suspect or fail.
 
     :param qc: a record's ``qc``.
     :returns: the worst flag (QARTOD precedence; 2 when there is none) and
-        the names of the fields whose aggregate is 3 or 4, worst first.
+        the fields whose aggregate is 3 or 4 (for an array field, its worst
+        element's) with that flag, worst first, then by name.
     """
     each: dict[str, QartodFlag] = {}
     for name, tests in qc.items():
@@ -114,8 +115,12 @@ def sample_flag(qc: Mapping[str, Mapping[str, object]]) -> tuple[int, list[str]]
         each[name] = aggregate(flags) if flags else QartodFlag.NOT_EVALUATED
     worst = aggregate(each.values()) if each else QartodFlag.NOT_EVALUATED
     bad = sorted(
-        (n for n, f in each.items() if f in (QartodFlag.SUSPECT, QartodFlag.FAIL)),
-        key=lambda n: (-int(each[n]), n),
+        (
+            (n, int(f))
+            for n, f in each.items()
+            if f in (QartodFlag.SUSPECT, QartodFlag.FAIL)
+        ),
+        key=lambda pair: (-pair[1], pair[0]),
     )
     return int(worst), bad
 

@@ -174,6 +174,7 @@ class InstrumentSupervisor:
             port_agent=self.port_agent_info,
             stats_source=self._agent_stats,
             clock=reactor,
+            qc=spec.qc,
         )
         # Sinks take the instrument's presented events: each sample's
         # record is made once there, and shared with the API and streams.
@@ -758,6 +759,8 @@ class InstrumentSupervisor:
             await maybeDeferred(port.stopListening)
         if self.simulator is not None:
             self.simulator.stop()
+        # A record QC still holds for the next sample goes to the sinks.
+        self.instrument.flush()
         for unsubscribe in self._sink_subscriptions:
             unsubscribe()
         self._sink_subscriptions = []
