@@ -147,7 +147,6 @@ def in_process(samples: int) -> list[tuple[str, float]]:
     """
     import tomllib
 
-    from instrumentd.station.record import SampleRecorder
     from twisted.internet.task import Clock
 
     from instrumentd.driver.events import SampleEvent
@@ -155,44 +154,53 @@ def in_process(samples: int) -> list[tuple[str, float]]:
         SBE37SampleParticle,
     )
     from instrumentd.qc import parse_qc
-    from instrumentd.station.quality import InstrumentQC
+    from instrumentd.station.quality import InstrumentQC, QCFlags
+    from instrumentd.station.record import SampleRecord, SampleRecorder
 
+    # What the simulated SBE 37 prints: T, C, P, salinity, sound velocity.
     lines = [
-        f"# {20 + (i % 97) * 0.001:8.4f}, {4.1 + (i % 89) * 0.0001:8.5f},"
-        f" {10 + (i % 7) * 0.01:8.3f}\r\n".encode()
+        f"# {11 + (i % 97) * 0.001:8.4f}, {3.9 + (i % 89) * 0.0001:8.5f},"
+        f" {10 + (i % 7) * 0.01:8.3f}, {33.9 + (i % 5) * 0.001:8.4f},"
+        f" {1490 + (i % 3) * 0.01:8.3f}\r\n".encode()
         for i in range(samples)
     ]
     clock = Clock()
     particles = [
-        SBE37SampleParticle(line, port_timestamp=3_980_000_000.0 + i, clock=clock)
+        SBE37SampleParticle(
+            line,
+            port_timestamp=3_980_000_000.0 + i,
+            driver_timestamp=3_980_000_000.1 + i,
+        )
         for i, line in enumerate(lines)
     ]
     events = [SampleEvent(p, time=1_771_000_000.0 + i) for i, p in enumerate(particles)]
-    for particle in particles:
-        particle.generate()
 
     def run(variant: str | None) -> float:
         recorder = SampleRecorder("CTD")
-        released: list[object] = []
-        qc: InstrumentQC[object] | None = None
+        made = 0
+
+        def release(record: SampleRecord, flags: QCFlags | None) -> None:
+            # As the station: flags attached, then the JSON made once.
+            nonlocal made
+            if flags is not None:
+                record.attach_qc(flags, ready=True)
+            made += len(record.json)
+
+        qc: InstrumentQC[SampleRecord] | None = None
         if variant is not None:
             table = tomllib.loads(
                 "[x]\n" + VARIANTS[variant].replace("instruments.", "x.")
             )
             specs = parse_qc(table["x"].get("qc", {}))
-            qc = InstrumentQC(
-                "CTD",
-                specs,
-                clock=clock,
-                release=lambda item, flags: released.append(item),
-            )
+            qc = InstrumentQC("CTD", specs, clock=clock, release=release)
         started = time.process_time()
         for event in events:
             record = recorder.present(event).record
-            if qc is not None:
+            if qc is None:
+                release(record, None)
+            else:
                 unix = record.unix_time or 0.0
                 qc.submit(record.stream, unix, record.sample_values, record)
-            record.json  # noqa: B018 - every consumer makes it: once
             clock.advance(1)
         return 1e6 * (time.process_time() - started) / len(events)
 

@@ -297,7 +297,7 @@ class StationInstrument:
 
     def _flagged(self, event: RecordEvent, qc: QCFlags | None) -> None:
         if qc is not None:
-            event.record.attach_qc(qc)
+            event.record.attach_qc(qc, ready=True)
         self._deliver(event)
 
     def _deliver(self, event: DriverEvent) -> None:

@@ -216,13 +216,16 @@ class SampleRecord(Mapping[str, object]):
         qc = self._data.get("qc")
         return qc if isinstance(qc, dict) else None
 
-    def attach_qc(self, qc: Mapping[str, object]) -> None:
+    def attach_qc(self, qc: Mapping[str, object], *, ready: bool = False) -> None:
         """
         Attach QC flags (``{field: {test: flag, ..., "aggregate": flag}}``)
         as ``"qc"``.  Only before the JSON is made: after that every
         consumer may hold the bytes, and they would disagree.
 
         :param qc: the flags (ints or :class:`~enum.IntEnum` members).
+        :param ready: the flags are JSON-ready already (plain ints in dicts
+            and lists, as the station's QC makes them): kept as given,
+            without a conversion pass (it would cost more than the tests).
         :raises RuntimeError: if the JSON has been made already.
         """
         if self._json is not None:
@@ -230,7 +233,7 @@ class SampleRecord(Mapping[str, object]):
                 f"QC flags attached to {self!r} after its JSON was made; "
                 f"attach them in the recorder's qc hook"
             )
-        self._data["qc"] = to_jsonable(qc)
+        self._data["qc"] = qc if ready else to_jsonable(qc)
 
     def to_dict(self) -> dict[str, object]:
         """
