@@ -14,7 +14,9 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.error import ConnectionDone
 from twisted.python import log
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from instrumentd.mqtt import (
@@ -415,3 +417,41 @@ class RequireBrokerTests(SynchronousTestCase):
         self.assertIn("apt-get install mosquitto", str(error))
         self.patch(os, "environ", {})
         self.assertRaises(SkipTest, brokersupport.require_broker)
+
+
+class RefusedSubscriptionTests(SynchronousTestCase):
+    """
+    A subscription the broker refuses does not cost the session.
+    (Mosquitto grants subscriptions its ACL will filter, so the broker's
+    answer is scripted here: MQTT 5 CONNACK and SUBACK packets.)
+    """
+
+    def test_session_used_all_the_same(self) -> None:
+        """
+        The SUBACK refuses the filter (0x87, not authorized): the refusal is
+        kept in ``last_error`` and the session is up.
+        """
+        from twisted.internet.task import Clock
+        from twisted.internet.testing import StringTransport
+
+        clock = Clock()
+        client = MQTTClient(
+            BrokerSettings(address="mqtt://127.0.0.1", client_id="c"), reactor=clock
+        )
+        client.subscribe("in/#", 1)
+        connection = client._new_connection()
+        transport = StringTransport()
+        connection.makeConnection(transport)
+        self.addCleanup(connection.connectionLost, Failure(ConnectionDone()))
+        prepared = client._prepare(connection)
+        clock.advance(0)
+        self.assertTrue(transport.value().startswith(b"\x10"))  # CONNECT
+        connection.dataReceived(b"\x20\x03\x00\x00\x00")  # CONNACK, success
+        clock.advance(0)
+        self.assertIn(b"in/#", transport.value())  # SUBSCRIBE, packet id 1
+        connection.dataReceived(b"\x90\x04\x00\x01\x00\x87")  # SUBACK: refused
+        self.successResultOf(prepared)
+        self.assertTrue(client.connected)
+        self.assertIn("in/#", client.last_error or "")
+        self.assertIn("Not authorized", client.last_error or "")
+        self.flushLoggedErrors()

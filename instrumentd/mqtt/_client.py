@@ -178,8 +178,10 @@ class MQTTClient(Service):
         :param topic_filter: the filter (``+``/``#`` wildcards,
             ``$share/GROUP/...`` for a shared subscription).
         :param qos: the QoS wanted.
-        :returns: a Deferred firing on the SUBACK, or at once without a
-            session (the subscription is made when one comes).
+        :returns: a Deferred firing on the SUBACK (failing if the broker
+            refuses it), or at once without a session (the subscription is
+            made when one comes; a refusal then is logged and kept in
+            :attr:`last_error`, and the session is used all the same).
         """
         self._subscriptions[topic_filter] = qos
         if self.connection is not None and self.connection.open:
@@ -258,11 +260,27 @@ class MQTTClient(Service):
         def subscribe(_: object) -> Deferred[Any]:
             if not self._subscriptions:
                 return succeed(None)
-            return connection.subscribe(sorted(self._subscriptions.items()))
+            subscribing = connection.subscribe(sorted(self._subscriptions.items()))
+            # A subscription the broker refuses (an ACL) is reported, and
+            # the session is used all the same: publishing must not stop
+            # because reading is not allowed.
+            return subscribing.addErrback(refused)
+
+        def refused(reason: Failure) -> Failure | None:
+            if not connection.open:
+                # The session is gone: that fails this attempt.
+                return reason
+            message = reason.getErrorMessage()
+            self.last_error = message
+            _log.warn(
+                "MQTT broker {broker}: {error}",
+                broker=self.settings.describe(),
+                error=message,
+            )
+            return None
 
         def up(_: object) -> None:
             self.connections += 1
-            self.last_error = None
             self.connection = connection
             _log.info(
                 "Connected to the MQTT broker {broker}",
@@ -274,6 +292,9 @@ class MQTTClient(Service):
             waiting, self._waiting = self._waiting, []
             for each in waiting:
                 each.callback(connection)
+
+        def reset(_: object) -> None:
+            self.last_error = None
 
         def failed(reason: Failure) -> Failure:
             message = str(reason.value)
@@ -288,7 +309,11 @@ class MQTTClient(Service):
                 connection.transport.loseConnection()
             return reason
 
-        return connection.accepted.addCallback(subscribe).addCallbacks(up, failed)
+        return (
+            connection.accepted.addCallback(reset)
+            .addCallback(subscribe)
+            .addCallbacks(up, failed)
+        )
 
     def _ended(self, connection: MQTTConnection) -> None:
         if self.connection is not connection:
