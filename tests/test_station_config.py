@@ -645,6 +645,36 @@ class InstrumentTests(ConfigCheckTests):
             "cannot be built as Driver(connection, events=..., clock=...)",
         )
 
+    def test_checkedOnce(self) -> None:
+        """
+        Instruments with the same driver and startup configuration have it
+        tried once (a station of thousands starts in seconds); a bad one is
+        still reported for each instrument that has it.
+        """
+        from instrumentd.station.config import _instruments
+
+        tried: list[str] = []
+        check = _instruments._check_startup
+
+        def counting(table: Any, path: str, *args: Any, **kwargs: Any) -> Any:
+            tried.append(table.path)
+            return check(table, path, *args, **kwargs)
+
+        self.patch(_instruments, "_check_startup", counting)
+        many = "".join(
+            GOOD.replace("toy1", f"toy{n}").replace(
+                "connection", "parameters = { INTERVAL = 5 }\nconnection"
+            )
+            for n in range(5)
+        )
+        config = self.load(many + GOOD.replace("toy1", "toy9"))
+        self.assertEqual(len(config.instruments), 6)
+        self.assertEqual(tried, ["instruments[0]", "instruments[5]"])
+        bad = GOOD.replace("connection", "parameters = { INTERVAL = 0 }\nconnection")
+        found = self.problems(bad + bad.replace("toy1", "toy2"))
+        self.assertIn("instruments[0].parameters.INTERVAL", found)
+        self.assertIn("instruments[1].parameters.INTERVAL", found)
+
     def test_parameters(self) -> None:
         """
         Startup parameters are checked against the driver's parameter
