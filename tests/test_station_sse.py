@@ -131,6 +131,32 @@ class EventStreamTests(APITestCase):
         self.assertTrue(b"".join(chunks).endswith(b": keep-alive\n\n"))
         station.api.close()
 
+    def test_coalesce(self) -> None:
+        """
+        With C{stream_coalesce}, the events of an interval are written
+        together, in order, once it has passed; closing the stream writes
+        those waiting first.
+        """
+        station = self.station(stream_coalesce=0.1)
+        _, chunks, events, done = self.open(station)
+        chunks.clear()
+        for number in range(3):
+            station.fake.sample(t=number)
+        station.settle()
+        self.assertEqual(chunks, [])
+        station.clock.advance(0.1)
+        station.settle()
+        self.assertEqual(len(chunks), 1)
+        self.assertEqual(
+            [json.loads(e.data)["particle"]["values"][0]["value"] for e in events],
+            [0, 1, 2],
+        )
+        station.fake.sample(t=3)
+        station.api.close()
+        station.settle()
+        self.successResultOf(done)
+        self.assertEqual(len(events), 4)
+
     def test_disconnectUnsubscribes(self) -> None:
         """
         When the client goes away the stream unsubscribes from the bus and

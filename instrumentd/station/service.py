@@ -65,6 +65,9 @@ __all__ = [
 
 _log = Logger()
 
+#: Seconds an event stream's messages may wait to be written together.
+STREAM_COALESCE = 0.1
+
 
 def make_sink(
     spec: SinkSpec,
@@ -330,6 +333,9 @@ class StationService(Service):
                 # Streams last; keep a quarter of the connections for
                 # everything else.
                 max_streams=max(1, config.api_max_connections * 3 // 4),
+                # A watcher of thousands of instruments gets one write per
+                # tenth of a second, not one per event.
+                stream_coalesce=STREAM_COALESCE,
             )
             self.api_site = APISite(
                 self.api,

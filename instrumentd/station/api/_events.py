@@ -120,6 +120,7 @@ def open_stream(
         max_backlog=api.max_backlog,
         on_end=api.streams.discard,
         title=title,
+        coalesce=api.stream_coalesce,
     )
     api.streams.add(stream)
     stream.start()

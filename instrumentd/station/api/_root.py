@@ -48,6 +48,9 @@ class StationAPI(Resource):
         503, so that streams (which never end by themselves, and need no
         token) cannot take every connection the server allows.
     :param metrics_timeout: seconds to wait for a port agent's counters.
+    :param stream_coalesce: seconds an event stream's messages may wait to
+        be written together (see :class:`~instrumentd.station.sse.
+        EventStream`); 0 writes each at once.
 
     :ivar streams: the open event streams.
     :ivar feeds: the instruments' events as stream messages, each made once
@@ -65,6 +68,7 @@ class StationAPI(Resource):
         max_body: int = 1024 * 1024,
         max_streams: int = 64,
         metrics_timeout: float = 2.0,
+        stream_coalesce: float = 0.0,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         if not isinstance(station, Station):
@@ -77,6 +81,7 @@ class StationAPI(Resource):
         self.max_body = max_body
         self.max_streams = max_streams
         self.metrics_timeout = metrics_timeout
+        self.stream_coalesce = stream_coalesce
         self.streams: set[EventStream] = set()
         self.feeds = EventFeeds()
         api = Index(self)
