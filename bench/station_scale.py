@@ -1,44 +1,67 @@
 """
-Station scale benchmark: one station process with many simulated SBE
-37-SMPs, each sampling at 1 Hz, with in-process port agents and simulators.
+Station scale benchmark: one station process with N simulated SBE 37-SMPs
+sampling at 1 Hz, measured the way users run it.
 
-For each instrument count (50, 200 and 500 by default) it writes a station
-config, starts ``twistd -n instrumentd --config ...`` as a child process,
-waits until the station has logged every instrument as running (an event:
-the log line, not a timer), lets it settle, then measures over a fixed
-window:
+- The simulators run in processes of their own (``python -m
+  instrumentd.simulator.fleet``: many simulators on one reactor, each on
+  its own TCP port; ``--per-fleet`` per process), reached over TCP as real
+  instruments would be.
+- Port agents: ``--agents direct`` (in-process, joined to the driver
+  directly, every listener off: the scale mode), ``in-process`` (in-process
+  with sniff and raw off and the data and command listeners on, which is
+  all the version before the direct join could do), or ``child`` (a
+  process per agent, the default mode of the product).
+- Consumers, each in a process of its own so that counting costs the
+  station nothing (``bench/_scale_consumers.py``): the JSON-lines sink
+  (always), an HTTP sink posting to a receiver process (``--sink``), and
+  ``--watchers`` event-stream watchers following every instrument (one
+  ``/api/events`` each, or one stream per instrument with ``--streams
+  instrument``, as the version before ``/api/events`` needed).
+- ``--against DIR`` runs each measurement a second time with the
+  ``instrumentd`` package of DIR first on ``PYTHONPATH`` (a ``git worktree``
+  of an older commit), in the same run, alternating.
 
-- the station's CPU time (user + system, from ``/proc/PID/stat``) as a share
-  of one core;
-- its resident memory at the end (``VmRSS``) and its peak (``VmHWM``);
-- the samples its drivers produced in the window (from ``/metrics``), to
-  show the instruments really sampled at 1 Hz;
-- that it started no child process.
+For each run it waits until every instrument has logged that it is
+running (or ``--startup-limit`` passes), lets it settle, then measures over
+``--window`` seconds:
 
-Every sample goes through the real chain: simulator → TCP → port agent
-(datalog written) → TCP → driver (chunker, particles) → JSON-lines sink
-(files written) and the API's counters.  The simulators run at time scale 5
-with INTERVAL 5 s (the SBE 37's smallest), so each samples once a real
-second.
+- **CPU µs/sample**: the station process's CPU time (user + system, from
+  ``/proc``) over the samples its drivers produced (``/metrics``);
+- **core %**: the same CPU time as a share of one core;
+- **delivered %**: what reached each consumer in the window over what the
+  drivers produced: files (the JSON-lines sink's records), the HTTP sink's
+  receiver, and the least and most of the watchers;
+- **fds/instr**: the station's open file descriptors (``/proc/PID/fd``)
+  over N; **RSS kB/instr**: its resident memory over N (with child agents,
+  also each agent process's);
+- **first s / all s**: from the station's start to the first instrument
+  running (its first sample follows within a second) and to the last.
 
-Floor: 200 instruments at 1 Hz under half of one core.
+Repeats (``--repeats``) give min / median / max.  Run by hand on Linux (it
+is not a test)::
 
-Run by hand on Linux (it is not a test)::
+    python bench/station_scale.py --counts 500 --watchers 10 --sink \\
+        --against /tmp/old --repeats 3
+    python bench/station_scale.py --counts 5000 --watchers 10 --sink
 
-    python bench/station_scale.py [--counts 50 200 500] [--window 30]
-
-Prints a table; nothing is asserted.
+Prints tables; nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import math
 import os
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet import defer, task
@@ -53,37 +76,75 @@ _URL = re.compile(r"API listening on (http://\S+)/api")
 _RUNNING = re.compile(r"(SIM-\d+): running, AUTOSAMPLE")
 _SAMPLES = re.compile(r'^instrumentd_samples_total\{instrument="[^"]+"\} (\S+)$', re.M)
 DRIVER = "instrumentd.instruments.seabird.sbe37smp.driver:SBE37Protocol"
+_CONSUMERS = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "_scale_consumers.py"
+)
 
 
-def station_config(count: int, data_dir: str) -> str:
+# -- child processes -------------------------------------------------------------------
+
+
+class Child(ProcessProtocol):
     """
-    A station of ``count`` simulated SBE 37s sampling at 1 Hz.
+    A child process that speaks lines of JSON: its first line, then one
+    answer per question written to its standard input.
     """
-    lines = [
-        f'[station]\ndata_dir = "{data_dir}"\n',
-        '[api]\nlisten = "tcp:0:interface=127.0.0.1"\n',
-    ]
-    for number in range(count):
-        lines.append(
-            f"""
-[[instruments]]
-name = "SIM-{number:03d}"
-driver = "{DRIVER}"
-autosample = true
-parameters = {{ INTERVAL = 5 }}
-connection = {{ type = "simulator", model = "sbe37", time_scale = 5, seed = {number} }}
-[instruments.port_agent]
-mode = "in-process"
-listeners = {{ sniff = "none", raw = "none" }}
-"""
-        )
-    return "".join(lines)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.first: defer.Deferred[dict[str, Any]] = defer.Deferred()
+        self.ended: defer.Deferred[None] = defer.Deferred()
+        self._answers: list[defer.Deferred[dict[str, Any]]] = []
+        self._buffer = b""
+        self._err = b""
+        self.pid = 0
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.pid = self.transport.pid
+
+    def outReceived(self, data: bytes) -> None:
+        self._buffer += data
+        while b"\n" in self._buffer:
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            value = json.loads(line)
+            if not self.first.called:
+                self.first.callback(value)
+            elif self._answers:
+                self._answers.pop(0).callback(value)
+
+    def errReceived(self, data: bytes) -> None:
+        self._err = (self._err + data)[-4000:]
+
+    def ask(self) -> defer.Deferred[dict[str, Any]]:
+        answer: defer.Deferred[dict[str, Any]] = defer.Deferred()
+        self._answers.append(answer)
+        assert self.transport is not None
+        self.transport.write(b"?\n")
+        return answer
+
+    def processEnded(self, reason: Failure) -> None:
+        if not self.first.called:
+            self.first.errback(
+                RuntimeError(f"{self.name} ended: {self._err.decode(errors='replace')}")
+            )
+        self.ended.callback(None)
+
+    async def stop(self, reactor: Any) -> None:
+        if self.ended.called:
+            return
+        assert self.transport is not None
+        self.transport.closeStdin()
+        timer = reactor.callLater(20, self.transport.signalProcess, "KILL")
+        await self.ended
+        if timer.active():
+            timer.cancel()
 
 
 class Station(ProcessProtocol):
     """
-    The station under test: its output, its URL, and the instruments it
-    has reported running.
+    The station under test: its output, its URL, and its instruments
+    running.
     """
 
     def __init__(self, count: int) -> None:
@@ -91,6 +152,7 @@ class Station(ProcessProtocol):
         self.output: list[str] = []
         self._pending = ""
         self.running: set[str] = set()
+        self.first_running: float | None = None
         self.url: defer.Deferred[str] = defer.Deferred()
         self.all_running: defer.Deferred[float] = defer.Deferred()
         self.ended: defer.Deferred[int] = defer.Deferred()
@@ -104,12 +166,15 @@ class Station(ProcessProtocol):
         self._pending += data.decode("utf-8", "replace")
         *lines, self._pending = self._pending.split("\n")
         for line in lines:
-            self.output.append(line)
+            if len(self.output) < 200 or "Traceback" in line or "rror" in line:
+                self.output.append(line)
             found = _URL.search(line)
             if found is not None and not self.url.called:
                 self.url.callback(found.group(1))
             running = _RUNNING.search(line)
             if running is not None:
+                if self.first_running is None:
+                    self.first_running = time.monotonic()
                 self.running.add(running.group(1))
                 if len(self.running) == self.count and not self.all_running.called:
                     self.all_running.callback(time.monotonic())
@@ -121,14 +186,28 @@ class Station(ProcessProtocol):
         code = 0 if isinstance(value, ProcessDone) else -1
         if isinstance(value, ProcessTerminated):
             code = value.exitCode if value.exitCode is not None else -value.signal
-        for waiting in (self.url, self.all_running):
-            if not waiting.called:
-                waiting.errback(
-                    RuntimeError(
-                        f"the station ended ({code}):\n" + "\n".join(self.output[-40:])
-                    )
+        if not self.url.called:
+            self.url.errback(
+                RuntimeError(
+                    f"the station ended ({code}):\n" + "\n".join(self.output[-40:])
                 )
+            )
         self.ended.callback(code)
+
+
+def spawn(
+    reactor: Any,
+    child: ProcessProtocol,
+    argv: list[str],
+    env: dict[str, str],
+    path: str | None = None,
+) -> None:
+    reactor.spawnProcess(
+        child, sys.executable, [sys.executable, *argv], env=env, path=path
+    )
+
+
+# -- /proc -----------------------------------------------------------------------------
 
 
 def cpu_seconds(pid: int) -> float:
@@ -137,28 +216,25 @@ def cpu_seconds(pid: int) -> float:
     """
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def memory(pid: int) -> tuple[float, float]:
+def rss_kib(pid: int) -> int:
     """
-    Resident and peak resident memory of a process, MiB.
+    Resident memory of a process, KiB.
     """
-    values: dict[str, float] = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0]) / 1024
-    return values["VmRSS"], values["VmHWM"]
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
 
 
-def children(pid: int) -> int:
+def children_of(pid: int) -> list[int]:
     """
-    How many processes have ``pid`` as parent.
+    The processes whose parent is ``pid``.
     """
-    count = 0
+    found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
@@ -166,116 +242,455 @@ def children(pid: int) -> int:
                     fields = f.read().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            count += int(fields[1]) == pid
-    return count
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
 
 
-async def samples_total(url: str) -> float:
-    """
-    The station's samples so far, summed over its instruments.
-    """
+def descriptors(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+# -- the station's own counters -------------------------------------------------------
+
+
+async def get(url: str) -> bytes:
     import treq
 
-    response = await treq.get(url + "/metrics")
-    text = await response.text()
-    return sum(float(value) for value in _SAMPLES.findall(text))
+    response = await treq.get(url, timeout=300)
+    return await response.content()
 
 
-async def measure(
-    reactor: Any, count: int, window: float, settle: float
-) -> dict[str, float]:
+async def counters(url: str) -> tuple[float, float]:
     """
-    Run one station of ``count`` instruments and measure it.
+    The samples the drivers produced, and the records the JSON-lines sink
+    wrote.
     """
-    directory = tempfile.mkdtemp(prefix=f"instrumentd-scale-{count}-")
+    metrics = (await get(url + "/metrics")).decode()
+    produced = sum(float(value) for value in _SAMPLES.findall(metrics))
+    health = json.loads(await get(url + "/api/health"))
+    files = float(health.get("sinks", {}).get("files", {}).get("records", 0))
+    return produced, files
+
+
+# -- one run -----------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    count: int
+    agents: str
+    watchers: int
+    streams: str
+    sink: bool
+    window: float
+    settle: float
+    per_fleet: int
+    startup_limit: float
+    pythonpath: str | None = None
+    label: str = "this"
+    profile: str | None = None
+
+
+def station_config(
+    options: Options,
+    ports: Sequence[int],
+    data_dir: str,
+    receiver: int | None,
+    new: bool,
+) -> str:
+    lines = [f'[station]\ndata_dir = "{data_dir}"\n']
+    if new and options.agents == "direct":
+        # Let the start-up window keep the reactor responsive; the rest as
+        # the product's defaults.
+        pass
+    lines.append('[api]\nlisten = "tcp:0:interface=127.0.0.1"\n')
+    lines.append('[sinks.files]\ntype = "jsonlines"\n')
+    sinks = '["files"]'
+    if receiver is not None:
+        lines.append(
+            f'[sinks.ingest]\ntype = "http"\nurl = "http://127.0.0.1:{receiver}/ingest"\n'
+        )
+        sinks = '["files", "ingest"]'
+    if options.agents == "direct":
+        agent = (
+            'mode = "in-process"\nlisteners = { data = "none", command = "none", '
+            'sniff = "none", raw = "none" }\n'
+        )
+    elif options.agents == "in-process":
+        agent = 'mode = "in-process"\nlisteners = { sniff = "none", raw = "none" }\n'
+    else:
+        agent = 'mode = "child"\n'
+    for number, port in enumerate(ports):
+        lines.append(
+            f"""
+[[instruments]]
+name = "SIM-{number:04d}"
+driver = "{DRIVER}"
+autosample = true
+sinks = {sinks}
+parameters = {{ INTERVAL = 5 }}
+connection = {{ type = "tcp", host = "127.0.0.1", port = {port} }}
+[instruments.port_agent]
+{agent}"""
+        )
+    return "".join(lines)
+
+
+async def measure(reactor: Any, options: Options) -> dict[str, Any]:
+    directory = tempfile.mkdtemp(prefix=f"instrumentd-scale-{options.count}-")
+    env = dict(os.environ)
+    if options.pythonpath:
+        env["PYTHONPATH"] = options.pythonpath + os.pathsep + env.get("PYTHONPATH", "")
+    helpers: list[Child] = []
+    station: Station | None = None
     try:
+        # Simulators: a few light processes (always this version's).
+        fleets = []
+        for first in range(0, options.count, options.per_fleet):
+            fleet = Child("fleet")
+            spawn(
+                reactor,
+                fleet,
+                [
+                    "-m",
+                    "instrumentd.simulator.fleet",
+                    "--count",
+                    str(min(options.per_fleet, options.count - first)),
+                    "--time-scale",
+                    "5",
+                    "--first-seed",
+                    str(first),
+                ],
+                dict(os.environ),
+            )
+            helpers.append(fleet)
+            fleets.append(fleet)
+        ports: list[int] = []
+        for fleet in fleets:
+            ports += (await fleet.first)["ports"]
+        receiver_port = None
+        receiver = None
+        if options.sink:
+            receiver = Child("receiver")
+            spawn(reactor, receiver, [_CONSUMERS, "receiver"], dict(os.environ))
+            helpers.append(receiver)
+            receiver_port = (await receiver.first)["port"]
         path = os.path.join(directory, "station.toml")
         with open(path, "w") as f:
-            f.write(station_config(count, os.path.join(directory, "data")))
-        station = Station(count)
+            f.write(
+                station_config(
+                    options,
+                    ports,
+                    os.path.join(directory, "data"),
+                    receiver_port,
+                    options.pythonpath is None,
+                )
+            )
+        station = Station(options.count)
         started = time.monotonic()
-        reactor.spawnProcess(
+        started_wall = time.time()
+        spawn(
+            reactor,
             station,
-            sys.executable,
-            [
-                sys.executable,
-                "-c",
-                _TWISTD,
-                "-n",
-                "--pidfile=",
-                "instrumentd",
-                "--config",
-                path,
-            ],
-            env=dict(os.environ),
-            path=directory,
+            ["-c", _TWISTD, "-n", "--pidfile=", "instrumentd", "--config", path],
+            env,
+            directory,
         )
-        try:
-            url = await station.url
-            up = await station.all_running
-            await task.deferLater(reactor, settle, lambda: None)
-            cpu_before, samples_before = (
-                cpu_seconds(station.pid),
-                await samples_total(url),
+        url = await station.url
+        print(f"  station {station.pid} at {url}", file=sys.stderr, flush=True)
+        watchers = None
+        if options.watchers:
+            if options.streams == "station":
+                paths = ["/api/events?type=SAMPLE"]
+            else:
+                paths = [
+                    f"/api/instruments/SIM-{n:04d}/events?types=SAMPLE"
+                    for n in range(options.count)
+                ]
+            watchers = Child("watchers")
+            spawn(
+                reactor,
+                watchers,
+                [_CONSUMERS, "watchers", url, str(options.watchers), *paths],
+                dict(os.environ),
             )
-            wall_before = time.monotonic()
-            await task.deferLater(reactor, window, lambda: None)
-            cpu_after, samples_after = (
-                cpu_seconds(station.pid),
-                await samples_total(url),
+            helpers.append(watchers)
+            await watchers.first
+        limit = reactor.callLater(
+            options.startup_limit,
+            lambda: station.all_running.called or station.all_running.callback(None),
+        )
+
+        def progress() -> None:
+            print(
+                f"  {time.monotonic() - started:.0f} s: {len(station.running)} "
+                f"running, station CPU {cpu_seconds(station.pid):.0f} s",
+                file=sys.stderr,
+                flush=True,
             )
-            wall = time.monotonic() - wall_before
-            rss, peak = memory(station.pid)
-            extra = children(station.pid)
-        finally:
-            if station.transport is not None and not station.ended.called:
-                station.transport.signalProcess("TERM")
-            await station.ended
-        return {
-            "count": count,
-            "startup": up - started,
-            "cpu": 100 * (cpu_after - cpu_before) / wall,
-            "rate": (samples_after - samples_before) / wall,
-            "rss": rss,
-            "peak": peak,
-            "children": extra,
+
+        ticker = task.LoopingCall(progress)
+        ticker.clock = reactor
+        ticker.start(10, now=False)
+        up = await station.all_running
+        ticker.stop()
+        if limit.active():
+            limit.cancel()
+        all_up = (up - started) if up is not None else math.nan
+        first_up = (station.first_running or math.nan) - started
+        await task.deferLater(reactor, options.settle, lambda: None)
+
+        async def snapshot() -> dict[str, Any]:
+            produced, files = await counters(url)
+            taken = {
+                "cpu": cpu_seconds(station.pid),
+                "produced": produced,
+                "files": files,
+                "wall": time.monotonic(),
+            }
+            if receiver is not None:
+                taken["sink"] = (await receiver.ask())["particles"]
+            if watchers is not None:
+                answer = await watchers.ask()
+                taken["watchers"] = answer["samples"]
+                taken["first_sample"] = answer["first"]
+            return taken
+
+        before = await snapshot()
+        profiler = None
+        if options.profile:
+            # py-spy (pip install py-spy) samples the station from outside.
+            from twisted.internet.utils import getProcessOutputAndValue
+
+            profiler = getProcessOutputAndValue(
+                os.path.join(os.path.dirname(sys.executable), "py-spy"),
+                [
+                    "record",
+                    "-f",
+                    "raw",
+                    "-o",
+                    options.profile,
+                    "-d",
+                    str(int(options.window)),
+                    "-p",
+                    str(station.pid),
+                    "-r",
+                    "50",
+                ],
+                env=dict(os.environ),
+            )
+        await task.deferLater(reactor, options.window, lambda: None)
+        after = await snapshot()
+        if profiler is not None:
+            await profiler
+        agents = children_of(station.pid)
+        agent_rss = [rss_kib(pid) for pid in agents]
+        station_rss = rss_kib(station.pid)
+        fds = descriptors(station.pid)
+        cpu = after["cpu"] - before["cpu"]
+        produced = after["produced"] - before["produced"]
+        wall = after["wall"] - before["wall"]
+        row: dict[str, Any] = {
+            "label": options.label,
+            "count": options.count,
+            "running": len(station.running),
+            "first": first_up,
+            "all": all_up,
+            "rate": produced / wall,
+            "cpu_us": 1e6 * cpu / produced if produced else math.nan,
+            "core": 100 * cpu / wall,
+            "files": 100 * (after["files"] - before["files"]) / produced
+            if produced
+            else math.nan,
+            "fds": fds / options.count,
+            "rss": station_rss / options.count,
+            "agents": len(agents),
+            "agent_rss": statistics.mean(agent_rss) if agent_rss else 0,
         }
+        if receiver is not None:
+            row["sink"] = 100 * (after["sink"] - before["sink"]) / produced
+        if watchers is not None:
+            got = [
+                a - b
+                for a, b in zip(after["watchers"], before["watchers"], strict=True)
+            ]
+            row["watch_min"] = 100 * min(got) / produced
+            row["watch_max"] = 100 * max(got) / produced
+            if after.get("first_sample"):
+                row["first_sample"] = after["first_sample"] - started_wall
+        return row
+    except BaseException:
+        if station is not None:
+            print("\n".join(station.output[-30:]), file=sys.stderr)
+        raise
     finally:
+        if (
+            station is not None
+            and station.transport is not None
+            and not station.ended.called
+        ):
+            with contextlib.suppress(Exception):
+                station.transport.signalProcess("TERM")
+            killer = reactor.callLater(120, station.transport.signalProcess, "KILL")
+            await station.ended
+            if killer.active():
+                killer.cancel()
+        for helper in helpers:
+            await helper.stop(reactor)
         shutil.rmtree(directory, ignore_errors=True)
 
 
-async def main(reactor: Any, counts: list[int], window: float, settle: float) -> None:
-    print(
-        f"station scale: simulated SBE 37s at 1 Hz, in-process agents; "
-        f"window {window:g} s after {settle:g} s settling; {os.cpu_count()} cores"
-    )
-    header = (
-        f"{'instruments':>11} {'start s':>8} {'samples/s':>10} "
-        f"{'CPU % core':>10} {'RSS MiB':>8} {'peak MiB':>9} {'children':>8}"
-    )
+# -- the tables -------------------------------------------------------------------------
+
+_COLUMNS = [
+    ("label", "version", "{:>8}"),
+    ("count", "instr", "{:>6d}"),
+    ("running", "running", "{:>7d}"),
+    ("first", "first s", "{:>7.1f}"),
+    ("all", "all s", "{:>6.1f}"),
+    ("rate", "samples/s", "{:>9.0f}"),
+    ("cpu_us", "CPU µs/sample", "{:>13.0f}"),
+    ("core", "core %", "{:>6.1f}"),
+    ("files", "files %", "{:>7.1f}"),
+    ("sink", "sink %", "{:>6.1f}"),
+    ("watch_min", "watch min %", "{:>11.1f}"),
+    ("watch_max", "watch max %", "{:>11.1f}"),
+    ("fds", "fds/instr", "{:>9.2f}"),
+    ("rss", "RSS kB/instr", "{:>12.0f}"),
+    ("agents", "agents", "{:>6d}"),
+    ("agent_rss", "agent RSS kB", "{:>12.0f}"),
+]
+
+
+def print_row(row: dict[str, Any]) -> None:
+    cells = []
+    for key, title, form in _COLUMNS:
+        value = row.get(key)
+        width = len(title)
+        cells.append(" " * width if value is None else form.format(value).rjust(width))
+    print(" ".join(cells), flush=True)
+
+
+def print_header() -> None:
+    header = " ".join(title for _, title, _ in _COLUMNS)
     print(header)
-    print("-" * len(header))
-    for count in counts:
-        row = await measure(reactor, count, window, settle)
-        print(
-            f"{row['count']:>11d} {row['startup']:>8.1f} {row['rate']:>10.1f} "
-            f"{row['cpu']:>10.1f} {row['rss']:>8.0f} {row['peak']:>9.0f} "
-            f"{row['children']:>8d}",
-            flush=True,
-        )
-    print("floor: 200 instruments at 1 Hz under 50 % of one core")
+    print("-" * len(header), flush=True)
+
+
+def summarise(rows: list[dict[str, Any]]) -> None:
+    print("\nmin / median / max over repeats:")
+    keys = [
+        "first",
+        "all",
+        "cpu_us",
+        "core",
+        "files",
+        "sink",
+        "watch_min",
+        "fds",
+        "rss",
+        "agent_rss",
+    ]
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["label"], row["count"]), []).append(row)
+    for (label, count), group in groups.items():
+        parts = []
+        for key in keys:
+            values = [
+                r[key]
+                for r in group
+                if r.get(key) is not None
+                and not (isinstance(r[key], float) and math.isnan(r[key]))
+            ]
+            if values:
+                parts.append(
+                    f"{key} {min(values):.4g}/{statistics.median(values):.4g}/"
+                    f"{max(values):.4g}"
+                )
+        print(f"  {label} {count}: " + "; ".join(parts))
+    labels = sorted({label for label, _ in groups})
+    if len(labels) == 2:
+        for count in sorted({c for _, c in groups}):
+            a = [r["cpu_us"] for r in groups.get(("this", count), [])]
+            b = [
+                r["cpu_us"]
+                for r in groups.get(
+                    (labels[0] if labels[0] != "this" else labels[1], count), []
+                )
+            ]
+            if a and b:
+                print(
+                    f"  CPU per sample, this / against, {count} instruments: "
+                    f"{statistics.median(a) / statistics.median(b):.2f} (medians)"
+                )
+
+
+async def main(reactor: Any, args: argparse.Namespace) -> None:
+    print(
+        f"station scale: simulated SBE 37s at 1 Hz in fleet processes of "
+        f"{args.per_fleet}; agents {args.agents}; {args.watchers} watchers "
+        f"({args.streams} streams); HTTP sink {'on' if args.sink else 'off'}; window "
+        f"{args.window:g} s after {args.settle:g} s; {os.cpu_count()} cores; "
+        f"Python {sys.version.split()[0]}"
+    )
+    print_header()
+    rows = []
+    for count in args.counts:
+        for _ in range(args.repeats):
+            versions = [("this", None, args.agents, args.streams)]
+            if args.against:
+                versions.append(
+                    ("against", args.against, args.against_agents, args.against_streams)
+                )
+            for label, pythonpath, agents, streams in versions:
+                options = Options(
+                    count=count,
+                    agents=agents,
+                    watchers=args.watchers,
+                    streams=streams,
+                    sink=args.sink,
+                    window=args.window,
+                    settle=args.settle,
+                    per_fleet=args.per_fleet,
+                    startup_limit=args.startup_limit,
+                    pythonpath=pythonpath,
+                    label=label,
+                    profile=args.profile and f"{args.profile}-{label}-{count}.txt",
+                )
+                row = await measure(reactor, options)
+                rows.append(row)
+                print_row(row)
+    summarise(rows)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--counts", type=int, nargs="+", default=[50, 200, 500])
-    parser.add_argument("--window", type=float, default=30.0, help="seconds measured")
+    parser.add_argument("--counts", type=int, nargs="+", default=[500])
     parser.add_argument(
-        "--settle", type=float, default=10.0, help="seconds after start-up, unmeasured"
+        "--agents", choices=("direct", "in-process", "child"), default="direct"
     )
-    options = parser.parse_args()
+    parser.add_argument("--watchers", type=int, default=0)
+    parser.add_argument(
+        "--streams", choices=("station", "instrument"), default="station"
+    )
+    parser.add_argument("--sink", action="store_true", help="an HTTP sink too")
+    parser.add_argument("--window", type=float, default=30.0)
+    parser.add_argument("--settle", type=float, default=10.0)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--per-fleet", type=int, default=2000)
+    parser.add_argument("--startup-limit", type=float, default=180.0)
+    parser.add_argument("--profile", help="py-spy the station into PREFIX-*.txt")
+    parser.add_argument("--against", help="a directory with an older instrumentd/")
+    parser.add_argument(
+        "--against-agents",
+        default="in-process",
+        choices=("direct", "in-process", "child"),
+    )
+    parser.add_argument(
+        "--against-streams", default="instrument", choices=("station", "instrument")
+    )
     task.react(
-        lambda reactor: defer.Deferred.fromCoroutine(
-            main(reactor, options.counts, options.window, options.settle)
-        )
+        lambda reactor: defer.Deferred.fromCoroutine(main(reactor, parser.parse_args()))
     )
