@@ -91,6 +91,20 @@ class LineCommandTests(SynchronousTestCase):
         error = self.failureResultOf(done, InstrumentProtocolError).value
         self.assertIn("INTERVAL=3", str(error))
 
+    def test_expect(self) -> None:
+        """
+        A reply holding what ``expect`` names is the command's; one without
+        it fails the command, naming it and what was missing.
+        """
+        bench = Engine()
+        done = bench.engine.execute(line_command("STARTNOW", expect=b"start now"))
+        bench.engine.data_received(b"STARTNOW\r\nstart now\r\nS>")
+        self.assertIsNone(self.successResultOf(done))
+        done = bench.engine.execute(line_command("STARTNOW", expect=b"start now"))
+        bench.engine.data_received(b"STARTNOW\r\nS>")
+        error = self.failureResultOf(done, InstrumentProtocolError).value
+        self.assertIn("STARTNOW: no 'start now' in the reply", str(error))
+
     def test_notOneLine(self) -> None:
         """
         Text with a line end, or not ASCII, is refused at once.

@@ -48,6 +48,7 @@ def line_command(
     timeout: float = ...,
     regex: re.Pattern[bytes] | None = ...,
     newline: str = ...,
+    expect: bytes | None = ...,
 ) -> Command[None]: ...
 
 
@@ -59,6 +60,7 @@ def line_command(
     timeout: float = ...,
     regex: re.Pattern[bytes] | None = ...,
     newline: str = ...,
+    expect: bytes | None = ...,
 ) -> Command[T]: ...
 
 
@@ -69,6 +71,7 @@ def line_command(
     timeout: float = DEFAULT_TIMEOUT,
     regex: re.Pattern[bytes] | None = None,
     newline: str = "\r\n",
+    expect: bytes | None = None,
 ) -> Command[Any]:
     """
     A command that sends one line of text as given (braces and all: it is
@@ -81,6 +84,10 @@ def line_command(
     :param regex: a pattern whose match ends the reply, instead of the
         engine's prompts.
     :param newline: what ends the line.
+    :param expect: bytes the reply must hold (an acknowledgement such as
+        ``b"start now"``); a reply without them fails the command with an
+        :class:`~instrumentd.driver.errors.InstrumentProtocolError` naming
+        it and quoting the reply.
     :returns: the command.
     :raises ValueError: if the text is not ASCII or holds a line end (it
         would be two commands).
@@ -90,9 +97,25 @@ def line_command(
             f"command text {text!r} must be one line of ASCII, without its line end"
         )
     data = (text + newline).encode("ascii")
+    if expect is not None:
+        parse = _expecting(text, expect, parse)
     return Command(
         name=text, build=lambda: data, parse=parse, timeout=timeout, regex=regex
     )
+
+
+def _expecting(
+    text: str, expect: bytes, parse: Callable[[Reply], object]
+) -> Callable[[Reply], object]:
+    def checked(reply: Reply) -> object:
+        if expect not in reply.data:
+            raise InstrumentProtocolError(
+                f"{text}: no {expect.decode('latin-1')!r} in the reply: "
+                f"{reply.body[:200]!r}"
+            )
+        return parse(reply)
+
+    return checked
 
 
 def record_command(

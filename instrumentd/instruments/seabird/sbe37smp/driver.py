@@ -124,13 +124,6 @@ def _ts(particle: type[SBE37SampleParticle]) -> Command[dict[str, object]]:
     return line_command("TS", parse=sample, timeout=20.0)
 
 
-def _started(reply: Reply) -> None:
-    if b"start now" not in reply.data:
-        raise InstrumentProtocolError(
-            f"STARTNOW: no 'start now' in the reply: {reply.body[:200]!r}"
-        )
-
-
 #: Status dump: its values.
 DS: Final = record_command("DS", SBE37StatusParticle, timeout=10.0)
 #: Calibration dump: its values.
@@ -140,7 +133,7 @@ TS: Final = _ts(SBE37SampleParticle)
 #: Take a sample now, without a pressure sensor.
 TS_DRY: Final = _ts(SBE37DrySampleParticle)
 #: Start logging at once.
-STARTNOW: Final = line_command("STARTNOW", parse=_started, timeout=10.0)
+STARTNOW: Final = line_command("STARTNOW", expect=b"start now", timeout=10.0)
 #: Stop logging.
 STOP: Final = line_command("STOP", timeout=10.0)
 

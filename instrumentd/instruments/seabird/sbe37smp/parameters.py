@@ -21,13 +21,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from instrumentd.driver.parameters import (
-    Parameter,
-    ParameterDictionary,
-    ParameterType,
-    Visibility,
-)
+from instrumentd.driver.parameters import Parameter, ParameterDictionary, ParameterType
 from instrumentd.driver.setcommands import SetCommands
+from instrumentd.driver.settings import reading, setting
 from instrumentd.instruments.seabird.sbe37smp.particles import (
     CALIBRATION_IDS,
     CALIBRATION_TEXT,
@@ -69,87 +65,46 @@ SETTERS: Final = SetCommands(
 )
 
 
-def _setting(
-    name: str, kind: ParameterType, source: str, description: str, **more: object
-) -> Parameter:
-    return Parameter(
-        name=name,
-        type=kind,
-        source=source,
-        description=description,
-        value_description="Y or N on the instrument; true or false here"
-        if kind is ParameterType.BOOL
-        else "",
-        **more,  # type: ignore[arg-type]
-    )
+_INT, _BOOL, _FLOAT = ParameterType.INT, ParameterType.BOOL, ParameterType.FLOAT
+_YN: Final = "Y or N on the instrument; true or false here"
 
-
-def _settings() -> tuple[Parameter, ...]:
-    int_, bool_ = ParameterType.INT, ParameterType.BOOL
-    restored: dict[str, object] = {"direct_access": True}
-    startup = {"startup": True, **restored}
-    return (
-        _setting(
-            "INTERVAL", int_, "sample_interval",
-            "Seconds between samples while logging (autosample).",
-            default_value=15, minimum=5, maximum=32767, units="s",
-            display_name="Sample interval", **startup,
-        ),
-        _setting(
-            "NAVG", int_, "number_of_samples_to_average",
-            "Measurements averaged into each sample.",
-            default_value=1, minimum=1, maximum=32767,
-            display_name="Samples to average", **startup,
-        ),
-        _setting(
-            "SAMPLENUM", int_, "sample_number",
-            "Samples stored in memory. Setting it lower forgets the later "
-            "samples; it grows by itself while logging.",
-            # It counts samples while the instrument logs, so a get in
-            # command mode always reads it afresh.
-            minimum=0, display_name="Sample number", expiration=0,
-        ),
-        _setting(
-            "TXREALTIME", bool_, "tx_realtime",
-            "Print each sample while logging; without it autosample makes no "
-            "particles.",
-            default_value=True, **startup,
-        ),
-        _setting(
-            "OUTPUTSAL", bool_, "output_salinity",
-            "Add salinity (psu) to each sample.", default_value=True, **startup,
-        ),
-        _setting(
-            "OUTPUTSV", bool_, "output_sound_velocity",
-            "Add sound velocity (m/s) to each sample.", default_value=True,
-            **startup,
-        ),
-        _setting(
-            "STORETIME", bool_, "store_time",
-            "Add the instrument's date and time to each sample (its internal "
-            "timestamp).",
-            default_value=True, **startup,
-        ),
-        _setting(
-            "SYNCMODE", bool_, "serial_sync_mode",
-            "Take a sample whenever a byte wakes the instrument; off by "
-            "default, since the driver's wake-up would then take samples.",
-            default_value=False, display_name="Serial sync mode", **startup,
-        ),
-        _setting(
-            "SYNCWAIT", int_, "serial_sync_wait",
-            "Seconds the instrument waits after a serial sync sample.",
-            minimum=0, maximum=120, units="s", display_name="Serial sync wait",
-            **restored,
-        ),
-        _setting(
-            "REFPRESS", ParameterType.FLOAT, "reference_pressure",
-            "Pressure used for salinity and sound velocity when the "
-            "instrument has no pressure sensor.",
-            minimum=0.0, maximum=10000.0, units="dbar",
-            display_name="Reference pressure", **restored,
-        ),
-    )  # fmt: skip
+#: The user settings, read from ``DS`` (each its status value, ``source``).
+#: Those with a default are startup parameters; all but SAMPLENUM are
+#: restored after direct access.
+_SETTINGS: Final = (
+    setting("INTERVAL", _INT, "Seconds between samples while logging (autosample).",
+            source="sample_interval", default=15, range=(5, 32767), units="s",
+            display_name="Sample interval"),
+    setting("NAVG", _INT, "Measurements averaged into each sample.",
+            source="number_of_samples_to_average", default=1, range=(1, 32767),
+            display_name="Samples to average"),
+    # It counts samples while the instrument logs, so a get in command mode
+    # always reads it afresh.
+    setting("SAMPLENUM", _INT, "Samples stored in memory. Setting it lower forgets "
+            "the later samples; it grows by itself while logging.",
+            source="sample_number", minimum=0, display_name="Sample number",
+            expiration=0, restore=False),
+    setting("TXREALTIME", _BOOL, "Print each sample while logging; without it "
+            "autosample makes no particles.", source="tx_realtime", default=True,
+            value_description=_YN),
+    setting("OUTPUTSAL", _BOOL, "Add salinity (psu) to each sample.",
+            source="output_salinity", default=True, value_description=_YN),
+    setting("OUTPUTSV", _BOOL, "Add sound velocity (m/s) to each sample.",
+            source="output_sound_velocity", default=True, value_description=_YN),
+    setting("STORETIME", _BOOL, "Add the instrument's date and time to each sample "
+            "(its internal timestamp).", source="store_time", default=True,
+            value_description=_YN),
+    setting("SYNCMODE", _BOOL, "Take a sample whenever a byte wakes the instrument; "
+            "off by default, since the driver's wake-up would then take samples.",
+            source="serial_sync_mode", default=False, display_name="Serial sync mode",
+            value_description=_YN),
+    setting("SYNCWAIT", _INT, "Seconds the instrument waits after a serial sync "
+            "sample.", source="serial_sync_wait", range=(0, 120), units="s",
+            display_name="Serial sync wait"),
+    setting("REFPRESS", _FLOAT, "Pressure used for salinity and sound velocity when "
+            "the instrument has no pressure sensor.", source="reference_pressure",
+            range=(0.0, 10000.0), units="dbar", display_name="Reference pressure"),
+)  # fmt: skip
 
 
 #: What each calibration value is of, by its first letter.
@@ -162,34 +117,29 @@ _SENSOR: Final = {
 }
 
 
-def _calibration() -> tuple[Parameter, ...]:
-    # One read-only parameter per date and coefficient the calibration dump
-    # may hold (its particle's values less the identifiers).
-    declared = []
-    for source in CALIBRATION_IDS:
-        if source in CALIBRATION_TEXT and not source.endswith("caldate"):
-            continue
-        what, date = _SENSOR[source[0]], source.endswith("caldate")
-        declared.append(
-            Parameter(
-                name=source.upper(),
-                type=ParameterType.STRING if date else ParameterType.FLOAT,
-                visibility=Visibility.READ_ONLY,
-                source=source,
-                display_name=f"{what} calibration date"
-                if date
-                else f"{what} coefficient {source.upper()}",
-                description=f"When the {what.lower()} sensor was calibrated "
-                "(dd-mon-yy)."
-                if date
-                else f"{what} calibration coefficient {source.upper()}.",
-            )
-        )
-    return tuple(declared)
+def _calibration(source: str) -> Parameter:
+    # A calibration date (text) or coefficient (a float), read-only.
+    what, name = _SENSOR[source[0]], source.upper()
+    if source.endswith("caldate"):
+        return reading(
+            name, ParameterType.STRING,
+            f"When the {what.lower()} sensor was calibrated (dd-mon-yy).",
+            source=source, display_name=f"{what} calibration date",
+        )  # fmt: skip
+    return reading(
+        name, _FLOAT, f"{what} calibration coefficient {name}.",
+        source=source, display_name=f"{what} coefficient {name}",
+    )  # fmt: skip
 
 
-_SETTINGS: Final = _settings()
-_CALIBRATION: Final = _calibration()
+#: One read-only parameter per date and coefficient the calibration dump
+#: may hold (its particle's values less the identifiers).
+_CALIBRATION: Final = tuple(
+    _calibration(source)
+    for source in CALIBRATION_IDS
+    if source not in CALIBRATION_TEXT or source.endswith("caldate")
+)
+
 
 #: The user settings, read from ``DS``, in the order the driver sets them.
 SETTINGS: Final[tuple[str, ...]] = tuple(p.name for p in _SETTINGS)
