@@ -11,8 +11,11 @@ import errno
 import json
 import os
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from instrumentd.station import spool as spool_module
 from instrumentd.station.spool import Spool, SpoolFullError, SpoolInUseError
 from tests.smalldisk import SmallDisk
 
@@ -173,6 +176,103 @@ def segment_names(directory: str) -> list[str]:
     The spool's segment files, oldest first.
     """
     return sorted(name for name in os.listdir(directory) if name.endswith(".jsonl"))
+
+
+def _seq_by_decoding(line: bytes) -> int | None:
+    """
+    A stored line's seq the slow, sure way: the whole line decoded.
+    """
+    if not line.endswith(b"\n"):
+        return None
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    seq = record.get("seq") if isinstance(record, dict) else None
+    return seq if type(seq) is int and seq > 0 else None
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+class SpoolSeqTests(SynchronousTestCase):
+    """
+    Reading back, a line's seq is read from its start instead of decoding
+    the whole record; it must say exactly what decoding says for every line
+    a spool writes, and refuse what a crash or a power cut leaves.
+    """
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        fields=st.dictionaries(
+            st.text(max_size=8).filter(lambda k: k != "seq"), _json_values, max_size=4
+        ),
+        seq=st.integers(1, 10**15),
+        encoded=st.booleans(),
+        cut=st.integers(0, 10**6),
+        zeros=st.integers(1, 64),
+    )
+    def test_sameAsDecoding(
+        self,
+        fields: dict[str, object],
+        seq: int,
+        encoded: bool,
+        cut: int,
+        zeros: int,
+    ) -> None:
+        """
+        For lines as C{append} and C{append_encoded} write them: the seq,
+        as decoding finds it; for any torn prefix, and for the line with a
+        run of zeros in it (a power cut's unwritten blocks), C{None}, as
+        decoding says.
+        """
+        directory = self.mktemp()
+        spool = Spool(directory)
+        self.addCleanup(spool.close)
+        spool.last_seq = seq - 1
+        if encoded:
+            spool.append_encoded(json.dumps(fields, separators=(",", ":")).encode())
+        else:
+            spool.append(fields)
+        (entry,) = spool.read(1)
+        line = entry.line + b"\n"
+        parse = spool_module._parse_seq
+        self.assertEqual(parse(line), seq)
+        self.assertEqual(parse(line), _seq_by_decoding(line))
+        torn = line[: cut % len(line)]
+        self.assertIsNone(parse(torn))
+        start = cut % len(line)
+        zeroed = line[:start] + b"\0" * zeros + line[start + zeros :]
+        if not zeroed.endswith(b"\n"):
+            zeroed += b"}\n"
+        self.assertIsNone(parse(zeroed))
+        self.assertIsNone(_seq_by_decoding(zeroed))
+
+    def test_notSeqFirst(self) -> None:
+        """
+        A line whose seq is not first (written by hand, or by another
+        program) is still read, by decoding it; a seq that is no positive
+        integer is refused.
+        """
+        parse = spool_module._parse_seq
+        self.assertEqual(parse(b'{"n":1,"seq":7}\n'), 7)
+        for line in (
+            b'{"seq":0,"n":1}\n',
+            b'{"seq":-3}\n',
+            b'{"seq":07,"n":1}\n',
+            b'{"seq":"7"}\n',
+            b'{"seq":1_0}\n',
+            b'{"seq": 5}\n',
+            b'{"seq":5.0}\n',
+        ):
+            self.assertEqual(parse(line), _seq_by_decoding(line), line)
 
 
 class SpoolCursorTests(SynchronousTestCase):
