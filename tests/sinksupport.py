@@ -188,6 +188,8 @@ class Receiver(Resource):
 
         self.reactor: Any = reactor
         self.particles: list[Any] = []
+        #: How many records each POST carried, in order.
+        self.batch_sizes: list[int] = []
         self.channels: set[_Channel] = set()
         self.closed_waiters: list[Deferred[None]] = []
         self._waiters: list[tuple[int, Deferred[None]]] = []
@@ -208,7 +210,9 @@ class Receiver(Resource):
         goes out first), answer 200.
         """
         assert request.content is not None
-        self.particles.extend(json.loads(request.content.read())["records"])
+        records = json.loads(request.content.read())["records"]
+        self.batch_sizes.append(len(records))
+        self.particles.extend(records)
         for waiter in list(self._waiters):
             if len(self.particles) >= waiter[0]:
                 self._waiters.remove(waiter)

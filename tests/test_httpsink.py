@@ -557,3 +557,43 @@ class HttpSinkReceiverTests(TestCase):
             ),
             (total, 0, 0, True),
         )
+
+    @defer.inlineCallbacks
+    def test_backlogInLargeBatches(self) -> Any:
+        """
+        By default a backlog goes out in batches of 1,000 records, one
+        POST at a time: 2,500 records spooled while the receiver was down
+        arrive in three POSTs, every record once and in order.
+        """
+        from twisted.internet import reactor
+
+        receiver = Receiver()
+        yield Deferred.fromCoroutine(receiver.up())
+        self.addCleanup(lambda: Deferred.fromCoroutine(receiver.down()))
+        yield Deferred.fromCoroutine(receiver.down())
+        sink = HttpSink(
+            receiver.url,
+            spool_dir=self.mktemp(),
+            timeout=5.0,
+            retry_policy=lambda failures: 0.05,
+            reactor=reactor,
+        )
+        self.addCleanup(sink.close)
+        total = 2500
+        for n in range(total):
+            sink.write(f"ctd{n % 7}", particle(n))
+        yield Deferred.fromCoroutine(receiver.up())
+        yield sink.flush()
+        yield receiver.wait_for(total, timeout=30)
+        yield sink.close()
+        self.assertEqual(receiver.batch_sizes, [1000, 1000, 500])
+        self.assertEqual(
+            [p["seq"] for p in receiver.particles], list(range(1, total + 1))
+        )
+        self.assertEqual(
+            [(p["instrument"], p["record"]["values"]["n"]) for p in receiver.particles],
+            [(f"ctd{n % 7}", n) for n in range(total)],
+        )
+        self.assertEqual(
+            (sink.stats()["delivered"], sink.stats()["queued"]), (total, 0)
+        )

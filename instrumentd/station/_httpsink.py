@@ -29,6 +29,7 @@ from zope.interface import implementer
 
 from instrumentd.driver._json import dumps
 from instrumentd.station._sink import (
+    DEFAULT_BATCH_SIZE,
     ERROR_LOG_INTERVAL,
     ErrorReport,
     ISink,
@@ -286,7 +287,7 @@ class HttpSink:
         url: str,
         *,
         spool_dir: str,
-        batch_size: int = 100,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         batch_interval: float = 1.0,
         timeout: float = 10.0,
         headers: Mapping[str, str] | None = None,

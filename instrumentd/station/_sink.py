@@ -31,6 +31,16 @@ _log = Logger()
 #: summed up in at most one message per this many seconds.
 ERROR_LOG_INTERVAL: Final = 60.0
 
+#: The most records per POST by default.  One request is in flight at a
+#: time (so batches arrive in order), so the rate a sink can deliver is
+#: about ``batch_size`` over the time a POST takes to be answered: with
+#: 1,000 a sink keeps up with 5,000 samples a second from a receiver that
+#: takes 50 ms to answer, where 100 fell seconds behind
+#: (``bench/httpsink_rate.py``).
+#: A quiet station still sends every ``batch_interval``, so its latency
+#: does not change.
+DEFAULT_BATCH_SIZE: Final = 1000
+
 
 class ParticleLike(Protocol):
     """

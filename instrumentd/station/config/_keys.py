@@ -30,6 +30,7 @@ from instrumentd.portagent.options import (
     MAX_RECONNECT_DELAY,
     ROTATE_SIZE,
 )
+from instrumentd.station._sink import DEFAULT_BATCH_SIZE
 from instrumentd.station.apisite import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_BODY,
@@ -358,8 +359,10 @@ SINKS: Final = {
             Key(
                 "batch_size",
                 "integer",
-                "the most particles per POST",
-                default=100,
+                "the most records per POST; one POST is in flight at a time, so "
+                "this over the receiver's answer time is the most records a "
+                "second the sink can deliver",
+                default=DEFAULT_BATCH_SIZE,
                 minimum=1,
                 maximum=10000,
             ),

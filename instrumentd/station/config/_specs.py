@@ -15,6 +15,7 @@ from instrumentd.portagent.options import (
     DEFAULT_CLIENT_MEMORY,
     DEFAULT_CLIENT_STALL_TIMEOUT,
 )
+from instrumentd.station._sink import DEFAULT_BATCH_SIZE
 from instrumentd.station.spool import DEFAULT_MAX_BYTES
 
 if TYPE_CHECKING:
@@ -234,7 +235,7 @@ class SinkSpec:
     idle_close: float = 60.0
     url: str | None = None
     spool_dir: str | None = None
-    batch_size: int = 100
+    batch_size: int = DEFAULT_BATCH_SIZE
     batch_interval: float = 1.0
     timeout: float = 10.0
     max_bytes: int = DEFAULT_MAX_BYTES
