@@ -595,3 +595,114 @@ class MQTTStationTests(TestCase):
         health = json.loads(answers[0])
         self.assertIs(health["sinks"]["mqtt"]["connected"], True)
         self.assertIn("buoy1", health["sinks"]["mqtt"]["broker"])
+
+
+def documented_acl() -> str:
+    """
+    The Mosquitto ACL file of ``doc/multi-host.md`` (its Security section),
+    as written there.
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "doc", "multi-host.md")) as f:
+        text = f.read()
+    start = text.index("```\n# Each station (user name = station name)") + 4
+    return text[start : text.index("```", start)]
+
+
+class DocumentedACLTests(TestCase):
+    """
+    The ACL example of ``doc/multi-host.md`` with a real station.
+    """
+
+    timeout = TIMEOUT
+    start_station = station_e2e.StationEndToEndTests.start_station
+    request = station_e2e.StationEndToEndTests.request
+
+    def setUp(self) -> None:
+        station_e2e.StationEndToEndTests.setUp(self)  # type: ignore[arg-type]
+
+    def client(self, broker: Broker, user: str) -> tuple[MQTTClient, Inbox]:
+        password_file = os.path.join(self.directory, f"{user}.pw")
+        with open(password_file, "w") as f:
+            f.write(f"{user}-pw")
+        client = MQTTClient(
+            BrokerSettings(
+                address=broker.url,
+                client_id=user,
+                username=user,
+                password_file=password_file,
+            ),
+            reactor=reactor,
+            retry_policy=lambda failures: 0.2,
+        )
+        inbox = Inbox()
+        client.on_message(inbox)
+        client.startService()
+        self.addCleanup(client.stopService)
+        return client, inbox
+
+    async def test_documented_acl(self) -> None:
+        """
+        With the documented ACL: the station publishes its data and
+        registry and answers an operator's request; the collector reads
+        what it publishes; the operator cannot publish data in a station's name, and
+        another station cannot either.
+        """
+        users = {
+            name: f"{name}-pw" for name in ("buoy1", "buoy2", "operator", "collector")
+        }
+        broker = Broker(
+            os.path.join(self.directory, "broker"), users=users, acl=documented_acl()
+        )
+        self.addCleanup(broker.kill)
+        await broker.start()
+        collector, collected = self.client(broker, "collector")
+        collector.subscribe("instrumentd/#", 1)
+        operator, answers = self.client(broker, "operator")
+        operator.subscribe("replies/#", 1)
+        await collector.when_connected()
+        await operator.when_connected()
+        with open(os.path.join(self.directory, "buoy1.pw"), "w") as f:
+            f.write("buoy1-pw")
+        station = self.start_station(
+            f'name = "{STATION}"\n'
+            + mqtt_sink(
+                broker,
+                username="buoy1",
+                password_file=os.path.join(self.directory, "buoy1.pw"),
+                remote_commands=True,
+            )
+            + simulated("CTD1", autosample=False, heartbeat=0)
+        )
+        await station.url
+        await station.wait_for("CTD1: running, COMMAND")
+        await station.wait_for("Connected to the MQTT broker")
+        await collected.wait(
+            lambda messages: (
+                any("/data/" in m.topic for m in messages)
+                and any(m.topic == status_topic(STATION) for m in messages)
+                and any(m.topic == meta_topic(STATION, "CTD1") for m in messages)
+            )
+        )
+        await operator.publish(
+            command_topic(STATION, "CTD1"),
+            b'{"op": "get", "names": ["INTERVAL"]}',
+            properties=MessageProperties(
+                response_topic="replies/operator/1",
+                correlation_data=b"1",
+                message_expiry_interval=60,
+            ),
+        )
+        await answers.wait(lambda messages: len(messages) >= 1)
+        answer = json.loads(answers.messages[0].payload)
+        self.assertEqual(
+            answer.get("result", {}).get("parameters"), {"INTERVAL": 5}, answer
+        )
+        forged = f"instrumentd/{STATION}/CTD1/data/x"
+        from instrumentd.mqtt import PublishRefusedError
+
+        await self.assertFailure(operator.publish(forged, b"{}"), PublishRefusedError)
+        other, _ = self.client(broker, "buoy2")
+        await other.when_connected()
+        await self.assertFailure(other.publish(forged, b"{}"), PublishRefusedError)
+        await other.publish("instrumentd/buoy2/CTD9/data/x", b"{}")
