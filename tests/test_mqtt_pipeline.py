@@ -311,39 +311,40 @@ class PipelineTestCase(TestCase):
         self, collector: CollectorProcess, station: Station, *, superset: bool = False
     ) -> None:
         """
-        Every record in the station's files is in the archive once, in
-        order; every number from 1 to the highest is there once (samples
-        and events together), in increasing order per instrument.
+        Every number from 1 to the highest is archived once (samples and
+        events together); each stream's samples are in the archive in the
+        order they were taken, the same records as in the station's own
+        file of that stream.
 
         :param superset: the archive may hold samples the station's files
-            lost (a station killed before it flushed its file).
+            lost (a station killed before it flushed its files).
         """
         archive = read_archive(collector.archive)
         own = station.records(strict=True)
         for instrument in station.instruments:
+            where = f"{station.name}/{instrument}"
             lines = archive[(station.name, instrument)]
             numbers = sorted(line["seq"] for line in lines)
             self.assertEqual(
-                numbers,
-                list(range(1, len(numbers) + 1)),
-                f"{station.name}/{instrument}: numbers",
+                numbers, list(range(1, len(numbers) + 1)), f"{where}: numbers"
             )
             samples = data_lines(archive, station.name, instrument)
-            self.assertEqual(
-                [line["seq"] for line in samples],
-                sorted(line["seq"] for line in samples),
-                f"{station.name}/{instrument}: samples out of order",
-            )
-            archived = [without_keys(line) for line in samples]
-            expected = own[instrument]
-            self.assertGreater(len(expected), 0)
-            if superset:
-                missing = [r for r in expected if r not in archived]
+            streams = sorted({line["stream"] for line in samples})
+            self.assertIn("ctdpf_sample", streams)
+            for stream in streams:
+                archived = [line for line in samples if line["stream"] == stream]
                 self.assertEqual(
-                    missing, [], f"{station.name}/{instrument}: not archived"
+                    [line["seq"] for line in archived],
+                    sorted(line["seq"] for line in archived),
+                    f"{where} {stream}: out of order",
                 )
-            else:
-                self.assertEqual(archived, expected, f"{station.name}/{instrument}")
+                mine = [without_keys(line) for line in archived]
+                expected = [r for r in own[instrument] if r["stream"] == stream]
+                if superset:
+                    missing = [r for r in expected if r not in mine]
+                    self.assertEqual(missing, [], f"{where} {stream}: not archived")
+                else:
+                    self.assertEqual(mine, expected, f"{where} {stream}")
 
 
 class PipelineTests(PipelineTestCase):
