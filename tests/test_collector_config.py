@@ -26,7 +26,7 @@ class CollectorConfigTests(SynchronousTestCase):
     def test_defaults(self) -> None:
         """
         Only the broker is needed; the rest has defaults, and the
-        subscriptions are shared ones for every station's data and events.
+        subscriptions are every station's data and events, not shared.
         """
         config = parse_collector_config(
             {"collector": {"broker": "mqtt://127.0.0.1:1883"}}, "c.toml"
@@ -38,8 +38,8 @@ class CollectorConfigTests(SynchronousTestCase):
         self.assertEqual(
             config.topic_filters(),
             [
-                "$share/instrumentd-collectors/instrumentd/+/+/data/+",
-                "$share/instrumentd-collectors/instrumentd/+/+/events/+",
+                "instrumentd/+/+/data/+",
+                "instrumentd/+/+/events/+",
             ],
         )
 

@@ -5,9 +5,10 @@
 An MQTT 5 client (:class:`~instrumentd.mqtt.MQTTClient`) keeps a
 persistent session with the broker (``clean_start`` false, a session
 expiry), so the broker queues the stations' messages while the collector
-is away; its shared subscriptions
-(``$share/GROUP/instrumentd/STATION/+/data/+`` and ``.../events/+``) let
-several collectors of one group divide the messages.  Messages are
+is away.  It subscribes to ``instrumentd/STATION/+/data/+`` and
+``.../events/+``; with a ``group``, to the shared subscriptions
+``$share/GROUP/...``, so that several collectors of one group divide the
+messages.  Messages are
 acknowledged by hand, only once the
 :class:`~instrumentd.collector.core.Collector` has written them.  The HTTP
 API (:mod:`instrumentd.collector.api`) says what was archived and which

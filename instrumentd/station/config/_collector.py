@@ -37,8 +37,8 @@ DEFAULT_COLLECTOR_API: Final = "tcp:8710:interface=127.0.0.1"
 #: Where the archive goes unless told.
 DEFAULT_COLLECTOR_DATA_DIR: Final = "instrumentd-archive"
 
-#: The shared subscription's group unless told.
-DEFAULT_GROUP: Final = "instrumentd-collectors"
+#: No shared subscription unless a group is named (see the ``group`` key).
+DEFAULT_GROUP: Final = None
 
 _DAY: Final = 86400
 
@@ -115,9 +115,17 @@ COLLECTOR: Final = Section(
         Key(
             "group",
             "string",
-            "the shared subscription's group: the collectors of one group "
-            "share the messages between them, each delivered to one of them",
+            "share the stations' messages with the other collectors of this "
+            "group: the subscriptions become shared ones "
+            "(`$share/<group>/instrumentd/...`), each message delivered to one "
+            "collector of the group. Without it, this collector takes every "
+            "message. Mosquitto 2.0 does not restore shared subscriptions when "
+            "it restarts: what stations publish between the broker's restart "
+            "and the collectors' return is lost to the group (and reported as "
+            "gaps), so run one collector per broker without a group unless the "
+            "load needs more",
             default=DEFAULT_GROUP,
+            default_doc="none (every message to this collector)",
             check=_group_problem,
         ),
         Key(
@@ -226,7 +234,7 @@ class CollectorConfig:
     :ivar data_dir: the archive's directory.
     :ivar api: the HTTP API's server endpoint.
     :ivar stations: the stations' names (``+`` for all).
-    :ivar group: the shared subscription's group.
+    :ivar group: the shared subscription's group, or ``None`` for none.
     :ivar events: whether events are archived.
     :ivar client_id: the MQTT client id.
     :ivar username: the MQTT user name, or ``None``.
@@ -248,7 +256,7 @@ class CollectorConfig:
     data_dir: str = DEFAULT_COLLECTOR_DATA_DIR
     api: str = DEFAULT_COLLECTOR_API
     stations: tuple[str, ...] = ("+",)
-    group: str = DEFAULT_GROUP
+    group: str | None = DEFAULT_GROUP
     events: bool = True
     client_id: str = ""
     username: str | None = None
@@ -266,12 +274,13 @@ class CollectorConfig:
 
     def topic_filters(self) -> list[str]:
         """
-        :returns: the shared subscriptions' filters: data (and events) of
-            each station.
+        :returns: the subscriptions' filters: data (and events) of each
+            station, shared ones with a group.
         """
         kinds = ["data", "events"] if self.events else ["data"]
+        share = f"$share/{self.group}/" if self.group else ""
         return [
-            f"$share/{self.group}/instrumentd/{station}/+/{kind}/+"
+            f"{share}instrumentd/{station}/+/{kind}/+"
             for station in self.stations
             for kind in kinds
         ]
