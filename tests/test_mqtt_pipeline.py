@@ -444,7 +444,7 @@ topic instrumentd/+/+/meta out 1
 topic instrumentd/+/status out 1
 topic instrumentd/+/+/cmd in 1
 topic instrumentd/+/cmd in 1
-topic instrumentctl/+/reply out 1
+topic replies/# out 1
 """
 
     async def test_store_and_forward(self) -> None:

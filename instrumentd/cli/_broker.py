@@ -7,7 +7,8 @@ Instruments are named ``STATION/INSTRUMENT``.  Requests are the stations'
 MQTT 5 requests (``doc/multi-host.md``, "Commands"): a QoS 1 message on
 ``instrumentd/{station}/{instrument}/cmd`` (``instrumentd/{station}/cmd``
 for ``list``) with this client's Response Topic
-(``instrumentctl/{client id}/reply``), a Correlation Data of its own and a
+(``replies/{user}/{client id}``, or ``replies/{client id}`` without a
+user name), a Correlation Data of its own and a
 Message Expiry Interval of ``--timeout``; the answer's ``result`` is the
 HTTP API's body, so the commands and their output are the same as over
 HTTP.  :class:`BrokerStation` stands in for
@@ -40,8 +41,9 @@ if TYPE_CHECKING:
 
 __all__ = ["BrokerClient", "BrokerStation", "broker_watch", "split_name"]
 
-#: The topic level under which instrumentctl takes its answers.
-REPLY_ROOT: Final = "instrumentctl"
+#: The first topic level of answers (what the documented ACL lets stations
+#: write and operators read).
+REPLY_ROOT: Final = "replies"
 
 _INSTRUMENTS: Final = "/api/instruments"
 
@@ -75,7 +77,12 @@ class BrokerClient:
         self.reactor = reactor
         self.client = client
         self.timeout = timeout
-        self.reply_topic = f"{REPLY_ROOT}/{client.settings.client_id}/reply"
+        # replies/<user>/<client id>: an ACL can give each operator its own
+        # replies/<user>/# (doc/multi-host.md, Security).
+        user = client.settings.username
+        self.reply_topic = "/".join(
+            [REPLY_ROOT, *([user] if user else []), client.settings.client_id]
+        )
         self._waiting: dict[bytes, Deferred[Any]] = {}
         self._listeners: list[Any] = []
         self._counter = 0
