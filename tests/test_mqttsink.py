@@ -258,3 +258,31 @@ class MqttSinkTests(TestCase):
         """
         while not condition():
             await deferLater(reactor, 0.05, lambda: None)
+
+    async def test_in_flight_bounded_across_instruments(self) -> None:
+        """
+        However many instruments write, no more messages than the
+        connection's in-flight limit wait for a PUBACK at once (paho walks
+        its whole queue on each one); every instrument gets its turn and
+        everything is delivered, in order per instrument.
+        """
+        broker = self.broker()
+        await broker.start()
+        inbox = await self.watcher(broker)
+        sink = self.sink(broker, max_inflight=20)
+        await sink.client.when_connected()
+        most = 0
+        for n in range(50):
+            for instrument in range(10):
+                sink.write(f"I{instrument}", particle(n))
+                most = max(most, int(sink.stats()["in_flight"]))  # type: ignore[call-overload]
+        self.assertEqual(most, 20)
+        await self.until(lambda: sink.stats()["delivered"] == 500)
+        await inbox.wait(lambda messages: len(payloads(messages)) >= 500)
+        for instrument in range(10):
+            numbers = [
+                json.loads(m.payload)["seq"]
+                for m in inbox.messages
+                if f"/I{instrument}/data/" in m.topic
+            ]
+            self.assertEqual(numbers, list(range(1, 51)))

@@ -158,6 +158,13 @@ class MqttSink:
         self.spool_dir = spool_dir
         self._max_bytes = max_bytes
         self._window = window
+        # paho walks its whole queue of outgoing messages on every PUBACK,
+        # so the sink hands it no more than the connection's in-flight
+        # limit at a time, across instruments; instruments held back by
+        # it wait their turn here, in order.
+        self._max_in_flight = settings.max_inflight
+        self._in_flight = 0
+        self._starved: deque[_Outbox] = deque()
         os.makedirs(spool_dir, exist_ok=True)
         self._outboxes: dict[str, _Outbox] = {}
         self._errors = ErrorReport(self._reactor, f"MQTT sink {settings.address}")
@@ -297,6 +304,12 @@ class MqttSink:
         room = self._window - len(outbox.sent)
         if room <= 0:
             return
+        shared = self._max_in_flight - self._in_flight
+        if shared <= 0:
+            if outbox.spool.unread and outbox not in self._starved:
+                self._starved.append(outbox)
+            return
+        room = min(room, shared)
         try:
             entries = outbox.spool.read(room)
         except OSError as e:
@@ -310,7 +323,14 @@ class MqttSink:
                 continue
             sent = _Sent(entry.seq, topic, entry.line)
             outbox.sent.append(sent)
+            self._in_flight += 1
             self._publish(outbox, sent, connection)
+        if (
+            outbox.spool.unread
+            and self._in_flight >= self._max_in_flight
+            and outbox not in self._starved
+        ):
+            self._starved.append(outbox)
 
     def _publish(
         self, outbox: _Outbox, sent: _Sent, connection: MQTTConnection
@@ -358,6 +378,7 @@ class MqttSink:
         last = None
         while outbox.sent and outbox.sent[0].acked:
             last = outbox.sent.popleft().seq
+            self._in_flight -= 1
         if last is None:
             return
         try:
@@ -366,6 +387,8 @@ class MqttSink:
             self._errors.report(
                 f"cannot record the delivery of {outbox.instrument}'s messages: {e}"
             )
+        while self._starved and self._in_flight < self._max_in_flight:
+            self._send(self._starved.popleft())
         self._send(outbox)
 
     # -- ISink ---------------------------------------------------------------------
