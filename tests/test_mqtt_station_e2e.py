@@ -299,14 +299,14 @@ class MQTTStationTests(TestCase):
         """
         The station's status is retained online, each instrument's meta is
         retained with its state, capabilities, parameters, streams, port
-        agent and driver; a kill -9 makes the broker publish the will:
-        offline.
+        agent and driver, and published again when the state changes; a
+        kill -9 makes the broker publish the will: offline.
         """
         await self.broker.start()
         station = self.start_station(
             self.station_config(mqtt_sink(self.broker), autosample=False)
         )
-        await station.url
+        url = await station.url
         await station.wait_for("Connected to the MQTT broker")
         # A client that comes later gets the retained messages.
         _client, inbox = self.watcher()
@@ -338,6 +338,23 @@ class MQTTStationTests(TestCase):
         self.assertEqual(meta["driver"]["class"].split(":")[-1], "SBE37Protocol")
         self.assertTrue(meta["driver"].get("name"))
         self.assertIn("ports", meta["port_agent"])
+
+        # A change of state is published again, retained.
+        await self.request(
+            "POST",
+            f"{url}/api/instruments/CTD1/commands/start_autosample",
+            {},
+            token=None,
+        )
+
+        def autosampling(messages: list[Message]) -> bool:
+            return any(
+                m.topic == meta_topic(STATION, "CTD1")
+                and json.loads(m.payload)["state"] == "AUTOSAMPLE"
+                for m in messages
+            )
+
+        await inbox.wait(autosampling)
 
         os.kill(station.pid, signal.SIGKILL)  # type: ignore[arg-type]
         await station.ended
