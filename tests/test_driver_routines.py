@@ -119,6 +119,25 @@ class PausedTests(SynchronousTestCase):
         self.failureResultOf(done, InstrumentProtocolError)
         self.assertEqual(self.sent, [b"STOP\r\n", b"SET\r\n", b"START\r\n"])
 
+    def test_functions(self) -> None:
+        """
+        A step may be a function of the session (a break, say).
+        """
+        steps: list[str] = []
+
+        async def stop(session: InstrumentSession) -> None:
+            steps.append("stop")
+
+        async def body(session: InstrumentSession) -> str:
+            async with paused(session, stop, START):
+                steps.append("work")
+                return "done"
+
+        done = self.engine.exclusive(body)
+        self.answer(b">")
+        self.assertEqual(self.successResultOf(done), "done")
+        self.assertEqual((steps, self.sent), (["stop", "work"], [b"START\r\n"]))
+
     def test_stopRefused(self) -> None:
         """
         A refused stop fails the work before it runs; nothing is started.

@@ -22,7 +22,7 @@ Example, a clock sync valid while sampling::
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from instrumentd.driver.engine import InstrumentSession
 
-__all__ = ["next_utc_second", "paused"]
+__all__ = ["Step", "next_utc_second", "paused"]
 
 
 async def next_utc_second(clock: IReactorTime) -> datetime:
@@ -52,29 +52,40 @@ async def next_utc_second(clock: IReactorTime) -> datetime:
     return datetime.fromtimestamp(second, UTC)
 
 
+#: A step of :func:`paused`: a command, or a function of the session (to
+#: stop an instrument with a break, say).
+Step = Command[Any] | Callable[["InstrumentSession"], Awaitable[object]]
+
+
+async def _take(session: InstrumentSession, step: Step) -> None:
+    if isinstance(step, Command):
+        await session.run(step)
+    else:
+        await step(session)
+
+
 @asynccontextmanager
 async def paused(
-    session: InstrumentSession,
-    stop: Command[Any],
-    start: Command[Any],
-    sampling: bool = True,
+    session: InstrumentSession, stop: Step, start: Step, sampling: bool = True
 ) -> AsyncIterator[None]:
     """
-    While the block runs, the instrument is stopped: ``stop`` is run before
-    it and ``start`` after it, even if the block fails (its error is then
-    the one raised).  With ``sampling`` false the instrument was not
-    sampling, and neither is sent.
+    While the block runs, the instrument is stopped: ``stop`` is taken
+    before it and ``start`` after it, even if the block fails (its error is
+    then the one raised).  With ``sampling`` false the instrument was not
+    sampling, and neither is taken.
 
     :param session: the instrument, held.
-    :param stop: the command that stops sampling.
-    :param start: the command that starts it again.
+    :param stop: what stops sampling: a command, or an async function of
+        the session (``lambda session: session.wake("stop")`` for an
+        instrument stopped by a break).
+    :param start: what starts it again, the same way.
     :param sampling: whether the instrument is sampling now.
     """
     if not sampling:
         yield
         return
-    await session.run(stop)
+    await _take(session, stop)
     try:
         yield
     finally:
-        await session.run(start)
+        await _take(session, start)

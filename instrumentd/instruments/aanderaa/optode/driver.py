@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Final, Protocol
 from automat import TypeMachineBuilder
 from twisted.internet.defer import Deferred
 
-from instrumentd.driver.engine import Command, InstrumentSession, Wakeup
+from instrumentd.driver.engine import Command, InstrumentSession, Reply, Wakeup
 from instrumentd.driver.errors import InstrumentTimeoutError
 from instrumentd.driver.parameters import (
     Parameter,
@@ -47,8 +47,10 @@ from instrumentd.driver.protocol import (
     ProtocolInputs,
     ProtocolState,
     autosample_inputs,
+    loop_inputs,
     standard_states,
 )
+from instrumentd.driver.textcommands import line_command
 from instrumentd.instruments.aanderaa.optode.particles import (
     SAMPLE,
     SIEVES,
@@ -69,13 +71,13 @@ COMM_TIMEOUTS: Final = ("Always On", *_SECONDS)
 def _command(
     text: str, ends: re.Pattern[bytes], timeout: float = 5.0
 ) -> Command[bytes]:
-    return Command(
-        name=text,
-        build=lambda: f"{text}\r\n".encode("ascii"),
-        parse=lambda reply: reply.data,
-        regex=re.compile(ends.pattern + rb"|\*[^\r\n]*\r\n"),
-        timeout=timeout,
-    )
+    # Its reply ends with what it was waiting for, or a refusal.
+    ending = re.compile(ends.pattern + rb"|\*[^\r\n]*\r\n")
+    return line_command(text, parse=_data, regex=ending, timeout=timeout)
+
+
+def _data(reply: Reply) -> bytes:
+    return reply.data
 
 
 GET_ALL: Final = _command("Get All", STATUS)
@@ -241,6 +243,13 @@ class OptodeProtocol(InstrumentProtocol[OptodeInputs]):
             )
         await session.run(_command("Save", _ANSWER))
 
+    def acquire_sample(self) -> Deferred[dict[str, object]]:
+        """
+        ``Do Sample``: the sample's values.
+        """
+        done = self.run("acquire_sample", DO_SAMPLE)
+        return done.addCallback(lambda data: particle_values(OptodeSample, data))
+
     def acquire_status(self) -> Deferred[dict[str, object]]:
         """
         ``Get All``: record the settings, return the status values.
@@ -254,17 +263,11 @@ class OptodeProtocol(InstrumentProtocol[OptodeInputs]):
 
 _builder = TypeMachineBuilder(OptodeInputs, OptodeProtocol)
 _states = standard_states(_builder)
-
-for _state in (_states.command, _states.autosample):
-    _state.upon(OptodeInputs.acquire_sample).loop()(
-        lambda machine, core: core.run("acquire_sample", DO_SAMPLE).addCallback(
-            lambda data: particle_values(OptodeSample, data)
-        )
-    )
-    _state.upon(OptodeInputs.acquire_status).loop()(
-        lambda machine, core: core.acquire_status()
-    )
-
+loop_inputs(
+    (_states.command, _states.autosample),
+    OptodeInputs.acquire_sample,
+    OptodeInputs.acquire_status,
+)
 
 autosample_inputs(
     _states, OptodeInputs.start_autosample, OptodeInputs.stop_autosample, START, STOP

@@ -22,27 +22,16 @@ send a break, which leaves the instrument in command mode.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, ClassVar, Final, Protocol
 
 from automat import TypeMachineBuilder
 from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
 
-from instrumentd.driver.commands import CommandDictionary, CommandSpec
-from instrumentd.driver.engine import (
-    Command,
-    InstrumentSession,
-    Reply,
-    Wakeup,
-    text_command,
-)
-from instrumentd.driver.errors import (
-    InstrumentTimeoutError,
-)
+from instrumentd.driver.commands import CommandDictionary
+from instrumentd.driver.engine import Command, InstrumentSession, Reply, Wakeup
+from instrumentd.driver.errors import InstrumentTimeoutError
 from instrumentd.driver.events import EventBus, SampleEvent
 from instrumentd.driver.parameters import ParameterDictionary
 from instrumentd.driver.particles import (
@@ -54,8 +43,11 @@ from instrumentd.driver.protocol import (
     InstrumentProtocol,
     ProtocolInputs,
     ProtocolState,
+    loop_inputs,
     standard_states,
 )
+from instrumentd.driver.routines import next_utc_second, paused
+from instrumentd.driver.textcommands import line_command
 from instrumentd.instruments.teledyne.workhorse import pd0
 from instrumentd.instruments.teledyne.workhorse.parameters import (
     CODES,
@@ -98,22 +90,10 @@ def _body(reply: Reply) -> str:
     return reply.text
 
 
-def _command(
-    name: str, *, timeout: float = 10.0, regex: re.Pattern[bytes] | None = None
-) -> Command[str]:
-    return Command(
-        name=name,
-        build=text_command(name),
-        parse=_body,
-        timeout=timeout,
-        regex=regex,
-    )
-
-
-PS0: Final = _command("PS0")
-PT200: Final = _command("PT200", timeout=60.0)
-CS: Final = _command("CS", regex=re.compile(rb"CS\r\n"))
-CK: Final = _command("CK")
+PS0: Final = line_command("PS0", parse=_body, timeout=10.0)
+PT200: Final = line_command("PT200", parse=_body, timeout=60.0)
+CS: Final = line_command("CS", parse=_body, timeout=10.0, regex=re.compile(rb"CS\r\n"))
+CK: Final = line_command("CK", parse=_body, timeout=10.0)
 #: Every parameter's ``?`` in one write, the replies up to the last prompt.
 QUERY_ALL: Final = Command(
     name="settings",
@@ -145,12 +125,7 @@ def setter(text: str) -> Command[str]:
     A set command (``WN30``), named by its text so that a refusal says
     which.
     """
-    return Command(
-        name=text,
-        build=lambda: f"{text}\r\n".encode("ascii"),
-        parse=_body,
-        timeout=10.0,
-    )
+    return line_command(text, parse=_body, timeout=10.0)
 
 
 class WorkhorseInputs(ProtocolInputs, Protocol):
@@ -266,17 +241,8 @@ class WorkhorseProtocol(InstrumentProtocol[WorkhorseInputs]):
             ("clock_sync", 40.0, "the UTC time set, ISO 8601"),
             ("save_setup", 20.0, ""),
         ):
-            commands.add(
-                CommandSpec(
-                    name=name,
-                    display_name=name.replace("_", " ").capitalize(),
-                    description=" ".join(
-                        (getattr(WorkhorseInputs, name).__doc__ or "").split()
-                    ),
-                    timeout=timeout,
-                    return_description=result,
-                )
-            )
+            display = name.replace("_", " ").capitalize()
+            commands.describe(WorkhorseInputs, name, display, timeout, result)
 
     # Records.
 
@@ -418,34 +384,49 @@ class WorkhorseProtocol(InstrumentProtocol[WorkhorseInputs]):
 
         return self.hold(input, work)
 
+    def acquire_status(self) -> Deferred[dict[str, object]]:
+        """
+        ``PS0``: the system configuration's values.
+        """
+        return self.dump("acquire_status", PS0, SystemConfigurationParticle)
+
+    def run_test_200(self) -> Deferred[dict[str, object]]:
+        """
+        ``PT200``: the test results' values.
+        """
+        return self.dump("run_test_200", PT200, TestResultsParticle)
+
+    def save_setup(self) -> Deferred[None]:
+        """
+        ``CK``.
+        """
+        return self.run("save_setup", CK).addCallback(lambda _: None)
+
     async def set_clock(self, session: InstrumentSession) -> str:
         """
         ``TT`` with the next whole UTC second, sent as it begins.
         """
-        clock = self.engine.clock
-        now = clock.seconds()
-        second = math.floor(now) + 1
-        await deferLater(clock, second - now, lambda: None)
-        when = datetime.fromtimestamp(second, UTC)
+        when = await next_utc_second(self.engine.clock)
         await session.run(setter(f"TT{when:%Y/%m/%d,%H:%M:%S}"))
         return when.isoformat()
 
-    def clock_sync(self, pinging: bool) -> Deferred[str]:
+    def clock_sync(self) -> Deferred[str]:
         """
         Set the clock; while pinging, break first and ``CS`` after,
         whatever happens between.
         """
+        pinging = self.state == ProtocolState.AUTOSAMPLE
 
         async def work(session: InstrumentSession) -> str:
-            if not pinging:
+            async with paused(session, _break, CS, pinging):
                 return await self.set_clock(session)
-            await session.wake("clock_sync")
-            try:
-                return await self.set_clock(session)
-            finally:
-                await session.run(CS)
 
         return self.hold("clock_sync", work)
+
+
+async def _break(session: InstrumentSession) -> None:
+    # A break stops pinging (the wake-up is one).
+    await session.wake("clock_sync")
 
 
 # The machine.
@@ -454,30 +435,14 @@ _builder = TypeMachineBuilder(WorkhorseInputs, WorkhorseProtocol)
 _states = standard_states(_builder)
 
 
-@_states.command.upon(WorkhorseInputs.acquire_sample).loop()
-def _acquire_sample(
-    machine: WorkhorseInputs, core: WorkhorseProtocol
-) -> Deferred[dict[str, object]]:
-    return core.acquire_sample()
-
-
-@_states.command.upon(WorkhorseInputs.acquire_status).loop()
-def _acquire_status(
-    machine: WorkhorseInputs, core: WorkhorseProtocol
-) -> Deferred[dict[str, object]]:
-    return core.dump("acquire_status", PS0, SystemConfigurationParticle)
-
-
-@_states.command.upon(WorkhorseInputs.run_test_200).loop()
-def _run_test_200(
-    machine: WorkhorseInputs, core: WorkhorseProtocol
-) -> Deferred[dict[str, object]]:
-    return core.dump("run_test_200", PT200, TestResultsParticle)
-
-
-@_states.command.upon(WorkhorseInputs.save_setup).loop()
-def _save_setup(machine: WorkhorseInputs, core: WorkhorseProtocol) -> Deferred[None]:
-    return core.run("save_setup", CK).addCallback(lambda _: None)
+loop_inputs(
+    (_states.command,),
+    WorkhorseInputs.acquire_sample,
+    WorkhorseInputs.acquire_status,
+    WorkhorseInputs.run_test_200,
+    WorkhorseInputs.save_setup,
+)
+loop_inputs((_states.command, _states.autosample), WorkhorseInputs.clock_sync)
 
 
 @_states.command.upon(WorkhorseInputs.start_autosample).loop()
@@ -500,18 +465,6 @@ def _stop_autosample(
     return core.hold("stop_autosample", work).addCallback(
         lambda _: machine._in_command()
     )
-
-
-@_states.command.upon(WorkhorseInputs.clock_sync).loop()
-def _clock_sync(machine: WorkhorseInputs, core: WorkhorseProtocol) -> Deferred[str]:
-    return core.clock_sync(pinging=False)
-
-
-@_states.autosample.upon(WorkhorseInputs.clock_sync).loop()
-def _clock_sync_pinging(
-    machine: WorkhorseInputs, core: WorkhorseProtocol
-) -> Deferred[str]:
-    return core.clock_sync(pinging=True)
 
 
 #: The protocol machine: the standard states and the inputs above.
