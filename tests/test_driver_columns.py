@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from instrumentd.driver.columns import Column, ColumnParticle, columns_pattern
 from instrumentd.driver.errors import InstrumentProtocolError
 from instrumentd.driver.particles import ParticleField
-from instrumentd.driver.readers import scaled_by_decimals, time_reader
+from instrumentd.driver.readers import scaled_by_decimals, time_reader, yes_unless
 
 _TIME = time_reader(
     r"(?P<day>\d{1,2}) (?P<month>[A-Za-z]{3}) (?P<year>\d{4}), "
@@ -297,3 +297,35 @@ class ScaledByDecimalsTests(SynchronousTestCase):
         Text that is no number is refused.
         """
         self.assertRaises(ValueError, self.read, "3.5x234")
+
+
+class YesUnlessTests(SynchronousTestCase):
+    """
+    Settings printed as sentences: yes unless words say no.
+    """
+
+    said_yes = staticmethod(yes_unless(("do not ",), ("= no", "disabled")))
+
+    def test_words(self) -> None:
+        """
+        A prefix or a suffix that says no; anything else is yes.
+        """
+        self.assertEqual(
+            [
+                self.said_yes(text)
+                for text in (
+                    "do not transmit real-time data",
+                    "transmit real-time data",
+                    "transmit real-time = no",
+                    "transmit real-time = yes",
+                    "serial sync mode disabled",
+                )
+            ],
+            [False, True, False, True, False],
+        )
+
+    def test_nothingSaysNo(self) -> None:
+        """
+        A reader without words that say no is refused.
+        """
+        self.assertRaises(ValueError, yes_unless)

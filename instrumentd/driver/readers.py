@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-__all__ = ["MONTHS", "scaled_by_decimals", "time_reader"]
+__all__ = ["MONTHS", "scaled_by_decimals", "time_reader", "yes_unless"]
 
 #: English month names (their first three letters) to numbers.  Instruments
 #: print them in English whatever the host's locale, so they are read from
@@ -114,5 +114,28 @@ def scaled_by_decimals(scales: Mapping[int, int]) -> Callable[[str], float]:
             return float(Decimal(text).scaleb(shift))
         except InvalidOperation:
             raise ValueError(f"{text!r} is not a number") from None
+
+    return read
+
+
+def yes_unless(
+    prefixes: tuple[str, ...] = (), suffixes: tuple[str, ...] = ()
+) -> Callable[[str], bool]:
+    """
+    A reader of settings printed as sentences, yes unless words say no
+    (``do not output salinity with each sample``, ``transmit real-time =
+    no``, ``serial sync mode disabled``).
+
+    :param prefixes: words that, beginning the text, say no.
+    :param suffixes: words that, ending it, say no.
+    :returns: a function from the text to ``False`` if it begins with one of
+        ``prefixes`` or ends with one of ``suffixes``, else ``True``.
+    :raises ValueError: (at once) if neither is given.
+    """
+    if not prefixes and not suffixes:
+        raise ValueError("yes_unless needs prefixes or suffixes that say no")
+
+    def read(text: str) -> bool:
+        return not text.startswith(prefixes) and not text.endswith(suffixes)
 
     return read

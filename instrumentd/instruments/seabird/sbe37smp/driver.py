@@ -265,10 +265,10 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
         first time, ``DC``.
         """
         await session.wake("discover")
-        status, changes = await self._status(session)
+        status, changes = await self._read(session, DS)
         self.record_changes(changes)
         if self._uncalibrated():
-            self.record_changes((await self._calibration(session))[1])
+            self.record_changes((await self._read(session, DC))[1])
         # Each firmware's words: "logging data", "not logging: ..." (2.x),
         # "not logging, ..." (3.0h and later).
         if status["logging"] is None:
@@ -285,33 +285,27 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
         modern = self.firmware is not None and self.firmware[:1] not in ("1", "2")
         return GENERATIONS[modern]
 
-    async def _status(
-        self, session: InstrumentSession
+    async def _read(
+        self, session: InstrumentSession, dump: Command[dict[str, object]]
     ) -> tuple[dict[str, object], dict[str, object]]:
-        # DS: the status values and the settings' changes; the firmware
-        # learnt (and with it the settings it lacks).
-        status = await session.run(DS)
-        changes = self.parameters.update_from(status)
-        if status["firmware_version"] != self.firmware:
-            self.firmware = str(status["firmware_version"])
+        # DS or DC: its values and the parameters' changes.  DS tells the
+        # firmware (and with it the settings it lacks), DC whether a
+        # pressure sensor is fitted (a pressure section: its "pressure S/N"
+        # line).
+        values = await session.run(dump)
+        if dump is DC:
+            self.pressure_sensor = values["pressure_serial_number"] is not None
+        elif values["firmware_version"] != self.firmware:
+            self.firmware = str(values["firmware_version"])
             self.parameters.set_unsupported(
                 SETTERS.lacking(self.generation, self.firmware)
             )
-        return status, changes
+        return values, self.parameters.update_from(values)
 
     def _uncalibrated(self) -> bool:
         # Never read: a dump always has the temperature section (not every
         # one has the rest).
         return bool(self.parameters.stale(("TCALDATE",)))
-
-    async def _calibration(
-        self, session: InstrumentSession
-    ) -> tuple[dict[str, object], dict[str, object]]:
-        # DC: the coefficients and their changes; a pressure section (its
-        # "pressure S/N" line) says a pressure sensor is fitted.
-        values = await session.run(DC)
-        self.pressure_sensor = values["pressure_serial_number"] is not None
-        return values, self.parameters.update_from(values)
 
     # Parameters.
 
@@ -322,9 +316,9 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
         Read the settings from ``DS`` (and the calibration from ``DC`` if
         it has never been read).
         """
-        changes = (await self._status(session))[1]
+        changes = (await self._read(session, DS))[1]
         if self._uncalibrated():
-            changes.update((await self._calibration(session))[1])
+            changes.update((await self._read(session, DC))[1])
         return changes
 
     async def write_parameters(
@@ -351,25 +345,23 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
         """
         ``DS``: record the settings, return the status values.
         """
-
-        async def work(session: InstrumentSession) -> dict[str, object]:
-            status, changes = await self._status(session)
-            self.record_changes(changes)
-            return status
-
-        return self.hold("acquire_status", work)
+        return self._acquire("acquire_status", DS)
 
     def acquire_calibration(self) -> Deferred[dict[str, object]]:
         """
         ``DC``: record the calibration, return its values.
         """
+        return self._acquire("acquire_calibration", DC)
 
+    def _acquire(
+        self, input: str, dump: Command[dict[str, object]]
+    ) -> Deferred[dict[str, object]]:
         async def work(session: InstrumentSession) -> dict[str, object]:
-            values, changes = await self._calibration(session)
+            values, changes = await self._read(session, dump)
             self.record_changes(changes)
             return values
 
-        return self.hold("acquire_calibration", work)
+        return self.hold(input, work)
 
     def clock_sync(self) -> Deferred[str]:
         """

@@ -43,7 +43,7 @@ from instrumentd.driver.chunker import Sieve
 from instrumentd.driver.columns import Column, ColumnParticle
 from instrumentd.driver.dumps import DumpParticle, DumpReader, Keyed, Line
 from instrumentd.driver.particles import ParticleField
-from instrumentd.driver.readers import scaled_by_decimals, time_reader
+from instrumentd.driver.readers import scaled_by_decimals, time_reader, yes_unless
 
 __all__ = [
     "CALIBRATION_IDS",
@@ -150,20 +150,10 @@ class SBE37DrySampleParticle(SBE37SampleParticle):
     absent = frozenset({"pressure"})
 
 
-def said_yes(text: str) -> bool:
-    """
-    Whether a status line says yes.
-
-    :param text: the line's words, as ``STATUS_LINES`` took them.
-    :returns: ``False`` for "do not ...", "... = no", "... disabled" and
-        "... not installed".
-    """
-    # Both generations' words: "do not transmit real-time data" (2.x) and
-    # "transmit real-time = no" (3.0h); "serial sync mode disabled";
-    # "internal pump not installed".
-    return not text.startswith("do not ") and not text.endswith(
-        ("= no", "disabled", "not installed")
-    )
+#: Whether a status line says yes: both generations' words, "do not
+#: transmit real-time data" (2.x) and "transmit real-time = no" (3.0h);
+#: "serial sync mode disabled"; "internal pump not installed".
+said_yes: Final = yes_unless(("do not ",), ("= no", "disabled", "not installed"))
 
 
 def _dump(header: bytes) -> bytes:
