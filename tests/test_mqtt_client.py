@@ -419,6 +419,37 @@ class RequireBrokerTests(SynchronousTestCase):
         self.assertRaises(SkipTest, brokersupport.require_broker)
 
 
+class KeepaliveTests(BrokerTestCase):
+    """
+    A broker that stops answering is noticed by keepalive.
+    """
+
+    @inlineCallbacks
+    def test_silent_broker(self) -> Any:
+        """
+        The broker is paused (SIGSTOP: its connections stay open, nothing
+        is answered): within about 1.5 keepalives the client counts the
+        session lost; when the broker goes on, the client is back.
+        """
+        import signal
+
+        broker = self.make_broker()
+        yield broker.start()
+        client = self.make_client(broker.url, "c1", keepalive=1)
+        lost: Deferred[None] = Deferred()
+        client.on_disconnected(lambda: lost.called or lost.callback(None))
+        yield client.when_connected()
+        assert broker.process is not None and broker.process.pid is not None
+        pid = broker.process.pid
+        os.kill(pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, pid, signal.SIGCONT)
+        yield lost
+        back = client.when_connected()
+        os.kill(pid, signal.SIGCONT)
+        yield back
+        self.assertEqual(client.connections, 2)
+
+
 class RefusedSubscriptionTests(SynchronousTestCase):
     """
     A subscription the broker refuses does not cost the session.

@@ -400,7 +400,12 @@ class MQTTConnection(Protocol):
 
     def _keepalive(self) -> None:
         if self._client is not None:
-            self._client.loop_misc()
+            if self._client.loop_misc() == MQTTErrorCode.MQTT_ERR_CONN_LOST:
+                # No PINGRESP within keepalive: the broker or the link is
+                # gone.  Closing in order would wait on a peer that may
+                # never answer.
+                if self.transport is not None:
+                    self.transport.abortConnection()  # type: ignore[attr-defined]
         self._after_loop()
 
     def _after_loop(self) -> None:
