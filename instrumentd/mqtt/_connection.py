@@ -399,13 +399,14 @@ class MQTTConnection(Protocol):
         self._after_loop()
 
     def _keepalive(self) -> None:
-        if self._client is not None:
-            if self._client.loop_misc() == MQTTErrorCode.MQTT_ERR_CONN_LOST:
-                # No PINGRESP within keepalive: the broker or the link is
-                # gone.  Closing in order would wait on a peer that may
-                # never answer.
-                if self.transport is not None:
-                    self.transport.abortConnection()  # type: ignore[attr-defined]
+        lost = (
+            self._client is not None
+            and self._client.loop_misc() == MQTTErrorCode.MQTT_ERR_CONN_LOST
+        )
+        if lost and self.transport is not None:
+            # No PINGRESP within keepalive: the broker or the link is gone.
+            # Closing in order would wait on a peer that may never answer.
+            self.transport.abortConnection()  # type: ignore[attr-defined]
         self._after_loop()
 
     def _after_loop(self) -> None:
