@@ -99,7 +99,9 @@ class Receiver(Resource):
         """
         Count the batch.
         """
-        self.count += len(json.loads(request.content.read())["particles"])
+        body = json.loads(request.content.read())
+        # "records" since the sample record (version 2); "particles" before.
+        self.count += len(body.get("records", body.get("particles", [])))
         if self.count >= self.target and not self.done.called:
             self.done.callback(None)
         return b"{}"
