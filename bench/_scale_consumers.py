@@ -102,8 +102,14 @@ class Ingest(resource.Resource):
             document = json.loads(body)
         except ValueError:
             document = None
-        if isinstance(document, dict) and isinstance(document.get("particles"), list):
-            found = len(document["particles"])
+        # "records" since the sample record (version 2); "particles" before.
+        batch = (
+            document.get("records", document.get("particles"))
+            if isinstance(document, dict)
+            else None
+        )
+        if isinstance(batch, list):
+            found = len(batch)
         elif isinstance(document, list):
             found = len(document)
         else:
