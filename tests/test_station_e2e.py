@@ -409,6 +409,20 @@ port_agent = {{ mode = "in-process", max_reconnect_delay = 1 }}
         )
         times = [p["time"] for p in particles]
         self.assertEqual(times, sorted(times))
+        # Stopped, the station has flushed its files: each sample the
+        # stream carried is a line of its day's file, the same record.
+        assert station.transport is not None
+        station.transport.signalProcess("TERM")
+        await station.ended
+        folder = os.path.join(self.directory, "data", "samples", "ctd1", "ctdpf_sample")
+        filed = []
+        for name in sorted(os.listdir(folder)):
+            with open(os.path.join(folder, name)) as f:
+                filed += [json.loads(line) for line in f]
+        self.assertIn(sample, filed)
+        self.assertEqual(
+            {(r["record"], r["version"]) for r in filed}, {(RECORD_KIND, 2)}
+        )
 
     async def test_stationEventStream(self) -> None:
         """
