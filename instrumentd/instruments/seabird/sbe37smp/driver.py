@@ -222,6 +222,10 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
     #: The firmware version its status dump gave (``"2.6"``, ``"3.0h"``),
     #: or ``None`` before one has been read.
     firmware: str | None = None
+    #: The firmware's generation in :data:`.parameters.GENERATIONS`: 3.0 and
+    #: later name their commands ``SampleInterval=``, ``DateTime=``...; 2.x
+    #: until a status dump has said otherwise.
+    generation: str = GENERATIONS[0]
 
     def record_particles(self) -> tuple[type[DataParticle], ...]:
         """
@@ -275,16 +279,6 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
             raise InstrumentProtocolError(f"DS: no logging line: {status!r}")
         return ProtocolState.AUTOSAMPLE if status["logging"] else ProtocolState.COMMAND
 
-    @property
-    def generation(self) -> str:
-        """
-        The firmware's generation in :data:`.parameters.GENERATIONS`: 3.0
-        and later name their commands ``SampleInterval=``, ``DateTime=``...;
-        2.x until a status dump has said otherwise.
-        """
-        modern = self.firmware is not None and self.firmware[:1] not in ("1", "2")
-        return GENERATIONS[modern]
-
     async def _read(
         self, session: InstrumentSession, dump: Command[dict[str, object]]
     ) -> tuple[dict[str, object], dict[str, object]]:
@@ -297,6 +291,7 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
             self.pressure_sensor = values["pressure_serial_number"] is not None
         elif values["firmware_version"] != self.firmware:
             self.firmware = str(values["firmware_version"])
+            self.generation = GENERATIONS[self.firmware[:1] not in ("1", "2")]
             self.parameters.set_unsupported(
                 SETTERS.lacking(self.generation, self.firmware)
             )
