@@ -286,3 +286,51 @@ class MqttSinkTests(TestCase):
                 if f"/I{instrument}/data/" in m.topic
             ]
             self.assertEqual(numbers, list(range(1, 51)))
+
+    async def test_bound(self) -> None:
+        """
+        At the spool's bound the oldest undelivered messages go: counted,
+        warned about (in the stats and the log, once), and their seqs are
+        missing when delivery resumes; the newest arrive in order.
+        """
+        from twisted.logger import globalLogPublisher
+
+        logged: list[str] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            from twisted.logger import formatEvent
+
+            logged.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        broker = self.broker(persistence=True)
+        await broker.start()
+        inbox = await self.watcher(broker, clean_start=False, session_expiry=600)
+        await broker.stop()
+        sink = MqttSink(
+            BrokerSettings(address=broker.url, client_id="station"),
+            station="buoy1",
+            spool_dir=self.spool_dir,
+            max_bytes=8192,
+            reactor=reactor,
+            retry_policy=lambda failures: 0.2,
+        )
+        self.addCleanup(sink.close)
+        for n in range(200):
+            sink.write("A", particle(n))
+        stats = sink.stats()
+        self.assertGreater(stats["dropped"], 0)
+        self.assertEqual(stats["dropped"], stats["evicted"])
+        self.assertIs(stats["spool_at_bound"], True)
+        self.assertIn("at its bound of 8192 bytes", stats["warnings"][0])
+        self.assertEqual(sum("is at its bound" in line for line in logged), 1)
+        dropped = stats["dropped"]
+        await broker.start()
+        await inbox.wait(
+            lambda messages: any(p["seq"] == 200 for p in payloads(messages))
+        )
+        numbers = [p["seq"] for p in payloads(inbox.messages)]
+        self.assertEqual(numbers, list(range(dropped + 1, 201)))
+        await self.until(lambda: not sink.stats()["spool_at_bound"])
+        self.assertEqual(sum("back under its bound" in line for line in logged), 1)

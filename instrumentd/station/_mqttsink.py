@@ -82,6 +82,30 @@ class _Outbox:
         self.sent: deque[_Sent] = deque()
         self.blocked_until: float = 0.0
         self.refusals = 0
+        self.warned_at_bound = False
+
+    def note_bound(self) -> None:
+        """
+        Log when the spool reaches its bound (the oldest undelivered go)
+        and when it is back under it, once each time.
+        """
+        at_bound = self.spool.at_bound
+        if at_bound == self.warned_at_bound:
+            return
+        self.warned_at_bound = at_bound
+        if at_bound:
+            _log.warn(
+                "MQTT sink: the spool {directory} of {instrument} is at its bound "
+                "of {max_bytes} bytes: the oldest undelivered messages are dropped",
+                directory=self.spool.directory,
+                instrument=self.instrument,
+                max_bytes=self.spool.max_bytes,
+            )
+        else:
+            _log.info(
+                "MQTT sink: the spool of {instrument} is back under its bound",
+                instrument=self.instrument,
+            )
 
 
 def _topic_of(station: str, instrument: str, line: bytes) -> str:
@@ -281,7 +305,9 @@ class MqttSink:
             self.dropped += 1
             self._errors.report(f"cannot spool a message of {instrument}: {e}")
             return
-        self.dropped += outbox.spool.evicted - evicted
+        if outbox.spool.evicted != evicted:
+            self.dropped += outbox.spool.evicted - evicted
+            outbox.note_bound()
         self.written += 1
         self._send(outbox)
 
@@ -387,6 +413,8 @@ class MqttSink:
             self._errors.report(
                 f"cannot record the delivery of {outbox.instrument}'s messages: {e}"
             )
+        if outbox.warned_at_bound:
+            outbox.note_bound()
         while self._starved and self._in_flight < self._max_in_flight:
             self._send(self._starved.popleft())
         self._send(outbox)
