@@ -5,12 +5,19 @@ Package discovery only; the metadata lives in pyproject.toml.
 so ``twisted.plugins`` in this checkout is found by ``twistd``.
 ``twisted.plugins`` has no ``__init__.py`` (it must never have one: it would
 overwrite Twisted's own), so it is listed by hand.
+
+``instrumentd._xorfold`` is the packet checksum in C.  It is optional: where
+it cannot be built (no C compiler), installing goes on without it and
+``instrumentd.packet`` uses its pure-Python fold.
 """
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 setup(
     package_dir={"": "."},
+    ext_modules=[
+        Extension("instrumentd._xorfold", ["instrumentd/_xorfold.c"], optional=True)
+    ],
     packages=[
         *find_packages(include=["instrumentd", "instrumentd.*"]),
         "twisted.plugins",

@@ -1,7 +1,8 @@
 """
 Checksum benchmark: microseconds to XOR-fold one read of the instrument.
 
-Times :func:`instrumentd.packet.xor_checksum` against the whole-buffer fold
+Times :func:`instrumentd.packet.xor_checksum` (the C accelerator where it
+was built), its pure-Python fold, and the whole-buffer fold
 it replaced (kept here as the reference) and, where numpy happens to be
 installed, numpy's ``bitwise_xor.reduce`` over 64-bit words, with what
 importing numpy costs the process.  The product does not use numpy: one
@@ -23,7 +24,8 @@ import time
 import timeit
 from collections.abc import Callable
 
-from instrumentd.packet import MAX_PAYLOAD_SIZE, xor_checksum
+from instrumentd import packet
+from instrumentd.packet import MAX_PAYLOAD_SIZE, xor_checksum, xor_checksum_python
 
 
 def whole_fold(data: bytes) -> int:
@@ -76,7 +78,13 @@ def main() -> None:
     parser.add_argument("--number", type=int, default=200, help="calls per repeat")
     args = parser.parse_args()
     candidates: list[tuple[str, Callable[[bytes], int]]] = [
-        ("xor_checksum (product)", xor_checksum),
+        (
+            "xor_checksum (product, C)"
+            if packet._xor_bytes is not None
+            else "xor_checksum (product, no C)",
+            xor_checksum,
+        ),
+        ("pure-Python fold (8 KiB words)", xor_checksum_python),
         ("whole-buffer fold (before)", whole_fold),
     ]
     extra = numpy_fold()

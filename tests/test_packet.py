@@ -12,8 +12,9 @@ import struct
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from instrumentd import packet
 from instrumentd.packet import (
     HEADER_SIZE,
     MAX_PACKET_SIZE,
@@ -27,6 +28,7 @@ from instrumentd.packet import (
     ntp_to_unix,
     unix_to_ntp,
     xor_checksum,
+    xor_checksum_python,
 )
 
 VECTORS = [
@@ -127,6 +129,7 @@ class ChecksumTests(SynchronousTestCase):
         expected = naive_xor(raw[offset:])
         self.assertEqual(whole_fold_xor(data), expected)
         self.assertEqual(xor_checksum(data), expected)
+        self.assertEqual(xor_checksum_python(data), expected)
 
     def test_lengthsAroundWords(self) -> None:
         """
@@ -139,6 +142,43 @@ class ChecksumTests(SynchronousTestCase):
                 length = max(0, words * 8192 + delta)
                 data = rng.randbytes(length)
                 self.assertEqual(xor_checksum(data), naive_xor(data), length)
+                self.assertEqual(xor_checksum_python(data), naive_xor(data), length)
+
+    def test_lengthsAroundLanes(self) -> None:
+        """
+        Lengths at and either side of multiples of the eight bytes the C
+        checksum reads at a time, at every alignment: the tail bytes after
+        the last whole word still count.
+        """
+        rng = random.Random(8)
+        raw = rng.randbytes(80)
+        for offset in range(8):
+            for length in range(70):
+                data = memoryview(raw)[offset : offset + length]
+                self.assertEqual(
+                    xor_checksum(data), naive_xor(bytes(data)), (offset, length)
+                )
+
+    def test_nonContiguousView(self) -> None:
+        """
+        A view that is not contiguous (every other byte) is folded too: the
+        C checksum cannot take it, so the pure-Python fold does.
+        """
+        raw = random.Random(5).randbytes(20_001)
+        view = memoryview(raw)[::2]
+        self.assertEqual(xor_checksum(view), naive_xor(raw[::2]))
+
+    def test_acceleratorAgrees(self) -> None:
+        """
+        Where the C checksum was built, it is what L{xor_checksum} uses, and
+        it rejects what is not a buffer as the Python fold does.
+        """
+        if packet._xor_bytes is None:
+            raise SkipTest("instrumentd._xorfold was not built here")
+        data = random.Random(9).randbytes(65_519)
+        self.assertEqual(packet._xor_bytes(data), naive_xor(data))
+        self.assertRaises(TypeError, packet._xor_bytes, "text")
+        self.assertRaises(TypeError, xor_checksum_python, "text")
 
     def test_bufferStaysResizable(self) -> None:
         """

@@ -1,0 +1,3 @@
+from typing_extensions import Buffer
+
+def xor_bytes(buffer: Buffer, /) -> int: ...
