@@ -5,9 +5,12 @@ the readers of instrument text (:mod:`instrumentd.driver.readers`).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import ClassVar
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from instrumentd.driver.columns import Column, ColumnParticle, columns_pattern
@@ -297,6 +300,51 @@ class ScaledByDecimalsTests(SynchronousTestCase):
         Text that is no number is refused.
         """
         self.assertRaises(ValueError, self.read, "3.5x234")
+
+
+class ReaderExactnessTests(SynchronousTestCase):
+    """
+    The readers' quick paths give exactly what the plain way gives.
+    """
+
+    @given(
+        sign=st.sampled_from(["", "-", "+"]),
+        whole=st.integers(0, 10**12),
+        decimals=st.integers(1, 9),
+        digits=st.integers(0, 10**9 - 1),
+        shift=st.integers(-9, 9),
+    )
+    def test_scaledSameAsDecimal(
+        self, sign: str, whole: int, decimals: int, digits: int, shift: int
+    ) -> None:
+        """
+        Any plain decimal, scaled by any power of ten, is the float that
+        C{Decimal} gives, bit for bit.
+        """
+        text = f"{sign}{whole}.{digits % 10**decimals:0{decimals}d}"
+        read = scaled_by_decimals({decimals: shift})
+        self.assertEqual(read(text), float(Decimal(text).scaleb(shift)))
+
+    @given(
+        when=st.datetimes(
+            min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31)
+        ),
+        fraction=st.sampled_from(["", ".0", ".5", ".25", ".000001", ".999"]),
+    )
+    def test_timeWithAndWithoutFraction(self, when: datetime, fraction: str) -> None:
+        """
+        A time with no fraction, or any fraction, reads as the time plus
+        that fraction of a second.
+        """
+        read = time_reader(
+            r"(?P<year>\d{4})-(?P<month>\d\d)-(?P<day>\d\d) "
+            r"(?P<hour>\d\d):(?P<minute>\d\d):(?P<second>\d\d)(?:\.(?P<fraction>\d+))?"
+        )
+        text = when.strftime("%Y-%m-%d %H:%M:%S") + fraction
+        expected = when.replace(microsecond=0, tzinfo=UTC)
+        if fraction:
+            expected += timedelta(seconds=float("0" + fraction))
+        self.assertEqual(read(text), expected)
 
 
 class YesUnlessTests(SynchronousTestCase):

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar, Protocol, cast
-from weakref import WeakKeyDictionary, WeakSet
+from weakref import WeakSet
 
 from instrumentd.driver._json import dumps, to_jsonable
 from instrumentd.driver.errors import InstrumentProtocolError
@@ -473,9 +473,11 @@ class RegexDataParticle(DataParticle):
             )
         plan = _plan(type(self))
         groups: tuple[str | bytes | None, ...] = match.groups()
-        texts: Sequence[str | None] = [
-            t.decode("latin-1") if isinstance(t, bytes) else t for t in groups
-        ]
+        texts: Sequence[str | None] = (
+            [None if t is None else t.decode("latin-1") for t in groups]  # type: ignore[union-attr]
+            if isinstance(self.pattern.pattern, bytes)
+            else groups  # type: ignore[assignment]
+        )
         try:
             values: list[dict[str, object]] = [
                 {
@@ -535,13 +537,6 @@ _NO_MATCH: tuple[None, None, None] = (None, None, None)
 #: Particle classes whose ``stream_name`` was checked once.
 _CHECKED_CLASSES: WeakSet[type] = WeakSet()
 
-#: What :func:`_plan` worked out for each class, with the pattern and
-#: converters it was worked out from.
-_PLANS: WeakKeyDictionary[
-    type,
-    tuple[object, object, tuple[tuple[str, int, Callable[[str], object] | None], ...]],
-] = WeakKeyDictionary()
-
 
 def _plan(
     cls: type[RegexDataParticle],
@@ -553,15 +548,18 @@ def _plan(
     again if its pattern or converters are replaced), not per record.
     """
     pattern, converters = cls.pattern, cls.converters
-    known = _PLANS.get(cls)
+    # Kept in the class's own namespace (a subclass with another pattern
+    # works out its own), checked against the pattern and converters it
+    # was worked out from.
+    known = cls.__dict__.get("_regex_plan")
     if known is not None and known[0] is pattern and known[1] is converters:
-        return known[2]
+        return known[2]  # type: ignore[no-any-return]
     groups = pattern.groupindex
     plan = tuple(
         (name, groups[name] - 1, converters.get(name))
         for name in sorted(groups, key=lambda group: groups[group])
     )
-    _PLANS[cls] = (pattern, converters, plan)
+    type.__setattr__(cls, "_regex_plan", (pattern, converters, plan))
     return plan
 
 

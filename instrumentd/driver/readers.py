@@ -34,6 +34,10 @@ MONTHS: Mapping[str, int] = {
 
 _PARTS = ("year", "month", "day", "hour", "minute", "second")
 
+#: A number as instruments print it: digits, a point, digits, perhaps a
+#: sign.  :func:`scaled_by_decimals` reads these without :mod:`decimal`.
+_PLAIN_DECIMAL = re.compile(r"[-+]?[0-9]+\.[0-9]+")
+
 
 def time_reader(pattern: str, example: str = "") -> Callable[[str], datetime]:
     """
@@ -57,12 +61,20 @@ def time_reader(pattern: str, example: str = "") -> Callable[[str], datetime]:
             f"time pattern {pattern!r} lacks the group(s) {', '.join(missing)}"
         )
     layout = f"like {example!r}" if example else f"matching {pattern!r}"
+    # Where each part is in match.groups(), worked out once: a sample line
+    # is read many times a second.
+    index = compiled.groupindex
+    year_at, month_at, day_at, hour_at, minute_at, second_at = (
+        index[part] - 1 for part in _PARTS
+    )
+    fraction_at = index["fraction"] - 1 if "fraction" in index else None
 
     def read(text: str) -> datetime:
         match = compiled.fullmatch(text)
         if match is None:
             raise ValueError(f"{text!r} is not a time {layout}")
-        month_text = match["month"]
+        parts = match.groups()
+        month_text = parts[month_at]
         if month_text.isdigit():
             month = int(month_text)
         else:
@@ -70,22 +82,26 @@ def time_reader(pattern: str, example: str = "") -> Callable[[str], datetime]:
             if found is None or len(month_text) < 3:
                 raise ValueError(f"{month_text!r} is not a month")
             month = found
-        year = int(match["year"])
-        if len(match["year"]) == 2:
+        year_text = parts[year_at]
+        year = int(year_text)
+        if len(year_text) == 2:
             year += 2000
-        fraction = match.groupdict().get("fraction") or "0"
+        fraction = parts[fraction_at] if fraction_at is not None else None
         try:
-            return datetime(
+            when = datetime(
                 year,
                 month,
-                int(match["day"]),
-                int(match["hour"]),
-                int(match["minute"]),
-                int(match["second"]),
+                int(parts[day_at]),
+                int(parts[hour_at]),
+                int(parts[minute_at]),
+                int(parts[second_at]),
                 tzinfo=UTC,
-            ) + timedelta(seconds=float("0." + fraction))
+            )
         except ValueError as error:
             raise ValueError(f"{text!r} is not a time: {error}") from None
+        if fraction:
+            when += timedelta(seconds=float("0." + fraction))
+        return when
 
     return read
 
@@ -110,6 +126,11 @@ def scaled_by_decimals(scales: Mapping[int, int]) -> Callable[[str], float]:
             raise ValueError(
                 f"{text!r} has {decimals} decimal(s); valid counts: {valid}"
             )
+        if _PLAIN_DECIMAL.fullmatch(text):
+            # The same correctly rounded float as through Decimal, without
+            # it: float() reads the exact decimal number the exponent
+            # makes.
+            return float(f"{text}e{shift}") if shift else float(text)
         try:
             return float(Decimal(text).scaleb(shift))
         except InvalidOperation:
