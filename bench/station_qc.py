@@ -232,14 +232,29 @@ async def main(
     )
     print(header)
     print("-" * len(header))
+    rows: dict[str, list[dict[str, float]]] = {variant: [] for variant in VARIANTS}
     for number in range(1, rounds + 1):
         for variant in VARIANTS:
             row = await measure(reactor, count, variant, window, settle)
+            rows[variant].append(row)
             print(
                 f"{number:>5d} {variant:>9} {row['rate']:>10.1f} {row['cpu']:>10.1f} "
                 f"{row['per_sample']:>10.0f} {row['rss']:>8.0f}",
                 flush=True,
             )
+    print()
+    print("mean over the rounds; change against QC off")
+    base = rows["off"]
+    base_cpu = sum(r["cpu"] for r in base) / len(base)
+    base_each = sum(r["per_sample"] for r in base) / len(base)
+    for variant, measured in rows.items():
+        cpu = sum(r["cpu"] for r in measured) / len(measured)
+        each = sum(r["per_sample"] for r in measured) / len(measured)
+        print(
+            f"{variant:>9}: CPU {cpu:5.1f} % of a core ({cpu - base_cpu:+.1f}, "
+            f"{100 * (cpu - base_cpu) / base_cpu:+.0f} %), {each:4.0f} µs a sample "
+            f"({100 * (each - base_each) / base_each:+.0f} %)"
+        )
 
 
 if __name__ == "__main__":
