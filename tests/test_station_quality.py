@@ -242,6 +242,24 @@ class Held(SynchronousTestCase):
         self.assertEqual([item for item, _ in released], [0, 2])
 
 
+class Faults(SynchronousTestCase):
+    def test_fault_costs_no_sample(self) -> None:
+        """
+        A fault in an evaluator is logged and the sample goes on without
+        flags.
+        """
+        from instrumentd.qc.stream import StreamQC
+
+        def broken(self: object, time: float, values: object) -> None:
+            raise ZeroDivisionError("a bug")
+
+        qc, released = make({"s": {"t": RANGE}}, Clock())
+        self.patch(StreamQC, "push", broken)
+        qc.submit("s", BASE, {"t": 10.0}, 1)
+        self.assertEqual(released, [(1, None)])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
 class SampleFlag(SynchronousTestCase):
     def test_brief(self) -> None:
         self.assertEqual(

@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
+from twisted.logger import Logger
+
 from instrumentd.qc.flags import QartodFlag, aggregate
 from instrumentd.qc.stream import FieldResult, StreamQC
 
@@ -58,6 +60,8 @@ FLAG_NAMES: Final = {
 _MIN_HOLD: Final = 1.0
 
 Results = dict[str, FieldResult | list[FieldResult]]
+
+_log = Logger()
 
 
 def _field_flags(result: FieldResult | list[FieldResult]) -> dict[str, int | list[int]]:
@@ -218,7 +222,18 @@ class InstrumentQC(Generic[T]):
         if each is None:
             self._release(item, None)
             return
-        step = each.qc.push(time, values)
+        try:
+            step = each.qc.push(time, values)
+        except Exception:
+            # A fault in QC must not cost the sample: it goes on unflagged.
+            _log.failure(
+                "QC of {instrument} stream {stream} failed; the sample goes on "
+                "without flags",
+                instrument=self.instrument,
+                stream=stream,
+            )
+            self._release(item, None)
+            return
         now = self._clock.seconds()
         previous, each.last_arrival = each.last_arrival, now
         held = each.held
