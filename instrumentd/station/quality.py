@@ -265,11 +265,23 @@ class InstrumentQC(Generic[T]):
         self._emit(stream, held.item, held.results)
 
     def _emit(self, stream: str, item: T, results: Results) -> None:
+        # Once per sample per field: one pass makes the record's flags and
+        # counts them.  The flags stay QartodFlag members, which are ints
+        # (JSON writes them as numbers).
         counts = self.counts
+        qc: QCFlags = {}
         for name, result in results.items():
-            key = (stream, name, int(_worst(result)))
+            if isinstance(result, FieldResult):
+                worst = result.aggregate
+                flags: dict[str, int | list[int]] = dict(result.flags)
+                flags["aggregate"] = worst
+            else:
+                worst = _worst(result)
+                flags = _field_flags(result)
+            qc[name] = flags
+            key = (stream, name, int(worst))
             counts[key] = counts.get(key, 0) + 1
-        self._release(item, flags_dict(results))
+        self._release(item, qc)
 
     def flush(self) -> None:
         """
