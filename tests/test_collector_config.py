@@ -6,6 +6,7 @@ C{[collector]}) and its options (L{instrumentd.collector.options}).
 from __future__ import annotations
 
 import io
+import os
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -14,6 +15,7 @@ from instrumentd.station.config import (
     ConfigError,
     load_collector_config,
     parse_collector_config,
+    parse_toml,
 )
 from instrumentd.tap import Options
 
@@ -128,6 +130,29 @@ class CollectorConfigTests(SynchronousTestCase):
         with self.assertRaises(ConfigError) as caught:
             load_collector_config(path, broker="ftp://b")
         self.assertIn("--broker", str(caught.exception))
+
+
+class ExampleTests(SynchronousTestCase):
+    """
+    doc/examples/collector.toml is a good configuration.
+    """
+
+    def test_example(self) -> None:
+        """
+        The example passes the checks (its password file made here).
+        """
+        example = os.path.join(
+            os.path.dirname(__file__), "..", "doc", "examples", "collector.toml"
+        )
+        with open(example) as f:
+            text = f.read()
+        password = self.mktemp()
+        with open(password, "w") as f:
+            f.write("secret\n")
+        text = text.replace("/etc/instrumentd/collector-mqtt-password", password)
+        config = parse_collector_config(parse_toml(text, example), example)
+        self.assertEqual(config.broker, "mqtts://shore.example.org")
+        self.assertEqual(config.client_id, "collector-shore-1")
 
 
 class CollectOptionsTests(SynchronousTestCase):

@@ -426,26 +426,21 @@ class BridgeTests(PipelineTestCase):
 
     def bridge(self, shore: Broker) -> str:
         """
-        The station broker's bridge to ``shore``: data, events, status and
-        meta out; commands in; instrumentctl's answers out; MQTT 5, a
-        persistent bridge session, its queue unbounded.
+        The station broker's bridge to ``shore``: the tested part of
+        ``doc/examples/mosquitto-station.conf`` as it is, with this test's
+        shore address, and the database saved after every change.
         """
-        return f"""{DURABLE}
-connection shore
-address 127.0.0.1:{shore.port}
-bridge_protocol_version mqttv50
-cleansession false
-local_clientid bridge-buoy1-local
-remote_clientid bridge-buoy1
-restart_timeout 1 2
-topic instrumentd/+/+/data/+ out 1
-topic instrumentd/+/+/events/+ out 1
-topic instrumentd/+/+/meta out 1
-topic instrumentd/+/status out 1
-topic instrumentd/+/+/cmd in 1
-topic instrumentd/+/cmd in 1
-topic replies/# out 1
-"""
+        example = os.path.join(
+            os.path.dirname(__file__), "..", "doc", "examples", "mosquitto-station.conf"
+        )
+        with open(example) as f:
+            text = f.read()
+        begin = text.index("# BEGIN bridge")
+        end = text.index("# END bridge")
+        return (
+            f"{DURABLE}\nconnection shore\naddress 127.0.0.1:{shore.port}\n"
+            + text[begin:end]
+        )
 
     async def test_store_and_forward(self) -> None:
         """
