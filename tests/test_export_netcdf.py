@@ -149,6 +149,7 @@ class SBE37NetCDFTests(NetCDFExporting):
         self.assertEqual(ds.platform, "buoy-7")
         self.assertEqual(ds.time_coverage_start, "2026-12-01T00:00:00.000000Z")
         self.assertEqual(ds.time_coverage_end, "2026-12-02T22:00:00.000000Z")
+        self.assertEqual(ds.time_coverage_resolution, "PT7200S")
         instrument = ds.variables["instrument"]
         self.assertEqual(instrument.serial_number, "2165")
         self.assertEqual(temperature.instrument, "instrument")

@@ -202,6 +202,8 @@ def global_attributes(
         attributes["time_coverage_start"] = iso_time(summary.first)
         attributes["time_coverage_end"] = iso_time(summary.last)
         attributes["time_coverage_duration"] = _duration(summary.last - summary.first)
+    if summary.resolution is not None:
+        attributes["time_coverage_resolution"] = f"PT{summary.resolution:g}S"
     position = info.position
     if position is not None:
         attributes.update(

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import statistics
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,6 +51,9 @@ __all__ = [
 
 #: One decoder for every line (``json.loads`` makes its checks per call).
 _decode: Final = json.JSONDecoder().decode
+
+#: Intervals between records kept for :attr:`Survey.resolution`.
+_INTERVALS: Final = 1000
 
 #: Records held back at the end of each chunk, so that an amendment
 #: written after a later record still finds the record it amends.
@@ -204,6 +208,7 @@ class Survey:
     :ivar files: the files read, in order.
     :ivar unreadable: lines that are not records (a line torn by a crash).
     :ivar quality_flags: whether any record carries a driver quality flag.
+    :ivar intervals: the first intervals between records in time order.
     """
 
     fields: dict[str, FieldInfo] = field(default_factory=dict)
@@ -214,6 +219,17 @@ class Survey:
     files: list[FileSurvey] = field(default_factory=list)
     unreadable: int = 0
     quality_flags: bool = False
+    intervals: list[float] = field(default_factory=list, repr=False)
+
+    @property
+    def resolution(self) -> float | None:
+        """
+        :returns: the typical time between records, seconds: the median of
+            the first intervals; ``None`` for fewer than two records.
+        """
+        if not self.intervals:
+            return None
+        return statistics.median(self.intervals)
 
     def describe(self, streams: Mapping[str, Mapping[str, object]]) -> None:
         """
@@ -297,6 +313,8 @@ def survey(
             if when <= latest:
                 file.ordered = False
             else:
+                if len(result.intervals) < _INTERVALS and latest > float("-inf"):
+                    result.intervals.append(when - latest)
                 latest = when
             if result.first is None or when < result.first:
                 result.first = when
