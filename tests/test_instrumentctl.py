@@ -778,7 +778,8 @@ class WatchSeveralTests(InstrumentctlTestCase):
         yield err.wait_for("watching")
         self.station.others["optode"].sample(oxygen=250.5)
         self.station.driver.sample(temperature=3.5)
-        yield out.wait_for("3.5")
+        # The record's times hold digits too: wait for the value itself.
+        yield out.wait_for('"temperature":3.5')
         interrupted.callback(None)
         _, text, _ = yield running
         events = [json.loads(line) for line in text.splitlines()]

@@ -148,7 +148,7 @@ class EventStreamTests(APITestCase):
         station.settle()
         self.assertEqual(len(chunks), 1)
         self.assertEqual(
-            [json.loads(e.data)["particle"]["values"][0]["value"] for e in events],
+            [json.loads(e.data)["record"]["values"]["t"] for e in events],
             [0, 1, 2],
         )
         station.fake.sample(t=3)
