@@ -125,18 +125,6 @@ class IEventSink(Interface):
         """
 
 
-def as_dict(particle: Particle) -> dict[str, object]:
-    """
-    A particle's dict form.
-
-    :param particle: a particle, or already its dict form.
-    :returns: ``to_dict()``, or a shallow copy of the mapping.
-    """
-    if isinstance(particle, Mapping):
-        return {str(key): value for key, value in particle.items()}
-    return particle.to_dict()
-
-
 def sample_time(particle: Mapping[str, object]) -> float | None:
     """
     When a sample was taken.
