@@ -191,6 +191,7 @@ async def main(options: argparse.Namespace) -> None:
             spool_dir=os.path.join(work, "spool"),
             registry=False,
             reactor=reactor,
+            **({"window": options.window} if options.window else {}),
         )
         await sink.client.when_connected()
         rows = []
@@ -198,6 +199,9 @@ async def main(options: argparse.Namespace) -> None:
         # 1. Throughput.
         total = options.samples
         cpu_start = cpu_seconds(collector_pid)
+        own_start = time.process_time()
+        broker_pid = broker.process.pid if broker.process is not None else None
+        broker_start = cpu_seconds(broker_pid) if broker_pid else 0.0
         start = time.monotonic()
         for first in range(0, total, 1000):
             for number in range(first, min(first + 1000, total)):
@@ -207,12 +211,16 @@ async def main(options: argparse.Namespace) -> None:
         await follower.until(total)
         elapsed = time.monotonic() - start
         busy = cpu_seconds(collector_pid) - cpu_start
+        own = time.process_time() - own_start
+        brokered = (cpu_seconds(broker_pid) - broker_start) if broker_pid else 0.0
         rows.append(
             (
                 "throughput",
                 f"{total} samples: {total / elapsed:,.0f} samples/s end to end "
                 f"(written to the sink in {fed:.2f} s, archived after {elapsed:.2f} s; "
-                f"collector {busy / elapsed:.2f} of a core meanwhile)",
+                f"cores meanwhile: collector {busy / elapsed:.2f}, broker "
+                f"{brokered / elapsed:.2f}, station sink (this process) "
+                f"{own / elapsed:.2f})",
             )
         )
 
@@ -305,6 +313,11 @@ if __name__ == "__main__":
         type=int,
         help="the broker's max_inflight_messages (QoS 1 messages sent to a "
         "client and not yet acknowledged; Mosquitto's default is 20)",
+    )
+    parser.add_argument(
+        "--window",
+        type=int,
+        help="the station MQTT sink's window (messages in flight per instrument)",
     )
     options = parser.parse_args()
     task.react(lambda _: defer.Deferred.fromCoroutine(main(options)))
