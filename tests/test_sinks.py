@@ -56,6 +56,16 @@ class SampleTimeTests(SynchronousTestCase):
         record["internal_timestamp"] = utc("2026-01-01T00:00:00") + NTP_UNIX_OFFSET
         self.assertEqual(sample_time(record), utc("2026-11-24T12:00:00"))
 
+    def test_record(self) -> None:
+        """
+        A record (version 2) is timed by its C{ntp_time}, whatever its other
+        timestamps; one timed NTP 0 has no sample time.
+        """
+        converted = record(1, "2026-11-24T12:00:00")
+        converted["port_timestamp"] = utc("2026-01-01T00:00:00") + NTP_UNIX_OFFSET
+        self.assertEqual(sample_time(converted), utc("2026-11-24T12:00:00"))
+        self.assertIsNone(sample_time(dict(converted, ntp_time=0.0)))
+
     def test_fallback(self) -> None:
         """
         When the preferred timestamp is absent or 0, the internal one comes
