@@ -25,6 +25,23 @@ throughout: no sleeps, no polling, no threads.
 - :mod:`instrumentd.driver.connection_machine`: the connection lifecycle.
 - :mod:`instrumentd.driver.driver`: the driver API.
 - :mod:`instrumentd.driver.scheduler`: periodic jobs from the startup config.
+
+Ready-made declarations, so that a driver says what its instrument prints
+and accepts rather than how to parse it:
+
+- :mod:`instrumentd.driver.columns`: sample lines as a table of columns.
+- :mod:`instrumentd.driver.dumps`: status and calibration dumps as a table
+  of line kinds.
+- :mod:`instrumentd.driver.readers`: readers of printed values (times with
+  English month names, numbers whose decimals say their unit, yes/no
+  sentences).
+- :mod:`instrumentd.driver.textcommands`: line commands and commands whose
+  reply holds a record.
+- :mod:`instrumentd.driver.settings`: the common parameter shapes.
+- :mod:`instrumentd.driver.setcommands`: set commands by firmware
+  generation.
+- :mod:`instrumentd.driver.routines`: waiting for the next UTC second,
+  pausing sampling around work.
 """
 
 from instrumentd.driver.chunker import (
