@@ -52,7 +52,12 @@ def _t68(t90: float) -> float:
 
 
 def _poly(coefficients: tuple[float, ...], x: float) -> float:
-    return sum(c * x**i for i, c in enumerate(coefficients))
+    # Horner's rule: a fleet of thousands of simulators evaluates this some
+    # hundred times a sample (conductivity_for's bisection).
+    result = 0.0
+    for c in reversed(coefficients):
+        result = result * x + c
+    return result
 
 
 def salinity(conductivity: float, t90: float, pressure: float) -> float:
@@ -82,7 +87,9 @@ def conductivity_for(target: float, t90: float, pressure: float) -> float:
     """
     The conductivity at which :func:`salinity` is ``target``.
 
-    Salinity rises with conductivity, so bisection over 0..7 S/m is enough.
+    Salinity rises with conductivity, so bisection over 0..7 S/m is enough;
+    40 halvings leave it within 7e-12 S/m, far below the 1e-6 S/m an
+    instrument prints.
 
     :param target: practical salinity, psu.
     :param t90: temperature, ITS-90 deg C.
@@ -90,7 +97,7 @@ def conductivity_for(target: float, t90: float, pressure: float) -> float:
     :returns: conductivity in S/m.
     """
     low, high = 0.0, 7.0
-    for _ in range(60):
+    for _ in range(40):
         middle = (low + high) / 2
         if salinity(middle, t90, pressure) < target:
             low = middle
