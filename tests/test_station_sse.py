@@ -225,6 +225,25 @@ class EventStreamTests(APITestCase):
         channel.connectionLost(Failure(ConnectionError("aborted")))
         self.assertEqual(station.fake_instrument.streams, 0)
 
+    def test_backlogPerInstrument(self) -> None:
+        """
+        A stream of several instruments holds C{max_backlog} events for
+        each of them: a station-wide stream carries many times the events
+        of one instrument's.
+        """
+        station = self.station(max_backlog=3)
+        followed = 2  # toy and fake
+        channel, transport = raw_request(
+            Site(station.api), b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        transport.producer.pauseProducing()
+        for each in range(3 * followed):
+            station.fake.sample(n=each)
+        self.assertFalse(transport.disconnecting)
+        station.fake.sample(n=99)
+        self.assertTrue(transport.disconnecting)
+        channel.connectionLost(Failure(ConnectionError("aborted")))
+
 
 class EventStreamParserTests(SynchronousTestCase):
     """

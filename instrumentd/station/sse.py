@@ -60,6 +60,9 @@ _log = Logger()
 #: The stream's media type (the format is always UTF-8).
 CONTENT_TYPE = b"text/event-stream; charset=utf-8"
 
+#: A stream's backlog grows with the instruments it follows, up to this many.
+BACKLOG_INSTRUMENTS = 20
+
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
@@ -103,8 +106,11 @@ class EventStream:
     :param clock: for the keep-alive timer.
     :param types: only events of these types; ``None`` for all.
     :param keepalive: seconds of silence after which a comment is sent.
-    :param max_backlog: events held for a client whose connection is full;
-        one more and it is cut off.
+    :param max_backlog: events held, per instrument followed (up to
+        :data:`BACKLOG_INSTRUMENTS` of them), for a client whose connection
+        is full; one more and it is cut off.  A stream of every instrument
+        of a large station carries thousands of events a second, and would
+        otherwise be cut off by a pause of a fraction of a second.
     :param on_end: called with this stream once it has ended, however.
     :param title: what the stream carries, for its opening comment and the
         log (``instrument NAME`` by default, for one feed).
@@ -136,7 +142,9 @@ class EventStream:
         self._clock = clock
         self._types = None if types is None else frozenset(types)
         self.keepalive = keepalive
-        self.max_backlog = max_backlog
+        self.max_backlog = max_backlog * min(len(self.feeds), BACKLOG_INSTRUMENTS) or (
+            max_backlog
+        )
         self._on_end = on_end
         if title is None:
             title = ", ".join(f"instrument {each.name}" for each in self.instruments)
