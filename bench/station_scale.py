@@ -26,7 +26,7 @@ running (or ``--startup-limit`` passes), lets it settle, then measures over
 ``--window`` seconds:
 
 - **CPU µs/sample**: the station process's CPU time (user + system, from
-  ``/proc``) over the samples its drivers produced (``/metrics``);
+  ``/proc``) over the samples its drivers produced (``/api/instruments``);
 - **core %**: the same CPU time as a share of one core;
 - **delivered %**: what reached each consumer in the window over what the
   drivers produced: files (the JSON-lines sink's records), the HTTP sink's
@@ -74,7 +74,6 @@ _TWISTD = (
 )
 _URL = re.compile(r"API listening on (http://\S+)/api")
 _RUNNING = re.compile(r"(SIM-\d+): running, AUTOSAMPLE")
-_SAMPLES = re.compile(r'^instrumentd_samples_total\{instrument="[^"]+"\} (\S+)$', re.M)
 DRIVER = "instrumentd.instruments.seabird.sbe37smp.driver:SBE37Protocol"
 _CONSUMERS = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "_scale_consumers.py"
@@ -166,7 +165,12 @@ class Station(ProcessProtocol):
         self._pending += data.decode("utf-8", "replace")
         *lines, self._pending = self._pending.split("\n")
         for line in lines:
-            if len(self.output) < 200 or "Traceback" in line or "rror" in line:
+            if (
+                len(self.output) < 200
+                or "Traceback" in line
+                or "rror" in line
+                or "cut off" in line
+            ):
                 self.output.append(line)
             found = _URL.search(line)
             if found is not None and not self.url.called:
@@ -266,8 +270,10 @@ async def counters(url: str) -> tuple[float, float]:
     The samples the drivers produced, and the records the JSON-lines sink
     wrote.
     """
-    metrics = (await get(url + "/metrics")).decode()
-    produced = sum(float(value) for value in _SAMPLES.findall(metrics))
+    # The list of instruments, not /metrics: at 5,000 instruments /metrics
+    # asks every agent for its counters, and is slow.
+    listed = json.loads(await get(url + "/api/instruments"))
+    produced = float(sum(each.get("samples", 0) for each in listed["instruments"]))
     health = json.loads(await get(url + "/api/health"))
     files = float(health.get("sinks", {}).get("files", {}).get("records", 0))
     return produced, files
@@ -453,10 +459,19 @@ async def measure(reactor: Any, options: Options) -> dict[str, Any]:
                 taken["sink"] = (await receiver.ask())["particles"]
             if watchers is not None:
                 answer = await watchers.ask()
+                if answer["connected"] < options.watchers:
+                    print(
+                        f"  only {answer['connected']} watchers connected",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 taken["watchers"] = answer["samples"]
                 taken["first_sample"] = answer["first"]
             return taken
 
+        for line in station.output:
+            if "cut off" in line:
+                print("  " + line[:300], file=sys.stderr, flush=True)
         before = await snapshot()
         profiler = None
         if options.profile:
