@@ -8,8 +8,6 @@ instrument costs.
 
 from __future__ import annotations
 
-from functools import partial
-
 from twisted.trial.unittest import TestCase
 
 from tests import test_station_e2e as e2e
@@ -54,8 +52,23 @@ listeners = {listeners}
 _OFF = '{ data = "none", command = "none", sniff = "none", raw = "none" }'
 
 
-def _one_file_each(pid: int, count: int) -> bool:
-    return open_files(pid, ".jsonl") == count
+class _Settled:
+    """
+    The station's descriptors, counted at successive samples once it holds
+    one JSON-lines file per instrument: the least of five counts, so that
+    a file open for a moment (an instrument's metadata.json being written)
+    is not counted.
+    """
+
+    def __init__(self, pid: int, instruments: int) -> None:
+        self.pid = pid
+        self.instruments = instruments
+        self.counts: list[int] = []
+
+    def __call__(self) -> bool:
+        if open_files(self.pid, ".jsonl") == self.instruments:
+            self.counts.append(open_descriptors(self.pid))
+        return len(self.counts) >= 5
 
 
 class DirectStationTests(TestCase):
@@ -136,9 +149,9 @@ class DirectStationTests(TestCase):
                 self.http,
                 url,
                 {f"ctd{number}" for number in range(len(chosen))},
-                until=partial(_one_file_each, pid, len(chosen)),
+                until=(settled := _Settled(pid, len(chosen))),
             )
-            counts[len(chosen)] = open_descriptors(pid)
+            counts[len(chosen)] = min(settled.counts)
             station.transport.signalProcess("TERM")  # type: ignore[union-attr]
             await within(station.ended, "the station to stop", UP)
         per_instrument = (counts[10] - counts[2]) / 8
