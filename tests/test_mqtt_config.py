@@ -88,6 +88,15 @@ class MqttSinkConfigTests(SynchronousTestCase):
             ],
         )
 
+    def test_everything_at_once(self) -> None:
+        """
+        The missing station name is reported beside the sink's own
+        problems, so one --check says all.
+        """
+        found = self.problems({"broker": "http://h"}, name=None)
+        self.assertEqual(len(found), 2)
+        self.assertIn("needs the station's name", "\n".join(found))
+
     def test_bad_keys(self) -> None:
         """
         A bad address, files that are not there, a password without a user,

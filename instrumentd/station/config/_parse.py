@@ -154,7 +154,14 @@ def parse_config(
                 "to be open with api.open = true (--api-open)",
             )
     sinks = _sinks(top, configured_data_dir)
-    mqtt = [name for name, spec in sinks.specs.items() if spec.type == "mqtt"]
+    # Said even when the sink has problems of its own, so that one run
+    # reports everything.
+    given = data.get("sinks")
+    mqtt = [
+        name
+        for name, entry in (given.items() if isinstance(given, dict) else ())
+        if isinstance(entry, dict) and entry.get("type") == "mqtt"
+    ]
     if mqtt and station_name is None:
         problems.add(
             f"{top.key('sinks')}.{mqtt[0]}",
