@@ -334,3 +334,21 @@ class MqttSinkTests(TestCase):
         self.assertEqual(numbers, list(range(dropped + 1, 201)))
         await self.until(lambda: not sink.stats()["spool_at_bound"])
         self.assertEqual(sum("back under its bound" in line for line in logged), 1)
+
+    async def test_backlog_of_a_silent_instrument(self) -> None:
+        """
+        A spool left with undelivered messages is delivered by the next
+        sink on the directory even if its instrument writes nothing more.
+        """
+        broker = self.broker(persistence=True)
+        await broker.start()
+        inbox = await self.watcher(broker, clean_start=False, session_expiry=600)
+        await broker.stop()
+        sink = self.sink(broker)
+        for n in range(5):
+            sink.write("quiet", particle(n))
+        await sink.close()
+        self.sink(broker)
+        await broker.start()
+        await inbox.wait(lambda messages: len(payloads(messages)) >= 5)
+        self.assertEqual([p["seq"] for p in payloads(inbox.messages)], [1, 2, 3, 4, 5])

@@ -41,7 +41,7 @@ from instrumentd.station._sink import (
 from instrumentd.station.record import RecordError, as_record
 from instrumentd.station.registry import Registry, offline_will
 from instrumentd.station.remote import RemoteCommands
-from instrumentd.station.spool import DEFAULT_MAX_BYTES, Spool
+from instrumentd.station.spool import DEFAULT_MAX_BYTES, STATE_FILE, Spool
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -222,6 +222,15 @@ class MqttSink:
         self.dropped = 0
         #: Publications refused by the broker (an ACL), retried later.
         self.refused = 0
+        # Spools a previous run left: their backlog goes out even if their
+        # instrument has nothing new to say (it may be unreachable now, or
+        # gone from the configuration).
+        for name in sorted(os.listdir(spool_dir)):
+            if os.path.isfile(os.path.join(spool_dir, name, STATE_FILE)):
+                try:
+                    self.outbox(name)
+                except (OSError, ValueError) as e:
+                    self._errors.report(f"cannot open the spool of {name}: {e}")
         self.client.startService()
 
     def serve(
