@@ -486,3 +486,39 @@ class RefusedSubscriptionTests(SynchronousTestCase):
         self.assertIn("in/#", client.last_error or "")
         self.assertIn("Not authorized", client.last_error or "")
         self.flushLoggedErrors()
+
+
+class EarlyPublishTests(SynchronousTestCase):
+    """
+    Publishing on a session being prepared.
+    """
+
+    def test_publish_while_subscribing(self) -> None:
+        """
+        Between the CONNACK and the SUBACK the session can carry messages
+        already (a persistent session's requests arrive then, and their
+        answers must go out).
+        """
+        from twisted.internet.task import Clock
+        from twisted.internet.testing import StringTransport
+
+        clock = Clock()
+        client = MQTTClient(
+            BrokerSettings(address="mqtt://127.0.0.1", client_id="c"), reactor=clock
+        )
+        client.subscribe("in/#", 1)
+        connection = client._new_connection()
+        transport = StringTransport()
+        connection.makeConnection(transport)
+        self.addCleanup(connection.connectionLost, Failure(ConnectionDone()))
+        prepared = client._prepare(connection)
+        prepared.addErrback(lambda reason: None)
+        connection.dataReceived(b"\x20\x03\x00\x00\x00")  # CONNACK, success
+        clock.advance(0)
+        self.assertFalse(client.connected)  # the SUBACK has not come
+        transport.clear()
+        publishing = client.publish("replies/x", b"answer")
+        clock.advance(0)
+        self.assertNoResult(publishing)
+        publishing.addErrback(lambda reason: None)
+        self.assertIn(b"replies/x", transport.value())

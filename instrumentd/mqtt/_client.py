@@ -94,6 +94,7 @@ class MQTTClient(Service):
         self._waiting: list[Deferred[MQTTConnection]] = []
         self._service: ClientService | None = None
         self.connection: MQTTConnection | None = None
+        self._preparing: MQTTConnection | None = None
         self.connections = 0
         self.last_error: str | None = None
         self.name = "mqtt"
@@ -165,9 +166,14 @@ class MQTTClient(Service):
 
         :raises NotConnectedError: (in the Deferred) without a session.
         """
-        if self.connection is None:
+        # A session being prepared (CONNACK in, subscriptions on their
+        # way) can carry messages already: a broker delivers what it kept
+        # for a persistent session right after the CONNACK, and the
+        # answers to those requests must not be lost.
+        connection = self.connection or self._preparing
+        if connection is None:
             return fail(NotConnectedError("not connected to the broker"))
-        return self.connection.publish(
+        return connection.publish(
             topic, payload, qos=qos, retain=retain, properties=properties
         )
 
@@ -256,6 +262,7 @@ class MQTTClient(Service):
         # ClientService hands a proxy of the protocol; its attributes are
         # the protocol's.
         connection = cast("MQTTConnection", proxy)
+        self._preparing = connection
 
         def subscribe(_: object) -> Deferred[Any]:
             if not self._subscriptions:
@@ -280,6 +287,7 @@ class MQTTClient(Service):
             return None
 
         def up(_: object) -> None:
+            self._preparing = None
             self.connections += 1
             self.connection = connection
             _log.info(
@@ -297,6 +305,8 @@ class MQTTClient(Service):
             self.last_error = None
 
         def failed(reason: Failure) -> Failure:
+            if self._preparing is connection:
+                self._preparing = None
             message = str(reason.value)
             if message != self.last_error:
                 _log.error(
