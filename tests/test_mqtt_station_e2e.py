@@ -40,6 +40,7 @@ from tests import test_station_e2e as station_e2e
 from tests.brokersupport import Broker
 from tests.test_mqtt_client import Inbox
 from tests.test_station_e2e import simulated
+from tests.tlssupport import make_certificates
 
 STATION = "buoy1"
 
@@ -581,24 +582,29 @@ class MQTTStationTests(TestCase):
 
     async def test_password_never_shown(self) -> None:
         """
-        With a user and a password file, the station connects; the password
+        Over TLS (the broker's certificate checked against the CA file),
+        with a user and a password file, the station connects; the password
         is in no log line, no API answer, no command line.
         """
         password = "pw-9f3c1d-secret"
+        certificates = make_certificates(os.path.join(self.directory, "certs"))
         self.broker = Broker(
-            os.path.join(self.directory, "broker-auth"), users={"buoy1": password}
+            os.path.join(self.directory, "broker-auth"),
+            users={"buoy1": password},
+            certificates=certificates,
         )
         self.addCleanup(self.broker.kill)
         await self.broker.start()
         password_file = os.path.join(self.directory, "mqtt-password")
         with open(password_file, "w") as f:
             f.write(password + "\n")
-        station = self.start_station(
-            self.station_config(
-                mqtt_sink(self.broker, username="buoy1", password_file=password_file),
-                autosample=False,
-            )
-        )
+        sink = mqtt_sink(
+            self.broker,
+            username="buoy1",
+            password_file=password_file,
+            ca_file=certificates.ca,
+        ).replace(self.broker.url, self.broker.tls_url)
+        station = self.start_station(self.station_config(sink, autosample=False))
         url = await station.url
         await station.wait_for("Connected to the MQTT broker")
         answers = []
@@ -612,6 +618,7 @@ class MQTTStationTests(TestCase):
         health = json.loads(answers[0])
         self.assertIs(health["sinks"]["mqtt"]["connected"], True)
         self.assertIn("buoy1", health["sinks"]["mqtt"]["broker"])
+        self.assertIn(self.broker.tls_url, health["sinks"]["mqtt"]["broker"])
 
 
 def documented_acl() -> str:
