@@ -33,6 +33,7 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from instrumentd.simulator import SIMULATOR_MODELS
 from instrumentd.station.record import RECORD_KIND
 from instrumentd.station.sse import EventStreamParser, ServerSentEvent
+from tests.portsupport import refusing_port
 
 # twistd has no __main__; run its entry point with this interpreter.
 _TWISTD = (
@@ -261,11 +262,7 @@ class StationEndToEndTests(TestCase):
         commands in the wrong state), 401 without the token, health and
         metrics.
         """
-        closed = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
-            Factory.forProtocol(Protocol)
-        )
-        dead_port = closed.getHost().port  # type: ignore[attr-defined]
-        await closed.stopListening()
+        dead_port = refusing_port(self)
         station = self.start_station(
             f'[api]\ntoken_file = "{self.token_file}"\n'
             + simulated("ctd1", autosample=True)
@@ -636,11 +633,7 @@ class UnreachableInstrumentTests(TestCase):
         set is a 503 C{INSTRUMENT_CONNECTION} saying why, with no state
         machine input in sight.
         """
-        closed = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
-            Factory.forProtocol(Protocol)
-        )
-        dead_port = closed.getHost().port  # type: ignore[attr-defined]
-        await closed.stopListening()
+        dead_port = refusing_port(self)
         silent = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
             Factory.forProtocol(Protocol)
         )

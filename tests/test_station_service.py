@@ -36,6 +36,7 @@ from instrumentd.station.demo import DEMO_SOURCE
 from instrumentd.station.record import read_record
 from instrumentd.station.service import InstrumentSupervisor, StationService
 from tests.agentsupport import LineClient, connect, within
+from tests.portsupport import refusing_port
 from tests.toyinstrument import ToyInstrument
 
 TOY = "tests.toyinstrument:ToyProtocol"
@@ -485,12 +486,8 @@ class StationServiceTests(TestCase):
         the API's health, while the others run.
         """
         port = await self.toy_port()
-        # A port agent that is not there: a port that was free a moment ago.
-        closed = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
-            Factory.forProtocol(Protocol)
-        )
-        dead_port = closed.getHost().port  # type: ignore[attr-defined]
-        await closed.stopListening()
+        # A port agent that is not there: a port reserved but not listening.
+        dead_port = refusing_port(self)
         retried: Deferred[None] = Deferred()
 
         def policy(failures: int) -> float:
