@@ -25,6 +25,7 @@ from instrumentd.cli.instrumentctl import ExitCode, run
 from instrumentd.mqtt import BrokerSettings, Message, MessageProperties, MQTTClient
 from tests.brokersupport import Broker, free_port
 from tests.test_instrumentctl import Capture
+from tests.tlssupport import make_certificates
 
 _META = {
     "station": "S1",
@@ -292,3 +293,87 @@ class UnreachableBrokerTests(TestCase):
         )
         self.assertEqual(code, ExitCode.UNREACHABLE)
         self.assertIn("cannot reach the broker", err.getvalue())
+
+
+class SecureBrokerTests(TestCase):
+    """
+    instrumentctl --broker with TLS and a user whose password is in a file.
+    """
+
+    timeout = 120
+
+    async def test_tls_and_password(self) -> None:
+        """
+        Over mqtts:// with --broker-ca, --broker-username and
+        --broker-password-file, C{list} works; with a wrong password it is
+        UNREACHABLE, saying the broker refused; an unreadable password file
+        is a usage error.
+        """
+        directory = os.path.abspath(self.mktemp())
+        certificates = make_certificates(os.path.join(directory, "certs"))
+        broker = Broker(
+            os.path.join(directory, "broker"),
+            users={"operator": "s3cret", "S1": "station"},
+            certificates=certificates,
+        )
+        await broker.start()
+        self.addCleanup(broker.stop)
+        password = os.path.join(directory, "password")
+        with open(password, "w") as f:
+            f.write("s3cret\n")
+        station = MQTTClient(
+            BrokerSettings(
+                broker.url,
+                client_id="stand-in-S1",
+                username="S1",
+                password_file=_file(directory, "station-password", "station"),
+            ),
+            reactor=reactor,
+        )
+        station.startService()
+        self.addCleanup(station.stopService)
+        await station.when_connected()
+        await station.publish(
+            "instrumentd/S1/CTD/meta", json.dumps(_META).encode(), retain=True
+        )
+        await station.publish(
+            "instrumentd/S1/status",
+            json.dumps({"station": "S1", "online": False, "since": None}).encode(),
+            retain=True,
+        )
+
+        async def ctl(*argv: str) -> tuple[int, str, str]:
+            out, err = Capture(), Capture()
+            code = await run(
+                reactor,
+                [
+                    "--broker",
+                    broker.tls_url,
+                    "--broker-ca",
+                    certificates.ca,
+                    "--broker-username",
+                    "operator",
+                    "--timeout",
+                    "5",
+                    *argv,
+                ],
+                stdout=out,
+                stderr=err,
+                environ={},
+            )
+            return code, out.getvalue(), err.getvalue()
+
+        code, out, err = await ctl("--broker-password-file", password, "list")
+        self.assertEqual((code, err), (ExitCode.OK, ""))
+        self.assertIn("S1/CTD", out)
+        self.assertIn("station offline", out)
+        code, out, err = await ctl("--broker-password-file", "/nonexistent", "list")
+        self.assertEqual(code, ExitCode.USAGE)
+        self.assertIn("--broker-password-file: cannot read the file", err)
+
+
+def _file(directory: str, name: str, text: str) -> str:
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        f.write(text + "\n")
+    return path
