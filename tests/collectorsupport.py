@@ -2,7 +2,7 @@
 The shore collector for the tests: a real ``twistd -n instrumentd collect``
 process (started, stopped in order, killed with SIGKILL, started again on
 the same archive), its HTTP API read with treq, its archive read back; and
-``mosquitto_pub`` as a publisher of hand-made station messages.
+a publisher of hand-made station messages.
 
 Readiness is an event (the collector's log lines); a condition on the
 collector's state is waited for by asking its API again until it holds,
@@ -20,15 +20,10 @@ from typing import Any
 
 from treq.client import HTTPClient
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
-from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
-from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from tests.test_station_e2e import _TWISTD, StationProcess
-
-MOSQUITTO_PUB = "/usr/bin/mosquitto_pub"
 
 #: Generous: the machine is shared and may be loaded.
 DEADLINE = 90.0
@@ -234,52 +229,27 @@ def message(
     return f"instrumentd/{station}/{instrument}/data/{stream}", json.dumps(body)
 
 
-class _Publisher(ProcessProtocol):
-    def __init__(self, lines: Sequence[str]) -> None:
-        self.lines = lines
-        self.output = b""
-        self.ended: Deferred[int] = Deferred()
-
-    def connectionMade(self) -> None:
-        assert self.transport is not None
-        self.transport.write("".join(line + "\n" for line in self.lines).encode())
-        self.transport.closeStdin()
-
-    def childDataReceived(self, childFD: int, data: bytes) -> None:
-        self.output += data
-
-    def processEnded(self, reason: Failure) -> None:
-        self.ended.callback(getattr(reason.value, "exitCode", 0) or 0)
-
-
 async def publish(port: int, topic: str, payloads: Iterable[str]) -> None:
     """
-    Publish each payload (one line of text each) to ``topic`` with QoS 1,
-    in order, with ``mosquitto_pub``; return once it has ended (each one
-    acknowledged by the broker).
+    Publish each payload to ``topic`` with QoS 1, in order, as a station
+    would (one message at a time); return once the broker has acknowledged
+    them all.
     """
-    lines = list(payloads)
-    publisher = _Publisher(lines)
-    argv = [
-        MOSQUITTO_PUB,
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "-V",
-        "mqttv5",
-        "-q",
-        "1",
-        "-t",
-        topic,
-        "-l",
-    ]
-    reactor.spawnProcess(  # type: ignore[attr-defined]
-        publisher, MOSQUITTO_PUB, argv, env={"PATH": "/usr/bin:/bin"}
+    from instrumentd.mqtt import BrokerSettings, MQTTClient
+
+    client = MQTTClient(
+        BrokerSettings(
+            f"mqtt://127.0.0.1:{port}", client_id=f"publisher-{os.getpid()}"
+        ),
+        reactor=reactor,
     )
-    code = await publisher.ended
-    if code:
-        raise AssertionError(f"mosquitto_pub ended {code}: {publisher.output!r}")
+    client.startService()
+    try:
+        await client.when_connected()
+        for payload in payloads:
+            await client.publish(topic, payload.encode(), qos=1)
+    finally:
+        await client.stopService()
 
 
 async def publish_messages(

@@ -1,7 +1,7 @@
 """
 End-to-end tests of the shore collector: a real Mosquitto broker, a real
 ``twistd -n instrumentd collect`` process, and hand-made station messages
-published with ``mosquitto_pub``: gaps reported in the API, the metrics and
+published by a test client: gaps reported in the API, the metrics and
 the log, and closed by late deliveries; every message archived exactly
 once across orderly and SIGKILL restarts of the collector, with messages
 published while it is down; a message the archive could not take is not
