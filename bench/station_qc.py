@@ -1,11 +1,13 @@
 """
 What real-time QC costs the station: the scale benchmark's station (many
-simulated SBE 37-SMPs at 1 Hz, in-process port agents; see
-``station_scale.py``) run with QC off, with the driver's default ranges
+simulated SBE 37-SMPs at 1 Hz, simulators and port agents in the
+station, as ``station_scale.py`` first measured it) run with QC off, with the driver's default ranges
 (what a station gets by configuring nothing), and with a full
 configuration (gross range, spike, rate of change and flat line on
-temperature, conductivity and salinity, the pressure range), one after the
-other and repeated, so that the machine's load drifts through all three.
+temperature, conductivity and salinity, the pressure range).  The three
+stations run side by side and are measured over the same window, so that
+the load other processes put on the machine falls on all three alike; the
+round is repeated.
 
 For each run: the station's CPU as a share of one core over the window,
 the samples it produced per second, and the CPU per sample.  The
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -37,17 +40,127 @@ import time
 from typing import Any
 
 from twisted.internet import defer, task
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.protocol import ProcessProtocol
+from twisted.python.failure import Failure
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from station_scale import (
-    _TWISTD,
-    Station,
-    cpu_seconds,
-    memory,
-    samples_total,
-    station_config,
+_TWISTD = (
+    "import sys; sys.argv[0] = 'twistd'; from twisted.scripts.twistd import run; run()"
 )
+_URL = re.compile(r"API listening on (http://\S+)/api")
+_RUNNING = re.compile(r"(SIM-\d+): running, AUTOSAMPLE")
+_SAMPLES = re.compile(r'^instrumentd_samples_total\{instrument="[^"]+"\} (\S+)$', re.M)
+DRIVER = "instrumentd.instruments.seabird.sbe37smp.driver:SBE37Protocol"
+
+
+def station_config(count: int, data_dir: str) -> str:
+    """
+    A station of ``count`` simulated SBE 37s sampling at 1 Hz (time scale
+    5, INTERVAL 5 s), simulators and port agents in the station.
+    """
+    lines = [
+        f'[station]\ndata_dir = "{data_dir}"\n',
+        '[api]\nlisten = "tcp:0:interface=127.0.0.1"\n',
+    ]
+    for number in range(count):
+        lines.append(
+            f"""
+[[instruments]]
+name = "SIM-{number:03d}"
+driver = "{DRIVER}"
+autosample = true
+parameters = {{ INTERVAL = 5 }}
+connection = {{ type = "simulator", model = "sbe37", time_scale = 5, seed = {number} }}
+[instruments.port_agent]
+mode = "in-process"
+listeners = {{ sniff = "none", raw = "none" }}
+"""
+        )
+    return "".join(lines)
+
+
+class Station(ProcessProtocol):
+    """
+    A station under test: its URL, and when all its instruments run.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.output: list[str] = []
+        self._pending = ""
+        self.running: set[str] = set()
+        self.url: defer.Deferred[str] = defer.Deferred()
+        self.all_running: defer.Deferred[None] = defer.Deferred()
+        self.ended: defer.Deferred[int] = defer.Deferred()
+        self.pid = 0
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.pid = self.transport.pid
+
+    def outReceived(self, data: bytes) -> None:
+        self._pending += data.decode("utf-8", "replace")
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            if len(self.output) < 200 or "rror" in line:
+                self.output.append(line)
+            found = _URL.search(line)
+            if found is not None and not self.url.called:
+                self.url.callback(found.group(1))
+            running = _RUNNING.search(line)
+            if running is not None:
+                self.running.add(running.group(1))
+                if len(self.running) == self.count and not self.all_running.called:
+                    self.all_running.callback(None)
+
+    errReceived = outReceived
+
+    def processEnded(self, reason: Failure) -> None:
+        value = reason.value
+        code = 0 if isinstance(value, ProcessDone) else -1
+        if isinstance(value, ProcessTerminated):
+            code = value.exitCode if value.exitCode is not None else -value.signal
+        for waiting in (self.url, self.all_running):
+            if not waiting.called:
+                waiting.errback(
+                    RuntimeError(
+                        f"the station ended ({code}):\n" + "\n".join(self.output[-40:])
+                    )
+                )
+        self.ended.callback(code)
+
+
+def cpu_seconds(pid: int) -> float:
+    """
+    User plus system CPU time of a process, seconds.
+    """
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def rss_mib(pid: int) -> float:
+    """
+    Resident memory of a process, MiB.
+    """
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def samples_total(url: str) -> float:
+    """
+    The station's samples so far, summed over its instruments.
+    """
+    import treq
+
+    response = await treq.get(url + "/metrics")
+    text = await response.text()
+    return sum(float(value) for value in _SAMPLES.findall(text))
+
 
 #: What each variant adds to every instrument's table.
 VARIANTS: dict[str, str] = {
@@ -82,63 +195,71 @@ def config(count: int, data_dir: str, variant: str) -> str:
 
 
 async def measure(
-    reactor: Any, count: int, variant: str, window: float, settle: float
-) -> dict[str, float]:
+    reactor: Any, count: int, window: float, settle: float
+) -> dict[str, dict[str, float]]:
     """
-    Run one station and measure it, as ``station_scale.measure`` does.
+    Run one station per variant side by side, and measure them over the
+    same window, as ``station_scale.measure`` measures one: whatever else
+    loads the machine then loads all of them alike.
     """
-    directory = tempfile.mkdtemp(prefix=f"instrumentd-qc-{variant}-")
+    directories = {v: tempfile.mkdtemp(prefix=f"instrumentd-qc-{v}-") for v in VARIANTS}
+    stations: dict[str, Station] = {}
     try:
-        path = os.path.join(directory, "station.toml")
-        with open(path, "w") as f:
-            f.write(config(count, os.path.join(directory, "data"), variant))
-        station = Station(count)
-        reactor.spawnProcess(
-            station,
-            sys.executable,
-            [
+        for variant, directory in directories.items():
+            path = os.path.join(directory, "station.toml")
+            with open(path, "w") as f:
+                f.write(config(count, os.path.join(directory, "data"), variant))
+            station = stations[variant] = Station(count)
+            reactor.spawnProcess(
+                station,
                 sys.executable,
-                "-c",
-                _TWISTD,
-                "-n",
-                "--pidfile=",
-                "instrumentd",
-                "--config",
-                path,
-            ],
-            env=dict(os.environ),
-            path=directory,
-        )
-        try:
-            url = await station.url
+                [
+                    sys.executable,
+                    "-c",
+                    _TWISTD,
+                    "-n",
+                    "--pidfile=",
+                    "instrumentd",
+                    "--config",
+                    path,
+                ],
+                env=dict(os.environ),
+                path=directory,
+            )
+        urls = {v: await s.url for v, s in stations.items()}
+        for station in stations.values():
             await station.all_running
-            await task.deferLater(reactor, settle, lambda: None)
-            cpu_before, samples_before = (
-                cpu_seconds(station.pid),
-                await samples_total(url),
-            )
-            wall_before = time.monotonic()
-            await task.deferLater(reactor, window, lambda: None)
-            cpu_after, samples_after = (
-                cpu_seconds(station.pid),
-                await samples_total(url),
-            )
-            wall = time.monotonic() - wall_before
-            rss, _ = memory(station.pid)
-        finally:
+        await task.deferLater(reactor, settle, lambda: None)
+        before = {
+            v: (cpu_seconds(s.pid), await samples_total(urls[v]))
+            for v, s in stations.items()
+        }
+        wall_before = time.monotonic()
+        await task.deferLater(reactor, window, lambda: None)
+        after = {
+            v: (cpu_seconds(s.pid), await samples_total(urls[v]))
+            for v, s in stations.items()
+        }
+        wall = time.monotonic() - wall_before
+        rows: dict[str, dict[str, float]] = {}
+        for variant, station in stations.items():
+            cpu = after[variant][0] - before[variant][0]
+            samples = after[variant][1] - before[variant][1]
+            rows[variant] = {
+                "cpu": 100 * cpu / wall,
+                "rate": samples / wall,
+                "per_sample": 1e6 * cpu / samples if samples else float("nan"),
+                "rss": rss_mib(station.pid),
+            }
+        return rows
+    finally:
+        for station in stations.values():
             if station.transport is not None and not station.ended.called:
                 station.transport.signalProcess("TERM")
+        for station in stations.values():
             await station.ended
-        cpu = cpu_after - cpu_before
-        samples = samples_after - samples_before
-        return {
-            "cpu": 100 * cpu / wall,
-            "rate": samples / wall,
-            "per_sample": 1e6 * cpu / samples if samples else float("nan"),
-            "rss": rss,
-        }
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        for directory in directories.values():
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def in_process(samples: int) -> list[tuple[str, float]]:
@@ -234,8 +355,8 @@ async def main(
     print("-" * len(header))
     rows: dict[str, list[dict[str, float]]] = {variant: [] for variant in VARIANTS}
     for number in range(1, rounds + 1):
-        for variant in VARIANTS:
-            row = await measure(reactor, count, variant, window, settle)
+        measured = await measure(reactor, count, window, settle)
+        for variant, row in measured.items():
             rows[variant].append(row)
             print(
                 f"{number:>5d} {variant:>9} {row['rate']:>10.1f} {row['cpu']:>10.1f} "

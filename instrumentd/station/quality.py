@@ -133,7 +133,6 @@ def sample_flag(qc: Mapping[str, object]) -> tuple[int, list[tuple[str, int]]]:
 class _Held(Generic[T]):
     item: T
     results: Results
-    timer: IDelayedCall | None = None
 
 
 class _Stream(Generic[T]):
@@ -147,6 +146,9 @@ class _Stream(Generic[T]):
         self.lagging = spec.lagging
         self.held: _Held[T] | None = None
         self.last_arrival: float | None = None
+        # One timer per stream, moved on (reset) for each record held
+        # rather than made anew: a sample a second per instrument.
+        self.timer: IDelayedCall | None = None
 
 
 class InstrumentQC(Generic[T]):
@@ -240,8 +242,6 @@ class InstrumentQC(Generic[T]):
         if held is not None:
             # The sample before: its lagging flags are now known.
             each.held = None
-            if held.timer is not None and held.timer.active():
-                held.timer.cancel()
             self._emit(stream, held.item, {**held.results, **step.amended})
         if not each.lagging or previous is None:
             # Nothing lags, or this is the stream's first sample here: a
@@ -252,12 +252,17 @@ class InstrumentQC(Generic[T]):
         hold = each.spec.hold
         if hold is None:
             hold = max(_MIN_HOLD, 2 * (now - previous))
-        kept = each.held = _Held(item, step.current)
-        kept.timer = self._clock.callLater(hold, self._expire, stream, kept)
+        each.held = _Held(item, step.current)
+        timer = each.timer
+        if timer is not None and timer.active():
+            timer.reset(hold)
+        else:
+            each.timer = self._clock.callLater(hold, self._expire, each, stream)
 
-    def _expire(self, stream: str, held: _Held[T]) -> None:
-        each = self._streams.get(stream)
-        if each is None or each.held is not held:
+    def _expire(self, each: _Stream[T], stream: str) -> None:
+        each.timer = None
+        held = each.held
+        if held is None:
             return
         each.held = None
         # Released as it is: its spike flag stays 2 (not evaluated).  The
@@ -290,10 +295,11 @@ class InstrumentQC(Generic[T]):
         their history.
         """
         for name, each in self._streams.items():
+            timer, each.timer = each.timer, None
+            if timer is not None and timer.active():
+                timer.cancel()
             held = each.held
             if held is None:
                 continue
             each.held = None
-            if held.timer is not None and held.timer.active():
-                held.timer.cancel()
             self._emit(name, held.item, held.results)
