@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar, Protocol, cast
+from typing import TYPE_CHECKING, ClassVar, NamedTuple, Protocol, cast
 from weakref import WeakSet
 
 from instrumentd.driver._json import dumps, to_jsonable
@@ -173,6 +173,11 @@ class DataParticle:
     format_id: ClassVar[str] = "JSON_Data"
     format_version: ClassVar[int] = 1
     fields: ClassVar[Mapping[str, ParticleField]] = {}
+    # The values as dicts, or None while they are kept as ids and values
+    # only (made into dicts on first use of ``values``).
+    _values: list[dict[str, object]] | None
+    _value_ids: tuple[str, ...]
+    _value_list: list[object]
 
     @classmethod
     def field_metadata(cls) -> dict[str, dict[str, object]]:
@@ -247,7 +252,44 @@ class DataParticle:
             else TimestampName(preferred_timestamp)
         )
         self.quality_flag = quality_flag
-        self.values: list[dict[str, object]] = self._build_values(raw)
+        self._read_values(raw)
+
+    def _read_values(self, raw: bytes) -> None:
+        # Where the constructor reads the record: through _build_values
+        # here; a RegexDataParticle that keeps the framework's reading
+        # keeps its values as two sequences instead, and makes the
+        # dicts only when someone asks for them (see ``values``).
+        self._values = self._build_values(raw)
+
+    @property
+    def values(self) -> list[dict[str, object]]:
+        """
+        ``[{"value_id": ..., "value": ...}, ...]``, in order; made on first
+        use for particles that keep their values as ids and values.
+        """
+        values = self._values
+        if values is None:
+            values = self._values = [
+                {"value_id": name, "value": value}
+                for name, value in zip(self._value_ids, self._value_list, strict=True)
+            ]
+        return values
+
+    @values.setter
+    def values(self, values: list[dict[str, object]]) -> None:
+        self._values = values
+
+    def value_items(self) -> list[tuple[str, object]]:
+        """
+        The values as ``(value_id, value)`` pairs, in order, without making
+        the dicts of :attr:`values` when they have not been made.
+
+        :returns: the pairs.
+        """
+        values = self._values
+        if values is None:
+            return list(zip(self._value_ids, self._value_list, strict=True))
+        return [(str(entry["value_id"]), entry["value"]) for entry in values]
 
     @classmethod
     def matches(cls, raw: bytes) -> bool:
@@ -322,7 +364,12 @@ class DataParticle:
         :returns: its value.
         :raises KeyError: if the particle has no such value.
         """
-        return _find_value(self.values, value_id)
+        if self._values is None:
+            try:
+                return self._value_list[self._value_ids.index(value_id)]
+            except ValueError:
+                raise KeyError(value_id) from None
+        return _find_value(self._values, value_id)
 
     def to_dict(self) -> dict[str, object]:
         """
@@ -348,7 +395,17 @@ class DataParticle:
         result["quality_flag"] = self.quality_flag.value
         fields = self.fields
         values: list[dict[str, object]] = []
-        for entry in self.values:
+        if self._values is None:
+            # The dicts were never made: make the JSON ones directly.
+            for name, item in zip(self._value_ids, self._value_list, strict=True):
+                record = {"value_id": name, "value": to_jsonable(item)}
+                field = fields.get(name)
+                if field is not None and field.units:
+                    record["units"] = field.units
+                values.append(record)
+            result["values"] = values
+            return result
+        for entry in self._values:
             record = {key: to_jsonable(item) for key, item in entry.items()}
             field = fields.get(str(entry["value_id"]))
             if field is not None and field.units:
@@ -449,11 +506,75 @@ class RegexDataParticle(DataParticle):
         :param raw: a record from the chunker.
         :returns: ``True`` if :attr:`pattern` matches it.
         """
+        reading = _reading(cls)
+        if reading is not None:
+            # The framework's own reading: the record is decoded once and
+            # matched as text, so its groups need no decoding each.
+            match: re.Match[bytes] | re.Match[str] | None = reading.text_pattern.match(
+                raw.decode("latin-1")
+            )
+            _last_text_match[:] = (raw, cls, match)
+            return match is not None
         match = cls._match(raw)
         # Kept for the constructor that usually follows, so that the
         # record is not matched twice.
         _last_match[:] = (raw, cls.pattern, match)
         return match is not None
+
+    def _read_values(self, raw: bytes) -> None:
+        cls = type(self)
+        reading = _reading(cls)
+        if reading is None:
+            self._values = self._build_values(raw)
+            return
+        last = _last_text_match
+        if last[0] is raw and last[1] is cls:
+            match = cast("re.Match[str] | None", last[2])
+            last[:] = _NO_MATCH
+        else:
+            match = reading.text_pattern.match(raw.decode("latin-1"))
+        if match is None:
+            raise InstrumentProtocolError(
+                f"{self.stream_name}: record {raw[:80]!r} does not match "
+                f"{self.pattern.pattern!r}"
+            )
+        texts = match.groups()
+        try:
+            values = [
+                text if text is None or convert is None else convert(text)
+                for text, convert in zip(
+                    texts, reading.converters_by_group, strict=True
+                )
+            ]
+        except (ValueError, TypeError, ArithmeticError):
+            self._explain_failure(texts, tuple(range(len(texts))))
+            raise
+        if reading.keep is not None:
+            values = [values[index] for index in reading.keep]
+        self._value_ids = reading.names
+        self._value_list = values
+        self._values = None
+        internal = reading.internal
+        if internal is not None:
+            self._set_internal_from(values[internal])
+
+    def _explain_failure(
+        self, texts: Sequence[str | None], indexes: Sequence[int]
+    ) -> None:
+        # Find the value that failed, and say which (the fast paths do not
+        # keep track).
+        plan = _plan(type(self))
+        for name, index, convert in plan:
+            text = texts[index]
+            if text is None or convert is None:
+                continue
+            try:
+                convert(text)
+            except (ValueError, TypeError, ArithmeticError) as error:
+                raise InstrumentProtocolError(
+                    f"{self.stream_name}: value {name} = {text!r} "
+                    f"cannot be read: {error}"
+                ) from error
 
     def _build_values(self, raw: bytes) -> list[dict[str, object]]:
         """
@@ -534,6 +655,10 @@ class RegexDataParticle(DataParticle):
 _last_match: list[object] = [None, None, None]
 _NO_MATCH: tuple[None, None, None] = (None, None, None)
 
+#: The same for the framework's own reading (:func:`_reading`), by class:
+#: ``(raw, class, match of the decoded record)``.
+_last_text_match: list[object] = [None, None, None]
+
 #: Particle classes whose ``stream_name`` was checked once.
 _CHECKED_CLASSES: WeakSet[type] = WeakSet()
 
@@ -561,6 +686,72 @@ def _plan(
     )
     type.__setattr__(cls, "_regex_plan", (pattern, converters, plan))
     return plan
+
+
+class _Reading(NamedTuple):
+    """
+    How a :class:`RegexDataParticle` that keeps the framework's reading
+    reads a record: its pattern as text (matched against the record
+    decoded as Latin-1), one converter per group (``None`` keeps the
+    text), which groups are values (``None``: all, in order), their ids,
+    and where the internal time is among the values.
+    """
+
+    text_pattern: re.Pattern[str]
+    converters_by_group: tuple[Callable[[str], object] | None, ...]
+    keep: tuple[int, ...] | None
+    names: tuple[str, ...]
+    internal: int | None
+
+
+def _reading(cls: type[RegexDataParticle]) -> _Reading | None:
+    """
+    The reading for ``cls`` if it reads its records the framework's way
+    (it does not override :meth:`RegexDataParticle._build_values`), else
+    ``None``.  Worked out once per class, and again if its pattern or
+    converters are replaced.
+    """
+    pattern, converters = cls.pattern, cls.converters
+    internal = cls.internal_time_value
+    known = cls.__dict__.get("_text_reading")
+    if (
+        known is not None
+        and known[0] is pattern
+        and known[1] is converters
+        and known[2] == internal
+    ):
+        return known[3]  # type: ignore[no-any-return]
+    reading: _Reading | None = None
+    if (
+        cls._build_values is RegexDataParticle._build_values
+        and (internal is None or internal in pattern.groupindex)
+        and not pattern.flags & re.LOCALE
+    ):
+        plan = _plan(cls)
+        source = pattern.pattern
+        # Latin-1 maps each byte to the code point of the same number, and
+        # with ASCII the classes (\d, \w, \s, \b, case folding) are the
+        # same as a bytes pattern's: the text pattern matches the decoded
+        # record exactly where the bytes pattern matches the record.
+        text_pattern = (
+            pattern
+            if isinstance(source, str)
+            else re.compile(source.decode("latin-1"), pattern.flags | re.ASCII)
+        )
+        by_group: list[Callable[[str], object] | None] = [None] * pattern.groups
+        for _name, index, convert in plan:
+            by_group[index] = convert
+        indexes = tuple(index for _name, index, _convert in plan)
+        names = tuple(name for name, _index, _convert in plan)
+        reading = _Reading(
+            text_pattern,  # type: ignore[arg-type]
+            tuple(by_group),
+            None if indexes == tuple(range(pattern.groups)) else indexes,
+            names,
+            None if internal is None else names.index(internal),
+        )
+    type.__setattr__(cls, "_text_reading", (pattern, converters, internal, reading))
+    return reading
 
 
 def particle_values(

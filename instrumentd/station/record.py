@@ -302,9 +302,10 @@ def build_record(instrument: str, particle: DataParticle) -> SampleRecord:
     values: dict[str, object] = {}
     units: dict[str, str] = {}
     standard_names: dict[str, str] = {}
-    for entry in particle.values:
-        name = str(entry["value_id"])
-        values[name] = to_jsonable(entry["value"])
+    # Pairs, so that a particle keeping its values as ids and values need
+    # not make one dict per value for this.
+    for name, value in particle.value_items():
+        values[name] = to_jsonable(value)
         field = fields.get(name)
         if field is None:
             continue
