@@ -169,3 +169,48 @@ class RegistryTests(SynchronousTestCase):
                 "since": "2026-12-07T08:00:05.000000Z",
             },
         )
+
+    def test_archiveMetadata(self) -> None:
+        """
+        Meta carries what a collector needs for the archive's
+        ``metadata.json``: the parameters' values (published again when
+        one changes), and no model for a driver not known, nor a position
+        when none is configured.
+        """
+        self.driver.parameters = {"SERIAL_NUMBER": "2165", "TCALDATE": "08-nov-05"}
+        connection = self.client.connect()
+        self.clock.advance(0)
+        meta = connection.published[-1][1]
+        self.assertEqual(
+            meta["parameter_values"], {"SERIAL_NUMBER": "2165", "TCALDATE": "08-nov-05"}
+        )
+        self.assertNotIn("model", meta)
+        self.assertNotIn("position", meta)
+        self.driver.parameters = {"SERIAL_NUMBER": "2165", "TCALDATE": "01-dec-26"}
+        self.driver.events.publish(ConfigChangeEvent({"TCALDATE": "x"}, time=2.0))
+        self.clock.advance(0)
+        self.assertEqual(
+            connection.published[-1][1]["parameter_values"]["TCALDATE"], "01-dec-26"
+        )
+
+    def test_positionAndModel(self) -> None:
+        """
+        A station's configured position, and the model of a driver known,
+        are in meta.
+        """
+        client = ClientStandIn()
+        registry = Registry(
+            cast(MQTTClient, client),
+            "buoy1",
+            clock=self.clock,
+            position={"latitude": 44.6, "longitude": -124.3},
+        )
+        self.driver.get_config_metadata = lambda: {  # type: ignore[method-assign]
+            "driver": {"name": "seabird_sbe37smp", "version": "1.0"}
+        }
+        registry.add(self.instrument)
+        connection = client.connect()
+        self.clock.advance(0)
+        meta = connection.published[-1][1]
+        self.assertEqual(meta["position"], {"latitude": 44.6, "longitude": -124.3})
+        self.assertEqual(meta["model"], "Sea-Bird SBE 37-SMP MicroCAT")

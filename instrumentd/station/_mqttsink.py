@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -155,6 +155,8 @@ class MqttSink:
     :param registry: publish the retained registry (status with a last
         will, each instrument's meta) of the instruments given to
         :meth:`serve`.
+    :param position: the station's ``{"latitude", "longitude"}`` for the
+        registry, or ``None``.
     :param remote_commands: carry out MQTT 5 requests to them (else each
         is answered 403).
     :param reactor: the reactor; the global one if ``None``.
@@ -172,6 +174,7 @@ class MqttSink:
         max_bytes: int | None = DEFAULT_MAX_BYTES,
         window: int = DEFAULT_WINDOW,
         registry: bool = True,
+        position: Mapping[str, float] | None = None,
         remote_commands: bool = False,
         reactor: Any = None,
         retry_policy: Callable[[int], float] | None = None,
@@ -206,7 +209,9 @@ class MqttSink:
         #: for sessions, so that a new session says "online" before the
         #: backlog goes out.
         self.registry = (
-            Registry(self.client, station, clock=self._reactor) if registry else None
+            Registry(self.client, station, clock=self._reactor, position=position)
+            if registry
+            else None
         )
         self.client.on_connected(self._connected)
         #: The MQTT 5 requests' answerer.

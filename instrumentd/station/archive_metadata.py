@@ -33,7 +33,14 @@ from instrumentd.station._jsonlines import _path_component
 if TYPE_CHECKING:
     from instrumentd.interfaces import IInstrumentDriver
 
-__all__ = ["METADATA_FILE", "InstrumentMetadataFile", "metadata_document"]
+__all__ = [
+    "METADATA_FILE",
+    "InstrumentMetadataFile",
+    "MetadataWriter",
+    "build_document",
+    "metadata_document",
+    "model_of",
+]
 
 _log = Logger()
 
@@ -46,6 +53,59 @@ _MODELS: Final = {
     "teledyne_workhorse": "Teledyne RD Instruments Workhorse ADCP",
     "aanderaa_optode": "Aanderaa Oxygen Optode",
 }
+
+
+def model_of(driver_name: object) -> str | None:
+    """
+    The make and model of the instruments a shipped driver serves.
+
+    :param driver_name: the driver's name (``seabird_sbe37smp``).
+    :returns: the model, or ``None`` for a driver not known here.
+    """
+    return _MODELS.get(driver_name) if isinstance(driver_name, str) else None
+
+
+def build_document(
+    instrument: str,
+    *,
+    station: str | None,
+    position: Mapping[str, float] | None,
+    model: str | None,
+    driver: Mapping[str, object],
+    parameters: object,
+    streams: object,
+) -> dict[str, object]:
+    """
+    The version 1 document from its parts, whoever knows them: the station
+    from its driver (:func:`metadata_document`), a collector from the
+    station's retained ``meta`` message.
+
+    :param instrument: the instrument's name.
+    :param station: the station's name, or ``None``.
+    :param position: ``{"latitude", "longitude"}``, or ``None``.
+    :param model: the instrument's make and model, or ``None``.
+    :param driver: the driver's ``name`` and ``version``.
+    :param parameters: the parameters' values, JSON-ready.
+    :param streams: each stream's fields with units and standard names.
+    :returns: the JSON-ready document (without the time it was written).
+    """
+    station_part: dict[str, object] = {"name": station}
+    if position is not None:
+        station_part["position"] = dict(position)
+    instrument_part: dict[str, object] = {"name": instrument}
+    if model is not None:
+        instrument_part["model"] = model
+    return {
+        "record": "instrumentd.instrument_metadata",
+        "version": 1,
+        "station": station_part,
+        "instrument": instrument_part,
+        "driver": (
+            {key: driver.get(key) for key in ("name", "version")} if driver else {}
+        ),
+        "parameters": parameters,
+        "streams": streams,
+    }
 
 
 def metadata_document(
@@ -66,26 +126,86 @@ def metadata_document(
     """
     described = driver.get_config_metadata()
     about = described.get("driver")
-    name = about.get("name") if isinstance(about, dict) else None
-    station_part: dict[str, object] = {"name": station}
-    if position is not None:
-        station_part["position"] = dict(position)
-    instrument_part: dict[str, object] = {"name": instrument}
-    if isinstance(name, str) and name in _MODELS:
-        instrument_part["model"] = _MODELS[name]
-    return {
-        "record": "instrumentd.instrument_metadata",
-        "version": 1,
-        "station": station_part,
-        "instrument": instrument_part,
-        "driver": {
-            key: about.get(key)
-            for key in ("name", "version")
-            if isinstance(about, dict)
-        },
-        "parameters": to_jsonable(driver.get_cached_config()),
-        "streams": described.get("streams", {}),
-    }
+    return build_document(
+        instrument,
+        station=station,
+        position=position,
+        model=model_of(about.get("name")) if isinstance(about, dict) else None,
+        driver=about if isinstance(about, dict) else {},
+        parameters=to_jsonable(driver.get_cached_config()),
+        streams=described.get("streams", {}),
+    )
+
+
+class MetadataWriter:
+    """
+    Writes one ``metadata.json``, whole and atomically (a temporary file
+    renamed over it), and only when the document changed: the one written
+    last, or on the first call the one already on disk, is compared,
+    leaving out the time each was written.
+
+    :param path: the file.
+    :param clock: ``seconds()`` for the time each version is written.
+    """
+
+    def __init__(self, path: str, clock: Callable[[], float]) -> None:
+        self.path = path
+        self._clock = clock
+        self._last: dict[str, object] | None = None
+        self._read = False
+        self._failed = False
+        #: Versions written.
+        self.writes = 0
+
+    def _on_disk(self) -> dict[str, object] | None:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                found = json.load(f)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(found, dict):
+            return None
+        found.pop("updated", None)
+        return found
+
+    def update(self, document: Mapping[str, object]) -> bool:
+        """
+        Write the document if it differs from the one written last.  An
+        ``OSError`` is logged (once until a write succeeds), never raised:
+        the samples matter more than their description.
+
+        :param document: the JSON-ready document, without ``updated``.
+        :returns: whether a new version was written.
+        """
+        if not self._read:
+            self._read = True
+            self._last = self._on_disk()
+        # As it reads back (tuples become lists), to compare with the file.
+        normal: dict[str, object] = json.loads(json.dumps(document))
+        if normal == self._last:
+            return False
+        written = dict(normal)
+        written["updated"] = (
+            datetime.fromtimestamp(self._clock(), UTC)
+            .isoformat(timespec="seconds")
+            .replace("+00:00", "Z")
+        )
+        temporary = self.path + ".tmp"
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            with open(temporary, "w", encoding="utf-8") as f:
+                json.dump(written, f, indent=1, sort_keys=False)
+                f.write("\n")
+            os.replace(temporary, self.path)
+        except OSError as error:
+            if not self._failed:
+                _log.error("cannot write {path}: {error}", path=self.path, error=error)
+            self._failed = True
+            return False
+        self._failed = False
+        self._last = normal
+        self.writes += 1
+        return True
 
 
 class InstrumentMetadataFile:
@@ -112,17 +232,16 @@ class InstrumentMetadataFile:
         position: Mapping[str, float] | None = None,
         clock: Callable[[], float],
     ) -> None:
-        self.path = os.path.join(directory, _path_component(instrument), METADATA_FILE)
+        self._writer = MetadataWriter(
+            os.path.join(directory, _path_component(instrument), METADATA_FILE),
+            clock,
+        )
+        self.path = self._writer.path
         self._instrument = instrument
         self._driver = driver
         self._bus = bus
         self._station = station
         self._position = position
-        self._clock = clock
-        self._last: dict[str, object] | None = None
-        self._failed = False
-        #: Versions written.
-        self.writes = 0
 
     def start(self) -> Callable[[], None]:
         """
@@ -140,41 +259,25 @@ class InstrumentMetadataFile:
             changed, types=[EventType.CONFIG_CHANGE, EventType.STATE_CHANGE]
         )
 
+    @property
+    def writes(self) -> int:
+        """
+        Versions written.
+        """
+        return self._writer.writes
+
     def update(self) -> bool:
         """
-        Write the document if it differs from the one written last.  An
-        ``OSError`` is logged (once until a write succeeds), never raised:
-        the samples matter more than their description.
+        Write the document if it differs from the one written last (see
+        :class:`MetadataWriter`).
 
         :returns: whether a new version was written.
         """
-        document = metadata_document(
-            self._instrument,
-            self._driver,
-            station=self._station,
-            position=self._position,
+        return self._writer.update(
+            metadata_document(
+                self._instrument,
+                self._driver,
+                station=self._station,
+                position=self._position,
+            )
         )
-        if document == self._last:
-            return False
-        written = dict(document)
-        written["updated"] = (
-            datetime.fromtimestamp(self._clock(), UTC)
-            .isoformat(timespec="seconds")
-            .replace("+00:00", "Z")
-        )
-        temporary = self.path + ".tmp"
-        try:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            with open(temporary, "w", encoding="utf-8") as f:
-                json.dump(written, f, indent=1, sort_keys=False)
-                f.write("\n")
-            os.replace(temporary, self.path)
-        except OSError as error:
-            if not self._failed:
-                _log.error("cannot write {path}: {error}", path=self.path, error=error)
-            self._failed = True
-            return False
-        self._failed = False
-        self._last = document
-        self.writes += 1
-        return True

@@ -13,8 +13,10 @@ own.
   orderly stop publishes ``online: false`` with the time first.
 - ``instrumentd/{station}/{instrument}/meta``, retained: state,
   capabilities, parameters' metadata, commands, streams, port-agent
-  endpoints, driver name and version; published when a session starts and
-  again when a state, configuration or link change alters it.
+  endpoints, driver name and version; the instrument's model, its
+  parameters' values and the station's position (what a collector needs
+  for the archive's ``metadata.json``); published when a session starts
+  and again when a state, configuration or link change alters it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from instrumentd.driver._json import dumps, to_jsonable
 from instrumentd.driver.events import DriverEvent, EventType
 from instrumentd.mqtt import MQTTClient, MQTTConnection, Will
 from instrumentd.mqtt.topics import meta_topic, status_topic
+from instrumentd.station.archive_metadata import model_of
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -93,6 +96,7 @@ def instrument_meta(
     instrument: StationInstrument,
     *,
     driver_path: str | None = None,
+    position: Mapping[str, float] | None = None,
 ) -> dict[str, object]:
     """
     What ``.../meta`` says of an instrument now.
@@ -100,10 +104,15 @@ def instrument_meta(
     :param station: the station's name.
     :param instrument: the instrument.
     :param driver_path: the driver's import path as configured.
+    :param position: the station's ``{"latitude", "longitude"}``, or
+        ``None`` if not configured.
     :returns: ``station``, ``instrument``, ``state``, ``connected``,
         ``capabilities``, ``parameters`` (their metadata), ``commands``,
         ``streams``, ``port_agent`` (mode, host, ports by listener kind,
-        pid, running), ``driver`` (``name``, ``version``, ``class``).
+        pid, running), ``driver`` (``name``, ``version``, ``class``),
+        ``parameter_values`` (the driver's cached values), ``model`` (when
+        the driver's instrument is known) and ``position`` (when
+        configured).
     """
     driver = instrument.driver
     metadata = driver.get_config_metadata()
@@ -124,7 +133,13 @@ def instrument_meta(
         "streams": metadata.get("streams", {}),
         "port_agent": instrument.port_agent,
         "driver": described,
+        "parameter_values": driver.get_cached_config(),
     }
+    model = model_of(described.get("name"))
+    if model is not None:
+        document["model"] = model
+    if position is not None:
+        document["position"] = dict(position)
     result = to_jsonable(document)
     assert isinstance(result, dict)
     return result
@@ -139,13 +154,21 @@ class Registry:
         :func:`offline_will`).
     :param station: the station's name.
     :param clock: the reactor's clock.
+    :param position: the station's ``{"latitude", "longitude"}``, or
+        ``None`` if not configured.
     """
 
     def __init__(
-        self, client: MQTTClient, station: str, *, clock: IReactorTime
+        self,
+        client: MQTTClient,
+        station: str,
+        *,
+        clock: IReactorTime,
+        position: Mapping[str, float] | None = None,
     ) -> None:
         self._client = client
         self.station = station
+        self.position = position
         self._clock = clock
         self._instruments: dict[str, tuple[StationInstrument, str | None]] = {}
         self._published: dict[str, dict[str, object]] = {}
@@ -202,7 +225,10 @@ class Registry:
             instrument, driver_path = self._instruments[name]
             try:
                 document = instrument_meta(
-                    self.station, instrument, driver_path=driver_path
+                    self.station,
+                    instrument,
+                    driver_path=driver_path,
+                    position=self.position,
                 )
             except Exception:
                 _log.failure(

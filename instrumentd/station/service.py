@@ -75,6 +75,7 @@ def make_sink(
     instruments: int = 0,
     *,
     station: str | None = None,
+    position: Mapping[str, float] | None = None,
 ) -> ISink:
     """
     Build a sink from its config.
@@ -84,6 +85,7 @@ def make_sink(
     :param instruments: how many instruments write to it (sizes a
         JSON-lines sink's open files, unless configured).
     :param station: the station's name (MQTT topics carry it).
+    :param position: the station's position, for the MQTT registry.
     :returns: the sink.
     :raises OSError: if its directory cannot be made.
     :raises ValueError: for a spool that is not one, or in use.
@@ -113,6 +115,7 @@ def make_sink(
             max_bytes=spec.max_bytes,
             window=spec.window,
             registry=spec.registry,
+            position=position,
             remote_commands=spec.remote_commands,
             reactor=reactor,
         )
@@ -310,7 +313,11 @@ class StationService(Service):
             for name, sink_spec in self.config.sinks.items():
                 writers = sum(name in spec.sinks for spec in self.config.instruments)
                 self.sinks[name] = make_sink(
-                    sink_spec, self._reactor, writers, station=self.config.name
+                    sink_spec,
+                    self._reactor,
+                    writers,
+                    station=self.config.name,
+                    position=self.config.position,
                 )
             for spec in self.config.instruments:
                 self.supervisors[spec.name] = InstrumentSupervisor(
