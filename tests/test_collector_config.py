@@ -48,7 +48,7 @@ class CollectorConfigTests(SynchronousTestCase):
     def test_stations_and_group(self) -> None:
         """
         C{stations} and C{group} make the filters; C{events = false} leaves
-        events out.
+        events out; the meta filters are plain ones.
         """
         config = parse_collector_config(
             {
@@ -67,6 +67,11 @@ class CollectorConfigTests(SynchronousTestCase):
                 "$share/shore/instrumentd/buoy-1/+/data/+",
                 "$share/shore/instrumentd/buoy-2/+/data/+",
             ],
+        )
+        # Retained meta is never sent to a shared subscription.
+        self.assertEqual(
+            config.meta_filters(),
+            ["instrumentd/buoy-1/+/meta", "instrumentd/buoy-2/+/meta"],
         )
 
     def test_every_problem(self) -> None:

@@ -12,8 +12,9 @@ is in the archive.  A write that fails acknowledges nothing and calls
 ``on_write_failure`` (the service drops its connection so the broker sends
 them again).
 
-Duplicates (by station, instrument and sequence number) are acknowledged
-and dropped; gaps are logged as they open and close; the
+An instrument's retained ``meta`` keeps its ``metadata.json`` current
+(:mod:`~instrumentd.collector.metadata`).  Duplicates (by station,
+instrument and sequence number) are acknowledged and dropped; gaps are logged as they open and close; the
 :class:`~instrumentd.collector.ledger.Ledger` is checkpointed every
 ``checkpoint_interval`` seconds while it changes, and on stop.
 """
@@ -35,6 +36,7 @@ from instrumentd.collector.ledger import (
     Ledger,
 )
 from instrumentd.collector.message import Message, MessageError, parse_message
+from instrumentd.collector.metadata import MetadataKeeper, is_meta_topic
 from instrumentd.station._sink import ErrorReport, utc_day
 
 if TYPE_CHECKING:
@@ -94,6 +96,8 @@ class Collector:
         )
         self.checkpoint_path = os.path.join(directory, CHECKPOINT_DIR, f"{name}.json")
         self._on_write_failure = on_write_failure
+        #: Each instrument's ``metadata.json``, from the stations' meta.
+        self.metadata = MetadataKeeper(directory, clock.seconds)
         self._pending: list[tuple[Message, Callable[[], None]]] = []
         self._pending_keys: set[tuple[str, str, int]] = set()
         self._flush_call: IDelayedCall | None = None
@@ -134,8 +138,17 @@ class Collector:
         :param payload: its payload.
         :param ack: acknowledges it to the broker; called once it is
             archived, or at once for a duplicate or a malformed message
-            (which no redelivery would mend).
+            (which no redelivery would mend), or an instrument's meta
+            (kept in its ``metadata.json``).
         """
+        if is_meta_topic(topic):
+            try:
+                self.metadata.receive(topic, payload)
+            except MessageError as e:
+                self.rejected += 1
+                self._rejections.report(f"meta refused: {e}")
+            ack()
+            return
         try:
             message = parse_message(topic, payload, self._clock.seconds())
         except MessageError as e:

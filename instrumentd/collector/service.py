@@ -8,7 +8,9 @@ expiry), so the broker queues the stations' messages while the collector
 is away.  It subscribes to ``instrumentd/STATION/+/data/+`` and
 ``.../events/+``; with a ``group``, to the shared subscriptions
 ``$share/GROUP/...``, so that several collectors of one group divide the
-messages.  Messages are
+messages.  It also subscribes (never shared: retained messages are not
+sent to shared subscriptions) to ``instrumentd/STATION/+/meta``, which
+keeps each instrument's ``metadata.json`` in the archive.  Messages are
 acknowledged by hand, only once the
 :class:`~instrumentd.collector.core.Collector` has written them.  The HTTP
 API (:mod:`instrumentd.collector.api`) says what was archived and which
@@ -111,7 +113,7 @@ class CollectorService(MultiService):
         from instrumentd.station.apisite import APISite
 
         self.collector.start()
-        for topic_filter in self.config.topic_filters():
+        for topic_filter in self.config.topic_filters() + self.config.meta_filters():
             self.client.subscribe(topic_filter, qos=1)
         site: Site = APISite(
             collector_resource(self.collector, self.client.stats),
@@ -138,7 +140,7 @@ class CollectorService(MultiService):
             "subscribing to {filters} at {broker}",
             where=where,
             directory=self.config.data_dir,
-            filters=", ".join(self.config.topic_filters()),
+            filters=", ".join(self.config.topic_filters() + self.config.meta_filters()),
             broker=self.client.settings.describe(),
         )
 

@@ -285,6 +285,16 @@ class CollectorConfig:
             for kind in kinds
         ]
 
+    def meta_filters(self) -> list[str]:
+        """
+        :returns: the subscriptions' filters of each station's instruments'
+            retained meta, for the archive's ``metadata.json``.  Never
+            shared: a broker sends retained messages to plain
+            subscriptions only (MQTT 5, 4.8.2), and every collector of a
+            group keeps the files.
+        """
+        return [f"instrumentd/{station}/+/meta" for station in self.stations]
+
 
 def default_client_id() -> str:
     """
