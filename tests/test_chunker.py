@@ -6,6 +6,8 @@ binary records.
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import itertools
 import re
 from functools import reduce
@@ -17,9 +19,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from instrumentd.driver.chunker import (
     Chunker,
     Record,
+    Sieve,
     length_sieve,
     regex_sieve,
 )
+from instrumentd.instruments.seabird.sbe37smp.particles import SIEVES as SBE37_SIEVES
 
 # An SBE 37 sample line, anchored at its end so a cut line is not a record.
 SAMPLE_LINE = re.compile(
@@ -453,3 +457,134 @@ class ChunkerPropertyTests(SynchronousTestCase):
         of its first byte's chunk.
         """
         self._check(Chunker(BINARY), *drawn)
+
+
+class _ReferenceChunker(Chunker):
+    """
+    The chunker as it sifted before sieves that give ordered spans skipped
+    the sort and counters were summed per chunk: every span sorted, each
+    counted as it is met.
+    """
+
+    def _sift(self) -> None:
+        buffer = bytes(self._buffer)
+        size = len(buffer)
+        complete: list[tuple[int, int]] = []
+        started = size
+        for sieve in self._sieves:
+            for start, end in sieve(buffer):
+                if end is None:
+                    started = min(started, start)
+                else:
+                    complete.append((start, end))
+        if not complete:
+            return
+        complete.sort(key=lambda span: (span[0], -span[1]))
+        counters = self.counters
+        cut = 0
+        for start, end in complete:
+            if start >= started:
+                break
+            if start < cut:
+                counters.overlaps += 1
+                continue
+            counters.noise_bytes += start - cut
+            if start > cut and self._on_noise is not None:
+                self._on_noise(buffer[cut:start])
+            counters.records += 1
+            counters.record_bytes += end - start
+            at = bisect.bisect_right(self._chunk_starts, self._base + start) - 1
+            self._records.append(Record(self._chunk_times[at], buffer[start:end]))
+            cut = end
+        if cut:
+            del self._buffer[:cut]
+            self._base += cut
+
+
+def _started_at_bang(buffer: bytes) -> list[tuple[int, int | None]]:
+    # A callable sieve: "!" starts a record that "!!" completes; spans out
+    # of order on purpose.
+    spans: list[tuple[int, int | None]] = []
+    for match in re.finditer(rb"!(?:!|$)", buffer):
+        spans.append((match.start(), match.end() if match.group() == b"!!" else None))
+    return spans[::-1]
+
+
+#: Sieve sets: the SBE 37's (one ordered sieve giving nearly all records),
+#: patterns whose matches overlap or start together (the longest wins), a
+#: multi-pattern regex sieve, and a callable that holds records back.
+_SIEVE_SETS = (
+    SBE37_SIEVES,
+    (re.compile(rb"SBE37-SMP\r\n"), re.compile(rb"SBE37-SM"), re.compile(rb"37-S")),
+    (regex_sieve(re.compile(rb"a+b"), re.compile(rb"ab+")), re.compile(rb"[^!]b\r\n")),
+    (re.compile(rb"#[^\r\n!]*\r\n"), _started_at_bang),
+)
+
+_JUNKY = st.lists(
+    st.sampled_from(
+        [
+            b"#10.1234, 3.51234, 10.100, 05 Feb 2013, 19:16:59\r\n",
+            b"# 10.1, 3.5\r\n",
+            b"S>",
+            b"SBE37-SMP\r\n",
+            b"SBE37-SM",
+            b"aabb\r\n",
+            b"!",
+            b"!!",
+            b"\r\n",
+        ]
+    )
+    | st.binary(max_size=8),
+    max_size=40,
+).map(b"".join)
+
+
+def _sifted(
+    kind: type[Chunker],
+    sieves: tuple[Sieve, ...],
+    stream: bytes,
+    cuts: list[int],
+    max_buffer: int,
+) -> object:
+    # Everything a chunker of ``kind`` hands out for the stream cut at
+    # ``cuts``: records per chunk, noise with the counters as they were
+    # then, the counters at the end.
+    seen: list[object] = []
+
+    def noise(data: bytes) -> None:
+        seen.append((data, dataclasses.astuple(chunker.counters)))
+
+    chunker = kind(sieves, max_buffer=max_buffer, on_noise=noise)
+    edges = sorted({0, len(stream), *(c for c in cuts if c < len(stream))})
+    for number, (start, end) in enumerate(itertools.pairwise(edges)):
+        chunker.add_chunk(stream[start:end], float(number // 2))
+        seen.append(chunker.take_records())
+    chunker.clear()
+    return seen, dataclasses.astuple(chunker.counters)
+
+
+class SiftEquivalenceTests(SynchronousTestCase):
+    """
+    The chunker finds what the reference sifting finds: the same records
+    with the same times, the same noise handed out, the same counters seen
+    by the noise callback and at the end.
+    """
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.sampled_from(range(len(_SIEVE_SETS))),
+        _JUNKY,
+        st.lists(st.integers(0, 400), max_size=20),
+        st.sampled_from([16, 64, 4096]),
+    )
+    def test_same(
+        self, which: int, stream: bytes, cuts: list[int], max_buffer: int
+    ) -> None:
+        """
+        Any stream of records and junk, chunked anywhere, bounded or not.
+        """
+        outcomes = [
+            _sifted(kind, _SIEVE_SETS[which], stream, cuts, max_buffer)
+            for kind in (Chunker, _ReferenceChunker)
+        ]
+        self.assertEqual(outcomes[0], outcomes[1])

@@ -319,12 +319,16 @@ class Chunker:
             raise ValueError(f"max_buffer must be > 0, not {max_buffer}")
         if isinstance(sieves, re.Pattern) or callable(sieves):
             sieves = [sieves]
+        sieves = list(sieves)
         self._sieves: list[SieveFunction] = [
             regex_sieve(sieve) if isinstance(sieve, re.Pattern) else sieve
             for sieve in sieves
         ]
         if not self._sieves:
             raise ValueError("a chunker needs at least one sieve")
+        # Which sieves give their spans in order and without overlaps (one
+        # pattern's matches do): spans from such a sieve alone need no sort.
+        self._ordered = [isinstance(sieve, re.Pattern) for sieve in sieves]
         self._max_buffer = max_buffer
         self._on_noise = on_noise
         self._buffer = bytearray()
@@ -425,7 +429,12 @@ class Chunker:
         size = len(buffer)
         complete: list[tuple[int, int]] = []
         started = size
-        for sieve in self._sieves:
+        # How many sieves gave complete spans, and whether all those came
+        # in order (see _ordered).
+        giving = 0
+        in_order = True
+        for sieve, ordered in zip(self._sieves, self._ordered, strict=True):
+            before = len(complete)
             for start, end in sieve(buffer):
                 if end is None:
                     if not 0 <= start < size:
@@ -435,33 +444,54 @@ class Chunker:
                     if not 0 <= start < end <= size:
                         _check_span(sieve, buffer, start, end)
                     complete.append((start, end))
+            if len(complete) > before:
+                giving += 1
+                in_order = in_order and ordered
         if not complete:
             return
-        if len(complete) > 1:
+        if len(complete) > 1 and not (giving == 1 and in_order):
             complete.sort(key=_first_and_longest)
         counters = self.counters
+        on_noise = self._on_noise
+        append = self._records.append
+        base = self._base
+        chunk_starts = self._chunk_starts
+        chunk_times = self._chunk_times
         cut = 0
+        records = record_bytes = noise_bytes = overlaps = 0
         for start, end in complete:
             if start >= started:
                 break
             if start < cut:
-                counters.overlaps += 1
+                overlaps += 1
                 continue
-            counters.noise_bytes += start - cut
-            if start > cut and self._on_noise is not None:
-                self._on_noise(buffer[cut:start])
-            counters.records += 1
-            counters.record_bytes += end - start
-            self._records.append(
-                Record(self._time_at(self._base + start), buffer[start:end])
+            if start > cut:
+                noise_bytes += start - cut
+                if on_noise is not None:
+                    # Counted so far, as the callback may look.
+                    counters.records += records
+                    counters.record_bytes += record_bytes
+                    counters.noise_bytes += noise_bytes
+                    counters.overlaps += overlaps
+                    records = record_bytes = noise_bytes = overlaps = 0
+                    on_noise(buffer[cut:start])
+            records += 1
+            record_bytes += end - start
+            # The time of the chunk holding the record's first byte.
+            append(
+                Record(
+                    chunk_times[bisect_right(chunk_starts, base + start) - 1],
+                    buffer[start:end],
+                )
             )
             cut = end
+        counters.records += records
+        counters.record_bytes += record_bytes
+        counters.noise_bytes += noise_bytes
+        counters.overlaps += overlaps
         if cut:
             del self._buffer[:cut]
             self._base += cut
-
-    def _time_at(self, offset: int) -> float:
-        return self._chunk_times[bisect_right(self._chunk_starts, offset) - 1]
 
     def _forget_chunks(self) -> None:
         # Keep the chunk holding the buffer's first byte and those after it.
