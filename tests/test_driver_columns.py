@@ -262,6 +262,28 @@ class TimeReaderTests(SynchronousTestCase):
             _TIME("31 Feb 2013, 19:16:59")
         self.assertIn("is not a time", str(caught.exception))
 
+    def test_monthsRemembered(self) -> None:
+        """
+        A month text read before (the reader keeps a bounded table of them)
+        reads the same again, past the table's bound, and a month that is
+        none is refused every time.
+        """
+        reader = time_reader(
+            r"(?P<day>\d+) (?P<month>\w+) (?P<year>\d+) "
+            r"(?P<hour>\d+):(?P<minute>\d+):(?P<second>\d+)"
+        )
+        names = ["Feb", "FEB", "february", "02", "2"] + [
+            f"mar{'c' * k}" for k in range(80)
+        ]
+        for _ in range(2):
+            for name in names:
+                self.assertEqual(
+                    reader(f"05 {name} 2013 19:16:59").month,
+                    3 if name.startswith("mar") else 2,
+                )
+            for bad in ("Fex", "Fe", "13"):
+                self.assertRaises(ValueError, reader, f"05 {bad} 2013 19:16:59")
+
     def test_missingGroup(self) -> None:
         """
         A pattern without one of the parts is refused at once.

@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar, NamedTuple, Protocol, cast
-from weakref import WeakSet
 
 from instrumentd.driver._json import dumps, to_jsonable
 from instrumentd.driver.errors import InstrumentProtocolError
@@ -232,10 +231,12 @@ class DataParticle:
         :raises InstrumentProtocolError: if the record cannot be read.
         """
         cls = type(self)
-        if cls not in _CHECKED_CLASSES:
+        if "_stream_name_checked" not in cls.__dict__:
+            # Once per class (a flag in its own namespace: a dict lookup,
+            # where a WeakSet's membership test is a Python call).
             if not isinstance(getattr(cls, "stream_name", None), str):
                 raise TypeError(f"{cls.__name__} declares no stream_name")
-            _CHECKED_CLASSES.add(cls)
+            type.__setattr__(cls, "_stream_name_checked", True)
         self.raw = raw
         self.port_timestamp = port_timestamp
         self.internal_timestamp = internal_timestamp
@@ -513,7 +514,7 @@ class RegexDataParticle(DataParticle):
             match: re.Match[bytes] | re.Match[str] | None = reading.text_pattern.match(
                 raw.decode("latin-1")
             )
-            _last_text_match[:] = (raw, cls, match)
+            _last_text_match[:] = (raw, cls, match, reading)
             return match is not None
         match = cls._match(raw)
         # Kept for the constructor that usually follows, so that the
@@ -523,15 +524,18 @@ class RegexDataParticle(DataParticle):
 
     def _read_values(self, raw: bytes) -> None:
         cls = type(self)
-        reading = _reading(cls)
-        if reading is None:
-            self._values = self._build_values(raw)
-            return
         last = _last_text_match
         if last[0] is raw and last[1] is cls:
+            # The record matches() just tried, with the reading it used.
             match = cast("re.Match[str] | None", last[2])
-            last[:] = _NO_MATCH
+            reading = cast("_Reading", last[3])
+            last[:] = _NO_TEXT_MATCH
         else:
+            found = _reading(cls)
+            if found is None:
+                self._values = self._build_values(raw)
+                return
+            reading = found
             match = reading.text_pattern.match(raw.decode("latin-1"))
         if match is None:
             raise InstrumentProtocolError(
@@ -637,6 +641,10 @@ class RegexDataParticle(DataParticle):
         return values
 
     def _set_internal_from(self, when: object) -> None:
+        if type(when) is datetime and when.tzinfo is not None:
+            # The usual case (a time reader's aware UTC time), first.
+            self.internal_timestamp = when.timestamp() + NTP_UNIX_OFFSET
+            return
         if isinstance(when, datetime):
             if when.tzinfo is None:
                 when = when.replace(tzinfo=UTC)
@@ -656,11 +664,9 @@ _last_match: list[object] = [None, None, None]
 _NO_MATCH: tuple[None, None, None] = (None, None, None)
 
 #: The same for the framework's own reading (:func:`_reading`), by class:
-#: ``(raw, class, match of the decoded record)``.
-_last_text_match: list[object] = [None, None, None]
-
-#: Particle classes whose ``stream_name`` was checked once.
-_CHECKED_CLASSES: WeakSet[type] = WeakSet()
+#: ``(raw, class, match of the decoded record, reading)``.
+_last_text_match: list[object] = [None, None, None, None]
+_NO_TEXT_MATCH: tuple[None, None, None, None] = (None, None, None, None)
 
 
 def _plan(

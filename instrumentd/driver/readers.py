@@ -68,25 +68,26 @@ def time_reader(pattern: str, example: str = "") -> Callable[[str], datetime]:
         index[part] - 1 for part in _PARTS
     )
     fraction_at = index["fraction"] - 1 if "fraction" in index else None
+    fullmatch = compiled.fullmatch
+    # Month texts read before ("Feb", "02"): an instrument prints the same
+    # few over and over.  Bounded, whatever text arrives.
+    months_read: dict[str, int] = {}
 
     def read(text: str) -> datetime:
-        match = compiled.fullmatch(text)
+        match = fullmatch(text)
         if match is None:
             raise ValueError(f"{text!r} is not a time {layout}")
         parts = match.groups()
         month_text = parts[month_at]
-        if month_text.isdigit():
-            month = int(month_text)
-        else:
-            found = MONTHS.get(month_text[:3].lower())
-            if found is None or len(month_text) < 3:
-                raise ValueError(f"{month_text!r} is not a month")
-            month = found
+        month = months_read.get(month_text)
+        if month is None:
+            month = _month(month_text)
+            if len(months_read) < _MONTHS_KEPT:
+                months_read[month_text] = month
         year_text = parts[year_at]
         year = int(year_text)
         if len(year_text) == 2:
             year += 2000
-        fraction = parts[fraction_at] if fraction_at is not None else None
         try:
             when = datetime(
                 year,
@@ -95,15 +96,31 @@ def time_reader(pattern: str, example: str = "") -> Callable[[str], datetime]:
                 int(parts[hour_at]),
                 int(parts[minute_at]),
                 int(parts[second_at]),
-                tzinfo=UTC,
+                0,
+                UTC,
             )
         except ValueError as error:
             raise ValueError(f"{text!r} is not a time: {error}") from None
-        if fraction:
+        if fraction_at is not None and (fraction := parts[fraction_at]):
             when += timedelta(seconds=float("0." + fraction))
         return when
 
     return read
+
+
+#: How many month texts a time reader remembers.
+_MONTHS_KEPT = 64
+
+
+def _month(text: str) -> int:
+    # A month as a number or an English name (its first three letters at
+    # least, any case).
+    if text.isdigit():
+        return int(text)
+    found = MONTHS.get(text[:3].lower())
+    if found is None or len(text) < 3:
+        raise ValueError(f"{text!r} is not a month")
+    return found
 
 
 def scaled_by_decimals(scales: Mapping[int, int]) -> Callable[[str], float]:
