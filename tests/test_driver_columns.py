@@ -264,9 +264,9 @@ class TimeReaderTests(SynchronousTestCase):
 
     def test_monthsRemembered(self) -> None:
         """
-        A month text read before (the reader keeps a bounded table of them)
-        reads the same again, past the table's bound, and a month that is
-        none is refused every time.
+        A date read before (the reader keeps a bounded table of them) reads
+        the same again, past the table's bound, and a month that is none is
+        refused every time.
         """
         reader = time_reader(
             r"(?P<day>\d+) (?P<month>\w+) (?P<year>\d+) "

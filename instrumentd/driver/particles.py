@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar, NamedTuple, Protocol, cast
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, cast
 
 from instrumentd.driver._json import dumps, to_jsonable
 from instrumentd.driver.errors import InstrumentProtocolError
@@ -507,7 +507,16 @@ class RegexDataParticle(DataParticle):
         :param raw: a record from the chunker.
         :returns: ``True`` if :attr:`pattern` matches it.
         """
-        reading = _reading(cls)
+        known = cls.__dict__.get("_text_reading")
+        reading = (
+            known[3]
+            # What _reading() checks, inline: a record per call.
+            if known is not None
+            and known[0] is cls.pattern
+            and known[1] is cls.converters
+            and known[2] == cls.internal_time_value
+            else _reading(cls)
+        )
         if reading is not None:
             # The framework's own reading: the record is decoded once and
             # matched as text, so its groups need no decoding each.
@@ -525,10 +534,12 @@ class RegexDataParticle(DataParticle):
     def _read_values(self, raw: bytes) -> None:
         cls = type(self)
         last = _last_text_match
+        match: re.Match[str] | None
+        reading: _Reading
         if last[0] is raw and last[1] is cls:
             # The record matches() just tried, with the reading it used.
-            match = cast("re.Match[str] | None", last[2])
-            reading = cast("_Reading", last[3])
+            match = last[2]
+            reading = last[3]
             last[:] = _NO_TEXT_MATCH
         else:
             found = _reading(cls)
@@ -544,11 +555,10 @@ class RegexDataParticle(DataParticle):
             )
         texts = match.groups()
         try:
+            # As many converters as groups, by construction.
             values = [
                 text if text is None or convert is None else convert(text)
-                for text, convert in zip(
-                    texts, reading.converters_by_group, strict=True
-                )
+                for text, convert in zip(texts, reading.converters_by_group)  # noqa: B905
             ]
         except (ValueError, TypeError, ArithmeticError):
             self._explain_failure(texts, tuple(range(len(texts))))
@@ -560,7 +570,12 @@ class RegexDataParticle(DataParticle):
         self._values = None
         internal = reading.internal
         if internal is not None:
-            self._set_internal_from(values[internal])
+            when = values[internal]
+            if type(when) is datetime and when.tzinfo is not None:
+                # The usual case (a time reader's aware UTC time), inline.
+                self.internal_timestamp = when.timestamp() + NTP_UNIX_OFFSET
+            else:
+                self._set_internal_from(when)
 
     def _explain_failure(
         self, texts: Sequence[str | None], indexes: Sequence[int]
@@ -665,7 +680,7 @@ _NO_MATCH: tuple[None, None, None] = (None, None, None)
 
 #: The same for the framework's own reading (:func:`_reading`), by class:
 #: ``(raw, class, match of the decoded record, reading)``.
-_last_text_match: list[object] = [None, None, None, None]
+_last_text_match: list[Any] = [None, None, None, None]
 _NO_TEXT_MATCH: tuple[None, None, None, None] = (None, None, None, None)
 
 

@@ -69,30 +69,34 @@ def time_reader(pattern: str, example: str = "") -> Callable[[str], datetime]:
     )
     fraction_at = index["fraction"] - 1 if "fraction" in index else None
     fullmatch = compiled.fullmatch
-    # Month texts read before ("Feb", "02"): an instrument prints the same
-    # few over and over.  Bounded, whatever text arrives.
-    months_read: dict[str, int] = {}
+    # Dates read before, as printed (year, month, day) to numbers: an
+    # instrument prints the same date all day.  Bounded, whatever text
+    # arrives: emptied when full.
+    dates_read: dict[tuple[str, str, str], tuple[int, int, int]] = {}
 
     def read(text: str) -> datetime:
         match = fullmatch(text)
         if match is None:
             raise ValueError(f"{text!r} is not a time {layout}")
         parts = match.groups()
-        month_text = parts[month_at]
-        month = months_read.get(month_text)
-        if month is None:
+        printed = (parts[year_at], parts[month_at], parts[day_at])
+        date = dates_read.get(printed)
+        if date is None:
+            year_text, month_text, day_text = printed
             month = _month(month_text)
-            if len(months_read) < _MONTHS_KEPT:
-                months_read[month_text] = month
-        year_text = parts[year_at]
-        year = int(year_text)
-        if len(year_text) == 2:
-            year += 2000
+            year = int(year_text)
+            if len(year_text) == 2:
+                year += 2000
+            date = (year, month, int(day_text))
+            if len(dates_read) >= _DATES_KEPT:
+                dates_read.clear()
+            dates_read[printed] = date
+        year, month, day = date
         try:
             when = datetime(
                 year,
                 month,
-                int(parts[day_at]),
+                day,
                 int(parts[hour_at]),
                 int(parts[minute_at]),
                 int(parts[second_at]),
@@ -108,8 +112,8 @@ def time_reader(pattern: str, example: str = "") -> Callable[[str], datetime]:
     return read
 
 
-#: How many month texts a time reader remembers.
-_MONTHS_KEPT = 64
+#: How many dates a time reader remembers.
+_DATES_KEPT = 64
 
 
 def _month(text: str) -> int:
