@@ -9,17 +9,20 @@ station.)
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any, cast
 
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from instrumentd.mqtt import Message, MessageProperties, MQTTClient
+from instrumentd.mqtt import BrokerSettings, Message, MessageProperties, MQTTClient
 from instrumentd.station.instrument import StationInstrument
 from instrumentd.station.remote import RemoteCommands
 from tests.apisupport import FakeDriver
+from tests.brokersupport import Broker
 
 
 class ClientStandIn:
@@ -240,3 +243,186 @@ class RemoteCommandTests(SynchronousTestCase):
         self.commands()
         self.send({"op": "get"}, topic="instrumentd/buoy2/CTD1/cmd")
         self.assertEqual(self.client.published, [])
+
+
+class RedeliveryTests(SynchronousTestCase):
+    """
+    A request delivered again (its PUBACK lost) is answered again with its
+    first answer, and carried out once.
+    """
+
+    setUp = RemoteCommandTests.setUp
+    commands = RemoteCommandTests.commands
+    send = RemoteCommandTests.send
+
+    def bodies(self) -> list[tuple[bytes, Any]]:
+        """
+        Every answer published, in order, with its correlation data.
+        """
+        found = []
+        for _topic, payload, properties in self.client.published:
+            assert properties is not None and properties.correlation_data is not None
+            found.append((properties.correlation_data, json.loads(payload)))
+        return found
+
+    def test_after_its_answer(self) -> None:
+        """
+        A run delivered again after it was answered: the same answer
+        again, and the driver asked once.
+        """
+        commands = self.commands()
+        self.driver.answers["execute_resource"] = "done"
+        request = {"op": "run", "command": "acquire_sample"}
+        self.send(request, correlation=b"r1")
+        self.clock.advance(5)
+        self.send(request, correlation=b"r1")
+        bodies = self.bodies()
+        self.assertEqual(len(bodies), 2)
+        self.assertEqual(bodies[0], bodies[1])
+        self.assertEqual(bodies[0][1]["ok"], True)
+        self.assertEqual([call[0] for call in self.driver.calls], ["execute_resource"])
+        self.assertEqual(commands.redelivered, 1)
+
+    def test_while_carried_out(self) -> None:
+        """
+        A set delivered again while it is being carried out: answered
+        (twice) once the first delivery's answer is known; the driver is
+        asked once.
+        """
+        self.commands()
+        slow: Deferred[object] = Deferred()
+        self.driver.answers["set_resource"] = lambda *a, **k: slow
+        request = {"op": "set", "parameters": {"INTERVAL": 9}}
+        self.send(request, correlation=b"s1")
+        self.send(request, correlation=b"s1")
+        self.assertEqual(self.bodies(), [])
+        slow.callback({"INTERVAL": 9})
+        self.clock.advance(0)
+        bodies = self.bodies()
+        self.assertEqual(len(bodies), 2)
+        self.assertEqual(bodies[0], bodies[1])
+        self.assertEqual([call[0] for call in self.driver.calls], ["set_resource"])
+
+    def test_other_requests(self) -> None:
+        """
+        Another correlation, another payload with the same correlation,
+        and a request with no Correlation Data are each carried out.
+        """
+        self.commands()
+        self.driver.answers["execute_resource"] = "done"
+        self.send({"op": "run", "command": "acquire_sample"}, correlation=b"a")
+        self.send({"op": "run", "command": "acquire_sample"}, correlation=b"b")
+        self.send({"op": "run", "command": "start_autosample"}, correlation=b"b")
+        self.send({"op": "run", "command": "acquire_sample"}, correlation=b"")
+        self.send({"op": "run", "command": "acquire_sample"}, correlation=b"")
+        self.assertEqual(len(self.driver.calls), 5)
+
+    def test_memory_goes_with_the_expiry(self) -> None:
+        """
+        Past its expiry a request is forgotten (the broker delivers it no
+        more); the memory holds at most REMEMBERED requests, oldest
+        forgotten first.
+        """
+        from instrumentd.station import remote
+
+        commands = self.commands()
+        self.driver.answers["execute_resource"] = "done"
+        request = {"op": "run", "command": "acquire_sample"}
+        self.send(request, correlation=b"x", expiry=10)
+        self.clock.advance(10)
+        self.send(request, correlation=b"x", expiry=10)
+        self.assertEqual(len(self.driver.calls), 2)
+        self.clock.advance(10)
+        self.patch(remote, "REMEMBERED", 3)
+        for n in range(4):
+            self.send(request, correlation=b"n%d" % n)
+        self.assertEqual(commands.forgotten, 1)
+        self.send(request, correlation=b"n3")
+        self.send(request, correlation=b"n0")
+        self.assertEqual(len(self.driver.calls), 2 + 4 + 1)
+        self.assertLessEqual(len(commands._seen), 3)
+
+
+class BrokerRedeliveryTests(TestCase):
+    """
+    Through a real Mosquitto: a request whose PUBACK never reached the
+    broker is delivered again on the station's next session.
+    """
+
+    timeout = 120
+
+    async def test_puback_lost(self) -> None:
+        """
+        The station's session is persistent and it never acknowledges the
+        request (manual acknowledgement, never given: the PUBACK lost);
+        its connection drops and comes back, and Mosquitto delivers the
+        request again.  The requester gets the same answer twice; the
+        driver ran the command once.
+        """
+        broker = Broker(os.path.abspath(self.mktemp()))
+        self.addCleanup(broker.kill)
+        await broker.start()
+        driver = FakeDriver(cast(Clock, reactor))
+        driver.answers["execute_resource"] = "done"
+        instrument = StationInstrument(
+            "CTD1", cast(Any, driver), clock=cast(Clock, reactor)
+        )
+        station = MQTTClient(
+            BrokerSettings(
+                broker.url,
+                client_id="station-buoy1",
+                clean_start=False,
+                session_expiry=300,
+                manual_ack=True,
+            ),
+            reactor=reactor,
+            retry_policy=lambda failures: 0.2,
+        )
+        commands = RemoteCommands(station, "buoy1", enabled=True, clock=reactor)
+        commands.add(instrument)
+        station.startService()
+        self.addCleanup(station.stopService)
+        await station.when_connected()
+        requester = MQTTClient(
+            BrokerSettings(broker.url, client_id="requester"), reactor=reactor
+        )
+        answers: list[Message] = []
+        got: list[tuple[int, Deferred[None]]] = []
+
+        def received(message: Message) -> None:
+            answers.append(message)
+            for count, waiting in list(got):
+                if len(answers) >= count and not waiting.called:
+                    waiting.callback(None)
+
+        def answered(count: int) -> Deferred[None]:
+            waiting: Deferred[None] = Deferred()
+            got.append((count, waiting))
+            if len(answers) >= count:
+                waiting.callback(None)
+            return waiting
+
+        requester.on_message(received)
+        requester.startService()
+        self.addCleanup(requester.stopService)
+        await requester.when_connected()
+        await requester.subscribe("replies/op", 1)
+        await requester.publish(
+            "instrumentd/buoy1/CTD1/cmd",
+            b'{"op": "run", "command": "acquire_sample"}',
+            properties=MessageProperties(
+                response_topic="replies/op",
+                correlation_data=b"once",
+                message_expiry_interval=120,
+            ),
+        )
+        await answered(1)
+        first = station.connection
+        assert first is not None and first.transport is not None
+        first.transport.abortConnection()  # type: ignore[attr-defined]
+        await answered(2)
+        self.assertEqual(answers[0].payload, answers[1].payload)
+        self.assertEqual(answers[1].properties.correlation_data, b"once")
+        self.assertEqual(json.loads(answers[0].payload)["ok"], True)
+        self.assertEqual([call[0] for call in driver.calls], ["execute_resource"])
+        self.assertEqual(commands.redelivered, 1)

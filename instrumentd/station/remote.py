@@ -29,12 +29,26 @@ have waited behind others) and refuses it then (``408 EXPIRED``).  The
 station refuses every request (``403 REMOTE_COMMANDS_DISABLED``) unless
 its MQTT sink has ``remote_commands = true``; who may publish requests at
 all is for the broker's authentication and ACLs.
+
+**A request is carried out at most once** per (Response Topic,
+Correlation Data) within its expiry.  The station acknowledges a request
+when it arrives; if that PUBACK is lost (the link drops), the broker
+delivers the request again on the next session.  The station remembers
+each request with Correlation Data (and its payload) until its expiry
+passes (at most :data:`REMEMBERED` of them, the oldest forgotten first)
+and answers a delivery it has seen with the first answer again, once that
+answer is known, without carrying it out.  A request without Correlation
+Data is carried out each time it is delivered; the memory is the
+process's, so a request redelivered after the station restarted is
+carried out again.
 """
 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -68,6 +82,29 @@ OPERATIONS: Final = ("get", "set", "run", "discover", "list")
 #: has gone does not get them on its next session.
 RESPONSE_EXPIRY: Final = 300
 
+#: Requests remembered at most, to answer a redelivery without carrying
+#: it out again; past this the oldest is forgotten first.
+REMEMBERED: Final = 4096
+
+
+@dataclass
+class _Seen:
+    """
+    A request carried out (or being carried out), remembered until its
+    expiry for the deliveries of it that follow.
+
+    :ivar payload: the request's payload: a different request that reuses
+        the Correlation Data is not a redelivery.
+    :ivar deadline: when the request expires (reactor seconds).
+    :ivar answer: the answer once known.
+    :ivar waiting: the properties of redeliveries that came before it.
+    """
+
+    payload: bytes
+    deadline: float
+    answer: dict[str, object] | None = None
+    waiting: list[MessageProperties] = field(default_factory=list)
+
 
 class RemoteCommands:
     """
@@ -82,6 +119,11 @@ class RemoteCommands:
     :ivar answered: requests answered.
     :ivar expired: requests refused because they expired before their
         turn.
+    :ivar redelivered: deliveries of a request already carried out (or
+        being carried out), answered with its answer and not carried out
+        again.
+    :ivar forgotten: requests forgotten before their expiry because
+        :data:`REMEMBERED` others came after them.
     """
 
     def __init__(
@@ -100,6 +142,9 @@ class RemoteCommands:
         self.answered = 0
         self.expired = 0
         self.ran = 0
+        self.redelivered = 0
+        self.forgotten = 0
+        self._seen: OrderedDict[tuple[str, bytes], _Seen] = OrderedDict()
         self._stop = client.on_message(self._received)
         client.subscribe(f"{command_topic(station, '+')}", 1)
         client.subscribe(station_command_topic(station), 1)
@@ -130,12 +175,81 @@ class RemoteCommands:
                 topic=message.topic,
             )
             return
+        key = _key(properties)
+        if key is not None and self._redelivered(key, message):
+            return
+        seen = self._remember(key, message) if key is not None else None
         answering = maybeDeferred(self._carry_out, parts.instrument, message)
         answering.addCallbacks(
             lambda result: {"ok": True, "result": result},
             lambda reason: self._error(reason, parts.instrument),
         )
-        answering.addCallback(self._answer, properties)
+        answering.addCallback(self._settle, properties, seen)
+
+    def _redelivered(self, key: tuple[str, bytes], message: Message) -> bool:
+        """
+        Answer a delivery of a request already carried out (or being
+        carried out) with its first answer.
+
+        :returns: whether ``message`` is such a delivery (then it is dealt
+            with: answered now, or once the first answer is known).
+        """
+        now = self._clock.seconds()
+        # Memories go with their request's expiry: by then the broker does
+        # not deliver it again (its copies expire with it).
+        for old, entry in list(self._seen.items()):
+            if entry.deadline <= now:
+                del self._seen[old]
+        seen = self._seen.get(key)
+        if seen is None or seen.payload != message.payload:
+            return False
+        self.redelivered += 1
+        _log.info(
+            "A request on {topic} was delivered again (its PUBACK was lost); "
+            "answering it with its first answer, not carrying it out again",
+            topic=message.topic,
+        )
+        if seen.answer is not None:
+            self._answer(seen.answer, message.properties)
+        else:
+            seen.waiting.append(message.properties)
+        return True
+
+    def _remember(self, key: tuple[str, bytes], message: Message) -> _Seen:
+        """
+        Remember a request until its expiry, at most :data:`REMEMBERED`
+        of them.
+        """
+        while len(self._seen) >= REMEMBERED:
+            (topic, _), _seen = self._seen.popitem(last=False)
+            self.forgotten += 1
+            _log.warn(
+                "More than {count} requests within their expiry: the oldest "
+                "(answered on {topic}) is forgotten, and would be carried "
+                "out again if it were delivered again",
+                count=REMEMBERED,
+                topic=topic,
+            )
+        expiry = message.properties.message_expiry_interval
+        assert expiry is not None
+        seen = _Seen(message.payload, message.received + expiry)
+        # A different request reusing the key replaces the memory.
+        self._seen.pop(key, None)
+        self._seen[key] = seen
+        return seen
+
+    def _settle(
+        self,
+        body: dict[str, object],
+        properties: MessageProperties,
+        seen: _Seen | None,
+    ) -> None:
+        if seen is not None:
+            seen.answer = body
+            waiting, seen.waiting = seen.waiting, []
+            for each in waiting:
+                self._answer(body, each)
+        self._answer(body, properties)
 
     def _carry_out(self, name: str | None, message: Message) -> Deferred[Any] | Any:
         if not self.enabled:
@@ -246,6 +360,20 @@ class RemoteCommands:
                 error=reason.getErrorMessage(),
             )
         )
+
+
+def _key(properties: MessageProperties) -> tuple[str, bytes] | None:
+    """
+    What tells a request's deliveries apart from other requests: its
+    Response Topic and Correlation Data; ``None`` for a request that has
+    no Correlation Data (nothing tells its deliveries apart) or no expiry
+    (refused anyway).
+    """
+    correlation = properties.correlation_data
+    topic = properties.response_topic
+    if not correlation or topic is None or properties.message_expiry_interval is None:
+        return None
+    return (topic, correlation)
 
 
 def _request(payload: bytes) -> Mapping[str, Any]:
