@@ -306,8 +306,8 @@ class SecureBrokerTests(TestCase):
         """
         Over mqtts:// with --broker-ca, --broker-username and
         --broker-password-file, C{list} works; with a wrong password it is
-        UNREACHABLE, saying the broker refused; an unreadable password file
-        is a usage error.
+        UNREACHABLE, saying the broker refused, and nothing is logged as a
+        failure; an unreadable password file is a usage error.
         """
         directory = os.path.abspath(self.mktemp())
         certificates = make_certificates(os.path.join(directory, "certs"))
@@ -367,6 +367,15 @@ class SecureBrokerTests(TestCase):
         self.assertEqual((code, err), (ExitCode.OK, ""))
         self.assertIn("S1/CTD", out)
         self.assertIn("station offline", out)
+        wrong = _file(directory, "wrong-password", "guess")
+        code, out, err = await ctl("--broker-password-file", wrong, "list")
+        self.assertEqual(code, ExitCode.UNREACHABLE, err)
+        self.assertIn("cannot reach the broker", err)
+        self.assertIn("refused the connection: Not authorized", err)
+        # The refusal is a line in the log, not a traceback: nothing was
+        # logged as a failure (ClientService's NoTransition was, when a
+        # refused TLS connection closed after its attempt had ended).
+        self.assertEqual(self.flushLoggedErrors(), [])
         code, out, err = await ctl("--broker-password-file", "/nonexistent", "list")
         self.assertEqual(code, ExitCode.USAGE)
         self.assertIn("--broker-password-file: cannot read the file", err)

@@ -15,6 +15,8 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.error import ConnectionDone
+from twisted.internet.task import deferLater
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python import log
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
@@ -296,7 +298,71 @@ class SecurityTests(BrokerTestCase):
         yield refused
         self.assertFalse(client.connected)
         self.assertIn("refused", client.last_error or "")
-        self.flushLoggedErrors()
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    @inlineCallbacks
+    def test_wrong_password_over_tls(self) -> Any:
+        """
+        A wrong password to a TLS broker: one clear line naming the broker
+        and the refusal ("not authorised"), attempts again with back-off,
+        and no failure logged (no traceback, no state machine error).
+        """
+        certificates = make_certificates(self.mktemp())
+        broker = self.make_broker(
+            users={"station": "s3cret-pw"}, certificates=certificates
+        )
+        yield broker.start()
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        delays: list[tuple[int, float]] = []
+
+        def policy(failures: int) -> float:
+            delay = 0.05 * 2 ** min(failures, 4)
+            delays.append((failures, delay))
+            return delay
+
+        settings = BrokerSettings(
+            address=broker.tls_url,
+            client_id="station",
+            ca_file=certificates.ca,
+            username="station",
+            password_file=self.password_file("wrong"),
+        )
+        client = MQTTClient(settings, reactor=reactor, retry_policy=policy)
+        client.startService()
+        self.addCleanup(client.stopService)
+        # Three refusals in a row, each waited on: the third attempt was
+        # scheduled after the second refusal was dealt with in full.
+        tried: Deferred[None] = Deferred()
+
+        def attempts(event: dict[str, Any]) -> None:
+            if len(delays) >= 3 and not tried.called:
+                tried.callback(None)
+
+        globalLogPublisher.addObserver(attempts)
+        self.addCleanup(globalLogPublisher.removeObserver, attempts)
+        yield tried
+        # The connection the third refusal closed is gone too.
+        yield deferLater(reactor, 0.5, lambda: None)
+        failures = [event for event in events if "log_failure" in event]
+        self.assertEqual(
+            failures,
+            [],
+            "\n".join(
+                str(event["log_failure"].getTraceback())[-2000:] for event in failures
+            ),
+        )
+        self.assertFalse(client.connected)
+        refusals = [
+            formatEvent(event)
+            for event in events
+            if "Cannot use the MQTT broker" in str(event.get("log_format"))
+        ]
+        self.assertEqual(len(refusals), 1, refusals)
+        self.assertIn(broker.tls_url, refusals[0])
+        self.assertIn("not authori", refusals[0].lower())
+        self.assertEqual([failures for failures, _ in delays[:3]], [1, 2, 3])
 
     @inlineCallbacks
     def test_acl_refuses_publication(self) -> Any:
@@ -363,7 +429,7 @@ class SecurityTests(BrokerTestCase):
         check()
         yield failed
         self.assertFalse(client.connected)
-        self.flushLoggedErrors()
+        self.assertEqual(self.flushLoggedErrors(), [])
 
 
 class ReconnectTests(BrokerTestCase):

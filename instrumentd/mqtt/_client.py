@@ -96,6 +96,10 @@ class MQTTClient(Service):
         self.connection: MQTTConnection | None = None
         self._preparing: MQTTConnection | None = None
         self.connections = 0
+        # Sessions that failed in a row (refused, or lost before they were
+        # up): the back-off's count, as ClientService's own restarts from
+        # one for each connection it hands to _prepare (see there).
+        self._failures = 0
         self.last_error: str | None = None
         self.name = "mqtt"
 
@@ -219,7 +223,7 @@ class MQTTClient(Service):
         self._service = ClientService(
             endpoint,
             _ConnectionFactory(self),
-            retryPolicy=self._retry_policy,
+            retryPolicy=self._delay,
             clock=self._reactor,
             prepareConnection=self._prepare,
         )
@@ -258,6 +262,9 @@ class MQTTClient(Service):
             deliver=self._deliver,
         )
 
+    def _delay(self, attempt: int) -> float:
+        return self._retry_policy(max(attempt, self._failures))
+
     def _prepare(self, proxy: IProtocol) -> Deferred[None]:
         # ClientService hands a proxy of the protocol; its attributes are
         # the protocol's.
@@ -288,6 +295,7 @@ class MQTTClient(Service):
 
         def up(_: object) -> None:
             self._preparing = None
+            self._failures = 0
             self.connections += 1
             self.connection = connection
             _log.info(
@@ -304,9 +312,19 @@ class MQTTClient(Service):
         def reset(_: object) -> None:
             self.last_error = None
 
-        def failed(reason: Failure) -> Failure:
+        def failed(reason: Failure) -> None:
+            # The session failed (the broker refused it, or the connection
+            # went first).  The attempt ends when its connection does:
+            # ClientService does not close a connection whose preparation
+            # failed, and takes that connection's end, whenever it comes,
+            # as the end of a connection it is using -- which it is not
+            # while it waits to retry (Automat's NoTransition, logged with
+            # a traceback).  So the preparation succeeds, the connection is
+            # closed, and its end starts the wait; the back-off counts the
+            # failures in a row itself.
             if self._preparing is connection:
                 self._preparing = None
+            self._failures += 1
             message = str(reason.value)
             if message != self.last_error:
                 _log.error(
@@ -315,9 +333,8 @@ class MQTTClient(Service):
                     error=message,
                 )
             self.last_error = message
-            if connection.transport is not None:
+            if connection.transport is not None and not connection.ended.called:
                 connection.transport.loseConnection()
-            return reason
 
         return (
             connection.accepted.addCallback(reset)
