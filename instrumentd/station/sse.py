@@ -276,8 +276,13 @@ class EventStream:
         The client's connection has drained: send the backlog.
         """
         self._paused = False
-        while self._backlog and not self._paused and not self._ended:
-            self._write(self._backlog.popleft())
+        if self._backlog and not self._ended:
+            # One write for all of it: a stream of thousands of instruments
+            # may hold thousands of events, and a chunk each would cost a
+            # system call each.
+            held = b"".join(self._backlog)
+            self._backlog.clear()
+            self._write(held)
 
     def stopProducing(self) -> None:
         """
