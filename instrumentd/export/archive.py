@@ -9,8 +9,9 @@ Two layouts are read, told apart by their depth::
     DIR/STATION/INSTRUMENT/STREAM/YYYY-MM-DD.jsonl    a collector's archive
 
 Next to the streams, ``INSTRUMENT/metadata.json`` (written by the station,
-see :mod:`instrumentd.station.archive_metadata`) says what the instrument
-is: its driver, parameter values (calibration dates among them), the units
+see :mod:`instrumentd.station.archive_metadata`, or in a collector's
+archive by the collector from the station's retained meta, see
+:mod:`instrumentd.collector.metadata`) says what the instrument is: its driver, parameter values (calibration dates among them), the units
 and standard names of each stream's fields, and the station's name and
 position.  An archive without it still exports, with less metadata.
 """
