@@ -18,7 +18,7 @@ import os
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.trial.unittest import TestCase
 
 from instrumentd.cli.instrumentctl import ExitCode, run
@@ -49,6 +49,12 @@ class StandInStation:
             BrokerSettings(broker.url, client_id="stand-in-S1"), reactor=reactor
         )
         self.requests: list[dict[str, Any]] = []
+        # Answers published and not yet acknowledged by the broker.  The
+        # requester has its answer before the broker's PUBACK reaches us,
+        # so a test can end first; stopping then would fail these (an
+        # unhandled error, logged in whichever test the garbage collector
+        # runs in).
+        self._answering: set[Deferred[None]] = set()
         self.client.on_message(self._request)
         self.client.subscribe("instrumentd/S1/+/cmd", 1)
         self.client.subscribe("instrumentd/S1/cmd", 1)
@@ -69,6 +75,14 @@ class StandInStation:
             ),
         ):
             await self.client.publish(topic, json.dumps(body).encode(), retain=True)
+
+    async def stop(self) -> None:
+        """
+        Stop once every answer is acknowledged.
+        """
+        if self._answering:
+            await DeferredList(list(self._answering))
+        await self.client.stopService()
 
     def _request(self, message: Message) -> None:
         request = json.loads(message.payload)
@@ -118,11 +132,18 @@ class StandInStation:
             return  # no answer: the requester's timeout
         properties = message.properties
         assert properties.response_topic is not None
-        self.client.publish(
+        answering = self.client.publish(
             properties.response_topic,
             json.dumps(answer).encode(),
             properties=MessageProperties(correlation_data=properties.correlation_data),
         )
+        self._answering.add(answering)
+
+        def done(result: object) -> object:
+            self._answering.discard(answering)
+            return result
+
+        answering.addBoth(done)
 
 
 class BrokerCommandTests(TestCase):
@@ -139,7 +160,7 @@ class BrokerCommandTests(TestCase):
         self.addCleanup(self.broker.stop)
         self.station = StandInStation(self.broker)
         await self.station.start()
-        self.addCleanup(self.station.client.stopService)
+        self.addCleanup(lambda: Deferred.fromCoroutine(self.station.stop()))
 
     async def ctl(
         self,
