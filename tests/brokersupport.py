@@ -44,6 +44,29 @@ _BIND_ERROR = re.compile(r"Error: Address already in use|Error binding")
 #: Generous: the machine is shared and may be loaded.
 START_TIMEOUT = 30.0
 
+#: A first start that finds its port taken meanwhile tries new ports this
+#: many times in all.
+START_ATTEMPTS = 5
+
+#: The most of a broker's log a failure's message carries: a test's
+#: failure and its log events go to trial's parent process as AMP values,
+#: at most 64 KiB each.
+LOG_TAIL = 4000
+
+
+def tail(lines: list[str], limit: int = LOG_TAIL) -> str:
+    """
+    The end of a log, at most ``limit`` characters of it.
+    """
+    text = "\n".join(lines)
+    return text if len(text) <= limit else "...\n" + text[-limit:]
+
+
+class PortTaken(OSError):
+    """
+    The broker could not listen: its port was taken after it was chosen.
+    """
+
 
 def require_broker() -> None:
     """
@@ -64,16 +87,21 @@ def require_broker() -> None:
     raise SkipTest(message)
 
 
-def free_port() -> int:
+def free_port(avoid: int | None = None) -> int:
     """
     A loopback TCP port nothing listens on now (the kernel's ephemeral
     choice).  The broker is given it so that a restarted broker comes back
     at the same address its clients reconnect to.
+
+    :param avoid: a port chosen already, not to be chosen again (the
+        kernel may hand out a port it has just been given back).
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        if port != avoid:
+            return port
 
 
 class _BrokerProcess(ProcessProtocol):
@@ -87,6 +115,8 @@ class _BrokerProcess(ProcessProtocol):
         self.running: Deferred[None] = Deferred()
         self.ended: Deferred[int] = Deferred()
         self.pid: int | None = None
+        #: Whether it ran (listening on its ports).
+        self.ran = False
 
     def connectionMade(self) -> None:
         self.pid = self.transport.pid  # type: ignore[union-attr]
@@ -99,9 +129,12 @@ class _BrokerProcess(ProcessProtocol):
             self.lines.append(line)
             if not self.running.called:
                 if _RUNNING.search(line):
+                    self.ran = True
                     self.running.callback(None)
                 elif _BIND_ERROR.search(line):
-                    self.running.errback(OSError(f"mosquitto could not listen: {line}"))
+                    self.running.errback(
+                        PortTaken(f"mosquitto could not listen: {line}")
+                    )
 
     def processEnded(self, reason: Failure) -> None:
         code = (
@@ -116,7 +149,7 @@ class _BrokerProcess(ProcessProtocol):
         if not self.running.called:
             self.running.errback(
                 RuntimeError(
-                    f"mosquitto ended ({code}) before it ran:\n" + "\n".join(self.lines)
+                    f"mosquitto ended ({code}) before it ran:\n" + tail(self.lines)
                 )
             )
         self.ended.callback(code)
@@ -163,7 +196,7 @@ class Broker:
         self.certificates = certificates
         self.extra = extra
         self.port = free_port()
-        self.tls_port = free_port() if certificates is not None else None
+        self.tls_port = free_port(avoid=self.port) if certificates is not None else None
         self.runs: list[_BrokerProcess] = []
 
     @property
@@ -251,10 +284,35 @@ class Broker:
         """
         Write the configuration and start the broker.
 
+        The ports are chosen before the broker binds them, and on a shared
+        machine another process may take one in between; a first start
+        then tries new ports (:data:`START_ATTEMPTS` in all).  A restart
+        keeps its ports: its clients reconnect to them.
+
         :returns: a Deferred that fires once the broker logs that it is
-            running; it fails with the broker's log if it ends first (or
-            cannot listen), or after :data:`START_TIMEOUT` seconds.
+            running; it fails with the end of the broker's log if it ends
+            first (or cannot listen), or after :data:`START_TIMEOUT`
+            seconds.
         """
+        first = not any(run.ran for run in self.runs)
+        attempts = START_ATTEMPTS if first else 1
+
+        def again(reason: Failure, left: int) -> Any:
+            if left <= 1 or not reason.check(PortTaken):
+                return reason
+            self.port = free_port()
+            if self.tls_port is not None:
+                self.tls_port = free_port(avoid=self.port)
+            gone: Deferred[None] = Deferred()
+            failed = self.process
+            assert failed is not None
+            # It is on its way out; the next run starts once it has gone.
+            failed.ended.addBoth(lambda result: gone.callback(None) or result)
+            return gone.addCallback(lambda _: self._start()).addErrback(again, left - 1)
+
+        return self._start().addErrback(again, attempts)
+
+    def _start(self) -> Deferred[None]:
         assert not self.alive, "the broker is running already"
         config = os.path.join(self.directory, "mosquitto.conf")
         with open(config, "w") as f:
@@ -274,7 +332,7 @@ class Broker:
             lambda: (
                 run.running.called
                 or run.running.errback(
-                    TimeoutError("mosquitto did not start:\n" + "\n".join(run.lines))
+                    TimeoutError("mosquitto did not start:\n" + tail(run.lines))
                 )
             ),
         )

@@ -9,6 +9,7 @@ broker is killed and restarted.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +31,7 @@ from instrumentd.mqtt import (
     PublishRefusedError,
     Will,
 )
-from tests.brokersupport import Broker
+from tests.brokersupport import LOG_TAIL, Broker, tail
 from tests.tlssupport import make_certificates
 
 #: Generous: the machine is shared.
@@ -463,6 +464,42 @@ class ReconnectTests(BrokerTestCase):
         yield client.publish("again", b"after")
         yield inbox.wait(lambda messages: len(messages) == 1)
         self.assertEqual(inbox.messages[0].payload, b"after")
+
+
+class BrokerSupportTests(BrokerTestCase):
+    """
+    The test broker on a shared machine.
+    """
+
+    @inlineCallbacks
+    def test_port_taken_meanwhile(self) -> Any:
+        """
+        A port taken between its choice and the broker's start (another
+        process on the machine): the first start takes new ports.
+        """
+        taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        broker = self.make_broker()
+        broker.port = port
+        yield broker.start()
+        self.assertNotEqual(broker.port, port)
+        client = self.make_client(broker.url, "after")
+        yield client.when_connected()
+
+    def test_log_tail(self) -> None:
+        """
+        A failure's message carries the end of a broker's log, bounded
+        (trial's workers send a log event as one AMP value, 64 KiB at
+        most).
+        """
+        lines = [f"line {n} " + "x" * 60 for n in range(5000)]
+        text = tail(lines)
+        self.assertLessEqual(len(text), LOG_TAIL + 4)
+        self.assertTrue(text.endswith(lines[-1]))
+        self.assertEqual(tail(["a", "b"]), "a\nb")
 
 
 class RequireBrokerTests(SynchronousTestCase):
