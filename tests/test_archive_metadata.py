@@ -121,6 +121,27 @@ class MetadataFileTests(SynchronousTestCase):
         self.bus.publish(ConfigChangeEvent(time=3.0, changes={"INTERVAL": 20}))
         self.assertEqual(self.file.writes, 2)
 
+    def test_changesCoalesced(self) -> None:
+        """
+        Given C{later}, the changes of a second are written as one document,
+        a second after the first (an instrument's discovery changes its
+        state several times); stopped, nothing waiting is written.
+        """
+        stop = self.file.start(later=self.clock.callLater)
+        for value in ("01-jan-26", "02-jan-26", "03-jan-26"):
+            self.driver.parameters["TCALDATE"] = value
+            self.bus.publish(ConfigChangeEvent(time=1.0, changes={"TCALDATE": value}))
+        self.assertEqual(self.file.writes, 1)
+        self.clock.advance(1.0)
+        self.assertEqual(self.file.writes, 2)
+        self.assertEqual(self.read()["parameters"]["TCALDATE"], "03-jan-26")
+        self.driver.parameters["TCALDATE"] = "04-jan-26"
+        self.bus.publish(ConfigChangeEvent(time=2.0, changes={"TCALDATE": "x"}))
+        stop()
+        self.clock.advance(1.0)
+        self.assertEqual(self.file.writes, 2)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_cannotWrite(self) -> None:
         """
         A file that cannot be written is logged once, never raised, and

@@ -208,6 +208,10 @@ class MetadataWriter:
         return True
 
 
+#: Seconds a change waits to be written with those that follow it.
+UPDATE_DELAY = 1.0
+
+
 class InstrumentMetadataFile:
     """
     Keeps one instrument's ``metadata.json`` current.
@@ -243,21 +247,45 @@ class InstrumentMetadataFile:
         self._station = station
         self._position = position
 
-    def start(self) -> Callable[[], None]:
+    def start(
+        self, later: Callable[[float, Callable[[], object]], object] | None = None
+    ) -> Callable[[], None]:
         """
         Write the file now, and again whenever the driver's configuration or
         state changes it.
 
+        :param later: ``callLater``: when given, the changes of a second
+            (an instrument's discovery changes its state several times) are
+            written as one, a second after the first of them; each document
+            costs the driver's whole metadata, milliseconds an instrument.
         :returns: a callable that stops following the driver.
         """
         self.update()
+        pending: list[object] = []
 
-        def changed(event: DriverEvent) -> None:
+        def due() -> None:
+            pending.clear()
             self.update()
 
-        return self._bus.subscribe(
+        def changed(event: DriverEvent) -> None:
+            if later is None:
+                self.update()
+            elif not pending:
+                pending.append(later(UPDATE_DELAY, due))
+
+        unsubscribe = self._bus.subscribe(
             changed, types=[EventType.CONFIG_CHANGE, EventType.STATE_CHANGE]
         )
+
+        def stop() -> None:
+            unsubscribe()
+            for call in pending:
+                cancel = getattr(call, "cancel", None)
+                if callable(cancel) and getattr(call, "active", lambda: False)():
+                    cancel()
+            pending.clear()
+
+        return stop
 
     @property
     def writes(self) -> int:
