@@ -553,6 +553,47 @@ class KeepaliveTests(BrokerTestCase):
         self.assertEqual(client.connections, 2)
 
 
+class StopWhileConnectingTests(TestCase):
+    """
+    Stopping while a session is being set up.
+    """
+
+    timeout = TIMEOUT
+
+    @inlineCallbacks
+    def test_stop_before_connack(self) -> Any:
+        """
+        Connected, CONNECT sent, no CONNACK yet: stopping closes the
+        connection and completes, and nothing is logged as a failure
+        (ClientService has one transition for the attempt's end while it
+        stops; the connection's loss is it).
+        """
+        from twisted.internet.endpoints import TCP4ServerEndpoint
+        from twisted.internet.protocol import Factory, Protocol
+
+        arrived: Deferred[None] = Deferred()
+
+        class Silent(Protocol):
+            def dataReceived(self, data: bytes) -> None:
+                if not arrived.called:
+                    arrived.callback(None)
+
+        port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+            Factory.forProtocol(Silent)
+        )
+        self.addCleanup(port.stopListening)
+        client = MQTTClient(
+            BrokerSettings(f"mqtt://127.0.0.1:{port.getHost().port}", client_id="c"),
+            reactor=reactor,
+            retry_policy=fast_retry,
+        )
+        client.startService()
+        yield arrived
+        yield client.stopService()
+        self.assertFalse(client.connected)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+
 class RefusedSubscriptionTests(SynchronousTestCase):
     """
     A subscription the broker refuses does not cost the session.

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -281,7 +281,7 @@ class MQTTClient(Service):
             return subscribing.addErrback(refused)
 
         def refused(reason: Failure) -> Failure | None:
-            if not connection.open:
+            if not connection.open or reason.check(CancelledError):
                 # The session is gone: that fails this attempt.
                 return reason
             message = reason.getErrorMessage()
@@ -312,7 +312,7 @@ class MQTTClient(Service):
         def reset(_: object) -> None:
             self.last_error = None
 
-        def failed(reason: Failure) -> None:
+        def failed(reason: Failure) -> Deferred[None] | None:
             # The session failed (the broker refused it, or the connection
             # went first).  The attempt ends when its connection does:
             # ClientService does not close a connection whose preparation
@@ -324,6 +324,16 @@ class MQTTClient(Service):
             # failures in a row itself.
             if self._preparing is connection:
                 self._preparing = None
+            if reason.check(CancelledError):
+                # The service is stopping (ClientService cancelled the
+                # attempt and waits, Disconnecting, for one end of it).
+                # That end is the connection's: closed here, its loss
+                # completes the stop.  The preparation's own end, failure
+                # or success, would be a second one it has no transition
+                # for, so it never comes.
+                if connection.transport is not None and not connection.ended.called:
+                    connection.transport.loseConnection()
+                return Deferred()
             self._failures += 1
             message = str(reason.value)
             if message != self.last_error:
@@ -335,6 +345,7 @@ class MQTTClient(Service):
             self.last_error = message
             if connection.transport is not None and not connection.ended.called:
                 connection.transport.loseConnection()
+            return None
 
         return (
             connection.accepted.addCallback(reset)
