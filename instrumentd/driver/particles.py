@@ -165,7 +165,10 @@ class DataParticle:
     :ivar internal_timestamp: NTP time from inside the record, or ``None``.
     :ivar driver_timestamp: NTP time the particle was made.
     :ivar quality_flag: a :class:`QualityFlag`.
-    :ivar values: ``[{"value_id": ..., "value": ...}, ...]``, in order.
+    :ivar values: ``[{"value_id": ..., "value": ...}, ...]``, in order
+        (a :class:`RegexDataParticle` read the framework's way makes these
+        dicts on first use; :meth:`value_items` gives the pairs without
+        them).
     """
 
     stream_name: ClassVar[str]
