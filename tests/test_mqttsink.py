@@ -191,14 +191,23 @@ class MqttSinkTests(TestCase):
         password_file = os.path.join(self.directory, "pw")
         with open(password_file, "w") as f:
             f.write("pw")
+        # The watcher's session (and its subscription) outlives the
+        # broker's restart: the sink, reconnecting first, may deliver before
+        # the watcher has subscribed again, and a clean session would miss
+        # those messages.
         broker = self.broker(
+            persistence=True,
             users={"station": "pw", "watcher": "pw"},
             acl="user station\ntopic write instrumentd/buoy1/A/events/#\n"
             "user watcher\ntopic read instrumentd/#\n",
         )
         await broker.start()
         inbox = await self.watcher(
-            broker, username="watcher", password_file=password_file
+            broker,
+            username="watcher",
+            password_file=password_file,
+            clean_start=False,
+            session_expiry=600,
         )
         sink = self.sink(broker, username="station", password_file=password_file)
         for n in range(3):
