@@ -20,6 +20,7 @@ import re
 import signal
 import socket
 import subprocess
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -90,8 +91,9 @@ def require_broker() -> None:
 def free_port(avoid: int | None = None) -> int:
     """
     A loopback TCP port nothing listens on now (the kernel's ephemeral
-    choice).  The broker is given it so that a restarted broker comes back
-    at the same address its clients reconnect to.
+    choice), free for anyone to take a moment later: not for a port that
+    must refuse connections (:func:`tests.portsupport.refusing_port`) nor
+    for a broker's (:class:`Broker` holds its own).
 
     :param avoid: a port chosen already, not to be chosen again (the
         kernel may hand out a port it has just been given back).
@@ -102,6 +104,33 @@ def free_port(avoid: int | None = None) -> int:
             port: int = s.getsockname()[1]
         if port != avoid:
             return port
+
+
+def _reserve_port() -> socket.socket:
+    """
+    A loopback port held for a broker by a socket bound with
+    ``SO_REUSEADDR`` that never listens.
+
+    Linux lets a second socket bind a port held so (both ask for
+    ``SO_REUSEADDR`` and neither listens yet), which Mosquitto's listener
+    does; nothing else can take the port meanwhile: a bind without
+    ``SO_REUSEADDR`` fails, and the kernel never hands it out for a bind
+    to port 0 or as a connection's local port.  So a broker stopped for a
+    while (to test a client's reconnection) comes back on its port, and
+    its clients are refused, not answered by whatever another test under
+    ``trial -j2`` started there meanwhile.
+
+    :returns: the bound socket; its port is the broker's.
+    """
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", 0))
+    return holder
+
+
+def _release(holders: list[socket.socket]) -> None:
+    for holder in holders:
+        holder.close()
 
 
 class _BrokerProcess(ProcessProtocol):
@@ -195,9 +224,27 @@ class Broker:
         self.acl = acl
         self.certificates = certificates
         self.extra = extra
-        self.port = free_port()
-        self.tls_port = free_port(avoid=self.port) if certificates is not None else None
+        self._holders: list[socket.socket] = []
+        self._hold_ports()
         self.runs: list[_BrokerProcess] = []
+
+    def _hold_ports(self) -> None:
+        """
+        Hold new ports for the broker (see :func:`_reserve_port`) for as
+        long as this object lives, letting go of any held before.  A port
+        merely found free, then given to the broker, could be taken by
+        another test before the broker binds it or while it is stopped.
+        """
+        _release(self._holders)
+        holders = [_reserve_port()]
+        if self.certificates is not None:
+            holders.append(_reserve_port())
+        self._holders = holders
+        weakref.finalize(self, _release, holders)
+        self.port: int = holders[0].getsockname()[1]
+        self.tls_port: int | None = (
+            holders[1].getsockname()[1] if self.certificates is not None else None
+        )
 
     @property
     def url(self) -> str:
@@ -284,10 +331,11 @@ class Broker:
         """
         Write the configuration and start the broker.
 
-        The ports are chosen before the broker binds them, and on a shared
-        machine another process may take one in between; a first start
-        then tries new ports (:data:`START_ATTEMPTS` in all).  A restart
-        keeps its ports: its clients reconnect to them.
+        The ports are held for the broker (:meth:`_hold_ports`), so no
+        other test takes them; should one be taken all the same (a socket
+        binding that very port with ``SO_REUSEADDR``), a first start tries
+        new ports (:data:`START_ATTEMPTS` in all).  A restart keeps its
+        ports: its clients reconnect to them.
 
         :returns: a Deferred that fires once the broker logs that it is
             running; it fails with the end of the broker's log if it ends
@@ -300,9 +348,7 @@ class Broker:
         def again(reason: Failure, left: int) -> Any:
             if left <= 1 or not reason.check(PortTaken):
                 return reason
-            self.port = free_port()
-            if self.tls_port is not None:
-                self.tls_port = free_port(avoid=self.port)
+            self._hold_ports()
             gone: Deferred[None] = Deferred()
             failed = self.process
             assert failed is not None

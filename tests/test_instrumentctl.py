@@ -45,6 +45,7 @@ from instrumentd.packet import NTP_UNIX_OFFSET
 from instrumentd.station.api import StationAPI
 from instrumentd.station.instrument import LinkReport, Station, StationInstrument
 from tests.apisupport import FakeDriver, FakeParticle
+from tests.portsupport import refusing_port
 
 
 class StatusParticle(FakeParticle):
@@ -806,11 +807,9 @@ class UnreachableTests(TestCase):
         """
         A closed port exits 3 with a message saying what to check.
         """
-        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
-            Site(StationAPI({}, clock=reactor))
-        )
-        url = f"http://127.0.0.1:{port.getHost().port}"
-        yield port.stopListening()
+        # Reserved, never listening: a port freed after listening could be
+        # taken by another test's server under trial -j2.
+        url = f"http://127.0.0.1:{refusing_port(self)}"
         out, err = Capture(), Capture()
         code = yield Deferred.fromCoroutine(
             run(reactor, ["--url", url, "list"], stdout=out, stderr=err, environ={})

@@ -23,7 +23,8 @@ from twisted.trial.unittest import TestCase
 
 from instrumentd.cli.instrumentctl import ExitCode, run
 from instrumentd.mqtt import BrokerSettings, Message, MessageProperties, MQTTClient
-from tests.brokersupport import Broker, free_port
+from tests.brokersupport import Broker
+from tests.portsupport import refusing_port
 from tests.test_instrumentctl import Capture
 from tests.tlssupport import make_certificates
 
@@ -307,7 +308,13 @@ class UnreachableBrokerTests(TestCase):
         err = Capture()
         code = await run(
             reactor,
-            ["--broker", f"mqtt://127.0.0.1:{free_port()}", "--timeout", "2", "list"],
+            [
+                "--broker",
+                f"mqtt://127.0.0.1:{refusing_port(self)}",
+                "--timeout",
+                "2",
+                "list",
+            ],
             stdout=Capture(),
             stderr=err,
             environ={},
