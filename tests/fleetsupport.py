@@ -98,6 +98,26 @@ def open_descriptors(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def descriptor_kinds(pid: int) -> dict[str, int]:
+    """
+    What process ``pid`` has open, counted by kind: ``socket``, ``pipe``,
+    ``anon_inode`` and the like, and files by their name's suffix
+    (``.jsonl``, ``.datalog``, ``.json``), for a failing count's message.
+    """
+    kinds: dict[str, int] = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("/"):
+            kind = os.path.splitext(target)[1] or target
+        else:
+            kind = target.split(":")[0]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
+
+
 def open_files(pid: int, suffix: str) -> int:
     """
     How many files whose names end in ``suffix`` process ``pid`` has open.
@@ -113,22 +133,23 @@ async def samples_from_all(
     http: Any,
     url: str,
     names: set[str],
-    until: Callable[[], bool] | None = None,
+    until: Callable[[str], bool] | None = None,
     seconds: float = 90,
 ) -> None:
     """
     Read ``/api/events?type=SAMPLE`` until every instrument named has
-    delivered a sample and, checked at each sample after that, ``until()``
-    is true; then hang up.
+    delivered a sample and, checked at each sample after that,
+    ``until(instrument)`` (the sample's instrument) is true; then hang up.
     """
     pending = set(names)
     done: Deferred[None] = Deferred()
 
     def event(each: ServerSentEvent) -> None:
-        if each.event != "SAMPLE":
+        if each.event != "SAMPLE" or done.called:
             return
-        pending.discard(json.loads(each.data).get("instrument"))
-        if not pending and (until is None or until()) and not done.called:
+        instrument = json.loads(each.data).get("instrument")
+        pending.discard(instrument)
+        if not pending and (until is None or until(instrument)):
             done.callback(None)
 
     response = await http.get(f"{url}/api/events?type=SAMPLE", unbuffered=True)
@@ -142,6 +163,7 @@ async def samples_from_all(
 
 __all__ = [
     "FleetProcess",
+    "descriptor_kinds",
     "open_descriptors",
     "open_files",
     "samples_from_all",
