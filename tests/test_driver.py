@@ -289,6 +289,42 @@ class ConfigurationTests(SynchronousTestCase):
         self.successResultOf(result)
         self.assertEqual(bench.toy.settings["interval"], "15")
 
+    def test_startupOnceNotPerLink(self) -> None:
+        """
+        Startup values are applied when the instrument is first found in
+        command mode, not again each time the link comes back (an
+        operator's change since then stands); a new startup configuration
+        is applied on the next discovery, and a link lost before the first
+        application leaves them pending.
+        """
+        down = LinkState(agent=True, commands=True)
+        up = LinkState(agent=True, commands=True, instrument=True)
+        bench = Bench()
+        bench.driver.set_init_params({"parameters": {"INTERVAL": 15}})
+        bench.connected()
+        bench.connection.set_link(down)  # lost before command mode
+        bench.connection.set_link(up)
+        result = bench.driver.discover_state()
+        bench.flush()
+        self.successResultOf(result)
+        self.assertEqual(bench.toy.settings["interval"], "15")
+
+        bench.toy.settings["interval"] = "7"  # the operator's change
+        bench.connection.set_link(down)
+        bench.connection.set_link(up)
+        result = bench.driver.discover_state()
+        bench.flush()
+        self.successResultOf(result)
+        self.assertEqual(bench.toy.settings["interval"], "7")
+
+        bench.driver.set_init_params({"parameters": {"INTERVAL": 20}})
+        bench.connection.set_link(down)
+        bench.connection.set_link(up)
+        result = bench.driver.discover_state()
+        bench.flush()
+        self.successResultOf(result)
+        self.assertEqual(bench.toy.settings["interval"], "20")
+
     def test_initParamsWhileConnected(self) -> None:
         """
         A startup configuration given while connected reaches the running

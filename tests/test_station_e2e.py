@@ -63,8 +63,7 @@ def simulated(
     An ``[[instruments]]`` table: a simulated SBE 37-SMP, with ``interval``
     as its startup INTERVAL (none if ``None``).  ``heartbeat`` 0 turns the
     agent's heartbeats off, so that a loaded machine cannot make the driver
-    think the agent lost and reconnect (which applies the startup values
-    again) in a test about something else.
+    think the agent lost and reconnect in a test about something else.
     """
     startup = "" if interval is None else f"parameters = {{ INTERVAL = {interval} }}\n"
     return f"""

@@ -79,18 +79,32 @@ class InstrumentDriver:
         self._clock = clock
         self._connection = connection
         self._init_config: dict[str, object] = {}
+        # Startup values are applied once, when the instrument is first
+        # found in command mode (after start, or after a new startup
+        # configuration), not each time the link comes back: the
+        # instrument kept its settings, and an operator's change since
+        # then must stand.
+        self._startup_applied = False
+        self._latest: InstrumentProtocol[Any] | None = None
         self._core = ConnectionCore(connection, self._build_protocol, self.events)
         self._machine = ConnectionMachine(self._core)
         self._core.start(self._machine)
 
     def _build_protocol(self, send: Callable[[bytes], None]) -> InstrumentProtocol[Any]:
-        return self._protocol_class(
+        previous = self._latest
+        if previous is not None and not previous.startup_pending:
+            self._startup_applied = True
+        protocol = self._protocol_class(
             send,
             self.events,
             clock=self._clock,
             init_config=self._init_config or None,
             send_break=self._connection.send_break,
         )
+        if self._startup_applied:
+            protocol.startup_pending = False
+        self._latest = protocol
+        return protocol
 
     def _detached(self) -> InstrumentProtocol[Any]:
         # A protocol that is never started: its declarations (parameters,
@@ -307,6 +321,7 @@ class InstrumentDriver:
         """
         self._detached().set_init_params(config)
         self._init_config = dict(config)
+        self._startup_applied = False
         protocol = self.protocol
         if protocol is not None:
             protocol.set_init_params(config)

@@ -248,7 +248,10 @@ class InstrumentProtocol(Generic[InputsT]):
         self._changes: list[tuple[str, str]] = []
         self._direct_access_snapshot: dict[str, object] | None = None
         self._restore_pending = False
-        self._startup_pending = bool(self.parameters.startup_names())
+        #: Whether the startup values wait for command mode (see
+        #: :meth:`settle_in_command`); the driver clears it on a protocol
+        #: built after a lost link when an earlier one applied them.
+        self.startup_pending = bool(self.parameters.startup_names())
         self._discovery_waiters: list[Deferred[str]] | None = None
         self._stopped = False
         self.machine: InputsT = cast("InputsT", self.machine_factory(self))
@@ -588,7 +591,7 @@ class InstrumentProtocol(Generic[InputsT]):
         scheduled = parse_jobs(jobs, self.scheduled_jobs)
         self.parameters.set_init_values(parameters)
         self.scheduler.configure(scheduled)
-        self._startup_pending = bool(self.parameters.startup_names())
+        self.startup_pending = bool(self.parameters.startup_names())
 
     # Helpers for behaviours.
 
@@ -679,7 +682,7 @@ class InstrumentProtocol(Generic[InputsT]):
         :param session: the instrument, held.
         """
         desired: dict[str, object] = {}
-        if self._startup_pending:
+        if self.startup_pending:
             desired.update(
                 self.parameters.validate_set(
                     self.parameters.startup_values(), startup=True
@@ -693,7 +696,7 @@ class InstrumentProtocol(Generic[InputsT]):
             )
         if desired:
             await self._set_on_instrument(session, desired, refresh_first=True)
-        self._startup_pending = False
+        self.startup_pending = False
         self._restore_pending = False
         self._direct_access_snapshot = None
 
