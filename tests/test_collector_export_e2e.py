@@ -60,7 +60,19 @@ class CollectorExportTests(PipelineTestCase):
         self.stations.append(station)
         self.addCleanup(station.signal, "TERM")
         await station.start()
-        await self.archived(collector, station, 4)
+        # Samples of the stream exported: the status and calibration
+        # records the driver writes at start-up are archived first, and on
+        # a loaded machine four archived records could all be those.
+
+        def sampled() -> bool:
+            lines = data_lines(read_archive(collector.archive), "buoy1", "CTD1")
+            return sum(line["stream"] == "ctdpf_sample" for line in lines) >= 4
+
+        await until(
+            sampled,
+            "4 ctdpf_sample records archived",
+            lambda: collector.output[-3000:] + self.log(),
+        )
         path = os.path.join(collector.archive, "buoy1", "CTD1", "metadata.json")
 
         def described() -> bool:
