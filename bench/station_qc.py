@@ -195,7 +195,7 @@ def config(count: int, data_dir: str, variant: str) -> str:
 
 
 async def measure(
-    reactor: Any, count: int, window: float, settle: float
+    reactor: Any, count: int, window: float, settle: float, startup: float = 300.0
 ) -> dict[str, dict[str, float]]:
     """
     Run one station per variant side by side, and measure them over the
@@ -227,8 +227,19 @@ async def measure(
                 path=directory,
             )
         urls = {v: await s.url for v, s in stations.items()}
-        for station in stations.values():
-            await station.all_running
+        for variant, station in stations.items():
+            # On a loaded machine an instrument may take long to come up:
+            # measure anyway after a while, and say so.
+            waiting = station.all_running
+            waiting.addTimeout(startup, reactor)
+            try:
+                await waiting
+            except defer.TimeoutError:
+                print(
+                    f"{variant}: {len(station.running)} of {count} instruments "
+                    f"running after {startup:g} s; measuring anyway",
+                    flush=True,
+                )
         await task.deferLater(reactor, settle, lambda: None)
         before = {
             v: (cpu_seconds(s.pid), await samples_total(urls[v]))
