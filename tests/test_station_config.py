@@ -1668,6 +1668,18 @@ class ReferenceTests(SynchronousTestCase):
         self.assertIn("### `[station]`", updated)
         self.assertRaises(ValueError, reference.update, "no markers\n")
 
+    def test_mainLeavesDocumentWithoutMarkers(self) -> None:
+        """
+        The command refuses a document without the markers and leaves it
+        as it was (it once emptied it).
+        """
+        path = self.mktemp()
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("no markers\n")
+        self.assertRaises(ValueError, reference.main, [path])
+        with open(path, encoding="utf-8") as f:
+            self.assertEqual(f.read(), "no markers\n")
+
 
 class ExampleAndDemoTests(ConfigCheckTests):
     """
