@@ -25,12 +25,14 @@ DRIVERS = {
 #: its settings table, its water, its diagnostic texts).  ``pd0.py`` is
 #: shared: the driver decodes with it, the simulator encodes.  The SBE 37's
 #: simulator keeps its sensors in ``calibration.py``, its sample memory in
-#: ``memory.py`` and what each firmware prints in ``firmware.py``.
+#: ``memory.py``, what each firmware prints in ``firmware.py`` and how it
+#: reads its setting commands' values in ``setting_values.py``.
 NOT_DRIVER = {
     "calibration.py",
     "memory.py",
     "firmware.py",
     "simulator.py",
+    "setting_values.py",
     "properties.py",
     "oxygen.py",
     "__init__.py",

@@ -43,11 +43,18 @@ from instrumentd.instruments.seabird.sbe37smp.calibration import (
 )
 from instrumentd.instruments.seabird.sbe37smp.firmware import (
     FIRMWARES,
-    MONTHS,
     Firmware,
     day,
 )
 from instrumentd.instruments.seabird.sbe37smp.memory import SampleMemory
+from instrumentd.instruments.seabird.sbe37smp.setting_values import (
+    BadValue,
+    parse_cal_date,
+    parse_date,
+    parse_date_time,
+    parse_integer,
+    parse_time,
+)
 from instrumentd.simulator.base import SimulatedInstrument, SimulatorSettings
 from instrumentd.simulator.seawater import MooringWater, salinity, sound_velocity
 
@@ -126,10 +133,7 @@ class Setup:
     format: int = 1
 
 
-_INTEGER = re.compile(r"^[+-]?\d+$")
 _DD = re.compile(r"^DD\s*(\d+)\s*,\s*(\d+)$")
-_SIX_DIGITS = re.compile(r"^(\d\d)(\d\d)(\d\d)$")
-_CAL_DATE = re.compile(r"^(\d\d)-([a-z]{3})-(\d\d)$", re.IGNORECASE)
 
 
 _T = TypeVar("_T")
@@ -146,12 +150,6 @@ def _choice(
             f"sbe37 option {key}={text!r} is not one of: {', '.join(choices)}"
         )
     return choices[text]
-
-
-class _BadValue(Exception):
-    """
-    A setter's value was refused; the message is the instrument's error line.
-    """
 
 
 class SBE37Simulator(SimulatedInstrument):
@@ -379,7 +377,7 @@ class SBE37Simulator(SimulatedInstrument):
             else:
                 try:
                     setter(value.strip())
-                except _BadValue as e:
+                except BadValue as e:
                     self._reply(str(e))
                 else:
                     self._reply()
@@ -784,26 +782,22 @@ class SBE37Simulator(SimulatedInstrument):
         self, name: str, low: int, high: int, attribute: str
     ) -> Callable[[str], None]:
         def set_(value: str) -> None:
-            if not _INTEGER.match(value) or not low <= int(value) <= high:
-                raise _BadValue(f"***ERROR: {name} must be {low}..{high}***")
-            setattr(self.setup, attribute, int(value))
+            setattr(self.setup, attribute, parse_integer(value, name, low, high))
 
         return set_
 
     def _flag(self, name: str, attribute: str) -> Callable[[str], None]:
         def set_(value: str) -> None:
             if value not in ("Y", "N"):
-                raise _BadValue(f"***ERROR: {name} must be Y or N***")
+                raise BadValue(f"***ERROR: {name} must be Y or N***")
             setattr(self.setup, attribute, value == "Y")
 
         return set_
 
     def _set_samplenum(self, value: str) -> None:
-        capacity = self.firmware.capacity
-        if not _INTEGER.match(value) or not 0 <= int(value) <= capacity:
-            raise _BadValue(f"***ERROR: SAMPLENUM must be 0..{capacity}***")
+        number = parse_integer(value, "SAMPLENUM", 0, self.firmware.capacity)
         self._memory.resize(
-            int(value), self.clock.now(), self.setup.interval, self.setup.navg
+            number, self.clock.now(), self.setup.interval, self.setup.navg
         )
 
     def _set_refpress(self, value: str) -> None:
@@ -812,41 +806,13 @@ class SBE37Simulator(SimulatedInstrument):
         except ValueError:
             pressure = math.nan
         if not 0 <= pressure <= 10_000:
-            raise _BadValue("***ERROR: REFPRESS must be 0..10000 db***")
+            raise BadValue("***ERROR: REFPRESS must be 0..10000 db***")
         self.setup.refpress = pressure
 
     def _set_format(self, value: str) -> None:
         if value not in ("0", "1"):
-            raise _BadValue("***ERROR: FORMAT must be 0 or 1***")
+            raise BadValue("***ERROR: FORMAT must be 0 or 1***")
         self.setup.format = int(value)
-
-    @staticmethod
-    def _parse_date(value: str, name: str, month_first: bool) -> date:
-        match = _SIX_DIGITS.match(value)
-        try:
-            if match is None:
-                raise ValueError(value)
-            a, b, year = (int(part) for part in match.groups())
-            month, day = (a, b) if month_first else (b, a)
-            return date(2000 + year, month, day)
-        except ValueError:
-            form = "mmddyy" if month_first else "ddmmyy"
-            raise _BadValue(
-                f"***ERROR: {name} must be {form}, a valid date***"
-            ) from None
-
-    @staticmethod
-    def _parse_time(value: str, name: str) -> time:
-        match = _SIX_DIGITS.match(value)
-        try:
-            if match is None:
-                raise ValueError(value)
-            hour, minute, second = (int(part) for part in match.groups())
-            return time(hour, minute, second)
-        except ValueError:
-            raise _BadValue(
-                f"***ERROR: {name} must be hhmmss, a valid time***"
-            ) from None
 
     def _set_clock(self, new: datetime) -> None:
         self.clock.set(new.timestamp())
@@ -857,36 +823,25 @@ class SBE37Simulator(SimulatedInstrument):
             self._schedule_delayed_start()
 
     def _set_date(self, value: str, name: str, *, month_first: bool) -> None:
-        day = self._parse_date(value, name, month_first)
+        day = parse_date(value, name, month_first)
         self._set_clock(datetime.combine(day, self.now().timetz()))
 
     def _set_time(self, value: str) -> None:
-        clock_time = self._parse_time(value, "HHMMSS")
+        clock_time = parse_time(value, "HHMMSS")
         self._set_clock(datetime.combine(self.now().date(), clock_time, UTC))
 
-    @staticmethod
-    def _parse_date_time(value: str, name: str) -> datetime:
-        try:
-            if not re.fullmatch(r"\d{14}", value):
-                raise ValueError(value)
-            return datetime.strptime(value, "%m%d%Y%H%M%S").replace(tzinfo=UTC)
-        except ValueError:
-            raise _BadValue(
-                f"***ERROR: {name} must be mmddyyyyhhmmss, a valid time***"
-            ) from None
-
     def _set_date_time(self, value: str) -> None:
-        self._set_clock(self._parse_date_time(value, "DATETIME"))
+        self._set_clock(parse_date_time(value, "DATETIME"))
 
     def _set_start_date_time(self, value: str) -> None:
-        start = self._parse_date_time(value, "STARTDATETIME")
+        start = parse_date_time(value, "STARTDATETIME")
         self._start_date, self._start_time = start.date(), start.time()
 
     def _set_start_date(self, value: str, name: str, month_first: bool) -> None:
-        self._start_date = self._parse_date(value, name, month_first)
+        self._start_date = parse_date(value, name, month_first)
 
     def _set_start_time(self, value: str) -> None:
-        self._start_time = self._parse_time(value, "STARTHHMMSS")
+        self._start_time = parse_time(value, "STARTHHMMSS")
 
     def _coefficient(self, name: str, attribute: str) -> Callable[[str], None]:
         def set_(value: str) -> None:
@@ -895,22 +850,13 @@ class SBE37Simulator(SimulatedInstrument):
             except ValueError:
                 number = math.nan
             if not math.isfinite(number):
-                raise _BadValue(f"***ERROR: {name} must be a number***")
+                raise BadValue(f"***ERROR: {name} must be a number***")
             setattr(self.calibration, attribute, number)
 
         return set_
 
     def _cal_date(self, name: str, attribute: str) -> Callable[[str], None]:
         def set_(value: str) -> None:
-            match = _CAL_DATE.match(value)
-            if (
-                match is None
-                or match.group(2).capitalize() not in MONTHS
-                or not 1 <= int(match.group(1)) <= 31
-            ):
-                raise _BadValue(
-                    f"***ERROR: {name} must be dd-mon-yy, e.g. 08-nov-05***"
-                )
-            setattr(self.calibration, attribute, value.lower())
+            setattr(self.calibration, attribute, parse_cal_date(value, name))
 
         return set_
