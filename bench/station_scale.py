@@ -296,6 +296,7 @@ class Options:
     pythonpath: str | None = None
     label: str = "this"
     profile: str | None = None
+    qc: bool = True
 
 
 def station_config(
@@ -327,6 +328,9 @@ def station_config(
         agent = 'mode = "in-process"\nlisteners = { sniff = "none", raw = "none" }\n'
     else:
         agent = 'mode = "child"\n'
+    # The SBE 37's default QC ranges apply unless turned off (an older
+    # version has no qc key at all).
+    qc = "" if options.qc or not new else "qc = { ctdpf_sample = false }\n"
     for number, port in enumerate(ports):
         lines.append(
             f"""
@@ -336,7 +340,7 @@ driver = "{DRIVER}"
 autosample = true
 sinks = {sinks}
 parameters = {{ INTERVAL = 5 }}
-connection = {{ type = "tcp", host = "127.0.0.1", port = {port} }}
+{qc}connection = {{ type = "tcp", host = "127.0.0.1", port = {port} }}
 [instruments.port_agent]
 {agent}"""
         )
@@ -673,6 +677,7 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
                     pythonpath=pythonpath,
                     label=label,
                     profile=args.profile and f"{args.profile}-{label}-{count}.txt",
+                    qc=not args.no_qc,
                 )
                 row = await measure(reactor, options)
                 rows.append(row)
@@ -691,6 +696,11 @@ if __name__ == "__main__":
         "--streams", choices=("station", "instrument"), default="station"
     )
     parser.add_argument("--sink", action="store_true", help="an HTTP sink too")
+    parser.add_argument(
+        "--no-qc",
+        action="store_true",
+        help="turn the SBE 37's default QC ranges off (this version only)",
+    )
     parser.add_argument("--window", type=float, default=30.0)
     parser.add_argument("--settle", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=1)
