@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from enum import Enum
-from typing import Any, Final
+from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IStreamClientEndpoint
@@ -43,6 +42,7 @@ from instrumentd.connection_config import (
     _is_int,
     validate_config,
 )
+from instrumentd.connection_states import ConnectionState, require_call
 from instrumentd.interfaces import IInstrumentConnection, LinkState
 from instrumentd.packet import Packet
 from instrumentd.portagent.client import (
@@ -83,30 +83,6 @@ def _listener_host(description: str | None) -> str:
 
 
 # -- the connection ----------------------------------------------------------------
-
-
-class _State(Enum):
-    UNCONFIGURED = "unconfigured"
-    DISCONNECTED = "disconnected"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    DISCONNECTING = "disconnecting"
-
-
-_ANYWHERE: Final = ("attach", "detach", "link_state", "reset")
-_VALID: Final[Mapping[_State, tuple[str, ...]]] = {
-    _State.UNCONFIGURED: ("initialize", "configure", "disconnect", *_ANYWHERE),
-    _State.DISCONNECTED: (
-        "initialize",
-        "configure",
-        "connect",
-        "disconnect",
-        *_ANYWHERE,
-    ),
-    _State.CONNECTING: ("disconnect", *_ANYWHERE),
-    _State.CONNECTED: ("disconnect", "send", "send_break", *_ANYWHERE),
-    _State.DISCONNECTING: ("disconnect", *_ANYWHERE),
-}
 
 
 #: Launches an agent: the keyword arguments of
@@ -167,7 +143,7 @@ class PortAgentConnection:
             lambda host, port: agent_endpoint(reactor, host, port)
         )
         self._retry_policy = retry_policy
-        self._state = _State.UNCONFIGURED
+        self._state = ConnectionState.UNCONFIGURED
         self.config: ConnectionConfig | None = None
         self.client: PortAgentClient | None = None
         self.agent: Any = None
@@ -192,13 +168,7 @@ class PortAgentConnection:
         return self._state.value
 
     def _require(self, method: str) -> None:
-        valid = _VALID[self._state]
-        if method not in valid:
-            raise InstrumentConnectionError(
-                f"{method}() is not valid while the connection is "
-                f"{self._state.value}; valid now: "
-                + ", ".join(f"{name}()" for name in valid)
-            )
+        require_call(self._state, method)
 
     # -- configuration ---------------------------------------------------------
 
@@ -211,7 +181,7 @@ class PortAgentConnection:
         """
         self._require("initialize")
         self.config = None
-        self._state = _State.UNCONFIGURED
+        self._state = ConnectionState.UNCONFIGURED
 
     def configure(self, config: Mapping[str, object]) -> None:
         """
@@ -223,7 +193,7 @@ class PortAgentConnection:
         """
         self._require("configure")
         self.config = validate_config(config)
-        self._state = _State.DISCONNECTED
+        self._state = ConnectionState.DISCONNECTED
 
     # -- connecting ----------------------------------------------------------------
 
@@ -241,7 +211,7 @@ class PortAgentConnection:
         except InstrumentConnectionError:
             return fail()
         assert self.config is not None
-        self._state = _State.CONNECTING
+        self._state = ConnectionState.CONNECTING
         connecting = Deferred.fromCoroutine(self._connect(self.config))
         self._connecting = connecting
         return connecting
@@ -289,11 +259,11 @@ class PortAgentConnection:
                 await self._stop_everything()
             except Exception:
                 failure = Failure()
-            self._state = _State.DISCONNECTED
+            self._state = ConnectionState.DISCONNECTED
             self._connecting = None
             self._stopped(failure)
             raise
-        self._state = _State.CONNECTED
+        self._state = ConnectionState.CONNECTED
         self._connecting = None
         return state
 
@@ -333,7 +303,7 @@ class PortAgentConnection:
         )
 
     def _agent_ended(self, status: int, agent: Any) -> int:
-        if agent is self.agent and self._state is _State.CONNECTED:
+        if agent is self.agent and self._state is ConnectionState.CONNECTED:
             from instrumentd.portagent.launcher import describe_exit
 
             text = (
@@ -362,16 +332,16 @@ class PortAgentConnection:
         :returns: a Deferred firing once everything has stopped.
         """
         state = self._state
-        if state in (_State.UNCONFIGURED, _State.DISCONNECTED):
+        if state in (ConnectionState.UNCONFIGURED, ConnectionState.DISCONNECTED):
             return succeed(None)
         stopped: Deferred[None] = Deferred()
         self._stop_waiters.append(stopped)
-        if state is _State.CONNECTING:
+        if state is ConnectionState.CONNECTING:
             assert self._connecting is not None
             # _connect stops what it started, then tells the waiters.
             self._connecting.cancel()
-        elif state is _State.CONNECTED:
-            self._state = _State.DISCONNECTING
+        elif state is ConnectionState.CONNECTED:
+            self._state = ConnectionState.DISCONNECTING
             Deferred.fromCoroutine(self._disconnect())
         return stopped
 
@@ -381,7 +351,7 @@ class PortAgentConnection:
             await self._stop_everything()
         except Exception:
             failure = Failure()
-        self._state = _State.DISCONNECTED
+        self._state = ConnectionState.DISCONNECTED
         self._stopped(failure)
 
     def _stopped(self, failure: Failure | None = None) -> None:
@@ -402,7 +372,7 @@ class PortAgentConnection:
 
         def forget(_: object) -> None:
             self.config = None
-            self._state = _State.UNCONFIGURED
+            self._state = ConnectionState.UNCONFIGURED
 
         return self.disconnect().addCallback(forget)
 
@@ -454,7 +424,7 @@ class PortAgentConnection:
         :returns: the client's link state while connected; all down
             otherwise.
         """
-        if self._state is _State.CONNECTED and self.client is not None:
+        if self._state is ConnectionState.CONNECTED and self.client is not None:
             return self.client.state
         return LinkState()
 

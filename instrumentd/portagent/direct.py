@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import replace
-from enum import Enum
 from typing import TYPE_CHECKING, Any, Final
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -51,6 +50,7 @@ from instrumentd.connection_config import (
     _describe,
     _is_int,
 )
+from instrumentd.connection_states import ConnectionState, require_call
 from instrumentd.interfaces import IInstrumentConnection, LinkState
 from instrumentd.packet import Packet, PacketType
 from instrumentd.portagent.client import (
@@ -71,28 +71,6 @@ DIRECT_METHOD: Final = "in_process"
 
 _STATUS: Final = {b"CONNECTED": True, b"DISCONNECTED": False}
 _CONFIG_KEYS: Final = frozenset({"method", "name"})
-
-
-class _State(Enum):
-    UNCONFIGURED = "unconfigured"
-    DISCONNECTED = "disconnected"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-
-
-_ANYWHERE: Final = ("attach", "detach", "link_state", "reset")
-_VALID: Final[Mapping[_State, tuple[str, ...]]] = {
-    _State.UNCONFIGURED: ("initialize", "configure", "disconnect", *_ANYWHERE),
-    _State.DISCONNECTED: (
-        "initialize",
-        "configure",
-        "connect",
-        "disconnect",
-        *_ANYWHERE,
-    ),
-    _State.CONNECTING: ("disconnect", *_ANYWHERE),
-    _State.CONNECTED: ("disconnect", "send", "send_break", *_ANYWHERE),
-}
 
 
 @implementer(IInstrumentConnection)
@@ -121,7 +99,7 @@ class DirectAgentConnection:
 
             reactor = _reactor
         self._reactor = reactor
-        self._state = _State.UNCONFIGURED
+        self._state = ConnectionState.UNCONFIGURED
         self.config: dict[str, object] | None = None
         self.agent: PortAgent | None = None
         self.link_can_break: bool | None = None
@@ -147,13 +125,7 @@ class DirectAgentConnection:
         return self._state.value
 
     def _require(self, method: str) -> None:
-        valid = _VALID[self._state]
-        if method not in valid:
-            raise InstrumentConnectionError(
-                f"{method}() is not valid while the connection is "
-                f"{self._state.value}; valid now: "
-                + ", ".join(f"{name}()" for name in valid)
-            )
+        require_call(self._state, method)
 
     def bind(self, agent: PortAgent | None) -> None:
         """
@@ -163,7 +135,7 @@ class DirectAgentConnection:
         :raises InstrumentConnectionError: while ``connecting`` or
             ``connected``.
         """
-        if self._state in (_State.CONNECTING, _State.CONNECTED):
+        if self._state in (ConnectionState.CONNECTING, ConnectionState.CONNECTED):
             raise InstrumentConnectionError(
                 f"bind() is not valid while the connection is {self._state.value}"
             )
@@ -177,7 +149,7 @@ class DirectAgentConnection:
         """
         self._require("initialize")
         self.config = None
-        self._state = _State.UNCONFIGURED
+        self._state = ConnectionState.UNCONFIGURED
 
     def configure(self, config: Mapping[str, object]) -> None:
         """
@@ -205,7 +177,7 @@ class DirectAgentConnection:
                 f"name: must be a string, not {_describe(name)}"
             )
         self.config = dict(config)
-        self._state = _State.DISCONNECTED
+        self._state = ConnectionState.DISCONNECTED
 
     # -- connecting -------------------------------------------------------------
 
@@ -229,7 +201,7 @@ class DirectAgentConnection:
                 )
         except InstrumentConnectionError:
             return fail()
-        self._state = _State.CONNECTING
+        self._state = ConnectionState.CONNECTING
         waiter: Deferred[LinkState] = Deferred(lambda _: self._abandon())
         self._connect_waiter = waiter
         self._connecting = self._reactor.callLater(0, self._join, agent)
@@ -241,7 +213,7 @@ class DirectAgentConnection:
         if agent.running:
             agent.router.direct.append(self)
             self._learn_config(agent.public_config())
-            self._state = _State.CONNECTED
+            self._state = ConnectionState.CONNECTED
             # What a port client learns from get_state once both ports are
             # up: the agent's word on its link, announced or not.
             self._set_link(
@@ -252,7 +224,7 @@ class DirectAgentConnection:
             assert waiter is not None
             waiter.callback(self._link)
             return
-        self._state = _State.DISCONNECTED
+        self._state = ConnectionState.DISCONNECTED
         assert waiter is not None
         waiter.errback(
             InstrumentConnectionError(
@@ -266,7 +238,7 @@ class DirectAgentConnection:
             self._connecting.cancel()
         self._connecting = None
         self._connect_waiter = None
-        self._state = _State.DISCONNECTED
+        self._state = ConnectionState.DISCONNECTED
 
     def disconnect(self) -> Deferred[None]:
         """
@@ -276,14 +248,14 @@ class DirectAgentConnection:
 
         :returns: a Deferred that has fired.
         """
-        if self._state is _State.CONNECTING:
+        if self._state is ConnectionState.CONNECTING:
             assert self._connect_waiter is not None
             self._connect_waiter.cancel()
-        elif self._state is _State.CONNECTED:
+        elif self._state is ConnectionState.CONNECTED:
             agent = self.agent
             if agent is not None and self in agent.router.direct:
                 agent.router.direct.remove(self)
-            self._state = _State.DISCONNECTED
+            self._state = ConnectionState.DISCONNECTED
             self._set_link(LinkState())
         return succeed(None)
 
@@ -294,7 +266,7 @@ class DirectAgentConnection:
 
         def forget(_: object) -> None:
             self.config = None
-            self._state = _State.UNCONFIGURED
+            self._state = ConnectionState.UNCONFIGURED
 
         return self.disconnect().addCallback(forget)
 
@@ -363,7 +335,7 @@ class DirectAgentConnection:
         """
         The agent has stopped: all down until it runs again.
         """
-        if self._state is _State.CONNECTED:
+        if self._state is ConnectionState.CONNECTED:
             self._set_link(LinkState())
 
     def _learn_config(self, config: Mapping[str, object]) -> None:
@@ -387,7 +359,7 @@ class DirectAgentConnection:
         """
         :returns: the link state while connected; all down otherwise.
         """
-        if self._state is _State.CONNECTED:
+        if self._state is ConnectionState.CONNECTED:
             return self._link
         return LinkState()
 
