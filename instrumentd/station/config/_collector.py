@@ -321,23 +321,14 @@ def load_collector_config(
     :returns: the checked configuration.
     :raises ConfigError: listing every problem.
     """
-    from instrumentd.station.config._parse import parse_toml
+    from instrumentd.station.config._parse import read_toml_file
 
     if path is None:
         return parse_collector_config(
             {}, "(command line)", broker=broker, data_dir=data_dir, api=api
         )
-    try:
-        with open(path, "rb") as f:
-            text = f.read().decode("utf-8")
-    except OSError as e:
-        raise ConfigError(path, [("(file)", f"cannot read it: {e.strerror}")]) from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(
-            path, [("(file)", f"not UTF-8 text (byte {e.start})")]
-        ) from None
     return parse_collector_config(
-        parse_toml(text, path), path, broker=broker, data_dir=data_dir, api=api
+        read_toml_file(path), path, broker=broker, data_dir=data_dir, api=api
     )
 
 

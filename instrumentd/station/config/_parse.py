@@ -35,6 +35,29 @@ def parse_toml(text: str, source: str) -> dict[str, Any]:
         raise ConfigError(source, [("(file)", f"not valid TOML: {e}")]) from None
 
 
+def read_toml_file(path: str) -> dict[str, Any]:
+    """
+    Read a TOML configuration file.
+
+    :param path: the file.
+    :returns: the parsed document.
+    :raises ConfigError: for a file that cannot be read, is not UTF-8 text,
+        or is not TOML.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ConfigError(path, [("(file)", f"cannot read it: {e.strerror}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            path, [("(file)", f"not UTF-8 text (byte {e.start})")]
+        ) from None
+    return parse_toml(text, path)
+
+
 def load_config(
     path: str,
     *,
@@ -57,19 +80,8 @@ def load_config(
     :raises ConfigError: for a file that cannot be read, is not TOML, or
         has problems (all of them listed).
     """
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise ConfigError(path, [("(file)", f"cannot read it: {e.strerror}")]) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError(
-            path, [("(file)", f"not UTF-8 text (byte {e.start})")]
-        ) from None
     return parse_config(
-        parse_toml(text, path),
+        read_toml_file(path),
         path,
         api=api,
         token_file=token_file,
