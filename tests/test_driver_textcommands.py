@@ -132,11 +132,36 @@ class RecordCommandTests(SynchronousTestCase):
 
     def test_noRecord(self) -> None:
         """
-        A reply without such a record fails the command, naming it and the
-        stream.
+        A prompt without such a record before it does not end the reply
+        (it is a late answer to something sent earlier); with no record by
+        the timeout the command fails with a timeout naming it.
         """
         bench = Engine()
-        done = bench.engine.execute(record_command("DS", Status))
+        done = bench.engine.execute(record_command("DS", Status, timeout=3.0))
         bench.engine.data_received(b"DS\r\nsomething else\r\nS>")
+        self.assertNoResult(done)
+        bench.clock.advance(3.0)
+        error = self.failureResultOf(done, InstrumentTimeoutError).value
+        self.assertIn("DS", str(error))
+
+    def test_strayPromptPassedOver(self) -> None:
+        """
+        A prompt that arrives before the record (a wake-up's, late) is
+        passed over: the reply is the one holding the record.
+        """
+        bench = Engine()
+        done = bench.engine.execute(record_command("DS", Status, timeout=3.0))
+        bench.engine.data_received(b"\r\n\r\nS>")
+        self.assertNoResult(done)
+        bench.engine.data_received(b"DS\r\ninterval = 15\r\nS>")
+        self.assertEqual(self.successResultOf(done), {"interval": 15})
+
+    def test_refusedRecord(self) -> None:
+        """
+        A refused record command fails at once with the refusal.
+        """
+        bench = Engine()
+        done = bench.engine.execute(record_command("DS", Status, timeout=3.0))
+        bench.engine.data_received(b"DS\r\n?cmd S>")
         error = self.failureResultOf(done, InstrumentProtocolError).value
-        self.assertIn("DS: no toy_status record", str(error))
+        self.assertIn("?cmd", str(error))

@@ -119,6 +119,60 @@ class CommandTests(SynchronousTestCase):
         engine.data_received(b"T=21.50\r\n")
         self.assertEqual(self.successResultOf(result), b"21.50")
 
+    def test_holdsPassesOverStrayPrompt(self) -> None:
+        """
+        A command declared with C{holds} passes over a prompt that arrives
+        before what its reply must hold (a late answer to an earlier
+        wake-up) and ends at the first prompt after it; what follows stays
+        for the next command.
+        """
+        engine, _, _ = make_engine()
+        dump = Command(
+            name="ds",
+            build=text_command("ds"),
+            parse=keep_reply,
+            holds=re.compile(rb"vbatt = \S+\r\n"),
+        )
+        result = engine.execute(dump)
+        engine.data_received(b"\r\n\r\nS>")
+        self.assertNoResult(result)
+        engine.data_received(b"ds\r\nvbatt = 12.1\r\n\r\nS>\r\nS>")
+        reply = self.successResultOf(result)
+        self.assertTrue(reply.data.endswith(b"vbatt = 12.1\r\n\r\nS>"))
+        self.assertEqual(bytes(engine._reply_buffer), b"\r\nS>")
+
+    def test_holdsRefusalEnds(self) -> None:
+        """
+        A refusal (the engine's C{error} mark) ends a C{holds} command's
+        reply at its prompt, failing the command at once rather than at its
+        timeout.
+        """
+        engine, _, _ = make_engine(error=re.compile(rb"\?cmd"))
+        dump = Command(
+            name="ds",
+            build=text_command("ds"),
+            parse=keep_reply,
+            holds=re.compile(rb"vbatt"),
+        )
+        result = engine.execute(dump)
+        engine.data_received(b"ds\r\n?cmd S>")
+        self.assertIn("?cmd", str(self.failureResultOf(result).value))
+
+    def test_holdsNotWithRegex(self) -> None:
+        """
+        C{holds} is for replies ended by a prompt; with a regex it is an
+        error naming the command.
+        """
+        with self.assertRaises(ValueError) as raised:
+            Command(
+                name="x",
+                build=text_command("x"),
+                parse=keep_reply,
+                regex=re.compile(b"x"),
+                holds=re.compile(b"y"),
+            )
+        self.assertIn("command x", str(raised.exception))
+
     def test_arguments(self) -> None:
         """
         Keyword arguments are given to the command's builder.

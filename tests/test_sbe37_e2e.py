@@ -21,6 +21,7 @@ from twisted.trial.unittest import TestCase
 
 from instrumentd.driver.particles import ntp_from_unix
 from instrumentd.instruments.seabird.sbe37smp import SBE37Protocol
+from instrumentd.instruments.seabird.sbe37smp.driver import WAKEUP
 from instrumentd.instruments.seabird.sbe37smp.simulator import Mode, SBE37Simulator
 from instrumentd.simulator import SimulatorSettings
 from tests import drivere2e
@@ -328,3 +329,35 @@ class WakeTests(_Base):
         self.assertIs(chain.sbe37.mode, Mode.COMMAND)
         status = await chain.run("acquire_status")
         self.assertIs(status["logging"], False)
+
+    async def test_lateWakeAnswerNotTakenForStatus(self) -> None:
+        """
+        An instrument whose every answer arrives later than the wake-up's
+        timeout (a starved simulator process, a slow link): the first try's
+        prompt arrives after the second try went, and ends that try; the
+        second try's prompt then arrives after C{DS} went.  Discovery
+        passes that prompt over and reads C{DS}'s own reply, rather than
+        failing with "no ctdpf_status record" on every retry.
+        """
+        delay = WAKEUP.timeout + 0.5
+        sbe37 = SBE37Simulator(
+            SimulatorSettings(time_scale=TIME_SCALE), reactor=reactor
+        )
+        chain = await start_chain(
+            self,
+            sbe37,
+            SBE37Protocol,
+            "tcp",
+            before_connect=lambda: sbe37.faults.answer_slowly(delay),
+        )
+        driver = chain.driver
+        # Each exchange takes the delay: longer than the usual wait.
+        await chain.watcher.conditions.when(
+            lambda: driver.get_resource_state() == "COMMAND", "state COMMAND", 60
+        )
+        protocol = driver.protocol
+        assert protocol is not None
+        # The late prompt was there to be mistaken: more than one try.
+        self.assertGreaterEqual(protocol.engine.wake_attempts, 2)
+
+    test_lateWakeAnswerNotTakenForStatus.timeout = 90  # type: ignore[attr-defined]

@@ -108,6 +108,16 @@ class Command(Generic[T]):
         engine's prompts.  Longer prompts are looked for first, so ``"S>"``
         cannot match inside ``"AS>"``.
     :ivar regex: a pattern whose match ends the reply, instead of a prompt.
+    :ivar holds: a pattern the reply must hold before the prompt that ends
+        it (a status dump's record), or ``None``.  A prompt before a match
+        is not this command's: it is a late answer to something sent
+        earlier (a wake-up that answered after its try had timed out, on a
+        slow link), and taking it as the reply would leave the real reply
+        to be read as the next command's.  So prompts before a match are
+        passed over, and the reply ends at the first prompt after one; a
+        reply with the instrument's refusal mark (the engine's ``error``)
+        ends at its prompt as usual.  Only with prompts, not with
+        :attr:`regex` (a regex already says what the reply holds).
     :ivar timeout: seconds to wait for the reply.
     :ivar expects_reply: ``False`` for a fire-and-forget command: the result
         is ``parse`` of an empty reply as soon as the bytes are written.
@@ -121,6 +131,7 @@ class Command(Generic[T]):
     parse: Callable[[Reply], T]
     prompts: tuple[bytes, ...] = ()
     regex: re.Pattern[bytes] | None = None
+    holds: re.Pattern[bytes] | None = None
     timeout: float = DEFAULT_TIMEOUT
     expects_reply: bool = True
     wake: bool = True
@@ -130,6 +141,11 @@ class Command(Generic[T]):
         if self.prompts and self.regex is not None:
             raise ValueError(
                 f"command {self.name}: a reply ends with a prompt or a regex, not both"
+            )
+        if self.holds is not None and self.regex is not None:
+            raise ValueError(
+                f"command {self.name}: holds applies to a reply ended by a "
+                "prompt, not by a regex"
             )
         if self.timeout <= 0:
             raise ValueError(f"command {self.name}: timeout must be > 0")

@@ -121,6 +121,8 @@ class _Wait:
     #: Silence is an answer here (a probe, a wake-up that may get none):
     #: its timeout is not logged.
     quiet: bool = False
+    #: What the reply must hold before its prompt (:attr:`Command.holds`).
+    holds: re.Pattern[bytes] | None = None
 
     def awaited(self) -> re.Pattern[bytes] | tuple[bytes, ...]:
         return self.regex if self.regex is not None else self.prompts
@@ -198,6 +200,7 @@ class InstrumentSession:
                     command.name,
                     prompts=command.prompts,
                     regex=command.regex,
+                    holds=command.holds,
                     timeout=command.timeout,
                 )
             except InstrumentTimeoutError:
@@ -248,6 +251,7 @@ class InstrumentSession:
         *,
         prompts: Sequence[bytes] = (),
         regex: re.Pattern[bytes] | None = None,
+        holds: re.Pattern[bytes] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         probe: bool = False,
     ) -> Deferred[Reply]:
@@ -258,6 +262,9 @@ class InstrumentSession:
         :param name: what is waiting, for the timeout error.
         :param prompts: any of these ends the reply; empty for the engine's.
         :param regex: a pattern to match instead of prompts.
+        :param holds: a pattern the reply must hold before its prompt;
+            prompts before a match are passed over (see
+            :attr:`~instrumentd.driver.dialogue.Command.holds`).
         :param timeout: seconds to wait.
         :param probe: silence is an answer (discovery waiting to see whether
             an instrument samples on its own): a timeout still fails the
@@ -267,7 +274,9 @@ class InstrumentSession:
             with :class:`InstrumentTimeoutError`.
         """
         self._check()
-        return self._engine._await(name, prompts, regex, timeout, quiet=probe)
+        return self._engine._await(
+            name, prompts, regex, timeout, quiet=probe, holds=holds
+        )
 
     async def wake(self, name: str = "wake-up", *, tries: int | None = None) -> None:
         """
@@ -672,6 +681,7 @@ class CommandEngine:
         timeout: float,
         *,
         quiet: bool = False,
+        holds: re.Pattern[bytes] | None = None,
     ) -> Deferred[Reply]:
         if self._wait is not None:
             raise RuntimeError(f"{name}: already waiting for {self._wait.name}")
@@ -684,6 +694,7 @@ class CommandEngine:
             timeout,
             Deferred(lambda _: self._cancel_wait()),
             quiet=quiet,
+            holds=None if regex is not None else holds,
         )
         self._wait = wait
         self._check_reply()
@@ -701,8 +712,11 @@ class CommandEngine:
             if found is not None:
                 reply = Reply(wait.name, buffer[: found.end()], match=found)
         else:
+            start = self._reply_start(wait, buffer)
+            if start < 0:
+                return
             for prompt in wait.prompts:
-                at = buffer.find(prompt)
+                at = buffer.find(prompt, start)
                 if at >= 0:
                     end = at + len(prompt)
                     reply = Reply(wait.name, buffer[:end], prompt=prompt)
@@ -717,6 +731,17 @@ class CommandEngine:
         del self._reply_buffer[: len(reply.data)]
         self._suspect_asleep = False
         wait.done.callback(reply)
+
+    def _reply_start(self, wait: _Wait, buffer: bytes) -> int:
+        # Where the prompt ending the reply may begin: anywhere, or after
+        # what the reply must hold (a refusal ends it too); -1 while
+        # neither has come, so that a stray prompt does not end it.
+        if wait.holds is None:
+            return 0
+        found = wait.holds.search(buffer)
+        if found is None and self.error is not None:
+            found = self.error.search(buffer)
+        return -1 if found is None else found.end()
 
     def _timed_out(self, wait: _Wait) -> None:
         if self._wait is not wait:

@@ -8,7 +8,10 @@ with its builder and parser:
   by its text so that a refusal says what was refused;
 - :func:`record_command`: a command whose reply holds a record of a
   particle's kind (a status dump, a polled sample); its result is the
-  record's values, and the reply without such a record fails the command.
+  record's values.  Its reply ends at the first prompt after the record
+  (a prompt before it is a late answer to something sent earlier, such as
+  a wake-up on a slow link), so a reply without one fails the command at
+  its timeout.
 
 Example::
 
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 from instrumentd.driver.dialogue import DEFAULT_TIMEOUT, Command, Reply
 from instrumentd.driver.errors import InstrumentProtocolError
@@ -49,6 +52,7 @@ def line_command(
     regex: re.Pattern[bytes] | None = ...,
     newline: str = ...,
     expect: bytes | None = ...,
+    holds: re.Pattern[bytes] | None = ...,
 ) -> Command[None]: ...
 
 
@@ -61,6 +65,7 @@ def line_command(
     regex: re.Pattern[bytes] | None = ...,
     newline: str = ...,
     expect: bytes | None = ...,
+    holds: re.Pattern[bytes] | None = ...,
 ) -> Command[T]: ...
 
 
@@ -72,6 +77,7 @@ def line_command(
     regex: re.Pattern[bytes] | None = None,
     newline: str = "\r\n",
     expect: bytes | None = None,
+    holds: re.Pattern[bytes] | None = None,
 ) -> Command[Any]:
     """
     A command that sends one line of text as given (braces and all: it is
@@ -88,6 +94,9 @@ def line_command(
         ``b"start now"``); a reply without them fails the command with an
         :class:`~instrumentd.driver.errors.InstrumentProtocolError` naming
         it and quoting the reply.
+    :param holds: a pattern the reply must hold before the prompt that ends
+        it; prompts before a match are late answers to earlier bytes and
+        are passed over (:attr:`~instrumentd.driver.dialogue.Command.holds`).
     :returns: the command.
     :raises ValueError: if the text is not ASCII or holds a line end (it
         would be two commands).
@@ -100,7 +109,12 @@ def line_command(
     if expect is not None:
         parse = _expecting(text, expect, parse)
     return Command(
-        name=text, build=lambda: data, parse=parse, timeout=timeout, regex=regex
+        name=text,
+        build=lambda: data,
+        parse=parse,
+        timeout=timeout,
+        regex=regex,
+        holds=holds,
     )
 
 
@@ -137,8 +151,10 @@ def record_command(
         engine's prompts.
     :returns: the command.
     :raises InstrumentProtocolError: (from the command) naming the command
-        and quoting the reply, when the reply holds no such record or the
-        record cannot be read.
+        and quoting the reply, when the record cannot be read (or, for a
+        ``regex`` or a ``str`` pattern, the reply holds no such record).
+    :raises InstrumentTimeoutError: (from the command) when no reply holding
+        such a record (or a refusal) came in time.
     """
 
     def values(reply: Reply) -> dict[str, object]:
@@ -147,4 +163,16 @@ def record_command(
         except InstrumentProtocolError as error:
             raise InstrumentProtocolError(f"{text}: {error}") from error
 
-    return line_command(text, parse=values, timeout=timeout, regex=regex)
+    # The reply ends at the first prompt after the record: a prompt before
+    # it is a late answer to something sent earlier (a wake-up on a slow
+    # link), not this command's reply.  A str pattern (matched on decoded
+    # text) cannot look at the bytes, so such a record is not waited for.
+    pattern = particle.pattern
+    holds = pattern if regex is None and isinstance(pattern.pattern, bytes) else None
+    return line_command(
+        text,
+        parse=values,
+        timeout=timeout,
+        regex=regex,
+        holds=cast("re.Pattern[bytes] | None", holds),
+    )
