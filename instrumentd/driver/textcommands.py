@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar, cast, overload
+from typing import Any, TypeVar, overload
 
 from instrumentd.driver.dialogue import DEFAULT_TIMEOUT, Command, Reply
 from instrumentd.driver.errors import InstrumentProtocolError
@@ -174,5 +174,5 @@ def record_command(
         parse=values,
         timeout=timeout,
         regex=regex,
-        holds=cast("re.Pattern[bytes] | None", holds),
+        holds=holds,
     )
