@@ -20,6 +20,9 @@ sampling at 1 Hz, measured the way users run it.
 - ``--against DIR`` runs each measurement a second time with the
   ``instrumentd`` package of DIR first on ``PYTHONPATH`` (a ``git worktree``
   of an older commit), in the same run, alternating.
+- ``--against-no-qc`` runs each measurement a second time with this
+  version and the SBE 37's default QC ranges off (label ``no-qc``), in the
+  same run, alternating: what QC costs the station.
 
 For each run it waits until every instrument has logged that it is
 running (or ``--startup-limit`` passes), lets it settle, then measures over
@@ -630,20 +633,21 @@ def summarise(rows: list[dict[str, Any]]) -> None:
                 )
         print(f"  {label} {count}: " + "; ".join(parts))
     labels = sorted({label for label, _ in groups})
-    if len(labels) == 2:
+    if len(labels) == 2 and "this" in labels:
+        other = labels[0] if labels[0] != "this" else labels[1]
         for count in sorted({c for _, c in groups}):
-            a = [r["cpu_us"] for r in groups.get(("this", count), [])]
-            b = [
-                r["cpu_us"]
-                for r in groups.get(
-                    (labels[0] if labels[0] != "this" else labels[1], count), []
-                )
-            ]
-            if a and b:
-                print(
-                    f"  CPU per sample, this / against, {count} instruments: "
-                    f"{statistics.median(a) / statistics.median(b):.2f} (medians)"
-                )
+            for key, what in (
+                ("cpu_us", "CPU per sample"),
+                ("core", "core %"),
+                ("rss", "RSS per instrument"),
+            ):
+                a = [r[key] for r in groups.get(("this", count), [])]
+                b = [r[key] for r in groups.get((other, count), [])]
+                if a and b:
+                    print(
+                        f"  {what}, this / {other}, {count} instruments: "
+                        f"{statistics.median(a) / statistics.median(b):.3f} (medians)"
+                    )
 
 
 async def main(reactor: Any, args: argparse.Namespace) -> None:
@@ -663,6 +667,8 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
                 versions.append(
                     ("against", args.against, args.against_agents, args.against_streams)
                 )
+            elif args.against_no_qc:
+                versions.append(("no-qc", None, args.agents, args.streams))
             for label, pythonpath, agents, streams in versions:
                 options = Options(
                     count=count,
@@ -677,7 +683,7 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
                     pythonpath=pythonpath,
                     label=label,
                     profile=args.profile and f"{args.profile}-{label}-{count}.txt",
-                    qc=not args.no_qc,
+                    qc=not args.no_qc and label != "no-qc",
                 )
                 row = await measure(reactor, options)
                 rows.append(row)
@@ -700,6 +706,11 @@ if __name__ == "__main__":
         "--no-qc",
         action="store_true",
         help="turn the SBE 37's default QC ranges off (this version only)",
+    )
+    parser.add_argument(
+        "--against-no-qc",
+        action="store_true",
+        help="alternate with this version with QC off (label no-qc)",
     )
     parser.add_argument("--window", type=float, default=30.0)
     parser.add_argument("--settle", type=float, default=10.0)
