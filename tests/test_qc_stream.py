@@ -240,3 +240,117 @@ class StreamBehaviour(SynchronousTestCase):
         for i in range(5000):
             qc.push(float(BASE + 20000 + i), float(i), {})
         self.assertLessEqual(len(test._fail._low), window)
+
+
+#: Every test that knows its flag at once, on two fields, the climatology
+#: reading the depth from a third.
+KNOWN_AT_ONCE = {
+    "x": {
+        "gross_range": {"fail_span": [0, 40], "suspect_span": [2, 30]},
+        "rate_of_change": {"threshold": 0.02, "fail_threshold": 0.1},
+        "flat_line": {
+            "suspect_threshold": 180,
+            "fail_threshold": 300,
+            "tolerance": 0.01,
+        },
+        "climatology": {
+            "depth_field": "p",
+            "spans": [
+                {
+                    "tspan": [1, 12],
+                    "period": "month",
+                    "zspan": [0, 50],
+                    "vspan": [5, 25],
+                }
+            ],
+        },
+    },
+    "y": {"gross_range": {"fail_span": [0, 10]}},
+}
+ANY_VALUE = st.one_of(
+    VALUE,
+    st.just(math.inf),
+    st.just(-math.inf),
+    st.integers(-5, 45),
+    st.just(True),
+    st.just("12.5"),
+)
+FIELD_VALUES = st.dictionaries(st.sampled_from(["x", "y", "p"]), ANY_VALUE)
+
+
+class ShortWay(SynchronousTestCase):
+    """
+    ``push_known``, the way a stream whose flags are all known at once
+    goes, flags every sample as ``push`` does.
+    """
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(FIELD_VALUES, min_size=1, max_size=40))
+    def test_same_as_push(self, samples) -> None:
+        """
+        The same flags, test by test and field by field, and the same
+        results from them, as the long way on the same series; both keep
+        the same history (a series alternating between the two ways
+        agrees too).
+        """
+        specs = parse_qc({"s": {"defaults": False, **KNOWN_AT_ONCE}}, defaults={})
+        long, short, mixed = (specs["s"].evaluator() for _ in range(3))
+        for i, values in enumerate(samples):
+            t = float(BASE + 60 * i)
+            expected = long.push(t, values).current
+            known = short.push_known(t, values)
+            self.assertIsNotNone(known)
+            assert known is not None
+            self.assertEqual(short.results(t, known), expected)
+            if i % 2:
+                self.assertEqual(mixed.push(t, values).current, expected)
+            else:
+                got = mixed.push_known(t, values)
+                assert got is not None
+                self.assertEqual(mixed.results(t, got), expected)
+
+    def test_flags_in_order(self) -> None:
+        specs = parse_qc(
+            {
+                "s": {
+                    "defaults": False,
+                    "x": {"gross_range": {"fail_span": [0, 10]}},
+                    "y": {
+                        "gross_range": {"fail_span": [0, 10], "suspect_span": [1, 9]}
+                    },
+                }
+            },
+            defaults={},
+        )
+        qc = specs["s"].evaluator()
+        F = QartodFlag
+        self.assertEqual(
+            qc.push_known(BASE, {"x": 11.0, "y": 0.5}), (F.FAIL, F.SUSPECT)
+        )
+        self.assertEqual(
+            qc.push_known(BASE + 1, {"y": math.nan}), (F.MISSING, F.MISSING)
+        )
+
+    def test_long_way_only(self) -> None:
+        """
+        A stream with a lagging test or a test of the whole sample, or a
+        sample with an array, goes the long way: ``push_known`` returns
+        ``None`` having tested nothing.
+        """
+        self.assertIsNone(evaluator().push_known(BASE, {"x": 1.0}))
+        timed = evaluator({"gross_range": {"fail_span": [0, 10]}}, time={})
+        self.assertIsNone(timed.push_known(BASE, {"x": 1.0}))
+        roc = {"rate_of_change": {"threshold": 0.02}}
+        qc, untouched = evaluator(roc), evaluator(roc)
+        for each in (qc, untouched):
+            self.assertEqual(each.push_known(BASE, {"x": 1.0}), (QartodFlag.PASS,))
+        self.assertIsNone(qc.push_known(BASE + 60, {"x": [1.0, 2.0]}))
+        # Nothing was tested: the history is the same as an evaluator's
+        # that never saw that sample.
+        for t, v in ((BASE + 120, 1.5), (BASE + 180, 100.0)):
+            self.assertEqual(
+                qc.push_known(t, {"x": v}), untouched.push_known(t, {"x": v})
+            )
+        # Once the long way has taken an array, it keeps it.
+        qc.push(BASE + 240, {"x": [1.0, 2.0]})
+        self.assertIsNone(qc.push_known(BASE + 300, {"x": 1.0}))

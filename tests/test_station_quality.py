@@ -6,11 +6,15 @@ longer than the hold), counters of released flags.
 
 from __future__ import annotations
 
+import json
+
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from instrumentd.qc import parse_qc
+from instrumentd.station import quality
 from instrumentd.station.quality import InstrumentQC, QCFlags, sample_flag
+from instrumentd.station.record import EncodedQC
 from tests.qcsupport import BASE
 
 RANGE = {"gross_range": {"fail_span": [0, 30], "suspect_span": [2, 25]}}
@@ -246,18 +250,20 @@ class Faults(SynchronousTestCase):
     def test_fault_costs_no_sample(self) -> None:
         """
         A fault in an evaluator is logged and the sample goes on without
-        flags.
+        flags, whichever way the stream goes (its flags known at once, or
+        a spike test's one sample late).
         """
         from instrumentd.qc.stream import StreamQC
 
         def broken(self: object, time: float, values: object) -> None:
             raise ZeroDivisionError("a bug")
 
-        qc, released = make({"s": {"t": RANGE}}, Clock())
-        self.patch(StreamQC, "push", broken)
-        qc.submit("s", BASE, {"t": 10.0}, 1)
-        self.assertEqual(released, [(1, None)])
-        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        for method, tests in (("push_known", RANGE), ("push", SPIKE)):
+            qc, released = make({"s": {"t": tests}}, Clock())
+            self.patch(StreamQC, method, broken)
+            qc.submit("s", BASE, {"t": 10.0}, 1)
+            self.assertEqual(released, [(1, None)])
+            self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
 
 class SampleFlag(SynchronousTestCase):
@@ -275,3 +281,63 @@ class SampleFlag(SynchronousTestCase):
         )
         self.assertEqual(sample_flag({"p": {"aggregate": 1}}), (1, []))
         self.assertEqual(sample_flag({}), (2, []))
+
+
+class Shared(SynchronousTestCase):
+    """
+    A stream without a lagging test makes each combination of flags into a
+    record's ``qc`` once, its JSON included, and shares it.
+    """
+
+    def test_same_flags_same_qc(self) -> None:
+        qc, released = make({"s": {"t": RANGE, "c": RANGE}}, Clock())
+        for i, t in enumerate([10.0, 11.0, 40.0, 12.0]):
+            qc.submit("s", BASE + i, {"t": t, "c": 10.0}, i)
+        flags = [f for _, f in released]
+        self.assertIs(flags[0], flags[1])
+        self.assertIs(flags[0], flags[3])
+        self.assertIsNot(flags[0], flags[2])
+        self.assertIsInstance(flags[0], EncodedQC)
+        assert isinstance(flags[2], EncodedQC)
+        self.assertEqual(
+            json.loads(flags[2].json),
+            {
+                "t": {"gross_range": 4, "aggregate": 4},
+                "c": {"gross_range": 1, "aggregate": 1},
+            },
+        )
+        self.assertEqual(
+            qc.counts, {("s", "t", 1): 3, ("s", "t", 4): 1, ("s", "c", 1): 4}
+        )
+
+    def test_rare_combinations_made_apart(self) -> None:
+        """
+        Beyond the combinations a stream keeps, a sample's flags are made
+        for it alone: the same flags and counts.
+        """
+        self.patch(quality, "_COMBINATIONS", 1)
+        qc, released = make({"s": {"t": RANGE}}, Clock())
+        values = [10.0, 40.0, 40.0, 1.0, 10.0, None]
+        for i, t in enumerate(values):
+            qc.submit("s", BASE + i, {"t": t}, i)
+        self.assertEqual(
+            [f["t"]["aggregate"] for _, f in released if f is not None],
+            [1, 4, 4, 3, 1, 9],
+        )
+        self.assertIsNot(released[1][1], released[2][1])
+        self.assertIs(released[0][1], released[4][1])
+        self.assertEqual(
+            qc.counts,
+            {("s", "t", 1): 2, ("s", "t", 4): 2, ("s", "t", 3): 1, ("s", "t", 9): 1},
+        )
+
+    def test_counts_both_ways(self) -> None:
+        """
+        Counts add up over a held stream and a shared one.
+        """
+        qc, _ = make({"s": {"t": RANGE}, "h": {"t": SPIKE}}, Clock())
+        for i in range(3):
+            qc.submit("s", BASE + i, {"t": 10.0}, i)
+            qc.submit("h", BASE + i, {"t": 10.0}, i)
+        qc.flush()
+        self.assertEqual(qc.counts, {("s", "t", 1): 3, ("h", "t", 1): 3})

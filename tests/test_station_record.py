@@ -23,6 +23,7 @@ from instrumentd.station.instrument import StationInstrument
 from instrumentd.station.record import (
     RECORD_KIND,
     RECORD_VERSION,
+    EncodedQC,
     RecordError,
     RecordEvent,
     SampleRecord,
@@ -259,6 +260,39 @@ class SerialisationTests(SynchronousTestCase):
         self.assertNotIn("qc", SampleRecorder("a").record(ctd(driver_timestamp=1.0)))
         quiet = SampleRecorder("a", qc=lambda record: None)
         self.assertNotIn("qc", quiet.record(ctd(driver_timestamp=1.0)))
+
+    def test_encodedQcJoined(self) -> None:
+        """
+        An L{EncodedQC}'s JSON, made once, is joined to the record's: the
+        same bytes as the record encoded whole, C{qc} its last key, read
+        back as it was; the mapping is shared as given.
+        """
+        flags = {
+            "temperature": {"gross_range": 1, "aggregate": 1},
+            "pressure": {"gross_range": 4, "aggregate": 4},
+        }
+        plain = build_record("CTD01", ctd(driver_timestamp=NTP_0800))
+        plain.attach_qc(flags, ready=True)
+        shared = EncodedQC(flags)
+        self.assertEqual(shared.json, json.dumps(flags, separators=(",", ":")).encode())
+        for _ in range(2):
+            record = build_record("CTD01", ctd(driver_timestamp=NTP_0800))
+            record.attach_qc(shared, ready=True)
+            self.assertIs(record.qc, shared)
+            self.assertEqual(record.json, plain.json)
+            self.assertEqual(list(record)[-1], "qc")
+            self.assertEqual(read_record(json.loads(record.json)), dict(record))
+            self.assertEqual(record.encodings, 1)
+
+    def test_qcLast(self) -> None:
+        """
+        Flags attached again replace the first, still as the last key.
+        """
+        record = build_record("CTD01", ctd(driver_timestamp=NTP_0800))
+        record.attach_qc(EncodedQC({"t": {"aggregate": 4}}), ready=True)
+        record.attach_qc({"t": {"aggregate": 1}})
+        self.assertEqual(json.loads(record.json)["qc"], {"t": {"aggregate": 1}})
+        self.assertEqual(list(json.loads(record.json))[-1], "qc")
 
     def test_qcAfterEncodingRefused(self) -> None:
         """

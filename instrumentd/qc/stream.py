@@ -16,12 +16,19 @@ A consumer that publishes at once uses ``current`` and may publish the
 amendment; one that can wait one sample uses only final results, which
 equal ioos_qc's flags on the whole series.  :meth:`StreamQC.finish` gives
 the last sample's final flags when the stream ends.
+
+A stream whose every flag is known at once (no spike test, no test of the
+whole sample, scalar fields: the shipped defaults) also has a short way,
+:meth:`StreamQC.push_known`: it returns only the flags, as one tuple, which
+a consumer that sees the same few tuples sample after sample (all pass)
+can look up rather than build each sample's results anew.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from math import isnan
 from typing import NamedTuple, cast
 
 from instrumentd.qc.base import FieldTest, StreamTest
@@ -32,6 +39,7 @@ __all__ = [
     "FieldQC",
     "FieldResult",
     "FieldStep",
+    "Known",
     "StreamQC",
     "StreamStep",
 ]
@@ -162,6 +170,12 @@ class FieldQC:
         return amended
 
 
+#: A sample's flags from :meth:`StreamQC.push_known`: every test's flag of
+#: every field, fields in the order of :attr:`StreamQC.fields`, each
+#: field's tests in their order.
+Known = tuple[QartodFlag, ...]
+
+
 @dataclass(frozen=True)
 class StreamStep:
     """
@@ -201,6 +215,9 @@ class StreamQC:
         self._stream_tests = tuple(stream_tests)
         self._scalar: dict[str, FieldQC] = {}
         self._array: dict[str, list[FieldQC]] = {}
+        # The short way's plan (see push_known): made on its first use;
+        # None before, False when this stream cannot take it.
+        self._plan: _Plan | bool | None = None
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -253,6 +270,74 @@ class StreamQC:
                     step.amended[name] = one.amended
         return step
 
+    def _make_plan(self) -> _Plan | bool:
+        if self._stream_tests or self._array:
+            return False
+        names = tuple(self._factories)
+        steps: list[tuple[int, FieldTest]] = []
+        layout: list[tuple[str, tuple[str, ...]]] = []
+        for index, name in enumerate(names):
+            qc = self._scalar.get(name)
+            if qc is None:
+                qc = self._scalar[name] = self._factories[name]()
+            if qc._lagging:
+                return False
+            steps.extend((index, test) for test in qc.tests)
+            layout.append((name, tuple(test.name for test in qc.tests)))
+        return _Plan(names, tuple(steps), tuple(layout))
+
+    def push_known(self, time: float, values: Mapping[str, object]) -> Known | None:
+        """
+        Test the next sample the short way, when every flag is known at
+        once: the same tests, history and flags as :meth:`push`, returned
+        as one tuple (see :data:`Known` and :meth:`results`).
+
+        :param time: its time, seconds since 1970-01-01 UTC.
+        :param values: its values by field name, as for :meth:`push`.
+        :returns: the flags; ``None``, having tested nothing, when this
+            stream or sample cannot go the short way (a test that lags or
+            tests the whole sample, an array field): use :meth:`push`.
+        """
+        plan = self._plan
+        if plan is None:
+            plan = self._plan = self._make_plan()
+        if plan is False or self._array:
+            return None
+        assert isinstance(plan, _Plan)
+        get = values.get
+        numbers: list[float | None] = []
+        for name in plan.names:
+            value = get(name)
+            if value.__class__ is float:
+                # The common case, as as_number reads it: NaN is missing.
+                numbers.append(None if isnan(value) else value)
+            elif isinstance(value, list | tuple):
+                # An array field: the long way, which knows them.
+                return None
+            else:
+                numbers.append(as_number(value))
+        self._current.values = values
+        return tuple([test.step(time, numbers[i]) for i, test in plan.steps])  # type: ignore[misc]
+
+    def results(self, time: float, known: Known) -> dict[str, FieldResult]:
+        """
+        What :meth:`push` would have returned as ``current`` for a sample
+        that :meth:`push_known` flagged.
+
+        :param time: the sample's time.
+        :param known: its flags from :meth:`push_known`.
+        :returns: each field's result (final).
+        """
+        plan = self._plan
+        assert isinstance(plan, _Plan), "results() after push_known() only"
+        out: dict[str, FieldResult] = {}
+        at = 0
+        for name, tests in plan.layout:
+            flags = dict(zip(tests, known[at : at + len(tests)], strict=True))
+            at += len(tests)
+            out[name] = FieldResult(time, flags, aggregate(flags.values()), True)
+        return out
+
     def finish(self) -> dict[str, FieldResult | list[FieldResult]]:
         """
         End of the stream.
@@ -269,3 +354,14 @@ class StreamQC:
             if results:
                 owed[name] = results
         return owed
+
+
+class _Plan(NamedTuple):
+    """
+    How :meth:`StreamQC.push_known` goes: the fields it reads, each test
+    with the index of its field, and each field's test names.
+    """
+
+    names: tuple[str, ...]
+    steps: tuple[tuple[int, FieldTest], ...]
+    layout: tuple[tuple[str, tuple[str, ...]], ...]

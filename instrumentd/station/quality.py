@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Final, Generic, TypeVar
 from twisted.logger import Logger
 
 from instrumentd.qc.flags import QartodFlag, aggregate
-from instrumentd.qc.stream import FieldResult, StreamQC
+from instrumentd.qc.stream import FieldResult, Known, StreamQC
+from instrumentd.station.record import EncodedQC
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -54,6 +55,12 @@ FLAG_NAMES: Final = {
     QartodFlag.FAIL: "fail",
     QartodFlag.MISSING: "missing",
 }
+
+#: How many combinations of flags each stream keeps made (see
+#: :class:`_Combination`); beyond, a rare combination is made for its
+#: sample alone.  Samples mostly all pass, or have the same field or two
+#: out of range for a while.
+_COMBINATIONS: Final = 256
 
 #: The shortest default hold, seconds: samples that come in a burst (a
 #: backlog after a link came back) should not each give up on the next.
@@ -129,6 +136,22 @@ def sample_flag(qc: Mapping[str, object]) -> tuple[int, list[tuple[str, int]]]:
     return int(worst), bad
 
 
+class _Combination:
+    """
+    One combination of flags a stream's samples have had, made once: the
+    record's ``qc`` (with its JSON) shared by every sample that has it, and
+    how many released samples had it, for the counts.
+    """
+
+    __slots__ = ("count", "qc", "worst")
+
+    def __init__(self, results: Mapping[str, FieldResult]) -> None:
+        self.qc = EncodedQC(flags_dict(results))
+        #: Each field's aggregate, for the counts.
+        self.worst = tuple((name, int(r.aggregate)) for name, r in results.items())
+        self.count = 0
+
+
 @dataclass
 class _Held(Generic[T]):
     item: T
@@ -146,6 +169,9 @@ class _Stream(Generic[T]):
         self.lagging = spec.lagging
         self.held: _Held[T] | None = None
         self.last_arrival: float | None = None
+        # Combinations of flags met so far (when every flag is known at
+        # once: see StreamQC.push_known).
+        self.known: dict[Known, _Combination] = {}
         # One timer per stream, moved on (reset) for each record held
         # rather than made anew: a sample a second per instrument.
         self.timer: IDelayedCall | None = None
@@ -164,9 +190,11 @@ class InstrumentQC(Generic[T]):
         final (``None`` for a stream without QC), in the order each
         stream's samples came.
 
-    :ivar counts: ``(stream, field, flag)`` → how many released samples
-        had that field's aggregate flag (the worst over an array field's
-        elements).
+    A stream whose every flag is known at once (no spike test; the shipped
+    defaults) is released at once, and each combination of flags it meets
+    is made into the record's ``qc`` once (an
+    :class:`~instrumentd.station.record.EncodedQC`, JSON included) and
+    shared by every record with the same flags.
     """
 
     def __init__(
@@ -182,10 +210,28 @@ class InstrumentQC(Generic[T]):
         self._clock = clock
         self._release = release
         self._streams: dict[str, _Stream[T]] = {}
-        self.counts: dict[tuple[str, str, int], int] = {}
+        # Counted sample by sample (a held stream, a rare combination);
+        # the shared combinations keep their own count.
+        self._counts: dict[tuple[str, str, int], int] = {}
 
     def __repr__(self) -> str:
         return f"<InstrumentQC {self.instrument} {sorted(self.specs)}>"
+
+    @property
+    def counts(self) -> dict[tuple[str, str, int], int]:
+        """
+        ``(stream, field, flag)`` → how many released samples had that
+        field's aggregate flag (the worst over an array field's elements).
+        """
+        counts = dict(self._counts)
+        for stream, each in self._streams.items():
+            for combination in each.known.values():
+                if not combination.count:
+                    continue
+                for name, flag in combination.worst:
+                    key = (stream, name, flag)
+                    counts[key] = counts.get(key, 0) + combination.count
+        return counts
 
     @property
     def held(self) -> int:
@@ -225,6 +271,14 @@ class InstrumentQC(Generic[T]):
             self._release(item, None)
             return
         try:
+            known = None if each.lagging else each.qc.push_known(time, values)
+            if known is not None:
+                combination = each.known.get(known)
+                if combination is None:
+                    combination = self._combination(stream, each, time, known)
+                combination.count += 1
+                self._release(item, combination.qc)
+                return
             step = each.qc.push(time, values)
         except Exception:
             # A fault in QC must not cost the sample: it goes on unflagged.
@@ -259,6 +313,20 @@ class InstrumentQC(Generic[T]):
         else:
             each.timer = self._clock.callLater(hold, self._expire, each, stream)
 
+    def _combination(
+        self, stream: str, each: _Stream[T], time: float, known: Known
+    ) -> _Combination:
+        combination = _Combination(each.qc.results(time, known))
+        if len(each.known) < _COMBINATIONS:
+            each.known[known] = combination
+        else:
+            # Made for this sample alone: counted here, not by the caller.
+            counts = self._counts
+            for name, flag in combination.worst:
+                key = (stream, name, flag)
+                counts[key] = counts.get(key, 0) + 1
+        return combination
+
     def _expire(self, each: _Stream[T], stream: str) -> None:
         each.timer = None
         held = each.held
@@ -273,7 +341,7 @@ class InstrumentQC(Generic[T]):
         # Once per sample per field: one pass makes the record's flags and
         # counts them.  The flags stay QartodFlag members, which are ints
         # (JSON writes them as numbers).
-        counts = self.counts
+        counts = self._counts
         qc: QCFlags = {}
         for name, result in results.items():
             if isinstance(result, FieldResult):

@@ -44,6 +44,7 @@ from instrumentd.packet import NTP_UNIX_OFFSET
 __all__ = [
     "RECORD_KIND",
     "RECORD_VERSION",
+    "EncodedQC",
     "QCHook",
     "RecordError",
     "RecordEvent",
@@ -115,6 +116,25 @@ def _encode(data: Mapping[str, object]) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode("utf-8")
 
 
+class EncodedQC(dict[str, dict[str, int | list[int]]]):
+    """
+    A record's ``qc``, JSON-ready, with its compact JSON made once: the
+    station's QC makes one for each combination of flags it meets and
+    attaches the same one to every record that has it (sample after sample
+    all pass), so that neither the flags nor their JSON are made anew.
+    Read it, never change it: records share it.
+
+    :param qc: the flags, JSON-ready (plain ints in dicts and lists).
+    :ivar json: ``qc`` as compact JSON, as in the record's own.
+    """
+
+    __slots__ = ("json",)
+
+    def __init__(self, qc: Mapping[str, dict[str, int | list[int]]]) -> None:
+        super().__init__(qc)
+        self.json = _encode(self)
+
+
 class SampleRecord(Mapping[str, object]):
     """
     One sample's record (version 2), read-only, with its compact JSON made
@@ -131,11 +151,13 @@ class SampleRecord(Mapping[str, object]):
         test and a benchmark count it).
     """
 
-    __slots__ = ("_data", "_json", "encodings")
+    __slots__ = ("_data", "_json", "_qc_json", "encodings")
 
     def __init__(self, data: dict[str, object]) -> None:
         self._data = data
         self._json: bytes | None = None
+        # The attached qc's JSON when made already (EncodedQC).
+        self._qc_json: bytes | None = None
         self.encodings = 0
 
     def __getitem__(self, key: str) -> object:
@@ -160,7 +182,20 @@ class SampleRecord(Mapping[str, object]):
         """
         encoded = self._json
         if encoded is None:
-            encoded = self._json = _encode(self._data)
+            qc_json = self._qc_json
+            if qc_json is None:
+                encoded = _encode(self._data)
+            else:
+                # The qc's JSON is made already: the rest is encoded and
+                # the qc joined as the last key, where attach_qc put it.
+                data = self._data
+                qc = data.pop("qc")
+                try:
+                    head = _encode(data)
+                finally:
+                    data["qc"] = qc
+                encoded = b"".join((head[:-1], b',"qc":', qc_json, b"}"))
+            self._json = encoded
             self.encodings += 1
         return encoded
 
@@ -225,7 +260,8 @@ class SampleRecord(Mapping[str, object]):
         :param qc: the flags (ints or :class:`~enum.IntEnum` members).
         :param ready: the flags are JSON-ready already (plain ints in dicts
             and lists, as the station's QC makes them): kept as given,
-            without a conversion pass (it would cost more than the tests).
+            without a conversion pass (it would cost more than the tests);
+            an :class:`EncodedQC`'s JSON is reused in the record's.
         :raises RuntimeError: if the JSON has been made already.
         """
         if self._json is not None:
@@ -233,7 +269,11 @@ class SampleRecord(Mapping[str, object]):
                 f"QC flags attached to {self!r} after its JSON was made; "
                 f"attach them in the recorder's qc hook"
             )
-        self._data["qc"] = qc if ready else to_jsonable(qc)
+        data = self._data
+        # Last, as doc/data.md lists it (and as the JSON is joined).
+        data.pop("qc", None)
+        data["qc"] = qc if ready else to_jsonable(qc)
+        self._qc_json = qc.json if ready and isinstance(qc, EncodedQC) else None
 
     def to_dict(self) -> dict[str, object]:
         """
