@@ -25,6 +25,8 @@ import random
 from dataclasses import dataclass
 from typing import Final
 
+from instrumentd.simulator.solve import invert_increasing
+
 __all__ = [
     "C3515",
     "MooringWater",
@@ -52,8 +54,8 @@ def _t68(t90: float) -> float:
 
 
 def _poly(coefficients: tuple[float, ...], x: float) -> float:
-    # Horner's rule: a fleet of thousands of simulators evaluates this some
-    # hundred times a sample (conductivity_for's bisection).
+    # Horner's rule: a fleet of thousands of simulators evaluates this
+    # several times a sample (conductivity_for).
     result = 0.0
     for c in reversed(coefficients):
         result = result * x + c
@@ -87,23 +89,18 @@ def conductivity_for(target: float, t90: float, pressure: float) -> float:
     """
     The conductivity at which :func:`salinity` is ``target``.
 
-    Salinity rises with conductivity, so bisection over 0..7 S/m is enough;
-    40 halvings leave it within 7e-12 S/m, far below the 1e-6 S/m an
-    instrument prints.
+    Salinity rises with conductivity, so the answer is found in 0..7 S/m
+    (:func:`~instrumentd.simulator.solve.invert_increasing`) to within
+    1e-10 S/m, far below the 1e-6 S/m an instrument prints.
 
     :param target: practical salinity, psu.
     :param t90: temperature, ITS-90 deg C.
     :param pressure: sea pressure, dbar.
     :returns: conductivity in S/m.
     """
-    low, high = 0.0, 7.0
-    for _ in range(40):
-        middle = (low + high) / 2
-        if salinity(middle, t90, pressure) < target:
-            low = middle
-        else:
-            high = middle
-    return (low + high) / 2
+    return invert_increasing(
+        lambda c: salinity(c, t90, pressure), target, 0.0, 7.0, 1e-10
+    )
 
 
 def sound_velocity(s: float, t90: float, pressure: float) -> float:

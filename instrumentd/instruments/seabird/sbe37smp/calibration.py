@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
+from instrumentd.simulator.solve import invert_increasing
+
 __all__ = ["Calibration", "RawReading"]
 
 _KELVIN: Final = 273.15
@@ -80,18 +82,17 @@ class Calibration:
     def temperature_counts(self, t90: float) -> float:
         """
         :param t90: ITS-90 deg C.
-        :returns: the thermistor counts that give it (bisection on ln).
+        :returns: the thermistor counts that give it (solved on ln).
         """
-        target = 1 / (t90 + _KELVIN)
-        low, high = 1.0, 40.0
-        for _ in range(80):
-            middle = (low + high) / 2
-            k = self.ta0 + middle * (self.ta1 + middle * (self.ta2 + middle * self.ta3))
-            if k < target:
-                low = middle
-            else:
-                high = middle
-        return math.exp((low + high) / 2)
+        ta0, ta1, ta2, ta3 = self.ta0, self.ta1, self.ta2, self.ta3
+        ln = invert_increasing(
+            lambda x: ta0 + x * (ta1 + x * (ta2 + x * ta3)),
+            1 / (t90 + _KELVIN),
+            1.0,
+            40.0,
+            1e-14,
+        )
+        return math.exp(ln)
 
     def conductivity(self, hz: float, t90: float, pressure: float) -> float:
         """
@@ -109,16 +110,11 @@ class Calibration:
         :param c: S/m.
         :param t90: temperature, deg C.
         :param pressure: dbar.
-        :returns: the cell frequency (Hz) that gives it.
+        :returns: the cell frequency (Hz) that gives it, to 1e-6 Hz.
         """
-        low, high = 0.0, 30_000.0
-        for _ in range(80):
-            middle = (low + high) / 2
-            if self.conductivity(middle, t90, pressure) < c:
-                low = middle
-            else:
-                high = middle
-        return (low + high) / 2
+        return invert_increasing(
+            lambda hz: self.conductivity(hz, t90, pressure), c, 0.0, 30_000.0, 1e-6
+        )
 
     def pressure(self, counts: float, t90: float) -> float:
         """
