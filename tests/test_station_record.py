@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from treq.testing import StubTreq
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -213,6 +215,27 @@ class BuildTests(SynchronousTestCase):
         self.assertIsNone(iso_from_ntp(float("inf")))
         self.assertIsNone(iso_from_ntp(1e12))
 
+    def test_isoFromNtpKeptSeconds(self) -> None:
+        """
+        The text of a second is kept for the samples after it; it is that
+        second's text whatever second came before, over more seconds than
+        are kept, and after a time no date holds.
+        """
+        expected = {}
+        for offset in range(0, 200, 7):
+            when = datetime(2026, 12, 7, 8, 0, tzinfo=UTC) + timedelta(seconds=offset)
+            expected[offset] = when.strftime("%Y-%m-%dT%H:%M:%S")
+        for _ in range(2):
+            for offset, text in expected.items():
+                self.assertEqual(
+                    iso_from_ntp(NTP_0800 + offset + 0.25), text + ".250000Z"
+                )
+                self.assertEqual(
+                    iso_from_ntp(NTP_0800 + offset - 0.0000001), text + ".000000Z"
+                )
+                self.assertIsNone(iso_from_ntp(1e12))
+        self.assertEqual(iso_from_ntp(0.0), "1900-01-01T00:00:00.000000Z")
+
 
 class SerialisationTests(SynchronousTestCase):
     """
@@ -231,6 +254,39 @@ class SerialisationTests(SynchronousTestCase):
         self.assertEqual(json.loads(first), dict(record))
         self.assertNotIn(b'", "', first)
         self.assertNotIn(b'": ', first)
+
+    def test_encodedValues(self) -> None:
+        """
+        Values are encoded as JSON readers take them: text beyond ASCII as
+        UTF-8, a float that is no number as C{null} (JSON has no NaN), an
+        integer beyond 64 bits as its digits.
+        """
+        record = SampleRecorder("CTD01").record(
+            {
+                "record": "instrumentd.sample",
+                "version": 2,
+                "stream": "s",
+                "time": "2026-12-07T08:00:00.000000Z",
+                "ntp_time": NTP_0800,
+                "values": {"name": "Jökull", "bad": float("nan"), "up": float("inf")},
+            }
+        )
+        self.assertIn('"name":"Jökull"'.encode(), record.json)
+        self.assertEqual(
+            json.loads(record.json)["values"],
+            {"name": "Jökull", "bad": None, "up": None},
+        )
+        big = SampleRecorder("CTD01").record(
+            {
+                "record": "instrumentd.sample",
+                "version": 2,
+                "stream": "s",
+                "time": "2026-12-07T08:00:00.000000Z",
+                "ntp_time": NTP_0800,
+                "values": {"count": 2**70},
+            }
+        )
+        self.assertEqual(json.loads(big.json)["values"], {"count": 2**70})
 
     def test_qcHook(self) -> None:
         """
@@ -520,6 +576,15 @@ class OneSerialisationTests(SynchronousTestCase):
             return text
 
         self.patch(json, "dumps", counting)
+        fast = orjson.dumps
+
+        def counting_fast(value: object, *args: Any, **kwargs: Any) -> bytes:
+            data = fast(value, *args, **kwargs)
+            if b'"instrumentd.sample"' in data:
+                encodings.append(data.decode("utf-8"))
+            return data
+
+        self.patch(orjson, "dumps", counting_fast)
 
         driver.events.publish(
             SampleEvent(
