@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from twisted.internet.task import Clock
@@ -19,7 +20,7 @@ from zope.interface.verify import verifyObject
 from instrumentd.driver.events import EventBus, SampleEvent, StateChangeEvent
 from instrumentd.driver.particles import DataParticle
 from instrumentd.packet import NTP_UNIX_OFFSET
-from instrumentd.station.record import build_record, read_record
+from instrumentd.station.record import SampleRecorder, build_record, read_record
 from instrumentd.station.sinks import (
     ISink,
     JsonLinesSink,
@@ -302,6 +303,35 @@ class JsonLinesSinkTests(SynchronousTestCase):
             ],
             [2, 3],
         )
+
+    def test_daysAndNamesKept(self) -> None:
+        """
+        Each sample goes to its own day's file however samples of many days
+        (more than the sink keeps the names of), of several streams and
+        within a second of midnight, are interleaved.
+        """
+        sink, _, directory = self.make_sink("2026-11-24T12:00:00", max_open_files=4)
+        start = datetime(2026, 11, 24, tzinfo=UTC)
+        times = []
+        for day in range(70):
+            for when in ("12:00:00", "00:00:00", "23:59:59.999999", "00:00:00.5"):
+                times.append(f"{(start + timedelta(days=day)).date()}T{when}")
+        times += times[:8]
+        for number, when in enumerate(times):
+            sink.write("ctd1", particle(number, when))
+            other = {**record(number, when), "stream": "other"}
+            sink.write("ctd1", SampleRecorder("ctd1").record(other))
+        self.successResultOf(sink.close())
+        for stream in ("ctd_parsed", "other"):
+            folder = os.path.join(directory, "ctd1", stream)
+            found = {}
+            for name in os.listdir(folder):
+                for line in read_json_lines(os.path.join(folder, name)):
+                    found[line["values"]["n"]] = name
+            self.assertEqual(
+                found,
+                {number: when[:10] + ".jsonl" for number, when in enumerate(times)},
+            )
 
     def test_sampleTimeNotReception(self) -> None:
         """

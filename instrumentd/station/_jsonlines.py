@@ -13,7 +13,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, Final
+from typing import TYPE_CHECKING, BinaryIO, Final, NamedTuple
 
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
@@ -65,11 +65,19 @@ def _ends_torn(path: str) -> bool:
         return False
 
 
-@dataclass(frozen=True, slots=True)
-class _FileKey:
+class _FileKey(NamedTuple):
+    # A tuple, hashed and compared in C: it is looked up on every sample.
     instrument: str
     stream: str
     day: str
+
+
+#: How many (instrument, stream, day) names a sink keeps made into file
+#: keys before it starts afresh (each sample looks its own up).
+_KEYS_KEPT: Final = 16384
+
+#: Seconds in a UTC day (Unix time has no leap seconds).
+_DAY: Final = 86400
 
 
 @dataclass(slots=True)
@@ -147,6 +155,10 @@ class JsonLinesSink:
         self._flush_interval = flush_interval
         self._max_open_files = max_open_files
         self._files: OrderedDict[_FileKey, _OpenFile] = OrderedDict()
+        # Every sample names its file: the names made safe, and the day of
+        # its time, are made once and kept rather than again each time.
+        self._keys: dict[tuple[str, str, str], _FileKey] = {}
+        self._days: dict[int, str] = {}
         self._flush_call: IDelayedCall | None = None
         self._closed: Deferred[None] | None = None
         self._errors = ErrorReport(self._reactor, f"JSON-lines sink {directory}")
@@ -172,26 +184,37 @@ class JsonLinesSink:
         if self._closed is not None:
             self.dropped += 1
             return
-        now = self._reactor.seconds()
-        try:
-            record = as_record(instrument, particle, received=now)
-        except RecordError as error:
-            self.dropped += 1
-            self.invalid += 1
-            self._errors.report(f"{instrument}: {error}; the sample is dropped")
-            return
+        if isinstance(particle, SampleRecord):
+            record = particle
+        else:
+            try:
+                record = as_record(
+                    instrument, particle, received=self._reactor.seconds()
+                )
+            except RecordError as error:
+                self.dropped += 1
+                self.invalid += 1
+                self._errors.report(f"{instrument}: {error}; the sample is dropped")
+                return
         when = record.unix_time
-        day = None if when is None else utc_day(when)
+        day = None if when is None else self._day(when)
         if day is None or (
             # A mapping with no timestamp was timed by ``received``.
-            isinstance(particle, Mapping)
-            and not isinstance(particle, SampleRecord)
+            record is not particle
+            and isinstance(particle, Mapping)
             and sample_time(particle) is None
         ):
             self.reception_dated += 1
-            day = utc_day(now)
+            day = utc_day(self._reactor.seconds())
             assert day is not None
-        key = _FileKey(_path_component(instrument), _path_component(record.stream), day)
+        names = (instrument, record.stream, day)
+        key = self._keys.get(names)
+        if key is None:
+            if len(self._keys) >= _KEYS_KEPT:
+                self._keys.clear()
+            key = self._keys[names] = _FileKey(
+                _path_component(instrument), _path_component(record.stream), day
+            )
         line = record.json + b"\n"
         file = self._file_for(key)
         if file is None:
@@ -211,6 +234,26 @@ class JsonLinesSink:
             self._flush_call = self._reactor.callLater(
                 self._flush_interval, self._flush_due
             )
+
+    def _day(self, when: float) -> str | None:
+        """
+        :func:`utc_day` of ``when``, kept for each day.
+        """
+        try:
+            number = int(when // _DAY)
+        except (OverflowError, ValueError):
+            return None
+        if not 1.0 <= when - number * _DAY <= _DAY - 1.0:
+            # Near midnight, the day is whatever utc_day's rounding says.
+            return utc_day(when)
+        day = self._days.get(number)
+        if day is None:
+            day = utc_day(when)
+            if day is not None:
+                if len(self._days) >= 64:
+                    self._days.clear()
+                self._days[number] = day
+        return day
 
     def _file_for(self, key: _FileKey) -> _OpenFile | None:
         file = self._files.get(key)
