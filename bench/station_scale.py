@@ -296,6 +296,7 @@ class Options:
     settle: float
     per_fleet: int
     startup_limit: float
+    tick: float = 10.0
     pythonpath: str | None = None
     label: str = "this"
     profile: str | None = None
@@ -357,11 +358,13 @@ async def measure(reactor: Any, options: Options) -> dict[str, Any]:
         env["PYTHONPATH"] = options.pythonpath + os.pathsep + env.get("PYTHONPATH", "")
     helpers: list[Child] = []
     station: Station | None = None
+    row: dict[str, Any] | None = None
+    stopped = math.nan
     try:
         # Simulators: a few light processes (always this version's).
         fleets = []
         for first in range(0, options.count, options.per_fleet):
-            fleet = Child("fleet")
+            fleet = Child(f"fleet{len(fleets) + 1}")
             spawn(
                 reactor,
                 fleet,
@@ -401,6 +404,7 @@ async def measure(reactor: Any, options: Options) -> dict[str, Any]:
                 )
             )
         station = Station(options.count)
+        load_at_start = os.getloadavg()[0]
         started = time.monotonic()
         started_wall = time.time()
         spawn(
@@ -435,19 +439,25 @@ async def measure(reactor: Any, options: Options) -> dict[str, Any]:
             lambda: station.all_running.called or station.all_running.callback(None),
         )
 
+        progression: list[tuple[float, int]] = []
+
         def progress() -> None:
+            elapsed = time.monotonic() - started
+            progression.append((elapsed, len(station.running)))
             print(
-                f"  {time.monotonic() - started:.0f} s: {len(station.running)} "
-                f"running, station CPU {cpu_seconds(station.pid):.0f} s",
+                f"  {elapsed:.0f} s: {len(station.running)} "
+                f"running, station CPU {cpu_seconds(station.pid):.0f} s, "
+                f"load {os.getloadavg()[0]:.1f}",
                 file=sys.stderr,
                 flush=True,
             )
 
         ticker = task.LoopingCall(progress)
         ticker.clock = reactor
-        ticker.start(10, now=False)
+        ticker.start(options.tick, now=False)
         up = await station.all_running
         ticker.stop()
+        progression.append((time.monotonic() - started, len(station.running)))
         if limit.active():
             limit.cancel()
         all_up = (up - started) if up is not None else math.nan
@@ -455,8 +465,11 @@ async def measure(reactor: Any, options: Options) -> dict[str, Any]:
         await task.deferLater(reactor, options.settle, lambda: None)
 
         async def snapshot() -> dict[str, Any]:
+            asked = time.monotonic()
             produced, files = await counters(url)
+            answered = time.monotonic() - asked
             taken = {
+                "api": answered,
                 "cpu": cpu_seconds(station.pid),
                 "produced": produced,
                 "files": files,
@@ -480,6 +493,7 @@ async def measure(reactor: Any, options: Options) -> dict[str, Any]:
             if "cut off" in line:
                 print("  " + line[:300], file=sys.stderr, flush=True)
         before = await snapshot()
+        helper_cpu = {helper.pid: cpu_seconds(helper.pid) for helper in helpers}
         profiler = None
         if options.profile:
             # py-spy (pip install py-spy) samples the station from outside.
@@ -510,10 +524,17 @@ async def measure(reactor: Any, options: Options) -> dict[str, Any]:
         agent_rss = [rss_kib(pid) for pid in agents]
         station_rss = rss_kib(station.pid)
         fds = descriptors(station.pid)
+        helpers_core = {
+            helper.name: 100
+            * (cpu_seconds(helper.pid) - helper_cpu[helper.pid])
+            / (after["wall"] - before["wall"])
+            for helper in helpers
+            if helper.pid in helper_cpu
+        }
         cpu = after["cpu"] - before["cpu"]
         produced = after["produced"] - before["produced"]
         wall = after["wall"] - before["wall"]
-        row: dict[str, Any] = {
+        row = {
             "label": options.label,
             "count": options.count,
             "running": len(station.running),
@@ -529,6 +550,10 @@ async def measure(reactor: Any, options: Options) -> dict[str, Any]:
             "rss": station_rss / options.count,
             "agents": len(agents),
             "agent_rss": statistics.mean(agent_rss) if agent_rss else 0,
+            "api": max(before["api"], after["api"]),
+            "load": load_at_start,
+            "progression": progression,
+            "helpers_core": helpers_core,
         }
         if receiver is not None:
             row["sink"] = 100 * (after["sink"] - before["sink"]) / produced
@@ -552,12 +577,16 @@ async def measure(reactor: Any, options: Options) -> dict[str, Any]:
             and station.transport is not None
             and not station.ended.called
         ):
+            stopping = time.monotonic()
             with contextlib.suppress(Exception):
                 station.transport.signalProcess("TERM")
             killer = reactor.callLater(120, station.transport.signalProcess, "KILL")
             await station.ended
+            stopped = time.monotonic() - stopping
             if killer.active():
                 killer.cancel()
+        if station is not None and row is not None:
+            row["stop"] = stopped
         for helper in helpers:
             await helper.stop(reactor)
         shutil.rmtree(directory, ignore_errors=True)
@@ -582,6 +611,10 @@ _COLUMNS = [
     ("rss", "RSS kB/instr", "{:>12.0f}"),
     ("agents", "agents", "{:>6d}"),
     ("agent_rss", "agent RSS kB", "{:>12.0f}"),
+    ("first_sample", "1st sample s", "{:>12.1f}"),
+    ("api", "API s", "{:>5.1f}"),
+    ("stop", "stop s", "{:>6.1f}"),
+    ("load", "load", "{:>5.1f}"),
 ]
 
 
@@ -592,6 +625,20 @@ def print_row(row: dict[str, Any]) -> None:
         width = len(title)
         cells.append(" " * width if value is None else form.format(value).rjust(width))
     print(" ".join(cells), flush=True)
+
+
+def print_details(row: dict[str, Any]) -> None:
+    """
+    What does not fit the table: instruments running over time, and the
+    CPU of the helper processes (were the simulators or the consumers
+    starved?).
+    """
+    steps = ", ".join(f"{t:.0f} s {n}" for t, n in row.get("progression", []))
+    print(f"    running over time: {steps}", flush=True)
+    helpers = row.get("helpers_core") or {}
+    if helpers:
+        shares = ", ".join(f"{name} {core:.0f} %" for name, core in helpers.items())
+        print(f"    helpers' core % in the window: {shares}", flush=True)
 
 
 def print_header() -> None:
@@ -613,6 +660,10 @@ def summarise(rows: list[dict[str, Any]]) -> None:
         "fds",
         "rss",
         "agent_rss",
+        "first_sample",
+        "api",
+        "stop",
+        "load",
     ]
     groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for row in rows:
@@ -680,6 +731,7 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
                     settle=args.settle,
                     per_fleet=args.per_fleet,
                     startup_limit=args.startup_limit,
+                    tick=args.tick,
                     pythonpath=pythonpath,
                     label=label,
                     profile=args.profile and f"{args.profile}-{label}-{count}.txt",
@@ -688,6 +740,7 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
                 row = await measure(reactor, options)
                 rows.append(row)
                 print_row(row)
+                print_details(row)
     summarise(rows)
 
 
@@ -717,6 +770,9 @@ if __name__ == "__main__":
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--per-fleet", type=int, default=2000)
     parser.add_argument("--startup-limit", type=float, default=180.0)
+    parser.add_argument(
+        "--tick", type=float, default=10.0, help="seconds between progress lines"
+    )
     parser.add_argument("--profile", help="py-spy the station into PREFIX-*.txt")
     parser.add_argument("--against", help="a directory with an older instrumentd/")
     parser.add_argument(
