@@ -28,7 +28,12 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from instrumentd.station.api import StationAPI
-from instrumentd.station.apisite import APISite, described_interface, is_local
+from instrumentd.station.apisite import (
+    SEND_LIMIT,
+    APISite,
+    described_interface,
+    is_local,
+)
 from instrumentd.station.instrument import Station, StationInstrument
 from instrumentd.station.service import (
     APIExposedError,
@@ -363,6 +368,50 @@ class BodyLimitTests(_SiteCase):
         )
         self.assertEqual(client.status(), 200)
         self.assertEqual(len(driver.calls), 1)
+
+
+class _Big(Resource):
+    """
+    Answers C{size} bytes, and keeps the channels it answered on.
+    """
+
+    isLeaf = True
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+        self.channels: list[Any] = []
+
+    def render_GET(self, request: Request) -> bytes:
+        self.channels.append(request.channel)
+        return b"x" * self.size
+
+
+class BigAnswerTests(_SiteCase):
+    """
+    A big answer (C{/api/health} of thousands of instruments) is not
+    held to twisted.web's 128 KiB a connection per turn of the reactor.
+    """
+
+    async def test_sentInFewTurns(self) -> None:
+        """
+        Each API connection may send up to L{SEND_LIMIT} bytes in a turn of
+        the reactor rather than Twisted's 128 KiB, so a megabyte answer does
+        not take ten turns (each of them seconds long on a busy station of
+        thousands of instruments); the answer arrives whole.
+        """
+        size = 3 * 1024 * 1024
+        big = _Big(size)
+        self.serve(APISite(big, reactor=reactor))
+        client = await self.answer(
+            b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        self.assertEqual(client.status(), 200)
+        self.assertTrue(client.received.endswith(b"x" * 1000))
+        self.assertGreaterEqual(len(client.received), size)
+        [channel] = big.channels
+        self.assertGreaterEqual(channel.transport.SEND_LIMIT, SEND_LIMIT)
+        self.assertGreater(SEND_LIMIT, size)
 
 
 class ErrorTests(_SiteCase):

@@ -59,6 +59,7 @@ __all__ = [
     "DEFAULT_LINGER",
     "DEFAULT_MAX_BODY",
     "DEFAULT_MAX_CONNECTIONS",
+    "SEND_LIMIT",
     "APIChannel",
     "APIRequest",
     "APISite",
@@ -81,6 +82,14 @@ DEFAULT_LINGER = 2.0
 #: A ``Content-Length`` longer than this many digits is over any limit (and
 #: over Python's limit for converting text to an int).
 _MAX_LENGTH_DIGITS = 18
+
+#: Bytes a connection may send in one turn of the reactor.  Twisted sends at
+#: most 128 KiB per connection per turn; a station of thousands of
+#: instruments can take seconds over a turn when it is busy, so a megabyte
+#: answer (``/api/health`` at 5,000 instruments) took about ten turns, a
+#: minute on a loaded machine.  With this, it goes in a turn or two (as much
+#: as the socket takes each time).
+SEND_LIMIT = 16 * 1024 * 1024
 
 #: How often, at most, the cap being reached is logged.
 _CAP_LOG_INTERVAL = 60.0
@@ -251,6 +260,11 @@ class APIChannel(HTTPChannel):
 
     def connectionMade(self) -> None:
         HTTPChannel.connectionMade(self)
+        # An instance attribute overrides the transport class's (see
+        # SEND_LIMIT); a transport without one (a test's) is left alone.
+        transport = self.transport
+        if getattr(transport, "SEND_LIMIT", SEND_LIMIT) < SEND_LIMIT:
+            transport.SEND_LIMIT = SEND_LIMIT  # type: ignore[union-attr]
         self.site.connection_made(self)
 
     def dataReceived(self, data: bytes) -> None:
