@@ -359,8 +359,14 @@ def build_record(instrument: str, particle: DataParticle) -> SampleRecord:
         "internal_timestamp": internal,
         "driver_timestamp": driver,
     }
-    preferred = particle.preferred_timestamp.value
-    source, ntp, text = _choose_time(stamps, preferred)
+    source = particle.preferred_timestamp.value
+    ntp = stamps.get(source)
+    # The preferred timestamp, a float as drivers make them, nearly always
+    # is a date: the fallback rule is asked only when it is not.
+    text = iso_from_ntp(ntp) if type(ntp) is float and ntp != 0 else None
+    if text is None:
+        source, ntp, text = _choose_time(stamps, source)
+    assert ntp is not None
     if text is None:
         raise RecordError(
             f"particle {particle!r} of {instrument} has no timestamp that is a "
