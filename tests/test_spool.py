@@ -61,6 +61,35 @@ class SpoolTests(SynchronousTestCase):
         )
         self.assertEqual(spool.append_encoded(b'{"x":1}'), 4)
 
+    def test_shortWrites(self) -> None:
+        """
+        A line the system writes in pieces is stored whole; a write that
+        takes nothing fails with an C{OSError} that says so, and the record
+        after it is stored whole.
+        """
+        spool = Spool(self.mktemp())
+        self.addCleanup(spool.close)
+        write = os.write
+        taken: list[int] = []
+
+        def piecemeal(fd: int, data: bytes) -> int:
+            written = write(fd, bytes(data[:7]))
+            taken.append(written)
+            return written
+
+        self.patch(spool_module.os, "write", piecemeal)
+        self.assertEqual(spool.append_encoded(b'{"a":"%s"}' % (b"x" * 30)), 1)
+        self.assertGreater(len(taken), 1)
+        self.patch(spool_module.os, "write", lambda fd, data: 0)
+        error = self.assertRaises(OSError, spool.append_encoded, b'{"b":2}')
+        self.assertIn("short write: 0 of", str(error))
+        self.patch(spool_module.os, "write", write)
+        self.assertEqual(spool.append_encoded(b'{"c":3}'), 2)
+        lines = [entry.line for entry in spool.read(10)]
+        self.assertEqual(
+            lines, [b'{"seq":1,"a":"%s"}' % (b"x" * 30), b'{"seq":2,"c":3}']
+        )
+
     def test_restart(self) -> None:
         """
         A new spool on the same directory reads from the first record not

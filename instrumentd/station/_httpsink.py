@@ -438,6 +438,10 @@ class HttpSink:
         Count particles the spool deleted to make room, and log reaching
         or leaving its bound.
         """
+        at_bound = self._spool.at_bound
+        if not evicted and at_bound == (self._at_bound_since is not None):
+            # Nothing dropped and no news: what every write finds.
+            return
         if evicted:
             self.dropped += evicted
             self.evicted += evicted

@@ -389,9 +389,14 @@ class Spool:
 
     @staticmethod
     def _write_all(fd: int, data: bytes) -> None:
+        written = os.write(fd, data)
+        if written == len(data):
+            return
         # A short write is what a filling disk does first; writing the rest
         # then fails with the reason (ENOSPC).
-        view = memoryview(data)
+        if written <= 0:
+            raise OSError(f"short write: 0 of {len(data)} bytes")
+        view = memoryview(data)[written:]
         while view:
             written = os.write(fd, view)
             if written <= 0:
