@@ -599,12 +599,14 @@ def as_record(
     """
     if isinstance(particle, SampleRecord):
         return particle
+    if isinstance(particle, DataParticle):
+        # Before the Mapping check, which is an ABC's and slower: a
+        # station's particles are nearly all DataParticles.
+        return build_record(instrument, particle)
     if isinstance(particle, Mapping):
         data = read_record(particle, instrument=instrument, received=received)
         data.setdefault("instrument", instrument)
         return SampleRecord(data)
-    if isinstance(particle, DataParticle):
-        return build_record(instrument, particle)
     to_dict = getattr(particle, "to_dict", None)
     if callable(to_dict):
         return as_record(instrument, to_dict(), received=received)
