@@ -158,7 +158,13 @@ class Reader(ProcessProtocol):
 
 
 async def run_once(
-    reactor: Any, clients: int, instruments: int, events: int, endpoint: str
+    reactor: Any,
+    clients: int,
+    instruments: int,
+    events: int,
+    endpoint: str,
+    *,
+    coalesce: float = 0.0,
 ) -> tuple[float, int]:
     buses = [EventBus(reactor) for _ in range(instruments)]
     followed = [
@@ -166,6 +172,9 @@ async def run_once(
         for n, bus in enumerate(buses)
     ]
     api = StationAPI(Station(followed, clock=reactor), clock=reactor)
+    if coalesce:
+        # As the station sets it (versions before 9fff350 have none).
+        api.stream_coalesce = coalesce
     streams = clients * (1 if endpoint == "station" else instruments)
     site = APISite(
         api, authorize=api.authorize, reactor=reactor, max_connections=streams + 10
@@ -216,13 +225,21 @@ async def main(reactor: Any) -> None:
     parser.add_argument("--events", type=int, default=4000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--endpoint", choices=["instrument", "station"], default=None)
+    parser.add_argument(
+        "--coalesce",
+        type=float,
+        default=0.0,
+        help="seconds a stream's messages wait to be written together "
+        "(the station's is 0.1; 0 writes each event at once)",
+    )
     options = parser.parse_args()
     endpoint = options.endpoint
     if endpoint is None:
         endpoint = "station" if _has_station_stream() else "instrument"
     print(
         f"endpoint: {endpoint}; {options.instruments} instruments; "
-        f"{options.events} events; {options.repeats} runs"
+        f"{options.events} events; {options.repeats} runs; "
+        f"coalesce {options.coalesce} s"
     )
     print(
         f"{'clients':>7}  {'µs/event min':>12}  {'median':>8}  {'max':>8}  "
@@ -233,7 +250,12 @@ async def main(reactor: Any) -> None:
         cut = 0
         for _ in range(options.repeats):
             cpu, cut_off = await run_once(
-                reactor, clients, options.instruments, options.events, endpoint
+                reactor,
+                clients,
+                options.instruments,
+                options.events,
+                endpoint,
+                coalesce=options.coalesce,
             )
             figures.append(cpu / options.events * 1e6)
             cut += cut_off
