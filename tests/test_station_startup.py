@@ -12,7 +12,7 @@ from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from instrumentd.station.startup import StartupQueue
+from instrumentd.station.startup import DEFAULT_MAX_LAG, HEARTBEAT, StartupQueue
 from tests import test_station_e2e as e2e
 from tests.agentsupport import within
 
@@ -46,10 +46,49 @@ class StartupQueueTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.clock = Clock()
-        self.queue = StartupQueue(self.clock, window=2, timeout=30)
+        # A Clock advanced by seconds at once is a late reactor: the
+        # heartbeat is tested on its own.
+        self.queue = StartupQueue(self.clock, window=2, timeout=30, max_lag=None)
         self.instruments = Instruments(5)
         self.queue.add(self.instruments.starters)  # type: ignore[arg-type]
         self.done = self.queue.when_all_settled()
+
+    def test_heldBackWhileLate(self) -> None:
+        """
+        While starters wait, a heartbeat that runs more than C{max_lag}
+        late (the reactor is behind) holds back the next starts, even with
+        room in the window; a heartbeat on time lets them go.
+        """
+        self.clock = Clock()
+        self.queue = StartupQueue(self.clock, window=2, timeout=30)
+        self.instruments = Instruments(5)
+        self.queue.add(self.instruments.starters)  # type: ignore[arg-type]
+        self.instruments.settle(0)
+        self.assertEqual(self.instruments.started, [0, 1, 2])
+        # The reactor is a second and a half late for the heartbeat.
+        self.clock.advance(HEARTBEAT + DEFAULT_MAX_LAG + 0.5)
+        self.assertEqual(self.queue.held_back, 1)
+        self.instruments.settle(1)
+        self.instruments.settle(2)
+        self.assertEqual(self.instruments.started, [0, 1, 2])
+        # On time again: the window fills.
+        self.clock.advance(HEARTBEAT)
+        self.assertEqual(self.instruments.started, [0, 1, 2, 3, 4])
+        self.assertEqual(self.queue.held_back, 1)
+        # Nothing waits: no heartbeat is left behind, only the timeouts
+        # of the two still coming up.
+        self.assertEqual(len(self.clock.getDelayedCalls()), 2)
+
+    def test_noLagCheck(self) -> None:
+        """
+        With C{max_lag=None} a late reactor holds nothing back, and no
+        heartbeat runs.
+        """
+        self.clock.advance(10)
+        self.instruments.settle(0)
+        self.assertEqual(self.instruments.started, [0, 1, 2])
+        self.assertEqual(self.queue.held_back, 0)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 2)
 
     def test_window(self) -> None:
         """

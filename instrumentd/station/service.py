@@ -381,10 +381,12 @@ class StationService(Service):
         startup = self.startup
         _log.info(
             "all {count} instruments brought up in {seconds:.1f} s ({late} took "
-            "longer than startup_timeout)",
+            "longer than startup_timeout; starts held back {held} times while "
+            "the reactor ran late)",
             count=startup.started,
             seconds=self._reactor.seconds() - started_at,
             late=startup.timed_out,
+            held=startup.held_back,
         )
 
     def _bind_api(self, site: APISite) -> None:
