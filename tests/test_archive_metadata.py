@@ -123,18 +123,28 @@ class MetadataFileTests(SynchronousTestCase):
 
     def test_changesCoalesced(self) -> None:
         """
-        Given C{later}, the changes of a second are written as one document,
-        a second after the first (an instrument's discovery changes its
-        state several times); stopped, nothing waiting is written.
+        Given C{later}, the first document and the changes of its first
+        second are written as one, a second after the start (an instrument's
+        discovery changes its state several times), and later changes of a
+        second as one, a second after the first of them; stopped, nothing
+        waiting is written.
         """
         stop = self.file.start(later=self.clock.callLater)
         for value in ("01-jan-26", "02-jan-26", "03-jan-26"):
             self.driver.parameters["TCALDATE"] = value
             self.bus.publish(ConfigChangeEvent(time=1.0, changes={"TCALDATE": value}))
+        self.assertEqual(self.file.writes, 0)
+        self.clock.advance(1.0)
+        self.assertEqual(self.file.writes, 1)
+        self.assertEqual(self.read()["parameters"]["TCALDATE"], "03-jan-26")
+        self.driver.parameters["TCALDATE"] = "05-jan-26"
+        self.bus.publish(ConfigChangeEvent(time=1.5, changes={"TCALDATE": "y"}))
+        self.driver.parameters["TCALDATE"] = "06-jan-26"
+        self.bus.publish(ConfigChangeEvent(time=1.6, changes={"TCALDATE": "z"}))
         self.assertEqual(self.file.writes, 1)
         self.clock.advance(1.0)
         self.assertEqual(self.file.writes, 2)
-        self.assertEqual(self.read()["parameters"]["TCALDATE"], "03-jan-26")
+        self.assertEqual(self.read()["parameters"]["TCALDATE"], "06-jan-26")
         self.driver.parameters["TCALDATE"] = "04-jan-26"
         self.bus.publish(ConfigChangeEvent(time=2.0, changes={"TCALDATE": "x"}))
         stop()
