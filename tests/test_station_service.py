@@ -331,6 +331,48 @@ class StationServiceTests(TestCase):
         self.assertEqual(response.code, 200)
         return json.loads(await response.text())
 
+    async def test_inProcessDatalogsSyncedOnce(self) -> None:
+        """
+        Stopping, the station syncs the file system once for the datalogs
+        of all its in-process agents instead of an fsync each (3 to 4 ms of
+        its reactor each: most of a minute for 5,000 instruments); the
+        datalogs are closed with everything written.
+        """
+        port = await self.toy_port()
+        service = self.start(
+            toy_config(
+                self.data_dir,
+                [
+                    toy_instrument("toy1", port, "in-process"),
+                    toy_instrument("toy2", port, "in-process"),
+                ],
+            )
+        )
+        for name in ("toy1", "toy2"):
+            await self.events(service.supervisors[name], EventType.SAMPLE, 1)
+        datalogs = [
+            supervisor.agent_service.datalog
+            for supervisor in service.supervisors.values()
+            if supervisor.agent_service is not None
+        ]
+        self.assertEqual(len(datalogs), 2)
+        paths = [datalog.path for datalog in datalogs]
+        fsynced: list[str] = []
+        synced: list[None] = []
+        real_fsync = os.fsync
+
+        def fsync(fd: int) -> None:
+            fsynced.append(os.readlink(f"/proc/self/fd/{fd}"))
+            real_fsync(fd)
+
+        self.patch(os, "fsync", fsync)
+        self.patch(os, "sync", lambda: synced.append(None))
+        await service.stopService()
+        self.assertEqual([path for path in fsynced if path in paths], [])
+        self.assertEqual(len(synced), 1)
+        for path in paths:
+            self.assertGreater(os.path.getsize(path), 0)
+
     async def test_inProcessAgent(self) -> None:
         """
         An instrument with an in-process port agent comes up, is discovered

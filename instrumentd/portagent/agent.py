@@ -311,10 +311,15 @@ class PortAgent(Service):
                 },
             )
 
+    #: Whether stopping fsyncs the datalog; a station that stops many
+    #: in-process agents syncs the file system once instead.
+    sync_datalog = True
+
     def stopService(self) -> Deferred[None]:
         """
         Stop listening, disconnect clients and the instrument, flush and
-        close the datalog, and remove the status file.
+        close the datalog (fsynced unless :attr:`sync_datalog` is off), and
+        remove the status file.
         """
         self._stopping = True
         super().stopService()  # type: ignore[no-untyped-call]
@@ -333,7 +338,11 @@ class PortAgent(Service):
         self.router.close_all()
 
         def close_datalog(_: object) -> None:
-            self.datalog.close()
+            datalog = self.datalog
+            if not self.sync_datalog and isinstance(datalog, DataLog):
+                datalog.close(sync=False)
+            else:
+                datalog.close()
 
         return DeferredList(waits, consumeErrors=True).addCallback(close_datalog)
 

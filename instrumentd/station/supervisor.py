@@ -720,11 +720,14 @@ class InstrumentSupervisor:
 
     # -- stopping ----------------------------------------------------------------------
 
-    def stop(self) -> Deferred[None]:
+    def stop(self, *, sync_datalog: bool = True) -> Deferred[None]:
         """
         Disconnect the driver, stop the port agent (the one the station
         started) and the simulator, and stop feeding the sinks.
 
+        :param sync_datalog: fsync an in-process agent's datalog as it
+            closes; ``False`` when the caller syncs the file system once
+            for all of them.
         :returns: a Deferred that fires when everything has stopped; the
             same one if called again.
         """
@@ -732,10 +735,10 @@ class InstrumentSupervisor:
             self._stopping = True
             self._cancel_settle()
             self._settled()
-            self._stopped = Deferred.fromCoroutine(self._stop())
+            self._stopped = Deferred.fromCoroutine(self._stop(sync_datalog))
         return self._stopped
 
-    async def _stop(self) -> None:
+    async def _stop(self, sync_datalog: bool) -> None:
         self._set_phase("stopping")
         bringing_up = self._bringing_up
         if bringing_up is not None:
@@ -751,6 +754,7 @@ class InstrumentSupervisor:
             await process.stop()
         if self.agent_service is not None:
             service, self.agent_service = self.agent_service, None
+            service.sync_datalog = sync_datalog
             await maybeDeferred(service.stopService)
             if isinstance(self.connection, DirectAgentConnection):
                 self.connection.bind(None)
