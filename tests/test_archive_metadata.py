@@ -152,6 +152,19 @@ class MetadataFileTests(SynchronousTestCase):
         self.assertEqual(self.file.writes, 2)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_pendingWrittenOnStop(self) -> None:
+        """
+        Stopped with C{True} (the station stopping), what was waiting is
+        written at once; nothing waiting, nothing is.
+        """
+        stop = self.file.start(later=self.clock.callLater, delay=10.0)
+        self.assertEqual(self.file.writes, 0)
+        stop(True)
+        self.assertEqual(self.file.writes, 1)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        stop(True)
+        self.assertEqual(self.file.writes, 1)
+
     def test_cannotWrite(self) -> None:
         """
         A file that cannot be written is logged once, never raised, and

@@ -192,7 +192,10 @@ class MetadataWriter:
         )
         temporary = self.path + ".tmp"
         try:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            if not self.writes:
+                # Once: a mkdir that finds the directory costs a system
+                # call and a lookup each time.
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
             with open(temporary, "w", encoding="utf-8") as f:
                 json.dump(written, f, indent=1, sort_keys=False)
                 f.write("\n")
@@ -210,6 +213,13 @@ class MetadataWriter:
 
 #: Seconds a change waits to be written with those that follow it.
 UPDATE_DELAY = 1.0
+#: What the station waits: an instrument coming up changes its state and
+#: parameters over several seconds (wake, status, calibration, startup
+#: parameters, autosample), and each document costs the driver's whole
+#: metadata and a file's write and rename, milliseconds of the reactor (a
+#: profile of 800 instruments coming up spent half the station's time in
+#: them, two or three an instrument with a second's wait).
+STATION_UPDATE_DELAY = 10.0
 
 
 class InstrumentMetadataFile:
@@ -248,8 +258,10 @@ class InstrumentMetadataFile:
         self._position = position
 
     def start(
-        self, later: Callable[[float, Callable[[], object]], object] | None = None
-    ) -> Callable[[], None]:
+        self,
+        later: Callable[[float, Callable[[], object]], object] | None = None,
+        delay: float = UPDATE_DELAY,
+    ) -> Callable[..., None]:
         """
         Write the file now, and again whenever the driver's configuration or
         state changes it.
@@ -261,7 +273,10 @@ class InstrumentMetadataFile:
             discovery found (each document costs the driver's whole
             metadata, about a millisecond, and its file: at 5,000
             instruments coming up, seconds of the station's core).
-        :returns: a callable that stops following the driver.
+        :param delay: the seconds ``later`` waits (not just one).
+        :returns: a callable that stops following the driver; called with
+            ``True`` it first writes what was waiting to be (the station
+            stopping), else that is dropped.
         """
         pending: list[object] = []
 
@@ -273,7 +288,7 @@ class InstrumentMetadataFile:
             if later is None:
                 self.update()
             elif not pending:
-                pending.append(later(UPDATE_DELAY, due))
+                pending.append(later(delay, due))
 
         unsubscribe = self._bus.subscribe(
             changed, types=[EventType.CONFIG_CHANGE, EventType.STATE_CHANGE]
@@ -281,15 +296,19 @@ class InstrumentMetadataFile:
         if later is None:
             self.update()
         else:
-            pending.append(later(UPDATE_DELAY, due))
+            pending.append(later(delay, due))
 
-        def stop() -> None:
+        def stop(write_pending: bool = False) -> None:
             unsubscribe()
+            waiting = False
             for call in pending:
                 cancel = getattr(call, "cancel", None)
                 if callable(cancel) and getattr(call, "active", lambda: False)():
                     cancel()
+                    waiting = True
             pending.clear()
+            if waiting and write_pending:
+                self.update()
 
         return stop
 

@@ -300,7 +300,7 @@ class StationService(Service):
         self.url: str | None = None
         self._stopping: Deferred[None] | None = None
         self.startup: StartupQueue | None = None
-        self._metadata_subscriptions: list[Callable[[], None]] = []
+        self._metadata_subscriptions: list[Callable[..., None]] = []
 
     def startService(self) -> None:
         """
@@ -455,7 +455,10 @@ class StationService(Service):
         Keep the instrument's ``metadata.json`` beside its sample files in
         each JSON-lines sink it writes to, for ``instrumentd-export``.
         """
-        from instrumentd.station.archive_metadata import InstrumentMetadataFile
+        from instrumentd.station.archive_metadata import (
+            STATION_UPDATE_DELAY,
+            InstrumentMetadataFile,
+        )
 
         for name in spec.sinks:
             sink = self.sinks[name]
@@ -469,7 +472,7 @@ class StationService(Service):
                         station=self.config.name,
                         position=self.config.position,
                         clock=self._reactor.seconds,
-                    ).start(later=self._reactor.callLater)
+                    ).start(later=self._reactor.callLater, delay=STATION_UPDATE_DELAY)
                 )
 
     def _serve_remote(
@@ -486,9 +489,9 @@ class StationService(Service):
             if isinstance(sink, MqttSink):
                 sink.serve(supervisor.instrument, spec.driver)
 
-    def _unfollow_metadata(self) -> None:
+    def _unfollow_metadata(self, write_pending: bool = False) -> None:
         for unsubscribe in self._metadata_subscriptions:
-            unsubscribe()
+            unsubscribe(write_pending)
         self._metadata_subscriptions = []
 
     def _release(self) -> None:
@@ -598,7 +601,7 @@ class StationService(Service):
             supervisor.stop(sync_datalog=False)
             for supervisor in self.supervisors.values()
         ]
-        self._unfollow_metadata()
+        self._unfollow_metadata(write_pending=True)
         if self.api_port is not None:
             port, self.api_port = self.api_port, None
             await maybeDeferred(port.stopListening)
