@@ -274,8 +274,26 @@ async def throughput_run(
         await listening.stopListening()
 
 
+def agent_env(against: str | None) -> dict[str, str] | None:
+    """
+    The agent's environment: this process's, or with ``against``'s
+    ``instrumentd`` first on ``PYTHONPATH`` (an older version to compare).
+    """
+    if against is None:
+        return None
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (os.path.abspath(against), env.get("PYTHONPATH", "")) if p
+    )
+    return env
+
+
 async def latency_run(
-    reactor: Any, rate: int, seconds: float, workdir: str
+    reactor: Any,
+    rate: int,
+    seconds: float,
+    workdir: str,
+    against: str | None = None,
 ) -> list[float]:
     listening, factory, source_port = await start_source(reactor)
     agent = await launch_port_agent(
@@ -284,6 +302,7 @@ async def latency_run(
         datalog_dir=os.path.join(workdir, "datalog-latency"),
         heartbeat=0,
         reactor=reactor,
+        env=agent_env(against),
     )
     try:
         source = await factory.connected.get()  # type: ignore[attr-defined]
@@ -435,7 +454,7 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
     agent: dict[int, list[dict[str, Any]]] = {n: [] for n in args.clients}
     socat: dict[int, list[dict[str, Any]]] = {n: [] for n in args.clients}
     try:
-        for _repeat in range(args.repeats):
+        for _repeat in range(args.repeats if args.only != "latency" else 0):
             for n in args.clients:
                 agent[n].append(
                     await throughput_run(reactor, n, total, workdir, args.client_buffer)
@@ -443,11 +462,18 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
                 if not args.no_socat:
                     socat[n].append(await socat_throughput_run(reactor, n, total))
         agent_latencies: list[list[float]] = []
+        against_latencies: list[list[float]] = []
         socat_latencies: list[list[float]] = []
-        for _repeat in range(args.repeats):
+        for _repeat in range(args.repeats if args.only != "throughput" else 0):
             agent_latencies.append(
                 await latency_run(reactor, args.rate, args.seconds, workdir)
             )
+            if args.against:
+                against_latencies.append(
+                    await latency_run(
+                        reactor, args.rate, args.seconds, workdir, args.against
+                    )
+                )
             if not args.no_socat:
                 socat_latencies.append(
                     await socat_latency_run(reactor, args.rate, args.seconds)
@@ -455,6 +481,22 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
+    if args.only != "latency":
+        print_throughput(args, agent, socat)
+    if args.only != "throughput":
+        paths = [("agent", agent_latencies)]
+        if against_latencies:
+            paths.append(("against", against_latencies))
+        if socat_latencies:
+            paths.append(("socat", socat_latencies))
+        print_latency(args, paths)
+
+
+def print_throughput(
+    args: argparse.Namespace,
+    agent: dict[int, list[dict[str, Any]]],
+    socat: dict[int, list[dict[str, Any]]],
+) -> None:
     buffer = args.client_buffer or f"{DEFAULT_CLIENT_BUFFER >> 20} MiB (default)"
     print(
         f"\nPort agent throughput: {args.mib} MiB to each client from a loopback "
@@ -480,28 +522,47 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
             f"{max(r['rss'] for r in runs):>13.1f}"
         )
     print("(per client: the mean over clients of each client's rate)")
+
+
+def print_latency(
+    args: argparse.Namespace, paths: list[tuple[str, list[list[float]]]]
+) -> None:
+    """
+    The latency table: each path's p50, p99 and max (min / median / max
+    over repeats), then each repeat's p99 and its ratio to socat's.
+    """
     print(
         f"\nLatency, source write to client receipt, {args.rate} messages/s of "
         f"{len(MESSAGE % 0)} bytes for {args.seconds:g} s; {args.repeats} "
         "repeats, min / median / max of each repeat's figure"
+        + (f"; against: {args.against}" if args.against else "")
     )
-    print(f"{'path':>6} {'messages':>9} {'p50 ms':>22} {'p99 ms':>22} {'max ms':>22}")
-    paths = [("agent", agent_latencies)]
-    if socat_latencies:
-        paths.append(("socat", socat_latencies))
+    print(f"{'path':>7} {'messages':>9} {'p50 ms':>22} {'p99 ms':>22} {'max ms':>22}")
     for label, runs_ in paths:
         print(
-            f"{label:>6} {min(len(lat) for lat in runs_):>9} "
+            f"{label:>7} {min(len(lat) for lat in runs_):>9} "
             f"{spread([pct(lat, 50) for lat in runs_], 3):>22} "
             f"{spread([pct(lat, 99) for lat in runs_], 3):>22} "
             f"{spread([max(lat or [float('nan')]) for lat in runs_], 3):>22}"
         )
-    if socat_latencies:
-        ratios = [
-            pct(a, 99) / pct(b, 99)
-            for a, b in zip(agent_latencies, socat_latencies, strict=True)
-        ]
-        print(f"agent/socat p99, each repeat: {spread(ratios, 2)}")
+    print("p50 / p99 ms of each repeat, in the order run:")
+    for label, runs_ in paths:
+        cells = "  ".join(f"{pct(lat, 50):.3f}/{pct(lat, 99):.3f}" for lat in runs_)
+        print(f"{label:>7}  {cells}")
+    by_label = dict(paths)
+    socat_runs = by_label.get("socat")
+    if socat_runs:
+        for label, runs_ in paths:
+            if label == "socat":
+                continue
+            ratios = [
+                pct(a, 99) / pct(b, 99) for a, b in zip(runs_, socat_runs, strict=True)
+            ]
+            each = " ".join(f"{r:.2f}" for r in ratios)
+            print(
+                f"{label}/socat p99, min / median / max: {spread(ratios, 2)} "
+                f"(each: {each})"
+            )
 
 
 if __name__ == "__main__":
@@ -528,6 +589,18 @@ if __name__ == "__main__":
         "--client-buffer",
         default=None,
         help="--client-buffer of the agent (default: the agent's own default)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=("throughput", "latency"),
+        default=None,
+        help="run only the throughput or only the latency part",
+    )
+    parser.add_argument(
+        "--against",
+        default=None,
+        help="a directory with an older instrumentd/ whose agent is also "
+        "measured, in the same run, alternating (latency part)",
     )
     arguments = parser.parse_args()
     sys.setrecursionlimit(10000)
