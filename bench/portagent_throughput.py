@@ -237,7 +237,13 @@ async def connect(reactor: Any, port: int, protocol: Protocol) -> Protocol:
 
 
 async def throughput_run(
-    reactor: Any, clients: int, total: int, workdir: str, client_buffer: str | None
+    reactor: Any,
+    clients: int,
+    total: int,
+    workdir: str,
+    client_buffer: str | None,
+    *,
+    against: str | None = None,
 ) -> dict[str, Any]:
     listening, factory, source_port = await start_source(reactor)
     agent = await launch_port_agent(
@@ -247,6 +253,7 @@ async def throughput_run(
         heartbeat=0,
         client_buffer=client_buffer,
         reactor=reactor,
+        env=agent_env(against),
     )
     try:
         source = await factory.connected.get()  # type: ignore[attr-defined]
@@ -453,12 +460,24 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
     workdir = tempfile.mkdtemp(prefix="instrumentd-bench-")
     agent: dict[int, list[dict[str, Any]]] = {n: [] for n in args.clients}
     socat: dict[int, list[dict[str, Any]]] = {n: [] for n in args.clients}
+    against: dict[int, list[dict[str, Any]]] = {n: [] for n in args.clients}
     try:
         for _repeat in range(args.repeats if args.only != "latency" else 0):
             for n in args.clients:
                 agent[n].append(
                     await throughput_run(reactor, n, total, workdir, args.client_buffer)
                 )
+                if args.against:
+                    against[n].append(
+                        await throughput_run(
+                            reactor,
+                            n,
+                            total,
+                            workdir,
+                            args.client_buffer,
+                            against=args.against,
+                        )
+                    )
                 if not args.no_socat:
                     socat[n].append(await socat_throughput_run(reactor, n, total))
         agent_latencies: list[list[float]] = []
@@ -483,6 +502,9 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
 
     if args.only != "latency":
         print_throughput(args, agent, socat)
+        if args.against:
+            print(f"against: {args.against}")
+            print_throughput(args, against, socat)
     if args.only != "throughput":
         paths = [("agent", agent_latencies)]
         if against_latencies:
@@ -600,7 +622,7 @@ if __name__ == "__main__":
         "--against",
         default=None,
         help="a directory with an older instrumentd/ whose agent is also "
-        "measured, in the same run, alternating (latency part)",
+        "measured, in the same run, alternating",
     )
     arguments = parser.parse_args()
     sys.setrecursionlimit(10000)
