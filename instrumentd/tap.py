@@ -189,11 +189,18 @@ def makeService(options: Options) -> IService:
         assert options.station_config is not None
         return ProcessService(StationService(options.station_config, demo=options.demo))
     if options.subCommand == "port-agent":
+        from twisted.internet import reactor
+
         from instrumentd.portagent.agent import PortAgent
+        from instrumentd.portagent.tuning import tune_agent_process
 
         sub = options.subOptions
         assert isinstance(sub, PortAgentOptions)
-        return ProcessService(PortAgent(sub.config()))
+        config = sub.config()
+        # Once running, with start-up done (before the agent says it is
+        # ready: that too waits for the reactor to run).
+        reactor.callWhenRunning(tune_agent_process, config.sched_slice)
+        return ProcessService(PortAgent(config))
     if options.subCommand == "simulate":
         from instrumentd.simulator.options import make_service
 

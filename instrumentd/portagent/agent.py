@@ -13,6 +13,7 @@ is recorded before any client sees it; each client has a bounded buffer.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from typing import Any, Final
@@ -56,6 +57,7 @@ from instrumentd.portagent.options import (
 )
 from instrumentd.portagent.rfc2217.session import RFC2217Factory
 from instrumentd.portagent.router import Router
+from instrumentd.portagent.tuning import current_slice_us
 from instrumentd.portagent.writers import LineWriters
 
 __all__ = ["CONNECTED", "DISCONNECTED", "PortAgent"]
@@ -562,6 +564,11 @@ class PortAgent(Service):
                 "queued": self.router.queues.queued,
                 "peak": self.router.queues.peak,
                 "budget": self.config.client_memory,
+            },
+            "process": {
+                "pid": os.getpid(),
+                "gc_frozen_objects": gc.get_freeze_count(),
+                "sched_slice_us": current_slice_us(),
             },
             "datalog": {
                 "file": self.datalog.path,

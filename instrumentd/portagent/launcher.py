@@ -612,6 +612,7 @@ def port_agent_command(
     token_file: str | None = None,
     tokenless: Sequence[str] = (),
     allow_insecure: bool = False,
+    sched_slice: int | None = None,
 ) -> list[str]:
     """
     The command line that runs a port agent in the foreground with this
@@ -648,6 +649,7 @@ def port_agent_command(
     argv += [f"--tokenless={kind}" for kind in tokenless]
     if allow_insecure:
         argv.append("--allow-insecure")
+    argv += _option("sched-slice", sched_slice)
     argv += _option("status-file", status_file)
     argv += _option("parent-pid", parent_pid)
     return argv
@@ -678,6 +680,7 @@ def launch_port_agent(
     token_file: str | None = None,
     tokenless: Sequence[str] = (),
     allow_insecure: bool = False,
+    sched_slice: int | None = None,
 ) -> Deferred[PortAgentProcess]:
     """
     Start a port agent as a child process (``twistd -n instrumentd
@@ -724,6 +727,8 @@ def launch_port_agent(
         first.
     :param tokenless: ``--tokenless`` kinds (``data``, ``sniff``).
     :param allow_insecure: ``--allow-insecure``.
+    :param sched_slice: ``--sched-slice``, microseconds; 0 leaves the
+        kernel's default.
     :returns: a Deferred that fires with the :class:`PortAgentProcess` once
         it is ready, or fails with :class:`PortAgentLaunchError`.  Cancelling
         it stops the child.
@@ -759,6 +764,7 @@ def launch_port_agent(
         token_file=token_file,
         tokenless=tokenless,
         allow_insecure=allow_insecure,
+        sched_slice=sched_slice,
     )
     launch.start(argv, env)
     return launch.result

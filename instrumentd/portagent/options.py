@@ -18,6 +18,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 
 from instrumentd.portagent.access import listener_reach, read_token_file
+from instrumentd.portagent.tuning import DEFAULT_SLICE_US
 
 __all__ = [
     "CLIENT_BUFFER",
@@ -34,6 +35,7 @@ __all__ = [
     "MIN_CLIENT_BUFFER",
     "PARENT_PID",
     "ROTATE_SIZE",
+    "SCHED_SLICE",
     "Bounds",
     "PortAgentConfig",
     "PortAgentOptions",
@@ -132,6 +134,9 @@ CLIENT_BUFFER: Final = Bounds(MIN_CLIENT_BUFFER, 1 << 30, "bytes")
 CLIENT_MEMORY: Final = Bounds(MIN_CLIENT_BUFFER, 64 << 30, "bytes")
 #: ``--client-stall-timeout``.
 CLIENT_STALL_TIMEOUT: Final = Bounds(1, 3600, "seconds")
+#: ``--sched-slice``: what Linux accepts (100 µs to 100 ms), or 0 to leave
+#: the kernel's default.
+SCHED_SLICE: Final = Bounds(100, 100_000, "microseconds", zero_is_off=True)
 
 #: What one client may fall behind by: large, so that a client that keeps
 #: up on average survives the agent outrunning it for a while (at the
@@ -214,6 +219,9 @@ class PortAgentConfig:
         even when there is one.
     :ivar allow_insecure: start listeners that are reachable beyond loopback
         with neither TLS nor a token.
+    :ivar sched_slice: the scheduler slice, in microseconds, the agent's
+        own process asks for (see :mod:`instrumentd.portagent.tuning`); 0
+        leaves the kernel's default.
     """
 
     name: str
@@ -235,6 +243,7 @@ class PortAgentConfig:
     token_file: str | None = None
     tokenless: frozenset[str] = frozenset()
     allow_insecure: bool = False
+    sched_slice: int = DEFAULT_SLICE_US
 
     def gated(self, kind: str) -> bool:
         """
@@ -265,6 +274,7 @@ class PortAgentConfig:
             "token_file": self.token_file,
             "tokenless": sorted(self.tokenless),
             "allow_insecure": self.allow_insecure,
+            "sched_slice": self.sched_slice,
         }
 
 
@@ -404,6 +414,14 @@ class PortAgentOptions(usage.Options):
             "Seconds a client may take nothing while data waits before it is cut off.",
         ],
         [
+            "sched-slice",
+            None,
+            str(DEFAULT_SLICE_US),
+            "Microseconds of CPU the agent's process asks the scheduler for at a "
+            "time (Linux 6.12+): short, so a message is relayed soon after it "
+            "arrives on a busy machine; 0 leaves the kernel's default.",
+        ],
+        [
             "status-file",
             None,
             None,
@@ -522,6 +540,10 @@ class PortAgentOptions(usage.Options):
                 self[option] = bounds.seconds(str(self[option]))
             except ValueError as e:
                 raise usage.UsageError(f"--{option}: {e}") from None
+        try:
+            self["sched-slice"] = int(SCHED_SLICE.seconds(str(self["sched-slice"])))
+        except ValueError as e:
+            raise usage.UsageError(f"--sched-slice: {e}") from None
         if self["rotate"] not in ROTATIONS:
             raise usage.UsageError(
                 f"--rotate: {self['rotate']!r} is not one of {', '.join(ROTATIONS)}"
@@ -619,4 +641,5 @@ class PortAgentOptions(usage.Options):
             token_file=self["token-file"],
             tokenless=frozenset(self._tokenless),
             allow_insecure=bool(self["allow-insecure"]),
+            sched_slice=self["sched-slice"],
         )
