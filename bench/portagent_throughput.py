@@ -23,6 +23,7 @@ days.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import socket
@@ -42,6 +43,8 @@ from zope.interface import implementer
 
 from instrumentd.portagent.launcher import launch_port_agent
 from instrumentd.portagent.options import DEFAULT_CLIENT_BUFFER
+from instrumentd.portagent.sendnow import sender_for
+from instrumentd.portagent.tuning import request_short_slice
 
 BLOCK = bytes(range(256)) * 256  # 64 KiB
 #: A latency message: 64 bytes, as issue 18's latency target says, with the
@@ -438,6 +441,94 @@ async def socat_latency_run(reactor: Any, rate: int, seconds: float) -> list[flo
         await listening.stopListening()
 
 
+def pace_together(
+    sources: list[Source], rate: int, seconds: float, reactor: Any
+) -> defer.Deferred[None]:
+    """
+    Send the same stamped message to every source at each tick, straight
+    to their sockets (not on the reactor's next turn), the first source
+    of a tick taking turns, so that no path is always served first.
+    """
+    count = int(rate * seconds)
+    writers = [sender_for(source.transport) for source in sources]
+    sent = [0]
+
+    def one() -> None:
+        message = MESSAGE % time.monotonic_ns()
+        turn = sent[0] % len(writers)
+        for write in writers[turn:] + writers[:turn]:
+            write(message)
+        sent[0] += 1
+        if sent[0] >= count:
+            loop.stop()
+
+    loop = task.LoopingCall(one)
+    loop.clock = reactor
+    return loop.start(1.0 / rate).addCallback(lambda _: None)
+
+
+async def latency_together(
+    reactor: Any,
+    rate: int,
+    seconds: float,
+    workdir: str,
+    *,
+    against: str | None,
+    with_socat: bool,
+) -> dict[str, list[float]]:
+    """
+    One latency repeat with every path relaying at the same time, fed the
+    same messages at the same instants: the agent, optionally the agent
+    of ``against``, and socat.  Whatever else the machine does then
+    weighs on all of them alike.
+
+    :returns: latencies in ms, by path.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        sources: list[Source] = []
+        results: dict[str, list[float]] = {}
+        agents = [("agent", None)] + ([("against", against)] if against else [])
+        for label, tree in agents:
+            listening, factory, source_port = await start_source(reactor)
+            stack.push_async_callback(listening.stopListening)
+            agent = await launch_port_agent(
+                name=f"BENCHLAT-{label}",
+                instrument=f"tcp:host=127.0.0.1:port={source_port}",
+                datalog_dir=os.path.join(workdir, f"datalog-latency-{label}"),
+                heartbeat=0,
+                reactor=reactor,
+                env=agent_env(tree),
+            )
+            stack.push_async_callback(agent.stop)
+            sources.append(await factory.connected.get())  # type: ignore[attr-defined]
+            results[label] = []
+            counter = PacketCounter(1 << 62, on_line=_line_latency(results[label]))
+            await connect(reactor, agent.ports["data"], counter)
+            stack.callback(counter.transport.loseConnection)  # type: ignore[union-attr]
+        if with_socat:
+            listening, factory, source_port = await start_source(reactor)
+            stack.push_async_callback(listening.stopListening)
+            process, relay_port, ended = await _start_socat(reactor, source_port)
+
+            async def stop_socat(process: Any = process, ended: Any = ended) -> None:
+                process.signalProcess("TERM")
+                await ended
+
+            stack.push_async_callback(stop_socat)
+            results["socat"] = []
+            raw = RawCounter(1 << 62, on_line=_line_latency(results["socat"]))
+            await _connect_retrying(reactor, relay_port, raw)
+            stack.callback(raw.transport.loseConnection)  # type: ignore[union-attr]
+            socat_source = await factory.connected.get()  # type: ignore[attr-defined]
+            stack.callback(socat_source.transport.loseConnection)
+            sources.append(socat_source)
+        # Let every process settle after its start-up before timing.
+        await task.deferLater(reactor, 0.5, lambda: None)
+        await pace_together(sources, rate, seconds, reactor)
+        await task.deferLater(reactor, 0.2, lambda: None)
+        return results
+
+
 def spread(values: list[float], digits: int = 0) -> str:
     """
     ``min / median / max`` of repeated measurements.
@@ -484,6 +575,21 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
         against_latencies: list[list[float]] = []
         socat_latencies: list[list[float]] = []
         for _repeat in range(args.repeats if args.only != "throughput" else 0):
+            if not args.sequential:
+                together = await latency_together(
+                    reactor,
+                    args.rate,
+                    args.seconds,
+                    workdir,
+                    against=args.against,
+                    with_socat=not args.no_socat,
+                )
+                agent_latencies.append(together["agent"])
+                if args.against:
+                    against_latencies.append(together["against"])
+                if not args.no_socat:
+                    socat_latencies.append(together["socat"])
+                continue
             agent_latencies.append(
                 await latency_run(reactor, args.rate, args.seconds, workdir)
             )
@@ -553,11 +659,13 @@ def print_latency(
     The latency table: each path's p50, p99 and max (min / median / max
     over repeats), then each repeat's p99 and its ratio to socat's.
     """
+    how = "one after the other" if args.sequential else "all paths at once"
     print(
         f"\nLatency, source write to client receipt, {args.rate} messages/s of "
-        f"{len(MESSAGE % 0)} bytes for {args.seconds:g} s; {args.repeats} "
+        f"{len(MESSAGE % 0)} bytes for {args.seconds:g} s, {how}; {args.repeats} "
         "repeats, min / median / max of each repeat's figure"
         + (f"; against: {args.against}" if args.against else "")
+        + ("; this process with a short slice" if args.short_slice else "")
     )
     print(f"{'path':>7} {'messages':>9} {'p50 ms':>22} {'p99 ms':>22} {'max ms':>22}")
     for label, runs_ in paths:
@@ -624,6 +732,21 @@ if __name__ == "__main__":
         help="a directory with an older instrumentd/ whose agent is also "
         "measured, in the same run, alternating",
     )
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="latency: time each path on its own, one after the other (the "
+        "default times them all at once, fed the same messages)",
+    )
+    parser.add_argument(
+        "--short-slice",
+        action="store_true",
+        help="ask the scheduler for a short slice for this measuring process "
+        "(Linux 6.12+), so that its own waits for a CPU weigh less on every "
+        "path's figures",
+    )
     arguments = parser.parse_args()
+    if arguments.short_slice and not request_short_slice():
+        raise SystemExit("--short-slice: the kernel did not take it")
     sys.setrecursionlimit(10000)
     task.react(lambda reactor: defer.ensureDeferred(main(reactor, arguments)))
