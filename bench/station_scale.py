@@ -173,8 +173,11 @@ class Station(ProcessProtocol):
                 or "Traceback" in line
                 or "rror" in line
                 or "cut off" in line
+                or "brought up in" in line
             ):
                 self.output.append(line)
+            if "brought up in" in line:
+                print("  " + line[:300], file=sys.stderr, flush=True)
             found = _URL.search(line)
             if found is not None and not self.url.called:
                 self.url.callback(found.group(1))
