@@ -174,9 +174,10 @@ class Station(ProcessProtocol):
                 or "rror" in line
                 or "cut off" in line
                 or "brought up in" in line
+                or "held back" in line
             ):
                 self.output.append(line)
-            if "brought up in" in line:
+            if "brought up in" in line or "start-up held back" in line:
                 print("  " + line[:300], file=sys.stderr, flush=True)
             found = _URL.search(line)
             if found is not None and not self.url.called:

@@ -9,10 +9,15 @@ import re
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
-from twisted.logger import LogLevel, capturedLogs
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from instrumentd.station.startup import DEFAULT_MAX_LAG, HEARTBEAT, StartupQueue
+from instrumentd.station.startup import (
+    DEFAULT_MAX_LAG,
+    HEARTBEAT,
+    REPORT_EVERY,
+    StartupQueue,
+)
 from tests import test_station_e2e as e2e
 from tests.agentsupport import within
 
@@ -78,6 +83,25 @@ class StartupQueueTests(SynchronousTestCase):
         # Nothing waits: no heartbeat is left behind, only the timeouts
         # of the two still coming up.
         self.assertEqual(len(self.clock.getDelayedCalls()), 2)
+
+    def test_heldBackLogged(self) -> None:
+        """
+        Starts held back are logged, at most once in C{REPORT_EVERY}
+        seconds, with the lag and how many wait.
+        """
+        self.clock = Clock()
+        queue = StartupQueue(self.clock, window=1, timeout=1000)
+        queue.add(Instruments(3).starters)  # type: ignore[arg-type]
+        with capturedLogs() as events:
+            for _ in range(3):
+                self.clock.advance(HEARTBEAT + DEFAULT_MAX_LAG + 1)
+            self.clock.advance(REPORT_EVERY)
+        lines = [
+            formatEvent(event) for event in events if "held back" in formatEvent(event)
+        ]
+        self.assertEqual(len(lines), 2)
+        self.assertIn("2 waiting", lines[0])
+        self.assertEqual(queue.held_back, 4)
 
     def test_noLagCheck(self) -> None:
         """

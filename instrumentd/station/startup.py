@@ -40,6 +40,8 @@ __all__ = ["DEFAULT_MAX_LAG", "HEARTBEAT", "StartupQueue"]
 DEFAULT_MAX_LAG = 1.0
 #: Seconds between the heartbeats that measure it.
 HEARTBEAT = 0.5
+#: Seconds between the log lines that say starts are held back.
+REPORT_EVERY = 30.0
 
 _log = Logger()
 
@@ -89,6 +91,7 @@ class StartupQueue:
         self._max_lag = max_lag
         self._lagging = False
         self._heartbeat: IDelayedCall | None = None
+        self._reported: float | None = None
         self._waiting: deque[Starter] = deque()
         self._running = 0
         self._stopped = False
@@ -169,6 +172,18 @@ class StartupQueue:
         self._lagging = self.lag > self._max_lag
         if self._lagging:
             self.held_back += 1
+            now = self._clock.seconds()
+            if self._reported is None or now - self._reported >= REPORT_EVERY:
+                # An operator whose station stays behind (more instruments
+                # than its core carries) hears why the rest do not start.
+                self._reported = now
+                _log.info(
+                    "start-up held back: the reactor runs {lag:.1f} s late; "
+                    "{running} instruments coming up, {waiting} waiting",
+                    lag=self.lag,
+                    running=self._running,
+                    waiting=len(self._waiting),
+                )
         # Starts what the window allows, or (lagging) none, and beats again
         # while starters wait.
         self._fill()
