@@ -17,6 +17,12 @@ and encoded once for every consumer, against the old path (the particle's
 version, run this script with that version's package first on
 ``PYTHONPATH`` (the script uses only what both versions have).
 
+``--consumers files|http|none`` feeds only the JSON-lines sink, only the
+HTTP sink, or neither (the record made and kept as the latest sample: the
+record step alone).  ``--per-second 500`` dates the samples as a station of
+500 instruments at 1 Hz would (500 within each second) rather than one a
+second.
+
 Run by hand (it is not a test): ``python bench/sample_record.py``.
 Prints a table; nothing is asserted.
 """
@@ -64,7 +70,9 @@ class _Ingest(Resource):
         return b"{}"
 
 
-def run(samples: int, streams: int) -> float:
+def run(
+    samples: int, streams: int, consumers: str = "all", per_second: int = 1
+) -> float:
     """
     :returns: CPU seconds per sample.
     """
@@ -84,8 +92,10 @@ def run(samples: int, streams: int) -> float:
             treq_client=StubTreq(_Ingest()),
             batch_size=100,
         )
-        connect_sink(source, "CTD01", files)
-        connect_sink(source, "CTD01", http)
+        if consumers in ("all", "files"):
+            connect_sink(source, "CTD01", files)
+        if consumers in ("all", "http"):
+            connect_sink(source, "CTD01", http)
         feed = EventFeeds()[instrument]
         kept: list[bytes] = []
         for _ in range(streams):
@@ -93,7 +103,9 @@ def run(samples: int, streams: int) -> float:
         start = clock.seconds() + NTP_UNIX_OFFSET
         particles = [
             SBE37SampleParticle(
-                LINE, port_timestamp=start + n, driver_timestamp=start + n + 0.001
+                LINE,
+                port_timestamp=start + n / per_second,
+                driver_timestamp=start + n / per_second + 0.001,
             )
             for n in range(samples)
         ]
@@ -119,17 +131,36 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=20000)
     parser.add_argument("--streams", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--consumers",
+        choices=["all", "files", "http", "none"],
+        default="all",
+        help="the sinks fed: both, the JSON-lines sink, the HTTP sink, or "
+        "none (the record made and kept as the latest sample only)",
+    )
+    parser.add_argument(
+        "--per-second",
+        type=int,
+        default=1,
+        help="samples within each second of sample time (500: a station of "
+        "500 instruments at 1 Hz, whose samples share each second)",
+    )
     options = parser.parse_args()
-    figures = [run(options.samples, options.streams) for _ in range(options.repeats)]
+    figures = [
+        run(options.samples, options.streams, options.consumers, options.per_second)
+        for _ in range(options.repeats)
+    ]
     micro = [each * 1e6 for each in figures]
     print(
         f"instrumentd {instrumentd.__version__} from {os.path.dirname(instrumentd.__file__)}"
     )
     print(
-        f"{'samples':>8} {'streams':>8} {'µs/sample min':>14} {'median':>8} {'max':>8}"
+        f"{'samples':>8} {'streams':>8} {'consumers':>9} {'µs/sample min':>14} "
+        f"{'median':>8} {'max':>8}"
     )
     print(
-        f"{options.samples:>8} {options.streams:>8} {min(micro):>14.1f} "
+        f"{options.samples:>8} {options.streams:>8} {options.consumers:>9} "
+        f"{min(micro):>14.1f} "
         f"{statistics.median(micro):>8.1f} {max(micro):>8.1f}"
     )
 
