@@ -329,6 +329,11 @@ class Chunker:
         # Which sieves give their spans in order and without overlaps (one
         # pattern's matches do): spans from such a sieve alone need no sort.
         self._ordered = [isinstance(sieve, re.Pattern) for sieve in sieves]
+        # A pattern given as a sieve is scanned in _sift itself (its
+        # matches, without a sieve function's call and list per chunk).
+        self._patterns: list[re.Pattern[bytes] | None] = [
+            sieve if isinstance(sieve, re.Pattern) else None for sieve in sieves
+        ]
         self._max_buffer = max_buffer
         self._on_noise = on_noise
         self._buffer = bytearray()
@@ -411,21 +416,46 @@ class Chunker:
     def _add(self, data: bytes, timestamp: float) -> None:
         if not data:
             return
-        if not self._chunk_times or self._chunk_times[-1] != timestamp:
-            self._chunk_starts.append(self._base + len(self._buffer))
-            self._chunk_times.append(timestamp)
-        self._buffer += data
         self.counters.bytes_added += len(data)
-        self._sift()
-        excess = len(self._buffer) - self._max_buffer
+        buffer = self._buffer
+        if not buffer:
+            # Nothing waiting (a 1 Hz instrument's line per read): the
+            # chunk itself is sifted, and only what follows its last record
+            # is kept.  Nothing waiting means no chunk is remembered either
+            # (see _forget_chunks).
+            cut = self._sift(data, timestamp)
+            if cut < len(data):
+                self._chunk_starts.append(self._base)
+                self._chunk_times.append(timestamp)
+                self._base += cut
+                buffer += memoryview(data)[cut:]
+                # A chunk is at most max_buffer long (add_chunk), so what
+                # is kept of it cannot overflow.
+            return
+        if self._chunk_times[-1] != timestamp:
+            self._chunk_starts.append(self._base + len(buffer))
+            self._chunk_times.append(timestamp)
+        buffer += data
+        # One chunk remembered: every record has its time.
+        cut = self._sift(
+            bytes(buffer), timestamp if len(self._chunk_times) == 1 else None
+        )
+        if cut:
+            del buffer[:cut]
+            self._base += cut
+        excess = len(buffer) - self._max_buffer
         if excess > 0:
-            del self._buffer[:excess]
+            del buffer[:excess]
             self._base += excess
             self.counters.overflow_bytes += excess
         self._forget_chunks()
 
-    def _sift(self) -> None:
-        buffer = bytes(self._buffer)
+    def _sift(self, buffer: bytes, timestamp: float | None) -> int:
+        # Find the records in ``buffer`` (the waiting bytes), hand them
+        # out, count the noise between them; return how many bytes from
+        # the start are done with (the end of the last record).
+        # ``timestamp`` is every record's time when the bytes are all from
+        # one chunk; None to look each up.
         size = len(buffer)
         complete: list[tuple[int, int]] = []
         started = size
@@ -433,7 +463,29 @@ class Chunker:
         # in order (see _ordered).
         giving = 0
         in_order = True
-        for sieve, ordered in zip(self._sieves, self._ordered, strict=True):
+        for sieve, pattern in zip(self._sieves, self._patterns, strict=True):
+            if pattern is not None:
+                # The matches finditer would give, by searches (cheaper
+                # than its iterator when there is no match, the usual
+                # case for all sieves but one): after a match the next
+                # search starts at its end, as finditer's does.
+                before = len(complete)
+                match = pattern.search(buffer)
+                while match is not None:
+                    at, upto = match.span()
+                    if upto == at:
+                        # An empty match: finditer's rule for the next one
+                        # (not empty at the same place) is its own.
+                        for match in pattern.finditer(buffer, at):
+                            at, upto = match.span()
+                            if upto > at:
+                                complete.append((at, upto))
+                        break
+                    complete.append((at, upto))
+                    match = pattern.search(buffer, upto)
+                if len(complete) > before:
+                    giving += 1
+                continue
             before = len(complete)
             for start, end in sieve(buffer):
                 if end is None:
@@ -446,14 +498,15 @@ class Chunker:
                     complete.append((start, end))
             if len(complete) > before:
                 giving += 1
-                in_order = in_order and ordered
+                in_order = False
         if not complete:
-            return
+            return 0
         if len(complete) > 1 and not (giving == 1 and in_order):
             complete.sort(key=_first_and_longest)
         counters = self.counters
         on_noise = self._on_noise
         append = self._records.append
+        new_record = tuple.__new__
         base = self._base
         chunk_starts = self._chunk_starts
         chunk_times = self._chunk_times
@@ -477,11 +530,18 @@ class Chunker:
                     on_noise(buffer[cut:start])
             records += 1
             record_bytes += end - start
-            # The time of the chunk holding the record's first byte.
+            # A Record, made without its class's Python __new__.
             append(
-                Record(
-                    chunk_times[bisect_right(chunk_starts, base + start) - 1],
-                    buffer[start:end],
+                new_record(
+                    Record,
+                    (
+                        # The time of the chunk holding the record's first
+                        # byte.
+                        timestamp
+                        if timestamp is not None
+                        else chunk_times[bisect_right(chunk_starts, base + start) - 1],
+                        buffer[start:end],
+                    ),
                 )
             )
             cut = end
@@ -489,9 +549,7 @@ class Chunker:
         counters.record_bytes += record_bytes
         counters.noise_bytes += noise_bytes
         counters.overlaps += overlaps
-        if cut:
-            del self._buffer[:cut]
-            self._base += cut
+        return cut
 
     def _forget_chunks(self) -> None:
         # Keep the chunk holding the buffer's first byte and those after it.
