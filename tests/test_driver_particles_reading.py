@@ -9,16 +9,22 @@ through ``_build_values`` does, which a subclass overriding
 
 from __future__ import annotations
 
+import contextlib
 import re
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from instrumentd.driver.errors import InstrumentProtocolError
-from instrumentd.driver.particles import ParticleField, RegexDataParticle
+from instrumentd.driver.particles import (
+    ParticleField,
+    RegexDataParticle,
+    record_reader,
+)
 from instrumentd.instruments.seabird.sbe37smp.particles import (
     SBE37DrySampleParticle,
     SBE37SampleParticle,
@@ -214,3 +220,127 @@ class FrameworkReadingTests(SynchronousTestCase):
         made.values = [{"value_id": "x", "value": 1}]
         self.assertEqual(made.value_items(), [("x", 1)])
         self.assertRaises(KeyError, made.value, "temperature")
+
+
+def _made(particle: type[RegexDataParticle], raw: bytes) -> object:
+    # matches() then the constructor, as a protocol's got_record did.
+    clock = Clock()
+    clock.advance(1.7e9)
+    if not particle.matches(raw):
+        return None
+    try:
+        made = particle(raw, port_timestamp=3.9e9, clock=clock)
+    except (InstrumentProtocolError, KeyError) as error:
+        return type(error), str(error)
+    return type(made), vars(made), made.to_dict()
+
+
+def _read(particle: type[RegexDataParticle], raw: bytes) -> object:
+    # The same through the class's record reader.
+    clock = Clock()
+    clock.advance(1.7e9)
+    read = record_reader(particle)
+    assert read is not None, particle
+    try:
+        made = read(raw, 3.9e9, clock)
+    except (InstrumentProtocolError, KeyError) as error:
+        return type(error), str(error)
+    if made is None:
+        return None
+    return type(made), vars(made), made.to_dict()
+
+
+class _OwnInit(_Words):
+    # A constructor of its own: no reader.
+    def __init__(self, raw: bytes, **kwargs: Any) -> None:
+        super().__init__(raw, **kwargs)
+        self.extra = True
+
+
+class _OwnMatches(_Words):
+    # Its own idea of which records are its own: no reader.
+    @classmethod
+    def matches(cls, raw: bytes) -> bool:
+        return raw.startswith(b"x")
+
+
+class RecordReaderTests(SynchronousTestCase):
+    """
+    A class's record reader (what a protocol's ``got_record`` uses) gives
+    what ``matches`` and the constructor give: no particle, the same
+    particle, or the same error.
+    """
+
+    def setUp(self) -> None:
+        # A class's reader exists once a particle of it has been made the
+        # usual way (which checks its stream name).
+        for kind in _KINDS:
+            with contextlib.suppress(InstrumentProtocolError):
+                kind(b"#1.0, 3.5, 1.000\r\n", driver_timestamp=1.0)
+
+    def check(self, raw: bytes) -> None:
+        for kind in _KINDS:
+            self.assertEqual(_read(kind, raw), _made(kind, raw), (kind, raw))
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.data(), _SAMPLE)
+    def test_samples(self, data: st.DataObject, line: bytes) -> None:
+        """
+        SBE 37 sample lines, whole and damaged.
+        """
+        self.check(_damaged(data, line))
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.binary(max_size=40)
+        | st.builds(
+            lambda w, n, when: f"{w}\t{n}{when}\n".encode("latin-1"),
+            st.text(alphabet="xXwé_9", min_size=1, max_size=5),
+            st.integers(0, 99).map(str) | st.just("\xb2"),
+            st.sampled_from(["", " t=1700000000", " t=x"]),
+        )
+    )
+    def test_anything(self, raw: bytes) -> None:
+        """
+        Arbitrary bytes and near misses, with converters that fail.
+        """
+        self.check(raw)
+
+    def test_ownWays(self) -> None:
+        """
+        A class with its own constructor, ``matches`` or reading of values
+        has no reader; a class whose stream name no particle has checked
+        yet has none until one has.
+        """
+        _OwnInit(b"w 1", driver_timestamp=1.0)
+        _OwnMatches(b"w 1", driver_timestamp=1.0)
+        self.assertIsNone(record_reader(_OwnInit))
+        self.assertIsNone(record_reader(_OwnMatches))
+        self.assertIsNone(record_reader(_GENERAL[_Words]))
+
+        class Fresh(_Words):
+            pass
+
+        self.assertIsNone(record_reader(Fresh))
+        Fresh(b"w 1", driver_timestamp=1.0)
+        self.assertIsNotNone(record_reader(Fresh))
+
+    def test_patternReplaced(self) -> None:
+        """
+        A reader follows a class's pattern when it is replaced.
+        """
+
+        class Changing(_Words):
+            pass
+
+        Changing(b"w 1", driver_timestamp=1.0)
+        read = record_reader(Changing)
+        assert read is not None
+        self.assertIsNotNone(read(b"w 1", 3.9e9, Clock()))
+        Changing.pattern = re.compile(r"(?P<word>z+)(?: t=(?P<when>\d+))?")
+        read = record_reader(Changing)
+        assert read is not None
+        self.assertIsNone(read(b"w 1", 3.9e9, Clock()))
+        made = read(b"zz", 3.9e9, Clock())
+        assert made is not None
+        self.assertEqual(made.value_items(), [("word", "zz"), ("when", None)])

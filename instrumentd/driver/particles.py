@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple, Protocol, cast
 
 from instrumentd.driver._json import dumps, to_jsonable
 from instrumentd.driver.errors import InstrumentProtocolError
@@ -556,29 +556,7 @@ class RegexDataParticle(DataParticle):
                 f"{self.stream_name}: record {raw[:80]!r} does not match "
                 f"{self.pattern.pattern!r}"
             )
-        texts = match.groups()
-        try:
-            # As many converters as groups, by construction.
-            values = [
-                text if text is None or convert is None else convert(text)
-                for text, convert in zip(texts, reading.converters_by_group)  # noqa: B905
-            ]
-        except (ValueError, TypeError, ArithmeticError):
-            self._explain_failure(texts, tuple(range(len(texts))))
-            raise
-        if reading.keep is not None:
-            values = [values[index] for index in reading.keep]
-        self._value_ids = reading.names
-        self._value_list = values
-        self._values = None
-        internal = reading.internal
-        if internal is not None:
-            when = values[internal]
-            if type(when) is datetime and when.tzinfo is not None:
-                # The usual case (a time reader's aware UTC time), inline.
-                self.internal_timestamp = when.timestamp() + NTP_UNIX_OFFSET
-            else:
-                self._set_internal_from(when)
+        _fill_values(self, reading, match.groups())
 
     def _explain_failure(
         self, texts: Sequence[str | None], indexes: Sequence[int]
@@ -776,6 +754,127 @@ def _reading(cls: type[RegexDataParticle]) -> _Reading | None:
         )
     type.__setattr__(cls, "_text_reading", (pattern, converters, internal, reading))
     return reading
+
+
+def _fill_values(
+    particle: RegexDataParticle, reading: _Reading, texts: Sequence[str | None]
+) -> None:
+    # The values of a record read the framework's way, from its match's
+    # groups, and the internal timestamp among them.
+    try:
+        # As many converters as groups, by construction.
+        values = [
+            text if text is None or convert is None else convert(text)
+            for text, convert in zip(texts, reading.converters_by_group)  # noqa: B905
+        ]
+    except (ValueError, TypeError, ArithmeticError):
+        particle._explain_failure(texts, tuple(range(len(texts))))
+        raise
+    if reading.keep is not None:
+        values = [values[index] for index in reading.keep]
+    particle._value_ids = reading.names
+    particle._value_list = values
+    particle._values = None
+    internal = reading.internal
+    if internal is not None:
+        when = values[internal]
+        if type(when) is datetime and when.tzinfo is not None:
+            # The usual case (a time reader's aware UTC time), inline.
+            particle.internal_timestamp = when.timestamp() + NTP_UNIX_OFFSET
+        else:
+            particle._set_internal_from(when)
+
+
+#: A record reader (see :func:`record_reader`): the record and its port
+#: timestamp in, the particle out, or ``None`` if the record is not of the
+#: kind.
+RecordReader = Callable[
+    [bytes, float, "IReactorTime | _Clock | None"], "DataParticle | None"
+]
+#: The framework's RegexDataParticle.matches, as a function.
+_REGEX_MATCHES: Final = RegexDataParticle.matches.__func__  # type: ignore[attr-defined]
+
+
+def record_reader(particle_class: type[DataParticle]) -> RecordReader | None:
+    """
+    What ``particle_class.matches(raw)`` followed by
+    ``particle_class(raw, port_timestamp=..., clock=...)`` does, in one call
+    and without the steps between them, for a :class:`RegexDataParticle`
+    that keeps the framework's ways: its own constructor, ``matches`` and
+    reading of values are not overridden (a protocol's ``got_record`` makes
+    every sample this way).  Worked out once per class, and again if its
+    pattern, converters or internal time value are replaced.
+
+    :param particle_class: the kind of particle.
+    :returns: the reader, raising what the constructor raises; ``None`` if
+        the class does anything its own way (then call ``matches`` and the
+        constructor).
+    """
+    cls = particle_class
+    known = cls.__dict__.get("_record_reader")
+    if (
+        known is not None
+        and known[0] is getattr(cls, "pattern", None)
+        and known[1] is getattr(cls, "converters", None)
+        and known[2] == getattr(cls, "internal_time_value", None)
+    ):
+        return known[3]  # type: ignore[no-any-return]
+    reader: RecordReader | None = None
+    if (
+        issubclass(cls, RegexDataParticle)
+        # Its stream name checked by a first particle made the usual way.
+        and "_stream_name_checked" in cls.__dict__
+        and type(cls) is type
+        and cls.__new__ is object.__new__
+        and cls.__init__ is DataParticle.__init__
+        and cls._read_values is RegexDataParticle._read_values
+        and getattr(cls.matches, "__func__", None) is _REGEX_MATCHES
+        and (reading := _reading(cls)) is not None
+    ):
+        reader = _make_reader(cls, reading)
+    if reader is not None or "_stream_name_checked" in cls.__dict__:
+        # (A class not yet checked is looked at again next time.)
+        type.__setattr__(
+            cls,
+            "_record_reader",
+            (
+                getattr(cls, "pattern", None),
+                getattr(cls, "converters", None),
+                getattr(cls, "internal_time_value", None),
+                reader,
+            ),
+        )
+    return reader
+
+
+def _make_reader(cls: type[RegexDataParticle], reading: _Reading) -> RecordReader:
+    match_text = reading.text_pattern.match
+    new = object.__new__
+    port = TimestampName.PORT
+    ok = QualityFlag.OK
+
+    def read(
+        raw: bytes, port_timestamp: float, clock: IReactorTime | _Clock | None
+    ) -> RegexDataParticle | None:
+        match = match_text(raw.decode("latin-1"))
+        if match is None:
+            return None
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = cast("IReactorTime", reactor)
+        # What DataParticle.__init__ sets, in its order, with its defaults.
+        particle: RegexDataParticle = new(cls)
+        particle.raw = raw
+        particle.port_timestamp = port_timestamp
+        particle.internal_timestamp = None
+        particle.driver_timestamp = clock.seconds() + NTP_UNIX_OFFSET
+        particle._preferred = port
+        particle.quality_flag = ok
+        _fill_values(particle, reading, match.groups())
+        return particle
+
+    return read
 
 
 def particle_values(

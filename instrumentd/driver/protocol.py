@@ -92,7 +92,7 @@ from instrumentd.driver.events import (
 )
 from instrumentd.driver.machine import MachineTable, after_transition, follow_states
 from instrumentd.driver.parameters import ParameterDictionary
-from instrumentd.driver.particles import DataParticle
+from instrumentd.driver.particles import DataParticle, record_reader
 from instrumentd.driver.scheduler import Scheduler, parse_jobs
 from instrumentd.driver.states import (
     InputsT,
@@ -322,6 +322,19 @@ class InstrumentProtocol(Generic[InputsT]):
         :param timestamp: the port time of its first byte (NTP).
         """
         for particle_class in self.record_particles():
+            read = record_reader(particle_class)
+            if read is not None:
+                # matches() and the constructor in one step (the same
+                # outcome, without the steps between).
+                try:
+                    particle = read(record, timestamp, self.clock)
+                except InstrumentProtocolError as error:
+                    self.publish_error(error)
+                    return
+                if particle is None:
+                    continue
+                self.events.publish(SampleEvent(particle, time=self.events.now()))
+                return
             if particle_class.matches(record):
                 try:
                     particle = particle_class(
