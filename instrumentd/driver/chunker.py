@@ -469,9 +469,11 @@ class Chunker:
                 # than its iterator when there is no match, the usual
                 # case for all sieves but one): after a match the next
                 # search starts at its end, as finditer's does.
-                before = len(complete)
                 match = pattern.search(buffer)
-                while match is not None:
+                if match is None:
+                    continue
+                before = len(complete)
+                while True:
                     at, upto = match.span()
                     if upto == at:
                         # An empty match: finditer's rule for the next one
@@ -482,7 +484,13 @@ class Chunker:
                                 complete.append((at, upto))
                         break
                     complete.append((at, upto))
-                    match = pattern.search(buffer, upto)
+                    if upto == size:
+                        # Only an empty match, no record, can follow.
+                        break
+                    found = pattern.search(buffer, upto)
+                    if found is None:
+                        break
+                    match = found
                 if len(complete) > before:
                     giving += 1
                 continue
@@ -501,8 +509,45 @@ class Chunker:
                 in_order = False
         if not complete:
             return 0
-        if len(complete) > 1 and not (giving == 1 and in_order):
+        if len(complete) == 1 and started == size:
+            # One record (a line a read): no order, no overlap to find.
+            start, end = complete[0]
+            counters = self.counters
+            if start:
+                counters.noise_bytes += start
+                if self._on_noise is not None:
+                    self._on_noise(buffer[:start])
+            counters.records += 1
+            counters.record_bytes += end - start
+            self._records.append(
+                tuple.__new__(
+                    Record,
+                    (
+                        timestamp if timestamp is not None else self._time_at(start),
+                        buffer[start:end],
+                    ),
+                )
+            )
+            return end
+        if not (giving == 1 and in_order):
             complete.sort(key=_first_and_longest)
+        return self._hand_out(buffer, complete, started, timestamp)
+
+    def _time_at(self, offset: int) -> float:
+        # The time of the chunk holding the buffer's byte at ``offset``.
+        starts = self._chunk_starts
+        return self._chunk_times[bisect_right(starts, self._base + offset) - 1]
+
+    def _hand_out(
+        self,
+        buffer: bytes,
+        complete: list[tuple[int, int]],
+        started: int,
+        timestamp: float | None,
+    ) -> int:
+        # The records among the spans (in order of start, longest first),
+        # the noise between them, the overlaps; returns the end of the last
+        # record.
         counters = self.counters
         on_noise = self._on_noise
         append = self._records.append
