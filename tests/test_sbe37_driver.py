@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -45,7 +46,7 @@ from instrumentd.instruments.seabird.sbe37smp.parameters import (
     CALIBRATION,
     SETTINGS,
 )
-from instrumentd.instruments.seabird.sbe37smp.particles import SIEVES
+from instrumentd.instruments.seabird.sbe37smp.particles import SAMPLE_SIEVE, SIEVES
 from instrumentd.instruments.seabird.sbe37smp.simulator import (
     CAPACITY,
     Mode,
@@ -368,6 +369,34 @@ class ChunkerTests(SynchronousTestCase):
         records = chunk(stream, cuts)
         self.assertEqual(
             [r.data for r in records], [p for p in pieces if p in SPEC_SAMPLES]
+        )
+
+    @settings(max_examples=400, deadline=None)
+    @given(
+        st.lists(
+            st.sampled_from(
+                [
+                    *(b"#", b" ", b"-", b"1", b"23", b".", b"45", b",", b", "),
+                    *(b"\r\n", b"\n", b">", b"S>", b"05 Feb 2013", b" 19:16:59"),
+                    *(b":", b"Feb"),
+                ]
+            )
+            | st.sampled_from(SPEC_SAMPLES),
+            max_size=30,
+        ).map(b"".join)
+    )
+    def test_sieveAsBacktracking(self, stream: bytes) -> None:
+        """
+        The sample sieve (possessive, for speed) finds exactly the spans its
+        backtracking form finds, in any mix of sample lines and their parts.
+        """
+        backtracking = re.compile(
+            rb"(?:#|(?<![^\n>])) *-?\d+\.\d+(?:, *-?\d+\.\d+)+"
+            rb"(?:, *\d{1,2} [A-Za-z]{3} \d{4}, *\d{1,2}:\d\d:\d\d)?(?:, *\d+)?\r\n"
+        )
+        self.assertEqual(
+            [m.span() for m in SAMPLE_SIEVE.finditer(stream)],
+            [m.span() for m in backtracking.finditer(stream)],
         )
 
     def test_statusWaitsForItsEnd(self) -> None:

@@ -364,10 +364,15 @@ class SBE37CalibrationParticle(DumpParticle):
 
 
 #: What a sample record is, with or without pressure: which values its
-#: columns are is the particles' business.
+#: columns are is the particles' business.  Each part that repeats or may
+#: be missing is possessive (``*+``, ``++``, ``?+``): none of them can
+#: take what a later part needs (a number's digits stop at its point, a
+#: column at its comma, a time has a space where a number has a point), so
+#: the pattern matches exactly what its backtracking form does, without
+#: the backtracking (a sample line is scanned on every read).
 SAMPLE_SIEVE: Final = re.compile(
-    rb"(?:#|(?<![^\n>])) *-?\d+\.\d+(?:, *-?\d+\.\d+)+"
-    rb"(?:, *\d{1,2} [A-Za-z]{3} \d{4}, *\d{1,2}:\d\d:\d\d)?(?:, *\d+)?\r\n"
+    rb"(?:#|(?<![^\n>])) *+-?\d++\.\d++(?:, *+-?\d++\.\d++)++"
+    rb"(?:, *+\d{1,2} [A-Za-z]{3} \d{4}, *+\d{1,2}:\d\d:\d\d)?+(?:, *+\d++)?+\r\n"
 )
 
 #: The chunker's sieves: what a record is.
