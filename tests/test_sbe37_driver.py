@@ -36,6 +36,7 @@ from instrumentd.driver.events import (
     StateChangeEvent,
 )
 from instrumentd.driver.particles import ntp_from_unix
+from instrumentd.driver.readers import time_reader
 from instrumentd.instruments.seabird.sbe37smp import (
     SBE37CalibrationParticle,
     SBE37Protocol,
@@ -46,7 +47,11 @@ from instrumentd.instruments.seabird.sbe37smp.parameters import (
     CALIBRATION,
     SETTINGS,
 )
-from instrumentd.instruments.seabird.sbe37smp.particles import SAMPLE_SIEVE, SIEVES
+from instrumentd.instruments.seabird.sbe37smp.particles import (
+    SAMPLE_SIEVE,
+    SIEVES,
+    read_instrument_time,
+)
 from instrumentd.instruments.seabird.sbe37smp.simulator import (
     CAPACITY,
     Mode,
@@ -292,6 +297,70 @@ def simulator_output(*commands: bytes, low_battery: bool = False) -> bytes:
         clock.advance(2)
     sbe37.stop()
     return b"".join(output)
+
+
+def _as_read(read: Callable[[str], datetime], text: str) -> object:
+    try:
+        return read(text)
+    except ValueError as error:
+        return str(error)
+
+
+class InstrumentTimeTests(SynchronousTestCase):
+    """
+    The instrument's time, read through its dates remembered, reads as the
+    general time reader reads it.
+    """
+
+    @settings(max_examples=400, deadline=None)
+    @given(
+        st.lists(
+            # Times a few minutes apart, in one of which all the seconds
+            # fall: the minute remembered is met often.
+            st.builds(
+                lambda minute, second: minute + second,
+                st.sampled_from(
+                    [
+                        *("05 Feb 2013, 19:16:", " 5 Feb 2013  09:59:"),
+                        *("05 Feb 2013, 24:00:", "31 Feb 2013, 00:00:"),
+                    ]
+                ),
+                st.sampled_from(
+                    ["00", "59", "60", "61", "5", "\u0665\u0669", "x1", " 1", "1 "]
+                ),
+            )
+            | st.builds(
+                lambda day, month, year, sep, h, m, sec, tail: (
+                    f"{day} {month} {year}{sep}{h}:{m}:{sec}{tail}"
+                ),
+                st.sampled_from(["05", "5", "31", "30", "\u0660\u0665"]),
+                st.sampled_from(["Feb", "feb", "Jan", "Foo"]),
+                st.sampled_from(["2013", "2012", "201"]),
+                st.sampled_from([", ", "  ", ",", " ,  ", ", \t"]),
+                st.sampled_from(
+                    ["19", "9", "00", "23", "24", "\u0660\u0669", "x9", "\u00b2"]
+                ),
+                st.sampled_from(["16", "59", "60", "1", "\u0665\u0669"]),
+                st.sampled_from(["59", "00", "61", "5"]),
+                st.sampled_from(["", " ", "x"]),
+            ),
+            max_size=12,
+        )
+    )
+    def test_asGeneral(self, texts: list[str]) -> None:
+        """
+        Times and near misses, in any order (dates remembered or not), give
+        the general reader's time or its error.
+        """
+        general = time_reader(
+            r"\s*(?P<day>\d{1,2}) (?P<month>[A-Za-z]{3}) (?P<year>\d{4}),?\s+"
+            r"(?P<hour>\d{1,2}):(?P<minute>\d{2}):(?P<second>\d{2})\s*",
+            example="05 Feb 2013, 19:16:59",
+        )
+        for text in texts:
+            self.assertEqual(
+                _as_read(read_instrument_time, text), _as_read(general, text), text
+            )
 
 
 class ChunkerTests(SynchronousTestCase):

@@ -37,7 +37,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import ClassVar, Final
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Final
 
 from instrumentd.driver.chunker import Sieve
 from instrumentd.driver.columns import Column, ColumnParticle
@@ -64,15 +65,69 @@ __all__ = [
     "said_yes",
 ]
 
-#: The instrument's clock as it prints it: ``05 Feb 2013, 19:16:59`` in a
-#: sample, ``05 Feb 2013  19:11:43`` in the status dump, in English whatever
-#: the host's locale.  The instrument keeps UTC (the driver's clock sync
-#: sets it so).
-read_instrument_time: Final = time_reader(
+#: The instrument's clock as it prints it (see read_instrument_time).
+_read_time: Final = time_reader(
     r"\s*(?P<day>\d{1,2}) (?P<month>[A-Za-z]{3}) (?P<year>\d{4}),?\s+"
     r"(?P<hour>\d{1,2}):(?P<minute>\d{2}):(?P<second>\d{2})\s*",
     example="05 Feb 2013, 19:16:59",
 )
+#: What comes before ``HH:MM:SS`` in times read before (``05 Feb 2013, ``)
+#: to their date: a sample a second prints the same all day.  Bounded,
+#: whatever text arrives: emptied when full.
+_DATES: Final[dict[str, tuple[int, int, int]]] = {}
+_DATES_KEPT: Final = 64
+#: The last time read that ended in ``HH:MM:SS``: its text without the
+#: seconds and the start of its minute (59 samples a minute in 60 share it).
+_MINUTE: Final[list[Any]] = [None, None]
+_SECONDS: Final = tuple(timedelta(seconds=second) for second in range(60))
+
+
+def read_instrument_time(text: str) -> datetime:
+    """
+    The instrument's clock as it prints it: ``05 Feb 2013, 19:16:59`` in a
+    sample, ``05 Feb 2013  19:11:43`` in the status dump, in English
+    whatever the host's locale.  The instrument keeps UTC (the driver's
+    clock sync sets it so).
+
+    :param text: the time as printed.
+    :returns: an aware UTC :class:`~datetime.datetime`.
+    :raises ValueError: for text that is not such a time.
+    """
+    # The same minute as the time read last needs only its seconds read;
+    # a time ending in a two-digit hour whose date part was read before
+    # (every sample but the first of a day) needs only its clock read.
+    # Each shortcut applies only where the general reader would read the
+    # text the same way (the part remembered was read by it, the rest is
+    # decimal digits of the same width); anything else goes through the
+    # general reader.
+    seconds = text[-2:]
+    if text[:-2] == _MINUTE[0] and seconds.isdecimal():
+        second = int(seconds)
+        if second < 60:
+            return _MINUTE[1] + _SECONDS[second]  # type: ignore[no-any-return]
+    clock = text[-8:]
+    if clock[2:3] != ":" or clock[5:6] != ":":
+        return _read_time(text)
+    hour, minute = clock[:2], clock[3:5]
+    digits = hour.isdecimal() and minute.isdecimal() and seconds.isdecimal()
+    date = _DATES.get(text[:-8]) if digits else None
+    when: datetime | None = None
+    if date is not None:
+        try:
+            when = datetime(*date, int(hour), int(minute), int(seconds), 0, UTC)
+        except ValueError:
+            when = None
+    if when is None:
+        when = _read_time(text)
+        if digits:
+            if len(_DATES) >= _DATES_KEPT:
+                _DATES.clear()
+            _DATES[text[:-8]] = (when.year, when.month, when.day)
+    if digits:
+        _MINUTE[:] = (text[:-2], when - _SECONDS[when.second])
+    return when
+
+
 #: A conductivity in S/m, whichever unit the instrument printed it in
 #: (firmware 5's ``SetCondUnits=``): its decimals say which, S/m
 #: ``c.ccccc``, mS/cm ``cc.cccc``, µS/cm ``ccccc.c`` (every earlier firmware
