@@ -22,7 +22,8 @@ sampling at 1 Hz, measured the way users run it.
   of an older commit), in the same run, alternating.
 - ``--against-no-qc`` runs each measurement a second time with this
   version and the SBE 37's default QC ranges off (label ``no-qc``), in the
-  same run, alternating: what QC costs the station.
+  same run, alternating (QC on first in odd repeats, off first in even
+  ones): what QC costs the station.
 
 For each run it waits until every instrument has logged that it is
 running (or ``--startup-limit`` passes), lets it settle, then measures over
@@ -716,7 +717,7 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
     print_header()
     rows = []
     for count in args.counts:
-        for _ in range(args.repeats):
+        for repeat in range(args.repeats):
             versions = [("this", None, args.agents, args.streams)]
             if args.against:
                 versions.append(
@@ -724,6 +725,10 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
                 )
             elif args.against_no_qc:
                 versions.append(("no-qc", None, args.agents, args.streams))
+                if repeat % 2:
+                    # ABBA: a run right after another's teardown may fare
+                    # worse; each side goes first as often.
+                    versions.reverse()
             for label, pythonpath, agents, streams in versions:
                 options = Options(
                     count=count,
