@@ -305,6 +305,7 @@ class Options:
     pythonpath: str | None = None
     label: str = "this"
     profile: str | None = None
+    profile_rate: int = 50
     qc: bool = True
 
 
@@ -517,7 +518,7 @@ async def measure(reactor: Any, options: Options) -> dict[str, Any]:
                     "-p",
                     str(station.pid),
                     "-r",
-                    "50",
+                    str(options.profile_rate),
                 ],
                 env=dict(os.environ),
             )
@@ -744,6 +745,7 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
                     pythonpath=pythonpath,
                     label=label,
                     profile=args.profile and f"{args.profile}-{label}-{count}.txt",
+                    profile_rate=args.profile_rate,
                     qc=not args.no_qc and label != "no-qc",
                 )
                 row = await measure(reactor, options)
@@ -783,6 +785,9 @@ if __name__ == "__main__":
         "--tick", type=float, default=10.0, help="seconds between progress lines"
     )
     parser.add_argument("--profile", help="py-spy the station into PREFIX-*.txt")
+    parser.add_argument(
+        "--profile-rate", type=int, default=50, help="py-spy samples per second"
+    )
     parser.add_argument("--against", help="a directory with an older instrumentd/")
     parser.add_argument(
         "--against-agents",
