@@ -346,6 +346,73 @@ class BufferTests(SynchronousTestCase):
         self.assertEqual(bench.core.dropped, 4)
 
 
+class DataPathTests(SynchronousTestCase):
+    """
+    Data in CONNECTED goes straight to the protocol, as the machine's
+    ``_data_received`` would take it there.
+    """
+
+    def transitions(self, bench: Bench) -> list[str]:
+        # The inputs the machine dispatches from now on.
+        transitioner = bench.machine.__automat_transitioner__  # type: ignore[attr-defined]
+        dispatched: list[str] = []
+        original = transitioner.transition
+
+        def transition(input: str) -> Any:
+            dispatched.append(input)
+            return original(input)
+
+        self.patch(transitioner, "transition", transition)
+        return dispatched
+
+    def test_noDispatch(self) -> None:
+        """
+        A data packet in CONNECTED reaches the protocol without a dispatch
+        through the machine's transitions; elsewhere it goes through them.
+        """
+        bench = Bench()
+        bench.to_connected()
+        dispatched = self.transitions(bench)
+        bench.core._data(b"#T=1.0000 P=2.0000\r\n", _packet(b""))
+        samples = [e for e in bench.seen if e.event_type.value == "SAMPLE"]
+        self.assertEqual(len(samples), 1)
+        self.assertEqual(dispatched, [])
+        bench.connection.set_link(INSTRUMENT_DOWN)
+        bench.core._data(b"#T=1.0000 P=2.0000\r\n", _packet(b""))
+        self.assertEqual(dispatched, ["_instrument_down", "_data_received"])
+        self.assertEqual(bench.core.buffered, 20)
+
+    def test_reportsDuringDataWait(self) -> None:
+        """
+        A link change reported while the protocol takes a packet (a
+        listener of its samples causes it) is acted on once the packet is
+        taken, as for any input: every sample in the packet is published,
+        and a value-returning input is refused meanwhile.
+        """
+        bench = Bench()
+        bench.to_connected()
+        seen: list[tuple[str, object]] = []
+
+        def listener(event: Any) -> None:
+            if event.event_type.value != "SAMPLE":
+                return
+            if not seen:
+                bench.connection.set_link(INSTRUMENT_DOWN)
+                try:
+                    bench.machine.status()
+                except RuntimeError as error:
+                    seen.append(("refused", type(error)))
+            seen.append((bench.core.state, event.particle.value("temperature")))
+
+        bench.events.subscribe(listener)
+        bench.core._data(b"#T=1.0000 P=2.0000\r\n#T=3.0000 P=2.0000\r\n", _packet(b""))
+        self.assertEqual(
+            seen,
+            [("refused", RuntimeError), ("CONNECTED", 1.0), ("CONNECTED", 3.0)],
+        )
+        self.assertEqual(bench.core.state, "INSTRUMENT_DISCONNECTED")
+
+
 def _packet(data: bytes) -> Any:
     from instrumentd.packet import Packet, PacketType
 

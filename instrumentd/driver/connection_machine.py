@@ -45,7 +45,12 @@ from twisted.python.failure import Failure
 
 from instrumentd.driver.errors import InstrumentConnectionError
 from instrumentd.driver.events import ConnectionEvent, ErrorEvent, EventBus
-from instrumentd.driver.machine import MachineTable, after_transition, follow_states
+from instrumentd.driver.machine import (
+    MachineTable,
+    after_transition,
+    follow_states,
+    run_as_input,
+)
 from instrumentd.interfaces import IInstrumentConnection, IInstrumentProtocol, LinkState
 from instrumentd.packet import Packet
 
@@ -275,6 +280,19 @@ class ConnectionCore:
     # What the connection tells us.
 
     def _data(self, data: bytes, packet: Packet) -> None:
+        protocol = self.protocol
+        machine = self.machine
+        if (
+            self.state == "CONNECTED"
+            and protocol is not None
+            and getattr(machine, "__automat_postponed__", None) is None
+        ):
+            # Every data packet, in the steady state: what the machine's
+            # CONNECTED ``_data_received`` does (``deliver``), run as the
+            # machine runs an input, without the dispatch through its
+            # transition table.
+            run_as_input(machine, protocol.got_data, data, packet.ntp_time)
+            return
         self.report("_data_received", data, packet.ntp_time)
 
     def _on_link(self, link: LinkState) -> None:

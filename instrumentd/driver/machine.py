@@ -229,6 +229,34 @@ def in_transition(machine: object) -> bool:
     return getattr(machine, "__automat_postponed__", None) is not None
 
 
+def run_as_input(
+    machine: object, action: Callable[..., object], *arguments: object
+) -> None:
+    """
+    Run ``action`` as the machine runs an input's behaviour, without the
+    input's dispatch: inputs given meanwhile are treated as inside a
+    transition (those returning ``None`` postponed until ``action`` is
+    over, those returning a value refused), and the postponed ones run
+    after it, in order.  For a loop transition taken very often (a data
+    report in a steady state) whose behaviour is known: the caller checks
+    the state and :func:`in_transition` first.
+
+    :param machine: an instance made by a built ``TypeMachine``, not in a
+        transition.
+    :param action: the behaviour, called with ``arguments``.
+    :param arguments: its arguments.
+    """
+    # As Automat's implementation of an input does around its outputs.
+    postponed: list[Callable[[], None]] = []
+    machine.__automat_postponed__ = postponed  # type: ignore[attr-defined]
+    try:
+        action(*arguments)
+    finally:
+        machine.__automat_postponed__ = None  # type: ignore[attr-defined]
+    while postponed:
+        postponed.pop(0)()
+
+
 _TRANSITION_ID = re.compile(r"\bt\d+\b")
 
 
