@@ -27,6 +27,7 @@ from instrumentd.driver.events import (
     ResultEvent,
     SampleEvent,
     StateChangeEvent,
+    sample_event,
 )
 
 
@@ -321,3 +322,22 @@ class EventBusTests(SynchronousTestCase):
         unsubscribe_later = self.bus.subscribe(received.append)
         self.bus.publish(StateChangeEvent("COMMAND", time=0))
         self.assertEqual([], received)
+
+
+class SampleEventTests(SynchronousTestCase):
+    """
+    L{sample_event} makes what the dataclass's constructor makes.
+    """
+
+    def test_same(self) -> None:
+        """
+        Equal to C{SampleEvent(particle, time=time)}: type, fields, JSON;
+        frozen all the same.
+        """
+        particle = object()
+        made = sample_event(particle, 12.5)  # type: ignore[arg-type]
+        expected = SampleEvent(particle, time=12.5)  # type: ignore[arg-type]
+        self.assertIs(type(made), SampleEvent)
+        self.assertEqual(made, expected)
+        self.assertEqual(repr(made), repr(expected))
+        self.assertRaises(dataclasses.FrozenInstanceError, setattr, made, "time", 1.0)

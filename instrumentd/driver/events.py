@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import TYPE_CHECKING, ClassVar, Protocol, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
 from twisted.logger import Logger
 
@@ -49,6 +49,7 @@ __all__ = [
     "ResultEvent",
     "SampleEvent",
     "StateChangeEvent",
+    "sample_event",
 ]
 
 _log = Logger()
@@ -157,6 +158,29 @@ class SampleEvent(DriverEvent):
 
     event_type: ClassVar[EventType] = EventType.SAMPLE
     particle: _Particle
+
+
+_new_event = object.__new__
+# The slots' descriptors: setting through them is what a frozen
+# dataclass's __init__ does (object.__setattr__), without its checks.
+_set_particle = cast("Any", SampleEvent).particle.__set__
+_set_time = cast("Any", SampleEvent).time.__set__
+
+
+def sample_event(particle: _Particle, time: float) -> SampleEvent:
+    """
+    ``SampleEvent(particle, time=time)``, made without the frozen
+    dataclass's ``__init__`` (its fields set through their slots): a
+    protocol makes one per sample.
+
+    :param particle: the particle.
+    :param time: when, Unix seconds.
+    :returns: the event.
+    """
+    event: SampleEvent = _new_event(SampleEvent)
+    _set_particle(event, particle)
+    _set_time(event, time)
+    return event
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,6 +89,7 @@ from instrumentd.driver.events import (
     EventBus,
     SampleEvent,
     StateChangeEvent,
+    sample_event,
 )
 from instrumentd.driver.machine import MachineTable, after_transition, follow_states
 from instrumentd.driver.parameters import ParameterDictionary
@@ -333,7 +334,7 @@ class InstrumentProtocol(Generic[InputsT]):
                     return
                 if particle is None:
                     continue
-                self.events.publish(SampleEvent(particle, time=self.events.now()))
+                self.events.publish(sample_event(particle, self.events.now()))
                 return
             if particle_class.matches(record):
                 try:
