@@ -334,6 +334,13 @@ class Chunker:
         self._patterns: list[re.Pattern[bytes] | None] = [
             sieve if isinstance(sieve, re.Pattern) else None for sieve in sieves
         ]
+        # With patterns only (the usual case), a chunk holding one record
+        # is taken by _one_record.
+        self._searches: tuple[Callable[[bytes], re.Match[bytes] | None], ...] | None = (
+            tuple(pattern.search for pattern in self._patterns if pattern is not None)
+            if all(pattern is not None for pattern in self._patterns)
+            else None
+        )
         self._max_buffer = max_buffer
         self._on_noise = on_noise
         self._buffer = bytearray()
@@ -370,13 +377,65 @@ class Chunker:
         :param data: the bytes, in stream order.
         :param timestamp: when the port agent read them (NTP seconds).
         """
-        if len(data) <= self._max_buffer:
+        size = len(data)
+        searches = self._searches
+        if (
+            searches is not None
+            and not self._buffer
+            and type(data) is bytes
+            and 0 < size <= self._max_buffer
+            and self._one_record(data, size, timestamp, searches)
+        ):
+            return
+        if size <= self._max_buffer:
             # The usual case: one piece, and no copy of a bytes chunk.
             self._add(data if type(data) is bytes else bytes(data), timestamp)
             return
         view = memoryview(data)
         for start in range(0, len(data), self._max_buffer):
             self._add(bytes(view[start : start + self._max_buffer]), timestamp)
+
+    def _one_record(
+        self,
+        data: bytes,
+        size: int,
+        timestamp: float,
+        searches: tuple[Callable[[bytes], re.Match[bytes] | None], ...],
+    ) -> bool:
+        # A chunk met with nothing waiting and sieves that are all
+        # patterns (a line a read): if one sieve finds one record ending
+        # the chunk and the others none, or none finds anything, take it
+        # here, as _add would; otherwise say so (False) and let _add sift.
+        found: re.Match[bytes] | None = None
+        for search in searches:
+            match = search(data)
+            if match is not None:
+                if found is not None:
+                    return False
+                found = match
+        counters = self.counters
+        if found is None:
+            # No record: all of it waits.
+            counters.bytes_added += size
+            self._chunk_starts.append(self._base)
+            self._chunk_times.append(timestamp)
+            self._buffer += data
+            return True
+        start, end = found.span()
+        if end != size or start == end:
+            return False
+        # The record ends the chunk: after it only an empty match, no
+        # record, could follow.
+        counters.bytes_added += size
+        if start:
+            counters.noise_bytes += start
+            if self._on_noise is not None:
+                self._on_noise(data[:start])
+        counters.records += 1
+        counters.record_bytes += end - start
+        self._records.append(tuple.__new__(Record, (timestamp, data[start:])))
+        self._base += size
+        return True
 
     def get_next_data(self) -> Record | None:
         """
@@ -427,10 +486,10 @@ class Chunker:
             if cut < len(data):
                 self._chunk_starts.append(self._base)
                 self._chunk_times.append(timestamp)
-                self._base += cut
                 buffer += memoryview(data)[cut:]
-                # A chunk is at most max_buffer long (add_chunk), so what
-                # is kept of it cannot overflow.
+            self._base += cut
+            # A chunk is at most max_buffer long (add_chunk), so what
+            # is kept of it cannot overflow.
             return
         if self._chunk_times[-1] != timestamp:
             self._chunk_starts.append(self._base + len(buffer))
