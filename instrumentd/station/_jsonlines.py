@@ -184,13 +184,13 @@ class JsonLinesSink:
         if self._closed is not None:
             self.dropped += 1
             return
+        now: float | None = None
         if isinstance(particle, SampleRecord):
             record = particle
         else:
+            now = self._reactor.seconds()
             try:
-                record = as_record(
-                    instrument, particle, received=self._reactor.seconds()
-                )
+                record = as_record(instrument, particle, received=now)
             except RecordError as error:
                 self.dropped += 1
                 self.invalid += 1
@@ -205,7 +205,8 @@ class JsonLinesSink:
             and sample_time(particle) is None
         ):
             self.reception_dated += 1
-            day = utc_day(self._reactor.seconds())
+            # The same time as the record was dated by, if it was.
+            day = utc_day(self._reactor.seconds() if now is None else now)
             assert day is not None
         names = (instrument, record.stream, day)
         key = self._keys.get(names)
