@@ -6,7 +6,7 @@ the readers of instrument text (:mod:`instrumentd.driver.readers`).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import ClassVar
 
 from hypothesis import given
@@ -322,6 +322,46 @@ class ScaledByDecimalsTests(SynchronousTestCase):
         Text that is no number is refused.
         """
         self.assertRaises(ValueError, self.read, "3.5x234")
+
+
+def _scaled_before(scales: dict[int, int], text: str) -> float:
+    # scaled_by_decimals' reading as it was first written: decimals counted
+    # by partition, every number through Decimal.
+    decimals = len(text.partition(".")[2])
+    shift = scales.get(decimals)
+    if shift is None:
+        raise ValueError(f"{decimals} decimal(s)")
+    try:
+        return float(Decimal(text).scaleb(shift))
+    except InvalidOperation:
+        raise ValueError("not a number") from None
+
+
+class ScaledAsBeforeTests(SynchronousTestCase):
+    """
+    The reader counts decimals and reads numbers as it always did, on any
+    text.
+    """
+
+    @given(
+        st.text(alphabet="0123456789.-+e x", max_size=12)
+        | st.sampled_from(["3.51234", "35.1234", "35123.4", "3", ".5", "1.2.3", ""])
+    )
+    def test_any(self, text: str) -> None:
+        """
+        The same value, or a ValueError where it raised one.
+        """
+        scales = {5: 0, 4: -1, 1: -4, 0: 2}
+        read = scaled_by_decimals(scales)
+        try:
+            expected: object = _scaled_before(scales, text)
+        except ValueError:
+            expected = ValueError
+        try:
+            got: object = read(text)
+        except ValueError:
+            got = ValueError
+        self.assertEqual(got, expected, text)
 
 
 class ReaderExactnessTests(SynchronousTestCase):

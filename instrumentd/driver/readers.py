@@ -139,15 +139,19 @@ def scaled_by_decimals(scales: Mapping[int, int]) -> Callable[[str], float]:
     :returns: a function from the text to the number, scaled.
     """
     valid = ", ".join(str(count) for count in sorted(scales))
+    plain = _PLAIN_DECIMAL.fullmatch
+    shift_for = scales.get
 
     def read(text: str) -> float:
-        decimals = len(text.partition(".")[2])
-        shift = scales.get(decimals)
+        point = text.find(".")
+        # The characters after the first point (none without one).
+        decimals = len(text) - point - 1 if point >= 0 else 0
+        shift = shift_for(decimals)
         if shift is None:
             raise ValueError(
                 f"{text!r} has {decimals} decimal(s); valid counts: {valid}"
             )
-        if _PLAIN_DECIMAL.fullmatch(text):
+        if plain(text):
             # The same correctly rounded float as through Decimal, without
             # it: float() reads the exact decimal number the exponent
             # makes.
