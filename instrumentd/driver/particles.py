@@ -704,6 +704,38 @@ class _Reading(NamedTuple):
     keep: tuple[int, ...] | None
     names: tuple[str, ...]
     internal: int | None
+    convert: Callable[[Sequence[str | None]], list[object]]
+
+
+def _group_converter(
+    converters: Sequence[Callable[[str], object] | None],
+) -> Callable[[Sequence[str | None]], list[object]]:
+    """
+    A function from a match's groups to the values: each group's text
+    through its converter, ``None`` (a group that took no part) and groups
+    without one as they are.  Written out as one list display for the
+    groups of this pattern (the way :mod:`dataclasses` writes its
+    ``__init__``): a loop over the groups costs a sample line more than
+    its conversions do.
+
+    :param converters: one per group, ``None`` to keep the text.
+    :returns: the function.
+    """
+    names: dict[str, object] = {}
+    items = []
+    for index, convert in enumerate(converters):
+        if convert is None:
+            items.append(f"texts[{index}]")
+        else:
+            names[f"convert_{index}"] = convert
+            items.append(
+                f"(None if (text := texts[{index}]) is None else convert_{index}(text))"
+            )
+    source = f"def convert(texts):\n    return [{', '.join(items)}]\n"
+    # The source holds only indexes and names made here: no text from a
+    # driver or a record.
+    exec(source, names)
+    return names["convert"]  # type: ignore[return-value]
 
 
 def _reading(cls: type[RegexDataParticle]) -> _Reading | None:
@@ -751,6 +783,7 @@ def _reading(cls: type[RegexDataParticle]) -> _Reading | None:
             None if indexes == tuple(range(pattern.groups)) else indexes,
             names,
             None if internal is None else names.index(internal),
+            _group_converter(by_group),
         )
     type.__setattr__(cls, "_text_reading", (pattern, converters, internal, reading))
     return reading
@@ -762,11 +795,7 @@ def _fill_values(
     # The values of a record read the framework's way, from its match's
     # groups, and the internal timestamp among them.
     try:
-        # As many converters as groups, by construction.
-        values = [
-            text if text is None or convert is None else convert(text)
-            for text, convert in zip(texts, reading.converters_by_group)  # noqa: B905
-        ]
+        values = reading.convert(texts)
     except (ValueError, TypeError, ArithmeticError):
         particle._explain_failure(texts, tuple(range(len(texts))))
         raise
