@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 __all__ = [
     "HEADER_SIZE",
@@ -31,6 +31,7 @@ __all__ = [
     "ParserCounters",
     "encode_packet",
     "frame_read",
+    "make_packet",
     "ntp_now",
     "ntp_to_unix",
     "unix_to_ntp",
@@ -227,6 +228,37 @@ class Packet:
         :raises ValueError: if the payload is too long for one packet.
         """
         return encode_packet(self.type, self.payload, self.seconds, self.fraction)
+
+
+_new_packet = object.__new__
+# The slots' descriptors: setting through them is what the frozen
+# dataclass's __init__ does (object.__setattr__), without its checks.
+_set_type = cast("Any", Packet).type.__set__
+_set_payload = cast("Any", Packet).payload.__set__
+_set_seconds = cast("Any", Packet).seconds.__set__
+_set_fraction = cast("Any", Packet).fraction.__set__
+
+
+def make_packet(
+    packet_type: PacketType, payload: bytes, seconds: int, fraction: int
+) -> Packet:
+    """
+    ``Packet(packet_type, payload, seconds, fraction)``, made without the
+    frozen dataclass's ``__init__``: one per instrument read on the way to
+    an in-process driver.
+
+    :param packet_type: the packet type.
+    :param payload: the payload.
+    :param seconds: NTP seconds.
+    :param fraction: NTP fraction.
+    :returns: the packet.
+    """
+    packet: Packet = _new_packet(Packet)
+    _set_type(packet, packet_type)
+    _set_payload(packet, payload)
+    _set_seconds(packet, seconds)
+    _set_fraction(packet, fraction)
+    return packet
 
 
 def encode_packet(

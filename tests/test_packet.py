@@ -7,6 +7,7 @@ arbitrary chunking, junk and corruption.
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import random
 import struct
 
@@ -25,6 +26,7 @@ from instrumentd.packet import (
     PacketType,
     encode_packet,
     frame_read,
+    make_packet,
     ntp_to_unix,
     unix_to_ntp,
     xor_checksum,
@@ -483,3 +485,23 @@ class ParserTests(SynchronousTestCase):
         self.assertEqual(parser.pending, 2)
         self.assertEqual(parser.feed(packet[2:]), [Packet(PacketType(1), b"z", 0, 0)])
         self.assertEqual(parser.counters.junk_bytes, 4)
+
+
+class MakePacketTests(SynchronousTestCase):
+    """
+    L{make_packet} makes what the dataclass's constructor makes.
+    """
+
+    def test_same(self) -> None:
+        """
+        Equal, the same repr and wire form, hashable alike, and frozen.
+        """
+        made = make_packet(PacketType.DATA_FROM_INSTRUMENT, b"abc", 7, 1 << 31)
+        expected = Packet(PacketType.DATA_FROM_INSTRUMENT, b"abc", 7, 1 << 31)
+        self.assertIs(type(made), Packet)
+        self.assertEqual(made, expected)
+        self.assertEqual(repr(made), repr(expected))
+        self.assertEqual(hash(made), hash(expected))
+        self.assertEqual(made.encode(), expected.encode())
+        self.assertEqual(made.ntp_time, 7.5)
+        self.assertRaises(dataclasses.FrozenInstanceError, setattr, made, "seconds", 1)

@@ -52,7 +52,7 @@ from instrumentd.connection_config import (
 )
 from instrumentd.connection_states import ConnectionState, require_call
 from instrumentd.interfaces import IInstrumentConnection, LinkState
-from instrumentd.packet import Packet, PacketType
+from instrumentd.packet import PacketType, make_packet
 from instrumentd.portagent.client import (
     DataCallback,
     FaultCallback,
@@ -308,7 +308,7 @@ class DirectAgentConnection:
             if self._on_data is not None:
                 try:
                     self._on_data(
-                        payload, Packet(packet_type, payload, seconds, fraction)
+                        payload, make_packet(packet_type, payload, seconds, fraction)
                     )
                 except Exception:
                     self.log.failure("data callback failed")
