@@ -134,11 +134,18 @@ class PacketCounter(Protocol):
         self.buffer = bytearray()
         self.done: defer.Deferred[float] = defer.Deferred()
         self.on_line = on_line
+        self.lost = False
         # The fast walk: bytes of the packet under way still to come, the
         # payload it will add, and a header split between two reads.
         self._skip = 0
         self._pending = 0
         self._head = b""
+
+    def connectionLost(self, reason: Any = None) -> None:
+        # Cut off by the agent (or it died): say so now, not at the timeout.
+        self.lost = True
+        if not self.done.called:
+            self.done.errback(RuntimeError(f"connection lost after {self.payload}"))
 
     def dataReceived(self, data: bytes) -> None:
         if self.on_line is None:
@@ -202,6 +209,7 @@ class RawCounter(Protocol):
         self.payload = 0
         self.done: defer.Deferred[float] = defer.Deferred()
         self.on_line = on_line
+        self.lost = False
 
     def dataReceived(self, data: bytes) -> None:
         self.payload += len(data)
@@ -217,12 +225,15 @@ async def _all_done(reactor: Any, counters: list[Any]) -> list[float]:
     :data:`RUN_TIMEOUT` seconds ends the benchmark with what each client
     got, rather than hanging.
     """
-    waiting = defer.gatherResults([c.done for c in counters])
+    waiting = defer.gatherResults([c.done for c in counters], consumeErrors=True)
     waiting.addTimeout(RUN_TIMEOUT, reactor)
     try:
         return await waiting
-    except defer.TimeoutError:
-        got = ", ".join(f"{c.payload}/{c.target}" for c in counters)
+    except (defer.TimeoutError, defer.FirstError, defer.CancelledError):
+        got = ", ".join(
+            f"{c.payload}/{c.target}{' (connection lost)' if c.lost else ''}"
+            for c in counters
+        )
         raise SystemExit(f"a run stalled: bytes per client {got}") from None
 
 
@@ -266,7 +277,12 @@ async def throughput_run(
         cpu0 = agent_cpu_seconds(agent.pid)
         t0 = time.perf_counter()
         source.flood(total)
-        ends = await _all_done(reactor, counters)
+        try:
+            ends = await _all_done(reactor, counters)
+        except SystemExit as e:
+            raise SystemExit(
+                f"agent {against or 'this'}, {clients} clients: {e}"
+            ) from None
         cpu = agent_cpu_seconds(agent.pid) - cpu0
         rss = agent_peak_rss_mib(agent.pid)
         for counter in counters:
@@ -445,26 +461,26 @@ def pace_together(
     sources: list[Source], rate: int, seconds: float, reactor: Any
 ) -> defer.Deferred[None]:
     """
-    Send the same stamped message to every source at each tick, straight
-    to their sockets (not on the reactor's next turn), the first source
-    of a tick taking turns, so that no path is always served first.
+    Send ``rate`` stamped messages a second to each source, over the same
+    seconds, the sources taking turns: with N sources a message goes out
+    every 1/(N * rate) s, to each source in turn.  So every path meets the
+    same load from the rest of the machine, but no two relays are woken at
+    the same instant to compete for a CPU with each other.  Messages go
+    straight to the sockets (not on the reactor's next turn).
     """
-    count = int(rate * seconds)
     writers = [sender_for(source.transport) for source in sources]
+    count = int(rate * seconds) * len(writers)
     sent = [0]
 
     def one() -> None:
-        message = MESSAGE % time.monotonic_ns()
-        turn = sent[0] % len(writers)
-        for write in writers[turn:] + writers[:turn]:
-            write(message)
+        writers[sent[0] % len(writers)](MESSAGE % time.monotonic_ns())
         sent[0] += 1
         if sent[0] >= count:
             loop.stop()
 
     loop = task.LoopingCall(one)
     loop.clock = reactor
-    return loop.start(1.0 / rate).addCallback(lambda _: None)
+    return loop.start(1.0 / (rate * len(writers))).addCallback(lambda _: None)
 
 
 async def latency_together(
@@ -477,10 +493,10 @@ async def latency_together(
     with_socat: bool,
 ) -> dict[str, list[float]]:
     """
-    One latency repeat with every path relaying at the same time, fed the
-    same messages at the same instants: the agent, optionally the agent
-    of ``against``, and socat.  Whatever else the machine does then
-    weighs on all of them alike.
+    One latency repeat with every path relaying over the same seconds, in
+    turns (see :func:`pace_together`): the agent, optionally the agent of
+    ``against``, and socat.  Whatever else the machine does then weighs on
+    all of them alike.
 
     :returns: latencies in ms, by path.
     """
@@ -575,7 +591,7 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
         against_latencies: list[list[float]] = []
         socat_latencies: list[list[float]] = []
         for _repeat in range(args.repeats if args.only != "throughput" else 0):
-            if not args.sequential:
+            if args.together:
                 together = await latency_together(
                     reactor,
                     args.rate,
@@ -659,7 +675,11 @@ def print_latency(
     The latency table: each path's p50, p99 and max (min / median / max
     over repeats), then each repeat's p99 and its ratio to socat's.
     """
-    how = "one after the other" if args.sequential else "all paths at once"
+    how = (
+        "one after the other"
+        if not args.together
+        else "all paths over the same seconds, their messages in turns"
+    )
     print(
         f"\nLatency, source write to client receipt, {args.rate} messages/s of "
         f"{len(MESSAGE % 0)} bytes for {args.seconds:g} s, {how}; {args.repeats} "
@@ -733,10 +753,10 @@ if __name__ == "__main__":
         "measured, in the same run, alternating",
     )
     parser.add_argument(
-        "--sequential",
+        "--together",
         action="store_true",
-        help="latency: time each path on its own, one after the other (the "
-        "default times them all at once, fed the same messages)",
+        help="latency: time every path over the same seconds, their messages "
+        "in turns (the default times each on its own, one after the other)",
     )
     parser.add_argument(
         "--short-slice",
