@@ -16,7 +16,6 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import TestCase
 
-from instrumentd.portagent.outlet import ClientOutlet
 from instrumentd.portagent.sendnow import sender_for
 
 #: Generous: on a loaded machine the kernel still hands loopback bytes over
@@ -91,21 +90,6 @@ class SendNowTests(TestCase):
         sender_for(transport)(b"hello")
         self.assertTrue(self._readable(client))
         self.assertEqual(client.recv(100), b"hello")
-
-    @defer.inlineCallbacks
-    def test_outletSendsBeforeReactorTurns(self) -> Any:
-        """
-        A client outlet on a TCP connection sends at once.
-        """
-        transport, client = yield defer.ensureDeferred(
-            self._accepted_with_plain_client()
-        )
-        outlet = ClientOutlet(transport, 1 << 20, "test", lambda *a: None)
-        self.addCleanup(outlet.close)
-        outlet.send(b"packet")
-        self.assertTrue(self._readable(client))
-        self.assertEqual(client.recv(100), b"packet")
-        self.assertEqual(outlet.bytes_sent, 6)
 
     @defer.inlineCallbacks
     def test_orderKeptPastFullSocket(self) -> Any:

@@ -33,8 +33,6 @@ from twisted.internet.interfaces import (
 )
 from zope.interface import implementer
 
-from instrumentd.portagent.sendnow import sender_for
-
 __all__ = ["ClientOutlet", "ClientQueues"]
 
 
@@ -213,9 +211,6 @@ class ClientOutlet:
         self._paused = False
         self._held = False
         self._closed = False
-        # Straight to the socket when nothing is buffered: no wait for the
-        # reactor's next turn between reading a message and sending it.
-        self._write = sender_for(transport)
         self._queues.add(self)
         transport.registerProducer(self, True)  # type: ignore[attr-defined]
 
@@ -234,7 +229,7 @@ class ClientOutlet:
             return
         if not self._paused and not self._held and not self._queue:
             self.bytes_sent += len(data)
-            self._write(data)
+            self.transport.write(data)
             return
         size = len(data)
         self._queue.append(data)
@@ -338,7 +333,7 @@ class ClientOutlet:
             self.queued -= size
             queues.queued -= size
             self.bytes_sent += size
-            self._write(data)
+            self.transport.write(data)
 
     def stopProducing(self) -> None:
         """

@@ -5,12 +5,15 @@ Send to a TCP connection at once, rather than on the reactor's next turn.
 Twisted's TCP transport never sends from ``write``: it appends the bytes to
 its buffer, asks the reactor to watch the socket for writing
 (``epoll_ctl``), and sends when the next poll says the socket is writable,
-then stops watching it (``epoll_ctl`` again).  For a port agent relaying a
-small message that is one more turn of the reactor and two more system calls
-per message on the path from instrument to client: measured with
-``bench/portagent_throughput.py`` (1,000 messages/s of 64 bytes), about a
-fifth of the agent's CPU per message, and time during which a busy machine
-can take the CPU away.
+then stops watching it (``epoll_ctl`` again).  For a relay of small
+messages that is one more turn of the reactor and two more system calls
+per message (strace: 6 per relayed message instead of 3).
+
+Not used by the client outlets at present: with it, a flood of 400 MiB
+to 4 data clients (``bench/portagent_throughput.py --clients 4``) twice
+left two of the clients one packet short, with every socket queue empty,
+and that was not explained in time; see ``bench/README.md``.  The
+benchmark's source uses it.
 
 :func:`sender_for` returns a ``write`` for a transport.  For a plain
 (non-TLS) TCP connection with nothing buffered, it hands the bytes to the
