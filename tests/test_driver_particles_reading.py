@@ -23,8 +23,8 @@ from instrumentd.driver.errors import InstrumentProtocolError
 from instrumentd.driver.particles import (
     ParticleField,
     RegexDataParticle,
-    record_reader,
 )
+from instrumentd.driver.record_reader import record_reader
 from instrumentd.instruments.seabird.sbe37smp.particles import (
     SBE37DrySampleParticle,
     SBE37SampleParticle,

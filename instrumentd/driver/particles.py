@@ -38,10 +38,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple, Protocol, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
 from instrumentd.driver._json import dumps, to_jsonable
 from instrumentd.driver.errors import InstrumentProtocolError
+from instrumentd.driver.regex_plan import _group_converter, _plan, _Reading
 from instrumentd.packet import NTP_UNIX_OFFSET, Packet
 
 if TYPE_CHECKING:
@@ -665,79 +666,6 @@ _last_text_match: list[Any] = [None, None, None, None]
 _NO_TEXT_MATCH: tuple[None, None, None, None] = (None, None, None, None)
 
 
-def _plan(
-    cls: type[RegexDataParticle],
-) -> tuple[tuple[str, int, Callable[[str], object] | None], ...]:
-    """
-    How a class reads its pattern's match: for each named group, in the
-    order of the groups, its name, its index in ``match.groups()`` and its
-    converter (``None`` to keep the text).  Worked out once per class (and
-    again if its pattern or converters are replaced), not per record.
-    """
-    pattern, converters = cls.pattern, cls.converters
-    # Kept in the class's own namespace (a subclass with another pattern
-    # works out its own), checked against the pattern and converters it
-    # was worked out from.
-    known = cls.__dict__.get("_regex_plan")
-    if known is not None and known[0] is pattern and known[1] is converters:
-        return known[2]  # type: ignore[no-any-return]
-    groups = pattern.groupindex
-    plan = tuple(
-        (name, groups[name] - 1, converters.get(name))
-        for name in sorted(groups, key=lambda group: groups[group])
-    )
-    type.__setattr__(cls, "_regex_plan", (pattern, converters, plan))
-    return plan
-
-
-class _Reading(NamedTuple):
-    """
-    How a :class:`RegexDataParticle` that keeps the framework's reading
-    reads a record: its pattern as text (matched against the record
-    decoded as Latin-1), one converter per group (``None`` keeps the
-    text), which groups are values (``None``: all, in order), their ids,
-    and where the internal time is among the values.
-    """
-
-    text_pattern: re.Pattern[str]
-    converters_by_group: tuple[Callable[[str], object] | None, ...]
-    keep: tuple[int, ...] | None
-    names: tuple[str, ...]
-    internal: int | None
-    convert: Callable[[Sequence[str | None]], list[object]]
-
-
-def _group_converter(
-    converters: Sequence[Callable[[str], object] | None],
-) -> Callable[[Sequence[str | None]], list[object]]:
-    """
-    A function from a match's groups to the values: each group's text
-    through its converter, ``None`` (a group that took no part) and groups
-    without one as they are.  Written out as one list display for the
-    groups of this pattern (the way :mod:`dataclasses` writes its
-    ``__init__``): a loop over the groups costs a sample line more than
-    its conversions do.
-
-    :param converters: one per group, ``None`` to keep the text.
-    :returns: the function.
-    """
-    names: dict[str, object] = {}
-    items = []
-    for index, convert in enumerate(converters):
-        if convert is None:
-            items.append(f"texts[{index}]")
-        else:
-            names[f"convert_{index}"] = convert
-            items.append(
-                f"(None if (text := texts[{index}]) is None else convert_{index}(text))"
-            )
-    source = f"def convert(texts):\n    return [{', '.join(items)}]\n"
-    # The source holds only indexes and names made here: no text from a
-    # driver or a record.
-    exec(source, names)
-    return names["convert"]  # type: ignore[return-value]
-
-
 def _reading(cls: type[RegexDataParticle]) -> _Reading | None:
     """
     The reading for ``cls`` if it reads its records the framework's way
@@ -812,98 +740,6 @@ def _fill_values(
             particle.internal_timestamp = when.timestamp() + NTP_UNIX_OFFSET
         else:
             particle._set_internal_from(when)
-
-
-#: A record reader (see :func:`record_reader`): the record and its port
-#: timestamp in, the particle out, or ``None`` if the record is not of the
-#: kind.
-RecordReader = Callable[
-    [bytes, float, "IReactorTime | _Clock | None"], "DataParticle | None"
-]
-#: The framework's RegexDataParticle.matches, as a function.
-_REGEX_MATCHES: Final = RegexDataParticle.matches.__func__  # type: ignore[attr-defined]
-
-
-def record_reader(particle_class: type[DataParticle]) -> RecordReader | None:
-    """
-    What ``particle_class.matches(raw)`` followed by
-    ``particle_class(raw, port_timestamp=..., clock=...)`` does, in one call
-    and without the steps between them, for a :class:`RegexDataParticle`
-    that keeps the framework's ways: its own constructor, ``matches`` and
-    reading of values are not overridden (a protocol's ``got_record`` makes
-    every sample this way).  Worked out once per class, and again if its
-    pattern, converters or internal time value are replaced.
-
-    :param particle_class: the kind of particle.
-    :returns: the reader, raising what the constructor raises; ``None`` if
-        the class does anything its own way (then call ``matches`` and the
-        constructor).
-    """
-    cls = particle_class
-    known = cls.__dict__.get("_record_reader")
-    if (
-        known is not None
-        and known[0] is getattr(cls, "pattern", None)
-        and known[1] is getattr(cls, "converters", None)
-        and known[2] == getattr(cls, "internal_time_value", None)
-    ):
-        return known[3]  # type: ignore[no-any-return]
-    reader: RecordReader | None = None
-    if (
-        issubclass(cls, RegexDataParticle)
-        # Its stream name checked by a first particle made the usual way.
-        and "_stream_name_checked" in cls.__dict__
-        and type(cls) is type
-        and cls.__new__ is object.__new__
-        and cls.__init__ is DataParticle.__init__
-        and cls._read_values is RegexDataParticle._read_values
-        and getattr(cls.matches, "__func__", None) is _REGEX_MATCHES
-        and (reading := _reading(cls)) is not None
-    ):
-        reader = _make_reader(cls, reading)
-    if reader is not None or "_stream_name_checked" in cls.__dict__:
-        # (A class not yet checked is looked at again next time.)
-        type.__setattr__(
-            cls,
-            "_record_reader",
-            (
-                getattr(cls, "pattern", None),
-                getattr(cls, "converters", None),
-                getattr(cls, "internal_time_value", None),
-                reader,
-            ),
-        )
-    return reader
-
-
-def _make_reader(cls: type[RegexDataParticle], reading: _Reading) -> RecordReader:
-    match_text = reading.text_pattern.match
-    new = object.__new__
-    port = TimestampName.PORT
-    ok = QualityFlag.OK
-
-    def read(
-        raw: bytes, port_timestamp: float, clock: IReactorTime | _Clock | None
-    ) -> RegexDataParticle | None:
-        match = match_text(raw.decode("latin-1"))
-        if match is None:
-            return None
-        if clock is None:
-            from twisted.internet import reactor
-
-            clock = cast("IReactorTime", reactor)
-        # What DataParticle.__init__ sets, in its order, with its defaults.
-        particle: RegexDataParticle = new(cls)
-        particle.raw = raw
-        particle.port_timestamp = port_timestamp
-        particle.internal_timestamp = None
-        particle.driver_timestamp = clock.seconds() + NTP_UNIX_OFFSET
-        particle._preferred = port
-        particle.quality_flag = ok
-        _fill_values(particle, reading, match.groups())
-        return particle
-
-    return read
 
 
 def particle_values(

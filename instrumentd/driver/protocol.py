@@ -93,7 +93,8 @@ from instrumentd.driver.events import (
 )
 from instrumentd.driver.machine import MachineTable, after_transition, follow_states
 from instrumentd.driver.parameters import ParameterDictionary
-from instrumentd.driver.particles import DataParticle, record_reader
+from instrumentd.driver.particles import DataParticle
+from instrumentd.driver.record_reader import record_reader
 from instrumentd.driver.scheduler import Scheduler, parse_jobs
 from instrumentd.driver.states import (
     InputsT,
