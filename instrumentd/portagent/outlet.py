@@ -18,6 +18,18 @@ by megabytes for a moment.  A client is cut off (its queue freed) only when
   then the client furthest behind is cut off, until the rest fit.
 
 So the agent's memory for clients stays bounded whatever they do.
+
+**Sent in the same turn.**  Twisted's TCP ``write`` only buffers: the bytes
+go out when the reactor next polls and finds the socket writable, a turn
+later (for a relay of small messages, a third of its system calls and a
+wait between reading a message and sending it).  When a client's transport
+had nothing buffered, :meth:`ClientOutlet.send` writes to it and then asks
+the transport itself to send (its ``doWrite``, what the reactor would call
+next turn), so the buffer, the order of the bytes, pausing and resuming
+this outlet and the handling of errors all stay Twisted's: whatever the
+socket does not take waits in the transport's buffer for the reactor, and
+a broken connection is found and closed by the reactor on its next turn,
+as before.
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ from twisted.internet.interfaces import (
     IReactorTime,
     ITransport,
 )
+from twisted.internet.tcp import Connection
 from zope.interface import implementer
 
 __all__ = ["ClientOutlet", "ClientQueues"]
@@ -211,6 +224,10 @@ class ClientOutlet:
         self._paused = False
         self._held = False
         self._closed = False
+        # Only a plain (posix) TCP connection is flushed at once: its
+        # doWrite is the reactor's own sending step (see the module).
+        self._flushable = isinstance(transport, Connection)
+        self._flushing = False
         self._queues.add(self)
         transport.registerProducer(self, True)  # type: ignore[attr-defined]
 
@@ -229,7 +246,10 @@ class ClientOutlet:
             return
         if not self._paused and not self._held and not self._queue:
             self.bytes_sent += len(data)
-            self.transport.write(data)
+            if self._flushable and not self._flushing:
+                self._write_and_flush(data)
+            else:
+                self.transport.write(data)
             return
         size = len(data)
         self._queue.append(data)
@@ -243,6 +263,33 @@ class ClientOutlet:
             )
         elif queues.queued > queues.budget:
             queues.over_budget()
+
+    def _write_and_flush(self, data: bytes) -> None:
+        t: Connection = self.transport  # type: ignore[assignment]
+        idle = (
+            not t._tempDataLen
+            and t.offset == len(t.dataBuffer)
+            and t.connected
+            and not t.disconnecting
+            and not t._writeDisconnecting
+            and not t._writeDisconnected
+            and not t.TLS
+        )
+        t.write(data)
+        if not idle:
+            # Bytes already wait (the socket was full) or the connection is
+            # closing: the reactor sends them, and these behind them.
+            return
+        self._flushing = True
+        try:
+            # What the reactor would do on its next turn.  Its result is
+            # None, or the error of a broken connection: then the bytes stay
+            # buffered and the transport still registered for writing, so
+            # the reactor's next turn meets the same error and closes the
+            # connection as it always does.
+            t.doWrite()
+        finally:
+            self._flushing = False
 
     def purge(self) -> int:
         """

@@ -1,0 +1,237 @@
+"""
+Tests for L{instrumentd.portagent.outlet.ClientOutlet} on real loopback TCP
+connections: a message sent to an idle client is in its socket before the
+reactor turns again, and Twisted's buffering, ordering, producer pausing
+and error handling still hold around that.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+from typing import Any
+
+from twisted.internet import defer, reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
+from twisted.trial.unittest import TestCase
+
+from instrumentd.portagent.outlet import ClientOutlet, ClientQueues
+
+#: Generous: on a loaded machine the kernel still hands loopback bytes over
+#: in far less, and a failure waits this long only once.
+WAIT = 10.0
+
+
+class _Accepted(Protocol):
+    def __init__(self, made: defer.Deferred[Any], lost: defer.Deferred[Any]) -> None:
+        self.made = made
+        self.lost = lost
+
+    def connectionMade(self) -> None:
+        self.made.callback(self)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        if not self.lost.called:
+            self.lost.callback(None)
+
+
+class _Collector(Protocol):
+    def __init__(self, wanted: int) -> None:
+        self.wanted = wanted
+        self.data = bytearray()
+        self.made: defer.Deferred[None] = defer.Deferred()
+        self.done: defer.Deferred[bytes] = defer.Deferred()
+
+    def connectionMade(self) -> None:
+        self.made.callback(None)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+        if len(self.data) >= self.wanted and not self.done.called:
+            self.done.callback(bytes(self.data))
+
+
+class OutletFlushTests(TestCase):
+    """
+    A server-side TCP transport with a L{ClientOutlet}, as the agent's
+    listeners make them.
+    """
+
+    def _outlet(self, transport: Any, limit: int = 1 << 30) -> ClientOutlet:
+        self.cut: list[tuple[str, int]] = []
+        outlet = ClientOutlet(
+            transport,
+            limit,
+            "test",
+            lambda o, why, n: self.cut.append((why, n)),
+            queues=ClientQueues(),
+        )
+        self.addCleanup(outlet.close)
+        return outlet
+
+    async def _accepted_with_plain_client(self) -> tuple[Any, socket.socket]:
+        made: defer.Deferred[Any] = defer.Deferred()
+        self.lost: defer.Deferred[Any] = defer.Deferred()
+        port = reactor.listenTCP(  # type: ignore[attr-defined]
+            0,
+            Factory.forProtocol(lambda: _Accepted(made, self.lost)),
+            interface="127.0.0.1",
+        )
+        self.addCleanup(port.stopListening)
+        client = socket.create_connection(("127.0.0.1", port.getHost().port))
+        self.addCleanup(client.close)
+        server = await made
+        self.addCleanup(server.transport.loseConnection)
+        return server.transport, client
+
+    async def _accepted_with_collector(self, wanted: int) -> tuple[Any, _Collector]:
+        made: defer.Deferred[Any] = defer.Deferred()
+        self.lost = defer.Deferred()
+        port = reactor.listenTCP(  # type: ignore[attr-defined]
+            0,
+            Factory.forProtocol(lambda: _Accepted(made, self.lost)),
+            interface="127.0.0.1",
+        )
+        self.addCleanup(port.stopListening)
+        collector = _Collector(wanted)
+        await TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port).connect(
+            Factory.forProtocol(lambda: collector)
+        )
+        server = await made
+        self.addCleanup(server.transport.loseConnection)
+        await collector.made
+        return server.transport, collector
+
+    def _readable(self, sock: socket.socket) -> bool:
+        # Blocks the reactor on purpose: what is sent "now" must arrive
+        # without it turning.
+        ready, _, _ = select.select([sock], [], [], WAIT)
+        return bool(ready)
+
+    @defer.inlineCallbacks
+    def test_sentBeforeReactorTurns(self) -> Any:
+        """
+        A message sent to an idle client is in the client's socket before
+        control returns to the reactor, and nothing stays buffered.
+        """
+        transport, client = yield defer.ensureDeferred(
+            self._accepted_with_plain_client()
+        )
+        outlet = self._outlet(transport)
+        outlet.send(b"hello")
+        outlet.send(b" world")
+        self.assertTrue(self._readable(client))
+        received = b""
+        while len(received) < 11 and self._readable(client):
+            received += client.recv(100)
+        self.assertEqual(received, b"hello world")
+        self.assertEqual((transport._tempDataLen, transport.dataBuffer), (0, b""))
+
+    @defer.inlineCallbacks
+    def test_orderKeptPastFullSocket(self) -> Any:
+        """
+        More than the socket takes while the client is not reading: the
+        rest waits in the transport, the transport pauses the outlet, later
+        messages queue in the outlet, and once the client reads it gets
+        every byte in order; nothing is cut off.
+        """
+        chunks = [bytes([i % 251]) * (17 + 997 * (i % 67)) for i in range(600)]
+        total = sum(map(len, chunks))
+        transport, collector = yield defer.ensureDeferred(
+            self._accepted_with_collector(total)
+        )
+        outlet = self._outlet(transport)
+        # The client does not read until everything has been sent, so its
+        # socket fills and the transport must buffer and pause the outlet.
+        collector.transport.pauseProducing()
+        for chunk in chunks:
+            outlet.send(chunk)
+        self.assertIsNotNone(
+            outlet.paused_since, "the socket took everything; the test needs more"
+        )
+        self.assertGreater(outlet.queued, 0)
+        collector.transport.resumeProducing()
+        received = yield collector.done
+        self.assertEqual(received, b"".join(chunks))
+        self.assertEqual((outlet.queued, outlet.bytes_sent, self.cut), (0, total, []))
+        # Idle again: the next message goes out at once.
+        collector.wanted += 3
+        collector.done = defer.Deferred()
+        outlet.send(b"end")
+        self.assertEqual((transport._tempDataLen, transport.dataBuffer), (0, b""))
+        received = yield collector.done
+        self.assertEqual(received[-3:], b"end")
+
+    @defer.inlineCallbacks
+    def test_partialSendsInterleaved(self) -> Any:
+        """
+        Packets as the agent sends them (one near 64 KiB, then a short
+        one), to a client reading in small pieces: the socket keeps taking
+        part of a packet, and every byte still arrives in order.
+        """
+        chunks = []
+        for i in range(300):
+            chunks.append(bytes([i % 256]) * 65519)
+            chunks.append(bytes([(i + 128) % 256]) * 17)
+        total = sum(map(len, chunks))
+        transport, collector = yield defer.ensureDeferred(
+            self._accepted_with_collector(total)
+        )
+        outlet = self._outlet(transport)
+        pending = list(chunks)
+
+        def feed() -> None:
+            # A few packets a turn, as reads from the instrument come.
+            for _ in range(6):
+                if pending:
+                    outlet.send(pending.pop(0))
+            if pending:
+                reactor.callLater(0, feed)  # type: ignore[attr-defined]
+
+        feed()
+        received = yield collector.done
+        self.assertEqual(received, b"".join(chunks))
+        self.assertEqual(self.cut, [])
+
+    @defer.inlineCallbacks
+    def test_clientResetMidFlush(self) -> Any:
+        """
+        A client that resets its connection: sending to it never raises,
+        and the connection is closed as Twisted always closes it.
+        """
+        transport, client = yield defer.ensureDeferred(
+            self._accepted_with_plain_client()
+        )
+        outlet = self._outlet(transport)
+        outlet.send(b"first")
+        self.assertTrue(self._readable(client))
+        # A reset, not a close: the next sends fail.
+        client.setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+        )
+        client.close()
+        for _ in range(5):
+            outlet.send(b"x" * 70000)
+        yield self.lost
+        self.assertFalse(transport.connected)
+
+    @defer.inlineCallbacks
+    def test_closingConnectionFinishes(self) -> Any:
+        """
+        A message sent after the agent asked to close a client's connection
+        (a clean close, with bytes still buffered) is not flushed around
+        the close: the connection still ends once the buffer is sent.
+        """
+        chunks = [b"a" * 200000, b"b" * 10]
+        transport, collector = yield defer.ensureDeferred(
+            self._accepted_with_collector(200000)
+        )
+        outlet = self._outlet(transport)
+        outlet.send(chunks[0])
+        transport.loseConnection()
+        outlet.send(chunks[1])
+        yield self.lost
+        self.assertFalse(transport.connected)
+        received = yield collector.done
+        self.assertEqual(received[:200000], chunks[0])
