@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -39,6 +40,7 @@ from twisted.internet import defer, task
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.internet.interfaces import IPullProducer
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.protocols.basic import LineReceiver
 from zope.interface import implementer
 
 from instrumentd.portagent.launcher import launch_port_agent
@@ -250,6 +252,45 @@ async def connect(reactor: Any, port: int, protocol: Protocol) -> Protocol:
     return await TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(factory)
 
 
+class _StatsAsker(LineReceiver):
+    delimiter = b"\n"
+
+    def connectionMade(self) -> None:
+        self.replies: defer.DeferredQueue[bytes] = defer.DeferredQueue()
+
+    def lineReceived(self, line: bytes) -> None:
+        self.replies.put(line)
+
+
+async def wait_for_data_clients(reactor: Any, agent: Any, count: int) -> None:
+    """
+    Wait until the agent itself counts ``count`` data clients.
+
+    A client's connect completes when the agent's kernel accepts it, before
+    the agent's reactor has accepted it and begun sending to it; data that
+    the agent reads in between never reaches that client.  A flood started
+    at once could leave the last clients one read (one 65,519-byte packet)
+    short, waiting forever.
+    """
+    asker = _StatsAsker()
+    await connect(reactor, agent.ports["command"], asker)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            asker.sendLine(b"get_stats")
+            stats = json.loads(await asker.replies.get())
+            if stats["clients"]["data"] >= count:
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"the agent counted {stats['clients']['data']} of {count} "
+                    "data clients after 30 s"
+                )
+            await task.deferLater(reactor, 0.01, lambda: None)
+    finally:
+        asker.transport.loseConnection()  # type: ignore[union-attr]
+
+
 async def throughput_run(
     reactor: Any,
     clients: int,
@@ -274,6 +315,7 @@ async def throughput_run(
         counters = [PacketCounter(total) for _ in range(clients)]
         for counter in counters:
             await connect(reactor, agent.ports["data"], counter)
+        await wait_for_data_clients(reactor, agent, clients)
         cpu0 = agent_cpu_seconds(agent.pid)
         t0 = time.perf_counter()
         source.flood(total)
@@ -335,6 +377,7 @@ async def latency_run(
         latencies: list[float] = []
         counter = PacketCounter(1 << 62, on_line=_line_latency(latencies))
         await connect(reactor, agent.ports["data"], counter)
+        await wait_for_data_clients(reactor, agent, 1)
         await source.pace(rate, seconds, reactor)
         await task.deferLater(reactor, 0.2, lambda: None)
         counter.transport.loseConnection()  # type: ignore[union-attr]
