@@ -9,11 +9,12 @@ then stops watching it (``epoll_ctl`` again).  For a relay of small
 messages that is one more turn of the reactor and two more system calls
 per message (strace: 6 per relayed message instead of 3).
 
-Not used by the client outlets at present: with it, a flood of 400 MiB
-to 4 data clients (``bench/portagent_throughput.py --clients 4``) twice
-left two of the clients one packet short, with every socket queue empty,
-and that was not explained in time; see ``bench/README.md``.  The
-benchmark's source uses it.
+Not used by the client outlets: they send in the same turn through the
+transport's own ``doWrite`` (see :mod:`instrumentd.portagent.outlet`), so
+no bytes ever go around its buffer.  (A 4-client flood with this module
+once left two clients one packet short; the likely cause was the
+benchmark starting its flood before the agent had accepted them, since
+fixed; see ``bench/README.md``.)  The benchmark's source uses it.
 
 :func:`sender_for` returns a ``write`` for a transport.  For a plain
 (non-TLS) TCP connection with nothing buffered, it hands the bytes to the
