@@ -209,6 +209,10 @@ class ProgressiveStationTests(TestCase):
         await within(
             station.wait_for(r"all 3 instruments brought up in"), "all up", 120
         )
+        # What start-up made is frozen out of garbage collection.
+        frozen = re.search(r"; (\d+) start-up objects frozen", station.output)
+        assert frozen is not None, station.output[-2000:]
+        self.assertGreater(int(frozen.group(1)), 1000)
         lines = [
             line
             for line in station.output.splitlines()

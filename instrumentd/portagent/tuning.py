@@ -24,13 +24,14 @@ the machine is busy.  Two settings, made once the agent is up:
 from __future__ import annotations
 
 import ctypes
-import gc
 import os
 import platform
 import sys
 from typing import Final
 
 from twisted.logger import Logger
+
+from instrumentd.gcfreeze import freeze_startup_objects
 
 __all__ = [
     "DEFAULT_SLICE_US",
@@ -72,18 +73,6 @@ class _SchedAttr(ctypes.Structure):
         ("sched_util_min", ctypes.c_uint32),
         ("sched_util_max", ctypes.c_uint32),
     ]
-
-
-def freeze_startup_objects() -> int:
-    """
-    Collect garbage once, then exempt every object alive now from later
-    collections (see the module's text).
-
-    :returns: the number of objects frozen.
-    """
-    gc.collect()
-    gc.freeze()
-    return gc.get_freeze_count()
 
 
 def request_short_slice(microseconds: int = DEFAULT_SLICE_US) -> bool:

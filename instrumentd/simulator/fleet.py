@@ -30,6 +30,7 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.stdio import StandardIO
 from twisted.python.failure import Failure
 
+from instrumentd.gcfreeze import freeze_startup_objects
 from instrumentd.simulator.base import (
     SimulatedInstrument,
     SimulatorSettings,
@@ -147,6 +148,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error(str(e))
 
     def started(ports: list[int]) -> None:
+        # Thousands of simulators are made once and kept: out of the
+        # collector's full walks (see instrumentd.gcfreeze).
+        freeze_startup_objects()
         sys.stdout.write(json.dumps({"ports": ports, "pid": os.getpid()}) + "\n")
         sys.stdout.flush()
         StandardIO(_Parent(reactor), reactor=reactor)

@@ -37,6 +37,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from instrumentd import __version__
+from instrumentd.gcfreeze import freeze_startup_objects
 from instrumentd.station.api import StationAPI
 from instrumentd.station.apisite import APISite, is_local
 from instrumentd.station.instrument import Station
@@ -380,14 +381,23 @@ class StationService(Service):
         if not self.running or self.startup is None:
             return
         startup = self.startup
+        seconds = self._reactor.seconds() - started_at
+        # What start-up made (drivers, agents, parameters, QC state, the
+        # modules) lives as long as the station: out of the collector's
+        # reach, its full collections walk only what is made since.  At
+        # 3,000 instruments they walked about a million objects, half a
+        # second each, 14 % of the station's CPU.
+        frozen = freeze_startup_objects()
         _log.info(
             "all {count} instruments brought up in {seconds:.1f} s ({late} took "
             "longer than startup_timeout; starts held back {held} times while "
-            "the reactor ran late)",
+            "the reactor ran late); {frozen} start-up objects frozen out of "
+            "garbage collection",
             count=startup.started,
-            seconds=self._reactor.seconds() - started_at,
+            seconds=seconds,
             late=startup.timed_out,
             held=startup.held_back,
+            frozen=frozen,
         )
 
     def _bind_api(self, site: APISite) -> None:
