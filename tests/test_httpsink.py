@@ -15,6 +15,7 @@ from treq.testing import StubTreq
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, LoopingCall
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import LogLevel, capturedLogs, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
@@ -460,6 +461,38 @@ class HttpSinkTests(SynchronousTestCase):
         self.assertEqual((sink.stats()["delivered"], sink.stats()["queued"]), (1, 1))
         self.assertEqual(len(endpoint.bodies), 1)
         self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_bodyWrittenWhole(self) -> None:
+        """
+        With its default client, the sink hands a batch's whole body to the
+        connection as the request starts, not 64 kB per step of the global
+        cooperator (treq's default for bytes), which a station busy with
+        thousands of instruments ran once per long reactor turn: each POST
+        then took many turns and the sink starved.  Here the global
+        reactor never runs, so nothing of the body would be written.
+        """
+        reactor = MemoryReactorClock()
+        sink = HttpSink(
+            "http://127.0.0.1:8080/ingest",
+            spool_dir=self.mktemp(),
+            reactor=reactor,
+            batch_size=1000,
+        )
+        self.addCleanup(sink.close)
+        for n in range(1000):
+            sink.write("ctd1", particle(n))
+        (connect,) = reactor.tcpClients
+        protocol = connect[2].buildProtocol(None)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        head, _, body = transport.value().partition(b"\r\n\r\n")
+        self.assertGreater(len(body), 1 << 17)
+        self.assertIn(f"Content-Length: {len(body)}".encode(), head)
+        document = json.loads(body)
+        self.assertEqual(
+            [entry["seq"] for entry in document["records"]], list(range(1, 1001))
+        )
+        self.assertEqual(sink.stats()["in_flight"], 1000)
 
 
 class HttpSinkReceiverTests(TestCase):

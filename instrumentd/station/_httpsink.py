@@ -25,6 +25,7 @@ from twisted.web.client import (
     RequestTransmissionFailed,
     ResponseNeverReceived,
 )
+from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
 from instrumentd.driver._json import dumps
@@ -162,6 +163,51 @@ def _never_reached_server(failure: Failure) -> bool:
         return False
     reasons = getattr(error, "reasons", None) or []
     return not any(reason.check(CancelledError) for reason in reasons)
+
+
+@implementer(IBodyProducer)
+class _WholeBody:
+    """
+    A request body handed to the connection in one write.
+
+    By default treq wraps bytes in a ``FileBodyProducer``, which writes
+    64 kB per step of the global cooperator, at most one step per reactor
+    turn, and waits for the transport to drain between steps: a batch of
+    a thousand records took ten turns or more to go out.  A station busy
+    with thousands of instruments has long turns, so a POST took seconds
+    (past ``timeout`` at worst, then retried with backoff) and the sink
+    delivered a few percent of the samples while the station's core was
+    not even full.  Here the transport takes the whole body at once and
+    writes it as fast as the socket drains; memory still holds one batch.
+    """
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self.length = len(body)
+
+    def startProducing(self, consumer: Any) -> Deferred[None]:
+        """
+        Write the whole body.
+
+        :returns: a Deferred that has fired.
+        """
+        consumer.write(self._body)
+        return succeed(None)
+
+    def pauseProducing(self) -> None:
+        """
+        Nothing to pause: everything is written.
+        """
+
+    def resumeProducing(self) -> None:
+        """
+        Nothing to resume.
+        """
+
+    def stopProducing(self) -> None:
+        """
+        Nothing to stop.
+        """
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +422,7 @@ class HttpSink:
 
         self._pool = _ConnectionPool(self._reactor)
         agent = Agent(self._reactor, pool=self._pool)
-        return HTTPClient(agent)
+        return HTTPClient(agent, data_to_body_producer=_WholeBody)
 
     # -- taking particles -------------------------------------------------
 
