@@ -469,7 +469,9 @@ class HttpSinkTests(SynchronousTestCase):
         cooperator (treq's default for bytes), which a station busy with
         thousands of instruments ran once per long reactor turn: each POST
         then took many turns and the sink starved.  Here the global
-        reactor never runs, so nothing of the body would be written.
+        reactor never runs, so nothing of the body would be written.  And
+        the connection sends the whole body in one write event, where
+        Twisted's default sends 128 kB a turn.
         """
         reactor = MemoryReactorClock()
         sink = HttpSink(
@@ -484,7 +486,11 @@ class HttpSinkTests(SynchronousTestCase):
         (connect,) = reactor.tcpClients
         protocol = connect[2].buildProtocol(None)
         transport = StringTransport()
+        # A TCP transport's default: the most one turn's write event sends.
+        transport.SEND_LIMIT = 128 * 1024  # type: ignore[attr-defined]
         protocol.makeConnection(transport)
+        # Sent in one write event, not 128 kB a reactor turn.
+        self.assertGreaterEqual(transport.SEND_LIMIT, 16 << 20)  # type: ignore[attr-defined]
         head, _, body = transport.value().partition(b"\r\n\r\n")
         self.assertGreater(len(body), 1 << 17)
         self.assertIn(f"Content-Length: {len(body)}".encode(), head)

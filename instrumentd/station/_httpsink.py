@@ -62,6 +62,13 @@ _RESPONSE_EXCERPT: Final = 500
 #: A server's Retry-After is honoured up to this many seconds.
 _MAX_RETRY_AFTER: Final = 600.0
 
+#: The most one write event sends on the sink's connection, bytes.  Twisted
+#: sends at most 128 kB per reactor turn (``FileDescriptor.SEND_LIMIT``); a
+#: batch of a thousand records (about 600 kB) then takes five turns, and a
+#: station busy with thousands of instruments has turns of up to a second.
+#: The socket takes what it can; the rest waits for the next turn.
+_SEND_LIMIT: Final = 16 << 20
+
 
 class HTTPPoster(Protocol):
     """
@@ -146,6 +153,10 @@ class _ConnectionPool(HTTPConnectionPool):
         def note(connection: HTTP11ClientProtocol) -> HTTP11ClientProtocol:
             self.last_reused = connection in self._handed_out
             self._handed_out.add(connection)
+            transport = connection.transport
+            if getattr(transport, "SEND_LIMIT", _SEND_LIMIT) < _SEND_LIMIT:
+                # Per connection: the rest of the station keeps the default.
+                transport.SEND_LIMIT = _SEND_LIMIT  # type: ignore[union-attr]
             return connection
 
         return super().getConnection(key, endpoint).addCallback(note)
