@@ -13,43 +13,11 @@ from typing import Any
 
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory
 from twisted.trial.unittest import TestCase
 
 from instrumentd.portagent.outlet import ClientOutlet, ClientQueues
-
-#: Generous: on a loaded machine the kernel still hands loopback bytes over
-#: in far less, and a failure waits this long only once.
-WAIT = 10.0
-
-
-class _Accepted(Protocol):
-    def __init__(self, made: defer.Deferred[Any], lost: defer.Deferred[Any]) -> None:
-        self.made = made
-        self.lost = lost
-
-    def connectionMade(self) -> None:
-        self.made.callback(self)
-
-    def connectionLost(self, reason: Any = None) -> None:
-        if not self.lost.called:
-            self.lost.callback(None)
-
-
-class _Collector(Protocol):
-    def __init__(self, wanted: int) -> None:
-        self.wanted = wanted
-        self.data = bytearray()
-        self.made: defer.Deferred[None] = defer.Deferred()
-        self.done: defer.Deferred[bytes] = defer.Deferred()
-
-    def connectionMade(self) -> None:
-        self.made.callback(None)
-
-    def dataReceived(self, data: bytes) -> None:
-        self.data += data
-        if len(self.data) >= self.wanted and not self.done.called:
-            self.done.callback(bytes(self.data))
+from tests.loopbacksupport import WAIT, Accepted, Collector
 
 
 class OutletFlushTests(TestCase):
@@ -75,7 +43,7 @@ class OutletFlushTests(TestCase):
         self.lost: defer.Deferred[Any] = defer.Deferred()
         port = reactor.listenTCP(  # type: ignore[attr-defined]
             0,
-            Factory.forProtocol(lambda: _Accepted(made, self.lost)),
+            Factory.forProtocol(lambda: Accepted(made, self.lost)),
             interface="127.0.0.1",
         )
         self.addCleanup(port.stopListening)
@@ -85,16 +53,16 @@ class OutletFlushTests(TestCase):
         self.addCleanup(server.transport.loseConnection)
         return server.transport, client
 
-    async def _accepted_with_collector(self, wanted: int) -> tuple[Any, _Collector]:
+    async def _accepted_with_collector(self, wanted: int) -> tuple[Any, Collector]:
         made: defer.Deferred[Any] = defer.Deferred()
         self.lost = defer.Deferred()
         port = reactor.listenTCP(  # type: ignore[attr-defined]
             0,
-            Factory.forProtocol(lambda: _Accepted(made, self.lost)),
+            Factory.forProtocol(lambda: Accepted(made, self.lost)),
             interface="127.0.0.1",
         )
         self.addCleanup(port.stopListening)
-        collector = _Collector(wanted)
+        collector = Collector(wanted)
         await TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port).connect(
             Factory.forProtocol(lambda: collector)
         )

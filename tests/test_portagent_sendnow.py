@@ -12,44 +12,12 @@ from typing import Any
 
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import TestCase
 
 from instrumentd.portagent.sendnow import sender_for
-
-#: Generous: on a loaded machine the kernel still hands loopback bytes over
-#: in far less, and a failure waits this long only once.
-WAIT = 10.0
-
-
-class _Accepted(Protocol):
-    def __init__(self, made: defer.Deferred[Any], lost: defer.Deferred[Any]) -> None:
-        self.made = made
-        self.lost = lost
-
-    def connectionMade(self) -> None:
-        self.made.callback(self)
-
-    def connectionLost(self, reason: Any = None) -> None:
-        if not self.lost.called:
-            self.lost.callback(None)
-
-
-class _Collector(Protocol):
-    def __init__(self, wanted: int) -> None:
-        self.wanted = wanted
-        self.data = bytearray()
-        self.made: defer.Deferred[None] = defer.Deferred()
-        self.done: defer.Deferred[bytes] = defer.Deferred()
-
-    def connectionMade(self) -> None:
-        self.made.callback(None)
-
-    def dataReceived(self, data: bytes) -> None:
-        self.data += data
-        if len(self.data) >= self.wanted and not self.done.called:
-            self.done.callback(bytes(self.data))
+from tests.loopbacksupport import WAIT, Accepted, Collector
 
 
 class SendNowTests(TestCase):
@@ -62,7 +30,7 @@ class SendNowTests(TestCase):
         self.lost: defer.Deferred[Any] = defer.Deferred()
         port = reactor.listenTCP(  # type: ignore[attr-defined]
             0,
-            Factory.forProtocol(lambda: _Accepted(made, self.lost)),
+            Factory.forProtocol(lambda: Accepted(made, self.lost)),
             interface="127.0.0.1",
         )
         self.addCleanup(port.stopListening)
@@ -100,12 +68,12 @@ class SendNowTests(TestCase):
         made: defer.Deferred[Any] = defer.Deferred()
         lost: defer.Deferred[Any] = defer.Deferred()
         port = reactor.listenTCP(  # type: ignore[attr-defined]
-            0, Factory.forProtocol(lambda: _Accepted(made, lost)), interface="127.0.0.1"
+            0, Factory.forProtocol(lambda: Accepted(made, lost)), interface="127.0.0.1"
         )
         self.addCleanup(port.stopListening)
         chunks = [bytes([i % 251]) * (1000 + 997 * i) for i in range(200)]
         total = sum(map(len, chunks))
-        collector = _Collector(total)
+        collector = Collector(total)
         yield TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port).connect(
             Factory.forProtocol(lambda: collector)
         )

@@ -612,19 +612,7 @@ class RegexDataParticle(DataParticle):
                 for text in (texts[index],)
             ]
         except (ValueError, TypeError, ArithmeticError):
-            # Find the value that failed, and say which (the fast path
-            # above does not keep track).
-            for name, index, convert in plan:
-                text = texts[index]
-                if text is None or convert is None:
-                    continue
-                try:
-                    convert(text)
-                except (ValueError, TypeError, ArithmeticError) as error:
-                    raise InstrumentProtocolError(
-                        f"{self.stream_name}: value {name} = {text!r} "
-                        f"cannot be read: {error}"
-                    ) from error
+            self._explain_failure(texts, tuple(range(len(texts))))
             raise
         internal = self.internal_time_value
         if internal is not None:
