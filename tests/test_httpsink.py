@@ -110,6 +110,84 @@ class HttpSinkTests(SynchronousTestCase):
         )
         self.assertEqual(clock.getDelayedCalls(), [])
 
+    def test_catchUpBatches(self) -> None:
+        """
+        When more than C{batch_size} particles wait (the endpoint was down,
+        or slower than they came), the next POSTs take up to
+        C{max_batch_size} each, one at a time and in order.
+        """
+        endpoint = Endpoint(503)
+        sink, clock, _ = self.make_sink(endpoint, batch_size=3, max_batch_size=6)
+        for number in range(13):
+            sink.write("ctd1", particle(number))
+        self.assertEqual(endpoint.seqs(), [[1, 2, 3]])
+        clock.advance(1)
+        self.assertEqual(
+            endpoint.seqs(),
+            [[1, 2, 3], [1, 2, 3], [4, 5, 6, 7, 8, 9], [10, 11, 12, 13]],
+        )
+        self.assertEqual((sink.stats()["delivered"], sink.stats()["queued"]), (13, 0))
+
+    def test_catchUpDefault(self) -> None:
+        """
+        By default a catch-up POST takes up to ten times C{batch_size}; a
+        C{max_batch_size} below C{batch_size} is refused, naming both.
+        """
+        endpoint = Endpoint(503)
+        sink, clock, _ = self.make_sink(endpoint, batch_size=2)
+        for number in range(30):
+            sink.write("ctd1", particle(number))
+        clock.advance(1)
+        self.assertEqual([len(seqs) for seqs in endpoint.seqs()], [2, 2, 20, 8])
+        error = self.assertRaises(
+            ValueError,
+            HttpSink,
+            URL,
+            spool_dir=self.mktemp(),
+            batch_size=10,
+            max_batch_size=5,
+            reactor=Clock(),
+            treq_client=StubTreq(Endpoint()),
+        )
+        self.assertIn(
+            "max_batch_size must be at least batch_size (10), not 5", str(error)
+        )
+
+    def test_catchUpTooLarge(self) -> None:
+        """
+        A receiver that answers 413 to a catch-up batch gets it again in
+        batches of C{batch_size}, and no larger ones after; nothing is
+        rejected or lost.
+        """
+        endpoint = Endpoint(503, 200, 413)
+        sink, clock, _ = self.make_sink(endpoint, batch_size=3)
+        for number in range(13):
+            sink.write("ctd1", particle(number))
+        with capturedLogs() as events:
+            clock.advance(1)
+            clock.advance(0)
+        self.assertEqual(
+            endpoint.seqs(),
+            [
+                [1, 2, 3],
+                [1, 2, 3],
+                list(range(4, 14)),
+                [4, 5, 6],
+                [7, 8, 9],
+                [10, 11, 12],
+            ],
+        )
+        self.assertIn("too large", " ".join(formatEvent(e) for e in events))
+        for number in range(13, 20):
+            sink.write("ctd1", particle(number))
+        self.assertEqual(endpoint.seqs()[6:], [[13, 14, 15], [16, 17, 18]])
+        clock.advance(1)
+        stats = sink.stats()
+        self.assertEqual(
+            (stats["delivered"], stats["rejected"], stats["queued"]), (20, 0, 0)
+        )
+        self.assertEqual(endpoint.seqs()[-1], [19, 20])
+
     def test_headers(self) -> None:
         """
         Configured headers go with every POST, and the body is JSON.
@@ -144,7 +222,7 @@ class HttpSinkTests(SynchronousTestCase):
         """
         endpoint = Endpoint(503, 503, 503)
         with capturedLogs() as events:
-            sink, clock, _ = self.make_sink(endpoint, batch_size=2)
+            sink, clock, _ = self.make_sink(endpoint, batch_size=2, max_batch_size=2)
             sink.write("ctd1", particle(1))
             sink.write("ctd1", particle(2))
             self.assertEqual(endpoint.seqs(), [[1, 2]])
@@ -299,7 +377,7 @@ class HttpSinkTests(SynchronousTestCase):
         a new sink on the same spool sends the rest, in order, once.
         """
         down = Endpoint(*([503] * 20))
-        sink, clock, spool_dir = self.make_sink(down, batch_size=2)
+        sink, clock, spool_dir = self.make_sink(down, batch_size=2, max_batch_size=2)
         for number in range(5):
             sink.write("ctd1", particle(number))
         clock.advance(1.0)
@@ -309,7 +387,9 @@ class HttpSinkTests(SynchronousTestCase):
         self.assertEqual(sink.stats()["dropped"], 1)
 
         up = Endpoint()
-        again, clock, _ = self.make_sink(up, spool_dir=spool_dir, batch_size=2)
+        again, clock, _ = self.make_sink(
+            up, spool_dir=spool_dir, batch_size=2, max_batch_size=2
+        )
         self.assertEqual(up.seqs(), [])
         clock.advance(0)
         self.assertEqual(up.seqs(), [[1, 2], [3, 4]])
@@ -600,9 +680,10 @@ class HttpSinkReceiverTests(TestCase):
     @defer.inlineCallbacks
     def test_backlogInLargeBatches(self) -> Any:
         """
-        By default a backlog goes out in batches of 1,000 records, one
-        POST at a time: 2,500 records spooled while the receiver was down
-        arrive in three POSTs, every record once and in order.
+        A backlog goes out in catch-up batches, one POST at a time: of
+        2,500 records spooled while the receiver was down, the first 1,000
+        (the batch that failed) go again, then the 1,500 behind them in one
+        POST, every record once and in order.
         """
         from twisted.internet import reactor
 
@@ -625,7 +706,7 @@ class HttpSinkReceiverTests(TestCase):
         yield sink.flush()
         yield receiver.wait_for(total, timeout=30)
         yield sink.close()
-        self.assertEqual(receiver.batch_sizes, [1000, 1000, 500])
+        self.assertEqual(receiver.batch_sizes, [1000, 1500])
         self.assertEqual(
             [p["seq"] for p in receiver.particles], list(range(1, total + 1))
         )

@@ -29,6 +29,7 @@ from instrumentd.station._httpclient import (
     never_reached_server,
 )
 from instrumentd.station._sink import (
+    CATCH_UP_FACTOR,
     DEFAULT_BATCH_SIZE,
     ERROR_LOG_INTERVAL,
     ErrorReport,
@@ -132,8 +133,10 @@ class HttpSink:
     particle.
 
     **Batches.**  A batch is sent when ``batch_size`` particles are waiting,
-    or ``batch_interval`` seconds after the first of fewer arrived.  Its
-    body (``Content-Type: application/json``)::
+    or ``batch_interval`` seconds after the first of fewer arrived.  When
+    more are waiting (a POST took longer than they took to come), the next
+    POST takes up to ``max_batch_size`` of them, so a sink that fell behind
+    catches up with one request in flight.  Its body (``Content-Type: application/json``)::
 
         {"source": "<spool id>", "batch": <seq of the first record>,
          "records": [{"seq": 1, "instrument": "ctd1",
@@ -185,7 +188,13 @@ class HttpSink:
     :param url: where to POST.
     :param spool_dir: the spool directory; created if missing.  One sink
         per directory.
-    :param batch_size: the most particles per POST.
+    :param batch_size: how many particles waiting send a POST at once
+        (fewer go after ``batch_interval``).
+    :param max_batch_size: the most particles per POST, taken only when
+        more than ``batch_size`` are waiting (the sink fell behind, or
+        comes back from an outage); ``None`` for ten times
+        ``batch_size``.  A receiver that answers 413 (too large) to such a
+        batch is sent batches of ``batch_size`` from then on.
     :param batch_interval: the longest a particle waits for its batch to
         fill, seconds.
     :param timeout: the longest to wait for a whole answer, seconds.
@@ -223,11 +232,20 @@ class HttpSink:
         retry_policy: Callable[[int], float] | None = None,
         segment_bytes: int = 1 << 20,
         max_bytes: int | None = DEFAULT_MAX_BYTES,
+        max_batch_size: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, not {batch_size}")
+        if max_batch_size is None:
+            max_batch_size = CATCH_UP_FACTOR * batch_size
+        elif max_batch_size < batch_size:
+            raise ValueError(
+                f"max_batch_size must be at least batch_size ({batch_size}), "
+                f"not {max_batch_size}"
+            )
         self.url = url
         self._batch_size = batch_size
+        self._max_batch_size = max_batch_size
         self._batch_interval = batch_interval
         self._timeout = timeout
         self._headers: dict[str, list[str]] = {
@@ -248,6 +266,9 @@ class HttpSink:
 
         #: The batch being sent or waiting to be retried.
         self._batch: list[SpoolEntry] | None = None
+        #: Read from the spool but not yet sent: the rest of a batch the
+        #: receiver found too large (413), sent next.
+        self._carried: list[SpoolEntry] = []
         self._in_flight: Deferred[None] | None = None
         self._batch_call: IDelayedCall | None = None
         self._retry_call: IDelayedCall | None = None
@@ -434,7 +455,7 @@ class HttpSink:
             # One request at a time, so batches arrive in order; a batch
             # waiting for its retry holds the line too.
             return
-        unread = self._spool.unread
+        unread = self._spool.unread + len(self._carried)
         if not unread:
             return
         if now or unread >= self._batch_size:
@@ -452,9 +473,18 @@ class HttpSink:
         if self._batch_call is not None:
             self._batch_call.cancel()
             self._batch_call = None
+        # Up to max_batch_size: when more than batch_size wait, the sink is
+        # behind (a POST took longer than the records took to come, or the
+        # reactor's turns are long), and a larger POST catches up where one
+        # POST a turn of batch_size could not, while keeping one request in
+        # flight and the batches in order.  What a 413 sent back goes first.
+        limit = self._max_batch_size
+        batch, self._carried = self._carried[:limit], self._carried[limit:]
         try:
-            batch = self._spool.read(self._batch_size)
+            if len(batch) < limit:
+                batch += self._spool.read(limit - len(batch))
         except OSError as error:
+            self._carried = batch + self._carried
             self._failed(f"reading the spool {self._spool.directory}: {error}")
             return
         if batch:
@@ -523,6 +553,8 @@ class HttpSink:
         assert batch is not None
         if 200 <= answer.code < 300:
             self._delivered(batch)
+        elif answer.code == 413 and len(batch) > self._batch_size:
+            self._too_large(batch)
         elif _is_permanent(answer.code):
             self._reject(batch, answer)
         else:
@@ -531,6 +563,24 @@ class HttpSink:
                 f"HTTP {answer.code} from {self.url}: {excerpt}",
                 _retry_after(answer.headers),
             )
+
+    def _too_large(self, batch: list[SpoolEntry]) -> None:
+        """
+        The receiver refused a catch-up batch as too large: send it again
+        as batches of ``batch_size``, and no larger ones from now on.
+        """
+        _log.warn(
+            "HTTP sink {url}: a batch of {count} particles was too large for "
+            "the receiver (413); sending at most {size} per POST from now on",
+            url=self.url,
+            count=len(batch),
+            size=self._batch_size,
+        )
+        self._max_batch_size = self._batch_size
+        self._batch = batch[: self._batch_size]
+        self._carried = batch[self._batch_size :] + self._carried
+        if not self._closing:
+            self._retry_call = self._reactor.callLater(0, self._retry_due)
 
     def _request_failed(self, failure: Failure, timed_out: bool) -> None:
         if (
@@ -701,10 +751,11 @@ class HttpSink:
             idle: Deferred[None] = Deferred()
             self._idle_waiters.append(idle)
             await idle
-        if self._batch is not None:
+        unsent = (self._batch or []) + self._carried
+        if unsent:
             # Particles of an unsent batch whose segment was deleted at the
             # bound are in no file any more: the next run cannot send them.
-            gone = sum(1 for entry in self._batch if entry.seq <= self._spool.delivered)
+            gone = sum(1 for entry in unsent if entry.seq <= self._spool.delivered)
             self.dropped += gone
             self.evicted += gone
         try:

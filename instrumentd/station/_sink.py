@@ -41,6 +41,12 @@ ERROR_LOG_INTERVAL: Final = 60.0
 #: does not change.
 DEFAULT_BATCH_SIZE: Final = 1000
 
+#: By default a POST of a sink that fell behind takes up to this many times
+#: ``batch_size`` records.  A sink moves on one POST per turn of the reactor
+#: at best; a station of 5,000 instruments whose turns last a second or two
+#: then needs 5,000 to 10,000 records a POST to keep up.
+CATCH_UP_FACTOR: Final = 10
+
 
 class ParticleLike(Protocol):
     """
