@@ -109,9 +109,10 @@ SINKS: Final = {
             Key(
                 "batch_size",
                 "integer",
-                "the most records per POST; one POST is in flight at a time, so "
-                "this over the receiver's answer time is the most records a "
-                "second the sink can deliver",
+                "how many records waiting send a POST at once; a sink that fell "
+                "behind sends up to ten times as many a POST to catch up, one "
+                "POST in flight at a time (a receiver that answers 413 to those "
+                "gets this many a POST from then on; see doc/sinks.md)",
                 default=DEFAULT_BATCH_SIZE,
                 minimum=1,
                 maximum=10000,

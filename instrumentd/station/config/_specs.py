@@ -207,7 +207,7 @@ class SinkSpec:
         before it is closed.
     :ivar url: ``http``: where to POST.
     :ivar spool_dir: ``http``: its spool.
-    :ivar batch_size: ``http``: particles per POST at most.
+    :ivar batch_size: ``http``: particles waiting that send a POST (a sink that fell behind sends up to ten times as many).
     :ivar batch_interval: ``http``: seconds a batch may wait to fill.
     :ivar timeout: ``http``: seconds to wait for an answer.
     :ivar max_bytes: ``http``: the most bytes its spool may take.
