@@ -487,6 +487,44 @@ class DataLogFlushTests(_DataLogTestMixin):
         clock.advance(0.25)
         self.assertEqual(read(log.path), b"firstsecondthird")
 
+    def test_oneTimerForMany(self) -> None:
+        """
+        Datalogs on one clock with one flush interval share one timer, so a
+        station of thousands of agents does not file a timer per sample;
+        each is still flushed within the interval of its first unflushed
+        write, and a datalog that flushed or closed leaves the timer to the
+        others.
+        """
+        log, clock, directory = self.make_log(
+            "2026-11-24T13:05:09", rotate="none", flush_interval=1.0
+        )
+        others = []
+        for number in range(3):
+            other = DataLog(
+                os.path.join(directory, str(number)),
+                NAME,
+                reactor=clock,
+                rotate="none",
+                flush_interval=1.0,
+            )
+            self.addCleanup(other.close)
+            others.append(other)
+        log.write(b"first")
+        clock.advance(0.5)
+        for other in others:
+            other.write(b"other")
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        paths = [other.path for other in others]
+        others[0].flush()
+        others[1].close()
+        clock.advance(0.5)
+        self.assertEqual(read(log.path), b"first")
+        self.assertEqual([read(path) for path in paths], [b"other"] * 3)
+        self.assertEqual(clock.getDelayedCalls(), [])
+        log.close()
+        others[2].close()
+        self.assertEqual(clock.getDelayedCalls(), [])
+
     def test_explicitFlush(self) -> None:
         """
         C{flush} pushes the buffer out at once and cancels the timer.

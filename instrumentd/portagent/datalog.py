@@ -30,6 +30,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from instrumentd.datalogfiles import recorded_files
+from instrumentd.portagent.flushgroup import flush_group
 from instrumentd.interfaces import IDataLog
 
 __all__ = ["ROTATE_PERIODS", "DataLog", "datalog_files"]
@@ -263,7 +264,10 @@ class DataLog:
         self._closed = False
         self._boundary: float | None = None
         self._boundary_call: IDelayedCall | None = None
-        self._flush_call: IDelayedCall | None = None
+        # One timer for every datalog of this clock and interval (a station
+        # of thousands of agents would otherwise file a timer per sample).
+        self._flush_group = flush_group(reactor, flush_interval)
+        self._flush_waiting = False
         self._retry_at = float("-inf")
         self._retry_delay = _RETRY_INITIAL
         # Whether the write under way is the attempt after an error.
@@ -343,12 +347,11 @@ class DataLog:
         self.size += size
         if end >= _BUFFER_SIZE or self._attempting:
             self._write_out()
-        elif self._flush_call is None:
-            # One timer per batch of unflushed writes: none while idle, and
+        elif not self._flush_waiting:
+            # One join per batch of unflushed writes: none while idle, and
             # none per packet.
-            self._flush_call = self._clock.callLater(
-                self._flush_interval, self._flush_due
-            )
+            self._flush_waiting = True
+            self._flush_group.join(self, self._flush_due)
 
     def rotate(self) -> str:
         """
@@ -610,13 +613,12 @@ class DataLog:
         self._boundary = None
 
     def _cancel_flush(self) -> None:
-        if self._flush_call is not None:
-            if self._flush_call.active():
-                self._flush_call.cancel()
-            self._flush_call = None
+        if self._flush_waiting:
+            self._flush_waiting = False
+            self._flush_group.leave(self)
 
     def _flush_due(self) -> None:
-        self._flush_call = None
+        self._flush_waiting = False
         self.flush()
 
     def _boundary_due(self) -> None:
