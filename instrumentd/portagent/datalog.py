@@ -30,8 +30,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from instrumentd.datalogfiles import recorded_files
-from instrumentd.portagent.flushgroup import flush_group
 from instrumentd.interfaces import IDataLog
+from instrumentd.portagent.flushgroup import flush_group
 
 __all__ = ["ROTATE_PERIODS", "DataLog", "datalog_files"]
 
