@@ -14,7 +14,11 @@ from collections.abc import Mapping
 from datetime import date, datetime, time
 from enum import Enum
 
-__all__ = ["dumps", "to_jsonable"]
+__all__ = ["copy_jsonable", "dumps", "to_jsonable"]
+
+#: The exact types returned as they are (subclasses, such as a StrEnum's
+#: members, take the general path below).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def to_jsonable(value: object) -> object:
@@ -30,6 +34,15 @@ def to_jsonable(value: object) -> object:
     :param value: any value.
     :returns: a JSON-ready equivalent.
     """
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        # The common containers first (the same results as the Mapping and
+        # list branches below, without the ABC checks).
+        return {str(key): to_jsonable(item) for key, item in value.items()}  # type: ignore[attr-defined]
+    if kind is list or kind is tuple:
+        return [to_jsonable(item) for item in value]  # type: ignore[attr-defined]
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, Enum):
@@ -47,6 +60,24 @@ def to_jsonable(value: object) -> object:
     if callable(to_dict):
         return to_jsonable(to_dict())
     return repr(value)
+
+
+def copy_jsonable(value: object) -> object:
+    """
+    A deep copy of JSON-ready data (what :func:`to_jsonable` returns): new
+    dicts and lists, the same scalars.  Metadata computed once for a class
+    is handed out this way, so that a caller changing its copy changes
+    nobody else's.
+
+    :param value: JSON-ready data.
+    :returns: an equal copy sharing no dict or list with ``value``.
+    """
+    kind = type(value)
+    if kind is dict:
+        return {key: copy_jsonable(item) for key, item in value.items()}  # type: ignore[attr-defined]
+    if kind is list:
+        return [copy_jsonable(item) for item in value]  # type: ignore[attr-defined]
+    return value
 
 
 def dumps(value: object) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from instrumentd.driver._declarations import Declarations
-from instrumentd.driver._json import to_jsonable
+from instrumentd.driver._json import copy_jsonable, to_jsonable
 from instrumentd.driver._values import (
     ParameterType,
     ValueRefused,
@@ -100,12 +100,20 @@ class CommandArgument:
         The argument in a JSON-ready form.
 
         :returns: ``required``, ``display_name``, ``description``, ``range``
-            and a ``value`` block with ``type``, ``units``, ``default``.
+            and a ``value`` block with ``type``, ``units``, ``default`` (the
+            caller's own copy).
         """
-        allowed = value_range(self.allowed_values, self.minimum, self.maximum)
-        return cast(
-            "dict[str, object]",
-            to_jsonable(
+        return cast("dict[str, object]", copy_jsonable(self.shared_metadata()))
+
+    def shared_metadata(self) -> dict[str, object]:
+        """
+        :meth:`metadata` made once for this (frozen) declaration and shared:
+        read it, never change it.
+        """
+        made = self.__dict__.get("_metadata")
+        if made is None:
+            allowed = value_range(self.allowed_values, self.minimum, self.maximum)
+            made = to_jsonable(
                 {
                     "required": self.required,
                     "display_name": self.display_name,
@@ -117,8 +125,10 @@ class CommandArgument:
                         "default": self.default,
                     },
                 }
-            ),
-        )
+            )
+            # Not a field: equality, hashing and replace() ignore it.
+            object.__setattr__(self, "_metadata", made)
+        return cast("dict[str, object]", made)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -200,17 +210,25 @@ class CommandSpec:
 
         :returns: ``display_name``, ``description``, ``timeout``,
             ``arguments`` (name to :meth:`CommandArgument.metadata`) and
-            ``return`` (``type``, ``units``, ``description``).
+            ``return`` (``type``, ``units``, ``description``); the caller's
+            own copy.
         """
-        return cast(
-            "dict[str, object]",
-            to_jsonable(
+        return cast("dict[str, object]", copy_jsonable(self.shared_metadata()))
+
+    def shared_metadata(self) -> dict[str, object]:
+        """
+        :meth:`metadata` made once for this (frozen) declaration and shared:
+        read it, never change it.
+        """
+        made = self.__dict__.get("_metadata")
+        if made is None:
+            made = to_jsonable(
                 {
                     "display_name": self.display_name,
                     "description": self.description,
                     "timeout": self.timeout,
                     "arguments": {
-                        argument.name: argument.metadata()
+                        argument.name: argument.shared_metadata()
                         for argument in self.arguments
                     },
                     "return": {
@@ -219,8 +237,10 @@ class CommandSpec:
                         "description": self.return_description,
                     },
                 }
-            ),
-        )
+            )
+            # Not a field: equality, hashing and replace() ignore it.
+            object.__setattr__(self, "_metadata", made)
+        return cast("dict[str, object]", made)
 
 
 class CommandDictionary(Declarations[CommandSpec]):
@@ -259,16 +279,22 @@ class CommandDictionary(Declarations[CommandSpec]):
         :param result: what it returns.
         :returns: the declaration.
         """
-        doc = getattr(inputs, name).__doc__ or ""
-        return self.add(
-            CommandSpec(
+        # The same declaration for every protocol of a class (and its
+        # metadata made once): a CommandSpec is frozen, so sharing is safe.
+        # The timeout's type is part of the key (15 and 15.0 describe
+        # differently in JSON).
+        key = (inputs, name, display_name, type(timeout), timeout, result)
+        spec = _DESCRIBED.get(key)
+        if spec is None:
+            doc = getattr(inputs, name).__doc__ or ""
+            spec = _DESCRIBED[key] = CommandSpec(
                 name=name,
                 display_name=display_name,
                 description=" ".join(doc.split()),
                 timeout=timeout,
                 return_description=result,
             )
-        )
+        return self.add(spec)
 
     def command(self, name: str) -> CommandSpec:
         """
@@ -304,3 +330,7 @@ class CommandDictionary(Declarations[CommandSpec]):
         :returns: name to :meth:`CommandSpec.metadata`.
         """
         return {name: spec.metadata() for name, spec in self._declared.items()}
+
+
+#: CommandDictionary.describe's declarations, by what it was given.
+_DESCRIBED: dict[tuple[object, ...], CommandSpec] = {}

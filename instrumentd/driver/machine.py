@@ -92,6 +92,22 @@ class MachineTable:
         self.initial: str = cast(
             "_Named", factory.__automat_automaton__.initialState
         ).name
+        self._valid: dict[str, tuple[str, ...]] = {}
+        self._every_valid: tuple[str, ...] | None = None
+
+    @classmethod
+    def of(cls, factory: TypeMachine[Any, Any]) -> MachineTable:
+        """
+        The table of a built machine, read once and shared by everyone who
+        asks (a table never changes).
+
+        :param factory: the built machine.
+        :returns: its table.
+        """
+        table = _TABLES.get(factory)
+        if table is None:
+            table = _TABLES[factory] = cls(factory)
+        return table
 
     @property
     def states(self) -> list[str]:
@@ -118,11 +134,31 @@ class MachineTable:
         :param state: a state name.
         :returns: the input names, sorted.
         """
-        return sorted(
-            symbol
-            for symbol in self._accepted.get(state, frozenset())
-            if not symbol.startswith("_") and symbol not in QUERIES
-        )
+        valid = self._valid.get(state)
+        if valid is None:
+            valid = self._valid[state] = tuple(
+                sorted(
+                    symbol
+                    for symbol in self._accepted.get(state, frozenset())
+                    if not symbol.startswith("_") and symbol not in QUERIES
+                )
+            )
+        return list(valid)
+
+    def every_valid_input(self) -> list[str]:
+        """
+        The inputs a caller may give in some state (as
+        :meth:`valid_inputs`), sorted.
+
+        :returns: the input names.
+        """
+        every = self._every_valid
+        if every is None:
+            names: set[str] = set()
+            for state in self._accepted:
+                names.update(self.valid_inputs(state))
+            every = self._every_valid = tuple(sorted(names))
+        return list(every)
 
     def target(self, state: str, input: str) -> str | None:
         """
@@ -162,6 +198,10 @@ class MachineTable:
         except NoTransition as refused:
             state = cast("_Named", refused.state).name
             raise self.refusal(state, str(refused.symbol)) from None
+
+
+#: MachineTable.of's tables, by machine.
+_TABLES: dict[TypeMachine[Any, Any], MachineTable] = {}
 
 
 def follow_states(machine: object, watcher: StateWatcher) -> None:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 from twisted.logger import Logger
 
 from instrumentd.driver._declarations import Declarations
-from instrumentd.driver._json import to_jsonable
+from instrumentd.driver._json import copy_jsonable, to_jsonable
 from instrumentd.driver._values import (
     ParameterType,
     ValueRefused,
@@ -204,12 +204,22 @@ class Parameter:
         The declaration in a JSON-ready form, with the key names of OOI
         parameter metadata.
 
-        :returns: a dict.
+        :returns: a dict (the caller's own: a declaration is described
+            once, and each call gets a copy).
         """
-        allowed = value_range(self.allowed_values, self.minimum, self.maximum)
-        return cast(
-            "dict[str, object]",
-            to_jsonable(
+        return cast("dict[str, object]", copy_jsonable(self.shared_metadata()))
+
+    def shared_metadata(self) -> dict[str, object]:
+        """
+        :meth:`metadata` made once for this (frozen) declaration and shared
+        by every caller: read it, never change it.
+
+        :returns: the dict.
+        """
+        made = self.__dict__.get("_metadata")
+        if made is None:
+            allowed = value_range(self.allowed_values, self.minimum, self.maximum)
+            made = to_jsonable(
                 {
                     "display_name": self.display_name,
                     "description": self.description,
@@ -227,8 +237,10 @@ class Parameter:
                         "description": self.value_description,
                     },
                 }
-            ),
-        )
+            )
+            # Not a field: equality, hashing and replace() ignore it.
+            object.__setattr__(self, "_metadata", made)
+        return cast("dict[str, object]", made)
 
 
 def _check(parameter: Parameter, value: object) -> object:
@@ -695,4 +707,17 @@ class ParameterDictionary(Declarations[Parameter]):
 
         :returns: name to :meth:`Parameter.metadata`.
         """
-        return {name: p.metadata() for name, p in self._declared.items()}
+        return cast(
+            "dict[str, dict[str, object]]",
+            copy_jsonable(self.shared_metadata()),
+        )
+
+    def shared_metadata(self) -> dict[str, dict[str, object]]:
+        """
+        :meth:`metadata` built from each declaration's
+        :meth:`Parameter.shared_metadata`: a new dict whose values are
+        shared; read it, never change them.
+
+        :returns: name to the declaration's metadata.
+        """
+        return {name: p.shared_metadata() for name, p in self._declared.items()}

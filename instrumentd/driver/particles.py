@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
-from instrumentd.driver._json import dumps, to_jsonable
+from instrumentd.driver._json import copy_jsonable, dumps, to_jsonable
 from instrumentd.driver.errors import InstrumentProtocolError
 from instrumentd.driver.regex_plan import _group_converter, _plan, _Reading
 from instrumentd.packet import NTP_UNIX_OFFSET, Packet
@@ -188,9 +188,29 @@ class DataParticle:
         The stream's value descriptions, for the driver's metadata.
 
         :returns: value id to :meth:`ParticleField.metadata`, in declaration
-            order.
+            order (the caller's own copy).
         """
-        return {name: field.metadata() for name, field in cls.fields.items()}
+        return cast(
+            "dict[str, dict[str, object]]", copy_jsonable(cls.shared_field_metadata())
+        )
+
+    @classmethod
+    def shared_field_metadata(cls) -> dict[str, dict[str, object]]:
+        """
+        :meth:`field_metadata` made once per class (again if its
+        :attr:`fields` is replaced) and shared: read it, never change it.
+
+        :returns: value id to the field's metadata.
+        """
+        made = cls.__dict__.get("_field_metadata")
+        fields = cls.fields
+        if made is None or made[0] is not fields:
+            made = (
+                fields,
+                {name: field.metadata() for name, field in fields.items()},
+            )
+            type.__setattr__(cls, "_field_metadata", made)
+        return cast("dict[str, dict[str, object]]", made[1])
 
     @classmethod
     def value_ids(cls) -> tuple[str, ...] | None:

@@ -58,6 +58,7 @@ Capabilities are the inputs the current state accepts (reports and
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -69,6 +70,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from instrumentd.driver._json import copy_jsonable
 from instrumentd.driver.chunker import Chunker, Sieve
 from instrumentd.driver.commands import CommandDictionary, CommandSpec
 from instrumentd.driver.engine import (
@@ -228,7 +230,7 @@ class InstrumentProtocol(Generic[InputsT]):
     ) -> None:
         self.events = events
         self.clock = clock
-        self.table = MachineTable(self.machine_factory)
+        self.table = MachineTable.of(self.machine_factory)
         self.engine = CommandEngine(
             send,
             prompts=self.prompts,
@@ -434,10 +436,11 @@ class InstrumentProtocol(Generic[InputsT]):
         """
         :returns: every command this protocol has, in any state, sorted.
         """
-        names: set[str] = set()
-        for state in self.table.states:
-            names.update(self.table.valid_inputs(state))
-        return sorted(names - _NOT_CAPABILITIES)
+        return [
+            name
+            for name in self.table.every_valid_input()
+            if name not in _NOT_CAPABILITIES
+        ]
 
     def get_capabilities(self) -> list[str]:
         """
@@ -470,7 +473,7 @@ class InstrumentProtocol(Generic[InputsT]):
         try:
             if command in self.commands:
                 arguments = self.commands.validate(command, arguments)
-            inspect.signature(declared).bind(self.machine, **arguments)
+            _signature(declared).bind(self.machine, **arguments)
         except InstrumentCommandError:
             return fail()
         except TypeError as error:
@@ -540,36 +543,32 @@ class InstrumentProtocol(Generic[InputsT]):
         """
         :returns: ``{"driver": ..., "commands": ..., "parameters": ...,
             "streams": ...}``, JSON-ready; ``streams`` maps each stream the
-            driver publishes to its values' units and standard names.
+            driver publishes to its values' units and standard names.  What
+            a declaration says is described once and shared; each call
+            returns its own copy.
         """
         commands: dict[str, object] = {}
         for name in self.capability_names():
             if name in self.commands:
-                commands[name] = self.commands.command(name).metadata()
-                continue
-            # Not declared: describe it from its input.
-            declared = getattr(self.inputs, name)
-            described = CommandSpec(
-                name=name,
-                display_name=name.replace("_", " ").capitalize(),
-                description=inspect.getdoc(declared) or "",
-            ).metadata()
-            described["arguments"] = {
-                argument: {}
-                for argument in inspect.signature(declared).parameters
-                if argument != "self"
-            }
-            commands[name] = described
-        return {
-            "driver": {
-                "name": self.driver_name,
-                "version": self.driver_version,
-                "states": self.table.states,
-            },
-            "commands": commands,
-            "parameters": self.parameters.metadata(),
-            "streams": self.stream_metadata(),
-        }
+                commands[name] = self.commands.command(name).shared_metadata()
+            else:
+                # Not declared: described from its input.
+                commands[name] = _undeclared_command(self.inputs, name)
+        return cast(
+            "dict[str, object]",
+            copy_jsonable(
+                {
+                    "driver": {
+                        "name": self.driver_name,
+                        "version": self.driver_version,
+                        "states": self.table.states,
+                    },
+                    "commands": commands,
+                    "parameters": self.parameters.shared_metadata(),
+                    "streams": self._shared_streams(),
+                }
+            ),
+        )
 
     @classmethod
     def stream_metadata(cls) -> dict[str, dict[str, dict[str, object]]]:
@@ -579,10 +578,18 @@ class InstrumentProtocol(Generic[InputsT]):
 
         :returns: stream name to value id to units and standard name.
         """
+        return cast(
+            "dict[str, dict[str, dict[str, object]]]",
+            copy_jsonable(cls._shared_streams()),
+        )
+
+    @classmethod
+    def _shared_streams(cls) -> dict[str, dict[str, dict[str, object]]]:
+        # New dicts per stream; the fields' descriptions are shared.
         streams: dict[str, dict[str, dict[str, object]]] = {}
         for particle_class in (*cls.particles, *cls.published_particles):
             streams.setdefault(particle_class.stream_name, {}).update(
-                particle_class.field_metadata()
+                particle_class.shared_field_metadata()
             )
         return streams
 
@@ -805,6 +812,38 @@ class InstrumentProtocol(Generic[InputsT]):
             self.events.publish(
                 StateChangeEvent(state, previous, time=self.events.now())
             )
+
+
+_UNDECLARED: dict[tuple[type[object], str], dict[str, object]] = {}
+
+
+def _undeclared_command(inputs: type[object], name: str) -> dict[str, object]:
+    """
+    The metadata of a command no declaration describes, from its input's
+    docstring and signature: made once per inputs class and shared (read
+    it, never change it).
+    """
+    made = _UNDECLARED.get((inputs, name))
+    if made is None:
+        declared = getattr(inputs, name)
+        made = CommandSpec(
+            name=name,
+            display_name=name.replace("_", " ").capitalize(),
+            description=inspect.getdoc(declared) or "",
+        ).metadata()
+        made["arguments"] = {
+            argument: {}
+            for argument in _signature(declared).parameters
+            if argument != "self"
+        }
+        _UNDECLARED[inputs, name] = made
+    return made
+
+
+@functools.cache
+def _signature(declared: Callable[..., object]) -> inspect.Signature:
+    # An input's signature, read once (a Signature is immutable).
+    return inspect.signature(declared)
 
 
 def _standard_machine() -> TypeMachine[ProtocolInputs, InstrumentProtocol[Any]]:
