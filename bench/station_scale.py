@@ -462,6 +462,9 @@ async def measure(reactor: Any, options: Options) -> dict[str, Any]:
         ticker.clock = reactor
         ticker.start(options.tick, now=False)
         up = await station.all_running
+        # The station's CPU while its instruments came up (those already
+        # running sample meanwhile): what start-up at scale is bound by.
+        startup_cpu = cpu_seconds(station.pid)
         ticker.stop()
         progression.append((time.monotonic() - started, len(station.running)))
         if limit.active():
@@ -546,6 +549,7 @@ async def measure(reactor: Any, options: Options) -> dict[str, Any]:
             "running": len(station.running),
             "first": first_up,
             "all": all_up,
+            "start_ms": 1e3 * startup_cpu / options.count,
             "rate": produced / wall,
             "cpu_us": 1e6 * cpu / produced if produced else math.nan,
             "core": 100 * cpu / wall,
@@ -606,6 +610,7 @@ _COLUMNS = [
     ("running", "running", "{:>7d}"),
     ("first", "first s", "{:>7.1f}"),
     ("all", "all s", "{:>6.1f}"),
+    ("start_ms", "start CPU ms/instr", "{:>18.1f}"),
     ("rate", "samples/s", "{:>9.0f}"),
     ("cpu_us", "CPU µs/sample", "{:>13.0f}"),
     ("core", "core %", "{:>6.1f}"),
@@ -658,6 +663,7 @@ def summarise(rows: list[dict[str, Any]]) -> None:
     keys = [
         "first",
         "all",
+        "start_ms",
         "cpu_us",
         "core",
         "files",
