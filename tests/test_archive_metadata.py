@@ -22,7 +22,10 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from instrumentd.driver.events import ConfigChangeEvent, EventBus
-from instrumentd.station.archive_metadata import InstrumentMetadataFile
+from instrumentd.station.archive_metadata import (
+    InstrumentMetadataFile,
+    MetadataWriter,
+)
 from instrumentd.station.config import ConfigError, parse_config, parse_toml
 from instrumentd.station.sse import EventStreamParser, ServerSentEvent
 from tests.exportsupport import check_compliance
@@ -179,6 +182,61 @@ class MetadataFileTests(SynchronousTestCase):
         os.remove(os.path.join(self.directory, "CTD01"))
         self.assertTrue(self.file.update())
         self.assertEqual(self.read()["station"]["name"], "buoy-7")
+
+
+class MetadataWriterTests(SynchronousTestCase):
+    """
+    L{MetadataWriter} writes the document as C{json.dump} with C{indent=1}
+    writes it, and only when it changed.
+    """
+
+    document: dict[str, object] = {
+        "record": "instrumentd.instrument_metadata",
+        "version": 1,
+        "station": {"name": "buoy-7", "position": {"latitude": 44.6}},
+        "driver": {},
+        "parameters": {"TCALDATE": "08-nov-05", "PTCA": [1.5e-05, -2, True, None]},
+        "streams": {"ctdpf_sample": {"t": {"units": "\u00b0C", "range": (0, 35)}}},
+        "empty": [],
+    }
+
+    def setUp(self) -> None:
+        self.path = os.path.join(self.mktemp(), "CTD01", "metadata.json")
+        self.writer = MetadataWriter(self.path, lambda: 1796083200.0)
+
+    def test_indented(self) -> None:
+        """
+        The file holds what C{json.dump(document, f, indent=1)} writes, with
+        C{updated} last, and a newline; a second writer of a document with
+        the same parts writes them the same.
+        """
+        expected = (
+            json.dumps(dict(self.document, updated="2026-12-01T00:00:00Z"), indent=1)
+            + "\n"
+        )
+        self.assertTrue(self.writer.update(self.document))
+        with open(self.path, encoding="utf-8") as f:
+            self.assertEqual(f.read(), expected)
+        other = MetadataWriter(self.path + "2", lambda: 1796083200.0)
+        self.assertTrue(other.update(self.document))
+        with open(self.path + "2", encoding="utf-8") as f:
+            self.assertEqual(f.read(), expected)
+
+    def test_unchanged(self) -> None:
+        """
+        A document equal to the one written last, or (to a new writer) to
+        the one on disk, tuples read back as lists, is not written again;
+        a changed one is.
+        """
+        self.assertTrue(self.writer.update(self.document))
+        self.assertFalse(self.writer.update(dict(self.document)))
+        again = MetadataWriter(self.path, lambda: 1796090000.0)
+        self.assertFalse(again.update(self.document))
+        changed = dict(self.document, parameters={"TCALDATE": "01-jan-26"})
+        self.assertTrue(again.update(changed))
+        with open(self.path, encoding="utf-8") as f:
+            self.assertEqual(json.load(f)["parameters"], {"TCALDATE": "01-jan-26"})
+        self.assertEqual((self.writer.writes, again.writes), (1, 1))
 
 
 class StationConfigTests(SynchronousTestCase):

@@ -137,12 +137,55 @@ def metadata_document(
     )
 
 
+#: Indented JSON of the values met before, by their compact JSON, for
+#: :func:`_indented`.
+_INDENTED: dict[str, str] = {}
+#: How many values :data:`_INDENTED` keeps before it starts afresh.
+_INDENTED_KEPT: Final = 256
+
+
+def _indented(value: object, compact: str) -> str:
+    """
+    ``value`` as :func:`json.dumps` with ``indent=1`` writes it one level
+    down (inside the document's top object).
+
+    Indented JSON is written by the json module's Python encoder (its C one
+    writes only compact text), about a millisecond for an SBE 37's streams;
+    at thousands of instruments coming up, seconds of the station's core.
+    Most of a document is the same for every instrument of a kind (its
+    streams, its driver, the station), so each value's indented text is
+    kept by its compact text, which the C encoder makes in microseconds.
+
+    :param value: a JSON-ready value.
+    :param compact: its ``json.dumps(value)``.
+    :returns: its indented text, lines after the first shifted by one
+        space (JSON text holds no raw newline but between its tokens).
+    """
+    text = _INDENTED.get(compact)
+    if text is None:
+        if len(_INDENTED) >= _INDENTED_KEPT:
+            _INDENTED.clear()
+        text = _INDENTED[compact] = json.dumps(value, indent=1).replace("\n", "\n ")
+    return text
+
+
+def _compact(document: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
+    """
+    Each top-level key of ``document`` with its value's compact JSON: what
+    two versions are compared by, as they read back (tuples are lists).
+    """
+    return tuple((key, json.dumps(value)) for key, value in document.items())
+
+
 class MetadataWriter:
     """
     Writes one ``metadata.json``, whole and atomically (a temporary file
     renamed over it), and only when the document changed: the one written
     last, or on the first call the one already on disk, is compared,
     leaving out the time each was written.
+
+    The file is the document as ``json.dump(document, f, indent=1)``
+    writes it, then a newline.
 
     :param path: the file.
     :param clock: ``seconds()`` for the time each version is written.
@@ -151,13 +194,13 @@ class MetadataWriter:
     def __init__(self, path: str, clock: Callable[[], float]) -> None:
         self.path = path
         self._clock = clock
-        self._last: dict[str, object] | None = None
+        self._last: tuple[tuple[str, str], ...] | None = None
         self._read = False
         self._failed = False
         #: Versions written.
         self.writes = 0
 
-    def _on_disk(self) -> dict[str, object] | None:
+    def _on_disk(self) -> tuple[tuple[str, str], ...] | None:
         try:
             with open(self.path, encoding="utf-8") as f:
                 found = json.load(f)
@@ -166,7 +209,7 @@ class MetadataWriter:
         if not isinstance(found, dict):
             return None
         found.pop("updated", None)
-        return found
+        return _compact(found)
 
     def update(self, document: Mapping[str, object]) -> bool:
         """
@@ -180,16 +223,20 @@ class MetadataWriter:
         if not self._read:
             self._read = True
             self._last = self._on_disk()
-        # As it reads back (tuples become lists), to compare with the file.
-        normal: dict[str, object] = json.loads(json.dumps(document))
-        if normal == self._last:
+        compact = _compact(document)
+        if compact == self._last:
             return False
-        written = dict(normal)
-        written["updated"] = (
+        updated = (
             datetime.fromtimestamp(self._clock(), UTC)
             .isoformat(timespec="seconds")
             .replace("+00:00", "Z")
         )
+        items = [
+            f" {json.dumps(key)}: {_indented(value, text)}"
+            for (key, text), value in zip(compact, document.values(), strict=True)
+            if key != "updated"
+        ]
+        items.append(f' "updated": {json.dumps(updated)}')
         temporary = self.path + ".tmp"
         try:
             if not self.writes:
@@ -197,8 +244,7 @@ class MetadataWriter:
                 # call and a lookup each time.
                 os.makedirs(os.path.dirname(self.path), exist_ok=True)
             with open(temporary, "w", encoding="utf-8") as f:
-                json.dump(written, f, indent=1, sort_keys=False)
-                f.write("\n")
+                f.write("{\n" + ",\n".join(items) + "\n}\n")
             os.replace(temporary, self.path)
         except OSError as error:
             if not self._failed:
@@ -206,7 +252,7 @@ class MetadataWriter:
             self._failed = True
             return False
         self._failed = False
-        self._last = normal
+        self._last = compact
         self.writes += 1
         return True
 
