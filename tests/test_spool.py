@@ -600,3 +600,177 @@ class SpoolFullDiskTests(SynchronousTestCase):
             [*range(stored), "after"],
         )
         self.assertEqual(spool.corrupt, 0)
+
+
+def _segment_lines(directory: str) -> list[bytes]:
+    """
+    Every line in the spool's segment files, in seq order.
+    """
+    lines: list[bytes] = []
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".jsonl"):
+            with open(os.path.join(directory, name), "rb") as f:
+                lines.extend(f.read().splitlines())
+    return lines
+
+
+class SpoolBufferTests(SynchronousTestCase):
+    """
+    With C{buffer_bytes}, records wait in memory for one write of many;
+    and the reader takes records appended since it caught up from memory.
+    """
+
+    def make_spool(self, **kwargs: int) -> tuple[Spool, str, list[int]]:
+        """
+        A spool in a new directory whose writes are counted (their sizes).
+        """
+        directory = self.mktemp()
+        spool = Spool(directory, **kwargs)  # type: ignore[arg-type]
+        self.addCleanup(spool.close)
+        writes: list[int] = []
+        write_all = spool._write_all
+
+        def counting(fd: int, data: bytes) -> None:
+            writes.append(len(data))
+            write_all(fd, data)
+
+        self.patch(spool, "_write_all", counting)
+        return spool, directory, writes
+
+    def test_oneWriteForMany(self) -> None:
+        """
+        Appended records are counted at once but written by
+        L{Spool.write_pending}, all with one write.
+        """
+        spool, directory, writes = self.make_spool(buffer_bytes=1 << 16)
+        for number in range(100):
+            spool.append({"n": number})
+        self.assertEqual((writes, spool.last_seq, spool.unread), ([], 100, 100))
+        self.assertEqual(_segment_lines(directory), [])
+        spool.write_pending()
+        spool.write_pending()
+        self.assertEqual(len(writes), 1)
+        self.assertEqual(
+            [json.loads(line)["n"] for line in _segment_lines(directory)],
+            list(range(100)),
+        )
+
+    def test_bufferFull(self) -> None:
+        """
+        A record that would take the buffer past C{buffer_bytes} writes
+        the records waiting first.
+        """
+        spool, directory, writes = self.make_spool(buffer_bytes=100)
+        for number in range(10):
+            spool.append({"n": number})
+        self.assertTrue(writes)
+        self.assertTrue(all(size <= 100 for size in writes))
+        spool.write_pending()
+        self.assertEqual(len(_segment_lines(directory)), 10)
+
+    def test_readWritesFirst(self) -> None:
+        """
+        Nothing is read (to be sent) before it is in the file.
+        """
+        spool, directory, writes = self.make_spool(buffer_bytes=1 << 16)
+        spool.append({"n": 1})
+        spool.append({"n": 2})
+        self.assertEqual([entry.seq for entry in spool.read(10)], [1, 2])
+        self.assertEqual(len(writes), 1)
+        self.assertEqual(len(_segment_lines(directory)), 2)
+
+    def test_writeFailureLosesPending(self) -> None:
+        """
+        Records whose write fails are lost, counted in C{lost}; their seqs
+        go to the next records, and no torn line is left.
+        """
+        spool, directory, _ = self.make_spool(buffer_bytes=1 << 16)
+        spool.append({"n": 1})
+        spool.write_pending()
+        spool.append({"n": 2})
+        spool.append({"n": 3})
+
+        def full(fd: int, data: bytes) -> None:
+            os.write(fd, data[:5])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        self.patch(spool, "_write_all", full)
+        self.assertRaises(OSError, spool.write_pending)
+        self.assertEqual((spool.lost, spool.last_seq, spool.unread), (2, 1, 1))
+        del spool._write_all
+        self.assertEqual(spool.append({"n": 4}), 2)
+        self.assertEqual(
+            [(entry.seq, json.loads(entry.line)["n"]) for entry in spool.read(10)],
+            [(1, 1), (2, 4)],
+        )
+        self.assertEqual(
+            [json.loads(line)["n"] for line in _segment_lines(directory)], [1, 4]
+        )
+
+    def test_closeWrites(self) -> None:
+        """
+        Closing writes what waits; a new spool on the directory reads it.
+        """
+        directory = self.mktemp()
+        spool = Spool(directory, buffer_bytes=1 << 16)
+        for number in range(3):
+            spool.append({"n": number})
+        spool.close()
+        again = Spool(directory)
+        self.addCleanup(again.close)
+        self.assertEqual([entry.seq for entry in again.read(10)], [1, 2, 3])
+
+    def test_tailFromMemory(self) -> None:
+        """
+        A reader that keeps up takes new records from memory, not from the
+        files; one that fell further behind than the memory holds reads the
+        files, and both give every record once, in order.
+        """
+        spool, _, _ = self.make_spool(segment_bytes=300)
+        opened: list[object] = []
+        open_reader = spool._open_reader
+
+        def counting(after: object) -> bool:
+            opened.append(after)
+            return open_reader(after)  # type: ignore[arg-type]
+
+        self.patch(spool, "_open_reader", counting)
+        seqs: list[int] = []
+        for number in range(20):
+            spool.append({"n": number})
+            if number % 3 == 0:
+                seqs.extend(entry.seq for entry in spool.read(2))
+        seqs.extend(entry.seq for entry in spool.read(100))
+        self.assertEqual(seqs, list(range(1, 21)))
+        self.assertEqual(opened, [])
+
+        self.patch(spool_module, "_TAIL_BYTES", 100)
+        for number in range(20, 40):
+            spool.append({"n": number})
+        read = [entry.seq for entry in spool.read(7)]
+        read += [entry.seq for entry in spool.read(100)]
+        self.assertEqual(read, list(range(21, 41)))
+        self.assertTrue(opened)
+        del opened[:]
+        spool.append({"n": 40})
+        self.assertEqual([entry.seq for entry in spool.read(5)], [41])
+        self.assertEqual(opened, [])
+
+    def test_tailAfterCommitAndEviction(self) -> None:
+        """
+        Records the cursor moved past (committed, or deleted at the bound)
+        are not read from memory either.
+        """
+        spool, _, _ = self.make_spool()
+        for number in range(5):
+            spool.append({"n": number})
+        spool.commit(3)
+        self.assertEqual([entry.seq for entry in spool.read(10)], [4, 5])
+
+        bounded, _, _ = self.make_spool(max_bytes=800, segment_bytes=100)
+        for number in range(60):
+            bounded.append({"n": number})
+        read = [entry.seq for entry in bounded.read(100)]
+        self.assertEqual(read, list(range(read[0], 61)))
+        self.assertGreater(read[0], 1)
+        self.assertEqual(bounded.evicted, read[0] - 1)

@@ -58,6 +58,11 @@ _RESPONSE_EXCERPT: Final = 500
 #: A server's Retry-After is honoured up to this many seconds.
 _MAX_RETRY_AFTER: Final = 600.0
 
+#: The most bytes of particles the spool holds in memory before it writes
+#: them; it also writes at the end of each turn of the reactor (about a
+#: hundred SBE 37 records).
+_SPOOL_BUFFER: Final = 64 << 10
+
 
 def default_retry_policy(
     *,
@@ -260,7 +265,14 @@ class HttpSink:
         self._retry_policy = (
             default_retry_policy() if retry_policy is None else retry_policy
         )
-        self._spool = Spool(spool_dir, segment_bytes=segment_bytes, max_bytes=max_bytes)
+        self._spool = Spool(
+            spool_dir,
+            segment_bytes=segment_bytes,
+            max_bytes=max_bytes,
+            buffer_bytes=_SPOOL_BUFFER,
+        )
+        #: Writes the spool's buffer at the end of the reactor's turn.
+        self._spool_call: IDelayedCall | None = None
         self._rejected_dir = os.path.join(spool_dir, "rejected")
         self._errors = ErrorReport(self._reactor, f"HTTP sink {url}")
 
@@ -347,28 +359,62 @@ class HttpSink:
             head = self._entry_heads[instrument] = (
                 dumps({"instrument": instrument})[:-1].encode("utf-8") + b',"record":'
             )
-        evicted = self._spool.evicted
+        spool = self._spool
+        evicted, lost = spool.evicted, spool.lost
         try:
             # The record's bytes as every consumer has them, spliced in.
-            self._spool.append_encoded(b"%s%s}" % (head, record.json))
+            spool.append_encoded(b"%s%s}" % (head, record.json))
         except OSError as error:
-            self.dropped += 1
-            self._spool_failed(error)
+            self._spool_failed(error, 1 + spool.lost - lost)
             return
         finally:
-            self._note_bound(self._spool.evicted - evicted)
-        if self._spool_failing_since is not None:
-            self._spool_recovered()
+            self._note_bound(spool.evicted - evicted)
+        if spool.lost != lost:
+            # Written with the records before it, whose write failed.
+            self._spool_failed(None, spool.lost - lost)
+        if self._spool_call is None:
+            # One write(2) a turn for all of the turn's particles, rather
+            # than one each.
+            self._spool_call = self._reactor.callLater(0, self._write_spool)
         self._pump()
 
-    def _spool_failed(self, error: OSError) -> None:
+    def _write_spool(self) -> bool:
+        """
+        Write what waits in the spool's buffer.
+
+        :returns: ``False`` if the write failed (the particles are counted
+            dropped and the error reported).
+        """
+        if self._spool_call is not None:
+            if self._spool_call.active():
+                self._spool_call.cancel()
+            self._spool_call = None
+        spool = self._spool
+        lost, waiting = spool.lost, spool.buffered_bytes
+        try:
+            spool.write_pending()
+        except OSError as error:
+            self._spool_failed(error, spool.lost - lost)
+            return False
+        if self._spool_failing_since is not None and waiting:
+            self._spool_recovered()
+        return True
+
+    def _spool_failed(self, error: OSError | None, count: int) -> None:
+        """
+        Count ``count`` particles dropped because the spool could not take
+        them, and report ``error`` (``None``: it was reported already).
+        """
+        self.dropped += count
         if self._spool_failing_since is None:
             self._spool_failing_since = self._reactor.seconds()
             self._spool_failing_drops = 0
-        self._spool_failing_drops += 1
-        self._errors.report(
-            f"spooling to {self._spool.directory}: {error}; the particle is dropped"
-        )
+        self._spool_failing_drops += count
+        if error is not None:
+            what = "the particle is" if count == 1 else f"{count} particles are"
+            self._errors.report(
+                f"spooling to {self._spool.directory}: {error}; {what} dropped"
+            )
 
     def _spool_recovered(self) -> None:
         _log.info(
@@ -480,6 +526,9 @@ class HttpSink:
         # flight and the batches in order.  What a 413 sent back goes first.
         limit = self._max_batch_size
         batch, self._carried = self._carried[:limit], self._carried[limit:]
+        # What failed to be written is counted and gone; what is in the
+        # files still goes.
+        self._write_spool()
         try:
             if len(batch) < limit:
                 batch += self._spool.read(limit - len(batch))
@@ -739,6 +788,7 @@ class HttpSink:
         """
         if self._closed is None:
             self._closing = True
+            self._write_spool()
             for call in (self._batch_call, self._retry_call):
                 if call is not None and call.active():
                     call.cancel()

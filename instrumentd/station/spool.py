@@ -23,7 +23,13 @@ first created; ``(source, seq)`` names a record uniquely.
 
 Each record is written to the file with one ``write`` system call and no
 buffer in this process, so a record that :meth:`Spool.append` accepted is in
-the operating system's hands and survives the station being killed.  (It is
+the operating system's hands and survives the station being killed.  With
+``buffer_bytes`` (the HTTP sink's spool), records wait in memory for
+:meth:`Spool.write_pending`, which writes many with one system call (the
+sink calls it at the end of each turn of its reactor), and are always
+written before :meth:`Spool.read` returns them.  Records appended since the
+reader caught up are also kept in memory, up to :data:`_TAIL_BYTES`, so
+the reader takes them from there rather than read the file back.  (It is
 not ``fsync``\\ ed: a power cut can still lose the last few seconds.)  A run
 never appends to a segment an earlier run left: it starts a new one, so a
 line torn by a crash stays alone at the end of its segment, where the reader
@@ -98,6 +104,11 @@ _SEGMENTS_PER_BOUND: Final = 8
 #: Segment files end with this; their name is their first record's seq.
 _SEGMENT_SUFFIX: Final = ".jsonl"
 
+#: The most bytes of records appended since the reader caught up that are
+#: kept in memory, so the reader takes them from there rather than read
+#: them back from the file it has just written.
+_TAIL_BYTES: Final = 16 << 20
+
 
 class SpoolInUseError(Exception):
     """
@@ -167,6 +178,11 @@ class Spool:
     :param max_bytes: the most bytes the segments may take; the oldest are
         deleted to make room (see the module's description).  ``None`` for
         no bound.
+    :param buffer_bytes: 0 (the default) to write each record with a
+        ``write`` of its own as it is appended.  Otherwise appended records
+        wait in memory until :meth:`write_pending` (which the owner calls
+        once a turn of its reactor), until :meth:`read` or :meth:`close`,
+        or until this many bytes wait: one ``write`` for many records.
     :raises OSError: if the directory or its state cannot be created or
         read.
     :raises ValueError: if ``state.json`` exists but is not a spool state,
@@ -181,6 +197,7 @@ class Spool:
         *,
         segment_bytes: int = 1 << 20,
         max_bytes: int | None = None,
+        buffer_bytes: int = 0,
     ) -> None:
         if segment_bytes < 1:
             raise ValueError(f"segment_bytes must be positive, not {segment_bytes}")
@@ -192,6 +209,15 @@ class Spool:
         if max_bytes is not None:
             segment_bytes = min(segment_bytes, max(1, max_bytes // _SEGMENTS_PER_BOUND))
         self._segment_bytes = segment_bytes
+        self._buffer_bytes = buffer_bytes
+        #: Records appended but not yet written, all for the current
+        #: segment, and their size.  Counted in the segment's size, the
+        #: spool's bytes and ``last_seq`` already.
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        #: Records appended (with a buffer) whose write failed, so they were
+        #: lost; see :meth:`write_pending`.
+        self.lost = 0
         os.makedirs(directory, exist_ok=True)
         # Two writers on one spool would interleave seqs and delete each
         # other's segments; a stale lock of a dead process is taken over.
@@ -241,6 +267,12 @@ class Spool:
         self._writer: _Writer | None = None
         self._reader: BinaryIO | None = None
         self._reader_segment: _Segment | None = None
+        #: The records appended since the reader last caught up, while they
+        #: fit in :data:`_TAIL_BYTES`; ``None`` when the reader must go to
+        #: the files.  ``_tail_start`` is the first not yet read.
+        self._tail: list[SpoolEntry] | None = [] if self.unread == 0 else None
+        self._tail_start = 0
+        self._tail_bytes = 0
         self._closed = False
         self._discard_delivered()
         # Made now, while there is likely room, so that commits later only
@@ -428,6 +460,13 @@ class Spool:
         return self.last_seq - self._read_seq
 
     @property
+    def buffered_bytes(self) -> int:
+        """
+        Bytes of records appended and waiting for :meth:`write_pending`.
+        """
+        return self._pending_bytes
+
+    @property
     def disk_bytes(self) -> int:
         """
         The size of all segment files, bytes.
@@ -476,29 +515,89 @@ class Spool:
 
     def _store(self, seq: int, line: bytes) -> int:
         """
-        Write one record's line (ending with a newline) as record ``seq``.
+        Write (or, with a buffer, queue) one record's line, ending with a
+        newline, as record ``seq``.
+
+        :raises OSError: if it could not be stored.  Records queued before
+            it whose write failed meanwhile are counted in :attr:`lost`.
         """
+        size = len(line)
+        if self._pending and (
+            self._pending_bytes + size > self._buffer_bytes
+            or (self.max_bytes is not None and self._bytes + size > self.max_bytes)
+        ):
+            # Full buffer; or room must be made, which may delete the
+            # segment the queued records belong to.
+            self.write_pending()
         if self.max_bytes is not None:
-            self._make_room(len(line))
+            self._make_room(size)
         writer = self._writer
         if writer is not None and writer.segment.size >= self._segment_bytes:
+            self.write_pending()
             self._close_writer()
             writer = None
         if writer is None:
             writer = self._writer = self._open_writer(seq)
-        try:
-            self._write_all(writer.fd, line)
-        except OSError:
-            # A full disk may have taken part of the line: cut it off (that
-            # needs no space), so no torn line is left to skip.
-            with contextlib.suppress(OSError):
-                os.ftruncate(writer.fd, writer.segment.size)
-            self._close_writer()
-            raise
-        writer.segment.size += len(line)
-        self._bytes += len(line)
+        if self._buffer_bytes:
+            self._pending.append(line)
+            self._pending_bytes += size
+        else:
+            try:
+                self._write_all(writer.fd, line)
+            except OSError:
+                # A full disk may have taken part of the line: cut it off
+                # (that needs no space), so no torn line is left to skip.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(writer.fd, writer.segment.size)
+                self._close_writer()
+                raise
+        writer.segment.size += size
+        self._bytes += size
         self.last_seq = seq
+        tail = self._tail
+        if tail is not None:
+            if self._tail_bytes + size > _TAIL_BYTES:
+                # The reader fell far behind: it reads the files instead.
+                self._tail = None
+            else:
+                tail.append(SpoolEntry(seq, line[:-1]))
+                self._tail_bytes += size
         return seq
+
+    def write_pending(self) -> None:
+        """
+        Write the records waiting in the buffer, with one ``write``.  Does
+        nothing without a buffer or with nothing waiting.
+
+        :raises OSError: if they could not be written whole.  They are
+            lost: counted in :attr:`lost`, their seqs unused (the next
+            record takes the first of them), and the segment is abandoned
+            as :meth:`append` describes.
+        """
+        pending = self._pending
+        if not pending:
+            return
+        writer = self._writer
+        assert writer is not None, "records queued without a segment"
+        data = b"".join(pending) if len(pending) > 1 else pending[0]
+        count = len(pending)
+        self._pending = []
+        self._pending_bytes = 0
+        try:
+            self._write_all(writer.fd, data)
+        except OSError:
+            before = writer.segment.size - len(data)
+            with contextlib.suppress(OSError):
+                os.ftruncate(writer.fd, before)
+            self._close_writer()
+            writer.segment.size = before
+            self._bytes -= len(data)
+            self.last_seq -= count
+            self.lost += count
+            tail = self._tail
+            while tail and tail[-1].seq > self.last_seq:
+                self._tail_bytes -= len(tail.pop().line) + 1
+            raise
 
     def _make_room(self, needed: int) -> None:
         """
@@ -549,6 +648,10 @@ class Spool:
         :raises OSError: if a segment cannot be read; the read position is
             left after the last record returned by an earlier call.
         """
+        # Nothing goes out that is not in the file first.
+        self.write_pending()
+        if self._tail is not None:
+            return self._read_tail(limit)
         entries: list[SpoolEntry] = []
         while len(entries) < limit and self._read_seq < self.last_seq:
             if self._reader is None and not self._open_reader(None):
@@ -570,6 +673,43 @@ class Spool:
                 continue
             entries.append(SpoolEntry(seq, line.rstrip(b"\n")))
             self._read_seq = seq
+        if self._read_seq >= self.last_seq:
+            # Caught up: what comes next is kept in memory for the reader.
+            self._start_tail()
+        return entries
+
+    def _start_tail(self) -> None:
+        self._tail = []
+        self._tail_start = self._tail_bytes = 0
+        if self._reader is not None:
+            # Reading the files again (after the tail overflowed) starts
+            # from the segment of the read position, skipping what was read.
+            self._reader.close()
+            self._reader = None
+            self._reader_segment = None
+
+    def _read_tail(self, limit: int) -> list[SpoolEntry]:
+        tail = self._tail
+        assert tail is not None
+        start, end = self._tail_start, len(tail)
+        read_seq = self._read_seq
+        # Commits and evictions may have moved the read position past some.
+        while start < end and tail[start].seq <= read_seq:
+            self._tail_bytes -= len(tail[start].line) + 1
+            start += 1
+        entries = tail[start : start + limit]
+        if entries:
+            self._read_seq = entries[-1].seq
+            self._tail_bytes -= sum(len(entry.line) for entry in entries) + len(entries)
+            start += len(entries)
+        if start >= end:
+            tail.clear()
+            self._tail_start = self._tail_bytes = 0
+        elif start > 4096:
+            del tail[:start]
+            self._tail_start = 0
+        else:
+            self._tail_start = start
         return entries
 
     def _open_reader(self, after: _Segment | None) -> bool:
@@ -656,6 +796,10 @@ class Spool:
         if self._closed:
             return
         self._closed = True
+        # Lost records are counted in ``lost``; the owner writes the buffer
+        # itself first to hear of it.
+        with contextlib.suppress(OSError):
+            self.write_pending()
         self._close_writer()
         if self._reader is not None:
             self._reader.close()
