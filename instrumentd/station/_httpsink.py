@@ -8,14 +8,11 @@ Import it from :mod:`instrumentd.station.sinks`.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from twisted.application.internet import backoffPolicy
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -28,6 +25,13 @@ from instrumentd.station._httpclient import (
     WholeBody,
     never_reached_server,
 )
+from instrumentd.station._httpwire import (
+    Answer,
+    current_entry,
+    default_retry_policy,
+    is_permanent,
+    retry_after,
+)
 from instrumentd.station._sink import (
     CATCH_UP_FACTOR,
     DEFAULT_BATCH_SIZE,
@@ -39,7 +43,7 @@ from instrumentd.station._sink import (
     iso_time,
     utc_day,
 )
-from instrumentd.station.record import RecordError, as_record, read_record
+from instrumentd.station.record import RecordError, as_record
 from instrumentd.station.spool import DEFAULT_MAX_BYTES, Spool, SpoolEntry
 
 if TYPE_CHECKING:
@@ -55,69 +59,10 @@ _log = Logger()
 #: How much of an error response's body goes into logs and stats.
 _RESPONSE_EXCERPT: Final = 500
 
-#: A server's Retry-After is honoured up to this many seconds.
-_MAX_RETRY_AFTER: Final = 600.0
-
 #: The most bytes of particles the spool holds in memory before it writes
 #: them; it also writes at the end of each turn of the reactor (about a
 #: hundred SBE 37 records).
 _SPOOL_BUFFER: Final = 64 << 10
-
-
-def default_retry_policy(
-    *,
-    initial: float = 1.0,
-    factor: float = 2.0,
-    maximum: float = 60.0,
-    jitter: Callable[[], float] | None = None,
-) -> Callable[[int], float]:
-    """
-    Exponential backoff with jitter, for :class:`HttpSink`'s
-    ``retry_policy``: ``min(initial * factor ** (failures - 1), maximum)``
-    plus ``jitter()`` seconds.  Built on Twisted's
-    :func:`~twisted.application.internet.backoffPolicy`.
-
-    :param initial: the delay after the first failure, seconds.
-    :param factor: how much each further failure multiplies it by.
-    :param maximum: the longest delay before jitter, seconds.
-    :param jitter: a callable giving extra seconds, so that many stations
-        do not retry in step; ``None`` for uniform in [0, 1).
-    :returns: a policy taking the number of consecutive failures (1 for
-        the first) and giving the delay in seconds.
-    """
-    kwargs: dict[str, Any] = {} if jitter is None else {"jitter": jitter}
-    policy = backoffPolicy(
-        initialDelay=initial, maxDelay=maximum, factor=factor, **kwargs
-    )
-
-    def delay(failures: int) -> float:
-        # backoffPolicy(0) is the initial delay; ours counts from 1.
-        return float(policy(max(0, failures - 1)))
-
-    return delay
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    code: int
-    headers: Any
-    body: bytes
-
-
-def _is_permanent(code: int) -> bool:
-    # 408 (request timeout) and 429 (too many requests) say "later", and so
-    # does every 5xx; other 4xx say the request itself is wrong and will stay
-    # wrong however often it is sent.
-    return 400 <= code < 500 and code not in (408, 429)
-
-
-def _retry_after(headers: Any) -> float | None:
-    try:
-        values = headers.getRawHeaders(b"retry-after") or []
-        return min(float(values[0]), _MAX_RETRY_AFTER) if values else None
-    except (ValueError, AttributeError):
-        # An HTTP date, or junk: fall back to our own backoff.
-        return None
 
 
 @implementer(ISink)
@@ -548,7 +493,7 @@ class HttpSink:
             [
                 head[:-1].encode(),
                 b',"records":[',
-                b",".join(_current_entry(entry.line) for entry in batch),
+                b",".join(current_entry(entry.line) for entry in batch),
                 b"]}",
             ]
         )
@@ -565,10 +510,10 @@ class HttpSink:
             # any failure, so the sink keeps its promise not to raise.
             request = fail()
 
-        def read_body(response: Any) -> Deferred[_Answer]:
+        def read_body(response: Any) -> Deferred[Answer]:
             content: Deferred[bytes] = response.content()
             return content.addCallback(
-                lambda data: _Answer(response.code, response.headers, data)
+                lambda data: Answer(response.code, response.headers, data)
             )
 
         answer = request.addCallback(read_body)
@@ -597,20 +542,20 @@ class HttpSink:
         self._in_flight = settled
         settled.addBoth(self._settled)
 
-    def _answered(self, answer: _Answer) -> None:
+    def _answered(self, answer: Answer) -> None:
         batch = self._batch
         assert batch is not None
         if 200 <= answer.code < 300:
             self._delivered(batch)
         elif answer.code == 413 and len(batch) > self._batch_size:
             self._too_large(batch)
-        elif _is_permanent(answer.code):
+        elif is_permanent(answer.code):
             self._reject(batch, answer)
         else:
             excerpt = answer.body[:_RESPONSE_EXCERPT].decode("utf-8", "replace")
             self._failed(
                 f"HTTP {answer.code} from {self.url}: {excerpt}",
-                _retry_after(answer.headers),
+                retry_after(answer.headers),
             )
 
     def _too_large(self, batch: list[SpoolEntry]) -> None:
@@ -674,7 +619,7 @@ class HttpSink:
         if self._spool_failing_since is None:
             self._errors.clear()
 
-    def _reject(self, batch: list[SpoolEntry], answer: _Answer) -> None:
+    def _reject(self, batch: list[SpoolEntry], answer: Answer) -> None:
         self._batch = None
         excerpt = answer.body[:_RESPONSE_EXCERPT].decode("utf-8", "replace")
         now = self._reactor.seconds()
@@ -883,32 +828,3 @@ class HttpSink:
                 f"{self._errors.last}"
             )
         return found
-
-
-#: How every entry this version spools begins its record: anything else in
-#: the spool was written by an older version.  (A JSON string cannot hold
-#: these quotes unescaped, so only the structure matches.)
-_RECORD_MARK: Final = b'"record":{"record":"instrumentd.sample","version":2,'
-
-
-def _current_entry(line: bytes) -> bytes:
-    """
-    A spooled entry as it is sent: as stored when this version wrote it; a
-    particle an older version spooled (``{"seq", "instrument",
-    "particle": {...}}``) converted to its record, version 2.  An old entry
-    that is no particle is sent as stored.
-    """
-    if _RECORD_MARK in line:
-        return line
-    try:
-        entry = json.loads(line)
-        instrument = entry["instrument"]
-        record = read_record(entry["particle"], instrument=instrument)
-        record.setdefault("instrument", instrument)
-        return dumps(
-            {"seq": entry["seq"], "instrument": instrument, "record": record}
-        ).encode("utf-8")
-    except (ValueError, TypeError, KeyError):
-        # RecordError is a ValueError.  Sending it as it is loses nothing
-        # and keeps the seqs whole; the receiver sees "particle".
-        return line
