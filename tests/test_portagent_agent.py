@@ -915,3 +915,34 @@ class ParentWatchTests(SynchronousTestCase):
         self.assertEqual(fired, [])
         watch.stop()
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class FrozenCountTests(SynchronousTestCase):
+    """
+    ``process.gc_frozen_objects`` in the statistics.
+    """
+
+    def test_countedOnceASecond(self) -> None:
+        """
+        The count of frozen objects (a walk of all of them) is made at most
+        once a second however many agents of the process are asked: a
+        station asks each of thousands of agents while its link comes up.
+        """
+        import gc
+
+        from instrumentd.portagent import agent as module
+
+        counted: list[int] = []
+
+        def count() -> int:
+            counted.append(1)
+            return 1000 + len(counted)
+
+        self.patch(gc, "get_freeze_count", count)
+        self.patch(module, "_frozen_count", [float("-inf"), 0])
+        one, two = AgentHarness(self), AgentHarness(self)
+        process = [h.agent.stats()["process"] for h in (one, two, one)]
+        self.assertEqual(len(counted), 1)
+        self.assertEqual({p["gc_frozen_objects"] for p in process}, {1001})  # type: ignore[index]
+        one.reactor.advance(1.0)
+        self.assertEqual(one.agent.stats()["process"]["gc_frozen_objects"], 1002)  # type: ignore[index]
