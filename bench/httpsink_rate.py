@@ -20,7 +20,14 @@ instruments would.  Each case reports:
 
 Cases: ``batch_size`` x receiver delay, each ``--repeats``
 times, min / median / max.  Run by hand (it is not a test):
-``python bench/httpsink_rate.py [--rate 5000] [--seconds 10] [--repeats 3]``.
+``python bench/httpsink_rate.py [--rate 5000] [--seconds 10] [--repeats 3]
+[--turn 2]``.
+
+``--turn S`` feeds as a station whose core is nearly full does: one
+reactor turn every ``S`` seconds, each writing ``S`` seconds of records and
+then holding the reactor (busy) for 0.8 ``S``, as a station of 5,000
+instruments did with turns of 1 to 5 s.  The sink can move on only between
+turns.
 Prints a table; nothing is asserted.
 """
 
@@ -139,13 +146,22 @@ def make_records(count: int) -> list[Any]:
 
 
 async def feed(
-    reactor: Any, sink: Any, records: list[Any], rate: int, seconds: float
+    reactor: Any,
+    sink: Any,
+    records: list[Any],
+    rate: int,
+    seconds: float,
+    *,
+    turn: float = 0.0,
 ) -> int:
     """
-    Write ``rate`` records a second for ``seconds``; the most queued.
+    Write ``rate`` records a second for ``seconds``; the most queued.  With
+    ``turn``, a tick every ``turn`` seconds that then holds the reactor for
+    0.8 of it.
     """
-    per_tick = rate // TICKS
-    ticks = int(seconds * TICKS)
+    interval = turn or 1.0 / TICKS
+    per_tick = round(rate * interval)
+    ticks = max(1, round(seconds / interval))
     state = {"tick": 0, "next": 0, "queued": 0}
 
     def tick() -> None:
@@ -155,6 +171,10 @@ async def feed(
                 sink.write(record["instrument"], record)
         state["next"] = start + per_tick
         state["tick"] += 1
+        if turn:
+            until = time.perf_counter() + 0.8 * turn
+            while time.perf_counter() < until:
+                pass
         if sink is not None:
             state["queued"] = max(state["queued"], sink.queued)
         if state["tick"] >= ticks:
@@ -162,7 +182,7 @@ async def feed(
 
     loop = task.LoopingCall(tick)
     loop.clock = reactor
-    await loop.start(1.0 / TICKS)
+    await loop.start(interval)
     return state["queued"]
 
 
@@ -190,7 +210,9 @@ async def run_case(
         arrived = receiver.expect(receiver.total + total)
         cpu0 = time.process_time()
         t0 = time.perf_counter()
-        queued = await feed(reactor, sink, records, args.rate, args.seconds)
+        queued = await feed(
+            reactor, sink, records, args.rate, args.seconds, turn=args.turn
+        )
         fed = time.perf_counter()
         got_by_end = receiver.total - (receiver.target - total)
         end = await arrived
@@ -217,7 +239,7 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
     records = make_records(int(args.rate * args.seconds))
     # The feed loop's own cost, without a sink.
     cpu0 = time.process_time()
-    await feed(reactor, None, records, args.rate, args.seconds)
+    await feed(reactor, None, records, args.rate, args.seconds, turn=args.turn)
     feed_cpu = time.process_time() - cpu0
     rows = []
     for delay in args.delays:
@@ -247,6 +269,8 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
         finally:
             process.signalProcess("TERM")
             await receiver.ended
+    if args.turn:
+        print(f"\nreactor turns of {args.turn:g} s, 0.8 of each busy")
     print(
         f"\nHTTP sink fed {args.rate:,} records/s for {args.seconds:g} s "
         f"(SBE 37 records v2), receiver in a child process; {args.repeats} "
@@ -273,6 +297,12 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--turn",
+        type=float,
+        default=0.0,
+        help="seconds a reactor turn lasts (0.8 of it busy); 0 for 100 ticks/s",
+    )
     parser.add_argument(
         "--delays",
         type=lambda s: [float(x) for x in s.split(",")],
