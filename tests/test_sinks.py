@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -454,6 +455,45 @@ class JsonLinesSinkTests(SynchronousTestCase):
         lines = read_lines(path)
         self.assertEqual(lines[1], b'{"stream_na')
         self.assertEqual(json.loads(lines[2]), record(1))
+
+    def test_newFileNotReadBack(self) -> None:
+        """
+        A new file (each instrument's first of each stream and day) is not
+        opened a second time to see whether it ends in a torn line; one with
+        lines is.
+        """
+        from instrumentd.station import _jsonlines
+
+        looked: list[str] = []
+        self.patch(_jsonlines, "_ends_torn", looked.append)
+        sink, _clock, directory = self.make_sink(max_open_files=1)
+        sink.write("ctd1", particle(1))
+        self.assertEqual(looked, [])
+        self.successResultOf(sink.flush())
+        sink.write("ctd2", particle(2))
+        sink.write("ctd1", particle(3))
+        self.assertEqual(
+            looked, [os.path.join(directory, "ctd1", "ctd_parsed", "2026-11-24.jsonl")]
+        )
+
+    def test_folderRemoved(self) -> None:
+        """
+        A folder removed while the sink runs is made again when a file is
+        next opened in it, and nothing is dropped.
+        """
+        sink, _, directory = self.make_sink(max_open_files=1)
+        sink.write("ctd1", particle(1))
+        sink.write("ctd2", particle(2))
+        shutil.rmtree(os.path.join(directory, "ctd1"))
+        sink.write("ctd1", particle(3))
+        self.successResultOf(sink.close())
+        self.assertEqual(sink.stats()["dropped"], 0)
+        self.assertEqual(
+            read_json_lines(
+                os.path.join(directory, "ctd1", "ctd_parsed", "2026-11-24.jsonl")
+            ),
+            [record(3)],
+        )
 
     def test_unsafeNames(self) -> None:
         """

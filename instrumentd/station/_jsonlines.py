@@ -159,6 +159,8 @@ class JsonLinesSink:
         # its time, are made once and kept rather than again each time.
         self._keys: dict[tuple[str, str, str], _FileKey] = {}
         self._days: dict[int, str] = {}
+        # Folders made (or found) already.
+        self._folders: set[str] = set()
         self._flush_call: IDelayedCall | None = None
         self._closed: Deferred[None] | None = None
         self._errors = ErrorReport(self._reactor, f"JSON-lines sink {directory}")
@@ -267,13 +269,17 @@ class JsonLinesSink:
         folder = os.path.join(self.directory, key.instrument, key.stream)
         path = os.path.join(folder, f"{key.day}.jsonl")
         try:
-            os.makedirs(folder, exist_ok=True)
-            torn = _ends_torn(path)
-            # Kept open across many writes; closed by _close_file.
-            handle = open(path, "ab", buffering=_FILE_BUFFER)  # noqa: SIM115
+            handle = self._open(folder, path)
         except OSError as error:
             self._fail(key, "opening", error, path)
             return None
+        try:
+            # Only a file that has lines can end part way through one: a
+            # new file (each instrument's first of each stream and day)
+            # needs no second open to read its last byte.
+            torn = os.fstat(handle.fileno()).st_size > 0 and _ends_torn(path)
+        except OSError:
+            torn = False
         if torn:
             # Start on a fresh line, so the torn one stays a single bad line
             # that readers skip and the next record stays readable.
@@ -281,6 +287,26 @@ class JsonLinesSink:
         file = self._files[key] = _OpenFile(path, handle, self._reactor.seconds())
         self.files_opened += 1
         return file
+
+    def _open(self, folder: str, path: str) -> BinaryIO:
+        """
+        Open ``path`` to append to, making its folder first unless it was
+        made (or found) before: a makedirs that finds the folder costs a
+        lookup and a failed mkdir each time a file is opened there.
+        """
+        if folder in self._folders:
+            try:
+                # Kept open across many writes; closed by _close_file.
+                return open(path, "ab", buffering=_FILE_BUFFER)
+            except FileNotFoundError:
+                # The folder was removed since: make it again.
+                self._folders.discard(folder)
+        os.makedirs(folder, exist_ok=True)
+        handle = open(path, "ab", buffering=_FILE_BUFFER)  # noqa: SIM115
+        if len(self._folders) >= _KEYS_KEPT:
+            self._folders.clear()
+        self._folders.add(folder)
+        return handle
 
     def _fail(
         self, key: _FileKey, action: str, error: OSError, path: str | None = None
