@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import shutil
 from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, given, settings
@@ -155,6 +156,39 @@ class DataLogLayoutTests(_DataLogTestMixin):
         self.assertEqual(log.path, path)
         self.assertTrue(os.path.isfile(path))
         self.assertEqual((log.size, log.files_opened), (0, 1))
+
+    def test_folderMadeOnce(self) -> None:
+        """
+        A day's folder is made once in a process, not again by every
+        datalog that opens a file in it; one removed since is made again
+        and the file opened in it.
+        """
+        made: list[str] = []
+        real = os.makedirs
+
+        def makedirs(path: str, exist_ok: bool = False) -> None:
+            # The day's folder only, not its parents (made by recursion).
+            if path.endswith("24"):
+                made.append(path)
+            real(path, exist_ok=exist_ok)
+
+        self.patch(os, "makedirs", makedirs)
+        self.patch(datalog, "_FOLDERS", set())
+        log, _clock, directory = self.make_log("2026-11-24T13:05:09")
+        log.open()
+        other = DataLog(directory, "OTHER01", reactor=_clock)
+        self.addCleanup(other.close)
+        other.open()
+        folder = os.path.join(directory, "2026", "11", "24")
+        self.assertEqual(made, [folder])
+        other.close()
+        shutil.rmtree(folder)
+        again = DataLog(directory, "AGAIN01", reactor=_clock)
+        self.addCleanup(again.close)
+        again.open()
+        self.assertEqual(made, [folder, folder])
+        self.assertTrue(os.path.isfile(again.path))
+        self.assertEqual(again.write_errors, 0)
 
     def test_openTwiceKeepsFile(self) -> None:
         """

@@ -111,6 +111,24 @@ def _open_exclusive(path: str) -> RawFile:
     return open(fd, "ab", buffering=0)
 
 
+#: Folders made (or found) by a datalog of this process: an in-process
+#: agent's day folder is every other's, and a makedirs that finds it costs a
+#: lookup and a failed mkdir at each agent's start.
+_FOLDERS: set[str] = set()
+
+
+def _make_folder(path: str) -> None:
+    """
+    Make ``path`` and its parents as needed, and remember it in
+    :data:`_FOLDERS`.
+    """
+    _FOLDERS.discard(path)
+    os.makedirs(path, exist_ok=True)
+    if len(_FOLDERS) >= 4096:
+        _FOLDERS.clear()
+    _FOLDERS.add(path)
+
+
 def _drop_cached(fd: int, start: int, length: int) -> None:
     """
     Advise the kernel that bytes ``start`` to ``start + length`` of the
@@ -531,11 +549,19 @@ class DataLog:
             self._last_stamp, self._next_suffix = stamp, 0
         path = os.path.join(parent, _file_name(self._name, stamp, self._next_suffix))
         try:
-            os.makedirs(parent, exist_ok=True)
+            made = parent not in _FOLDERS
+            if made:
+                _make_folder(parent)
             while True:
                 try:
                     file = _open_exclusive(path)
                     break
+                except FileNotFoundError:
+                    if made:
+                        raise
+                    # Removed since it was made: make it again, once.
+                    made = True
+                    _make_folder(parent)
                 except FileExistsError:
                     # Never append to or overwrite an earlier file, and never
                     # skip the rotation: take the next free suffix.
