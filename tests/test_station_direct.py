@@ -144,6 +144,10 @@ class DirectStationTests(TestCase):
         # The driver's command went through the agent: counted and logged.
         self.assertGreater(stats["instrument"]["bytes_out"], 0)
         self.assertGreater(stats["packets_by_type"]["DATA_FROM_DRIVER"], 0)
+        # Each agent's link was still coming up when its driver joined it:
+        # that is no warning (and no "up again" after it).
+        self.assertNotIn("the instrument link is down since", station.output)
+        self.assertNotIn("the instrument link is up again", station.output)
 
     async def test_descriptorsPerInstrument(self) -> None:
         """

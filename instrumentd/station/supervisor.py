@@ -615,7 +615,13 @@ class InstrumentSupervisor:
                 reason if isinstance(reason, str) else None,
             )
             self.instrument.link = report
-            self._tell(report.sentence())
+            # Without a reason the agent knows of no failed attempt: its
+            # first connection is still being made (every in-process agent
+            # is, when its driver joins it).  The status says so; a
+            # warning, and "up again" a moment later, would say nothing
+            # (two lines an instrument coming up); a failed attempt brings
+            # a fault, and this again, with the reason.
+            self._tell(report.sentence(), log=report.reason is not None)
 
         def failed(reason: Failure | None) -> None:
             # An agent that cannot say (an older one, or one going away):
@@ -629,10 +635,10 @@ class InstrumentSupervisor:
             )
         )
 
-    def _tell(self, sentence: str) -> None:
+    def _tell(self, sentence: str, log: bool = True) -> None:
         self.last_error = sentence
         # Once per change: an instrument away for a week is one line.
-        if sentence != self._told_link:
+        if log and sentence != self._told_link:
             self._told_link = sentence
             _log.warn("{name}: {problem}", name=self.name, problem=sentence)
 
