@@ -387,6 +387,29 @@ class OOIFieldsTests(SynchronousTestCase):
         fields = self.fields(r"tcp6:host=\:\:1:port=4001")
         self.assertEqual((fields["instaddr"], fields["instport"]), ("::1", 4001))
 
+    def test_splitAsTwisted(self) -> None:
+        """
+        An endpoint string splits into the positional and keyword parts
+        Twisted's grammar reads, escaped or not.
+        """
+        from twisted.internet.endpoints import _parse
+
+        from instrumentd.portagent.ooiconfig import _split
+
+        for description in (
+            "tcp:host=10.0.0.5:port=4001",
+            "tcp:10.0.0.5:4001",
+            "tcp:host=a:port=1:timeout=3=4",
+            "serial:/dev/ttyUSB0:baudrate=9600",
+            "tls:host=h:port=1:trustRoots=x=y:",
+            "a::b=:=c",
+            "",
+            r"tcp6:host=\:\:1:port=4001",
+            r"serial:/dev/serial/by-path/pci-0\:1:baudrate=9600",
+        ):
+            args, kwargs = _parse(description)
+            self.assertEqual(_split(description), (args, kwargs), description)
+
     def test_otherLinks(self) -> None:
         """
         A serial link gives its device, a recording its files, with no port.

@@ -14,6 +14,7 @@ direct-access port, so :func:`ooi_fields` names it ``da`` as well.
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Mapping, Sequence
 from typing import Final
@@ -33,13 +34,41 @@ WILDCARD_HOSTS: Final = frozenset({"", "0.0.0.0", "::"})
 _HOST_PORT_TYPES: Final = frozenset({"tcp", "tcp6", "ssl", "tls", "rfc2217"})
 
 
+def _split(description: str) -> tuple[list[str], dict[str, str]]:
+    """
+    The positional and keyword parts of an endpoint string, as Twisted's
+    grammar reads them.
+
+    Twisted's parser reads a character at a time (a hundred microseconds
+    for a TCP endpoint); a string with no backslash escape, every one an
+    agent of the station is given, splits the same way with ``str``
+    methods: parts at each colon, and a part with an ``=`` is a keyword
+    whose value runs from its first ``=``.
+    """
+    if "\\" in description:
+        args, kwargs = _parse(description)
+        return [str(a) for a in args], {str(k): str(v) for k, v in kwargs.items()}
+    args, kwargs = [], {}
+    for part in description.split(":"):
+        key, equals, value = part.partition("=")
+        if equals:
+            kwargs[key] = value
+        else:
+            args.append(part)
+    return args, kwargs
+
+
+@functools.lru_cache(maxsize=1024)
 def _link_address(description: str) -> tuple[str, str | None, int | None]:
     """
     The link type, and the instrument's address and port as OOI named them
     (``instaddr``, ``instport``), from a client endpoint string.
+
+    Kept for the last thousand strings: an agent's configuration is asked
+    for when it starts and when each driver joins it.
     """
     try:
-        args, kwargs = _parse(description)
+        args, kwargs = _split(description)
     except Exception:
         return description.partition(":")[0], None, None
     kind = str(args[0]) if args else ""
