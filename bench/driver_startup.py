@@ -35,7 +35,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TREE = os.path.dirname(HERE)
 
 
-async def bring_up(reactor: Any, count: int, workdir: str) -> dict[str, float]:
+async def bring_up(
+    reactor: Any, count: int, workdir: str, calls: int = 5
+) -> dict[str, float]:
     from twisted.internet import defer
 
     from instrumentd.driver.driver import InstrumentDriver
@@ -105,7 +107,6 @@ async def bring_up(reactor: Any, count: int, workdir: str) -> dict[str, float]:
     cpu1 = time.process_time()
     wall1 = time.perf_counter()
 
-    calls = 5
     for _ in range(calls):
         for driver in drivers:
             driver.get_config_metadata()
@@ -122,11 +123,11 @@ async def bring_up(reactor: Any, count: int, workdir: str) -> dict[str, float]:
     return {
         "up_ms": (cpu1 - cpu0) * 1000 / count,
         "up_wall_s": wall1 - wall0,
-        "metadata_us": (cpu2 - cpu1) * 1e6 / (count * calls),
+        "metadata_us": (cpu2 - cpu1) * 1e6 / (count * calls) if calls else 0.0,
     }
 
 
-def run_here(count: int, profile: str | None) -> None:
+def run_here(count: int, profile: str | None, calls: int = 5) -> None:
     """
     Bring ``count`` drivers up here and print the figures as JSON (react
     exits the process).
@@ -142,11 +143,11 @@ def run_here(count: int, profile: str | None) -> None:
 
                 profiler = cProfile.Profile()
                 profiler.enable()
-                result.update(await bring_up(reactor, count, workdir))
+                result.update(await bring_up(reactor, count, workdir, calls))
                 profiler.disable()
                 profiler.dump_stats(profile)
             else:
-                result.update(await bring_up(reactor, count, workdir))
+                result.update(await bring_up(reactor, count, workdir, calls))
         print(json.dumps(result))
 
     task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
@@ -175,10 +176,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--against", action="append", default=[])
     parser.add_argument("--profile")
+    parser.add_argument(
+        "--metadata-calls",
+        type=int,
+        default=5,
+        help="get_config_metadata calls per driver after bring-up (0 for none, "
+        "as under callgrind)",
+    )
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.json or args.profile:
-        run_here(args.count, args.profile)
+        run_here(args.count, args.profile, args.metadata_calls)
         return
     trees = [("this", TREE)] + [(os.path.basename(t), t) for t in args.against]
     rows: dict[str, list[dict[str, float]]] = {label: [] for label, _ in trees}

@@ -264,3 +264,125 @@ class DescribeTests(SynchronousTestCase):
         self.assertEqual(spec.description, "Read the status dump.")
         self.assertEqual((spec.display_name, spec.timeout), ("Acquire status", 15.0))
         self.assertIs(commands.command("acquire_status"), spec)
+
+
+def _read_kind_by_kind(reader: DumpReader, text: str) -> dict[str, object]:
+    # The reading as each kind's own texts() gives it, line by line: what
+    # DumpReader.read did before it tried Line's and Keyed's inline.
+    found: dict[str, object] = {}
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        for kind in reader.lines:
+            texts = kind.texts(line)
+            if texts is None:
+                continue
+            for name, value in texts.items():
+                if reader.ids is None or name in reader.ids:
+                    found[name] = reader._convert(kind, name, value, line)
+            break
+    return found
+
+
+class _Upper(Line):
+    """
+    A kind of line with its own C{texts}: the values upper-cased.
+    """
+
+    def texts(self, line: str) -> dict[str, str] | None:
+        texts = super().texts(line)
+        return None if texts is None else {k: v.upper() for k, v in texts.items()}
+
+
+class ReadingTests(SynchronousTestCase):
+    """
+    How C{read} goes about it: Line's and Keyed's matching inline, a kind
+    with its own C{texts} through it, and dumps read lately remembered.
+    """
+
+    def test_sameAsKindByKind(self) -> None:
+        """
+        Every SBE 37 firmware's dumps read as each kind's own C{texts} reads
+        them, line by line.
+        """
+        from instrumentd.instruments.seabird.sbe37smp.particles import (
+            SBE37CalibrationParticle,
+            SBE37StatusParticle,
+        )
+        from tests import test_sbe37_variants as variants
+
+        dumps = [
+            (SBE37StatusParticle.reader, variants.DS_30H),
+            (SBE37StatusParticle.reader, variants.DS_26B),
+            (SBE37StatusParticle.reader, variants.DS_23),
+            (SBE37StatusParticle.reader, variants.DS_5_HEAD),
+            (SBE37CalibrationParticle.reader, variants.DC_30H),
+            (SBE37CalibrationParticle.reader, variants.DC_26B),
+            (_READER, _DUMP),
+        ]
+        for reader, text in dumps:
+            expected = _read_kind_by_kind(reader, text)
+            self.assertTrue(expected)
+            self.assertEqual(reader._read(text), expected)
+            self.assertEqual(reader.read(text), expected)
+
+    def test_ownTexts(self) -> None:
+        """
+        A kind that overrides C{texts} is read through it.
+        """
+        reader = DumpReader(_Upper(r"name = (?P<name>\w+)"))
+        self.assertEqual(reader.read("name = toy\r\n"), {"name": "TOY"})
+
+    def test_remembered(self) -> None:
+        """
+        A dump read again is not read again, and each reader of it gets its
+        own dict.
+        """
+        reader = DumpReader(*_READER.lines, read=_READER.converters)
+        calls: list[str] = []
+        read = reader._read
+
+        def counted(text: str) -> dict[str, object]:
+            calls.append(text)
+            return read(text)
+
+        reader._read = counted  # type: ignore[method-assign]
+        first = reader.read(_DUMP)
+        first["interval"] = 99
+        second = reader.read(_DUMP)
+        self.assertEqual(len(calls), 1)
+        self.assertEqual(second["interval"], 15)
+        self.assertEqual(second, _read_kind_by_kind(reader, _DUMP))
+        self.assertIsNot(first, second)
+
+    def test_mutableNotRemembered(self) -> None:
+        """
+        A reading holding a value that could be changed (a list) is read
+        afresh each time: nobody shares it.
+        """
+        reader = DumpReader(
+            Line(r"list = (?P<items>.*)"), read={"items": lambda t: t.split(",")}
+        )
+        first = reader.read("list = a,b\r\n")
+        first["items"].append("c")  # type: ignore[attr-defined]
+        self.assertEqual(reader.read("list = a,b\r\n"), {"items": ["a", "b"]})
+
+    def test_badValueNotRemembered(self) -> None:
+        """
+        A dump that cannot be read fails each time it is read.
+        """
+        for _ in range(2):
+            self.assertRaises(
+                InstrumentProtocolError,
+                _READER.read,
+                "interval = 15 s\r\n    G = x\r\n",
+            )
+
+    def test_forgets(self) -> None:
+        """
+        Only the latest readings are kept.
+        """
+        reader = DumpReader(*_READER.lines, read=_READER.converters)
+        for interval in range(200):
+            reader.read(f"interval = {interval} s\r\n")
+        self.assertLessEqual(len(reader._recent), 64)
+        self.assertEqual(reader.read("interval = 3 s\r\n"), {"interval": 3})

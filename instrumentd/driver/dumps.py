@@ -44,7 +44,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from datetime import date, datetime, time
+from typing import ClassVar, cast
 
 from instrumentd.driver.errors import InstrumentProtocolError
 from instrumentd.driver.particles import RegexDataParticle
@@ -126,6 +127,26 @@ class Keyed(Line):
         return {self.names.get(key, key.lower()): text}
 
 
+#: How DumpReader tries a kind of line: Line.texts or Keyed.texts inline,
+#: or the kind's own texts().
+_LINE, _KEYED, _OTHER = "line", "keyed", "other"
+#: Value types a remembered reading may hold (shared by its readers).
+_IMMUTABLE = frozenset({str, int, float, bool, type(None), datetime, date, time})
+#: Readings a DumpReader remembers.
+_RECENT = 64
+
+
+def _mode(kind: Line) -> str:
+    cls = type(kind)
+    if cls.compiled is not Line.compiled:
+        return _OTHER
+    if cls.texts is Line.texts:
+        return _LINE
+    if cls.texts is Keyed.texts:
+        return _KEYED
+    return _OTHER
+
+
 class DumpReader:
     """
     A table of the kinds of line a dump may hold.
@@ -146,6 +167,17 @@ class DumpReader:
         self.lines = lines
         self.converters: Mapping[str, Reader] = dict(read or {})
         self.ids = ids
+        # Each kind with how to try it: Line's and Keyed's own texts()
+        # inline (one fullmatch, no method calls for a line of another
+        # kind), any other kind through its texts().
+        self._plan = tuple(
+            (kind, kind.compiled.fullmatch, _mode(kind)) for kind in lines
+        )
+        # Dumps read lately, by text: a dump is read twice as a rule (the
+        # command's reply and the chunker's particle), and a reading is a
+        # pure function of the text.  Only readings of immutable values
+        # are kept.
+        self._recent: dict[str, dict[str, object]] = {}
 
     def __add__(self, other: DumpReader) -> DumpReader:
         """
@@ -169,15 +201,43 @@ class DumpReader:
         :raises InstrumentProtocolError: naming the line, if a value's text
             cannot be read.
         """
+        recent = self._recent
+        known = recent.get(text)
+        if known is not None:
+            return dict(known)
+        found = self._read(text)
+        if all(type(value) in _IMMUTABLE for value in found.values()):
+            if len(recent) >= _RECENT:
+                del recent[next(iter(recent))]
+            recent[text] = dict(found)
+        return found
+
+    def _read(self, text: str) -> dict[str, object]:
         found: dict[str, object] = {}
+        ids = self.ids
         for raw in text.splitlines():
             line = raw.rstrip()
-            for kind in self.lines:
-                texts = kind.texts(line)
-                if texts is None:
-                    continue
+            for kind, fullmatch, mode in self._plan:
+                if mode is _OTHER:
+                    texts = kind.texts(line)
+                    if texts is None:
+                        continue
+                else:
+                    match = fullmatch(line)
+                    if match is None:
+                        continue
+                    if mode is _LINE:
+                        texts = {
+                            name: value
+                            for name, value in match.groupdict().items()
+                            if value is not None
+                        }
+                    else:
+                        key = match.group("key")
+                        names = cast("Keyed", kind).names
+                        texts = {names.get(key, key.lower()): match.group("value")}
                 for name, value in texts.items():
-                    if self.ids is None or name in self.ids:
+                    if ids is None or name in ids:
                         found[name] = self._convert(kind, name, value, line)
                 break
         return found
