@@ -374,6 +374,41 @@ class ConfigurationTests(SynchronousTestCase):
         bench.in_command()
         self.assertEqual(bench.driver.get_config_metadata(), metadata)
 
+    def test_oneDetachedProtocol(self) -> None:
+        """
+        While no protocol runs, startup configurations are checked and
+        metadata described by one protocol, made once, whatever an earlier
+        check left in it: a bad configuration after a good one is refused,
+        a good one after a bad one taken.  Once a protocol runs it answers,
+        and the detached one is let go.
+        """
+        made: list[ToyProtocol] = []
+
+        class Counted(ToyProtocol):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                made.append(self)
+
+        bench = Bench()
+        driver = InstrumentDriver(bench.connection, Counted, clock=bench.line.clock)
+        metadata = driver.get_config_metadata()
+        driver.set_init_params({"parameters": {"INTERVAL": 30}})
+        self.assertRaises(
+            InstrumentParameterError,
+            driver.set_init_params,
+            {"parameters": {"SERIAL": "1"}},
+        )
+        driver.set_init_params({"scheduler": {"acquire_status": {"interval": 60}}})
+        self.assertEqual(driver.get_config_metadata(), metadata)
+        self.assertEqual(len(made), 1)
+        driver.configure({"method": "toy"})
+        driver.connect()
+        self.assertEqual(len(made), 2)
+        self.assertIs(driver.protocol, made[1])
+        self.assertIsNone(driver._detached_protocol)
+        self.assertEqual(driver.get_config_metadata(), metadata)
+        self.assertEqual(len(made), 2)
+
     def test_cachedConfigBeforeConnect(self) -> None:
         """
         Before any protocol ran there is no cached configuration; after

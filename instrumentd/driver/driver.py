@@ -86,6 +86,7 @@ class InstrumentDriver:
         # then must stand.
         self._startup_applied = False
         self._latest: InstrumentProtocol[Any] | None = None
+        self._detached_protocol: InstrumentProtocol[Any] | None = None
         self._core = ConnectionCore(connection, self._build_protocol, self.events)
         self._machine = ConnectionMachine(self._core)
         self._core.start(self._machine)
@@ -104,13 +105,24 @@ class InstrumentDriver:
         if self._startup_applied:
             protocol.startup_pending = False
         self._latest = protocol
+        # The running protocol answers from now on: the detached one's
+        # memory goes (a station holds thousands of drivers).
+        self._detached_protocol = None
         return protocol
 
     def _detached(self) -> InstrumentProtocol[Any]:
         # A protocol that is never started: its declarations (parameters,
         # commands, jobs) answer metadata and check configurations while
-        # the instrument is not connected.  It sends nothing.
-        return self._protocol_class(_ignore, EventBus(self._clock), clock=self._clock)
+        # the instrument is not connected.  It sends nothing.  One is made
+        # and kept until a protocol runs: what a check leaves in it (startup
+        # values, jobs) is replaced by the next check, and neither its
+        # metadata nor its checks depend on it.
+        detached = self._detached_protocol
+        if detached is None:
+            detached = self._detached_protocol = self._protocol_class(
+                _ignore, EventBus(self._clock), clock=self._clock
+            )
+        return detached
 
     @property
     def protocol(self) -> InstrumentProtocol[Any] | None:
