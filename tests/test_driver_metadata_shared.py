@@ -269,3 +269,66 @@ def _spoil(value: object) -> None:
         for item in value:
             _spoil(item)
         value.append("spoilt")
+
+
+class DocumentCopiesTests(SynchronousTestCase):
+    """
+    A class's latest document is copied by unpickling only while a
+    protocol's document is made of the very same descriptions.
+    """
+
+    def test_declarationsDiffer(self) -> None:
+        """
+        Protocols of one class whose declarations differ (in the same
+        places) each get their own document, in any order of asking.
+        """
+        from instrumentd.driver.parameters import ParameterDictionary
+
+        metres = Parameter(name="DEPTH", type=ParameterType.INT, units="m")
+        feet = Parameter(name="DEPTH", type=ParameterType.INT, units="ft")
+
+        class Varied(ToyProtocol):
+            depth = metres
+
+            def declare_parameters(self, parameters: ParameterDictionary) -> None:
+                super().declare_parameters(parameters)
+                parameters.add(self.depth)
+
+        plain = make(Varied)
+        Varied.depth = feet
+        extra = make(Varied)
+        expected = {p: json.dumps(afresh(p)) for p in (plain, extra)}
+        self.assertNotEqual(expected[plain], expected[extra])
+        for protocol in (plain, plain, extra, extra, plain, extra):
+            self.assertEqual(json.dumps(protocol.metadata()), expected[protocol])
+
+    def test_unpicklable(self) -> None:
+        """
+        A document holding a value pickle cannot name (a member of an enum
+        defined in a function) is still copied, each time.
+        """
+        from enum import StrEnum
+
+        from instrumentd.driver.parameters import ParameterDictionary
+
+        class Local(StrEnum):
+            A = "a"
+
+        class Odd(ToyProtocol):
+            def declare_parameters(self, parameters: ParameterDictionary) -> None:
+                super().declare_parameters(parameters)
+                parameters.add(
+                    Parameter(
+                        name="ODD",
+                        type=ParameterType.ENUM,
+                        allowed_values=(Local.A,),
+                        default_value=Local.A,
+                    )
+                )
+
+        protocol = make(Odd)
+        expected = json.dumps(afresh(protocol))
+        for _ in range(3):
+            got = protocol.metadata()
+            self.assertEqual(json.dumps(got), expected)
+            _spoil(got)

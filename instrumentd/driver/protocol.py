@@ -58,8 +58,6 @@ Capabilities are the inputs the current state accepts (reports and
 
 from __future__ import annotations
 
-import functools
-import inspect
 import re
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
@@ -71,8 +69,9 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from instrumentd.driver._json import copy_jsonable
+from instrumentd.driver._metadata import DocumentCopies, signature, undeclared_command
 from instrumentd.driver.chunker import Chunker, Sieve
-from instrumentd.driver.commands import CommandDictionary, CommandSpec
+from instrumentd.driver.commands import CommandDictionary
 from instrumentd.driver.engine import (
     Command,
     CommandEngine,
@@ -128,6 +127,9 @@ __all__ = [
 ]
 
 _log = Logger()
+
+#: Copies of each protocol class's metadata document.
+_COPIES = DocumentCopies()
 
 T = TypeVar("T")
 
@@ -473,7 +475,7 @@ class InstrumentProtocol(Generic[InputsT]):
         try:
             if command in self.commands:
                 arguments = self.commands.validate(command, arguments)
-            _signature(declared).bind(self.machine, **arguments)
+            signature(declared).bind(self.machine, **arguments)
         except InstrumentCommandError:
             return fail()
         except TypeError as error:
@@ -553,21 +555,19 @@ class InstrumentProtocol(Generic[InputsT]):
                 commands[name] = self.commands.command(name).shared_metadata()
             else:
                 # Not declared: described from its input.
-                commands[name] = _undeclared_command(self.inputs, name)
-        return cast(
-            "dict[str, object]",
-            copy_jsonable(
-                {
-                    "driver": {
-                        "name": self.driver_name,
-                        "version": self.driver_version,
-                        "states": self.table.states,
-                    },
-                    "commands": commands,
-                    "parameters": self.parameters.shared_metadata(),
-                    "streams": self._shared_streams(),
-                }
-            ),
+                commands[name] = undeclared_command(self.inputs, name)
+        return _COPIES.copy(
+            type(self),
+            {
+                "driver": {
+                    "name": self.driver_name,
+                    "version": self.driver_version,
+                    "states": self.table.states,
+                },
+                "commands": commands,
+                "parameters": self.parameters.shared_metadata(),
+                "streams": self._shared_streams(),
+            },
         )
 
     @classmethod
@@ -812,38 +812,6 @@ class InstrumentProtocol(Generic[InputsT]):
             self.events.publish(
                 StateChangeEvent(state, previous, time=self.events.now())
             )
-
-
-_UNDECLARED: dict[tuple[type[object], str], dict[str, object]] = {}
-
-
-def _undeclared_command(inputs: type[object], name: str) -> dict[str, object]:
-    """
-    The metadata of a command no declaration describes, from its input's
-    docstring and signature: made once per inputs class and shared (read
-    it, never change it).
-    """
-    made = _UNDECLARED.get((inputs, name))
-    if made is None:
-        declared = getattr(inputs, name)
-        made = CommandSpec(
-            name=name,
-            display_name=name.replace("_", " ").capitalize(),
-            description=inspect.getdoc(declared) or "",
-        ).metadata()
-        made["arguments"] = {
-            argument: {}
-            for argument in _signature(declared).parameters
-            if argument != "self"
-        }
-        _UNDECLARED[inputs, name] = made
-    return made
-
-
-@functools.cache
-def _signature(declared: Callable[..., object]) -> inspect.Signature:
-    # An input's signature, read once (a Signature is immutable).
-    return inspect.signature(declared)
 
 
 def _standard_machine() -> TypeMachine[ProtocolInputs, InstrumentProtocol[Any]]:
