@@ -726,7 +726,7 @@ class SpoolBufferTests(SynchronousTestCase):
         files; one that fell further behind than the memory holds reads the
         files, and both give every record once, in order.
         """
-        spool, _, _ = self.make_spool(segment_bytes=300)
+        spool, _, _ = self.make_spool(segment_bytes=300, tail_bytes=1 << 20)
         opened: list[object] = []
         open_reader = spool._open_reader
 
@@ -744,7 +744,7 @@ class SpoolBufferTests(SynchronousTestCase):
         self.assertEqual(seqs, list(range(1, 21)))
         self.assertEqual(opened, [])
 
-        self.patch(spool_module, "_TAIL_BYTES", 100)
+        spool._tail_limit = 100
         for number in range(20, 40):
             spool.append({"n": number})
         read = [entry.seq for entry in spool.read(7)]
@@ -761,16 +761,41 @@ class SpoolBufferTests(SynchronousTestCase):
         Records the cursor moved past (committed, or deleted at the bound)
         are not read from memory either.
         """
-        spool, _, _ = self.make_spool()
+        spool, _, _ = self.make_spool(tail_bytes=1 << 20)
         for number in range(5):
             spool.append({"n": number})
         spool.commit(3)
         self.assertEqual([entry.seq for entry in spool.read(10)], [4, 5])
 
-        bounded, _, _ = self.make_spool(max_bytes=800, segment_bytes=100)
+        bounded, _, _ = self.make_spool(
+            max_bytes=800, segment_bytes=100, tail_bytes=1 << 20
+        )
         for number in range(60):
             bounded.append({"n": number})
         read = [entry.seq for entry in bounded.read(100)]
         self.assertEqual(read, list(range(read[0], 61)))
         self.assertGreater(read[0], 1)
         self.assertEqual(bounded.evicted, read[0] - 1)
+
+    def test_noTailByDefault(self) -> None:
+        """
+        Without C{tail_bytes} nothing is kept in memory for the reader
+        (the MQTT sink keeps a spool per instrument, and a broker outage
+        would otherwise fill memory with every spool's tail): every record
+        is read back from the files.
+        """
+        spool, _, _ = self.make_spool()
+        opened: list[object] = []
+        open_reader = spool._open_reader
+
+        def counting(after: object) -> bool:
+            opened.append(after)
+            return open_reader(after)  # type: ignore[arg-type]
+
+        self.patch(spool, "_open_reader", counting)
+        spool.read(10)
+        for number in range(5):
+            spool.append({"n": number})
+        self.assertIsNone(spool._tail)
+        self.assertEqual([entry.seq for entry in spool.read(10)], [1, 2, 3, 4, 5])
+        self.assertTrue(opened)

@@ -64,6 +64,11 @@ _RESPONSE_EXCERPT: Final = 500
 #: hundred SBE 37 records).
 _SPOOL_BUFFER: Final = 64 << 10
 
+#: The most bytes of particles spooled since the sink caught up that it
+#: keeps in memory to send, rather than read back the file it has just
+#: written: 16 MB, more than a catch-up batch of SBE 37 records.
+_SPOOL_TAIL: Final = 16 << 20
+
 
 @implementer(ISink)
 class HttpSink:
@@ -215,6 +220,7 @@ class HttpSink:
             segment_bytes=segment_bytes,
             max_bytes=max_bytes,
             buffer_bytes=_SPOOL_BUFFER,
+            tail_bytes=_SPOOL_TAIL,
         )
         #: Writes the spool's buffer at the end of the reactor's turn.
         self._spool_call: IDelayedCall | None = None

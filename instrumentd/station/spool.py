@@ -27,9 +27,10 @@ the operating system's hands and survives the station being killed.  With
 ``buffer_bytes`` (the HTTP sink's spool), records wait in memory for
 :meth:`Spool.write_pending`, which writes many with one system call (the
 sink calls it at the end of each turn of its reactor), and are always
-written before :meth:`Spool.read` returns them.  Records appended since the
-reader caught up are also kept in memory, up to :data:`_TAIL_BYTES`, so
-the reader takes them from there rather than read the file back.  (It is
+written before :meth:`Spool.read` returns them.  With ``tail_bytes``,
+records appended since the reader caught up are also kept in memory, up to
+that many bytes, so the reader takes them from there rather than read the
+file back.  (It is
 not ``fsync``\\ ed: a power cut can still lose the last few seconds.)  A run
 never appends to a segment an earlier run left: it starts a new one, so a
 line torn by a crash stays alone at the end of its segment, where the reader
@@ -103,11 +104,6 @@ _SEGMENTS_PER_BOUND: Final = 8
 
 #: Segment files end with this; their name is their first record's seq.
 _SEGMENT_SUFFIX: Final = ".jsonl"
-
-#: The most bytes of records appended since the reader caught up that are
-#: kept in memory, so the reader takes them from there rather than read
-#: them back from the file it has just written.
-_TAIL_BYTES: Final = 16 << 20
 
 
 class SpoolInUseError(Exception):
@@ -183,6 +179,10 @@ class Spool:
         wait in memory until :meth:`write_pending` (which the owner calls
         once a turn of its reactor), until :meth:`read` or :meth:`close`,
         or until this many bytes wait: one ``write`` for many records.
+    :param tail_bytes: 0 (the default) to read every record back from the
+        files.  Otherwise records appended since the reader last caught up
+        are also kept in memory, up to this many bytes, and read from there
+        (a reader that fell further behind reads the files).
     :raises OSError: if the directory or its state cannot be created or
         read.
     :raises ValueError: if ``state.json`` exists but is not a spool state,
@@ -198,6 +198,7 @@ class Spool:
         segment_bytes: int = 1 << 20,
         max_bytes: int | None = None,
         buffer_bytes: int = 0,
+        tail_bytes: int = 0,
     ) -> None:
         if segment_bytes < 1:
             raise ValueError(f"segment_bytes must be positive, not {segment_bytes}")
@@ -210,6 +211,7 @@ class Spool:
             segment_bytes = min(segment_bytes, max(1, max_bytes // _SEGMENTS_PER_BOUND))
         self._segment_bytes = segment_bytes
         self._buffer_bytes = buffer_bytes
+        self._tail_limit = tail_bytes
         #: Records appended but not yet written, all for the current
         #: segment, and their size.  Counted in the segment's size, the
         #: spool's bytes and ``last_seq`` already.
@@ -268,9 +270,11 @@ class Spool:
         self._reader: BinaryIO | None = None
         self._reader_segment: _Segment | None = None
         #: The records appended since the reader last caught up, while they
-        #: fit in :data:`_TAIL_BYTES`; ``None`` when the reader must go to
+        #: fit in ``tail_bytes``; ``None`` when the reader must go to
         #: the files.  ``_tail_start`` is the first not yet read.
-        self._tail: list[SpoolEntry] | None = [] if self.unread == 0 else None
+        self._tail: list[SpoolEntry] | None = None
+        if self._tail_limit and self.unread == 0:
+            self._tail = []
         self._tail_start = 0
         self._tail_bytes = 0
         self._closed = False
@@ -556,7 +560,7 @@ class Spool:
         self.last_seq = seq
         tail = self._tail
         if tail is not None:
-            if self._tail_bytes + size > _TAIL_BYTES:
+            if self._tail_bytes + size > self._tail_limit:
                 # The reader fell far behind: it reads the files instead.
                 self._tail = None
             else:
@@ -673,7 +677,7 @@ class Spool:
                 continue
             entries.append(SpoolEntry(seq, line.rstrip(b"\n")))
             self._read_seq = seq
-        if self._read_seq >= self.last_seq:
+        if self._read_seq >= self.last_seq and self._tail_limit:
             # Caught up: what comes next is kept in memory for the reader.
             self._start_tail()
         return entries
