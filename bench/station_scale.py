@@ -40,6 +40,9 @@ running (or ``--startup-limit`` passes), lets it settle, then measures over
   also each agent process's);
 - **first s / all s**: from the station's start to the first instrument
   running (its first sample follows within a second) and to the last.
+- **start CPU ms/instr**: the station's CPU from its start to the last
+  instrument running, over N (those already up sample meanwhile): what
+  start-up at scale is bound by.
 
 Repeats (``--repeats``) give min / median / max.  Run by hand on Linux (it
 is not a test)::
