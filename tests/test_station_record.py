@@ -594,6 +594,8 @@ class OneSerialisationTests(SynchronousTestCase):
         )
         [record] = made
         self.assertEqual(record.encodings, 1)
+        # The HTTP sink's spool is written at the end of the reactor's turn.
+        clock.advance(0)
         [segment] = [n for n in os.listdir(spool_dir) if n.endswith(".jsonl")]
         with open(os.path.join(spool_dir, segment), "rb") as f:
             self.assertIn(b'"record":' + record.json + b"}\n", f.read())
