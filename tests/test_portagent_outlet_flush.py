@@ -97,6 +97,35 @@ class OutletFlushTests(TestCase):
         self.assertEqual((transport._tempDataLen, transport.dataBuffer), (0, b""))
 
     @defer.inlineCallbacks
+    def test_idleSendNotWatched(self) -> Any:
+        """
+        A message the socket takes whole is not handed to the reactor: the
+        transport never asks it to watch the socket for writing (two
+        C{epoll_ctl} calls a message), yet the client gets every byte.
+        """
+        transport, client = yield defer.ensureDeferred(
+            self._accepted_with_plain_client()
+        )
+        outlet = self._outlet(transport)
+        watched: list[None] = []
+        start = transport.startWriting
+
+        def counting() -> None:
+            watched.append(None)
+            start()
+
+        self.patch(transport, "startWriting", counting)
+        messages = [b"%02d" % i + b"x" * 62 for i in range(20)]
+        for message in messages:
+            outlet.send(message)
+        received = b""
+        while len(received) < 64 * 20 and self._readable(client):
+            received += client.recv(4096)
+        self.assertEqual(received, b"".join(messages))
+        self.assertEqual(watched, [])
+        self.assertEqual(outlet.bytes_sent, 64 * 20)
+
+    @defer.inlineCallbacks
     def test_orderKeptPastFullSocket(self) -> Any:
         """
         More than the socket takes while the client is not reading: the

@@ -21,15 +21,18 @@ So the agent's memory for clients stays bounded whatever they do.
 
 **Sent in the same turn.**  Twisted's TCP ``write`` only buffers: the bytes
 go out when the reactor next polls and finds the socket writable, a turn
-later (for a relay of small messages, a third of its system calls and a
-wait between reading a message and sending it).  When a client's transport
-had nothing buffered, :meth:`ClientOutlet.send` writes to it and then asks
-the transport itself to send (its ``doWrite``, what the reactor would call
-next turn), so the buffer, the order of the bytes, pausing and resuming
-this outlet and the handling of errors all stay Twisted's: whatever the
-socket does not take waits in the transport's buffer for the reactor, and
-a broken connection is found and closed by the reactor on its next turn,
-as before.
+later, with an ``epoll_ctl`` to watch the socket for writing and another
+to stop (for a relay of small messages, a third of its system calls and a
+wait between reading a message and sending it).  When a client's TCP
+transport has nothing buffered, :meth:`ClientOutlet.send` hands the bytes
+to the transport's own sending step, ``writeSomeData`` (what its
+``doWrite`` calls when the reactor finds the socket writable), and only
+what the socket does not take goes to the transport's ``write``: so with
+nothing buffered ahead of them the bytes' order is kept, and the
+transport's buffer, pausing and resuming this outlet and closing a broken
+connection stay Twisted's.  A send that finds the connection broken hands
+the bytes to ``write`` too, and the reactor's next turn meets the same
+error and closes the connection as it always does.
 """
 
 from __future__ import annotations
@@ -224,10 +227,9 @@ class ClientOutlet:
         self._paused = False
         self._held = False
         self._closed = False
-        # Only a plain (posix) TCP connection is flushed at once: its
-        # doWrite is the reactor's own sending step (see the module).
+        # Only a plain (posix) TCP connection is sent to at once: its
+        # writeSomeData is the reactor's own sending step (see the module).
         self._flushable = isinstance(transport, Connection)
-        self._flushing = False
         self._queues.add(self)
         transport.registerProducer(self, True)  # type: ignore[attr-defined]
 
@@ -246,8 +248,8 @@ class ClientOutlet:
             return
         if not self._paused and not self._held and not self._queue:
             self.bytes_sent += len(data)
-            if self._flushable and not self._flushing:
-                self._write_and_flush(data)
+            if self._flushable:
+                self._send_now(data)
             else:
                 self.transport.write(data)
             return
@@ -264,32 +266,31 @@ class ClientOutlet:
         elif queues.queued > queues.budget:
             queues.over_budget()
 
-    def _write_and_flush(self, data: bytes) -> None:
+    def _send_now(self, data: bytes) -> None:
         t: Connection = self.transport  # type: ignore[assignment]
-        idle = (
-            not t._tempDataLen
-            and t.offset == len(t.dataBuffer)
-            and t.connected
-            and not t.disconnecting
-            and not t._writeDisconnecting
-            and not t._writeDisconnected
-            and not t.TLS
-        )
-        t.write(data)
-        if not idle:
+        if (
+            t._tempDataLen
+            or t.offset != len(t.dataBuffer)
+            or not t.connected
+            or t.disconnecting
+            or t._writeDisconnecting
+            or t._writeDisconnected
+            or t.TLS
+        ):
             # Bytes already wait (the socket was full) or the connection is
             # closing: the reactor sends them, and these behind them.
+            t.write(data)
             return
-        self._flushing = True
-        try:
-            # What the reactor would do on its next turn.  Its result is
-            # None, or the error of a broken connection: then the bytes stay
-            # buffered and the transport still registered for writing, so
-            # the reactor's next turn meets the same error and closes the
-            # connection as it always does.
-            t.doWrite()
-        finally:
-            self._flushing = False
+        # Nothing buffered: send as the transport's doWrite would, without
+        # asking the reactor to watch the socket (two epoll_ctl calls) and
+        # without waiting for its next turn.
+        sent = t.writeSomeData(data)
+        if sent.__class__ is not int or sent < 0:
+            # A broken connection: buffered, the reactor meets the same
+            # error on its next turn and closes it as it always does.
+            t.write(data)
+        elif sent < len(data):
+            t.write(data[sent:])
 
     def purge(self) -> int:
         """
