@@ -28,7 +28,7 @@ from twisted.internet.interfaces import IReactorTime, ITransport
 from twisted.logger import Logger
 
 from instrumentd.interfaces import IDataLog
-from instrumentd.packet import PacketType, frame_read
+from instrumentd.packet import MAX_PAYLOAD_SIZE, PacketType, encode_packet, frame_read
 from instrumentd.portagent.outlet import ClientOutlet, ClientQueues
 from instrumentd.sniff import sniff_line
 
@@ -47,6 +47,10 @@ DATA_CLIENT_TYPES: Final = frozenset(
 )
 
 CLIENT_KINDS: Final = ("data", "sniff", "raw", "rfc2217")
+
+#: Each type's name, looked up once: ``PacketType.name`` is a Python-level
+#: property, and every packet is counted by name.
+_TYPE_NAMES: Final = {t: t.name for t in PacketType}
 
 
 class DirectClient(Protocol):
@@ -172,7 +176,7 @@ class Router:
         seconds, fraction = self._now() if when is None else when
         counters = self.counters
         clients = self.clients
-        name = packet_type.name
+        name = _TYPE_NAMES[packet_type]
         # Snapshots: a client cut off during the fan-out leaves its list,
         # and the others must still get every packet.  Its fault goes out
         # after this message, so every client sees the same order.
@@ -182,12 +186,19 @@ class Router:
         outermost = not self._publishing
         self._publishing = True
         try:
-            for packet in frame_read(packet_type, payload, seconds, fraction):
-                self.datalog.write(packet)
+            # One packet, as a read of up to a packet's payload always is,
+            # without a generator's frames.
+            packets = (
+                (encode_packet(packet_type, payload, seconds, fraction),)
+                if len(payload) <= MAX_PAYLOAD_SIZE
+                else frame_read(packet_type, payload, seconds, fraction)
+            )
+            write = self.datalog.write
+            by_type = counters.packets_by_type
+            for packet in packets:
+                write(packet)
                 counters.packets += 1
-                counters.packets_by_type[name] = (
-                    counters.packets_by_type.get(name, 0) + 1
-                )
+                by_type[name] = by_type.get(name, 0) + 1
                 for outlet in data:
                     outlet.send(packet)
                 if sniffers:
