@@ -16,6 +16,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+from functools import partial
 from typing import Any, Final
 
 from twisted.application.service import Service
@@ -146,7 +147,9 @@ class PortAgent(Service):
         )
         self.router = Router(
             self.datalog,
-            self._now,
+            # The reactor's clock as NTP, one call a message fewer than a
+            # method calling ntp_now.
+            partial(ntp_now, reactor),
             config.client_buffer,
             client_memory=config.client_memory,
             stall_timeout=config.client_stall_timeout,
@@ -208,9 +211,6 @@ class PortAgent(Service):
     def _datalog_trouble(self, message: str) -> None:
         # Drivers never read the agent's log: tell them as a fault too.
         self.router.publish(PacketType.PORT_AGENT_FAULT, message.encode())
-
-    def _now(self) -> tuple[int, int]:
-        return ntp_now(self._reactor)
 
     # -- lifecycle ---------------------------------------------------------
 

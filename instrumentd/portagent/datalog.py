@@ -337,7 +337,8 @@ class DataLog:
         :param packet: one encoded packet.
         :raises RuntimeError: if the datalog was closed.
         """
-        self._check_open("write")
+        if self._closed:
+            self._check_open("write")
         now = self._clock.seconds()
         size = len(packet)
         if self.failing and (now < self._retry_at or not self._start_attempt(now)):

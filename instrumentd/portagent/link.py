@@ -202,6 +202,9 @@ class _LinkProtocol(Protocol):
         if consumer is not None:
             self.gate = _WriteGate()
             consumer.registerProducer(self.gate, True)
+        # Each read goes straight to the link's receiver, one call fewer a
+        # read than this protocol's own dataReceived.
+        self.dataReceived = self._link.on_data  # type: ignore[method-assign, assignment]
         self._link._connected(self)
 
     def dataReceived(self, data: bytes) -> None:
