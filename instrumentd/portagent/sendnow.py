@@ -9,9 +9,9 @@ then stops watching it (``epoll_ctl`` again).  For a relay of small
 messages that is one more turn of the reactor and two more system calls
 per message (strace: 6 per relayed message instead of 3).
 
-Not used by the client outlets: they send in the same turn through the
-transport's own ``doWrite`` (see :mod:`instrumentd.portagent.outlet`), so
-no bytes ever go around its buffer.  (A 4-client flood with this module
+The client outlets do the same inside their own bookkeeping (see
+:mod:`instrumentd.portagent.outlet`: the transport's ``writeSomeData``
+when nothing is buffered).  (A 4-client flood with this module
 once left two clients one packet short; the likely cause was the
 benchmark starting its flood before the agent had accepted them, since
 fixed; see ``bench/README.md``.)  The benchmark's source uses it.
