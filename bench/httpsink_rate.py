@@ -23,11 +23,10 @@ times, min / median / max.  Run by hand (it is not a test):
 ``python bench/httpsink_rate.py [--rate 5000] [--seconds 10] [--repeats 3]
 [--turn 2]``.
 
-``--turn S`` feeds as a station whose core is nearly full does: one
-reactor turn every ``S`` seconds, each writing ``S`` seconds of records and
-then holding the reactor (busy) for 0.8 ``S``, as a station of 5,000
-instruments did with turns of 1 to 5 s.  The sink can move on only between
-turns.
+``--turn S`` feeds as a station whose core is full does: every turn of
+the reactor lasts ``S`` seconds (busy), each writing the records due since
+the last, as a station of 5,000 instruments did with turns of 1 to 5 s.
+The sink can move on only between turns.
 Prints a table; nothing is asserted.
 """
 
@@ -156,33 +155,37 @@ async def feed(
 ) -> int:
     """
     Write ``rate`` records a second for ``seconds``; the most queued.  With
-    ``turn``, a tick every ``turn`` seconds that then holds the reactor for
-    0.8 of it.
+    ``turn``, every turn of the reactor holds it (busy) for ``turn``
+    seconds and writes the records due since the last.
     """
-    interval = turn or 1.0 / TICKS
-    per_tick = round(rate * interval)
-    ticks = max(1, round(seconds / interval))
-    state = {"tick": 0, "next": 0, "queued": 0}
+    total = round(rate * seconds)
+    state = {"next": 0, "queued": 0}
+    began = time.perf_counter()
 
     def tick() -> None:
         start = state["next"]
-        for record in records[start : start + per_tick]:
+        if turn:
+            due = min(total, round(rate * (time.perf_counter() - began)))
+        else:
+            due = min(total, start + rate // TICKS)
+        for record in records[start:due]:
             if sink is not None:
                 sink.write(record["instrument"], record)
-        state["next"] = start + per_tick
-        state["tick"] += 1
+        state["next"] = due
         if turn:
-            until = time.perf_counter() + 0.8 * turn
+            until = time.perf_counter() + turn
             while time.perf_counter() < until:
                 pass
         if sink is not None:
             state["queued"] = max(state["queued"], sink.queued)
-        if state["tick"] >= ticks:
+        if due >= total:
             loop.stop()
 
     loop = task.LoopingCall(tick)
     loop.clock = reactor
-    await loop.start(interval)
+    # With turn, a call at every turn of the reactor, so that each lasts
+    # ``turn``: a station whose core is full.
+    await loop.start(0.0 if turn else 1.0 / TICKS)
     return state["queued"]
 
 
@@ -270,7 +273,7 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
             process.signalProcess("TERM")
             await receiver.ended
     if args.turn:
-        print(f"\nreactor turns of {args.turn:g} s, 0.8 of each busy")
+        print(f"\nevery reactor turn {args.turn:g} s long (busy)")
     print(
         f"\nHTTP sink fed {args.rate:,} records/s for {args.seconds:g} s "
         f"(SBE 37 records v2), receiver in a child process; {args.repeats} "
@@ -301,7 +304,7 @@ if __name__ == "__main__":
         "--turn",
         type=float,
         default=0.0,
-        help="seconds a reactor turn lasts (0.8 of it busy); 0 for 100 ticks/s",
+        help="seconds every reactor turn lasts (busy); 0 for 100 ticks/s",
     )
     parser.add_argument(
         "--delays",
