@@ -20,6 +20,7 @@ from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -94,9 +95,11 @@ class AgentHarness:
             "disconnect_grace": 10.0,
             "status_file": os.path.join(test.mktemp() + "-status.json"),
         }
+        quiet = overrides.pop("quiet_start", False)
         settings.update(overrides)
         self.config = PortAgentConfig(**settings)
         self.agent = PortAgent(self.config, reactor=self.reactor, datalog=self.datalog)
+        self.agent.quiet_start = quiet
         self.agent.startService()
         test.addCleanup(self.stop)
         self.instrument: Protocol | None = None
@@ -946,3 +949,45 @@ class FrozenCountTests(SynchronousTestCase):
         self.assertEqual({p["gc_frozen_objects"] for p in process}, {1001})  # type: ignore[index]
         one.reactor.advance(1.0)
         self.assertEqual(one.agent.stats()["process"]["gc_frozen_objects"], 1002)  # type: ignore[index]
+
+
+class QuietStartTests(SynchronousTestCase):
+    """
+    An agent whose start its owner logs (a station's in-process agent).
+    """
+
+    def lines(self, **overrides: Any) -> list[str]:
+        """
+        The agent's log lines while it starts, its link comes up, drops
+        for longer than the grace period and comes back.
+        """
+        with capturedLogs() as events:
+            h = AgentHarness(self, disconnect_grace=10.0, **overrides)
+            h.reactor.run()
+            h.link_up()
+            h.link_down()
+            h.reactor.advance(10.0)
+            h.link_up()
+        return [formatEvent(event) for event in events]
+
+    def test_quiet(self) -> None:
+        """
+        Quiet, the agent's start and its link's first coming up are no
+        lines; the link's later drop and return are, as ever.
+        """
+        loud = self.lines()
+        quiet = self.lines(quiet_start=True)
+        self.assertTrue(any("port agent TEST01 ready" in line for line in loud))
+        self.assertEqual(
+            [line for line in loud if "ready" not in line][2:], quiet, loud
+        )
+        self.assertEqual(
+            quiet,
+            [
+                "instrument link down: tcp:host=127.0.0.1:port=4001: "
+                "the other side closed the connection",
+                "instrument link DISCONNECTED",
+                "instrument link up: tcp:host=127.0.0.1:port=4001",
+                "instrument link CONNECTED",
+            ],
+        )

@@ -148,6 +148,16 @@ class DirectStationTests(TestCase):
         # that is no warning (and no "up again" after it).
         self.assertNotIn("the instrument link is down since", station.output)
         self.assertNotIn("the instrument link is up again", station.output)
+        # The agents' start is the station's line, with the datalog file;
+        # their own lines, which name no instrument, are not there.
+        self.assertRegex(
+            station.output,
+            r"ctd0: port agent \(in-process, pid \d+\) ready: no listeners; "
+            r"datalog in \S+/ctd0_\d{8}T\d{6}Z\.datalog",
+        )
+        self.assertNotIn("port agent ctd0 ready", station.output)
+        self.assertNotIn("instrument link up", station.output)
+        self.assertNotIn("instrument link CONNECTED", station.output)
 
     async def test_descriptorsPerInstrument(self) -> None:
         """

@@ -191,8 +191,10 @@ class PortAgent(Service):
 
     def _announce(self, state: str) -> None:
         if self._announced != state:
+            first = self._announced is None
             self._announced = state
-            self.log.info("instrument link {state}", state=state)
+            if not (self.quiet_start and first and state == CONNECTED):
+                self.log.info("instrument link {state}", state=state)
             self.router.publish(PacketType.PORT_AGENT_STATUS, state.encode())
             if state == DISCONNECTED:
                 self._tell_problem()
@@ -317,14 +319,15 @@ class PortAgent(Service):
     def _ready(self) -> None:
         if not self.running:
             return
-        self.log.info(
-            "port agent {name} ready: ports {ports}; instrument {instrument}; "
-            "datalog {datalog}",
-            name=self.config.name,
-            ports=self.port_numbers(),
-            instrument=self.config.instrument,
-            datalog=self.datalog.path,
-        )
+        if not self.quiet_start:
+            self.log.info(
+                "port agent {name} ready: ports {ports}; instrument {instrument}; "
+                "datalog {datalog}",
+                name=self.config.name,
+                ports=self.port_numbers(),
+                instrument=self.config.instrument,
+                datalog=self.datalog.path,
+            )
         if self.config.status_file:
             write_status_file(
                 self.config.status_file,
@@ -340,6 +343,22 @@ class PortAgent(Service):
     #: Whether stopping fsyncs the datalog; a station that stops many
     #: in-process agents syncs the file system once instead.
     sync_datalog = True
+
+    @property
+    def quiet_start(self) -> bool:
+        """
+        Whether the agent leaves its start to its owner's log: no "ready"
+        line, and the instrument link's first coming up is no line (a
+        station logs its in-process agent ready and its instrument
+        running; the agent's own lines, which do not name the instrument,
+        were two more an instrument of thousands).  Every later change of
+        the link is logged as ever.  Set before :meth:`startService`.
+        """
+        return self.link.quiet_first_up
+
+    @quiet_start.setter
+    def quiet_start(self, quiet: bool) -> None:
+        self.link.quiet_first_up = quiet
 
     def stopService(self) -> Deferred[None]:
         """

@@ -355,6 +355,11 @@ class InstrumentLink:
         self._last_failure: tuple[str, float] | None = None
         self._suppressed = 0
         self.down_since: float | None = clock.seconds()
+        self._first_up = True
+        #: Whether the link's first coming up goes unlogged (an agent in a
+        #: station's process: the station logs its instrument running);
+        #: every later change is logged.
+        self.quiet_first_up = False
         self.last_error: str | None = None
         self.last_error_time: float | None = None
         self._service = _ReconnectingLink(
@@ -483,7 +488,9 @@ class InstrumentLink:
         self._suppressed = 0
         self._last_failure = None
         self.down_since = None
-        self.log.info("instrument link up: {endpoint}", endpoint=self._description)
+        if not (self.quiet_first_up and self._first_up):
+            self.log.info("instrument link up: {endpoint}", endpoint=self._description)
+        self._first_up = False
         self._on_up()
 
     def _disconnected(self, protocol: _LinkProtocol, reason: Failure) -> None:

@@ -426,6 +426,10 @@ class InstrumentSupervisor:
                 spec.agent_config(self.name, self._instrument_endpoint),
                 reactor=self._reactor,
             )
+            # Its start is logged here (with its datalog file), and its
+            # instrument running: not three lines more that name no
+            # instrument.
+            agent.quiet_start = True
             # Binding TCP listeners completes at once: a busy port raises
             # here, with nothing left running.
             agent.startService()
@@ -434,6 +438,7 @@ class InstrumentSupervisor:
             self.connection.bind(agent)
             self._agent_ports = agent.port_numbers()
             pid = os.getpid()
+            datalog = agent.datalog.path or spec.datalog_dir
         else:
             from instrumentd.portagent.launcher import launch_port_agent
 
@@ -469,6 +474,7 @@ class InstrumentSupervisor:
             self.agent_process = process
             self._agent_ports = dict(process.ports)
             pid = process.pid
+            datalog = spec.datalog_dir
             process.ended.addCallback(self._agent_ended, process)
         _log.info(
             "{name}: port agent ({mode}, pid {pid}) ready: {ports}; datalog in "
@@ -482,7 +488,7 @@ class InstrumentSupervisor:
                 if port is not None
             )
             or "no listeners",
-            datalog=spec.datalog_dir,
+            datalog=datalog,
         )
 
     def _comms_config(self) -> dict[str, object]:
