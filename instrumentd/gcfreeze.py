@@ -13,13 +13,20 @@ CPU.  :func:`freeze_startup_objects` collects once and then moves every
 object alive into the permanent generation (:func:`gc.freeze`): they are
 freed by reference counting as before, and later collections walk only
 what was made since.
+
+A station of thousands of instruments makes most of those objects while
+they come up, over a minute or more, and the collector's full walks of
+them then cost as much as everything else start-up does (5.4 of 25 s of
+CPU for 1,500 instruments).  :class:`GrowingFreeze` freezes as start-up
+goes, a step of instruments at a time, so no full collection walks more
+than a step's worth.
 """
 
 from __future__ import annotations
 
 import gc
 
-__all__ = ["freeze_startup_objects"]
+__all__ = ["GrowingFreeze", "freeze_startup_objects", "freeze_young_survivors"]
 
 
 def freeze_startup_objects() -> int:
@@ -32,3 +39,45 @@ def freeze_startup_objects() -> int:
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
+
+
+def freeze_young_survivors() -> None:
+    """
+    Collect the young generations (cheap: at most a few thousand objects),
+    then freeze everything alive.
+
+    The garbage this leaves behind is only cycles that had already aged
+    into the oldest generation; they stay frozen (a few bytes an instrument)
+    rather than cost a full collection to find.
+    """
+    gc.collect(1)
+    gc.freeze()
+
+
+class GrowingFreeze:
+    """
+    Freezes a process's objects a step at a time while it grows.
+
+    :ivar steps: how many times it has frozen.
+    """
+
+    def __init__(self, every: int) -> None:
+        """
+        :param every: how many :meth:`grown` calls make a step, at least 1.
+        :raises ValueError: for ``every`` below 1.
+        """
+        if every < 1:
+            raise ValueError(f"every must be at least 1, not {every}")
+        self._every = every
+        self._grown = 0
+        self.steps = 0
+
+    def grown(self) -> None:
+        """
+        One more unit (an instrument brought up) is made; freeze at each
+        step.
+        """
+        self._grown += 1
+        if self._grown % self._every == 0:
+            freeze_young_survivors()
+            self.steps += 1
