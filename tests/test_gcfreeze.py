@@ -78,6 +78,35 @@ class GrowingFreezeTests(SynchronousTestCase):
         )
         self.assertIs(found, True)
 
+    def test_counted(self) -> None:
+        """
+        L{frozen_objects} is what the freezes counted, without a walk of
+        the frozen objects: as many as L{gc.get_freeze_count} finds while
+        none has been freed, and the same afterwards.
+        """
+        found = _in_child(
+            "import gc, json\n"
+            "from instrumentd.gcfreeze import GrowingFreeze, "
+            "freeze_startup_objects, frozen_objects\n"
+            "freezing = GrowingFreeze(1)\n"
+            "kept = [[n] for n in range(5000)]\n"
+            "freezing.grown()\n"
+            "first = (frozen_objects(), gc.get_freeze_count())\n"
+            "more = [[n] for n in range(3000)]\n"
+            "total = freeze_startup_objects()\n"
+            "second = (total, frozen_objects(), gc.get_freeze_count())\n"
+            "gc.get_freeze_count = None\n"
+            "print(json.dumps([first, second, frozen_objects()]))\n"
+        )
+        assert isinstance(found, list)
+        (counted, walked), (total, counted_after, walked_after), last = found
+        self.assertEqual(counted, walked)
+        self.assertGreater(counted, 5000)
+        self.assertEqual(total, counted_after)
+        self.assertEqual(counted_after, walked_after)
+        self.assertGreater(counted_after, counted + 3000)
+        self.assertEqual(last, counted_after)
+
     def test_badStep(self) -> None:
         """
         A step below one is refused, naming the value.

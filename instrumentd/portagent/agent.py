@@ -13,7 +13,6 @@ is recorded before any client sees it; each client has a bounded buffer.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 from functools import partial
@@ -28,6 +27,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from instrumentd import __version__
+from instrumentd.gcfreeze import frozen_objects
 from instrumentd.interfaces import IDataLog
 from instrumentd.packet import PacketType, ntp_now
 from instrumentd.portagent.access import (
@@ -65,30 +65,6 @@ __all__ = ["CONNECTED", "DISCONNECTED", "PortAgent"]
 
 CONNECTED: Final = "CONNECTED"
 DISCONNECTED: Final = "DISCONNECTED"
-
-#: Seconds a count of the objects frozen out of garbage collection is kept.
-_FROZEN_COUNT_KEPT: Final = 1.0
-#: The last count and when it was made (reactor seconds), for every agent
-#: of the process.
-_frozen_count: list[float] = [float("-inf"), 0]
-
-
-def _frozen_objects(now: float) -> int:
-    """
-    :func:`gc.get_freeze_count`, counted at most once a second in a process.
-
-    It walks the list of frozen objects: in a station that freezes what
-    start-up made (:mod:`instrumentd.gcfreeze`), millions of them, a few
-    milliseconds a count; and the station asks an in-process agent's
-    statistics whenever its link is down, which each one's is while it
-    comes up (at 300 instruments, 1.7 of 19 s of start-up CPU).
-
-    :param now: the reactor's time.
-    :returns: the count, at most a second old.
-    """
-    if not 0 <= now - _frozen_count[0] < _FROZEN_COUNT_KEPT:
-        _frozen_count[:] = [now, gc.get_freeze_count()]
-    return int(_frozen_count[1])
 
 
 def instrument_endpoint_description(description: str) -> str:
@@ -610,7 +586,7 @@ class PortAgent(Service):
             },
             "process": {
                 "pid": os.getpid(),
-                "gc_frozen_objects": _frozen_objects(self._reactor.seconds()),
+                "gc_frozen_objects": frozen_objects(),
                 "sched_slice_us": current_slice_us(),
             },
             "datalog": {
