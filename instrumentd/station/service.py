@@ -37,7 +37,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from instrumentd import __version__
-from instrumentd.gcfreeze import GrowingFreeze, freeze_startup_objects
+from instrumentd.gcfreeze import freeze_startup_objects
 from instrumentd.station.api import StationAPI
 from instrumentd.station.apisite import APISite, is_local
 from instrumentd.station.instrument import Station
@@ -70,10 +70,6 @@ _log = Logger()
 
 #: Seconds an event stream's messages may wait to be written together.
 STREAM_COALESCE = 0.1
-#: Instruments brought up between freezes of what start-up made (fewer
-#: when the start-up window is smaller): a full collection then walks at
-#: most about this many instruments' objects.
-FREEZE_STEP = 50
 
 
 def make_sink(
@@ -305,7 +301,6 @@ class StationService(Service):
         self.url: str | None = None
         self._stopping: Deferred[None] | None = None
         self.startup: StartupQueue | None = None
-        self._freezing: GrowingFreeze | None = None
         self._metadata_subscriptions: list[Callable[..., None]] = []
 
     def startService(self) -> None:
@@ -372,9 +367,6 @@ class StationService(Service):
             window=self.config.startup_window,
             timeout=self.config.startup_timeout,
         )
-        # What each step of instruments made is frozen out of the
-        # collector's full walks as they come up (see instrumentd.gcfreeze).
-        self._freezing = GrowingFreeze(min(FREEZE_STEP, self.config.startup_window))
         self.startup.add(
             partial(self._bring_up, spec, self.supervisors[spec.name])
             for spec in self.config.instruments
@@ -396,20 +388,16 @@ class StationService(Service):
         # 3,000 instruments they walked about a million objects, half a
         # second each, 14 % of the station's CPU.
         frozen = freeze_startup_objects()
-        steps = 0 if self._freezing is None else self._freezing.steps
-        self._freezing = None
         _log.info(
             "all {count} instruments brought up in {seconds:.1f} s ({late} took "
             "longer than startup_timeout; starts held back {held} times while "
             "the reactor ran late); {frozen} start-up objects frozen out of "
-            "garbage collection, in {steps} steps as they came up and once "
-            "at the end",
+            "garbage collection",
             count=startup.started,
             seconds=seconds,
             late=startup.timed_out,
             held=startup.held_back,
             frozen=frozen,
-            steps=steps,
         )
 
     def _bind_api(self, site: APISite) -> None:
@@ -470,15 +458,7 @@ class StationService(Service):
         # all at the station's start: for 5,000 instruments that was 25 s
         # before the first could start.
         self._describe(spec, supervisor)
-        settling = supervisor.start_settling()
-        if self._freezing is not None:
-            settling.addBoth(self._grown, self._freezing)
-        return settling
-
-    @staticmethod
-    def _grown(result: object, freezing: GrowingFreeze) -> object:
-        freezing.grown()
-        return result
+        return supervisor.start_settling()
 
     def _describe(self, spec: InstrumentSpec, supervisor: InstrumentSupervisor) -> None:
         """
