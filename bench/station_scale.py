@@ -290,6 +290,18 @@ async def counters(url: str) -> tuple[float, float]:
     return produced, files
 
 
+async def report_not_running(url: str, running: set[str]) -> None:
+    """
+    Say which instruments were not running when start-up's limit passed,
+    and what the station says of them (at most ten).
+    """
+    listed = json.loads(await get(url + "/api/instruments"))
+    behind = [each for each in listed["instruments"] if each["name"] not in running]
+    print(f"  {len(behind)} not running:", file=sys.stderr, flush=True)
+    for each in behind[:10]:
+        print(f"    {json.dumps(each)[:600]}", file=sys.stderr, flush=True)
+
+
 # -- one run -----------------------------------------------------------------------------
 
 
@@ -473,6 +485,8 @@ async def measure(reactor: Any, options: Options) -> dict[str, Any]:
         if limit.active():
             limit.cancel()
         all_up = (up - started) if up is not None else math.nan
+        if up is None:
+            await report_not_running(url, station.running)
         first_up = (station.first_running or math.nan) - started
         await task.deferLater(reactor, options.settle, lambda: None)
 
