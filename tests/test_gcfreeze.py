@@ -7,24 +7,17 @@ child Pythons (it would change the test runner's own collector).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 from twisted.trial.unittest import SynchronousTestCase
+
+from tests.test_portagent_tuning import python_in_child
 
 
 def _in_child(code: str) -> object:
     """
     Run ``code`` in a child Python; it prints one JSON document, returned.
     """
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
-    return json.loads(out)
+    return json.loads(python_in_child(code))
 
 
 class FrozenCountTests(SynchronousTestCase):

@@ -40,7 +40,13 @@ def _needs_custom_slices() -> None:
         raise SkipTest("the kernel has no per-task slices (Linux 6.12+)")
 
 
-def _in_child(code: str) -> str:
+def python_in_child(code: str) -> str:
+    """
+    Run ``code`` in a child Python (process-wide settings made there leave
+    the test runner's alone).
+
+    :returns: what it printed.
+    """
     return subprocess.run(
         [sys.executable, "-c", code],
         check=True,
@@ -60,7 +66,7 @@ class TuningFunctionTests(TestCase):
         The kernel takes the slice asked for, and reports it back.
         """
         _needs_custom_slices()
-        out = _in_child(
+        out = python_in_child(
             "from instrumentd.portagent.tuning import request_short_slice, "
             "current_slice_us; print(request_short_slice(250), current_slice_us())"
         )
@@ -70,7 +76,7 @@ class TuningFunctionTests(TestCase):
         """
         Every object alive is moved out of the collector's reach.
         """
-        out = _in_child(
+        out = python_in_child(
             "import gc; from instrumentd.portagent.tuning import "
             "freeze_startup_objects; n = freeze_startup_objects(); "
             "print(n, gc.get_freeze_count(), len(gc.get_objects()))"

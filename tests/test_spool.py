@@ -637,6 +637,21 @@ class SpoolBufferTests(SynchronousTestCase):
         self.patch(spool, "_write_all", counting)
         return spool, directory, writes
 
+    def count_reader_opens(self, spool: Spool) -> list[object]:
+        """
+        :returns: a list that gets the position of each file the spool's
+            reader opens.
+        """
+        opened: list[object] = []
+        open_reader = spool._open_reader
+
+        def counting(after: object) -> bool:
+            opened.append(after)
+            return open_reader(after)  # type: ignore[arg-type]
+
+        self.patch(spool, "_open_reader", counting)
+        return opened
+
     def test_oneWriteForMany(self) -> None:
         """
         Appended records are counted at once but written by
@@ -727,14 +742,7 @@ class SpoolBufferTests(SynchronousTestCase):
         files, and both give every record once, in order.
         """
         spool, _, _ = self.make_spool(segment_bytes=300, tail_bytes=1 << 20)
-        opened: list[object] = []
-        open_reader = spool._open_reader
-
-        def counting(after: object) -> bool:
-            opened.append(after)
-            return open_reader(after)  # type: ignore[arg-type]
-
-        self.patch(spool, "_open_reader", counting)
+        opened = self.count_reader_opens(spool)
         seqs: list[int] = []
         for number in range(20):
             spool.append({"n": number})
@@ -785,14 +793,7 @@ class SpoolBufferTests(SynchronousTestCase):
         is read back from the files.
         """
         spool, _, _ = self.make_spool()
-        opened: list[object] = []
-        open_reader = spool._open_reader
-
-        def counting(after: object) -> bool:
-            opened.append(after)
-            return open_reader(after)  # type: ignore[arg-type]
-
-        self.patch(spool, "_open_reader", counting)
+        opened = self.count_reader_opens(spool)
         spool.read(10)
         for number in range(5):
             spool.append({"n": number})

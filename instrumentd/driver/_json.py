@@ -13,8 +13,9 @@ import json
 from collections.abc import Mapping
 from datetime import date, datetime, time
 from enum import Enum
+from typing import cast
 
-__all__ = ["copy_jsonable", "dumps", "to_jsonable"]
+__all__ = ["DescribedOnce", "copy_jsonable", "dumps", "to_jsonable"]
 
 #: The exact types returned as they are (subclasses, such as a StrEnum's
 #: members, take the general path below).
@@ -88,3 +89,39 @@ def dumps(value: object) -> str:
     :returns: JSON text.
     """
     return json.dumps(to_jsonable(value), separators=(",", ":"))
+
+
+class DescribedOnce:
+    """
+    A frozen declaration (a parameter, a command, a command's argument)
+    whose JSON-ready metadata is made once and shared: every protocol of a
+    driver class asks for the same declarations' metadata.  Subclasses say
+    what it is in :meth:`_describe`.
+    """
+
+    def _describe(self) -> dict[str, object]:
+        """
+        :returns: the metadata, before :func:`to_jsonable`.
+        """
+        raise NotImplementedError
+
+    def metadata(self) -> dict[str, object]:
+        """
+        :returns: the metadata (the caller's own copy).
+        """
+        return cast("dict[str, object]", copy_jsonable(self.shared_metadata()))
+
+    def shared_metadata(self) -> dict[str, object]:
+        """
+        :meth:`metadata` made once for this declaration and shared by every
+        caller: read it, never change it.
+
+        :returns: the dict.
+        """
+        made = self.__dict__.get("_metadata")
+        if made is None:
+            made = to_jsonable(self._describe())
+            # Not a dataclass field: equality, hashing and replace() ignore
+            # it; object.__setattr__ because the declarations are frozen.
+            object.__setattr__(self, "_metadata", made)
+        return cast("dict[str, object]", made)

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
 
 from instrumentd.driver._declarations import Declarations
-from instrumentd.driver._json import copy_jsonable, to_jsonable
+from instrumentd.driver._json import DescribedOnce
 from instrumentd.driver._values import (
     ParameterType,
     ValueRefused,
@@ -36,7 +35,7 @@ __all__ = ["CommandArgument", "CommandDictionary", "CommandSpec"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class CommandArgument:
+class CommandArgument(DescribedOnce):
     """
     One argument of a command.
 
@@ -103,36 +102,25 @@ class CommandArgument:
             and a ``value`` block with ``type``, ``units``, ``default`` (the
             caller's own copy).
         """
-        return cast("dict[str, object]", copy_jsonable(self.shared_metadata()))
+        return super().metadata()
 
-    def shared_metadata(self) -> dict[str, object]:
-        """
-        :meth:`metadata` made once for this (frozen) declaration and shared:
-        read it, never change it.
-        """
-        made = self.__dict__.get("_metadata")
-        if made is None:
-            allowed = value_range(self.allowed_values, self.minimum, self.maximum)
-            made = to_jsonable(
-                {
-                    "required": self.required,
-                    "display_name": self.display_name,
-                    "description": self.description,
-                    "range": allowed,
-                    "value": {
-                        "type": self.type,
-                        "units": self.units,
-                        "default": self.default,
-                    },
-                }
-            )
-            # Not a field: equality, hashing and replace() ignore it.
-            object.__setattr__(self, "_metadata", made)
-        return cast("dict[str, object]", made)
+    def _describe(self) -> dict[str, object]:
+        allowed = value_range(self.allowed_values, self.minimum, self.maximum)
+        return {
+            "required": self.required,
+            "display_name": self.display_name,
+            "description": self.description,
+            "range": allowed,
+            "value": {
+                "type": self.type,
+                "units": self.units,
+                "default": self.default,
+            },
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
-class CommandSpec:
+class CommandSpec(DescribedOnce):
     """
     The declaration of one command.
 
@@ -213,34 +201,22 @@ class CommandSpec:
             ``return`` (``type``, ``units``, ``description``); the caller's
             own copy.
         """
-        return cast("dict[str, object]", copy_jsonable(self.shared_metadata()))
+        return super().metadata()
 
-    def shared_metadata(self) -> dict[str, object]:
-        """
-        :meth:`metadata` made once for this (frozen) declaration and shared:
-        read it, never change it.
-        """
-        made = self.__dict__.get("_metadata")
-        if made is None:
-            made = to_jsonable(
-                {
-                    "display_name": self.display_name,
-                    "description": self.description,
-                    "timeout": self.timeout,
-                    "arguments": {
-                        argument.name: argument.shared_metadata()
-                        for argument in self.arguments
-                    },
-                    "return": {
-                        "type": self.return_type,
-                        "units": self.return_units,
-                        "description": self.return_description,
-                    },
-                }
-            )
-            # Not a field: equality, hashing and replace() ignore it.
-            object.__setattr__(self, "_metadata", made)
-        return cast("dict[str, object]", made)
+    def _describe(self) -> dict[str, object]:
+        return {
+            "display_name": self.display_name,
+            "description": self.description,
+            "timeout": self.timeout,
+            "arguments": {
+                argument.name: argument.shared_metadata() for argument in self.arguments
+            },
+            "return": {
+                "type": self.return_type,
+                "units": self.return_units,
+                "description": self.return_description,
+            },
+        }
 
 
 class CommandDictionary(Declarations[CommandSpec]):

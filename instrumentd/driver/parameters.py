@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 from twisted.logger import Logger
 
 from instrumentd.driver._declarations import Declarations
-from instrumentd.driver._json import copy_jsonable, to_jsonable
+from instrumentd.driver._json import DescribedOnce, copy_jsonable
 from instrumentd.driver._values import (
     ParameterType,
     ValueRefused,
@@ -75,7 +75,7 @@ class Visibility(StrEnum):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Parameter:
+class Parameter(DescribedOnce):
     """
     The declaration of one instrument parameter.
 
@@ -207,40 +207,27 @@ class Parameter:
         :returns: a dict (the caller's own: a declaration is described
             once, and each call gets a copy).
         """
-        return cast("dict[str, object]", copy_jsonable(self.shared_metadata()))
+        return super().metadata()
 
-    def shared_metadata(self) -> dict[str, object]:
-        """
-        :meth:`metadata` made once for this (frozen) declaration and shared
-        by every caller: read it, never change it.
-
-        :returns: the dict.
-        """
-        made = self.__dict__.get("_metadata")
-        if made is None:
-            allowed = value_range(self.allowed_values, self.minimum, self.maximum)
-            made = to_jsonable(
-                {
-                    "display_name": self.display_name,
-                    "description": self.description,
-                    "visibility": self.visibility,
-                    "startup": self.startup,
-                    "direct_access": self.direct_access,
-                    "get_timeout": self.get_timeout,
-                    "set_timeout": self.set_timeout,
-                    "expiration": self.expiration,
-                    "range": allowed,
-                    "value": {
-                        "type": self.type,
-                        "default": self.default_value,
-                        "units": self.units,
-                        "description": self.value_description,
-                    },
-                }
-            )
-            # Not a field: equality, hashing and replace() ignore it.
-            object.__setattr__(self, "_metadata", made)
-        return cast("dict[str, object]", made)
+    def _describe(self) -> dict[str, object]:
+        allowed = value_range(self.allowed_values, self.minimum, self.maximum)
+        return {
+            "display_name": self.display_name,
+            "description": self.description,
+            "visibility": self.visibility,
+            "startup": self.startup,
+            "direct_access": self.direct_access,
+            "get_timeout": self.get_timeout,
+            "set_timeout": self.set_timeout,
+            "expiration": self.expiration,
+            "range": allowed,
+            "value": {
+                "type": self.type,
+                "default": self.default_value,
+                "units": self.units,
+                "description": self.value_description,
+            },
+        }
 
 
 def _check(parameter: Parameter, value: object) -> object:
