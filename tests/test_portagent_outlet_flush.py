@@ -7,20 +7,16 @@ and error handling still hold around that.
 
 from __future__ import annotations
 
-import select
 import socket
 from typing import Any
 
 from twisted.internet import defer, reactor
-from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.protocol import Factory
-from twisted.trial.unittest import TestCase
 
 from instrumentd.portagent.outlet import ClientOutlet, ClientQueues
-from tests.loopbacksupport import WAIT, Accepted, Collector
+from tests.loopbacksupport import LoopbackTestCase
 
 
-class OutletFlushTests(TestCase):
+class OutletFlushTests(LoopbackTestCase):
     """
     A server-side TCP transport with a L{ClientOutlet}, as the agent's
     listeners make them.
@@ -38,45 +34,6 @@ class OutletFlushTests(TestCase):
         self.addCleanup(outlet.close)
         return outlet
 
-    async def _accepted_with_plain_client(self) -> tuple[Any, socket.socket]:
-        made: defer.Deferred[Any] = defer.Deferred()
-        self.lost: defer.Deferred[Any] = defer.Deferred()
-        port = reactor.listenTCP(  # type: ignore[attr-defined]
-            0,
-            Factory.forProtocol(lambda: Accepted(made, self.lost)),
-            interface="127.0.0.1",
-        )
-        self.addCleanup(port.stopListening)
-        client = socket.create_connection(("127.0.0.1", port.getHost().port))
-        self.addCleanup(client.close)
-        server = await made
-        self.addCleanup(server.transport.loseConnection)
-        return server.transport, client
-
-    async def _accepted_with_collector(self, wanted: int) -> tuple[Any, Collector]:
-        made: defer.Deferred[Any] = defer.Deferred()
-        self.lost = defer.Deferred()
-        port = reactor.listenTCP(  # type: ignore[attr-defined]
-            0,
-            Factory.forProtocol(lambda: Accepted(made, self.lost)),
-            interface="127.0.0.1",
-        )
-        self.addCleanup(port.stopListening)
-        collector = Collector(wanted)
-        await TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port).connect(
-            Factory.forProtocol(lambda: collector)
-        )
-        server = await made
-        self.addCleanup(server.transport.loseConnection)
-        await collector.made
-        return server.transport, collector
-
-    def _readable(self, sock: socket.socket) -> bool:
-        # Blocks the reactor on purpose: what is sent "now" must arrive
-        # without it turning.
-        ready, _, _ = select.select([sock], [], [], WAIT)
-        return bool(ready)
-
     @defer.inlineCallbacks
     def test_sentBeforeReactorTurns(self) -> Any:
         """
@@ -84,14 +41,14 @@ class OutletFlushTests(TestCase):
         control returns to the reactor, and nothing stays buffered.
         """
         transport, client = yield defer.ensureDeferred(
-            self._accepted_with_plain_client()
+            self.accepted_with_plain_client()
         )
         outlet = self._outlet(transport)
         outlet.send(b"hello")
         outlet.send(b" world")
-        self.assertTrue(self._readable(client))
+        self.assertTrue(self.readable(client))
         received = b""
-        while len(received) < 11 and self._readable(client):
+        while len(received) < 11 and self.readable(client):
             received += client.recv(100)
         self.assertEqual(received, b"hello world")
         self.assertEqual((transport._tempDataLen, transport.dataBuffer), (0, b""))
@@ -104,7 +61,7 @@ class OutletFlushTests(TestCase):
         C{epoll_ctl} calls a message), yet the client gets every byte.
         """
         transport, client = yield defer.ensureDeferred(
-            self._accepted_with_plain_client()
+            self.accepted_with_plain_client()
         )
         outlet = self._outlet(transport)
         watched: list[None] = []
@@ -119,7 +76,7 @@ class OutletFlushTests(TestCase):
         for message in messages:
             outlet.send(message)
         received = b""
-        while len(received) < 64 * 20 and self._readable(client):
+        while len(received) < 64 * 20 and self.readable(client):
             received += client.recv(4096)
         self.assertEqual(received, b"".join(messages))
         self.assertEqual(watched, [])
@@ -136,7 +93,7 @@ class OutletFlushTests(TestCase):
         chunks = [bytes([i % 251]) * (17 + 997 * (i % 67)) for i in range(600)]
         total = sum(map(len, chunks))
         transport, collector = yield defer.ensureDeferred(
-            self._accepted_with_collector(total)
+            self.accepted_with_collector(total)
         )
         outlet = self._outlet(transport)
         # The client does not read until everything has been sent, so its
@@ -173,7 +130,7 @@ class OutletFlushTests(TestCase):
             chunks.append(bytes([(i + 128) % 256]) * 17)
         total = sum(map(len, chunks))
         transport, collector = yield defer.ensureDeferred(
-            self._accepted_with_collector(total)
+            self.accepted_with_collector(total)
         )
         outlet = self._outlet(transport)
         pending = list(chunks)
@@ -198,11 +155,11 @@ class OutletFlushTests(TestCase):
         and the connection is closed as Twisted always closes it.
         """
         transport, client = yield defer.ensureDeferred(
-            self._accepted_with_plain_client()
+            self.accepted_with_plain_client()
         )
         outlet = self._outlet(transport)
         outlet.send(b"first")
-        self.assertTrue(self._readable(client))
+        self.assertTrue(self.readable(client))
         # A reset, not a close: the next sends fail.
         client.setsockopt(
             socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
@@ -222,7 +179,7 @@ class OutletFlushTests(TestCase):
         """
         chunks = [b"a" * 200000, b"b" * 10]
         transport, collector = yield defer.ensureDeferred(
-            self._accepted_with_collector(200000)
+            self.accepted_with_collector(200000)
         )
         outlet = self._outlet(transport)
         outlet.send(chunks[0])
