@@ -580,7 +580,7 @@ class DiscoveryTests(SynchronousTestCase):
         self.assertEqual(cached["INTERVAL"], 15)
         self.assertEqual(cached["TA0"], -2.572242e-04)
         self.assertEqual(cached["PCALDATE"], "12-aug-05")
-        self.assertEqual(len(bench.particles("ctdpf_status")), 2)
+        self.assertEqual(len(bench.particles("ctdpf_status")), 1)
         self.assertEqual(len(bench.particles("ctdpf_calibration")), 1)
         self.assertEqual(bench.driver.get_resource_capabilities()["commands"],
                          COMMAND_CAPABILITIES)  # fmt: skip
@@ -1013,6 +1013,53 @@ class StartupTests(SynchronousTestCase):
         setup.interval = 60
         self.successResultOf(bench.wait(bench.driver.apply_startup_params()))
         self.assertEqual(setup.interval, 30)
+
+    def test_statusReadOnce(self) -> None:
+        """
+        The startup values are compared with the settings discovery's DS
+        has just read, not with a second DS: an instrument whose settings
+        already match is sent DS once, and nothing is set.
+        """
+        bench = bench_for(self, init_config={"parameters": {"INTERVAL": 15}})
+        bench.connect()
+        self.assertEqual(bench.connection.sent, [b"\r\n", b"DS\r\n", b"DC\r\n"])
+        self.assertEqual(len(bench.particles("ctdpf_status")), 1)
+
+    def test_statusReadBackOnly(self) -> None:
+        """
+        A startup value that differs is set after discovery's DS, then DS is
+        read once more to read it back: two in all, not three.
+        """
+        bench = bench_for(self, init_config={"parameters": {"INTERVAL": 30}})
+        bench.connect()
+        self.assertEqual(
+            bench.connection.sent,
+            [b"\r\n", b"DS\r\n", b"DC\r\n", b"INTERVAL=30\r\n", b"DS\r\n"],
+        )
+        self.assertEqual(bench.sbe37.setup.interval, 30)
+        self.assertEqual(bench.driver.get_cached_config()["INTERVAL"], 30)
+
+    def test_readAgainLater(self) -> None:
+        """
+        Only the session that read them skips the read: an instrument found
+        logging gets its startup values when autosample stops, in a session
+        of its own, which reads DS first (the settings may have changed
+        since discovery).
+        """
+        bench = bench_for(
+            self, awake=True, init_config={"parameters": {"INTERVAL": 30}}
+        )
+        bench.sbe37.data_received(b"STARTNOW\r\n")
+        bench.connect(until="AUTOSAMPLE")
+        sent = len(bench.connection.sent)
+        self.successResultOf(
+            bench.wait(bench.driver.execute_resource("stop_autosample"))
+        )
+        self.assertEqual(
+            [c for c in bench.connection.sent[sent:] if c != b"\r\n"],
+            [b"STOP\r\n", b"DS\r\n", b"INTERVAL=30\r\n", b"DS\r\n"],
+        )
+        self.assertEqual(bench.sbe37.setup.interval, 30)
 
     def test_waitForCommandMode(self) -> None:
         """

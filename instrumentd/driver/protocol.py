@@ -254,6 +254,9 @@ class InstrumentProtocol(Generic[InputsT]):
         self._changes: list[tuple[str, str]] = []
         self._direct_access_snapshot: dict[str, object] | None = None
         self._restore_pending = False
+        #: The session that last read every parameter from the instrument
+        #: (see :meth:`parameters_read`).
+        self._read_in: InstrumentSession | None = None
         #: Whether the startup values wait for command mode (see
         #: :meth:`settle_in_command`); the driver clears it on a protocol
         #: built after a lost link when an earlier one applied them.
@@ -651,6 +654,19 @@ class InstrumentProtocol(Generic[InputsT]):
         """
         self.events.publish(ErrorEvent.from_error(error, time=self.events.now()))
 
+    def parameters_read(self, session: InstrumentSession) -> None:
+        """
+        Say that ``session`` has just read from the instrument every value
+        :meth:`update_parameters` reads (a discovery that reads the same
+        status dump, say): a set later in the same session compares with
+        those values instead of reading them again, so the startup values
+        applied after discovery cost no second dump.  A later session reads
+        again (the instrument may have changed between them).
+
+        :param session: the instrument, held by the work that read them.
+        """
+        self._read_in = session
+
     def record_changes(self, changes: Mapping[str, object] | None) -> None:
         """
         Publish a :class:`ConfigChangeEvent` if ``changes`` is not empty.
@@ -730,7 +746,11 @@ class InstrumentProtocol(Generic[InputsT]):
     ) -> dict[str, object]:
         changes: dict[str, object] = {}
         todo = dict(values)
-        if refresh_first:
+        if refresh_first and self._read_in is session:
+            # Read in this session already (discovery's dump): nothing has
+            # reached the instrument since.
+            todo = self.parameters.differences(values)
+        elif refresh_first:
             refreshed = await self.update_parameters(session)
             if refreshed is not None:
                 self.record_changes(refreshed)
@@ -738,6 +758,7 @@ class InstrumentProtocol(Generic[InputsT]):
         if not todo:
             return changes
         await self.write_parameters(session, todo)
+        self._read_in = None
         refreshed = await self.update_parameters(session)
         if refreshed is None:
             refreshed = self.parameters.apply(todo)

@@ -266,13 +266,17 @@ class SBE37Protocol(InstrumentProtocol[SBE37Inputs]):
         Wake the instrument (it may be asleep whatever the engine thinks:
         an operator may have sent ``QS``), read ``DS`` (the settings, the
         firmware, and from its second line whether it is logging) and, the
-        first time, ``DC``.
+        first time, ``DC``: every parameter, so the startup values are
+        compared with these (:meth:`parameters_read`), not read again.
         """
         await session.wake("discover")
         status, changes = await self._read(session, DS)
         self.record_changes(changes)
         if self._uncalibrated():
             self.record_changes((await self._read(session, DC))[1])
+        # What update_parameters reads: the startup values set next compare
+        # with these rather than read DS again.
+        self.parameters_read(session)
         # Each firmware's words: "logging data", "not logging: ..." (2.x),
         # "not logging, ..." (3.0h and later).
         if status["logging"] is None:
