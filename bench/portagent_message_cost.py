@@ -178,6 +178,12 @@ def main() -> None:
     parser.add_argument("--against", help="an older instrumentd's directory")
     args = parser.parse_args()
     if args.child:
+        # The reactor an agent process runs on (an older tree may have none
+        # of its own: then Twisted's default, as its agents had).
+        with contextlib.suppress(ImportError):
+            from instrumentd.portagent.reactor import install_if_unchosen
+
+            install_if_unchosen()
         cpu = relay(args.count, args.warmup)
         print(f"{cpu / args.count * 1e6:.1f}")
         return

@@ -32,6 +32,7 @@ from instrumentd.portagent.link import (
     LinkDown,
     capped_backoff,
     enable_keepalive,
+    read_straight,
     read_whole_packets,
 )
 
@@ -433,3 +434,85 @@ class ReadSizeTests(TestCase):
         self.assertFalse(read_whole_packets(small))
         self.assertEqual(small.bufferSize, 8192)  # type: ignore[attr-defined]
         self.assertFalse(read_whole_packets(StringTransport()))
+
+
+class _Closing(Protocol):
+    """
+    A device server that writes its data, then closes the connection.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def connectionMade(self) -> None:
+        self.transport.write(self.data)  # type: ignore[union-attr]
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+
+class ReadStraightTests(TestCase):
+    """
+    A plain TCP link hands its reads straight to the link, past the
+    endpoint's and ClientService's protocol wrappers; the end of the
+    stream still goes through them, so the link reconnects as before.
+    """
+
+    def test_readsPastWrappers(self) -> None:
+        """
+        Every byte of a real TCP link reaches ``on_data`` in order, and the
+        endpoint's wrapping protocol sees none of the reads; when the
+        device server closes, the link goes down and connects again.
+        """
+        from twisted.internet import endpoints, reactor
+        from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
+        from twisted.internet.protocol import Factory
+
+        wrapped_reads: list[bytes] = []
+        original = endpoints._WrappingProtocol.dataReceived
+
+        def counting(wrapper: object, data: bytes) -> None:
+            wrapped_reads.append(data)
+            original(wrapper, data)  # type: ignore[arg-type]
+
+        self.patch(endpoints._WrappingProtocol, "dataReceived", counting)
+        sent = bytes(range(256)) * 64
+
+        async def go() -> None:
+            port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+                Factory.forProtocol(lambda: _Closing(sent))
+            )
+            self.addCleanup(port.stopListening)
+            reads: list[bytes] = []
+            ups: list[Deferred[None]] = [Deferred(), Deferred()]
+            downs: list[str] = []
+
+            def on_up() -> None:
+                # Resume on the next turn: not from inside ClientService.
+                ready = next(d for d in ups if not d.called)
+                reactor.callLater(0, ready.callback, None)
+
+            link = InstrumentLink(
+                TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port),
+                "tcp",
+                on_data=reads.append,
+                on_up=on_up,
+                on_down=downs.append,
+                clock=reactor,
+                max_delay=0.1,
+            )
+            link.start()
+            self.addCleanup(link.stop)
+            await ups[0]
+            await ups[1]
+            self.assertEqual(b"".join(reads)[: len(sent)], sent)
+            self.assertEqual(wrapped_reads, [])
+            self.assertTrue(downs)
+
+        return Deferred.fromCoroutine(go())
+
+    def test_otherTransportsLeftAlone(self) -> None:
+        """
+        A transport that is not a plain TCP connection is not changed.
+        """
+        transport = StringTransport()
+        self.assertFalse(read_straight(transport, lambda data: None))
+        self.assertFalse(hasattr(transport, "_dataReceived"))

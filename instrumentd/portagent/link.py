@@ -36,7 +36,9 @@ from twisted.internet.interfaces import (
     IStreamClientEndpoint,
     ITransport,
 )
+from twisted.internet.main import CONNECTION_DONE
 from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.tcp import Connection
 from twisted.logger import ILogObserver, LogEvent, Logger, globalLogPublisher
 from twisted.python.failure import Failure
 from zope.interface import implementer, provider
@@ -134,6 +136,37 @@ def read_whole_packets(transport: object) -> bool:
     return True
 
 
+def read_straight(transport: object, receive: Callable[[bytes], object]) -> bool:
+    """
+    Hand each read of a plain TCP ``transport`` straight to ``receive``.
+
+    A link's connection reaches its protocol through two wrappers, the
+    endpoint's and :class:`ClientService`'s (which finds the protocol's
+    ``dataReceived`` through ``__getattr__`` on every read); a port agent
+    relaying small messages as they come spends a part of each one's
+    latency there.  A plain TCP connection hands what it reads to its
+    private ``_dataReceived``; this replaces that one step, for this
+    connection only.  An empty read still ends the connection as Twisted's
+    own step ends it, through the wrappers, so reconnecting is unchanged.
+    Other transports (serial lines, TLS, recordings) are left alone.
+
+    :returns: whether the reads now go straight to ``receive``.
+    """
+    if not isinstance(transport, Connection) or not callable(
+        getattr(transport, "_dataReceived", None)
+    ):
+        return False
+
+    def _dataReceived(data: bytes | None) -> error.ConnectionDone | None:
+        if not data:
+            return CONNECTION_DONE
+        receive(data)
+        return None
+
+    transport._dataReceived = _dataReceived  # type: ignore[method-assign]
+    return True
+
+
 #: What the usual failures of a link are called for an operator; Twisted's
 #: own messages ("Connection was refused by other side.") are longer and
 #: say less.
@@ -202,9 +235,11 @@ class _LinkProtocol(Protocol):
         if consumer is not None:
             self.gate = _WriteGate()
             consumer.registerProducer(self.gate, True)
-        # Each read goes straight to the link's receiver, one call fewer a
-        # read than this protocol's own dataReceived.
+        # Each read goes straight to the link's receiver: past the wrappers
+        # for plain TCP, and one call fewer than this protocol's own
+        # dataReceived for the rest.
         self.dataReceived = self._link.on_data  # type: ignore[method-assign, assignment]
+        read_straight(self.transport, self._link.on_data)
         self._link._connected(self)
 
     def dataReceived(self, data: bytes) -> None:

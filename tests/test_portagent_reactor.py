@@ -1,0 +1,202 @@
+"""
+Tests for L{instrumentd.portagent.reactor}: the port agent's epoll reactor
+dispatches a plain read without the legacy log context, everything else as
+Twisted does, and an agent process installs it unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from typing import Any
+
+from twisted.internet import abstract, main
+from twisted.internet.defer import Deferred
+from twisted.internet.utils import getProcessOutput
+from twisted.python import log
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from instrumentd.portagent import reactor as agent_reactor
+from instrumentd.portagent.launcher import launch_port_agent
+
+if agent_reactor.AgentReactor is None:  # pragma: no cover - not Linux
+    skip = "the port agent's reactor needs epoll"
+
+
+class _Reader(abstract.FileDescriptor):
+    """
+    One end of a socket pair, read by the reactor under test.
+    """
+
+    def __init__(self, sock: socket.socket, reactor: Any, fail: bool = False) -> None:
+        super().__init__(reactor)
+        self.sock = sock
+        self.fail = fail
+        self.reads: list[bytes] = []
+        self.lost: list[Any] = []
+        self.connected = 1
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def doRead(self) -> object:
+        if self.fail:
+            raise RuntimeError("a protocol's bug")
+        data = self.sock.recv(4096)
+        if not data:
+            return main.CONNECTION_DONE
+        self.reads.append(data)
+        return None
+
+    def connectionLost(self, reason: Any) -> None:
+        self.lost.append(reason)
+        self.connected = 0
+
+
+class DispatchTests(SynchronousTestCase):
+    """
+    A fresh L{AgentReactor}, not running: each test turns it by hand.
+    """
+
+    def setUp(self) -> None:
+        self.ours, self.theirs = socket.socketpair()
+        self.addCleanup(self.ours.close)
+        self.addCleanup(self.theirs.close)
+        # Cleaned up first: the reactor lets go of the sockets before they close.
+        self.reactor = agent_reactor.AgentReactor()
+        self.addCleanup(self._close_reactor)
+        self.logged: list[object] = []
+        original = log.callWithLogger
+
+        def counting(logger: object, func: Any, *args: Any, **kw: Any) -> Any:
+            self.logged.append(logger)
+            return original(logger, func, *args, **kw)
+
+        self.patch(log, "callWithLogger", counting)
+
+    def _close_reactor(self) -> None:
+        self.reactor.removeAll()
+        for reader in list(self.reactor._internalReaders):
+            self.reactor.removeReader(reader)
+            reader.connectionLost(None)
+        self.reactor._poller.close()
+
+    def test_plainReadWithoutLogContext(self) -> None:
+        """
+        A socket that is only readable is read, without the legacy log's
+        per-event context.
+        """
+        reader = _Reader(self.ours, self.reactor)
+        self.reactor.addReader(reader)
+        self.theirs.sendall(b"hello")
+        self.reactor.doIteration(5)
+        self.assertEqual(reader.reads, [b"hello"])
+        self.assertEqual(self.logged, [])
+
+    def test_endOfStreamDisconnects(self) -> None:
+        """
+        The end of the stream still ends the connection, with Twisted's own
+        reason.
+        """
+        reader = _Reader(self.ours, self.reactor)
+        self.reactor.addReader(reader)
+        self.theirs.shutdown(socket.SHUT_WR)
+        self.reactor.doIteration(5)
+        self.assertEqual(len(reader.lost), 1)
+        self.assertTrue(reader.lost[0].check(main.CONNECTION_DONE.__class__))
+
+    def test_errorInReadDisconnects(self) -> None:
+        """
+        An exception from a read is logged and ends that connection, as in
+        Twisted's own reactor.
+        """
+        reader = _Reader(self.ours, self.reactor, fail=True)
+        self.reactor.addReader(reader)
+        self.theirs.sendall(b"x")
+        self.reactor.doIteration(5)
+        self.assertEqual(len(reader.lost), 1)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_hangUpTakesTheUsualWay(self) -> None:
+        """
+        An event that is not a plain read (here a hang-up beside the end of
+        the stream) goes through the log context as in Twisted's reactor.
+        """
+        reader = _Reader(self.ours, self.reactor)
+        self.reactor.addReader(reader)
+        self.theirs.close()
+        self.reactor.doIteration(5)
+        self.assertEqual(self.logged, [reader])
+        self.assertEqual(len(reader.lost), 1)
+
+
+#: Prints whether the agent's reactor was installed and which reactor
+#: Twisted then uses; ``poll`` as the first argument installs Twisted's poll
+#: reactor first, as ``twistd --reactor=poll`` would.
+_CHOOSE = """
+import sys
+if sys.argv[1:] == ["poll"]:
+    from twisted.internet import pollreactor
+    pollreactor.install()
+from instrumentd.portagent.reactor import install_if_unchosen
+installed = install_if_unchosen()
+from twisted.internet import reactor
+print(installed, type(reactor).__name__)
+"""
+
+
+class InstalledTests(TestCase):
+    """
+    A port agent process runs on L{AgentReactor} unless a reactor was
+    chosen for it.
+    """
+
+    def test_agentProcess(self) -> None:
+        """
+        A real agent process's log names the agent's reactor.
+        """
+        from twisted.internet import reactor
+
+        async def go() -> None:
+            with socket.socket() as closed:
+                closed.bind(("127.0.0.1", 0))
+                port = closed.getsockname()[1]
+            agent = await launch_port_agent(
+                name="REACTOR01",
+                instrument=f"tcp:host=127.0.0.1:port={port}",
+                datalog_dir=self.mktemp(),
+                heartbeat=0,
+                reactor=reactor,
+            )
+            await agent.stop()
+            self.assertIn(
+                "reactor class: instrumentd.portagent.reactor.AgentReactor",
+                agent.stdout_tail,
+            )
+
+        return Deferred.fromCoroutine(go())
+
+    def _choose(self, *args: str) -> Deferred[bytes]:
+        from twisted.internet import reactor
+
+        return getProcessOutput(
+            sys.executable,
+            ["-c", _CHOOSE, *args],
+            env=dict(os.environ),
+            reactor=reactor,
+        )
+
+    def test_installedWhenUnchosen(self) -> None:
+        """
+        With no reactor installed yet, the agent's is.
+        """
+        return self._choose().addCallback(self.assertEqual, b"True AgentReactor\n")
+
+    def test_chosenReactorKept(self) -> None:
+        """
+        A reactor installed before (twistd's ``--reactor``) is kept.
+        """
+        return self._choose("poll").addCallback(
+            self.assertEqual, b"False PollReactor\n"
+        )
