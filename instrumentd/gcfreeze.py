@@ -27,12 +27,29 @@ runs; the garbage frozen with each step nearly doubled what was frozen.)
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 
-__all__ = ["freeze_startup_objects", "frozen_objects"]
+__all__ = [
+    "HELD_THRESHOLD",
+    "freeze_startup_objects",
+    "frozen_objects",
+    "hold_full_collections",
+]
+
+#: Generation 2's threshold while full collections are held: the count it
+#: is compared with grows by one a collection of generation 1, so it is
+#: never reached.
+HELD_THRESHOLD = 1 << 30
 
 #: Objects frozen by this module's functions in this process, counted as
 #: they were frozen.
 _frozen = [0]
+
+
+#: How many holds are not released, and generation 2's threshold before
+#: the first of them.
+_holds = [0]
+_saved_threshold = [0]
 
 
 def frozen_objects() -> int:
@@ -60,3 +77,36 @@ def freeze_startup_objects() -> int:
     """
     gc.collect()
     return _freeze()
+
+
+def hold_full_collections() -> Callable[[], None]:
+    """
+    Keep the collector's full (generation 2) collections off until the
+    function returned is called (see the module's text); the younger
+    generations are collected as before, and :func:`gc.collect` still
+    collects everything.
+
+    Holds nest (several stations in one process, as in tests): the
+    threshold comes back when the last is released, unless someone set
+    another meanwhile.
+
+    :returns: the release, which may be called more than once.
+    """
+    if _holds[0] == 0:
+        young, middle, old = gc.get_threshold()
+        _saved_threshold[0] = old
+        gc.set_threshold(young, middle, HELD_THRESHOLD)
+    _holds[0] += 1
+    released = [False]
+
+    def release() -> None:
+        if released[0]:
+            return
+        released[0] = True
+        _holds[0] -= 1
+        if _holds[0] == 0:
+            young, middle, old = gc.get_threshold()
+            if old == HELD_THRESHOLD:
+                gc.set_threshold(young, middle, _saved_threshold[0])
+
+    return release

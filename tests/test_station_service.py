@@ -8,6 +8,7 @@ the HTTP API).
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import os
@@ -23,6 +24,7 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
@@ -31,6 +33,7 @@ from twisted.web.server import Request, Site
 
 from instrumentd import tap
 from instrumentd.driver.events import DriverEvent, EventType
+from instrumentd.gcfreeze import HELD_THRESHOLD
 from instrumentd.station.config import StationConfig, parse_config, parse_toml
 from instrumentd.station.demo import DEMO_SOURCE
 from instrumentd.station.record import read_record
@@ -653,9 +656,55 @@ class StationServiceTests(TestCase):
             [toy_instrument("toy1", 4001, "in-process")],
             api=f"tcp:{number}:interface=127.0.0.1",
         )
+        threshold = gc.get_threshold()
+        self.addCleanup(gc.set_threshold, *threshold)
         service = StationService(config, reactor=reactor)
         self.assertRaises(CannotListenError, service.startService)
         self.flushLoggedErrors()
         self.assertFalse(service.running)
         self.assertEqual(service.supervisors, {})
         self.assertEqual(service.sinks, {})
+        # Nor are the collector's full collections left held.
+        self.assertEqual(gc.get_threshold(), threshold)
+
+    async def test_fullCollectionsHeldWhileStarting(self) -> None:
+        """
+        While its instruments come up the station keeps the garbage
+        collector's full collections off (each would walk the whole
+        growing heap); once all are up it collects once, freezes what
+        start-up made, and the collector's thresholds are as before.
+        """
+        threshold = gc.get_threshold()
+        self.addCleanup(gc.set_threshold, *threshold)
+        port = await self.toy_port()
+        service = self.start(
+            toy_config(
+                self.data_dir,
+                [
+                    toy_instrument("toy1", port, "in-process"),
+                    toy_instrument("toy2", port, "in-process"),
+                ],
+            )
+        )
+        self.assertEqual(gc.get_threshold(), (*threshold[:2], HELD_THRESHOLD))
+        assert service.startup is not None
+        with capturedLogs() as events:
+            await service.startup.when_all_settled()
+        self.assertEqual(gc.get_threshold(), threshold)
+        (said,) = [formatEvent(e) for e in events if "instruments brought up" in str(e)]
+        self.assertRegex(said, r"; 0 full garbage collections\); \d+ start-up objects")
+
+    async def test_fullCollectionsBackWhenStoppedStarting(self) -> None:
+        """
+        A station stopped before its instruments are all up lets the
+        collector's full collections run again.
+        """
+        threshold = gc.get_threshold()
+        self.addCleanup(gc.set_threshold, *threshold)
+        port = await self.toy_port()
+        service = self.start(
+            toy_config(self.data_dir, [toy_instrument("toy1", port, "in-process")])
+        )
+        self.assertEqual(gc.get_threshold()[2], HELD_THRESHOLD)
+        await service.stopService()
+        self.assertEqual(gc.get_threshold(), threshold)

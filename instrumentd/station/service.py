@@ -20,6 +20,7 @@ reached never holds up the others.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -37,7 +38,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from instrumentd import __version__
-from instrumentd.gcfreeze import freeze_startup_objects
+from instrumentd.gcfreeze import freeze_startup_objects, hold_full_collections
 from instrumentd.station.api import StationAPI
 from instrumentd.station.apisite import APISite, is_local
 from instrumentd.station.instrument import Station
@@ -301,6 +302,7 @@ class StationService(Service):
         self.url: str | None = None
         self._stopping: Deferred[None] | None = None
         self.startup: StartupQueue | None = None
+        self._release_collections: Callable[[], None] | None = None
         self._metadata_subscriptions: list[Callable[..., None]] = []
 
     def startService(self) -> None:
@@ -312,6 +314,13 @@ class StationService(Service):
         """
         super().startService()  # type: ignore[no-untyped-call]
         self._stopping = None
+        # No full garbage collections while the station makes its
+        # instruments and brings them up (each would walk the whole
+        # growing heap: seconds of a large start-up); one when all are up,
+        # before the freeze (instrumentd.gcfreeze).
+        self._let_collections_run()
+        self._release_collections = hold_full_collections()
+        full_collections = gc.get_stats()[2]["collections"]
         try:
             for name, sink_spec in self.config.sinks.items():
                 writers = sum(name in spec.sinks for spec in self.config.instruments)
@@ -359,6 +368,7 @@ class StationService(Service):
         except BaseException:
             self.running = False
             self._release()
+            self._let_collections_run()
             raise
         # A window at a time (see instrumentd.station.startup): the first
         # instruments sample within seconds however many there are.
@@ -373,13 +383,19 @@ class StationService(Service):
         )
         started_at = self._reactor.seconds()
         self.startup.when_all_settled().addCallback(
-            lambda _: self._all_started(started_at)
+            lambda _: self._all_started(started_at, full_collections)
         )
         self._reactor.callWhenRunning(self._announce)
 
-    def _all_started(self, started_at: float) -> None:
+    def _let_collections_run(self) -> None:
+        release, self._release_collections = self._release_collections, None
+        if release is not None:
+            release()
+
+    def _all_started(self, started_at: float, full_collections: int) -> None:
         if not self.running or self.startup is None:
             return
+        full_collections = gc.get_stats()[2]["collections"] - full_collections
         startup = self.startup
         seconds = self._reactor.seconds() - started_at
         # What start-up made (drivers, agents, parameters, QC state, the
@@ -388,15 +404,17 @@ class StationService(Service):
         # 3,000 instruments they walked about a million objects, half a
         # second each, 14 % of the station's CPU.
         frozen = freeze_startup_objects()
+        self._let_collections_run()
         _log.info(
             "all {count} instruments brought up in {seconds:.1f} s ({late} took "
             "longer than startup_timeout; starts held back {held} times while "
-            "the reactor ran late); {frozen} start-up objects frozen out of "
-            "garbage collection",
+            "the reactor ran late; {full} full garbage collections); {frozen} "
+            "start-up objects frozen out of garbage collection",
             count=startup.started,
             seconds=seconds,
             late=startup.timed_out,
             held=startup.held_back,
+            full=full_collections,
             frozen=frozen,
         )
 
@@ -591,6 +609,7 @@ class StationService(Service):
         super().stopService()  # type: ignore[no-untyped-call]
         if self.startup is not None:
             self.startup.stop()
+        self._let_collections_run()
         self._stopping = Deferred.fromCoroutine(self._stop())
         return self._stopping
 
