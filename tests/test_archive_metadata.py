@@ -23,6 +23,7 @@ from twisted.web.client import Agent, HTTPConnectionPool
 
 from instrumentd.driver.events import ConfigChangeEvent, EventBus
 from instrumentd.station.archive_metadata import (
+    HeldWrites,
     InstrumentMetadataFile,
     MetadataWriter,
 )
@@ -182,6 +183,102 @@ class MetadataFileTests(SynchronousTestCase):
         os.remove(os.path.join(self.directory, "CTD01"))
         self.assertTrue(self.file.update())
         self.assertEqual(self.read()["station"]["name"], "buoy-7")
+
+
+class HeldWritesTests(SynchronousTestCase):
+    """
+    L{HeldWrites} holds the metadata files' writes while a station's
+    instruments come up, and writes them, a few a turn, once released.
+    """
+
+    def setUp(self) -> None:
+        self.directory = self.mktemp()
+        self.clock = Clock()
+        self.clock.advance(1796083200)
+        self.hold = HeldWrites(self.clock, per_turn=2)
+        self.drivers: list[_Driver] = []
+        self.buses: list[EventBus] = []
+        self.files: list[InstrumentMetadataFile] = []
+        self.stops = []
+        for number in range(5):
+            driver, bus = _Driver(), EventBus(self.clock)
+            file = InstrumentMetadataFile(
+                self.directory,
+                f"CTD{number}",
+                driver,  # type: ignore[arg-type]
+                bus,
+                clock=self.clock.seconds,
+            )
+            self.drivers.append(driver)
+            self.buses.append(bus)
+            self.files.append(file)
+            self.stops.append(
+                file.start(later=self.clock.callLater, delay=10.0, hold=self.hold)
+            )
+
+    def written(self) -> list[int]:
+        return [file.writes for file in self.files]
+
+    def read(self, number: int) -> dict[str, Any]:
+        with open(os.path.join(self.directory, f"CTD{number}", "metadata.json")) as f:
+            document: dict[str, Any] = json.load(f)
+        return document
+
+    def test_heldThenWrittenInTurns(self) -> None:
+        """
+        While held, nothing is written, not even a folder, and no timer
+        waits; released, the files are written C{per_turn} in this turn and
+        the rest in the next turns, each with what its driver says when it
+        is written.
+        """
+        self.clock.advance(30.0)
+        self.drivers[4].parameters["TCALDATE"] = "01-jan-26"
+        self.buses[4].publish(ConfigChangeEvent(time=1.0, changes={"TCALDATE": "x"}))
+        self.assertEqual(self.written(), [0] * 5)
+        self.assertEqual(self.hold.held, 5)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertFalse(os.path.exists(self.directory))
+        self.hold.release()
+        self.assertEqual(self.written(), [1, 1, 0, 0, 0])
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(0)
+        self.assertEqual(self.written(), [1] * 5)
+        self.assertEqual((self.hold.held, self.hold.written), (0, 5))
+        self.assertEqual(self.read(4)["parameters"]["TCALDATE"], "01-jan-26")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_notHeldOnceReleased(self) -> None:
+        """
+        Once released, a change is written C{delay} after it, as without a
+        hold.
+        """
+        self.hold.release()
+        self.clock.advance(0)
+        self.assertEqual(self.written(), [1] * 5)
+        self.drivers[0].parameters["TCALDATE"] = "01-jan-26"
+        self.buses[0].publish(ConfigChangeEvent(time=1.0, changes={"TCALDATE": "x"}))
+        self.assertEqual(self.hold.held, 0)
+        self.clock.advance(9.0)
+        self.assertEqual(self.written(), [1] * 5)
+        self.clock.advance(1.0)
+        self.assertEqual(self.written(), [2, 1, 1, 1, 1])
+
+    def test_heldWrittenOnStop(self) -> None:
+        """
+        A station stopping before start-up is over writes what is held
+        (C{stop(True)}); a file stopped otherwise is dropped from the hold,
+        and the hold, stopped, writes nothing more.
+        """
+        self.stops[0](True)
+        self.stops[1]()
+        self.assertEqual(self.written(), [1, 0, 0, 0, 0])
+        self.assertEqual(self.read(0)["instrument"]["name"], "CTD0")
+        self.assertEqual(self.hold.held, 3)
+        self.hold.release()
+        self.hold.stop()
+        self.clock.advance(0)
+        self.assertEqual(self.written(), [1, 0, 1, 1, 0])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
 class MetadataWriterTests(SynchronousTestCase):
@@ -359,6 +456,35 @@ class StationExportTests(TestCase):
         )
         self.assertEqual((code, err), (0, b""), out)
         return out.decode()
+
+    async def test_writtenAfterStartup(self) -> None:
+        """
+        A station writes its instruments' metadata files once every
+        instrument has been brought up, and says so; each file says what
+        discovery found.
+        """
+        data = os.path.join(self.directory, "data")
+        station = self.start_station(
+            f'[station]\ndata_dir = "{data}"\nname = "buoy-7"\n'
+            + "".join(
+                simulated(f"ctd{number}", autosample=True, heartbeat=0)
+                for number in range(2)
+            )
+        )
+        await station.wait_for(r"all 2 instruments brought up in")
+        await station.wait_for(
+            r"metadata.json of 2 instruments written, held while they came up"
+        )
+        output = station.output
+        self.assertLess(
+            output.index("all 2 instruments brought up in"),
+            output.index("metadata.json of 2 instruments written"),
+        )
+        for name in ("ctd0", "ctd1"):
+            with open(os.path.join(data, "samples", name, "metadata.json")) as f:
+                metadata = json.load(f)
+            self.assertEqual(metadata["instrument"]["name"], name)
+            self.assertIn("TCALDATE", metadata["parameters"])
 
     async def test_stationToExport(self) -> None:
         """

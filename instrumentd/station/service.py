@@ -53,6 +53,7 @@ from instrumentd.station.supervisor import (
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IAddress, IListeningPort, IReactorTime
 
+    from instrumentd.station.archive_metadata import HeldWrites
     from instrumentd.station.config import InstrumentSpec, SinkSpec, StationConfig
 
 __all__ = [
@@ -304,6 +305,7 @@ class StationService(Service):
         self.startup: StartupQueue | None = None
         self._release_collections: Callable[[], None] | None = None
         self._metadata_subscriptions: list[Callable[..., None]] = []
+        self._metadata_hold: HeldWrites | None = None
 
     def startService(self) -> None:
         """
@@ -370,6 +372,12 @@ class StationService(Service):
             self._release()
             self._let_collections_run()
             raise
+        # The metadata files wait until every instrument has been brought
+        # up: a millisecond of the reactor each, at thousands of instruments
+        # coming up seconds of a start-up bound by its CPU.
+        from instrumentd.station.archive_metadata import HeldWrites
+
+        self._metadata_hold = HeldWrites(self._reactor)
         # A window at a time (see instrumentd.station.startup): the first
         # instruments sample within seconds however many there are.
         self.startup = StartupQueue(
@@ -417,6 +425,8 @@ class StationService(Service):
             full=full_collections,
             frozen=frozen,
         )
+        if self._metadata_hold is not None:
+            self._metadata_hold.release()
 
     def _bind_api(self, site: APISite) -> None:
         listening = serverFromString(self._reactor, self.config.api).listen(site)
@@ -500,7 +510,11 @@ class StationService(Service):
                         station=self.config.name,
                         position=self.config.position,
                         clock=self._reactor.seconds,
-                    ).start(later=self._reactor.callLater, delay=STATION_UPDATE_DELAY)
+                    ).start(
+                        later=self._reactor.callLater,
+                        delay=STATION_UPDATE_DELAY,
+                        hold=self._metadata_hold,
+                    )
                 )
 
     def _serve_remote(
@@ -521,6 +535,8 @@ class StationService(Service):
         for unsubscribe in self._metadata_subscriptions:
             unsubscribe(write_pending)
         self._metadata_subscriptions = []
+        if self._metadata_hold is not None:
+            self._metadata_hold.stop()
 
     def _release(self) -> None:
         """
