@@ -129,7 +129,7 @@ class PacketCounter(Protocol):
     """
 
     def __init__(
-        self, target: int, on_line: Callable[[bytes], None] | None = None
+        self, target: int, on_line: Callable[[bytes, int], None] | None = None
     ) -> None:
         self.target = target
         self.payload = 0
@@ -153,7 +153,7 @@ class PacketCounter(Protocol):
         if self.on_line is None:
             self._walk(data)
         else:
-            self._copying(data)
+            self._copying(data, time.monotonic_ns())
         if self.payload >= self.target and not self.done.called:
             self.done.callback(time.perf_counter())
 
@@ -182,7 +182,7 @@ class PacketCounter(Protocol):
             return
         self._skip = pos + length - n
 
-    def _copying(self, data: bytes) -> None:
+    def _copying(self, data: bytes, received: int) -> None:
         buf = self.buffer
         buf += data
         pos = 0
@@ -194,7 +194,7 @@ class PacketCounter(Protocol):
             if ptype == 1:
                 self.payload += length - 16
                 if self.on_line is not None:
-                    self.on_line(bytes(buf[pos + 16 : pos + length]))
+                    self.on_line(bytes(buf[pos + 16 : pos + length]), received)
             pos += length
         del buf[:pos]
 
@@ -205,7 +205,7 @@ class RawCounter(Protocol):
     """
 
     def __init__(
-        self, target: int, on_line: Callable[[bytes], None] | None = None
+        self, target: int, on_line: Callable[[bytes, int], None] | None = None
     ) -> None:
         self.target = target
         self.payload = 0
@@ -214,9 +214,9 @@ class RawCounter(Protocol):
         self.lost = False
 
     def dataReceived(self, data: bytes) -> None:
-        self.payload += len(data)
         if self.on_line is not None:
-            self.on_line(data)
+            self.on_line(data, time.monotonic_ns())
+        self.payload += len(data)
         if self.payload >= self.target and not self.done.called:
             self.done.callback(time.perf_counter())
 
@@ -387,17 +387,22 @@ async def latency_run(
         await listening.stopListening()
 
 
-def _line_latency(latencies: list[float]) -> Callable[[bytes], None]:
+def _line_latency(latencies: list[float]) -> Callable[[bytes, int], None]:
+    """
+    A client's ``on_line``: the latency of each stamped message, from the
+    source's write to the client's receipt (the time its ``dataReceived``
+    was called, before this process walks packet headers or splits lines,
+    so the agent's framed stream and socat's plain one are timed alike).
+    """
     partial = bytearray()
 
-    def on_payload(payload: bytes) -> None:
-        now = time.monotonic_ns()
+    def on_payload(payload: bytes, received: int) -> None:
         partial.extend(payload)
         *lines, rest = bytes(partial).split(b"\n")
         partial[:] = rest
         for line in lines:
             if line.startswith(b"L"):
-                latencies.append((now - int(line[1:20])) / 1e6)
+                latencies.append((received - int(line[1:20])) / 1e6)
 
     return on_payload
 

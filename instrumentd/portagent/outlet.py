@@ -24,10 +24,11 @@ go out when the reactor next polls and finds the socket writable, a turn
 later, with an ``epoll_ctl`` to watch the socket for writing and another
 to stop (for a relay of small messages, a third of its system calls and a
 wait between reading a message and sending it).  When a client's TCP
-transport has nothing buffered, :meth:`ClientOutlet.send` hands the bytes
-to the transport's own sending step, ``writeSomeData`` (what its
-``doWrite`` calls when the reactor finds the socket writable), and only
-what the socket does not take goes to the transport's ``write``: so with
+transport has nothing buffered, :meth:`ClientOutlet.send` sends the bytes
+to its socket as the transport's own sending step does (``writeSomeData``,
+what its ``doWrite`` calls when the reactor finds the socket writable: one
+``send``, a full socket taking nothing), and only what the socket does not
+take goes to the transport's ``write``: so with
 nothing buffered ahead of them the bytes' order is kept, and the
 transport's buffer, pausing and resuming this outlet and closing a broken
 connection stay Twisted's.  A send that finds the connection broken hands
@@ -228,7 +229,8 @@ class ClientOutlet:
         self._held = False
         self._closed = False
         # Only a plain (posix) TCP connection is sent to at once: its
-        # writeSomeData is the reactor's own sending step (see the module).
+        # socket is sent to as the reactor's own sending step would (see
+        # the module).
         self._flushable = isinstance(transport, Connection)
         self._queues.add(self)
         transport.registerProducer(self, True)  # type: ignore[attr-defined]
@@ -283,13 +285,18 @@ class ClientOutlet:
             return
         # Nothing buffered: send as the transport's doWrite would, without
         # asking the reactor to watch the socket (two epoll_ctl calls) and
-        # without waiting for its next turn.
-        sent = t.writeSomeData(data)
-        if sent.__class__ is not int or sent < 0:
-            # A broken connection: buffered, the reactor meets the same
-            # error on its next turn and closes it as it always does.
+        # without waiting for its next turn; to the socket itself, as the
+        # transport's writeSomeData does, without its three calls a send
+        # (Python retries a send that a signal interrupts).
+        try:
+            sent = t.socket.send(data)
+        except OSError:
+            # The socket is full or the connection broken: buffered, the
+            # reactor sends it, or meets the same error on its next turn and
+            # closes the connection as it always does.
             t.write(data)
-        elif sent < len(data):
+            return
+        if sent < len(data):
             t.write(data[sent:])
 
     def purge(self) -> int:
