@@ -185,6 +185,95 @@ class MetadataFileTests(SynchronousTestCase):
         self.assertEqual(self.read()["station"]["name"], "buoy-7")
 
 
+class DriverDescribedOnceTests(SynchronousTestCase):
+    """
+    A station's metadata file takes the driver's name, version and streams
+    from its protocol class, made once a class, not from the driver's
+    whole metadata each time; the file's bytes are the same.
+    """
+
+    def setUp(self) -> None:
+        from instrumentd.driver.driver import InstrumentDriver
+        from instrumentd.instruments.seabird.sbe37smp.driver import SBE37Protocol
+        from instrumentd.portagent.direct import DirectAgentConnection
+
+        self.clock = Clock()
+        self.clock.advance(1796083200)
+        self.directory = self.mktemp()
+
+        def driver(protocol: type[SBE37Protocol] = SBE37Protocol) -> Any:
+            made = InstrumentDriver(
+                DirectAgentConnection(reactor=self.clock), protocol, clock=self.clock
+            )
+            asked = made.asked = []  # type: ignore[attr-defined]
+            whole = made.get_config_metadata
+
+            def get_config_metadata() -> dict[str, object]:
+                asked.append(True)
+                return whole()
+
+            made.get_config_metadata = get_config_metadata  # type: ignore[method-assign]
+            return made
+
+        self.driver = driver
+
+    def file(self, name: str, driver: Any) -> InstrumentMetadataFile:
+        return InstrumentMetadataFile(
+            self.directory,
+            name,
+            driver,
+            EventBus(self.clock),
+            station="buoy-7",
+            position={"latitude": 44.6, "longitude": -124.3},
+            clock=self.clock.seconds,
+        )
+
+    def test_sameBytes(self) -> None:
+        """
+        The file is byte for byte what the driver's whole metadata makes,
+        and the driver's metadata is not asked for it, nor for the next
+        instrument's.
+        """
+        from instrumentd.station.archive_metadata import metadata_document
+
+        first, second = self.driver(), self.driver()
+        self.file("CTD01", first).update()
+        self.file("CTD02", second).update()
+        self.assertEqual((first.asked, second.asked), ([], []))
+        expected = os.path.join(self.mktemp(), "metadata.json")
+        MetadataWriter(expected, self.clock.seconds).update(
+            metadata_document(
+                "CTD01",
+                self.driver(),
+                station="buoy-7",
+                position={"latitude": 44.6, "longitude": -124.3},
+            )
+        )
+        with open(expected, "rb") as f:
+            want = f.read()
+        with open(os.path.join(self.directory, "CTD01", "metadata.json"), "rb") as f:
+            self.assertEqual(f.read(), want)
+        self.assertIn(b'"ctdpf_sample"', want)
+
+    def test_ownMetadata(self) -> None:
+        """
+        A protocol that describes itself its own way is asked, each time.
+        """
+        from instrumentd.instruments.seabird.sbe37smp.driver import SBE37Protocol
+
+        class Own(SBE37Protocol):
+            def metadata(self) -> dict[str, object]:
+                described = super().metadata()
+                described["streams"] = {"own": {}}
+                return described
+
+        driver = self.driver(Own)
+        self.file("CTD01", driver).update()
+        self.assertEqual(driver.asked, [True])
+        with open(os.path.join(self.directory, "CTD01", "metadata.json")) as f:
+            self.assertEqual(json.load(f)["streams"], {"own": {}})
+
+
 class HeldWritesTests(SynchronousTestCase):
     """
     L{HeldWrites} holds the metadata files' writes while a station's

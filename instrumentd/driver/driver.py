@@ -125,6 +125,14 @@ class InstrumentDriver:
         return detached
 
     @property
+    def protocol_class(self) -> type[InstrumentProtocol[Any]]:
+        """
+        The instrument's protocol class: what the driver is, whether or
+        not the instrument is connected.
+        """
+        return self._protocol_class
+
+    @property
     def protocol(self) -> InstrumentProtocol[Any] | None:
         """
         The running protocol, while CONNECTED.

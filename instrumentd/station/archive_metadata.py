@@ -173,12 +173,59 @@ def _indented(value: object, compact: str) -> str:
     return text
 
 
-def _compact(document: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
+def _compact(
+    document: Mapping[str, object], known: Mapping[str, str] | None = None
+) -> tuple[tuple[str, str], ...]:
     """
     Each top-level key of ``document`` with its value's compact JSON: what
     two versions are compared by, as they read back (tuples are lists).
+    ``known`` gives the compact JSON of values that are known already.
     """
+    if known:
+        return tuple(
+            (key, known.get(key) or json.dumps(value))
+            for key, value in document.items()
+        )
     return tuple((key, json.dumps(value)) for key, value in document.items())
+
+
+#: By protocol class: the driver's name and version, its streams (shared by
+#: every document of the class, never changed) and their compact JSON.
+_DESCRIBED: dict[type[object], tuple[dict[str, object], object, str]] = {}
+
+
+def _described(driver: object) -> tuple[dict[str, object], object, str] | None:
+    """
+    What every document of ``driver``'s kind says alike: its name and
+    version and its streams, from its protocol class, made once a class.
+
+    A station writes a document for each of thousands of instruments as
+    they come up; the driver's whole metadata (its parameters' and
+    commands' descriptions, deep-copied for each caller) was most of what
+    each cost, to take two of its parts that are the same for every SBE 37.
+
+    :returns: ``(driver, streams, streams' compact JSON)``; ``None`` for a
+        driver that is no :class:`~instrumentd.driver.driver.InstrumentDriver`
+        of a protocol describing itself the standard way (its
+        ``get_config_metadata`` says then).
+    """
+    from instrumentd.driver.driver import InstrumentDriver
+    from instrumentd.driver.protocol import InstrumentProtocol
+
+    if not isinstance(driver, InstrumentDriver):
+        return None
+    cls = driver.protocol_class
+    described = _DESCRIBED.get(cls)
+    if described is None:
+        if cls.metadata is not InstrumentProtocol.metadata:
+            return None
+        streams = cls.stream_metadata()
+        described = _DESCRIBED[cls] = (
+            {"name": cls.driver_name, "version": cls.driver_version},
+            streams,
+            json.dumps(streams),
+        )
+    return described
 
 
 class MetadataWriter:
@@ -215,19 +262,23 @@ class MetadataWriter:
         found.pop("updated", None)
         return _compact(found)
 
-    def update(self, document: Mapping[str, object]) -> bool:
+    def update(
+        self, document: Mapping[str, object], known: Mapping[str, str] | None = None
+    ) -> bool:
         """
         Write the document if it differs from the one written last.  An
         ``OSError`` is logged (once until a write succeeds), never raised:
         the samples matter more than their description.
 
         :param document: the JSON-ready document, without ``updated``.
+        :param known: the compact JSON of some of its top-level values,
+            by key, when the caller knows it already.
         :returns: whether a new version was written.
         """
         if not self._read:
             self._read = True
             self._last = self._on_disk()
-        compact = _compact(document)
+        compact = _compact(document, known)
         if compact == self._last:
             return False
         updated = (
@@ -480,11 +531,26 @@ class InstrumentMetadataFile:
 
         :returns: whether a new version was written.
         """
+        described = _described(self._driver)
+        if described is None:
+            return self._writer.update(
+                metadata_document(
+                    self._instrument,
+                    self._driver,
+                    station=self._station,
+                    position=self._position,
+                )
+            )
+        about, streams, streams_json = described
         return self._writer.update(
-            metadata_document(
+            build_document(
                 self._instrument,
-                self._driver,
                 station=self._station,
                 position=self._position,
-            )
+                model=model_of(about["name"]),
+                driver=about,
+                parameters=to_jsonable(self._driver.get_cached_config()),
+                streams=streams,
+            ),
+            {"streams": streams_json},
         )
