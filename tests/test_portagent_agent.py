@@ -986,3 +986,78 @@ class QuietStartTests(SynchronousTestCase):
                 "instrument link CONNECTED",
             ],
         )
+
+
+class CheapStartTests(SynchronousTestCase):
+    """
+    What an agent makes as it starts, for a station starting thousands: no
+    listener factory for a kind that does not listen, and a plain TCP
+    instrument's endpoint without the endpoint parser.
+    """
+
+    def test_plainTCP(self) -> None:
+        """
+        C{tcp:host=H:port=P} becomes the C{TCP4ClientEndpoint} that
+        C{clientFromString} makes of it (same host, port, timeout and bind
+        address), without calling it; anything else is parsed by it.
+        """
+        from twisted.internet.endpoints import TCP4ClientEndpoint
+
+        from instrumentd.portagent import agent
+
+        reactor = MemoryReactorClock()
+        parsed: list[str] = []
+
+        def counting(reactor: Any, description: str) -> Any:
+            parsed.append(description)
+            return clientFromString(reactor, description)
+
+        self.patch(agent, "clientFromString", counting)
+        for description in (
+            "tcp:host=127.0.0.1:port=4001",
+            "tcp:host=ctd-7.example.org:port=65535",
+        ):
+            made = agent.instrument_endpoint(reactor, description)
+            want = clientFromString(reactor, description)
+            assert isinstance(made, TCP4ClientEndpoint)
+            assert isinstance(want, TCP4ClientEndpoint)
+            self.assertEqual(
+                (made._host, made._port, made._timeout, made._bindAddress),
+                (want._host, want._port, want._timeout, want._bindAddress),
+            )
+        self.assertEqual(parsed, [])
+        timed = agent.instrument_endpoint(
+            reactor, "tcp:host=127.0.0.1:port=1:timeout=5"
+        )
+        assert isinstance(timed, TCP4ClientEndpoint)
+        self.assertEqual(timed._timeout, 5)
+        self.assertEqual(parsed, ["tcp:host=127.0.0.1:port=1:timeout=5"])
+
+    def test_noFactoryWithoutListener(self) -> None:
+        """
+        An agent whose listeners are all off makes none of their factories.
+        """
+        from instrumentd.portagent import agent
+        from instrumentd.portagent.options import LISTENER_KINDS
+
+        made: list[str] = []
+        for name in ("ListenerFactory", "CommandPortFactory", "RFC2217Factory"):
+            real = getattr(agent, name)
+
+            def counting(*args: Any, _name: str = name, _real: Any = real) -> Any:
+                made.append(_name)
+                return _real(*args)
+
+            self.patch(agent, name, counting)
+        config = PortAgentConfig(
+            name="ctd1",
+            instrument="tcp:host=127.0.0.1:port=4001",
+            listeners=dict.fromkeys(LISTENER_KINDS, ()),
+            heartbeat=0,
+            datalog_dir=self.mktemp(),
+        )
+        port_agent = PortAgent(config, reactor=MemoryReactorClock())
+        port_agent.startService()
+        self.addCleanup(port_agent.stopService)
+        self.assertEqual(made, [])
+        self.assertEqual(port_agent.port_numbers(), dict.fromkeys(LISTENER_KINDS))
