@@ -409,6 +409,49 @@ class ConfigurationTests(SynchronousTestCase):
         self.assertEqual(driver.get_config_metadata(), metadata)
         self.assertEqual(len(made), 2)
 
+    def test_acceptedOnce(self) -> None:
+        """
+        A startup configuration its protocol class has accepted is not
+        checked again by another driver of the class (no protocol is built
+        for it: a station has thousands of drivers, each configured alike),
+        and is applied all the same; a bad one is refused every time, and a
+        different one is checked.
+        """
+        made: list[ToyProtocol] = []
+
+        class Counted(ToyProtocol):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                made.append(self)
+
+        def driver() -> tuple[Bench, InstrumentDriver]:
+            bench = Bench()
+            return bench, InstrumentDriver(
+                bench.connection, Counted, clock=bench.line.clock
+            )
+
+        config = {"parameters": {"INTERVAL": 30}}
+        first = driver()[1]
+        first.set_init_params(config)
+        self.assertEqual(len(made), 1)
+        _bench, second = driver()
+        second.set_init_params({"parameters": {"INTERVAL": 30}})
+        self.assertEqual(len(made), 1)
+        for _ in range(2):
+            self.assertRaises(
+                InstrumentParameterError,
+                second.set_init_params,
+                {"parameters": {"SERIAL": "1"}},
+            )
+        self.assertEqual(len(made), 2)
+        second.set_init_params({"parameters": {"INTERVAL": 45}})
+        second.set_init_params(config)
+        self.assertEqual(len(made), 2)
+        second.configure({"method": "toy"})
+        second.connect()
+        self.assertEqual(len(made), 3)
+        self.assertEqual(made[2].parameters.init_values(), {"INTERVAL": 30})
+
     def test_cachedConfigBeforeConnect(self) -> None:
         """
         Before any protocol ran there is no cached configuration; after
