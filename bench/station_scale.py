@@ -43,6 +43,10 @@ running (or ``--startup-limit`` passes), lets it settle, then measures over
 - **start CPU ms/instr**: the station's CPU from its start to the last
   instrument running, over N (those already up sample meanwhile): what
   start-up at scale is bound by.
+- with ``--gc-probe PREFIX``, the station's garbage collections until
+  the last instrument runs, timed by generation in the station process
+  (``bench/_gcprobe``): how many full collections, their CPU seconds and
+  the longest pause, and the young generations' seconds.
 
 Each run's directory (the station's datalogs, sample files...) is removed
 when all runs are done, and the benchmark waits out the interval in which
@@ -92,6 +96,7 @@ DRIVER = "instrumentd.instruments.seabird.sbe37smp.driver:SBE37Protocol"
 _CONSUMERS = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "_scale_consumers.py"
 )
+_GC_PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_gcprobe")
 
 
 # -- child processes -------------------------------------------------------------------
@@ -297,6 +302,29 @@ async def counters(url: str) -> tuple[float, float]:
     return produced, files
 
 
+def read_gc_probe(path: str) -> dict[str, Any]:
+    """
+    What the station's collector did so far (``--gc-probe``, see
+    ``bench/_gcprobe``): full collections, their CPU seconds and the
+    longest, and the young generations' seconds.
+    """
+    full: list[float] = []
+    young = [0.0, 0.0]
+    with contextlib.suppress(OSError), open(path) as f:
+        for line in f:
+            fields = line.split()
+            if fields[0] == "F":
+                full.append(float(fields[2]))
+            elif fields[0] == "T":
+                young = [float(fields[3]), float(fields[5])]
+    return {
+        "gc_full": len(full),
+        "gc_full_s": sum(full),
+        "gc_longest": max(full, default=0.0),
+        "gc_young_s": sum(young),
+    }
+
+
 async def report_not_running(url: str, running: set[str]) -> None:
     """
     Say which instruments were not running when start-up's limit passed,
@@ -329,6 +357,7 @@ class Options:
     profile: str | None = None
     profile_rate: int = 50
     qc: bool = True
+    gc_probe: str | None = None
 
 
 def station_config(
@@ -384,6 +413,13 @@ async def measure(reactor: Any, options: Options) -> dict[str, Any]:
     env = dict(os.environ)
     if options.pythonpath:
         env["PYTHONPATH"] = options.pythonpath + os.pathsep + env.get("PYTHONPATH", "")
+    probe = None
+    if options.gc_probe:
+        # The station's collections, timed by generation (bench/_gcprobe).
+        probe = f"{options.gc_probe}-{options.label}-{options.count}-{os.getpid()}"
+        probe += f"-{int(time.time())}.txt"
+        env["PYTHONPATH"] = _GC_PROBE + os.pathsep + env.get("PYTHONPATH", "")
+        env["INSTRUMENTD_GC_PROBE"] = probe
     helpers: list[Child] = []
     station: Station | None = None
     row: dict[str, Any] | None = None
@@ -487,6 +523,7 @@ async def measure(reactor: Any, options: Options) -> dict[str, Any]:
         # The station's CPU while its instruments came up (those already
         # running sample meanwhile): what start-up at scale is bound by.
         startup_cpu = cpu_seconds(station.pid)
+        collector = read_gc_probe(probe) if probe else None
         ticker.stop()
         progression.append((time.monotonic() - started, len(station.running)))
         if limit.active():
@@ -589,6 +626,8 @@ async def measure(reactor: Any, options: Options) -> dict[str, Any]:
             "progression": progression,
             "helpers_core": helpers_core,
         }
+        if collector is not None:
+            row.update(collector)
         if receiver is not None:
             row["sink"] = 100 * (after["sink"] - before["sink"]) / produced
         if watchers is not None:
@@ -717,6 +756,13 @@ def print_details(row: dict[str, Any]) -> None:
     """
     steps = ", ".join(f"{t:.0f} s {n}" for t, n in row.get("progression", []))
     print(f"    running over time: {steps}", flush=True)
+    if "gc_full" in row:
+        print(
+            f"    collector until all were up: {row['gc_full']} full collections, "
+            f"{row['gc_full_s']:.1f} s (longest {row['gc_longest']:.2f} s); "
+            f"young generations {row['gc_young_s']:.1f} s",
+            flush=True,
+        )
     helpers = row.get("helpers_core") or {}
     if helpers:
         shares = ", ".join(f"{name} {core:.0f} %" for name, core in helpers.items())
@@ -735,6 +781,7 @@ def summarise(rows: list[dict[str, Any]]) -> None:
         "first",
         "all",
         "start_ms",
+        "gc_full_s",
         "cpu_us",
         "core",
         "files",
@@ -824,6 +871,7 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
                     profile=args.profile and f"{args.profile}-{label}-{count}.txt",
                     profile_rate=args.profile_rate,
                     qc=not args.no_qc and label != "no-qc",
+                    gc_probe=args.gc_probe,
                 )
                 row = await measure(reactor, options)
                 rows.append(row)
@@ -862,6 +910,11 @@ if __name__ == "__main__":
         "--tick", type=float, default=10.0, help="seconds between progress lines"
     )
     parser.add_argument("--profile", help="py-spy the station into PREFIX-*.txt")
+    parser.add_argument(
+        "--gc-probe",
+        metavar="PREFIX",
+        help="time the station's garbage collections into PREFIX-*.txt",
+    )
     parser.add_argument(
         "--profile-rate", type=int, default=50, help="py-spy samples per second"
     )
