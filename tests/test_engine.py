@@ -247,6 +247,22 @@ class TimeoutTests(SynchronousTestCase):
         self.assertEqual(error.timeout, 5)
         self.assertEqual(engine.timeouts, 1)
 
+    def test_replyWaitingAtTimeout(self) -> None:
+        """
+        A reply read in the same reactor turn in which the timeout falls
+        due, after the timers (a late reactor runs its due timers before it
+        reads its sockets), still answers the command.
+        """
+        engine, _, clock = make_engine()
+        result = engine.execute(STATUS)
+        # Due at the same moment as the timeout, and run after it, as the
+        # reactor's read comes after its timers.
+        clock.callLater(5, engine.data_received, b"status ok\r\nS>")
+        clock.advance(5)
+        self.assertEqual(self.successResultOf(result), "status ok")
+        self.assertEqual(engine.timeouts, 0)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
     def test_regexTimeoutNamesRegex(self) -> None:
         """
         A regex command's timeout names the regex it awaited.

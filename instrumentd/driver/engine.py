@@ -13,6 +13,8 @@ reply has arrived (the engine sees every byte the instrument sends through
 :meth:`CommandEngine.data_received`) or fails with an
 :class:`~instrumentd.driver.errors.InstrumentTimeoutError` from a
 ``callLater`` timeout, after which the engine is ready for the next command.
+A timeout is final one reactor turn after it falls due, once the reactor
+has read what waits in its sockets (its timers run first in each turn).
 
 Work is serialised: :meth:`CommandEngine.execute` and
 :meth:`CommandEngine.exclusive` queue in order, and only the work at the head
@@ -123,6 +125,8 @@ class _Wait:
     quiet: bool = False
     #: What the reply must hold before its prompt (:attr:`Command.holds`).
     holds: re.Pattern[bytes] | None = None
+    #: The timeout came and waits one reactor turn (see ``_timed_out``).
+    last_look: bool = False
 
     def awaited(self) -> re.Pattern[bytes] | tuple[bytes, ...]:
         return self.regex if self.regex is not None else self.prompts
@@ -745,6 +749,16 @@ class CommandEngine:
 
     def _timed_out(self, wait: _Wait) -> None:
         if self._wait is not wait:
+            return
+        if not wait.last_look:
+            # A reactor runs the timers that are due before it reads its
+            # sockets: one running late (a station whose core is full
+            # while thousands of instruments come up) would fail a command
+            # whose reply is already there, unread.  So the timeout is
+            # final only after the reactor's next read: called again at
+            # once, on its next turn, unless the reply ends the wait first.
+            wait.last_look = True
+            wait.timer = self.clock.callLater(0, self._timed_out, wait)
             return
         self._wait = None
         self.timeouts += 1
