@@ -702,13 +702,21 @@ async def remove_left(reactor: Any) -> None:
     for directory in _LEFT:
         shutil.rmtree(directory, ignore_errors=True)
     _LEFT.clear()
-    wait = recently_deleted_seconds() + 1
-    print(
-        f"  (runs' files removed; waiting {wait:.0f} s for the kernel to stop "
-        "counting them as recently deleted)",
-        file=sys.stderr,
-        flush=True,
+    await wait_out_recently_deleted(
+        reactor,
+        "runs' files removed; waiting {wait:.0f} s for the kernel to stop "
+        "counting them as recently deleted",
     )
+
+
+async def wait_out_recently_deleted(reactor: Any, why: str) -> None:
+    """
+    Wait until files removed now are no longer counted as recently deleted
+    (see :func:`recently_deleted_seconds`), saying so with ``why``, whose
+    ``{wait}`` is the seconds.
+    """
+    wait = recently_deleted_seconds() + 1
+    print(f"  ({why.format(wait=wait)})", file=sys.stderr, flush=True)
     await task.deferLater(reactor, wait, lambda: None)
 
 
@@ -928,20 +936,19 @@ if __name__ == "__main__":
         "--against-streams", default="instrument", choices=("station", "instrument")
     )
 
+    args = parser.parse_args()
+
     async def run(reactor: Any) -> None:
         # Whoever ran before (another benchmark under the lock, tests) may
         # have just removed thousands of files: let the kernel stop counting
         # them as recently deleted before the first station makes its own.
-        wait = recently_deleted_seconds() + 1
-        print(
-            f"  (waiting {wait:.0f} s for files removed before this run to stop "
-            "slowing the station's file creations)",
-            file=sys.stderr,
-            flush=True,
+        await wait_out_recently_deleted(
+            reactor,
+            "waiting {wait:.0f} s for files removed before this run to stop "
+            "slowing the station's file creations",
         )
-        await task.deferLater(reactor, wait, lambda: None)
         try:
-            await main(reactor, parser.parse_args())
+            await main(reactor, args)
         finally:
             await remove_left(reactor)
 

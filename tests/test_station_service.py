@@ -292,6 +292,23 @@ class StationServiceTests(TestCase):
         self.addCleanup(port.stopListening)
         return int(port.getHost().port)  # type: ignore[attr-defined]
 
+    async def start_two_in_process(self) -> StationService:
+        """
+        Start a station of two toy instruments with in-process agents.
+
+        :returns: the station.
+        """
+        port = await self.toy_port()
+        return self.start(
+            toy_config(
+                self.data_dir,
+                [
+                    toy_instrument("toy1", port, "in-process"),
+                    toy_instrument("toy2", port, "in-process"),
+                ],
+            )
+        )
+
     def start(
         self, config: StationConfig, retry_policy: Callable[[int], float] | None = None
     ) -> StationService:
@@ -341,16 +358,7 @@ class StationServiceTests(TestCase):
         its reactor each: most of a minute for 5,000 instruments); the
         datalogs are closed with everything written.
         """
-        port = await self.toy_port()
-        service = self.start(
-            toy_config(
-                self.data_dir,
-                [
-                    toy_instrument("toy1", port, "in-process"),
-                    toy_instrument("toy2", port, "in-process"),
-                ],
-            )
-        )
+        service = await self.start_two_in_process()
         for name in ("toy1", "toy2"):
             await self.events(service.supervisors[name], EventType.SAMPLE, 1)
         datalogs = [
@@ -676,16 +684,7 @@ class StationServiceTests(TestCase):
         """
         threshold = gc.get_threshold()
         self.addCleanup(gc.set_threshold, *threshold)
-        port = await self.toy_port()
-        service = self.start(
-            toy_config(
-                self.data_dir,
-                [
-                    toy_instrument("toy1", port, "in-process"),
-                    toy_instrument("toy2", port, "in-process"),
-                ],
-            )
-        )
+        service = await self.start_two_in_process()
         self.assertEqual(gc.get_threshold(), (*threshold[:2], HELD_THRESHOLD))
         assert service.startup is not None
         with capturedLogs() as events:
