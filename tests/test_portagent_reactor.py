@@ -118,6 +118,25 @@ class DispatchTests(SynchronousTestCase):
         self.assertEqual(len(reader.lost), 1)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
+    def test_errorInDisconnectLogged(self) -> None:
+        """
+        An exception that escapes Twisted's own handling of a read (here
+        from the connection's C{connectionLost}) is logged, and the reactor
+        turns on.
+        """
+
+        class _Failing(_Reader):
+            def connectionLost(self, reason: Any) -> None:
+                super().connectionLost(reason)
+                raise RuntimeError("a bug in connectionLost")
+
+        reader = _Failing(self.ours, self.reactor)
+        self.reactor.addReader(reader)
+        self.theirs.shutdown(socket.SHUT_WR)
+        self.reactor.doIteration(5)
+        self.assertEqual(len(reader.lost), 1)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
     def test_hangUpTakesTheUsualWay(self) -> None:
         """
         An event that is not a plain read (here a hang-up beside the end of

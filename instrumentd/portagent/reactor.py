@@ -3,10 +3,10 @@
 The port agent's reactor: Twisted's epoll reactor, with a plain read
 dispatched straight to the connection.
 
-Twisted's epoll reactor hands every event to its connection inside
-:func:`twisted.python.log.callWithLogger`: it asks the connection for its
-log prefix, copies the legacy log's context dictionary into a new one for
-this thread, and pops it again afterwards.  For a port agent, which relays
+Twisted's epoll reactor hands every event to its connection inside the
+context of its old logging system (``callWithLogger``): it asks the
+connection for its log prefix, copies that system's context dictionary
+into a new one for this thread, and pops it again afterwards.  For a port agent, which relays
 every read of its instrument as it comes, that wrapping is a third of the
 time between the kernel waking the process and the read reaching the
 agent (measured through a real agent process at 1,000 messages/s: about
@@ -17,9 +17,9 @@ common case: data, or the end of a stream) to the reactor's own
 ``_doReadOrWrite`` without that context; everything else (hang-ups, errors,
 writable sockets) goes the usual way.  The connection's read, its error
 handling and its disconnection are Twisted's, unchanged.  The only
-difference a user can see: a message logged through the legacy
-:mod:`twisted.python.log` API while a read is handled carries the system
-``-`` instead of the connection's log prefix.  Port agents log through
+difference a user can see: a message logged through Twisted's old logging
+API (which the project does not use) while a read is handled carries the
+system ``-`` instead of the connection's log prefix.  Port agents log through
 :class:`twisted.logger.Logger`, whose lines name their module either way.
 
 ``twistd instrumentd port-agent`` installs it unless twistd was given a
@@ -45,7 +45,13 @@ except ImportError:  # pragma: no cover - not Linux
     EPollReactor = None  # type: ignore[assignment, misc]
 
 if EPollReactor is not None:
+    from twisted.logger import Logger
+
+    # Twisted's own dispatch of the other events: EPollReactor calls it
+    # from the module it imports, so this reactor does the same.
     from twisted.python import log
+
+    _log = Logger()
 
     #: A plain "readable" event, with no error or hang-up beside it.
     _READABLE: Final = select.EPOLLIN
@@ -75,8 +81,9 @@ if EPollReactor is not None:
                     try:
                         dispatch(selectable, fd, event)  # type: ignore[no-untyped-call]
                     except BaseException:
-                        # What callWithLogger would have done with it.
-                        log.err()
+                        # Logged as callWithLogger would log it; the next
+                        # event is dispatched as usual.
+                        _log.failure("Unhandled error dispatching a read")
                 else:
                     log.callWithLogger(selectable, dispatch, selectable, fd, event)
 
