@@ -178,12 +178,13 @@ def main() -> None:
     parser.add_argument("--against", help="an older instrumentd's directory")
     args = parser.parse_args()
     if args.child:
-        # The reactor an agent process runs on (an older tree may have none
-        # of its own: then Twisted's default, as its agents had).
-        with contextlib.suppress(ImportError):
-            from instrumentd.portagent.reactor import install_if_unchosen
-
-            install_if_unchosen()
+        # The reactor an agent process runs on, wherever the tree keeps it
+        # (an older tree may have none of its own: then Twisted's default,
+        # as its agents had).
+        for module in ("instrumentd.reactor", "instrumentd.portagent.reactor"):
+            with contextlib.suppress(ImportError):
+                __import__(module, fromlist=["_"]).install_if_unchosen()
+                break
         cpu = relay(args.count, args.warmup)
         print(f"{cpu / args.count * 1e6:.1f}")
         return

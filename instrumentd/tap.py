@@ -189,7 +189,7 @@ def makeService(options: Options) -> IService:
         assert options.station_config is not None
         return ProcessService(StationService(options.station_config, demo=options.demo))
     if options.subCommand == "port-agent":
-        from instrumentd.portagent.reactor import install_if_unchosen
+        from instrumentd.reactor import install_if_unchosen
 
         # Before anything imports the default reactor; twistd's --reactor wins.
         install_if_unchosen()

@@ -1,6 +1,6 @@
-# -*- test-case-name: tests.test_portagent_reactor -*-
+# -*- test-case-name: tests.test_reactor -*-
 """
-The port agent's reactor: Twisted's epoll reactor, with a plain read
+instrumentd's reactor: Twisted's epoll reactor, with a plain read
 dispatched straight to the connection.
 
 Twisted's epoll reactor hands every event to its connection inside the
@@ -12,15 +12,16 @@ time between the kernel waking the process and the read reaching the
 agent (measured through a real agent process at 1,000 messages/s: about
 32 µs with it, 22 µs without; see ``bench/README.md``).
 
-:class:`AgentReactor` dispatches an event that is only "readable" (the
+:class:`InstrumentdReactor` dispatches an event that is only "readable" (the
 common case: data, or the end of a stream) to the reactor's own
 ``_doReadOrWrite`` without that context; everything else (hang-ups, errors,
 writable sockets) goes the usual way.  The connection's read, its error
 handling and its disconnection are Twisted's, unchanged.  The only
 difference a user can see: a message logged through Twisted's old logging
 API (which the project does not use) while a read is handled carries the
-system ``-`` instead of the connection's log prefix.  Port agents log through
-:class:`twisted.logger.Logger`, whose lines name their module either way.
+system ``-`` instead of the connection's log prefix.  instrumentd logs
+through :class:`twisted.logger.Logger`, whose lines name their module
+either way.
 
 ``twistd instrumentd port-agent`` installs it unless twistd was given a
 reactor (``--reactor``), and only where epoll exists (Linux).
@@ -33,7 +34,7 @@ import select
 import sys
 from typing import Any, Final
 
-__all__ = ["AgentReactor", "install", "install_if_unchosen"]
+__all__ = ["InstrumentdReactor", "install", "install_if_unchosen"]
 
 #: The reactor module Twisted's ``from twisted.internet import reactor``
 #: loads; present in ``sys.modules`` once any reactor is installed.
@@ -56,7 +57,7 @@ if EPollReactor is not None:
     #: A plain "readable" event, with no error or hang-up beside it.
     _READABLE: Final = select.EPOLLIN
 
-    class AgentReactor(EPollReactor):
+    class InstrumentdReactor(EPollReactor):
         """
         :class:`~twisted.internet.epollreactor.EPollReactor` whose plain
         read events skip the legacy log context (see the module).
@@ -90,36 +91,36 @@ if EPollReactor is not None:
         doIteration = doPoll
 
 else:  # pragma: no cover - not Linux
-    AgentReactor = None  # type: ignore[assignment, misc]
+    InstrumentdReactor = None  # type: ignore[assignment, misc]
 
 
 def install() -> Any:
     """
-    Install :class:`AgentReactor` as the global reactor.
+    Install :class:`InstrumentdReactor` as the global reactor.
 
     :returns: the reactor.
     :raises RuntimeError: where epoll does not exist.
     :raises twisted.internet.error.ReactorAlreadyInstalledError: if a
         reactor is installed already.
     """
-    if AgentReactor is None:  # pragma: no cover - not Linux
-        raise RuntimeError("the port agent's reactor needs epoll (Linux)")
+    if InstrumentdReactor is None:  # pragma: no cover - not Linux
+        raise RuntimeError("instrumentd's reactor needs epoll (Linux)")
     from twisted.internet.main import installReactor
 
-    reactor = AgentReactor()  # type: ignore[no-untyped-call]
+    reactor = InstrumentdReactor()  # type: ignore[no-untyped-call]
     installReactor(reactor)
     return reactor
 
 
 def install_if_unchosen() -> bool:
     """
-    Install :class:`AgentReactor` unless a reactor is installed already
+    Install :class:`InstrumentdReactor` unless a reactor is installed already
     (twistd's ``--reactor``, or an import of the default one), and only
     where epoll exists.
 
     :returns: whether it was installed.
     """
-    if AgentReactor is None or _REACTOR_MODULE in sys.modules:
+    if InstrumentdReactor is None or _REACTOR_MODULE in sys.modules:
         return False
     install()
     return True

@@ -1,5 +1,5 @@
 """
-Tests for L{instrumentd.portagent.reactor}: the port agent's epoll reactor
+Tests for L{instrumentd.reactor}: instrumentd's epoll reactor
 dispatches a plain read without the legacy log context, everything else as
 Twisted does, and an agent process installs it unless told otherwise.
 """
@@ -17,11 +17,11 @@ from twisted.internet.utils import getProcessOutput
 from twisted.python import log
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from instrumentd.portagent import reactor as agent_reactor
+from instrumentd import reactor as agent_reactor
 from instrumentd.portagent.launcher import launch_port_agent
 
-if agent_reactor.AgentReactor is None:  # pragma: no cover - not Linux
-    skip = "the port agent's reactor needs epoll"
+if agent_reactor.InstrumentdReactor is None:  # pragma: no cover - not Linux
+    skip = "instrumentd's reactor needs epoll"
 
 
 class _Reader(abstract.FileDescriptor):
@@ -56,7 +56,7 @@ class _Reader(abstract.FileDescriptor):
 
 class DispatchTests(SynchronousTestCase):
     """
-    A fresh L{AgentReactor}, not running: each test turns it by hand.
+    A fresh L{InstrumentdReactor}, not running: each test turns it by hand.
     """
 
     def setUp(self) -> None:
@@ -64,7 +64,7 @@ class DispatchTests(SynchronousTestCase):
         self.addCleanup(self.ours.close)
         self.addCleanup(self.theirs.close)
         # Cleaned up first: the reactor lets go of the sockets before they close.
-        self.reactor = agent_reactor.AgentReactor()
+        self.reactor = agent_reactor.InstrumentdReactor()
         self.addCleanup(self._close_reactor)
         self.logged: list[object] = []
         original = log.callWithLogger
@@ -158,7 +158,7 @@ import sys
 if sys.argv[1:] == ["poll"]:
     from twisted.internet import pollreactor
     pollreactor.install()
-from instrumentd.portagent.reactor import install_if_unchosen
+from instrumentd.reactor import install_if_unchosen
 installed = install_if_unchosen()
 from twisted.internet import reactor
 print(installed, type(reactor).__name__)
@@ -167,7 +167,7 @@ print(installed, type(reactor).__name__)
 
 class InstalledTests(TestCase):
     """
-    A port agent process runs on L{AgentReactor} unless a reactor was
+    A port agent process runs on L{InstrumentdReactor} unless a reactor was
     chosen for it.
     """
 
@@ -190,7 +190,7 @@ class InstalledTests(TestCase):
             )
             await agent.stop()
             self.assertIn(
-                "reactor class: instrumentd.portagent.reactor.AgentReactor",
+                "reactor class: instrumentd.reactor.InstrumentdReactor",
                 agent.stdout_tail,
             )
 
@@ -210,7 +210,9 @@ class InstalledTests(TestCase):
         """
         With no reactor installed yet, the agent's is.
         """
-        return self._choose().addCallback(self.assertEqual, b"True AgentReactor\n")
+        return self._choose().addCallback(
+            self.assertEqual, b"True InstrumentdReactor\n"
+        )
 
     def test_chosenReactorKept(self) -> None:
         """
