@@ -23,8 +23,10 @@ system ``-`` instead of the connection's log prefix.  instrumentd logs
 through :class:`twisted.logger.Logger`, whose lines name their module
 either way.
 
-``twistd instrumentd port-agent`` installs it unless twistd was given a
-reactor (``--reactor``), and only where epoll exists (Linux).
+``twistd instrumentd port-agent`` and the station (``twistd instrumentd``)
+install it unless twistd was given a reactor (``--reactor``), and only
+where epoll exists (Linux).  A station with in-process agents reads every
+instrument's bytes itself, a read a sample for most instruments.
 """
 
 from __future__ import annotations

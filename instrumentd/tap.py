@@ -184,6 +184,12 @@ def makeService(options: Options) -> IService:
     :returns: the root service.
     """
     if options.subCommand is None:
+        from instrumentd.reactor import install_if_unchosen
+
+        # Before anything imports the default reactor; twistd's --reactor
+        # wins.  A station's in-process agents read every instrument's
+        # bytes: each read skips the legacy log context, as an agent's does.
+        install_if_unchosen()
         from instrumentd.station.service import StationService
 
         assert options.station_config is not None

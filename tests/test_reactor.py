@@ -1,7 +1,8 @@
 """
 Tests for L{instrumentd.reactor}: instrumentd's epoll reactor
 dispatches a plain read without the legacy log context, everything else as
-Twisted does, and an agent process installs it unless told otherwise.
+Twisted does, and agent and station processes install it unless told
+otherwise.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from instrumentd import reactor as agent_reactor
 from instrumentd.portagent.launcher import launch_port_agent
+from tests.test_station_e2e import _TWISTD, StationProcess
 
 if agent_reactor.InstrumentdReactor is None:  # pragma: no cover - not Linux
     skip = "instrumentd's reactor needs epoll"
@@ -221,3 +223,57 @@ class InstalledTests(TestCase):
         return self._choose("poll").addCallback(
             self.assertEqual, b"False PollReactor\n"
         )
+
+
+class StationInstalledTests(TestCase):
+    """
+    A station process (``twistd instrumentd``) runs on
+    L{InstrumentdReactor} too, unless twistd was given a reactor.
+    """
+
+    async def run_station(self, *twistd: str) -> str:
+        """
+        Run a station without instruments until its API listens, then stop
+        it.
+
+        :param twistd: twistd's own options, before ``instrumentd``.
+        :returns: what it logged.
+        """
+        from twisted.internet import reactor
+
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        station = StationProcess()
+        argv = [sys.executable, "-u", "-c", _TWISTD, "-n", "--pidfile=", *twistd]
+        reactor.spawnProcess(  # type: ignore[attr-defined]
+            station,
+            sys.executable,
+            [*argv, "instrumentd", "--api", "tcp:0:interface=127.0.0.1"],
+            env=dict(os.environ),
+            path=directory,
+        )
+
+        async def stop() -> None:
+            if station.exit_code is None:
+                station.transport.signalProcess("KILL")  # type: ignore[union-attr]
+                await station.ended
+
+        self.addCleanup(lambda: Deferred.fromCoroutine(stop()))
+        await station.url
+        station.transport.signalProcess("TERM")  # type: ignore[union-attr]
+        self.assertEqual(await station.ended, 0, station.output)
+        return station.output
+
+    async def test_stationProcess(self) -> None:
+        """
+        A real station process's log names instrumentd's reactor.
+        """
+        output = await self.run_station()
+        self.assertIn("reactor class: instrumentd.reactor.InstrumentdReactor", output)
+
+    async def test_chosenReactorKept(self) -> None:
+        """
+        A station started with twistd's ``--reactor`` runs on that one.
+        """
+        output = await self.run_station("--reactor=poll")
+        self.assertIn("reactor class: twisted.internet.pollreactor.PollReactor", output)
