@@ -323,6 +323,36 @@ class EventBusTests(SynchronousTestCase):
         self.bus.publish(StateChangeEvent("COMMAND", time=0))
         self.assertEqual([], received)
 
+    def test_subscribeBetweenEvents(self) -> None:
+        """
+        A listener subscribed after events of a type were delivered gets
+        the next one of that type, after the earlier listeners; one
+        subscribed during a delivery gets the events after it, not that
+        one; one unsubscribed and subscribed again gets them again.
+        """
+        order: list[str] = []
+        samples = [SampleEvent(FakeParticle(), time=k) for k in range(4)]
+        late: list[str] = []
+
+        def first(event: DriverEvent) -> None:
+            order.append("first")
+            if event is samples[1]:
+                self.bus.subscribe(lambda event: late.append("during"))
+
+        self.bus.subscribe(first, types=[EventType.SAMPLE])
+        self.bus.subscribe(
+            lambda event: order.append("states"), [EventType.STATE_CHANGE]
+        )
+        self.bus.publish(samples[0])
+        unsubscribe = self.bus.subscribe(lambda event: order.append("second"))
+        self.bus.publish(samples[1])
+        unsubscribe()
+        self.bus.publish(samples[2])
+        self.bus.subscribe(lambda event: order.append("third"), [EventType.SAMPLE])
+        self.bus.publish(samples[3])
+        self.assertEqual(["first", "first", "second", "first", "first", "third"], order)
+        self.assertEqual(["during", "during"], late)
+
 
 class SampleEventTests(SynchronousTestCase):
     """

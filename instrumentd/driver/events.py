@@ -308,6 +308,12 @@ class EventBus:
     def __init__(self, clock: IReactorTime | _Clock | None = None) -> None:
         self._clock = clock
         self._subscriptions: list[_Subscription] = []
+        # Per event type, the subscriptions that want it, in subscription
+        # order: made on an event type's first delivery after a change, so
+        # that each event (a sample, mostly) skips the others without
+        # looking at them, and without copying the list.  A new tuple is
+        # made after each change; a delivery under way keeps its own.
+        self._wanted: dict[EventType, tuple[_Subscription, ...]] = {}
         self._pending: deque[DriverEvent] = deque()
         self._delivering = False
 
@@ -360,11 +366,13 @@ class EventBus:
             deliver, listener, None if types is None else frozenset(types)
         )
         self._subscriptions.append(subscription)
+        self._wanted = {}
 
         def unsubscribe() -> None:
             if subscription.active:
                 subscription.active = False
                 self._subscriptions.remove(subscription)
+                self._wanted = {}
 
         return unsubscribe
 
@@ -390,12 +398,16 @@ class EventBus:
         # A snapshot, so listeners may subscribe or unsubscribe while an
         # event is being delivered; ``active`` stops delivery to one that
         # was removed part way through.
-        for subscription in tuple(self._subscriptions):
+        event_type = event.event_type
+        wanted = self._wanted.get(event_type)
+        if wanted is None:
+            wanted = self._wanted[event_type] = tuple(
+                subscription
+                for subscription in self._subscriptions
+                if subscription.types is None or event_type in subscription.types
+            )
+        for subscription in wanted:
             if not subscription.active:
-                continue
-            if subscription.types is not None and (
-                event.event_type not in subscription.types
-            ):
                 continue
             try:
                 subscription.deliver(event)
