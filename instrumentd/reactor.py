@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_reactor -*-
 """
-instrumentd's reactor: Twisted's epoll reactor, with a plain read
-dispatched straight to the connection.
+instrumentd's reactor: Twisted's epoll reactor, with a plain read or
+write dispatched straight to the connection.
 
 Twisted's epoll reactor hands every event to its connection inside the
 context of its old logging system (``callWithLogger``): it asks the
@@ -13,13 +13,15 @@ agent (measured through a real agent process at 1,000 messages/s: about
 32 µs with it, 22 µs without; see ``bench/README.md``).
 
 :class:`InstrumentdReactor` dispatches an event that is only "readable" (the
-common case: data, or the end of a stream) to the reactor's own
-``_doReadOrWrite`` without that context; everything else (hang-ups, errors,
-writable sockets) goes the usual way.  The connection's read, its error
-handling and its disconnection are Twisted's, unchanged.  The only
-difference a user can see: a message logged through Twisted's old logging
-API (which the project does not use) while a read is handled carries the
-system ``-`` instead of the connection's log prefix.  instrumentd logs
+common case: data, or the end of a stream) or only "writable" (a station's
+HTTP and event-stream clients: Twisted writes a connection's buffer when
+the socket says it can take more) to the reactor's own ``_doReadOrWrite``
+without that context; everything else (hang-ups, errors) goes the usual
+way.  The connection's read or write, its error handling and its
+disconnection are Twisted's, unchanged.  The only difference a user can
+see: a message logged through Twisted's old logging API (which the project
+does not use) while a read or write is handled carries the system ``-``
+instead of the connection's log prefix.  instrumentd logs
 through :class:`twisted.logger.Logger`, whose lines name their module
 either way.
 
@@ -58,11 +60,14 @@ if EPollReactor is not None:
 
     #: A plain "readable" event, with no error or hang-up beside it.
     _READABLE: Final = select.EPOLLIN
+    #: The events dispatched without the log context: a plain "readable"
+    #: or a plain "writable" one.
+    _PLAIN: Final = frozenset({_READABLE, select.EPOLLOUT})
 
     class InstrumentdReactor(EPollReactor):
         """
         :class:`~twisted.internet.epollreactor.EPollReactor` whose plain
-        read events skip the legacy log context (see the module).
+        read and write events skip the legacy log context (see the module).
         """
 
         def doPoll(self, timeout: float | None) -> None:
@@ -80,13 +85,17 @@ if EPollReactor is not None:
                 selectable = selectables.get(fd)
                 if selectable is None:
                     continue
-                if event == _READABLE:
+                if event in _PLAIN:
                     try:
                         dispatch(selectable, fd, event)  # type: ignore[no-untyped-call]
                     except BaseException:
                         # Logged as callWithLogger would log it; the next
                         # event is dispatched as usual.
-                        _log.failure("Unhandled error dispatching a read")
+                        _log.failure(
+                            "Unhandled error dispatching a read"
+                            if event == _READABLE
+                            else "Unhandled error dispatching a write"
+                        )
                 else:
                     log.callWithLogger(selectable, dispatch, selectable, fd, event)
 

@@ -28,7 +28,7 @@ if agent_reactor.InstrumentdReactor is None:  # pragma: no cover - not Linux
 
 class _Reader(abstract.FileDescriptor):
     """
-    One end of a socket pair, read by the reactor under test.
+    One end of a socket pair, read (or written) by the reactor under test.
     """
 
     def __init__(self, sock: socket.socket, reactor: Any, fail: bool = False) -> None:
@@ -37,6 +37,7 @@ class _Reader(abstract.FileDescriptor):
         self.fail = fail
         self.reads: list[bytes] = []
         self.lost: list[Any] = []
+        self.writes = 0
         self.connected = 1
 
     def fileno(self) -> int:
@@ -49,6 +50,14 @@ class _Reader(abstract.FileDescriptor):
         if not data:
             return main.CONNECTION_DONE
         self.reads.append(data)
+        return None
+
+    def doWrite(self) -> object:
+        # Nothing to write: once is enough.
+        self.writes += 1
+        if self.fail:
+            raise RuntimeError("a protocol's bug")
+        self.reactor.removeWriter(self)
         return None
 
     def connectionLost(self, reason: Any) -> None:
@@ -95,6 +104,28 @@ class DispatchTests(SynchronousTestCase):
         self.reactor.doIteration(5)
         self.assertEqual(reader.reads, [b"hello"])
         self.assertEqual(self.logged, [])
+
+    def test_plainWriteWithoutLogContext(self) -> None:
+        """
+        A socket that is only writable is written, without the legacy log's
+        per-event context.
+        """
+        writer = _Reader(self.ours, self.reactor)
+        self.reactor.addWriter(writer)
+        self.reactor.doIteration(5)
+        self.assertEqual(writer.writes, 1)
+        self.assertEqual(self.logged, [])
+
+    def test_errorInWriteDisconnects(self) -> None:
+        """
+        An exception from a write is logged and ends that connection, as in
+        Twisted's own reactor.
+        """
+        writer = _Reader(self.ours, self.reactor, fail=True)
+        self.reactor.addWriter(writer)
+        self.reactor.doIteration(5)
+        self.assertEqual(len(writer.lost), 1)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
     def test_endOfStreamDisconnects(self) -> None:
         """
