@@ -68,6 +68,8 @@ def invert_increasing(
             if side > 0:
                 fa /= 2
             side = 1
-        if abs(x - previous) < tolerance or b - a < tolerance:
+        # abs() spelt out: the same test, without a call a step.
+        step = x - previous
+        if -tolerance < step < tolerance or b - a < tolerance:
             return x
     return x
