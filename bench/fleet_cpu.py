@@ -18,6 +18,12 @@ seconds and prints, per count:
 Run by hand on Linux (not a test)::
 
     python bench/fleet_cpu.py --counts 1000 5000 [--window 20] [--repeats 3]
+        [--against /work/wt/base-4295ad1] [--slot SECONDS]
+
+``--against DIR`` runs a second fleet from another checkout's
+``instrumentd`` (``DIR`` first on ``PYTHONPATH``), alternating with this
+one's, a row each; ``--slot`` is passed to this checkout's fleet (0 gives
+each simulator its own reactor timer).
 
 Prints a table; nothing is asserted.
 """
@@ -133,23 +139,28 @@ def rss_kib(pid: int) -> int:
 
 
 async def measure(
-    reactor: Any, count: int, args: argparse.Namespace
+    reactor: Any, count: int, args: argparse.Namespace, against: str | None = None
 ) -> dict[str, float]:
     fleet = FleetProcess()
-    reactor.spawnProcess(
-        fleet,
+    argv = [
         sys.executable,
-        [
-            sys.executable,
-            "-m",
-            "instrumentd.simulator.fleet",
-            "--count",
-            str(count),
-            "--time-scale",
-            "5",
-        ],
-        env=dict(os.environ),
-    )
+        "-m",
+        "instrumentd.simulator.fleet",
+        "--count",
+        str(count),
+        "--time-scale",
+        "5",
+    ]
+    env = dict(os.environ)
+    if against is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [against, *filter(None, [env.get("PYTHONPATH")])]
+        )
+    elif args.slot is not None:
+        argv += ["--slot", str(args.slot)]
+    # The other checkout's fleet runs in its directory: a child's working
+    # directory comes first on its path, before PYTHONPATH.
+    reactor.spawnProcess(fleet, sys.executable, argv, env=env, path=against)
     try:
         ports = (await fleet.first)["ports"]
         counts = [0]
@@ -170,7 +181,7 @@ async def measure(
                     "-f",
                     "raw",
                     "-o",
-                    f"{args.profile}-{count}.txt",
+                    f"{args.profile}-{'against' if against else 'this'}-{count}.txt",
                     "-d",
                     str(int(args.window)),
                     "-p",
@@ -207,20 +218,28 @@ def _three(values: list[float]) -> str:
 async def main(reactor: Any, args: argparse.Namespace) -> None:
     print(f"load average: {os.getloadavg()}")
     print(
-        "| instruments | samples/s | fleet CPU µs/sample | fleet core % | RSS kB/instr |"
+        "| instruments | fleet | samples/s | fleet CPU µs/sample | fleet core % "
+        "| RSS kB/instr |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
+    versions: list[tuple[str, str | None]] = [("this", None)]
+    if args.against:
+        versions.append((args.against, args.against))
     for count in args.counts:
-        rows = [await measure(reactor, count, args) for _ in range(args.repeats)]
-        print(
-            f"| {count} | "
-            + " | ".join(
-                _three([row[key] for row in rows])
-                for key in ("rate", "cpu_us", "core", "rss")
+        rows: dict[str, list[dict[str, float]]] = {name: [] for name, _ in versions}
+        for _ in range(args.repeats):
+            for name, path in versions:
+                rows[name].append(await measure(reactor, count, args, path))
+        for name, _ in versions:
+            print(
+                f"| {count} | {name} | "
+                + " | ".join(
+                    _three([row[key] for row in rows[name]])
+                    for key in ("rate", "cpu_us", "core", "rss")
+                )
+                + " |",
+                flush=True,
             )
-            + " |",
-            flush=True,
-        )
     print(f"load average: {os.getloadavg()}")
 
 
@@ -230,7 +249,15 @@ if __name__ == "__main__":
     parser.add_argument("--window", type=float, default=20.0)
     parser.add_argument("--settle", type=float, default=5.0)
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--profile", help="py-spy the fleet into PREFIX-COUNT.txt")
+    parser.add_argument(
+        "--against", help="also run the fleet of this checkout (alternating)"
+    )
+    parser.add_argument(
+        "--slot", type=float, help="this checkout's fleet's --slot (seconds)"
+    )
+    parser.add_argument(
+        "--profile", help="py-spy the fleet into PREFIX-{this,against}-COUNT.txt"
+    )
     parser.add_argument(
         "--py-spy",
         default=os.path.join(os.path.dirname(sys.executable), "py-spy"),

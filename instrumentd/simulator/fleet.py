@@ -13,6 +13,16 @@ Once every simulator listens it prints one line of JSON on standard
 output, ``{"ports": [PORT, ...], "pid": PID}`` (in the order of the seeds),
 and runs until it is sent SIGTERM or SIGINT, or its standard input
 closes (so it never outlives the process that started it).
+
+The simulators are the same as ``twistd instrumentd simulate`` runs, and
+print the same lines; two things make thousands of them cheap in one
+process.  Their timers share one reactor timer (:class:`~instrumentd.simulator.timeslots.SlottedTimers`):
+everything due in a slot of ``--slot`` seconds (10 ms) runs in one reactor
+turn, at most a slot late, each instrument keeping its own schedule.  And
+what they write goes to the socket at once when nothing is waiting in
+the transport's buffer (:class:`SendAtOnce`), rather than on the next
+reactor turn with the socket registered for writing and unregistered
+again around it.
 """
 
 from __future__ import annotations
@@ -25,20 +35,146 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.interfaces import IListeningPort
-from twisted.internet.protocol import Protocol
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IAddress, IListeningPort, IReactorTime
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.stdio import StandardIO
 from twisted.python.failure import Failure
 
 from instrumentd.gcfreeze import freeze_startup_objects
 from instrumentd.simulator.base import (
+    InstrumentFactory,
+    InstrumentProtocol,
     SimulatedInstrument,
     SimulatorSettings,
     make_simulator,
 )
-from instrumentd.simulator.frontends import listen
+from instrumentd.simulator.frontends import loopback_by_default
+from instrumentd.simulator.timeslots import SlottedTimers
 
-__all__ = ["Fleet", "main"]
+__all__ = ["Fleet", "SendAtOnce", "main"]
+
+#: The fleet's time slot when none is given, seconds.
+DEFAULT_SLOT = 0.01
+
+#: What a TCP transport of Twisted's keeps of its buffer, which
+#: :class:`SendAtOnce` reads to know that nothing waits there.
+_BUFFER_STATE = ("_tempDataLen", "dataBuffer", "offset", "socket", "disconnecting")
+
+
+class SendAtOnce:
+    """
+    A TCP transport whose writes go to the socket at once when nothing
+    waits in the transport's buffer; otherwise (and for what the socket
+    does not take) through the transport's own :meth:`write`, so the order
+    is kept.
+
+    Twisted's ``write`` buffers the bytes, registers the socket for
+    writing, sends on the next reactor turn and unregisters it: two
+    ``epoll_ctl`` calls and a reactor turn per sample, for a line that the
+    socket takes whole.  This reads the transport's buffer state (its
+    ``dataBuffer``, ``offset`` and ``_tempDataLen``), which is Twisted's own;
+    :meth:`wrap` uses it only for a transport that has all of it.
+
+    :ivar transport: the transport.
+    """
+
+    __slots__ = ("transport",)
+
+    def __init__(self, transport: Any) -> None:
+        """
+        :param transport: a TCP transport of Twisted's (see :meth:`wrap`).
+        """
+        self.transport = transport
+
+    @classmethod
+    def wrap(cls, transport: Any) -> Any:
+        """
+        :param transport: a connection's transport.
+        :returns: a :class:`SendAtOnce` for it, or the transport itself
+            if it does not keep its buffer as Twisted's TCP transports do.
+        """
+        if all(hasattr(transport, name) for name in _BUFFER_STATE):
+            return cls(transport)
+        return transport
+
+    def write(self, data: bytes) -> None:
+        """
+        Send ``data``, at once if nothing is waiting.
+
+        :param data: the bytes.
+        """
+        transport = self.transport
+        if (
+            transport._tempDataLen
+            or transport.offset != len(transport.dataBuffer)
+            or not transport.connected
+            or transport.disconnecting
+        ):
+            transport.write(data)
+            return
+        try:
+            sent = transport.socket.send(data)
+        except OSError:
+            # Would block, or the connection failed: the transport's write
+            # buffers it, and finds and reports a failure as it always does.
+            sent = 0
+        if sent < len(data):
+            transport.write(data[sent:])
+
+    def writeSequence(self, data: list[bytes]) -> None:
+        """
+        :param data: bytes to send, in order.
+        """
+        self.write(b"".join(data))
+
+    def loseConnection(self) -> None:
+        """
+        Close once what is buffered has been sent.
+        """
+        self.transport.loseConnection()
+
+    def abortConnection(self) -> None:
+        """
+        Close at once.
+        """
+        self.transport.abortConnection()
+
+    def getPeer(self) -> IAddress:
+        """
+        :returns: the peer's address.
+        """
+        peer: IAddress = self.transport.getPeer()
+        return peer
+
+    def getHost(self) -> IAddress:
+        """
+        :returns: this end's address.
+        """
+        host: IAddress = self.transport.getHost()
+        return host
+
+
+class _FleetProtocol(InstrumentProtocol):
+    """
+    A connection to one of a fleet's instruments: its line writes through
+    a :class:`SendAtOnce`.
+    """
+
+    _attached: Any = None
+
+    def connectionMade(self) -> None:
+        self._attached = SendAtOnce.wrap(self.transport)
+        self.instrument.line.attach(self._attached)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._attached is not None:
+            self.instrument.line.detach(self._attached)
+
+
+class _FleetFactory(InstrumentFactory):
+    def buildProtocol(self, addr: IAddress | None) -> InstrumentProtocol:
+        return _FleetProtocol(self.instrument)
 
 
 class Fleet:
@@ -59,6 +195,7 @@ class Fleet:
         time_scale: float = 1.0,
         first_seed: int = 0,
         interface: str = "127.0.0.1",
+        slot: float = DEFAULT_SLOT,
     ) -> None:
         """
         :param model: the simulator model, e.g. ``"sbe37"``.
@@ -67,17 +204,28 @@ class Fleet:
         :param time_scale: every simulator's time scale.
         :param first_seed: the first one's seed; the next ones count up.
         :param interface: where they listen.
+        :param slot: the simulators' timers run in slots of this many
+            seconds, by one reactor timer (:class:`SlottedTimers`); 0 gives
+            each its own reactor timer, as a lone simulator has.
         :raises ValueError: for a count below 1, or bad settings.
         """
         if count < 1:
             raise ValueError(f"count must be at least 1, not {count}")
+        if not slot >= 0:
+            raise ValueError(
+                f"slot {slot!r} is not valid; valid: 0 (the reactor's timers) "
+                "or a number of seconds above 0"
+            )
         self._reactor = reactor
         self._interface = interface
+        #: The simulators' timers, or ``None`` for the reactor's.
+        self.timers = SlottedTimers(reactor, slot) if slot else None
+        clock: IReactorTime = self.timers if self.timers is not None else reactor
         self.instruments: list[SimulatedInstrument] = [
             make_simulator(
                 model,
                 SimulatorSettings(time_scale=time_scale, seed=first_seed + number),
-                reactor=reactor,
+                reactor=clock,
             )
             for number in range(count)
         ]
@@ -89,9 +237,11 @@ class Fleet:
 
         :returns: the port numbers, in seed order.
         """
-        description = f"tcp:0:interface={self._interface}"
+        description = loopback_by_default(f"tcp:0:interface={self._interface}")
         listening: list[Deferred[IListeningPort]] = [
-            listen(instrument, description, self._reactor)
+            serverFromString(self._reactor, description).listen(
+                _FleetFactory(instrument)
+            )
             for instrument in self.instruments
         ]
         self.ports = await gatherResults(listening, consumeErrors=True)
@@ -105,6 +255,8 @@ class Fleet:
             await port.stopListening()  # type: ignore[misc]
         for instrument in self.instruments:
             instrument.stop()
+        if self.timers is not None:
+            self.timers.stop()
 
 
 class _Parent(Protocol):
@@ -132,6 +284,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--time-scale", type=float, default=1.0)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--interface", default="127.0.0.1")
+    parser.add_argument(
+        "--slot",
+        type=float,
+        default=DEFAULT_SLOT,
+        help="seconds: the simulators' timers run in slots this long, by one "
+        "reactor timer (0: a reactor timer each)",
+    )
     options = parser.parse_args(argv)
     from twisted.internet import reactor
 
@@ -143,6 +302,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             time_scale=options.time_scale,
             first_seed=options.first_seed,
             interface=options.interface,
+            slot=options.slot,
         )
     except ValueError as e:
         parser.error(str(e))
