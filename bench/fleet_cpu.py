@@ -12,7 +12,8 @@ the fleet process's CPU (user + system, from ``/proc``) over ``--window``
 seconds and prints, per count:
 
 - **samples/s** the fleet sent (lines counted here);
-- **CPU µs/sample** and **core %** of the fleet process;
+- **CPU µs/sample** and **core %** of the fleet process, and how much of
+  that CPU was the kernel's (**system %**: mostly the loopback TCP sends);
 - **RSS kB/instr** of the fleet process.
 
 Run by hand on Linux (not a test)::
@@ -125,9 +126,14 @@ class Loggers(ClientFactory):
 
 
 def cpu_seconds(pid: int) -> float:
+    return sum(user_system_seconds(pid))
+
+
+def user_system_seconds(pid: int) -> tuple[float, float]:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def rss_kib(pid: int) -> int:
@@ -169,6 +175,7 @@ async def measure(
             reactor.connectTCP("127.0.0.1", port, factory)
         await defer.gatherResults(factory.logging)
         await task.deferLater(reactor, args.settle, lambda: None)
+        system0 = user_system_seconds(fleet.pid)[1]
         cpu0, n0, t0 = cpu_seconds(fleet.pid), counts[0], time.monotonic()
         profiler = None
         if args.profile:
@@ -195,12 +202,14 @@ async def measure(
         if profiler is not None:
             await profiler
         cpu1, n1, t1 = cpu_seconds(fleet.pid), counts[0], time.monotonic()
+        system = user_system_seconds(fleet.pid)[1] - system0
         samples = n1 - n0
         return {
             "count": count,
             "rate": samples / (t1 - t0),
             "cpu_us": 1e6 * (cpu1 - cpu0) / samples if samples else float("nan"),
             "core": 100 * (cpu1 - cpu0) / (t1 - t0),
+            "system": 100 * system / (cpu1 - cpu0) if cpu1 > cpu0 else float("nan"),
             "rss": rss_kib(fleet.pid) / count,
         }
     finally:
@@ -219,9 +228,9 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
     print(f"load average: {os.getloadavg()}")
     print(
         "| instruments | fleet | samples/s | fleet CPU µs/sample | fleet core % "
-        "| RSS kB/instr |"
+        "| of it system % | RSS kB/instr |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     versions: list[tuple[str, str | None]] = [("this", None)]
     if args.against:
         versions.append((args.against, args.against))
@@ -235,7 +244,7 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
                 f"| {count} | {name} | "
                 + " | ".join(
                     _three([row[key] for row in rows[name]])
-                    for key in ("rate", "cpu_us", "core", "rss")
+                    for key in ("rate", "cpu_us", "core", "system", "rss")
                 )
                 + " |",
                 flush=True,
