@@ -160,3 +160,47 @@ class AgentProcessTests(TestCase):
             self.assertGreater(stats["process"]["gc_frozen_objects"], 1000)
 
         return run(go())
+
+
+class PolicyKeptTests(TestCase):
+    """
+    The slice is asked for under the fair policies only, and the process's
+    policy is kept (``sched_setattr`` sets the policy with the slice).
+    """
+
+    def _policy_after_request(self, policy: str, priority: int) -> list[str]:
+        code = (
+            "import os\n"
+            "from instrumentd.portagent.tuning import request_short_slice, "
+            "current_slice_us\n"
+            "try:\n"
+            f"    os.sched_setscheduler(0, os.{policy}, os.sched_param({priority}))\n"
+            "except PermissionError:\n"
+            "    print('refused'); raise SystemExit\n"
+            "took = request_short_slice(250)\n"
+            "print(took, os.sched_getscheduler(0) == os." + policy + ", "
+            "current_slice_us())\n"
+        )
+        out = python_in_child(code).split()
+        if out == ["refused"]:
+            raise SkipTest(f"this process may not use {policy}")
+        return out
+
+    def test_realTimeKept(self) -> None:
+        """
+        A process running under a real-time policy (an operator's ``chrt
+        -f``) keeps it: no slice is asked for (asking would move it back to
+        the normal policy).
+        """
+        _needs_custom_slices()
+        took, kept, _ = self._policy_after_request("SCHED_FIFO", 1)
+        self.assertEqual((took, kept), ("False", "True"))
+
+    def test_batchKept(self) -> None:
+        """
+        Under the batch policy the slice is taken and the policy kept.
+        """
+        _needs_custom_slices()
+        self.assertEqual(
+            self._policy_after_request("SCHED_BATCH", 0), ["True", "True", "250"]
+        )

@@ -18,7 +18,11 @@ the machine is busy.  Two settings, made once the agent is up:
   an early deadline when it wakes, so on a busy machine it runs soon after
   a message arrives rather than after the running task's slice; its share
   of the CPU (its weight, ``nice``) does not change.  No privilege is
-  needed.  On other kernels and systems nothing is done.
+  needed.  On other kernels and systems nothing is done.  The process keeps
+  its scheduling policy: a slice is asked for only under the normal and
+  batch policies, and a process an operator started under a real-time or
+  deadline policy (``chrt``) is left as it is, since ``sched_setattr``
+  would otherwise move it back to the normal policy.
 """
 
 from __future__ import annotations
@@ -54,8 +58,27 @@ DEFAULT_SLICE_US: Final = 100
 _SYS_SCHED_SETATTR: Final = {"x86_64": 314, "aarch64": 274}
 _SYS_SCHED_GETATTR: Final = {"x86_64": 315, "aarch64": 275}
 
-#: ``SCHED_OTHER``, the normal policy.
-_SCHED_OTHER: Final = 0
+#: The policies whose tasks have a slice (the fair class): a slice is asked
+#: for under these only, keeping the one the process has.
+_FAIR_POLICIES: Final = frozenset(
+    getattr(os, name) for name in ("SCHED_OTHER", "SCHED_BATCH") if hasattr(os, name)
+)
+
+#: The bit ``sched_getscheduler`` adds to the policy of a process whose
+#: children go back to the normal policy, and the ``sched_attr`` flag that
+#: keeps it.
+_RESET_ON_FORK: Final = getattr(os, "SCHED_RESET_ON_FORK", 0x40000000)
+_FLAG_RESET_ON_FORK: Final = 0x01
+
+#: Policies by number, for the log.
+_POLICY_NAMES: Final = {
+    0: "SCHED_OTHER",
+    1: "SCHED_FIFO",
+    2: "SCHED_RR",
+    3: "SCHED_BATCH",
+    5: "SCHED_IDLE",
+    6: "SCHED_DEADLINE",
+}
 
 
 class _SchedAttr(ctypes.Structure):
@@ -78,15 +101,32 @@ class _SchedAttr(ctypes.Structure):
 def request_short_slice(microseconds: int = DEFAULT_SLICE_US) -> bool:
     """
     Ask the scheduler for a time slice of ``microseconds`` for this process
-    (its one thread), keeping the normal policy and its nice value.
+    (its one thread), keeping its policy and its nice value.
+
+    Only under the normal (``SCHED_OTHER``) or batch policy: a process
+    started under a real-time or deadline policy keeps it, with no slice
+    (``sched_setattr`` sets a policy with the slice, and would move it back
+    to the normal one).
 
     :param microseconds: the slice; the kernel clamps it to 100 µs - 100 ms.
     :returns: whether the kernel took it; ``False`` where the call does not
         exist (not Linux, an unknown machine, a kernel before 6.12 that
-        ignores or refuses it).
+        ignores or refuses it) and under a policy without slices.
     """
     number = _SYS_SCHED_SETATTR.get(platform.machine())
     if not sys.platform.startswith("linux") or number is None:
+        return False
+    try:
+        current = os.sched_getscheduler(0)
+    except OSError:
+        return False
+    policy = current & ~_RESET_ON_FORK
+    if policy not in _FAIR_POLICIES:
+        log.info(
+            "short scheduler slice not asked for: the process runs under "
+            "scheduling policy {policy}, which it keeps",
+            policy=_POLICY_NAMES.get(policy, str(policy)),
+        )
         return False
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -94,7 +134,9 @@ def request_short_slice(microseconds: int = DEFAULT_SLICE_US) -> bool:
         return False
     attr = _SchedAttr()
     attr.size = ctypes.sizeof(_SchedAttr)
-    attr.sched_policy = _SCHED_OTHER
+    attr.sched_policy = policy
+    if current & _RESET_ON_FORK:
+        attr.sched_flags = _FLAG_RESET_ON_FORK
     attr.sched_nice = os.getpriority(os.PRIO_PROCESS, 0)
     attr.sched_runtime = microseconds * 1000
     if libc.syscall(number, 0, ctypes.byref(attr), 0) != 0:
