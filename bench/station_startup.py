@@ -155,7 +155,8 @@ async def bring_up(reactor: Any, args: argparse.Namespace) -> dict[str, float]:
             "station_busy": (cpu1 - cpu0 + waited1 - waited0) / (wall1 - wall0),
             "running": running,
             "timed_out": startup.timed_out,
-            "held_back": startup.held_back,
+            # (an older version's queue holds nothing back)
+            "held_back": getattr(startup, "held_back", 0),
             "log_lines": lines,
             "retries": retries,
         }
