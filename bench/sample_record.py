@@ -23,6 +23,24 @@ record step alone).  ``--per-second 500`` dates the samples as a station of
 500 instruments at 1 Hz would (500 within each second) rather than one a
 second.
 
+The instrument runs the real-time QC a station runs for an SBE 37 by
+default (the shipped defaults: the gross range test of four fields);
+``--no-qc`` runs none.  Event streams are the station's own
+(:class:`~instrumentd.station.sse.EventStream`, coalescing as the station
+does, over a request that counts what it is given and keeps nothing).
+The clock runs as a station's reactor would: its turn ends every
+``--per-turn`` samples (timers due at once run: the spool's write), and
+it moves on a second every ``--per-second`` samples (the flush, batch and
+coalescing timers; the stub HTTP server answers then).
+
+``--instructions`` runs itself twice under ``valgrind --tool=callgrind``
+(``--small`` and ``--large`` samples, both pre-building the particles of
+the larger run) and prints the difference in instructions divided by the
+difference in samples, so start-up cancels out; with ``--against DIR``
+(an older ``instrumentd`` first on ``PYTHONPATH``) it does the same for
+that version in the same run.  Instruction counts do not move with the
+machine's load.
+
 Run by hand (it is not a test): ``python bench/sample_record.py``.
 Prints a table; nothing is asserted.
 """
@@ -30,13 +48,17 @@ Prints a table; nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from typing import Any
 
 from treq.testing import StubTreq
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.web.resource import Resource
 
@@ -47,6 +69,7 @@ from instrumentd.packet import NTP_UNIX_OFFSET
 from instrumentd.station.eventfeed import EventFeeds
 from instrumentd.station.instrument import StationInstrument
 from instrumentd.station.sinks import HttpSink, JsonLinesSink, connect_sink
+from instrumentd.station.sse import EventStream
 
 LINE = b"# 10.5920,  3.76026,    9.716,  33.9385, 1490.813, 07 Dec 2026, 08:30:16\r\n"
 
@@ -70,36 +93,95 @@ class _Ingest(Resource):
         return b"{}"
 
 
+class _Request:
+    """
+    What an event stream asks of its request: it counts what it is given.
+    """
+
+    channel = None
+
+    def __init__(self) -> None:
+        self.written = 0
+        self._finished: Deferred[None] = Deferred()
+
+    def setResponseCode(self, code: int) -> None:
+        pass
+
+    def setHeader(self, name: bytes, value: bytes) -> None:
+        pass
+
+    def notifyFinish(self) -> Deferred[None]:
+        return self._finished
+
+    def registerProducer(self, producer: object, streaming: bool) -> None:
+        pass
+
+    def unregisterProducer(self) -> None:
+        pass
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+
+    def finish(self) -> None:
+        pass
+
+
+def _qc_specs() -> Any:
+    try:
+        from instrumentd.qc import parse_qc
+    except ImportError:
+        return None
+    # As a station parses an SBE 37's qc table when it has none: the
+    # defaults.
+    return parse_qc({})
+
+
 def run(
-    samples: int, streams: int, consumers: str = "all", per_second: int = 1
+    samples: int,
+    streams: int,
+    consumers: str = "all",
+    per_second: int = 1,
+    *,
+    qc: bool = True,
+    per_turn: int = 10,
+    prebuild: int = 0,
 ) -> float:
     """
+    :param prebuild: make this many particles at least (the callgrind runs
+        make as many each, so that making them cancels out).
     :returns: CPU seconds per sample.
     """
     clock = Clock()
     clock.advance(1796630400.0)
     driver = _Driver(clock)
-    instrument = StationInstrument("CTD01", driver, driver.events, clock=clock)  # type: ignore[arg-type]
+    specs = _qc_specs() if qc else None
+    extra: dict[str, Any] = {} if specs is None else {"qc": specs}
+    instrument = StationInstrument("CTD01", driver, driver.events, clock=clock, **extra)  # type: ignore[arg-type]
     # A station connects sinks to the instrument (records) where it can; an
     # older version to the driver's bus (particles).
     source: Any = instrument if hasattr(instrument, "recorder") else driver.events
     with tempfile.TemporaryDirectory() as directory:
         files = JsonLinesSink(os.path.join(directory, "samples"), reactor=clock)
+        stub = StubTreq(_Ingest())
         http = HttpSink(
             "http://ingest.example/",
             spool_dir=os.path.join(directory, "spool"),
             reactor=clock,
-            treq_client=StubTreq(_Ingest()),
+            treq_client=stub,
             batch_size=100,
         )
         if consumers in ("all", "files"):
             connect_sink(source, "CTD01", files)
         if consumers in ("all", "http"):
             connect_sink(source, "CTD01", http)
-        feed = EventFeeds()[instrument]
-        kept: list[bytes] = []
-        for _ in range(streams):
-            feed.follow(kept.append)
+        feeds = EventFeeds()
+        watchers = [_Request() for _ in range(streams)]
+        opened = [
+            EventStream(request, [feeds[instrument]], clock, coalesce=0.1)
+            for request in watchers
+        ]
+        for stream in opened:
+            stream.start()
         start = clock.seconds() + NTP_UNIX_OFFSET
         particles = [
             SBE37SampleParticle(
@@ -107,20 +189,27 @@ def run(
                 port_timestamp=start + n / per_second,
                 driver_timestamp=start + n / per_second + 0.001,
             )
-            for n in range(samples)
+            for n in range(max(samples, prebuild))
         ]
         events = [
-            SampleEvent(particle, time=clock.seconds() + n)
-            for n, particle in enumerate(particles)
+            SampleEvent(particle, time=clock.seconds() + n / per_second)
+            for n, particle in enumerate(particles[:samples])
         ]
+        publish = driver.events.publish
         before = time.process_time()
-        for event in events:
-            driver.events.publish(event)
-            if len(kept) > 1000:
-                kept.clear()
+        for n, event in enumerate(events, 1):
+            publish(event)
+            if not n % per_turn:
+                clock.advance(0)
+            if not n % per_second:
+                clock.advance(1)
+                with contextlib.suppress(Exception):
+                    stub.flush()
         files.flush()
         http.flush()
         elapsed = time.process_time() - before
+        for stream in opened:
+            stream.close()
         files.close()
         http.close()
     return elapsed / samples
@@ -145,11 +234,60 @@ def main() -> None:
         help="samples within each second of sample time (500: a station of "
         "500 instruments at 1 Hz, whose samples share each second)",
     )
+    parser.add_argument(
+        "--no-qc",
+        dest="qc",
+        action="store_false",
+        help="no real-time QC (a station runs the defaults for an SBE 37)",
+    )
+    parser.add_argument(
+        "--per-turn",
+        type=int,
+        default=10,
+        help="samples in each turn of the reactor",
+    )
+    parser.add_argument("--instructions", action="store_true")
+    parser.add_argument("--small", type=int, default=1000)
+    parser.add_argument("--large", type=int, default=3000)
+    parser.add_argument("--against", help="an older instrumentd's directory")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--prebuild", type=int, default=0, help=argparse.SUPPRESS)
     options = parser.parse_args()
-    figures = [
-        run(options.samples, options.streams, options.consumers, options.per_second)
-        for _ in range(options.repeats)
-    ]
+
+    def once(samples: int) -> float:
+        return run(
+            samples,
+            options.streams,
+            options.consumers,
+            options.per_second,
+            qc=options.qc,
+            per_turn=options.per_turn,
+            prebuild=options.prebuild,
+        )
+
+    if options.child:
+        once(options.samples)
+        return
+    if options.instructions:
+        sides: list[tuple[str, str | None]] = [("this", None)]
+        if options.against:
+            sides.append(
+                (os.path.basename(options.against.rstrip("/")), options.against)
+            )
+        print(
+            f"{options.consumers} consumers, {options.streams} streams, "
+            f"qc {'on' if options.qc else 'off'}, {options.per_second} a second, "
+            f"{options.per_turn} a turn"
+        )
+        print("| version | instructions per sample |")
+        print("|---|---|")
+        for name, path in sides:
+            small = _instructions(options, options.small, path)
+            large = _instructions(options, options.large, path)
+            per = (large - small) / (options.large - options.small)
+            print(f"| {name} | {per:,.0f} |")
+        return
+    figures = [once(options.samples) for _ in range(options.repeats)]
     micro = [each * 1e6 for each in figures]
     print(
         f"instrumentd {instrumentd.__version__} from {os.path.dirname(instrumentd.__file__)}"
@@ -163,6 +301,42 @@ def main() -> None:
         f"{min(micro):>14.1f} "
         f"{statistics.median(micro):>8.1f} {max(micro):>8.1f}"
     )
+
+
+def _instructions(options: argparse.Namespace, samples: int, against: str | None) -> int:
+    """
+    Instructions of a child run of ``samples`` samples under callgrind.
+    """
+    env = dict(os.environ)
+    if against is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [against, *filter(None, [env.get("PYTHONPATH")])]
+        )
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        f"--samples={samples}",
+        f"--prebuild={options.large}",
+        f"--streams={options.streams}",
+        f"--consumers={options.consumers}",
+        f"--per-second={options.per_second}",
+        f"--per-turn={options.per_turn}",
+        *([] if options.qc else ["--no-qc"]),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "cg.out")
+        subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        with open(out) as f:
+            for line in f:
+                if line.startswith(("summary:", "totals:")):
+                    return int(line.split()[1])
+    raise SystemExit("no callgrind summary")
 
 
 if __name__ == "__main__":
