@@ -279,26 +279,39 @@ class StationInstrument:
             self.quality.flush()
 
     def _receive(self, event: DriverEvent) -> None:
-        event = self.presentable(event)
-        quality = self.quality
-        if quality is not None and isinstance(event, RecordEvent):
-            # Flagged before anyone sees it; it goes on from _flagged, now
-            # or (for a spike test) once the stream's next sample has come.
-            record = event.record
-            when = record.unix_time
-            quality.submit(
-                record.stream,
-                self.bus.now() if when is None else when,
-                record.sample_values,
-                event,
-            )
+        if not isinstance(event, SampleEvent):
+            self._deliver(self.presentable(event))
             return
-        self._deliver(event)
+        # A sample (once a second per instrument): presentable()'s work,
+        # written out.
+        presented = self.recorder.present(event)
+        quality = self.quality
+        if quality is None:
+            self._flagged(presented, None)
+            return
+        # Flagged before anyone sees it; it goes on from _flagged, now or
+        # (for a spike test) once the stream's next sample has come.
+        record = presented.record
+        data = record.to_dict()
+        when = record.unix_time
+        quality.submit(
+            cast("str", data["stream"]),
+            self.bus.now() if when is None else when,
+            cast("Mapping[str, object]", data["values"]),
+            presented,
+        )
 
     def _flagged(self, event: RecordEvent, qc: QCFlags | None) -> None:
+        record = event.record
         if qc is not None:
-            event.record.attach_qc(qc, ready=True)
-        self._deliver(event)
+            record.attach_qc(qc, ready=True)
+        # _count's work for a sample, written out.
+        self.samples += 1
+        stream = cast("str", record.to_dict()["stream"])
+        by_stream = self.samples_by_stream
+        by_stream[stream] = by_stream.get(stream, 0) + 1
+        self._latest_sample = event
+        self._presented.publish(event)
 
     def _deliver(self, event: DriverEvent) -> None:
         self._count(event)

@@ -34,13 +34,13 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final, cast
 
 import orjson
 
 from instrumentd.driver._json import to_jsonable
-from instrumentd.driver.events import SampleEvent
-from instrumentd.driver.particles import DataParticle
+from instrumentd.driver.events import EventType, SampleEvent
+from instrumentd.driver.particles import DataParticle, ParticleField
 from instrumentd.packet import NTP_UNIX_OFFSET
 
 __all__ = [
@@ -141,6 +141,12 @@ def _seconds_text(whole: int) -> str | None:
 def _present(value: object) -> bool:
     # None and 0 are "no time" (0 is how OOI port agents and datalog
     # playback say it); a bool or text is not a time either.
+    kind = type(value)
+    if kind is float:
+        # What drivers make: checked first, without building a union type.
+        return value != 0
+    if value is None:
+        return False
     return isinstance(value, int | float) and not isinstance(value, bool) and value != 0
 
 
@@ -273,7 +279,9 @@ class SampleRecord(Mapping[str, object]):
         The sample time, Unix seconds; ``None`` when it is NTP 0 (a
         particle made with no time at all).
         """
-        ntp = self.ntp_time
+        value = self._data["ntp_time"]
+        # A float, as build_record makes it: read without ntp_time's checks.
+        ntp = value if value.__class__ is float else self.ntp_time
         return ntp - NTP_UNIX_OFFSET if ntp else None
 
     @property
@@ -354,24 +362,34 @@ def build_record(instrument: str, particle: DataParticle) -> SampleRecord:
     port = particle.port_timestamp
     internal = particle.internal_timestamp
     driver = particle.driver_timestamp
-    stamps: dict[str, float | None] = {
-        "port_timestamp": port,
-        "internal_timestamp": internal,
-        "driver_timestamp": driver,
-    }
-    source = particle.preferred_timestamp.value
-    ntp = stamps.get(source)
+    preferred = particle.preferred_timestamp
+    # A StrEnum member's value (its ``value`` is a Python-level descriptor,
+    # ``_value_`` a plain attribute: this runs for every sample).
+    source: str = getattr(preferred, "_value_", preferred)
+    if source == "port_timestamp":
+        ntp = port
+    elif source == "internal_timestamp":
+        ntp = internal
+    elif source == "driver_timestamp":
+        ntp = driver
+    else:
+        ntp = None
     # The preferred timestamp, a float as drivers make them, nearly always
     # is a date: the fallback rule is asked only when it is not.
     text = iso_from_ntp(ntp) if type(ntp) is float and ntp != 0 else None
     if text is None:
+        stamps: dict[str, float | None] = {
+            "port_timestamp": port,
+            "internal_timestamp": internal,
+            "driver_timestamp": driver,
+        }
         source, ntp, text = _choose_time(stamps, source)
-    assert ntp is not None
-    if text is None:
-        raise RecordError(
-            f"particle {particle!r} of {instrument} has no timestamp that is a "
-            f"date: {stamps}"
-        )
+        assert ntp is not None
+        if text is None:
+            raise RecordError(
+                f"particle {particle!r} of {instrument} has no timestamp that is "
+                f"a date: {stamps}"
+            )
     data: dict[str, object] = {
         "record": RECORD_KIND,
         "version": RECORD_VERSION,
@@ -386,16 +404,58 @@ def build_record(instrument: str, particle: DataParticle) -> SampleRecord:
     if _present(internal):
         data["internal_timestamp"] = internal
     data["driver_timestamp"] = driver
-    data["quality_flag"] = particle.quality_flag.value
-    fields = particle.fields
-    values: dict[str, object] = {}
-    units: dict[str, str] = {}
-    standard_names: dict[str, str] = {}
+    flag = particle.quality_flag
+    data["quality_flag"] = getattr(flag, "_value_", flag)
     # Pairs, so that a particle keeping its values as ids and values need
     # not make one dict per value for this.
-    for name, value in particle.value_items():
-        # Most values are plain numbers and text, JSON-ready as they are.
-        values[name] = value if type(value) in _PLAIN else to_jsonable(value)
+    values: dict[str, object] = dict(particle.value_items())
+    # Most values are plain numbers and text, JSON-ready as they are: the
+    # types are checked in C, and the few others converted.
+    if not _PLAIN.issuperset(map(type, values.values())):
+        for name, value in values.items():
+            kind = type(value)
+            if kind is datetime:
+                # An instrument's clock: what to_jsonable makes of it,
+                # without its round of type checks.
+                values[name] = cast("datetime", value).isoformat()
+            elif kind not in _PLAIN:
+                values[name] = to_jsonable(value)
+    units, standard_names = _layout(particle.fields, values)
+    data["values"] = values
+    # Copies: a record's dicts are its own, whoever reads them.
+    data["units"] = units.copy()
+    data["standard_names"] = standard_names.copy()
+    return SampleRecord(data)
+
+
+#: (id of a particle class's ``fields``, value names) → the fields (so the
+#: id cannot be another's), and the record's ``units`` and
+#: ``standard_names`` for those values.  A stream's samples have the same
+#: values sample after sample.
+_LAYOUTS: dict[
+    tuple[int, tuple[str, ...]],
+    tuple[Mapping[str, ParticleField], dict[str, str], dict[str, str]],
+] = {}
+
+#: How many layouts are kept before starting afresh.
+_LAYOUTS_KEPT: Final = 1024
+
+
+def _layout(
+    fields: Mapping[str, ParticleField], values: Mapping[str, object]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """
+    The ``units`` and ``standard_names`` of a record with ``values``, from
+    its particle's ``fields``, made once per layout (read them, never
+    change them).
+    """
+    key = (id(fields), tuple(values))
+    made = _LAYOUTS.get(key)
+    if made is not None and made[0] is fields:
+        return made[1], made[2]
+    units: dict[str, str] = {}
+    standard_names: dict[str, str] = {}
+    for name in values:
         field = fields.get(name)
         if field is None:
             continue
@@ -403,10 +463,10 @@ def build_record(instrument: str, particle: DataParticle) -> SampleRecord:
             units[name] = field.units
         if field.standard_name:
             standard_names[name] = field.standard_name
-    data["values"] = values
-    data["units"] = units
-    data["standard_names"] = standard_names
-    return SampleRecord(data)
+    if len(_LAYOUTS) >= _LAYOUTS_KEPT:
+        _LAYOUTS.clear()
+    _LAYOUTS[key] = (fields, units, standard_names)
+    return units, standard_names
 
 
 def _choose_time(
@@ -653,14 +713,43 @@ class RecordEvent(SampleEvent):
         :param instrument: the instrument's name.
         :returns: compact JSON, UTF-8.
         """
-        head = _encode(
-            {
-                "instrument": instrument,
-                "type": self.event_type.value,
-                "time": self.time,
-            }
-        )
-        return b"".join((head[:-1], b',"record":', self.record.json, b"}"))
+        time = self.time
+        kind = self.event_type
+        if time.__class__ is float and kind is EventType.SAMPLE:
+            # The common case: the encoded head up to the time made once
+            # per instrument, and the time encoded alone (orjson writes a
+            # float alone as it does in an object).
+            head = _SAMPLE_HEADS.get(instrument)
+            if head is None:
+                head = _sample_head(instrument)
+            return b"".join(
+                (head, orjson.dumps(time), b',"record":', self.record.json, b"}")
+            )
+        encoded = _encode({"instrument": instrument, "type": kind.value, "time": time})
+        return b"".join((encoded[:-1], b',"record":', self.record.json, b"}"))
+
+
+#: Each instrument's ``{"instrument":...,"type":"SAMPLE","time":`` for
+#: :meth:`RecordEvent.message_json`.
+_SAMPLE_HEADS: dict[str, bytes] = {}
+
+
+def _sample_head(instrument: str) -> bytes:
+    encoded = _encode({"instrument": instrument, "type": EventType.SAMPLE.value})
+    head = encoded[:-1] + b',"time":'
+    if len(_SAMPLE_HEADS) >= _KEYS_KEPT:
+        _SAMPLE_HEADS.clear()
+    _SAMPLE_HEADS[instrument] = head
+    return head
+
+
+#: How many instruments' heads are kept before starting afresh.
+_KEYS_KEPT: Final = 16384
+
+
+_new_event = object.__new__
+_set_particle = cast("Any", SampleEvent).particle.__set__
+_set_time = cast("Any", SampleEvent).time.__set__
 
 
 class SampleRecorder:
@@ -717,5 +806,11 @@ class SampleRecorder:
         """
         if isinstance(event, RecordEvent):
             return event
-        record = self.record(event.particle, received=event.time)
-        return RecordEvent(record, time=event.time)
+        time = event.time
+        record = self.record(event.particle, received=time)
+        # RecordEvent(record, time=time), without the frozen dataclass's
+        # __init__ (one per sample): its fields set through their slots.
+        presented: RecordEvent = _new_event(RecordEvent)
+        _set_particle(presented, record)
+        _set_time(presented, time)
+        return presented
