@@ -27,6 +27,11 @@ class FieldTest(Protocol):
 
     :ivar name: the test's name in the flags (``gross_range``, ``spike``...).
     :ivar lag: how many samples behind the newest the returned flag is.
+
+    A test that keeps no history and passes every value within a closed
+    interval may say so with a ``pass_span`` attribute ``(low, high)``: an
+    evaluator then flags a value within it PASS without calling
+    :meth:`step` (the gross range test does; most samples pass).
     """
 
     name: str

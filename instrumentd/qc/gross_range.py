@@ -47,6 +47,17 @@ class GrossRangeTest:
                 f"fail_span {list(self.fail_span)}"
             )
 
+    @property
+    def pass_span(self) -> Span:
+        """
+        The closed interval of values this test passes, whatever came
+        before (it keeps no history): the suspect span if given, else the
+        fail span.  An evaluator may flag a value inside it
+        :attr:`~instrumentd.qc.QartodFlag.PASS` without calling
+        :meth:`step`.
+        """
+        return self.fail_span if self.suspect_span is None else self.suspect_span
+
     def step(self, time: float, value: float | None) -> QartodFlag:
         """
         :returns: this sample's flag.

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from math import isnan
 from typing import NamedTuple, cast
 
-from instrumentd.qc.base import FieldTest, StreamTest
+from instrumentd.qc.base import FieldTest, Span, StreamTest
 from instrumentd.qc.flags import QartodFlag, aggregate, as_number
 
 __all__ = [
@@ -43,6 +43,9 @@ __all__ = [
     "StreamQC",
     "StreamStep",
 ]
+
+
+_PASS = QartodFlag.PASS
 
 
 class CurrentSample:
@@ -274,7 +277,7 @@ class StreamQC:
         if self._stream_tests or self._array:
             return False
         names = tuple(self._factories)
-        steps: list[tuple[int, FieldTest]] = []
+        steps: list[tuple[int, FieldTest, float | None, float | None]] = []
         layout: list[tuple[str, tuple[str, ...]]] = []
         for index, name in enumerate(names):
             qc = self._scalar.get(name)
@@ -282,7 +285,10 @@ class StreamQC:
                 qc = self._scalar[name] = self._factories[name]()
             if qc._lagging:
                 return False
-            steps.extend((index, test) for test in qc.tests)
+            for test in qc.tests:
+                span: Span | None = getattr(test, "pass_span", None)
+                low, high = (None, None) if span is None else span
+                steps.append((index, test, low, high))
             layout.append((name, tuple(test.name for test in qc.tests)))
         return _Plan(names, tuple(steps), tuple(layout))
 
@@ -317,7 +323,17 @@ class StreamQC:
             else:
                 numbers.append(as_number(value))
         self._current.values = values
-        return tuple([test.step(time, numbers[i]) for i, test in plan.steps])  # type: ignore[misc]
+        flags: list[QartodFlag | None] = []
+        append = flags.append
+        for i, test, low, high in plan.steps:
+            number = numbers[i]
+            if low is not None and number is not None and low <= number <= high:  # type: ignore[operator]
+                # Within the span a test without history passes: its flag
+                # without the call.
+                append(_PASS)
+            else:
+                append(test.step(time, number))
+        return tuple(flags)  # type: ignore[arg-type]
 
     def results(self, time: float, known: Known) -> dict[str, FieldResult]:
         """
@@ -359,9 +375,11 @@ class StreamQC:
 class _Plan(NamedTuple):
     """
     How :meth:`StreamQC.push_known` goes: the fields it reads, each test
-    with the index of its field, and each field's test names.
+    with the index of its field and the span of values it passes without
+    being asked (its ``pass_span``, low and high; ``None`` for a test that
+    must see every value), and each field's test names.
     """
 
     names: tuple[str, ...]
-    steps: tuple[tuple[int, FieldTest], ...]
+    steps: tuple[tuple[int, FieldTest, float | None, float | None], ...]
     layout: tuple[tuple[str, tuple[str, ...]], ...]

@@ -266,10 +266,12 @@ class InstrumentQC(Generic[T]):
         :param values: its values by field name.
         :param item: what to hand to ``release`` with its flags.
         """
-        each = self._stream(stream)
+        each = self._streams.get(stream)
         if each is None:
-            self._release(item, None)
-            return
+            each = self._stream(stream)
+            if each is None:
+                self._release(item, None)
+                return
         try:
             known = None if each.lagging else each.qc.push_known(time, values)
             if known is not None:
