@@ -43,7 +43,7 @@ from instrumentd.station._sink import (
     iso_time,
     utc_day,
 )
-from instrumentd.station.record import RecordError, as_record
+from instrumentd.station.record import RecordError, SampleRecord, as_record
 from instrumentd.station.spool import DEFAULT_MAX_BYTES, Spool, SpoolEntry
 
 if TYPE_CHECKING:
@@ -298,13 +298,17 @@ class HttpSink:
         if self._closing:
             self.dropped += 1
             return
-        try:
-            record = as_record(instrument, particle)
-        except RecordError as error:
-            self.dropped += 1
-            self.invalid += 1
-            self._errors.report(f"{instrument}: {error}; the sample is dropped")
-            return
+        if particle.__class__ is SampleRecord:
+            # What a station gives: as_record's answer, without its call.
+            record = particle
+        else:
+            try:
+                record = as_record(instrument, particle)
+            except RecordError as error:
+                self.dropped += 1
+                self.invalid += 1
+                self._errors.report(f"{instrument}: {error}; the sample is dropped")
+                return
         head = self._entry_heads.get(instrument)
         if head is None:
             head = self._entry_heads[instrument] = (
@@ -319,7 +323,11 @@ class HttpSink:
             self._spool_failed(error, 1 + spool.lost - lost)
             return
         finally:
-            self._note_bound(spool.evicted - evicted)
+            if spool.evicted != evicted or spool.at_bound != (
+                self._at_bound_since is not None
+            ):
+                # News of the bound (what _note_bound looks for first).
+                self._note_bound(spool.evicted - evicted)
         if spool.lost != lost:
             # Written with the records before it, whose write failed.
             self._spool_failed(None, spool.lost - lost)
@@ -327,7 +335,10 @@ class HttpSink:
             # One write(2) a turn for all of the turn's particles, rather
             # than one each.
             self._spool_call = self._reactor.callLater(0, self._write_spool)
-        self._pump()
+        if self._batch is None and self._retry_call is None:
+            # Otherwise _pump would find a POST in flight, or waiting for
+            # its retry, and do nothing: its end pumps again.
+            self._pump()
 
     def _write_spool(self) -> bool:
         """

@@ -13,11 +13,12 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, Final, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, Final, NamedTuple, cast
 
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
+from instrumentd.packet import NTP_UNIX_OFFSET
 from instrumentd.station._sink import (
     ErrorReport,
     ISink,
@@ -78,6 +79,10 @@ _KEYS_KEPT: Final = 16384
 
 #: Seconds in a UTC day (Unix time has no leap seconds).
 _DAY: Final = 86400
+
+#: NTP seconds beyond any sample time the short way of :meth:`write` takes
+#: (the year 5000 or so).
+_NTP_FAR: Final = 1e11
 
 
 @dataclass(slots=True)
@@ -187,6 +192,31 @@ class JsonLinesSink:
             self.dropped += 1
             return
         now: float | None = None
+        if particle.__class__ is SampleRecord:
+            # What a station gives, written out: the record's time and
+            # stream read from its dict, its day from those kept, its file
+            # from those open (each sample of thousands of instruments).
+            record = particle
+            data = record.to_dict()
+            ntp = data["ntp_time"]
+            # (Not NaN, infinite, 0 or before 1970: the long way's.)
+            if ntp.__class__ is float and NTP_UNIX_OFFSET < ntp < _NTP_FAR:
+                unix = ntp - NTP_UNIX_OFFSET
+                number = int(unix // _DAY)
+                day = (
+                    self._days.get(number)
+                    if 1.0 <= unix - number * _DAY <= _DAY - 1.0
+                    else None
+                )
+                if day is not None:
+                    names = (instrument, cast("str", data["stream"]), day)
+                    key = self._keys.get(names)
+                    if key is not None:
+                        file = self._files.get(key)
+                        if file is not None:
+                            self._files.move_to_end(key)
+                            self._append(key, file, record.json + b"\n")
+                            return
         if isinstance(particle, SampleRecord):
             record = particle
         else:
@@ -218,11 +248,13 @@ class JsonLinesSink:
             key = self._keys[names] = _FileKey(
                 _path_component(instrument), _path_component(record.stream), day
             )
-        line = record.json + b"\n"
         file = self._file_for(key)
         if file is None:
             self.dropped += 1
             return
+        self._append(key, file, record.json + b"\n")
+
+    def _append(self, key: _FileKey, file: _OpenFile, line: bytes) -> None:
         try:
             file.handle.write(line)
         except OSError as error:
@@ -336,7 +368,9 @@ class JsonLinesSink:
         file.unflushed = 0
         # Lines reached the file again: an earlier error is no longer the
         # case (last_failure keeps it).
-        self._errors.clear()
+        errors = self._errors
+        if errors.last is not None:
+            errors.clear()
 
     def _close_file(self, key: _FileKey) -> None:
         file = self._files[key]

@@ -533,7 +533,12 @@ class Spool:
             # Full buffer; or room must be made, which may delete the
             # segment the queued records belong to.
             self.write_pending()
-        if self.max_bytes is not None:
+        max_bytes = self.max_bytes
+        if max_bytes is not None and (
+            size > max_bytes or self._bytes + size > max_bytes
+        ):
+            # Only then is there something for _make_room to do (or to
+            # refuse): not on every record.
             self._make_room(size)
         writer = self._writer
         if writer is not None and writer.segment.size >= self._segment_bytes:
