@@ -46,7 +46,11 @@ def event_message(instrument: str, event: DriverEvent) -> bytes:
     """
     if isinstance(event, RecordEvent):
         # Compact JSON has no line breaks, so it is one data: line.
-        kind = event.event_type.value.encode("ascii")
+        kind = (
+            b"SAMPLE"
+            if event.event_type is EventType.SAMPLE
+            else event.event_type.value.encode("ascii")
+        )
         return b"".join(
             (b"event: ", kind, b"\ndata: ", event.message_json(instrument), b"\n\n")
         )
@@ -83,6 +87,10 @@ class EventFeed:
     def __init__(self, instrument: StationInstrument) -> None:
         self.instrument = instrument
         self._followers: tuple[_Follower, ...] = ()
+        # The readers of every follower, when none of them picks types (a
+        # watcher of everything): each event goes to them without a look
+        # at each follower's types.  None while some follower picks.
+        self._readers: tuple[MessageReader, ...] | None = ()
         self._unsubscribe: Callable[[], None] | None = None
         self.messages = 0
 
@@ -105,7 +113,7 @@ class EventFeed:
         :returns: a callable that stops it; calling it again does nothing.
         """
         follower = _Follower(reader, None if types is None else frozenset(types))
-        self._followers = (*self._followers, follower)
+        self._set_followers((*self._followers, follower))
         if self._unsubscribe is None:
             # One subscription for every stream: the bus, and the
             # instrument's presentation of each event, are run once.
@@ -114,12 +122,20 @@ class EventFeed:
         def unfollow() -> None:
             if follower not in self._followers:
                 return
-            self._followers = tuple(f for f in self._followers if f is not follower)
+            self._set_followers(tuple(f for f in self._followers if f is not follower))
             if not self._followers and self._unsubscribe is not None:
                 self._unsubscribe()
                 self._unsubscribe = None
 
         return unfollow
+
+    def _set_followers(self, followers: tuple[_Follower, ...]) -> None:
+        self._followers = followers
+        self._readers = (
+            tuple(f.reader for f in followers)
+            if all(f.types is None for f in followers)
+            else None
+        )
 
     def message(self, event: DriverEvent) -> bytes:
         """
@@ -131,6 +147,23 @@ class EventFeed:
         return event_message(self.instrument.name, event)
 
     def _event(self, event: DriverEvent) -> None:
+        readers = self._readers
+        if readers is not None:
+            # Every follower takes every event (the tuple is replaced,
+            # never changed, as below).
+            if not readers:
+                return
+            shared = self.message(event)
+            self.messages += 1
+            for reader in readers:
+                try:
+                    reader(shared)
+                except Exception:
+                    _log.failure(
+                        "Event stream of {instrument} failed to take an event",
+                        instrument=self.instrument.name,
+                    )
+            return
         message: bytes | None = None
         kind = event.event_type
         # The tuple is replaced, never changed, when streams come and go, so
