@@ -80,6 +80,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from signal import SIGKILL, SIGTERM
 from typing import Any
 
 from twisted.internet import defer, task
@@ -222,9 +223,14 @@ class Station(ProcessProtocol):
         self.ended.callback(code)
 
 
+#: Every child process started (the station, the fleets, the consumers),
+#: for :func:`stop_children`.
+_CHILDREN: list[Child | Station] = []
+
+
 def spawn(
     reactor: Any,
-    child: ProcessProtocol,
+    child: Child | Station,
     argv: list[str],
     env: dict[str, str],
     path: str | None = None,
@@ -232,6 +238,56 @@ def spawn(
     reactor.spawnProcess(
         child, sys.executable, [sys.executable, *argv], env=env, path=path
     )
+    _CHILDREN.append(child)
+
+
+def descendants(pid: int) -> list[int]:
+    """
+    The processes ``pid`` started, and theirs, deepest first.
+    """
+    found = []
+    for child in children_of(pid):
+        found += descendants(child)
+        found.append(child)
+    return found
+
+
+async def stop_children(reactor: Any, grace: float = 15.0) -> None:
+    """
+    Stop every child process still running, and whatever each started:
+    SIGTERM, then SIGKILL to what is left after ``grace`` seconds.  Run
+    before the reactor shuts down (see :func:`main`), so that an
+    interrupted run (Ctrl-C, SIGTERM, an error) leaves no station, fleet
+    or consumer behind; after a run that ended normally there is none.
+    """
+    running = [child for child in _CHILDREN if not child.ended.called and child.pid]
+    if not running:
+        return
+    pids = []
+    for child in running:
+        pids += descendants(child.pid)
+        pids.append(child.pid)
+    print(
+        f"  stopping {len(running)} child processes ({len(pids)} with theirs)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+    def send(signal: int) -> None:
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal)
+
+    send(SIGTERM)
+    ended = defer.DeferredList([child.ended for child in running])
+    timer = reactor.callLater(grace, send, SIGKILL)
+    await ended
+    if timer.active():
+        timer.cancel()
+    # What the children started is not ours to wait for: kill what is left.
+    send(SIGKILL)
+    for directory in _LEFT:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 # -- /proc -----------------------------------------------------------------------------
@@ -410,6 +466,8 @@ parameters = {{ INTERVAL = 5 }}
 
 async def measure(reactor: Any, options: Options) -> dict[str, Any]:
     directory = tempfile.mkdtemp(prefix=f"instrumentd-scale-{options.count}-")
+    # Removed at the end, not before the next run: see remove_left.
+    _LEFT.append(directory)
     env = dict(os.environ)
     if options.pythonpath:
         env["PYTHONPATH"] = options.pythonpath + os.pathsep + env.get("PYTHONPATH", "")
@@ -662,8 +720,6 @@ async def measure(reactor: Any, options: Options) -> dict[str, Any]:
             row["stop"] = stopped
         for helper in helpers:
             await helper.stop(reactor)
-        # Removed at the end, not before the next run: see remove_later.
-        _LEFT.append(directory)
 
 
 #: The runs' directories, removed when all runs are done.
@@ -947,9 +1003,22 @@ if __name__ == "__main__":
             "waiting {wait:.0f} s for files removed before this run to stop "
             "slowing the station's file creations",
         )
+        # Ctrl-C or SIGTERM stops the reactor without finishing the run: its
+        # child processes are stopped before it shuts down.
+        reactor.addSystemEventTrigger(
+            "before",
+            "shutdown",
+            lambda: defer.Deferred.fromCoroutine(stop_children(reactor)),
+        )
         try:
             await main(reactor, args)
-        finally:
+        except GeneratorExit:
+            # An interrupted run, closed as the interpreter exits: its
+            # children and files went before the reactor stopped.
+            raise
+        except BaseException:
             await remove_left(reactor)
+            raise
+        await remove_left(reactor)
 
     task.react(lambda reactor: defer.Deferred.fromCoroutine(run(reactor)))
