@@ -8,6 +8,7 @@ over loopback to an L{APISite} serving three instruments.
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 from urllib.parse import quote
 
@@ -15,7 +16,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SkipTest, TestCase
 
 from instrumentd.driver.events import (
     ErrorEvent,
@@ -23,6 +24,7 @@ from instrumentd.driver.events import (
     SampleEvent,
     StateChangeEvent,
 )
+from instrumentd.station import sse
 from instrumentd.station.api import StationAPI
 from instrumentd.station.apisite import APISite
 from instrumentd.station.instrument import LinkReport, Station, StationInstrument
@@ -394,6 +396,26 @@ class StationEventStreamTests(StationStreamCase):
         again = await self.open("/api/events")
         self.assertEqual(again.status(), 200)
         self.assertEqual({self.instruments[n].streams for n in NAMES}, {1, 2})
+
+    async def test_sendBuffer(self) -> None:
+        """
+        An event stream's socket has a kernel send buffer of
+        L{sse.SEND_BUFFER} (as much as the system allows): the station
+        sends to a client once a reactor turn, as much as the socket takes.
+        """
+        try:
+            with open("/proc/sys/net/core/wmem_max") as f:
+                most = int(f.read())
+        except OSError:
+            raise SkipTest("no /proc/sys/net/core/wmem_max (not Linux)") from None
+        self.serve()
+        client = await self.open("/api/events")
+        handle = self.api_stream[client].request.channel.transport.getHandle()
+        self.assertGreaterEqual(
+            handle.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF),
+            # Linux doubles what it is asked for, within its maximum.
+            2 * min(sse.SEND_BUFFER, most),
+        )
 
     async def test_slowReader(self) -> None:
         """
