@@ -335,9 +335,17 @@ class HttpSink:
             # One write(2) a turn for all of the turn's particles, rather
             # than one each.
             self._spool_call = self._reactor.callLater(0, self._write_spool)
-        if self._batch is None and self._retry_call is None:
+        if (
+            self._batch is None
+            and self._retry_call is None
+            and (
+                self._batch_call is None
+                or spool.unread + len(self._carried) >= self._batch_size
+            )
+        ):
             # Otherwise _pump would find a POST in flight, or waiting for
-            # its retry, and do nothing: its end pumps again.
+            # its retry (whose end pumps again), or a partial batch whose
+            # timer is armed already, and do nothing.
             self._pump()
 
     def _write_spool(self) -> bool:

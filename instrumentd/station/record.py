@@ -399,9 +399,16 @@ def build_record(instrument: str, particle: DataParticle) -> SampleRecord:
         "ntp_time": ntp,
         "time_source": source,
     }
-    if _present(port):
+    # _present() for the floats drivers make, without its call.
+    if port.__class__ is float:
+        if port:
+            data["port_timestamp"] = port
+    elif _present(port):
         data["port_timestamp"] = port
-    if _present(internal):
+    if internal.__class__ is float:
+        if internal:
+            data["internal_timestamp"] = internal
+    elif _present(internal):
         data["internal_timestamp"] = internal
     data["driver_timestamp"] = driver
     flag = particle.quality_flag
