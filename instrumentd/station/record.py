@@ -40,7 +40,7 @@ import orjson
 
 from instrumentd.driver._json import to_jsonable
 from instrumentd.driver.events import EventType, SampleEvent
-from instrumentd.driver.particles import DataParticle, ParticleField
+from instrumentd.driver.particles import DataParticle, ParticleField, TimestampName
 from instrumentd.packet import NTP_UNIX_OFFSET
 
 __all__ = [
@@ -72,6 +72,10 @@ RECORD_VERSION: Final = 2
 _FALLBACK: Final = ("internal_timestamp", "port_timestamp", "driver_timestamp")
 
 _NTP_EPOCH: Final = datetime(1900, 1, 1, tzinfo=UTC)
+
+#: DataParticle's ``preferred_timestamp``, the fallback rule that
+#: build_record reads the short way (a class that redefines it is asked).
+_PREFERRED: Final = DataParticle.__dict__["preferred_timestamp"]
 
 #: Value types that are JSON-ready as they are (not their subclasses: an
 #: IntEnum is written as its value by ``to_jsonable``).
@@ -362,18 +366,34 @@ def build_record(instrument: str, particle: DataParticle) -> SampleRecord:
     port = particle.port_timestamp
     internal = particle.internal_timestamp
     driver = particle.driver_timestamp
-    preferred = particle.preferred_timestamp
-    # A StrEnum member's value (its ``value`` is a Python-level descriptor,
-    # ``_value_`` a plain attribute: this runs for every sample).
-    source: str = getattr(preferred, "_value_", preferred)
-    if source == "port_timestamp":
-        ntp = port
-    elif source == "internal_timestamp":
-        ntp = internal
-    elif source == "driver_timestamp":
-        ntp = driver
+    ntp: float | None = None
+    if particle.__class__.preferred_timestamp is _PREFERRED:
+        # DataParticle's fallback rule starts from the timestamp the
+        # particle prefers, and stops there when it is present (not None,
+        # not 0): read so without the rule's calls (this runs for every
+        # sample), which only a preferred timestamp absent needs.
+        preferred = particle._preferred
+        if preferred is TimestampName.PORT:
+            ntp = port
+        elif preferred is TimestampName.INTERNAL:
+            ntp = internal
+        elif preferred is TimestampName.DRIVER:
+            ntp = driver
+        if ntp is None or ntp == 0:
+            preferred = particle.preferred_timestamp
+            ntp = None
     else:
-        ntp = None
+        preferred = particle.preferred_timestamp
+    # A StrEnum member's value (its ``value`` is a Python-level descriptor,
+    # ``_value_`` a plain attribute).
+    source: str = getattr(preferred, "_value_", preferred)
+    if ntp is None:
+        if source == "port_timestamp":
+            ntp = port
+        elif source == "internal_timestamp":
+            ntp = internal
+        elif source == "driver_timestamp":
+            ntp = driver
     # The preferred timestamp, a float as drivers make them, nearly always
     # is a date: the fallback rule is asked only when it is not.
     text = iso_from_ntp(ntp) if type(ntp) is float and ntp != 0 else None
@@ -424,7 +444,7 @@ def build_record(instrument: str, particle: DataParticle) -> SampleRecord:
             if kind is datetime:
                 # An instrument's clock: what to_jsonable makes of it,
                 # without its round of type checks.
-                values[name] = cast("datetime", value).isoformat()
+                values[name] = _clock_text(cast("datetime", value))
             elif kind not in _PLAIN:
                 values[name] = to_jsonable(value)
     units, standard_names = _layout(particle.fields, values)
@@ -433,6 +453,27 @@ def build_record(instrument: str, particle: DataParticle) -> SampleRecord:
     data["units"] = units.copy()
     data["standard_names"] = standard_names.copy()
     return SampleRecord(data)
+
+
+#: Recent UTC datetimes (an instrument's clock in its samples) → their
+#: ISO text: thousands of instruments' clocks show the same few seconds.
+_CLOCK_TEXT: dict[datetime, str] = {}
+
+
+def _clock_text(value: datetime) -> str:
+    """
+    ``value.isoformat()``, kept for recent UTC times.
+    """
+    if value.tzinfo is not UTC:
+        # Equal datetimes of other zones may print differently: not kept.
+        return value.isoformat()
+    text = _CLOCK_TEXT.get(value)
+    if text is None:
+        text = value.isoformat()
+        if len(_CLOCK_TEXT) >= _SECONDS_KEPT:
+            _CLOCK_TEXT.clear()
+        _CLOCK_TEXT[value] = text
+    return text
 
 
 #: (id of a particle class's ``fields``, value names) → the fields (so the
