@@ -46,13 +46,14 @@ def event_message(instrument: str, event: DriverEvent) -> bytes:
     """
     if isinstance(event, RecordEvent):
         # Compact JSON has no line breaks, so it is one data: line.
-        kind = (
-            b"SAMPLE"
-            if event.event_type is EventType.SAMPLE
-            else event.event_type.value.encode("ascii")
-        )
-        return b"".join(
-            (b"event: ", kind, b"\ndata: ", event.message_json(instrument), b"\n\n")
+        if event.event_type is EventType.SAMPLE:
+            # Made in one join with the JSON.
+            return event.message_json(
+                instrument, before=b"event: SAMPLE\ndata: ", after=b"\n\n"
+            )
+        kind = event.event_type.value.encode("ascii")
+        return event.message_json(
+            instrument, before=b"event: " + kind + b"\ndata: ", after=b"\n\n"
         )
     data = {"instrument": instrument, **event.to_dict()}
     return format_message(event.event_type.value, dumps(data))

@@ -753,16 +753,22 @@ class RecordEvent(SampleEvent):
             "record": self.record.to_dict(),
         }
 
-    def message_json(self, instrument: str) -> bytes:
+    def message_json(
+        self, instrument: str, *, before: bytes = b"", after: bytes = b""
+    ) -> bytes:
         """
         The event's JSON with ``"instrument"`` first, as event streams send
         it, with the record's bytes spliced in rather than encoded again.
 
         :param instrument: the instrument's name.
-        :returns: compact JSON, UTF-8.
+        :param before: bytes to put before the JSON, joined with it at
+            once (an SSE message's ``event:`` line and ``data:``).
+        :param after: bytes to put after it.
+        :returns: compact JSON, UTF-8, between ``before`` and ``after``.
         """
         time = self.time
         kind = self.event_type
+        record = self.record.json
         if time.__class__ is float and kind is EventType.SAMPLE:
             # The common case: the encoded head up to the time made once
             # per instrument, and the time encoded alone (orjson writes a
@@ -771,10 +777,10 @@ class RecordEvent(SampleEvent):
             if head is None:
                 head = _sample_head(instrument)
             return b"".join(
-                (head, orjson.dumps(time), b',"record":', self.record.json, b"}")
+                (before, head, orjson.dumps(time), b',"record":', record, b"}", after)
             )
         encoded = _encode({"instrument": instrument, "type": kind.value, "time": time})
-        return b"".join((encoded[:-1], b',"record":', self.record.json, b"}"))
+        return b"".join((before, encoded[:-1], b',"record":', record, b"}", after))
 
 
 #: Each instrument's ``{"instrument":...,"type":"SAMPLE","time":`` for
