@@ -309,6 +309,40 @@ class ShortWay(SynchronousTestCase):
                 assert got is not None
                 self.assertEqual(mixed.results(t, got), expected)
 
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(FIELD_VALUES, min_size=1, max_size=40))
+    def test_ranges_only_same_as_push(self, samples) -> None:
+        """
+        A stream of range tests alone (as the shipped defaults are) goes
+        the short way too: a sample whose values all lie within every
+        span passes without a test being asked, and any other sample is
+        flagged as ``push`` flags it.
+        """
+        specs = parse_qc(
+            {
+                "s": {
+                    "defaults": False,
+                    "x": {
+                        "gross_range": {"fail_span": [0, 40], "suspect_span": [2, 30]}
+                    },
+                    "y": {"gross_range": {"fail_span": [0, 10]}},
+                    "p": {"gross_range": {"fail_span": [-5, 45]}},
+                }
+            },
+            defaults={},
+        )
+        long, short = (specs["s"].evaluator() for _ in range(2))
+        for i, values in enumerate(samples):
+            t = float(BASE + 60 * i)
+            expected = long.push(t, values).current
+            known = short.push_known(t, values)
+            assert known is not None
+            self.assertEqual(short.results(t, known), expected)
+        every = {"x": 10.0, "y": 10.0, "p": -5.0}
+        self.assertEqual(
+            short.push_known(BASE, every), (QartodFlag.PASS,) * 3, "the spans' ends"
+        )
+
     def test_flags_in_order(self) -> None:
         specs = parse_qc(
             {

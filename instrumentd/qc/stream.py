@@ -290,7 +290,30 @@ class StreamQC:
                 low, high = (None, None) if span is None else span
                 steps.append((index, test, low, high))
             layout.append((name, tuple(test.name for test in qc.tests)))
-        return _Plan(names, tuple(steps), tuple(layout))
+        # Every test passes what lies in its span, whatever came before:
+        # a sample whose every value lies in all its field's spans passes
+        # everything, known without asking any test.
+        passing: list[tuple[str, float, float]] | None = []
+        for index, name in enumerate(names):
+            spans = [(low, high) for i, _, low, high in steps if i == index]
+            if not spans or any(low is None or high is None for low, high in spans):
+                passing = None
+                break
+            assert passing is not None
+            passing.append(
+                (
+                    name,
+                    max(cast("float", low) for low, _ in spans),
+                    min(cast("float", high) for _, high in spans),
+                )
+            )
+        return _Plan(
+            names,
+            tuple(steps),
+            tuple(layout),
+            None if passing is None else tuple(passing),
+            (_PASS,) * len(steps),
+        )
 
     def push_known(self, time: float, values: Mapping[str, object]) -> Known | None:
         """
@@ -311,6 +334,18 @@ class StreamQC:
             return None
         assert isinstance(plan, _Plan)
         get = values.get
+        passing = plan.passing
+        if passing is not None:
+            for name, bottom, top in passing:
+                value = get(name)
+                # (NaN compares false: missing, the long way below.)
+                if value.__class__ is not float or not bottom <= value <= top:
+                    break
+            else:
+                # Every test passes every value (what the samples of a
+                # healthy instrument nearly all do).
+                self._current.values = values
+                return plan.all_pass
         numbers: list[float | None] = []
         for name in plan.names:
             value = get(name)
@@ -327,7 +362,12 @@ class StreamQC:
         append = flags.append
         for i, test, low, high in plan.steps:
             number = numbers[i]
-            if low is not None and number is not None and low <= number <= high:  # type: ignore[operator]
+            if (
+                low is not None
+                and high is not None
+                and number is not None
+                and low <= number <= high
+            ):
                 # Within the span a test without history passes: its flag
                 # without the call.
                 append(_PASS)
@@ -377,9 +417,13 @@ class _Plan(NamedTuple):
     How :meth:`StreamQC.push_known` goes: the fields it reads, each test
     with the index of its field and the span of values it passes without
     being asked (its ``pass_span``, low and high; ``None`` for a test that
-    must see every value), and each field's test names.
+    must see every value), each field's test names; and when every test
+    has a span, each field with the span its every test passes (``None``
+    otherwise), and the flags of a sample within them all.
     """
 
     names: tuple[str, ...]
     steps: tuple[tuple[int, FieldTest, float | None, float | None], ...]
     layout: tuple[tuple[str, tuple[str, ...]], ...]
+    passing: tuple[tuple[str, float, float], ...] | None
+    all_pass: Known
