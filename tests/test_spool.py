@@ -61,6 +61,25 @@ class SpoolTests(SynchronousTestCase):
         )
         self.assertEqual(spool.append_encoded(b'{"x":1}'), 4)
 
+    def test_appendMembers(self) -> None:
+        """
+        A record given as the members of a JSON object, in parts, is stored
+        with its seq first and its members as they were; seqs are shared
+        with L{Spool.append}.  Parts that hold a line break, or no member,
+        are refused, using no seq.
+        """
+        spool = Spool(self.mktemp())
+        self.addCleanup(spool.close)
+        self.assertEqual(spool.append_members(b'"i":"x","r":', b'{"b":[1,2]}'), 1)
+        self.assertEqual(spool.append({"n": 2}), 2)
+        for bad in ((b'"a":1\n', b'"b":2'), (), (b"",)):
+            self.assertRaises(ValueError, spool.append_members, *bad)
+        lines = [entry.line for entry in spool.read(10)]
+        self.assertEqual(
+            lines, [b'{"seq":1,"i":"x","r":{"b":[1,2]}}', b'{"seq":2,"n":2}']
+        )
+        self.assertEqual(spool.append_members(b'"x":1'), 3)
+
     def test_shortWrites(self) -> None:
         """
         A line the system writes in pieces is stored whole; a write that

@@ -261,7 +261,8 @@ class HttpSink:
         self.evicted = 0
         #: Of those, mappings written that were no sample record.
         self.invalid = 0
-        #: Each instrument's ``"instrument":...,"record":`` in a spool line.
+        #: Each instrument's ``"instrument":...,"record":`` in a spool line
+        #: (the members before the record).
         self._entry_heads: dict[str, bytes] = {}
         #: POSTs sent again at once because the server had closed the
         #: kept-alive connection they went out on.
@@ -312,13 +313,13 @@ class HttpSink:
         head = self._entry_heads.get(instrument)
         if head is None:
             head = self._entry_heads[instrument] = (
-                dumps({"instrument": instrument})[:-1].encode("utf-8") + b',"record":'
+                dumps({"instrument": instrument})[1:-1].encode("utf-8") + b',"record":'
             )
         spool = self._spool
         evicted, lost = spool.evicted, spool.lost
         try:
             # The record's bytes as every consumer has them, spliced in.
-            spool.append_encoded(b"%s%s}" % (head, record.json))
+            spool.append_members(head, record.json)
         except OSError as error:
             self._spool_failed(error, 1 + spool.lost - lost)
             return

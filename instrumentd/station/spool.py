@@ -517,6 +517,32 @@ class Spool:
         rest = body[1:] if body == b"{}" or body[1:2] == b"}" else b"," + body[1:]
         return self._store(seq, b'{"seq":%d%s\n' % (seq, rest))
 
+    def append_members(self, *parts: bytes) -> int:
+        """
+        Store one record whose members are already JSON: the line is
+        ``{"seq": <next seq>,`` then ``parts`` joined, then ``}``, made in
+        one join (a sample record's bytes spliced in as they are, without
+        the copies :meth:`append_encoded` makes).
+
+        :param parts: together, the members of a compact JSON object
+            (``"instrument":"ctd1","record":{...}``), without ``"seq"``,
+            at least one member, UTF-8, on one line.
+        :returns: the record's seq.
+        :raises ValueError: if the line would hold a line break, or there
+            is no member.
+        :raises OSError: as :meth:`append`.
+        :raises RuntimeError: if the spool is closed.
+        """
+        if self._closed:
+            raise RuntimeError("the spool is closed")
+        seq = self.last_seq + 1
+        line = b"".join((b'{"seq":%d,' % seq, *parts, b"}\n"))
+        if line.find(b"\n", 0, -1) >= 0 or line.endswith(b",}\n"):
+            raise ValueError(
+                "append_members takes the members of one JSON object on one line"
+            )
+        return self._store(seq, line)
+
     def _store(self, seq: int, line: bytes) -> int:
         """
         Write (or, with a buffer, queue) one record's line, ending with a
