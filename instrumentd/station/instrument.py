@@ -55,7 +55,7 @@ from instrumentd.driver.events import (
 from instrumentd.interfaces import IInstrumentDriver
 from instrumentd.portagent.link import utc_text
 from instrumentd.station.quality import InstrumentQC, QCFlags
-from instrumentd.station.record import RecordEvent, SampleRecorder
+from instrumentd.station.record import RecordEvent, SampleRecord, SampleRecorder
 from instrumentd.station.refusals import CONNECTION_STATES, explain, explain_event
 
 if TYPE_CHECKING:
@@ -291,7 +291,8 @@ class StationInstrument:
             return
         # Flagged before anyone sees it; it goes on from _flagged, now or
         # (for a spike test) once the stream's next sample has come.
-        record = presented.record
+        # RecordEvent.record without its property call and check.
+        record = cast("SampleRecord", presented.particle)
         data = record.to_dict()
         when = record.unix_time
         quality.submit(
@@ -302,7 +303,7 @@ class StationInstrument:
         )
 
     def _flagged(self, event: RecordEvent, qc: QCFlags | None) -> None:
-        record = event.record
+        record = cast("SampleRecord", event.particle)
         if qc is not None:
             record.attach_qc(qc, ready=True)
         # _count's work for a sample, written out.
