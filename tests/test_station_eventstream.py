@@ -399,23 +399,30 @@ class StationEventStreamTests(StationStreamCase):
 
     async def test_sendBuffer(self) -> None:
         """
-        An event stream's socket has a kernel send buffer of
-        L{sse.SEND_BUFFER} (as much as the system allows): the station
+        The socket of an event stream that follows at least
+        L{sse.WIDE_STREAM_INSTRUMENTS} instruments has a kernel send buffer
+        of L{sse.SEND_BUFFER} (as much as the system allows): the station
         sends to a client once a reactor turn, as much as the socket takes.
+        A stream of fewer keeps the kernel's own, smaller, sizing.
         """
         try:
             with open("/proc/sys/net/core/wmem_max") as f:
                 most = int(f.read())
         except OSError:
             raise SkipTest("no /proc/sys/net/core/wmem_max (not Linux)") from None
+        self.patch(sse, "WIDE_STREAM_INSTRUMENTS", len(NAMES))
         self.serve()
-        client = await self.open("/api/events")
-        handle = self.api_stream[client].request.channel.transport.getHandle()
-        self.assertGreaterEqual(
-            handle.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF),
-            # Linux doubles what it is asked for, within its maximum.
-            2 * min(sse.SEND_BUFFER, most),
-        )
+        wide = await self.open("/api/events")
+        narrow = await self.open("/api/events?instrument=ctd1")
+
+        def send_buffer(client: StreamClient) -> int:
+            handle = self.api_stream[client].request.channel.transport.getHandle()
+            size: int = handle.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+            return size
+
+        # Linux doubles what it is asked for, within its maximum.
+        self.assertGreaterEqual(send_buffer(wide), 2 * min(sse.SEND_BUFFER, most))
+        self.assertLess(send_buffer(narrow), 2 * min(sse.SEND_BUFFER, most))
 
     async def test_slowReader(self) -> None:
         """

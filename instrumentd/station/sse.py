@@ -79,6 +79,12 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 #: turns of a station bringing thousands of instruments up last a second
 #: or more: a stream fell further behind at each turn until it was cut off.
 SEND_BUFFER = 4 * 1024 * 1024
+#: Streams following at least this many instruments ask for
+#: :data:`SEND_BUFFER`; smaller ones keep the kernel's own sizing, which
+#: grows with what they carry (a stream of a thousand instruments is well
+#: under a megabyte a second), so a stalled client of a few instruments
+#: does not hold megabytes of the kernel's memory.
+WIDE_STREAM_INSTRUMENTS = 1000
 
 
 def _widen_send_buffer(request: Request) -> None:
@@ -193,7 +199,8 @@ class EventStream:
         request.setHeader(b"x-accel-buffering", b"no")
         request.notifyFinish().addBoth(self._finished)
         request.registerProducer(self, True)
-        _widen_send_buffer(request)
+        if len(self.feeds) >= WIDE_STREAM_INSTRUMENTS:
+            _widen_send_buffer(request)
         for feed in self.feeds:
             feed.instrument.streams += 1
             self._unfollow.append(feed.follow(self._message, self._types))
