@@ -215,21 +215,7 @@ class JsonLinesSink:
                         file = self._files.get(key)
                         if file is not None:
                             self._files.move_to_end(key)
-                            line = record.json + b"\n"
-                            try:
-                                file.handle.write(line)
-                            except OSError as error:
-                                self.dropped += 1
-                                self._fail(key, "writing", error)
-                                return
-                            # _append's counting, written out.
-                            file.unflushed += 1
-                            self.records += 1
-                            self.bytes += len(line)
-                            if self._flush_call is None:
-                                self._flush_call = self._reactor.callLater(
-                                    self._flush_interval, self._flush_due
-                                )
+                            self._append(key, file, record.json + b"\n")
                             return
         if isinstance(particle, SampleRecord):
             record = particle
