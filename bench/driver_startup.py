@@ -24,12 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from typing import Any
+
+from _costrun import json_runs, sides, spread_table
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TREE = os.path.dirname(HERE)
@@ -153,23 +153,6 @@ def run_here(count: int, profile: str | None, calls: int = 5) -> None:
     task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
 
 
-def run_child(tree: str, count: int) -> dict[str, float]:
-    env = dict(os.environ, PYTHONPATH=tree)
-    out = subprocess.run(
-        [sys.executable, __file__, "--count", str(count), "--json"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
-    return result
-
-
-def three(values: list[float]) -> str:
-    return f"{min(values):8.2f} {statistics.median(values):8.2f} {max(values):8.2f}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=200)
@@ -188,22 +171,20 @@ def main() -> None:
     if args.json or args.profile:
         run_here(args.count, args.profile, args.metadata_calls)
         return
-    trees = [("this", TREE)] + [(os.path.basename(t), t) for t in args.against]
-    rows: dict[str, list[dict[str, float]]] = {label: [] for label, _ in trees}
-    for _ in range(args.repeats):
-        for label, tree in trees:
-            rows[label].append(run_child(tree, args.count))
+    argv = [sys.executable, __file__, "--count", str(args.count), "--json"]
+    rows = json_runs(argv, sides(args.against, TREE), args.repeats)
     print(
         f"{args.count} SBE 37 drivers brought up in one process; load {os.getloadavg()[0]:.2f}"
     )
-    print(f"{'version':<14} {'measure':<26} {'min':>8} {'median':>8} {'max':>8}")
-    for label, results in rows.items():
-        for key, title in (
+    spread_table(
+        rows,
+        (
             ("up_ms", "bring-up CPU ms/instrument"),
             ("up_wall_s", "bring-up wall s (all)"),
             ("metadata_us", "get_config_metadata us"),
-        ):
-            print(f"{label:<14} {title:<26} {three([r[key] for r in results])}")
+        ),
+        26,
+    )
 
 
 if __name__ == "__main__":

@@ -29,10 +29,20 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from typing import Any
+
+from _costrun import (
+    add_instruction_options,
+    callgrind,
+    child_argv,
+    cpu_table,
+    install_tree_reactor,
+    instructions_table,
+    side_env,
+    sides,
+)
 
 MESSAGE = b"L" + b"0" * 19 + b" " * 43 + b"\n"
 HEADER = 16
@@ -103,46 +113,12 @@ def relay(count: int, warmup: int) -> float:
     return cpu
 
 
-def _env(against: str | None) -> dict[str, str]:
-    env = dict(os.environ)
-    if against:
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (os.path.abspath(against), env.get("PYTHONPATH", "")) if p
-        )
-    return env
-
-
 def _child(count: int, warmup: int) -> list[str]:
-    return [
-        sys.executable,
-        os.path.abspath(__file__),
-        "--child",
-        "--count",
-        str(count),
-        "--warmup",
-        str(warmup),
-    ]
+    return child_argv(__file__, count=count, warmup=warmup)
 
 
 def instructions(count: int, warmup: int, against: str | None) -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "cg.out")
-        subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={out}",
-                *_child(count, warmup),
-            ],
-            env=_env(against),
-            check=True,
-            capture_output=True,
-        )
-        with open(out) as f:
-            for line in f:
-                if line.startswith(("summary:", "totals:")):
-                    return int(line.split()[1])
-    raise SystemExit("no callgrind summary")
+    return callgrind(_child(count, warmup), side_env(against))
 
 
 def syscalls(count: int, warmup: int, against: str | None) -> dict[str, int]:
@@ -150,7 +126,7 @@ def syscalls(count: int, warmup: int, against: str | None) -> dict[str, int]:
         out = os.path.join(tmp, "strace.out")
         subprocess.run(
             ["strace", "-f", "-c", "-o", out, *_child(count, warmup)],
-            env=_env(against),
+            env=side_env(against),
             check=True,
             capture_output=True,
         )
@@ -170,37 +146,28 @@ def main() -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, default=20000)
     parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--instructions", action="store_true")
     parser.add_argument("--syscalls", action="store_true")
-    parser.add_argument("--small", type=int, default=200)
-    parser.add_argument("--large", type=int, default=1200)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--against", help="an older instrumentd's directory")
+    add_instruction_options(parser, 200, 1200)
     args = parser.parse_args()
     if args.child:
-        # The reactor an agent process runs on, wherever the tree keeps it
-        # (an older tree may have none of its own: then Twisted's default,
-        # as its agents had).
-        for module in ("instrumentd.reactor", "instrumentd.portagent.reactor"):
-            with contextlib.suppress(ImportError):
-                __import__(module, fromlist=["_"]).install_if_unchosen()
-                break
+        # The reactor an agent process runs on.
+        install_tree_reactor()
         cpu = relay(args.count, args.warmup)
         print(f"{cpu / args.count * 1e6:.1f}")
         return
-    sides: list[tuple[str, str | None]] = [("this", None)]
-    if args.against:
-        sides.append((os.path.basename(args.against.rstrip("/")), args.against))
+    versions = sides([args.against] if args.against else [])
     if args.instructions:
-        print("| version | instructions per message |")
-        print("|---|---|")
-        for name, path in sides:
-            small = instructions(args.small, 50, path)
-            large = instructions(args.large, 50, path)
-            print(f"| {name} | {(large - small) / (args.large - args.small):,.0f} |")
+        instructions_table(
+            "message",
+            versions,
+            lambda n, tree: instructions(n, 50, tree),
+            args.small,
+            args.large,
+        )
         return
     if args.syscalls:
-        for name, path in sides:
+        for name, path in versions:
             few = syscalls(args.small, 50, path)
             many = syscalls(args.large, 50, path)
             n = args.large - args.small
@@ -215,21 +182,7 @@ def main() -> None:
                 "harness's own are one sendto and one recvfrom"
             )
         return
-    print("| version | CPU µs per message, each repeat |")
-    print("|---|---|")
-    results: dict[str, list[str]] = {name: [] for name, _ in sides}
-    for _ in range(args.repeats):
-        for name, path in sides:
-            done = subprocess.run(
-                _child(args.count, args.warmup),
-                env=_env(path),
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            results[name].append(done.stdout.strip())
-    for name, values in results.items():
-        print(f"| {name} | {' '.join(values)} |")
+    cpu_table("message", versions, _child(args.count, args.warmup), args.repeats)
 
 
 if __name__ == "__main__":

@@ -36,15 +36,23 @@ nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from typing import Any
+
+from _costrun import (
+    add_instruction_options,
+    callgrind,
+    child_argv,
+    cpu_table,
+    install_tree_reactor,
+    instructions_table,
+    side_env,
+    sides,
+)
 
 #: Distinct sample lines written in turn (made before the counted part, the
 #: same number in every run, so making them cancels out too).
@@ -57,12 +65,7 @@ def _install(choice: str) -> None:
 
         epollreactor.install()
         return
-    # The reactor twistd instrumentd installs, wherever this version keeps
-    # it (an older tree may have none: then Twisted's default).
-    for module in ("instrumentd.reactor", "instrumentd.portagent.reactor"):
-        with contextlib.suppress(ImportError):
-            __import__(module, fromlist=["install_if_unchosen"]).install_if_unchosen()
-            return
+    install_tree_reactor()
 
 
 def run(count: int, warmup: int) -> float:
@@ -178,51 +181,18 @@ def run(count: int, warmup: int) -> float:
     return cpu
 
 
-def _env(against: str | None) -> dict[str, str]:
-    env = dict(os.environ)
-    if against:
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (os.path.abspath(against), env.get("PYTHONPATH", "")) if p
-        )
-    return env
-
-
 def _child(count: int, warmup: int, reactor: str) -> list[str]:
-    return [
-        sys.executable,
-        os.path.abspath(__file__),
-        "--child",
-        "--count",
-        str(count),
-        "--warmup",
-        str(warmup),
-        "--reactor",
-        reactor,
-    ]
+    return child_argv(__file__, count=count, warmup=warmup, reactor=reactor)
 
 
 def instructions(count: int, warmup: int, reactor: str, against: str | None) -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "cg.out")
-        subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                "--collect-atstart=no",
-                "--toggle-collect=functools_reduce",
-                f"--callgrind-out-file={out}",
-                *_child(count, warmup, reactor),
-            ],
-            # One hash seed: dicts and sets probe the same way in every run.
-            env={**_env(against), "PYTHONHASHSEED": "0"},
-            check=True,
-            capture_output=True,
-        )
-        with open(out) as f:
-            for line in f:
-                if line.startswith(("summary:", "totals:")):
-                    return int(line.split()[1])
-    raise SystemExit("no callgrind summary")
+    # Only what runs inside run()'s reduce is counted; one hash seed: dicts
+    # and sets probe the same way in every run.
+    return callgrind(
+        _child(count, warmup, reactor),
+        side_env(against, PYTHONHASHSEED="0"),
+        toggle="functools_reduce",
+    )
 
 
 def main() -> None:
@@ -233,45 +203,29 @@ def main() -> None:
     parser.add_argument(
         "--reactor", choices=("instrumentd", "epoll"), default="instrumentd"
     )
-    parser.add_argument("--instructions", action="store_true")
-    parser.add_argument("--small", type=int, default=200)
-    parser.add_argument("--large", type=int, default=1200)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--against", help="an older instrumentd's directory")
+    add_instruction_options(parser, 200, 1200)
     args = parser.parse_args()
     if args.child:
         _install(args.reactor)
         cpu = run(args.count, args.warmup)
         print(f"{cpu / args.count * 1e6:.2f}")
         return
-    sides: list[tuple[str, str | None]] = [("this", None)]
-    if args.against:
-        sides.append((os.path.basename(args.against.rstrip("/")), args.against))
+    versions = sides([args.against] if args.against else [])
     if args.instructions:
         print(f"reactor: {args.reactor}")
-        print("| version | instructions per sample |")
-        print("|---|---|")
-        for name, path in sides:
-            small = instructions(args.small, 50, args.reactor, path)
-            large = instructions(args.large, 50, args.reactor, path)
-            print(f"| {name} | {(large - small) / (args.large - args.small):,.0f} |")
+        instructions_table(
+            "sample",
+            versions,
+            lambda n, tree: instructions(n, 50, args.reactor, tree),
+            args.small,
+            args.large,
+        )
         return
     print(f"reactor: {args.reactor}; load {os.getloadavg()[0]:.2f}")
-    print("| version | CPU µs per sample, each repeat |")
-    print("|---|---|")
-    results: dict[str, list[str]] = {name: [] for name, _ in sides}
-    for _ in range(args.repeats):
-        for name, path in sides:
-            done = subprocess.run(
-                _child(args.count, args.warmup, args.reactor),
-                env=_env(path),
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            results[name].append(done.stdout.strip())
-    for name, values in results.items():
-        print(f"| {name} | {' '.join(values)} |")
+    cpu_table(
+        "sample", versions, _child(args.count, args.warmup, args.reactor), args.repeats
+    )
 
 
 if __name__ == "__main__":

@@ -51,12 +51,18 @@ import argparse
 import contextlib
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from typing import Any
 
+from _costrun import (
+    add_instruction_options,
+    callgrind,
+    child_argv,
+    instructions_table,
+    side_env,
+    sides,
+)
 from treq.testing import StubTreq
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -246,10 +252,7 @@ def main() -> None:
         default=10,
         help="samples in each turn of the reactor",
     )
-    parser.add_argument("--instructions", action="store_true")
-    parser.add_argument("--small", type=int, default=1000)
-    parser.add_argument("--large", type=int, default=3000)
-    parser.add_argument("--against", help="an older instrumentd's directory")
+    add_instruction_options(parser, 1000, 3000)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prebuild", type=int, default=0, help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -269,23 +272,18 @@ def main() -> None:
         once(options.samples)
         return
     if options.instructions:
-        sides: list[tuple[str, str | None]] = [("this", None)]
-        if options.against:
-            sides.append(
-                (os.path.basename(options.against.rstrip("/")), options.against)
-            )
         print(
             f"{options.consumers} consumers, {options.streams} streams, "
             f"qc {'on' if options.qc else 'off'}, {options.per_second} a second, "
             f"{options.per_turn} a turn"
         )
-        print("| version | instructions per sample |")
-        print("|---|---|")
-        for name, path in sides:
-            small = _instructions(options, options.small, path)
-            large = _instructions(options, options.large, path)
-            per = (large - small) / (options.large - options.small)
-            print(f"| {name} | {per:,.0f} |")
+        instructions_table(
+            "sample",
+            sides([options.against] if options.against else []),
+            lambda samples, tree: _instructions(options, samples, tree),
+            options.small,
+            options.large,
+        )
         return
     figures = [once(options.samples) for _ in range(options.repeats)]
     micro = [each * 1e6 for each in figures]
@@ -309,38 +307,19 @@ def _instructions(
     """
     Instructions of a child run of ``samples`` samples under callgrind.
     """
+    command = child_argv(
+        __file__,
+        samples=samples,
+        prebuild=options.large,
+        streams=options.streams,
+        consumers=options.consumers,
+        per_second=options.per_second,
+        per_turn=options.per_turn,
+    )
+    command += [] if options.qc else ["--no-qc"]
     # The same hashes each run (str hashes order sets and move dicts'
     # probes): the instruction counts then repeat more closely.
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    if against is not None:
-        env["PYTHONPATH"] = os.pathsep.join(
-            [against, *filter(None, [env.get("PYTHONPATH")])]
-        )
-    command = [
-        sys.executable,
-        os.path.abspath(__file__),
-        "--child",
-        f"--samples={samples}",
-        f"--prebuild={options.large}",
-        f"--streams={options.streams}",
-        f"--consumers={options.consumers}",
-        f"--per-second={options.per_second}",
-        f"--per-turn={options.per_turn}",
-        *([] if options.qc else ["--no-qc"]),
-    ]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "cg.out")
-        subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        with open(out) as f:
-            for line in f:
-                if line.startswith(("summary:", "totals:")):
-                    return int(line.split()[1])
-    raise SystemExit("no callgrind summary")
+    return callgrind(command, side_env(against, PYTHONHASHSEED="0"))
 
 
 if __name__ == "__main__":

@@ -241,6 +241,21 @@ def spawn(
     _CHILDREN.append(child)
 
 
+def spawn_fleet(reactor: Any, name: str, count: int, first_seed: int = 0) -> Child:
+    """
+    Start a simulator fleet process of ``count`` SBE 37s at five times our
+    time, seeds counting up from ``first_seed``, with this process's
+    environment; its first line names their ports.
+    """
+    fleet = Child(name)
+    argv = ["-m", "instrumentd.simulator.fleet", "--count", str(count)]
+    argv += ["--time-scale", "5"]
+    # (an older tree's fleet may not know --first-seed; it starts at 0)
+    argv += ["--first-seed", str(first_seed)] if first_seed else []
+    spawn(reactor, fleet, argv, dict(os.environ))
+    return fleet
+
+
 def descendants(pid: int) -> list[int]:
     """
     The processes ``pid`` started, and theirs, deepest first.
@@ -486,21 +501,11 @@ async def measure(reactor: Any, options: Options) -> dict[str, Any]:
         # Simulators: a few light processes (always this version's).
         fleets = []
         for first in range(0, options.count, options.per_fleet):
-            fleet = Child(f"fleet{len(fleets) + 1}")
-            spawn(
+            fleet = spawn_fleet(
                 reactor,
-                fleet,
-                [
-                    "-m",
-                    "instrumentd.simulator.fleet",
-                    "--count",
-                    str(min(options.per_fleet, options.count - first)),
-                    "--time-scale",
-                    "5",
-                    "--first-seed",
-                    str(first),
-                ],
-                dict(os.environ),
+                f"fleet{len(fleets) + 1}",
+                min(options.per_fleet, options.count - first),
+                first,
             )
             helpers.append(fleet)
             fleets.append(fleet)

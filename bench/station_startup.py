@@ -38,20 +38,26 @@ import argparse
 import json
 import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from typing import Any
 
+from _costrun import json_runs, sides, spread_table
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TREE = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
 
 
 async def bring_up(reactor: Any, args: argparse.Namespace) -> dict[str, float]:
-    from station_scale import Child, Options, cpu_seconds, spawn, station_config
+    from station_scale import (
+        Child,
+        Options,
+        cpu_seconds,
+        spawn,
+        spawn_fleet,
+        station_config,
+    )
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
     from instrumentd.station.config import parse_config, parse_toml
@@ -60,20 +66,7 @@ async def bring_up(reactor: Any, args: argparse.Namespace) -> dict[str, float]:
     directory = tempfile.mkdtemp(prefix="instrumentd-startup-")
     children: list[Child] = []
     try:
-        fleet = Child("fleet")
-        spawn(
-            reactor,
-            fleet,
-            [
-                "-m",
-                "instrumentd.simulator.fleet",
-                "--count",
-                str(args.count),
-                "--time-scale",
-                "5",
-            ],
-            dict(os.environ),
-        )
+        fleet = spawn_fleet(reactor, "fleet", args.count)
         children.append(fleet)
         ports = (await fleet.first)["ports"]
         receiver_port = None
@@ -190,22 +183,13 @@ def run_here(args: argparse.Namespace) -> None:
     task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
 
 
-def run_child(tree: str, args: argparse.Namespace) -> dict[str, float]:
-    env = dict(os.environ, PYTHONPATH=tree)
+def child_argv(args: argparse.Namespace) -> list[str]:
     argv = [sys.executable, __file__, "--json", "--count", str(args.count)]
     argv += ["--interval", str(args.interval)]
     argv += ["--sink"] if args.sink else []
     argv += [] if args.qc else ["--no-qc"]
     argv += ["--keep-log", args.keep_log] if args.keep_log else []
-    out = subprocess.run(
-        argv, env=env, check=True, capture_output=True, text=True
-    ).stdout
-    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
-    return result
-
-
-def three(values: list[float]) -> str:
-    return f"{min(values):8.2f} {statistics.median(values):8.2f} {max(values):8.2f}"
+    return argv
 
 
 def main() -> None:
@@ -228,17 +212,14 @@ def main() -> None:
     if args.json or args.profile:
         run_here(args)
         return
-    trees = [("this", TREE)] + [(os.path.basename(t), t) for t in args.against]
-    rows: dict[str, list[dict[str, float]]] = {label: [] for label, _ in trees}
-    for _ in range(args.repeats):
-        for label, tree in trees:
-            rows[label].append(run_child(tree, args))
+    argv = child_argv(args)
+    rows = json_runs(argv, sides(args.against, TREE), args.repeats)
     print(
         f"{args.count} SBE 37s brought up by a station; load {os.getloadavg()[0]:.2f}"
     )
-    print(f"{'version':<14} {'measure':<30} {'min':>8} {'median':>8} {'max':>8}")
-    for label, results in rows.items():
-        for key, title in (
+    spread_table(
+        rows,
+        (
             ("up_ms", "station CPU ms/instrument"),
             ("up_wall_s", "all settled, wall s"),
             ("station_core", "station's share of a core"),
@@ -248,8 +229,9 @@ def main() -> None:
             ("log_lines", "log lines"),
             ("retries", "steps retried"),
             ("held_back", "starts held back"),
-        ):
-            print(f"{label:<14} {title:<30} {three([r[key] for r in results])}")
+        ),
+        30,
+    )
 
 
 if __name__ == "__main__":
