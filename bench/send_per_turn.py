@@ -3,7 +3,7 @@ How much one non-blocking ``send()`` on loopback TCP takes, once a "turn",
 when the reader (another process) reads 64 KiB at a time as Twisted does:
 what a station can send an event-stream client in one reactor turn, with
 the kernel's own send buffer sizing and with ``SO_SNDBUF`` set as
-``instrumentd.station.sse.SEND_BUFFER`` sets it.
+``instrumentd.station.sendbuffer.SEND_BUFFER`` sets it.
 
 Run by hand on Linux (not a test)::
 
@@ -20,7 +20,7 @@ import socket
 import statistics
 import time
 
-from instrumentd.station.sse import SEND_BUFFER
+from instrumentd.station.sendbuffer import SEND_BUFFER
 
 
 def _reader(port: int) -> None:

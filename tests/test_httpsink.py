@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from typing import Any
 
 from treq.testing import StubTreq
@@ -17,9 +18,10 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, LoopingCall
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import LogLevel, capturedLogs, formatEvent, globalLogPublisher
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
+from instrumentd.station import sendbuffer
 from instrumentd.station.record import as_record
 from instrumentd.station.sinks import (
     HttpSink,
@@ -705,6 +707,50 @@ class HttpSinkReceiverTests(TestCase):
                 stats["endpoint_up"],
             ),
             (total, 0, 0, True),
+        )
+
+    @defer.inlineCallbacks
+    def test_sendBuffer(self) -> Any:
+        """
+        The sink's connection to its receiver has a kernel send buffer of
+        L{sendbuffer.SEND_BUFFER} (as much as the system allows): a batch
+        goes out in as few turns of a busy station's reactor as it can.
+        """
+        from twisted.internet import reactor
+
+        try:
+            with open("/proc/sys/net/core/wmem_max") as f:
+                most = int(f.read())
+        except OSError:
+            raise SkipTest("no /proc/sys/net/core/wmem_max (not Linux)") from None
+        receiver = Receiver()
+        yield Deferred.fromCoroutine(receiver.up())
+        self.addCleanup(lambda: Deferred.fromCoroutine(receiver.down()))
+        sink = HttpSink(
+            receiver.url,
+            spool_dir=self.mktemp(),
+            batch_size=1,
+            batch_interval=0.01,
+            reactor=reactor,
+        )
+        self.addCleanup(sink.close)
+        handed_out: list[Any] = []
+        get_connection = sink._pool.getConnection
+
+        def note(key: Any, endpoint: Any) -> Deferred[Any]:
+            return get_connection(key, endpoint).addCallback(
+                lambda connection: handed_out.append(connection) or connection
+            )
+
+        sink._pool.getConnection = note  # type: ignore[method-assign]
+        sink.write("ctd0", particle(0))
+        yield receiver.wait_for(1)
+        [connection] = handed_out
+        handle = connection.transport.getHandle()
+        self.assertGreaterEqual(
+            handle.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF),
+            # Linux doubles what it is asked for, within its maximum.
+            2 * min(sendbuffer.SEND_BUFFER, most),
         )
 
     @defer.inlineCallbacks

@@ -24,7 +24,7 @@ from instrumentd.driver.events import (
     SampleEvent,
     StateChangeEvent,
 )
-from instrumentd.station import sse
+from instrumentd.station import sendbuffer, sse
 from instrumentd.station.api import StationAPI
 from instrumentd.station.apisite import APISite
 from instrumentd.station.instrument import LinkReport, Station, StationInstrument
@@ -401,7 +401,7 @@ class StationEventStreamTests(StationStreamCase):
         """
         The socket of an event stream that follows at least
         L{sse.WIDE_STREAM_INSTRUMENTS} instruments has a kernel send buffer
-        of L{sse.SEND_BUFFER} (as much as the system allows): the station
+        of L{sendbuffer.SEND_BUFFER} (as much as the system allows): the station
         sends to a client once a reactor turn, as much as the socket takes.
         A stream of fewer keeps the kernel's own, smaller, sizing.
         """
@@ -421,8 +421,10 @@ class StationEventStreamTests(StationStreamCase):
             return size
 
         # Linux doubles what it is asked for, within its maximum.
-        self.assertGreaterEqual(send_buffer(wide), 2 * min(sse.SEND_BUFFER, most))
-        self.assertLess(send_buffer(narrow), 2 * min(sse.SEND_BUFFER, most))
+        self.assertGreaterEqual(
+            send_buffer(wide), 2 * min(sendbuffer.SEND_BUFFER, most)
+        )
+        self.assertLess(send_buffer(narrow), 2 * min(sendbuffer.SEND_BUFFER, most))
 
     async def test_slowReader(self) -> None:
         """

@@ -21,6 +21,8 @@ from twisted.web.client import (
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
+from instrumentd.station.sendbuffer import widen_send_buffer
+
 if TYPE_CHECKING:
     from collections.abc import Hashable
 
@@ -89,6 +91,10 @@ class ConnectionPool(HTTPConnectionPool):
             self.last_reused = connection in self._handed_out
             self._handed_out.add(connection)
             transport = connection.transport
+            if not self.last_reused:
+                # A batch goes out in as few turns as the socket allows:
+                # what a turn sends is about the kernel's send buffer.
+                widen_send_buffer(transport)
             if getattr(transport, "SEND_LIMIT", _SEND_LIMIT) < _SEND_LIMIT:
                 # Per connection: the rest of the station keeps the default.
                 transport.SEND_LIMIT = _SEND_LIMIT  # type: ignore[union-attr]

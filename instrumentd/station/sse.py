@@ -27,9 +27,7 @@ well-kept Twisted-friendly package provides it.
 from __future__ import annotations
 
 import codecs
-import contextlib
 import re
-import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -42,6 +40,7 @@ from twisted.web.server import Request
 from zope.interface import implementer
 
 from instrumentd.driver.events import EventType
+from instrumentd.station.sendbuffer import widen_send_buffer
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -71,29 +70,17 @@ BACKLOG_INSTRUMENTS = 100
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
-#: The kernel send buffer an event stream's socket asks for, bytes (Linux
-#: grants twice this, up to twice ``net.core.wmem_max``).  The station
-#: sends to a client once a reactor turn, as much as the socket takes: on
-#: loopback about 4.5 MiB with the kernel's own sizing, 9 MiB with this.  A
-#: station-wide stream of 5,000 instruments is about 4 MB a second, and
-#: turns of a station bringing thousands of instruments up last a second
-#: or more: a stream fell further behind at each turn until it was cut off.
-SEND_BUFFER = 4 * 1024 * 1024
-#: Streams following at least this many instruments ask for
-#: :data:`SEND_BUFFER`; smaller ones keep the kernel's own sizing, which
+#: Streams following at least this many instruments ask for a wider kernel
+#: send buffer (:mod:`instrumentd.station.sendbuffer`: the station sends to
+#: a client once a reactor turn, as much as the socket takes, and a
+#: station-wide stream of 5,000 instruments is about 4 MB a second, while
+#: the turns of a station bringing thousands up last a second or more; the
+#: streams fell further behind at each turn until they were cut off).
+#: Smaller ones keep the kernel's own sizing, which
 #: grows with what they carry (a stream of a thousand instruments is well
 #: under a megabyte a second), so a stalled client of a few instruments
 #: does not hold megabytes of the kernel's memory.
 WIDE_STREAM_INSTRUMENTS = 1000
-
-
-def _widen_send_buffer(request: Request) -> None:
-    # A TCP connection's socket only (a test's transport has none).
-    transport = getattr(request.channel, "transport", None)
-    handle = getattr(transport, "getHandle", lambda: None)()
-    if isinstance(handle, socket.socket):
-        with contextlib.suppress(OSError):
-            handle.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
 
 
 def format_message(event: str, data: str) -> bytes:
@@ -200,7 +187,7 @@ class EventStream:
         request.notifyFinish().addBoth(self._finished)
         request.registerProducer(self, True)
         if len(self.feeds) >= WIDE_STREAM_INSTRUMENTS:
-            _widen_send_buffer(request)
+            widen_send_buffer(getattr(request.channel, "transport", None))
         for feed in self.feeds:
             feed.instrument.streams += 1
             self._unfollow.append(feed.follow(self._message, self._types))
