@@ -25,7 +25,8 @@ later, with an ``epoll_ctl`` to watch the socket for writing and another
 to stop (for a relay of small messages, a third of its system calls and a
 wait between reading a message and sending it).  When a client's TCP
 transport has nothing buffered, :meth:`ClientOutlet.send` sends the bytes
-to its socket as the transport's own sending step does (``writeSomeData``,
+to its socket (:func:`instrumentd.sendatonce.send_at_once`) as the
+transport's own sending step does (``writeSomeData``,
 what its ``doWrite`` calls when the reactor finds the socket writable: one
 ``send``, a full socket taking nothing), and only what the socket does not
 take goes to the transport's ``write``: so with
@@ -47,8 +48,9 @@ from twisted.internet.interfaces import (
     IReactorTime,
     ITransport,
 )
-from twisted.internet.tcp import Connection
 from zope.interface import implementer
+
+from instrumentd.sendatonce import can_send_at_once, send_at_once
 
 __all__ = ["ClientOutlet", "ClientQueues"]
 
@@ -231,7 +233,7 @@ class ClientOutlet:
         # Only a plain (posix) TCP connection is sent to at once: its
         # socket is sent to as the reactor's own sending step would (see
         # the module).
-        self._flushable = isinstance(transport, Connection)
+        self._flushable = can_send_at_once(transport)
         self._queues.add(self)
         transport.registerProducer(self, True)  # type: ignore[attr-defined]
 
@@ -251,7 +253,7 @@ class ClientOutlet:
         if not self._paused and not self._held and not self._queue:
             self.bytes_sent += len(data)
             if self._flushable:
-                self._send_now(data)
+                send_at_once(self.transport, data)  # type: ignore[arg-type]
             else:
                 self.transport.write(data)
             return
@@ -267,37 +269,6 @@ class ClientOutlet:
             )
         elif queues.queued > queues.budget:
             queues.over_budget()
-
-    def _send_now(self, data: bytes) -> None:
-        t: Connection = self.transport  # type: ignore[assignment]
-        if (
-            t._tempDataLen
-            or t.offset != len(t.dataBuffer)
-            or not t.connected
-            or t.disconnecting
-            or t._writeDisconnecting
-            or t._writeDisconnected
-            or t.TLS
-        ):
-            # Bytes already wait (the socket was full) or the connection is
-            # closing: the reactor sends them, and these behind them.
-            t.write(data)
-            return
-        # Nothing buffered: send as the transport's doWrite would, without
-        # asking the reactor to watch the socket (two epoll_ctl calls) and
-        # without waiting for its next turn; to the socket itself, as the
-        # transport's writeSomeData does, without its three calls a send
-        # (Python retries a send that a signal interrupts).
-        try:
-            sent = t.socket.send(data)
-        except OSError:
-            # The socket is full or the connection broken: buffered, the
-            # reactor sends it, or meets the same error on its next turn and
-            # closes the connection as it always does.
-            t.write(data)
-            return
-        if sent < len(data):
-            t.write(data[sent:])
 
     def purge(self) -> int:
         """

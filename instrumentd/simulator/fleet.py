@@ -42,6 +42,7 @@ from twisted.internet.stdio import StandardIO
 from twisted.python.failure import Failure
 
 from instrumentd.gcfreeze import freeze_startup_objects
+from instrumentd.sendatonce import can_send_at_once, send_at_once
 from instrumentd.simulator.base import (
     InstrumentFactory,
     InstrumentProtocol,
@@ -57,10 +58,6 @@ __all__ = ["Fleet", "SendAtOnce", "main"]
 #: The fleet's time slot when none is given, seconds.
 DEFAULT_SLOT = 0.01
 
-#: What a TCP transport of Twisted's keeps of its buffer, which
-#: :class:`SendAtOnce` reads to know that nothing waits there.
-_BUFFER_STATE = ("_tempDataLen", "dataBuffer", "offset", "socket", "disconnecting")
-
 
 class SendAtOnce:
     """
@@ -72,9 +69,9 @@ class SendAtOnce:
     Twisted's ``write`` buffers the bytes, registers the socket for
     writing, sends on the next reactor turn and unregisters it: two
     ``epoll_ctl`` calls and a reactor turn per sample, for a line that the
-    socket takes whole.  This reads the transport's buffer state (its
-    ``dataBuffer``, ``offset`` and ``_tempDataLen``), which is Twisted's own;
-    :meth:`wrap` uses it only for a transport that has all of it.
+    socket takes whole (see :mod:`instrumentd.sendatonce`, which the port
+    agent's outlets use too; :meth:`wrap` uses it only for a plain TCP
+    connection of Twisted's).
 
     :ivar transport: the transport.
     """
@@ -94,33 +91,18 @@ class SendAtOnce:
         :returns: a :class:`SendAtOnce` for it, or the transport itself
             if it does not keep its buffer as Twisted's TCP transports do.
         """
-        if all(hasattr(transport, name) for name in _BUFFER_STATE):
+        if can_send_at_once(transport):
             return cls(transport)
         return transport
 
     def write(self, data: bytes) -> None:
         """
-        Send ``data``, at once if nothing is waiting.
+        Send ``data``, at once if nothing is waiting
+        (:func:`~instrumentd.sendatonce.send_at_once`).
 
         :param data: the bytes.
         """
-        transport = self.transport
-        if (
-            transport._tempDataLen
-            or transport.offset != len(transport.dataBuffer)
-            or not transport.connected
-            or transport.disconnecting
-        ):
-            transport.write(data)
-            return
-        try:
-            sent = transport.socket.send(data)
-        except OSError:
-            # Would block, or the connection failed: the transport's write
-            # buffers it, and finds and reports a failure as it always does.
-            sent = 0
-        if sent < len(data):
-            transport.write(data[sent:])
+        send_at_once(self.transport, data)
 
     def writeSequence(self, data: list[bytes]) -> None:
         """
