@@ -21,6 +21,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.error import AlreadyCalled, AlreadyCancelled
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -61,15 +62,14 @@ class _SlotCall:
     def active(self) -> bool:
         return self._state == 0
 
-    def cancel(self) -> None:
+    def _check_pending(self) -> None:
         if self._state == 1:
-            from twisted.internet.error import AlreadyCalled
-
             raise AlreadyCalled()
         if self._state == 2:
-            from twisted.internet.error import AlreadyCancelled
-
             raise AlreadyCancelled()
+
+    def cancel(self) -> None:
+        self._check_pending()
         self._state = 2
         self._owner._cancelled()
 
@@ -80,14 +80,7 @@ class _SlotCall:
         self._move(self.time + secondsLater)
 
     def _move(self, when: float) -> None:
-        if self._state == 1:
-            from twisted.internet.error import AlreadyCalled
-
-            raise AlreadyCalled()
-        if self._state == 2:
-            from twisted.internet.error import AlreadyCancelled
-
-            raise AlreadyCancelled()
+        self._check_pending()
         self.time = when
         self._owner._push(self)
 

@@ -387,22 +387,9 @@ class JsonLinesSink:
         now = self._reactor.seconds()
         today = utc_day(now)
         idle_since = now - self._idle_close
-        errors = self._errors
         for key, file in list(self._files.items()):
-            unflushed = file.unflushed
-            if unflushed:
-                # _flush_file's work, written out: every open file, each
-                # interval (thousands at a large station).
-                try:
-                    file.handle.flush()
-                except OSError as error:
-                    self.dropped += unflushed
-                    file.unflushed = 0
-                    self._fail(key, "flushing", error)
-                else:
-                    file.unflushed = 0
-                    if errors.last is not None:
-                        errors.clear()
+            if file.unflushed:
+                self._flush_file(key, file)
                 file.active = now
             elif (today is not None and key.day < today) or file.active <= idle_since:
                 # A past day's file that took nothing during the last
