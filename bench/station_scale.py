@@ -48,12 +48,19 @@ running (or ``--startup-limit`` passes), lets it settle, then measures over
   (``bench/_gcprobe``): how many full collections, their CPU seconds and
   the longest pause, and the young generations' seconds.
 
-Each run's directory (the station's datalogs, sample files...) is removed
-when all runs are done, and the benchmark waits out the interval in which
-the kernel counts removed inodes as recently deleted (see
-:func:`recently_deleted_seconds`) before its first run and after removing
-its own: removed just before, they made every file a station created cost
-many times more.
+Each run's directory (the station's datalogs, sample files...) is made
+under ``--directory`` (the system's temporary directory by default) and
+removed when all runs are done.  Before each run the benchmark times a file
+creation there (**file µs**: 400 empty files, this process's CPU each),
+since a station coming up makes about eight an instrument and what one
+costs moves with the disk's recent past: on this kind of machine (ext4
+without a journal) the kernel skips, one by one, the free inodes of a
+block group freed in the last minutes, and creating a file in a folder
+whose group had 5,000 files removed cost 100 to 600 us for about six
+minutes afterwards, against 12 to 25 us otherwise.  A run's 45,000 files
+removed so slowed the next runs' start-ups, and the tests' and other
+benchmarks' temporary files slow them too.  ``--directory /dev/shm``
+(tmpfs) takes the disk out of the figures.
 
 Repeats (``--repeats``) give min / median / max.  Run by hand on Linux (it
 is not a test)::
@@ -301,8 +308,7 @@ async def stop_children(reactor: Any, grace: float = 15.0) -> None:
         timer.cancel()
     # What the children started is not ours to wait for: kill what is left.
     send(SIGKILL)
-    for directory in _LEFT:
-        shutil.rmtree(directory, ignore_errors=True)
+    remove_left()
 
 
 # -- /proc -----------------------------------------------------------------------------
@@ -429,6 +435,7 @@ class Options:
     profile_rate: int = 50
     qc: bool = True
     gc_probe: str | None = None
+    directory: str | None = None
 
 
 def station_config(
@@ -479,10 +486,35 @@ parameters = {{ INTERVAL = 5 }}
     return "".join(lines)
 
 
+#: Files :func:`creation_cost` makes to time a creation.
+CREATION_PROBE = 400
+_CREATE = os.O_CREAT | os.O_EXCL | os.O_WRONLY
+
+
+def creation_cost(directory: str, count: int = CREATION_PROBE) -> float:
+    """
+    What creating a file costs in ``directory`` now: ``count`` empty files
+    made in a folder of their own there (kept until the run's directory is
+    removed, so that the probe frees no inode itself), microseconds of this
+    process's CPU each.  A station coming up makes about eight an
+    instrument; see this module's text for why the figure moves from run
+    to run on this kind of machine.
+    """
+    folder = os.path.join(directory, "creation-probe")
+    os.mkdir(folder)
+    started = time.process_time()
+    for number in range(count):
+        os.close(os.open(os.path.join(folder, str(number)), _CREATE, 0o644))
+    return (time.process_time() - started) / count * 1e6
+
+
 async def measure(reactor: Any, options: Options) -> dict[str, Any]:
-    directory = tempfile.mkdtemp(prefix=f"instrumentd-scale-{options.count}-")
+    directory = tempfile.mkdtemp(
+        prefix=f"instrumentd-scale-{options.count}-", dir=options.directory
+    )
     # Removed at the end, not before the next run: see remove_left.
     _LEFT.append(directory)
+    creation_us = creation_cost(directory)
     env = dict(os.environ)
     if options.pythonpath:
         env["PYTHONPATH"] = options.pythonpath + os.pathsep + env.get("PYTHONPATH", "")
@@ -674,6 +706,7 @@ async def measure(reactor: Any, options: Options) -> dict[str, Any]:
             "first": first_up,
             "all": all_up,
             "start_ms": 1e3 * startup_cpu / options.count,
+            "creation_us": creation_us,
             "rate": produced / wall,
             "cpu_us": 1e6 * cpu / produced if produced else math.nan,
             "core": 100 * cpu / wall,
@@ -731,54 +764,13 @@ async def measure(reactor: Any, options: Options) -> dict[str, Any]:
 _LEFT: list[str] = []
 
 
-def recently_deleted_seconds() -> float:
+def remove_left() -> None:
     """
-    How long the kernel counts a freed inode as recently deleted: an ext4
-    file system without a journal (this kind of VM's) checks, for each new
-    file or folder, that the inode it would reuse was not freed within the
-    dirty-expire interval, and skips those that were.  Made right after a
-    run's 45,000 files were removed, each of the next run's files cost
-    about 700 us of the station's CPU instead of 26 (a start-up makes 8 an
-    instrument): seconds of a 5,000-instrument start-up, and a run that
-    followed another fared worse.
-
-    :returns: ``/proc/sys/vm/dirty_expire_centisecs`` in seconds (30 by
-        default).
+    Remove every run's directory.
     """
-    try:
-        with open("/proc/sys/vm/dirty_expire_centisecs") as f:
-            return int(f.read()) / 100
-    except (OSError, ValueError):
-        return 30.0
-
-
-async def remove_left(reactor: Any) -> None:
-    """
-    Remove every run's directory, then wait until the kernel no longer
-    counts their inodes as recently deleted, so that whoever benchmarks
-    next (under the same lock) does not pay for them.
-    """
-    if not _LEFT:
-        return
     for directory in _LEFT:
         shutil.rmtree(directory, ignore_errors=True)
     _LEFT.clear()
-    await wait_out_recently_deleted(
-        reactor,
-        "runs' files removed; waiting {wait:.0f} s for the kernel to stop "
-        "counting them as recently deleted",
-    )
-
-
-async def wait_out_recently_deleted(reactor: Any, why: str) -> None:
-    """
-    Wait until files removed now are no longer counted as recently deleted
-    (see :func:`recently_deleted_seconds`), saying so with ``why``, whose
-    ``{wait}`` is the seconds.
-    """
-    wait = recently_deleted_seconds() + 1
-    print(f"  ({why.format(wait=wait)})", file=sys.stderr, flush=True)
-    await task.deferLater(reactor, wait, lambda: None)
 
 
 # -- the tables -------------------------------------------------------------------------
@@ -790,6 +782,7 @@ _COLUMNS = [
     ("first", "first s", "{:>7.1f}"),
     ("all", "all s", "{:>6.1f}"),
     ("start_ms", "start CPU ms/instr", "{:>18.1f}"),
+    ("creation_us", "file µs", "{:>7.0f}"),
     ("rate", "samples/s", "{:>9.0f}"),
     ("cpu_us", "CPU µs/sample", "{:>13.0f}"),
     ("core", "core %", "{:>6.1f}"),
@@ -850,6 +843,7 @@ def summarise(rows: list[dict[str, Any]]) -> None:
         "first",
         "all",
         "start_ms",
+        "creation_us",
         "gc_full_s",
         "cpu_us",
         "core",
@@ -941,6 +935,7 @@ async def main(reactor: Any, args: argparse.Namespace) -> None:
                     profile_rate=args.profile_rate,
                     qc=not args.no_qc and label != "no-qc",
                     gc_probe=args.gc_probe,
+                    directory=args.directory,
                 )
                 row = await measure(reactor, options)
                 rows.append(row)
@@ -987,6 +982,11 @@ if __name__ == "__main__":
     parser.add_argument(
         "--profile-rate", type=int, default=50, help="py-spy samples per second"
     )
+    parser.add_argument(
+        "--directory",
+        help="where each run's directory goes (default: the system's temporary "
+        "directory); /dev/shm takes the disk's file creations out",
+    )
     parser.add_argument("--against", help="a directory with an older instrumentd/")
     parser.add_argument(
         "--against-agents",
@@ -1000,14 +1000,6 @@ if __name__ == "__main__":
     args = parser.parse_args()
 
     async def run(reactor: Any) -> None:
-        # Whoever ran before (another benchmark under the lock, tests) may
-        # have just removed thousands of files: let the kernel stop counting
-        # them as recently deleted before the first station makes its own.
-        await wait_out_recently_deleted(
-            reactor,
-            "waiting {wait:.0f} s for files removed before this run to stop "
-            "slowing the station's file creations",
-        )
         # Ctrl-C or SIGTERM stops the reactor without finishing the run: its
         # child processes are stopped before it shuts down.
         reactor.addSystemEventTrigger(
@@ -1021,9 +1013,7 @@ if __name__ == "__main__":
             # An interrupted run, closed as the interpreter exits: its
             # children and files went before the reactor stopped.
             raise
-        except BaseException:
-            await remove_left(reactor)
-            raise
-        await remove_left(reactor)
+        finally:
+            remove_left()
 
     task.react(lambda reactor: defer.Deferred.fromCoroutine(run(reactor)))
