@@ -4,8 +4,10 @@ Sample record benchmark: the station's CPU per sample from the driver's
 
 One station instrument (``StationInstrument`` over a driver's bus) feeds
 what a station feeds: a JSON-lines sink, an HTTP sink (its spool on disk,
-its POSTs answered at once by ``treq.testing.StubTreq``), and ``--streams``
-event streams (``EventFeed`` followers that keep the message and drop it),
+its POSTs answered 200 at once without any HTTP, so
+that only the station's work is counted; ``--http stub`` answers them by
+``treq.testing.StubTreq``, a treq client and a Twisted web server in this
+process, as before), and ``--streams`` event streams,
 and keeps the latest sample for the API.  Pre-built SBE 37 sample
 particles (``SBE37SampleParticle``) are published one by one; the figure is
 the process's CPU time (user + system) per sample, over ``--samples``
@@ -64,8 +66,9 @@ from _costrun import (
     sides,
 )
 from treq.testing import StubTreq
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
+from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 
 import instrumentd
@@ -97,6 +100,34 @@ class _Ingest(Resource):
 
     def render_POST(self, request: Any) -> bytes:
         return b"{}"
+
+
+class _Answer:
+    """
+    A 200 answer with an empty JSON body, as a treq response gives it.
+    """
+
+    code = 200
+    headers = Headers()
+
+    def content(self) -> Deferred[bytes]:
+        return succeed(b"{}")
+
+
+class _Endpoint:
+    """
+    The HTTP sink's client, answering every POST with 200 at once (as
+    ``StubTreq`` does), with no HTTP at all: only the station's own work is
+    counted (the spool, the batches, the body, the answer's handling), not
+    a client's request, a server's parsing of it and an in-memory
+    connection between them, as with ``StubTreq`` (``--http stub``).
+    """
+
+    def post(self, url: str, data: bytes, headers: object) -> Deferred[_Answer]:
+        return succeed(_Answer())
+
+    def flush(self) -> None:
+        pass
 
 
 class _Request:
@@ -151,10 +182,14 @@ def run(
     qc: bool = True,
     per_turn: int = 10,
     prebuild: int = 0,
+    http: str = "direct",
 ) -> float:
     """
     :param prebuild: make this many particles at least (the callgrind runs
         make as many each, so that making them cancels out).
+    :param http: ``direct`` for the sink's POSTs answered without HTTP
+        (:class:`_Endpoint`), ``stub`` for ``StubTreq`` (a treq client and
+        a Twisted web server over an in-memory connection).
     :returns: CPU seconds per sample.
     """
     clock = Clock()
@@ -168,7 +203,7 @@ def run(
     source: Any = instrument if hasattr(instrument, "recorder") else driver.events
     with tempfile.TemporaryDirectory() as directory:
         files = JsonLinesSink(os.path.join(directory, "samples"), reactor=clock)
-        stub = StubTreq(_Ingest())
+        stub: Any = StubTreq(_Ingest()) if http == "stub" else _Endpoint()
         http = HttpSink(
             "http://ingest.example/",
             spool_dir=os.path.join(directory, "spool"),
@@ -252,6 +287,14 @@ def main() -> None:
         default=10,
         help="samples in each turn of the reactor",
     )
+    parser.add_argument(
+        "--http",
+        choices=["direct", "stub"],
+        default="direct",
+        help="the HTTP sink's POSTs answered without HTTP (direct: the "
+        "station's work alone), or by treq's StubTreq (a client and a web "
+        "server in this process)",
+    )
     add_instruction_options(parser, 1000, 3000)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prebuild", type=int, default=0, help=argparse.SUPPRESS)
@@ -266,6 +309,7 @@ def main() -> None:
             qc=options.qc,
             per_turn=options.per_turn,
             prebuild=options.prebuild,
+            http=options.http,
         )
 
     if options.child:
@@ -275,7 +319,7 @@ def main() -> None:
         print(
             f"{options.consumers} consumers, {options.streams} streams, "
             f"qc {'on' if options.qc else 'off'}, {options.per_second} a second, "
-            f"{options.per_turn} a turn"
+            f"{options.per_turn} a turn, HTTP {options.http}"
         )
         instructions_table(
             "sample",
@@ -315,6 +359,7 @@ def _instructions(
         consumers=options.consumers,
         per_second=options.per_second,
         per_turn=options.per_turn,
+        http=options.http,
     )
     command += [] if options.qc else ["--no-qc"]
     # The same hashes each run (str hashes order sets and move dicts'
