@@ -12,6 +12,7 @@ import treq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Site
@@ -20,13 +21,16 @@ from instrumentd.driver.events import (
     ErrorEvent,
     StateChangeEvent,
 )
+from instrumentd.station.eventfeed import EventFeeds
+from instrumentd.station.instrument import StationInstrument
 from instrumentd.station.sse import (
+    EventStream,
     EventStreamParser,
     ServerSentEvent,
     format_comment,
     format_message,
 )
-from tests.apisupport import APITestCase, ToyStation, raw_request
+from tests.apisupport import APITestCase, FakeDriver, ToyStation, raw_request
 
 
 class EventStreamTests(APITestCase):
@@ -322,3 +326,140 @@ class EventStreamParserTests(SynchronousTestCase):
             for name, text in messages
         ]
         self.assertEqual(events, expected)
+
+
+class _Request:
+    """
+    What an event stream asks of its request, keeping what it is given.
+    """
+
+    channel = None
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.finished: Deferred[None] = Deferred()
+        self.lost = False
+
+    def setResponseCode(self, code: int) -> None:
+        pass
+
+    def setHeader(self, name: bytes, value: bytes) -> None:
+        pass
+
+    def notifyFinish(self) -> Deferred[None]:
+        return self.finished
+
+    def registerProducer(self, producer: object, streaming: bool) -> None:
+        pass
+
+    def unregisterProducer(self) -> None:
+        pass
+
+    def write(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def finish(self) -> None:
+        pass
+
+    def loseConnection(self) -> None:
+        self.lost = True
+
+    def getClientAddress(self) -> object:
+        return "client"
+
+    def errors(self) -> list[str]:
+        """
+        The error codes of the ERROR events written, in order.
+        """
+        events: list[ServerSentEvent] = []
+        EventStreamParser(events.append).feed(b"".join(self.chunks))
+        return [json.loads(e.data)["error_code"] for e in events if e.event == "ERROR"]
+
+
+class CoalescingStreamTests(SynchronousTestCase):
+    """
+    Coalescing event streams: the feeds append each message to the
+    streams' lists, and one L{Coalescer} per clock and interval writes
+    them.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.driver = FakeDriver(self.clock)
+        self.instrument = StationInstrument(
+            "ctd", self.driver, self.driver.events, clock=self.clock
+        )
+        self.feeds = EventFeeds()
+
+    def stream(self, **options: Any) -> tuple[EventStream, _Request]:
+        request = _Request()
+        stream = EventStream(
+            request,  # type: ignore[arg-type]
+            [self.feeds[self.instrument]],
+            self.clock,
+            coalesce=0.1,
+            **options,
+        )
+        stream.start()
+        request.chunks.clear()
+        self.addCleanup(stream.close)
+        return stream, request
+
+    def error(self, code: str) -> None:
+        self.driver.events.publish(ErrorEvent(code, "bad", time=1.0))
+
+    def test_oneTimerForAll(self) -> None:
+        """
+        The streams of one clock and interval are written together at the
+        interval's end, by one timer, each message in one write per stream.
+        """
+        streams = [self.stream() for _ in range(3)]
+        calls = len(self.clock.getDelayedCalls())
+        for code in ("A", "B"):
+            self.error(code)
+        self.assertEqual(len(self.clock.getDelayedCalls()), calls + 1)
+        self.assertEqual([stream.sent for stream, _ in streams], [2, 2, 2])
+        self.assertEqual([request.chunks for _, request in streams], [[], [], []])
+        self.clock.advance(0.1)
+        for _, request in streams:
+            self.assertEqual(len(request.chunks), 1)
+            self.assertEqual(request.errors(), ["A", "B"])
+
+    def test_heldInOrder(self) -> None:
+        """
+        A stream whose connection fills holds the interval's messages,
+        those before it filled too; once it drains it has every message in
+        order, whenever in the interval it drains.
+        """
+        stream, request = self.stream()
+        self.error("A")
+        stream.pauseProducing()
+        self.error("B")
+        self.clock.advance(0.1)
+        self.assertEqual(request.chunks, [])
+        self.error("C")
+        stream.resumeProducing()
+        self.error("D")
+        stream.pauseProducing()
+        self.error("E")
+        stream.resumeProducing()
+        self.clock.advance(0.1)
+        self.assertEqual(request.errors(), ["A", "B", "C", "D", "E"])
+
+    def test_cutOff(self) -> None:
+        """
+        A stream holding more than C{max_backlog} messages at an interval's
+        end is cut off; the others go on.
+        """
+        slow, request = self.stream(max_backlog=2)
+        _, other = self.stream()
+        slow.pauseProducing()
+        for code in "ABC":
+            self.error(code)
+        self.clock.advance(0.1)
+        self.assertTrue(slow.ended)
+        self.assertTrue(request.lost)
+        self.assertEqual(self.instrument.streams_cut_off, 1)
+        self.error("D")
+        self.clock.advance(0.1)
+        self.assertEqual(other.errors(), ["A", "B", "C", "D"])

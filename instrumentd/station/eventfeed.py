@@ -25,6 +25,7 @@ from instrumentd.station.sse import format_message
 
 if TYPE_CHECKING:
     from instrumentd.station.instrument import StationInstrument
+    from instrumentd.station.sse import Coalescer
 
 __all__ = ["EventFeed", "EventFeeds", "MessageReader", "event_message"]
 
@@ -65,13 +66,17 @@ class _Follower:
     wants (``None`` for all).
     """
 
-    __slots__ = ("reader", "types")
+    __slots__ = ("coalescer", "reader", "types")
 
     def __init__(
-        self, reader: MessageReader, types: frozenset[EventType] | None
+        self,
+        reader: MessageReader,
+        types: frozenset[EventType] | None,
+        coalescer: Coalescer | None,
     ) -> None:
         self.reader = reader
         self.types = types
+        self.coalescer = coalescer
 
 
 class EventFeed:
@@ -92,6 +97,8 @@ class EventFeed:
         # watcher of everything): each event goes to them without a look
         # at each follower's types.  None while some follower picks.
         self._readers: tuple[MessageReader, ...] | None = ()
+        # The coalescers of the followers that have one, each once.
+        self._coalescers: tuple[Coalescer, ...] = ()
         self._unsubscribe: Callable[[], None] | None = None
         self.messages = 0
 
@@ -103,7 +110,10 @@ class EventFeed:
         return len(self._followers)
 
     def follow(
-        self, reader: MessageReader, types: Iterable[EventType] | None = None
+        self,
+        reader: MessageReader,
+        types: Iterable[EventType] | None = None,
+        coalescer: Coalescer | None = None,
     ) -> Callable[[], None]:
         """
         Give ``reader`` the message of each event of the instrument from now
@@ -111,9 +121,14 @@ class EventFeed:
 
         :param reader: called with each message.
         :param types: only events of these types; ``None`` for all.
+        :param coalescer: woken after each event handed out (the reader
+            only keeps the message, for the coalescer to write), or
+            ``None``.
         :returns: a callable that stops it; calling it again does nothing.
         """
-        follower = _Follower(reader, None if types is None else frozenset(types))
+        follower = _Follower(
+            reader, None if types is None else frozenset(types), coalescer
+        )
         self._set_followers((*self._followers, follower))
         if self._unsubscribe is None:
             # One subscription for every stream: the bus, and the
@@ -136,6 +151,9 @@ class EventFeed:
             tuple(f.reader for f in followers)
             if all(f.types is None for f in followers)
             else None
+        )
+        self._coalescers = tuple(
+            {f.coalescer: None for f in followers if f.coalescer is not None}
         )
 
     def message(self, event: DriverEvent) -> bytes:
@@ -164,6 +182,10 @@ class EventFeed:
                         "Event stream of {instrument} failed to take an event",
                         instrument=self.instrument.name,
                     )
+            for coalescer in self._coalescers:
+                # Once an interval: its streams keep the messages meanwhile.
+                if coalescer.call is None:
+                    coalescer.wake()
             return
         message: bytes | None = None
         kind = event.event_type
@@ -183,6 +205,10 @@ class EventFeed:
                     "Event stream of {instrument} failed to take an event",
                     instrument=self.instrument.name,
                 )
+        if message is not None:
+            for coalescer in self._coalescers:
+                if coalescer.call is None:
+                    coalescer.wake()
 
 
 class EventFeeds:
