@@ -13,7 +13,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, Final, NamedTuple, cast
+from typing import TYPE_CHECKING, BinaryIO, Final, NamedTuple
 
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
@@ -209,7 +209,8 @@ class JsonLinesSink:
                     else None
                 )
                 if day is not None:
-                    names = (instrument, cast("str", data["stream"]), day)
+                    stream: str = data["stream"]  # type: ignore[assignment]
+                    names = (instrument, stream, day)
                     key = self._keys.get(names)
                     if key is not None:
                         file = self._files.get(key)

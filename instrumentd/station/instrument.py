@@ -291,24 +291,24 @@ class StationInstrument:
             return
         # Flagged before anyone sees it; it goes on from _flagged, now or
         # (for a spike test) once the stream's next sample has come.
-        # RecordEvent.record without its property call and check.
-        record = cast("SampleRecord", presented.particle)
+        # RecordEvent.record without its property call and check (and
+        # annotations rather than typing.cast, a call each, per sample).
+        record: SampleRecord = presented.particle  # type: ignore[assignment]
         data = record.to_dict()
         when = record.unix_time
+        stream: str = data["stream"]  # type: ignore[assignment]
+        values: Mapping[str, object] = data["values"]  # type: ignore[assignment]
         quality.submit(
-            cast("str", data["stream"]),
-            self.bus.now() if when is None else when,
-            cast("Mapping[str, object]", data["values"]),
-            presented,
+            stream, self.bus.now() if when is None else when, values, presented
         )
 
     def _flagged(self, event: RecordEvent, qc: QCFlags | None) -> None:
-        record = cast("SampleRecord", event.particle)
+        record: SampleRecord = event.particle  # type: ignore[assignment]
         if qc is not None:
             record.attach_qc(qc, ready=True)
         # _count's work for a sample, written out.
         self.samples += 1
-        stream = cast("str", record.to_dict()["stream"])
+        stream: str = record.to_dict()["stream"]  # type: ignore[assignment]
         by_stream = self.samples_by_stream
         by_stream[stream] = by_stream.get(stream, 0) + 1
         self._latest_sample = event
