@@ -34,6 +34,11 @@ _log = Logger()
 #: What a stream gives a feed: called with each SSE message it wants.
 MessageReader = Callable[[bytes], object]
 
+_SAMPLE = EventType.SAMPLE
+#: A sample's SSE message before its JSON, and every message after it.
+_SAMPLE_BEFORE = b"event: SAMPLE\ndata: "
+_AFTER = b"\n\n"
+
 
 def event_message(instrument: str, event: DriverEvent) -> bytes:
     """
@@ -49,12 +54,10 @@ def event_message(instrument: str, event: DriverEvent) -> bytes:
         # Compact JSON has no line breaks, so it is one data: line.
         if event.event_type is EventType.SAMPLE:
             # Made in one join with the JSON.
-            return event.message_json(
-                instrument, before=b"event: SAMPLE\ndata: ", after=b"\n\n"
-            )
+            return event.message_json(instrument, before=_SAMPLE_BEFORE, after=_AFTER)
         kind = event.event_type.value.encode("ascii")
         return event.message_json(
-            instrument, before=b"event: " + kind + b"\ndata: ", after=b"\n\n"
+            instrument, before=b"event: " + kind + b"\ndata: ", after=_AFTER
         )
     data = {"instrument": instrument, **event.to_dict()}
     return format_message(event.event_type.value, dumps(data))
@@ -172,7 +175,14 @@ class EventFeed:
             # never changed, as below).
             if not readers:
                 return
-            shared = self.message(event)
+            if event.__class__ is RecordEvent and event.event_type is _SAMPLE:
+                # A sample (once a second per instrument): event_message's
+                # work, written out.
+                shared = event.message_json(
+                    self.instrument.name, before=_SAMPLE_BEFORE, after=_AFTER
+                )
+            else:
+                shared = self.message(event)
             self.messages += 1
             for reader in readers:
                 try:

@@ -768,7 +768,8 @@ class RecordEvent(SampleEvent):
         """
         time = self.time
         kind = self.event_type
-        record = self.record.json
+        # self.record without its property call and check.
+        record: bytes = self.particle.json  # type: ignore[attr-defined]
         if time.__class__ is float and kind is EventType.SAMPLE:
             # The common case: the encoded head up to the time made once
             # per instrument, and the time encoded alone (orjson writes a

@@ -66,7 +66,7 @@ import uuid
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, NamedTuple
 
 from twisted.python.lockfile import FilesystemLock
 
@@ -119,10 +119,11 @@ class SpoolFullError(OSError):
     """
 
 
-@dataclass(frozen=True, slots=True)
-class SpoolEntry:
+class SpoolEntry(NamedTuple):
     """
-    One record read back from a spool.
+    One record read back from a spool (a named tuple: one is made for every
+    record a sink sends, and a tuple is made at a fraction of the cost of a
+    frozen dataclass).
 
     :ivar seq: its sequence number.
     :ivar line: its JSON text exactly as stored, without the newline.
@@ -493,8 +494,7 @@ class Spool:
         if self._closed:
             raise RuntimeError("the spool is closed")
         seq = self.last_seq + 1
-        line = dumps({"seq": seq, **fields}).encode("utf-8") + b"\n"
-        return self._store(seq, line)
+        return self._store(seq, dumps({"seq": seq, **fields}).encode("utf-8"))
 
     def append_encoded(self, body: bytes) -> int:
         """
@@ -515,7 +515,7 @@ class Spool:
             raise ValueError("append_encoded takes one JSON object on one line")
         seq = self.last_seq + 1
         rest = body[1:] if body == b"{}" or body[1:2] == b"}" else b"," + body[1:]
-        return self._store(seq, b'{"seq":%d%s\n' % (seq, rest))
+        return self._store(seq, b'{"seq":%d%s' % (seq, rest))
 
     def append_members(self, *parts: bytes) -> int:
         """
@@ -536,8 +536,8 @@ class Spool:
         if self._closed:
             raise RuntimeError("the spool is closed")
         seq = self.last_seq + 1
-        line = b"".join((b'{"seq":%d,' % seq, *parts, b"}\n"))
-        if line.find(b"\n", 0, -1) >= 0 or line.endswith(b",}\n"):
+        line = b"".join((b'{"seq":%d,' % seq, *parts, b"}"))
+        if b"\n" in line or line.endswith(b",}"):
             raise ValueError(
                 "append_members takes the members of one JSON object on one line"
             )
@@ -545,13 +545,15 @@ class Spool:
 
     def _store(self, seq: int, line: bytes) -> int:
         """
-        Write (or, with a buffer, queue) one record's line, ending with a
-        newline, as record ``seq``.
+        Write (or, with a buffer, queue) one record's line, given without
+        its newline, as record ``seq``.  The same bytes are queued and kept
+        for the reader: no copy of the line is made here (the newlines are
+        joined in as the buffer is written).
 
         :raises OSError: if it could not be stored.  Records queued before
             it whose write failed meanwhile are counted in :attr:`lost`.
         """
-        size = len(line)
+        size = len(line) + 1
         if self._pending and (
             self._pending_bytes + size > self._buffer_bytes
             or (self.max_bytes is not None and self._bytes + size > self.max_bytes)
@@ -578,7 +580,7 @@ class Spool:
             self._pending_bytes += size
         else:
             try:
-                self._write_all(writer.fd, line)
+                self._write_all(writer.fd, line + b"\n")
             except OSError:
                 # A full disk may have taken part of the line: cut it off
                 # (that needs no space), so no torn line is left to skip.
@@ -595,7 +597,7 @@ class Spool:
                 # The reader fell far behind: it reads the files instead.
                 self._tail = None
             else:
-                tail.append(SpoolEntry(seq, line[:-1]))
+                tail.append(SpoolEntry(seq, line))
                 self._tail_bytes += size
         return seq
 
@@ -614,8 +616,11 @@ class Spool:
             return
         writer = self._writer
         assert writer is not None, "records queued without a segment"
-        data = b"".join(pending) if len(pending) > 1 else pending[0]
         count = len(pending)
+        # The lines are queued without their newlines: an empty last one
+        # makes the join end with one.
+        pending.append(b"")
+        data = b"\n".join(pending)
         self._pending = []
         self._pending_bytes = 0
         try:
