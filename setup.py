@@ -8,7 +8,9 @@ overwrite Twisted's own), so it is listed by hand.
 
 ``instrumentd._xorfold`` is the packet checksum in C.  It is optional: where
 it cannot be built (no C compiler), installing goes on without it and
-``instrumentd.packet`` uses its pure-Python fold.
+``instrumentd.packet`` uses its pure-Python fold.  ``instrumentd._framing``
+(a packet encoded, and its NTP time taken, in one call each) is optional
+the same way.
 """
 
 from setuptools import Extension, find_packages, setup
@@ -16,7 +18,8 @@ from setuptools import Extension, find_packages, setup
 setup(
     package_dir={"": "."},
     ext_modules=[
-        Extension("instrumentd._xorfold", ["instrumentd/_xorfold.c"], optional=True)
+        Extension("instrumentd._xorfold", ["instrumentd/_xorfold.c"], optional=True),
+        Extension("instrumentd._framing", ["instrumentd/_framing.c"], optional=True),
     ],
     packages=[
         *find_packages(include=["instrumentd", "instrumentd.*"]),

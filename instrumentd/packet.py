@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import partial
 from typing import Any, Final, Protocol, cast
 
 __all__ = [
@@ -30,8 +31,11 @@ __all__ = [
     "PacketType",
     "ParserCounters",
     "encode_packet",
+    "encode_packet_c",
+    "encode_packet_python",
     "frame_read",
     "make_packet",
+    "ntp_clock",
     "ntp_now",
     "ntp_to_unix",
     "unix_to_ntp",
@@ -75,6 +79,26 @@ try:
     from instrumentd._xorfold import xor_bytes as _xor_bytes
 except ImportError:  # pragma: no cover - built wherever there is a compiler
     _xor_bytes = None
+
+_NtpClock: (
+    Callable[
+        [Callable[[], float], Callable[[float], tuple[int, int]]],
+        Callable[[], tuple[int, int]],
+    ]
+    | None
+)
+#: The C encoder of one packet (:mod:`instrumentd._framing`), or ``None``
+#: where it was not built.  It gives what :func:`encode_packet` gives for
+#: the plain case (a ``bytes`` payload within one packet, a type of 0-255,
+#: a fraction within 32 bits) and ``None`` for anything else, which the
+#: Python code then encodes, or rejects with its own error.
+encode_packet_c: Callable[[int, bytes, int, int], bytes | None] | None
+try:
+    from instrumentd._framing import NtpClock as _NtpClock
+    from instrumentd._framing import encode_packet as encode_packet_c
+except ImportError:  # pragma: no cover - built wherever there is a compiler
+    _NtpClock = None
+    encode_packet_c = None
 
 #: Bytes turned into one integer at a time by :func:`xor_checksum_python`.  Big
 #: enough that the loop runs a handful of times per 64 KiB, small enough
@@ -191,6 +215,26 @@ def ntp_now(clock: _Clock | None = None) -> tuple[int, int]:
     return unix_to_ntp(time.time() if clock is None else clock.seconds())
 
 
+def ntp_clock(clock: _Clock) -> Callable[[], tuple[int, int]]:
+    """
+    A clock's time as NTP: ``ntp_clock(reactor)()`` is
+    ``ntp_now(reactor)``.
+
+    Where :mod:`instrumentd._framing` was built this is one C call that
+    reads ``clock.seconds()`` and converts a float time as
+    :func:`unix_to_ntp` does (any other time it hands to
+    :func:`unix_to_ntp` itself); a port agent takes the time of every read
+    so.
+
+    :param clock: an object with ``seconds()`` (a reactor, a
+        :class:`twisted.internet.task.Clock`).
+    :returns: a callable of no arguments returning ``(seconds, fraction)``.
+    """
+    if _NtpClock is not None:
+        return _NtpClock(clock.seconds, unix_to_ntp)
+    return partial(ntp_now, clock)
+
+
 @dataclass(frozen=True, slots=True)
 class Packet:
     """
@@ -272,6 +316,23 @@ def encode_packet(
     :param seconds: NTP seconds (reduced modulo 2**32).
     :param fraction: NTP fraction, 0 <= fraction < 2**32.
     :returns: the packet bytes.
+    :raises ValueError: if the payload is too long.
+    """
+    if encode_packet_c is not None:
+        # The plain case in one C call; None for anything else.
+        packet = encode_packet_c(packet_type, payload, seconds, fraction)
+        if packet is not None:
+            return packet
+    return encode_packet_python(packet_type, payload, seconds, fraction)
+
+
+def encode_packet_python(
+    packet_type: int, payload: bytes, seconds: int, fraction: int
+) -> bytes:
+    """
+    :func:`encode_packet` in pure Python: what the C encoder must match,
+    and what encodes where it was not built.
+
     :raises ValueError: if the payload is too long.
     """
     if len(payload) > MAX_PAYLOAD_SIZE:

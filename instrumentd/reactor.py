@@ -58,11 +58,12 @@ if EPollReactor is not None:
 
     _log = Logger()
 
+    from twisted.internet.posixbase import _NO_FILEDESC
+
     #: A plain "readable" event, with no error or hang-up beside it.
     _READABLE: Final = select.EPOLLIN
-    #: The events dispatched without the log context: a plain "readable"
-    #: or a plain "writable" one.
-    _PLAIN: Final = frozenset({_READABLE, select.EPOLLOUT})
+    #: A plain "writable" one.
+    _WRITABLE: Final = select.EPOLLOUT
 
     class InstrumentdReactor(EPollReactor):
         """
@@ -85,17 +86,36 @@ if EPollReactor is not None:
                 selectable = selectables.get(fd)
                 if selectable is None:
                     continue
-                if event in _PLAIN:
+                if event == _READABLE:
+                    # _doReadOrWrite's steps for a plain read, written out
+                    # (a port agent's every message comes so): a lost
+                    # descriptor, the read, an error from it logged, and
+                    # what ends the connection handed on as Twisted does.
+                    in_read = False
+                    why: object
+                    try:
+                        if selectable.fileno() == -1:
+                            why = _NO_FILEDESC
+                        else:
+                            why = selectable.doRead()
+                            in_read = True
+                    except BaseException:
+                        why = sys.exc_info()[1]
+                        log.err()
+                    if why:
+                        try:
+                            self._disconnectSelectable(  # type: ignore[no-untyped-call]
+                                selectable, why, in_read
+                            )
+                        except BaseException:
+                            # Logged as callWithLogger would log it; the
+                            # next event is dispatched as usual.
+                            _log.failure("Unhandled error dispatching a read")
+                elif event == _WRITABLE:
                     try:
                         dispatch(selectable, fd, event)  # type: ignore[no-untyped-call]
                     except BaseException:
-                        # Logged as callWithLogger would log it; the next
-                        # event is dispatched as usual.
-                        _log.failure(
-                            "Unhandled error dispatching a read"
-                            if event == _READABLE
-                            else "Unhandled error dispatching a write"
-                        )
+                        _log.failure("Unhandled error dispatching a write")
                 else:
                     log.callWithLogger(selectable, dispatch, selectable, fd, event)
 

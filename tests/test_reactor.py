@@ -12,11 +12,13 @@ import socket
 import sys
 from typing import Any
 
-from twisted.internet import abstract, main
+from twisted.internet import abstract, error, main
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IHalfCloseableDescriptor
 from twisted.internet.utils import getProcessOutput
 from twisted.python import log
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer
 
 from instrumentd import reactor as agent_reactor
 from instrumentd.portagent.launcher import launch_port_agent
@@ -150,6 +152,46 @@ class DispatchTests(SynchronousTestCase):
         self.reactor.doIteration(5)
         self.assertEqual(len(reader.lost), 1)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_lostDescriptorDisconnects(self) -> None:
+        """
+        A connection whose descriptor is gone (its C{fileno} is -1 when its
+        event comes) is not read, and ends with Twisted's reason for it.
+        """
+
+        class _Lost(_Reader):
+            gone = False
+
+            def fileno(self) -> int:
+                return -1 if self.gone else super().fileno()
+
+        reader = _Lost(self.ours, self.reactor)
+        self.reactor.addReader(reader)
+        reader.gone = True
+        self.theirs.sendall(b"x")
+        self.reactor.doIteration(5)
+        self.assertEqual(reader.reads, [])
+        self.assertEqual(len(reader.lost), 1)
+        self.assertTrue(reader.lost[0].check(error.ConnectionFdescWentAway))
+
+    def test_halfCloseFromRead(self) -> None:
+        """
+        The end of the stream met by a read of a half-closeable connection
+        closes only its reading side (C{readConnectionLost}), as in
+        Twisted's own reactor.
+        """
+
+        @implementer(IHalfCloseableDescriptor)
+        class _Half(_Reader):
+            def readConnectionLost(self, reason: Any) -> None:
+                self.half = reason
+
+        reader = _Half(self.ours, self.reactor)
+        self.reactor.addReader(reader)
+        self.theirs.shutdown(socket.SHUT_WR)
+        self.reactor.doIteration(5)
+        self.assertEqual(reader.lost, [])
+        self.assertTrue(reader.half.check(main.CONNECTION_DONE.__class__))
 
     def test_errorInDisconnectLogged(self) -> None:
         """

@@ -17,7 +17,6 @@ import json
 import os
 import re
 from collections.abc import Callable
-from functools import partial
 from typing import Any, Final
 
 from twisted.application.service import Service
@@ -39,7 +38,7 @@ from twisted.logger import Logger
 from instrumentd import __version__
 from instrumentd.gcfreeze import frozen_objects
 from instrumentd.interfaces import IDataLog
-from instrumentd.packet import PacketType, ntp_now
+from instrumentd.packet import PacketType, ntp_clock
 from instrumentd.portagent.access import (
     TokenGateFactory,
     listener_reach,
@@ -157,9 +156,8 @@ class PortAgent(Service):
         )
         self.router = Router(
             self.datalog,
-            # The reactor's clock as NTP, one call a message fewer than a
-            # method calling ntp_now.
-            partial(ntp_now, reactor),
+            # The reactor's clock as NTP: one C call where it was built.
+            ntp_clock(reactor),
             config.client_buffer,
             client_memory=config.client_memory,
             stall_timeout=config.client_stall_timeout,
@@ -181,7 +179,8 @@ class PortAgent(Service):
         self.link = InstrumentLink(
             instrument_endpoint(reactor, self._instrument),
             config.instrument,
-            on_data=self._instrument_data,
+            # Each read straight to the router, which counts it.
+            on_data=self.router.relay_read,
             on_up=self._link_up,
             on_down=self._link_down,
             on_attempt_failed=self._attempt_failed,
@@ -414,12 +413,6 @@ class PortAgent(Service):
             self._reactor.callWhenRunning(self._reactor.stop)
 
     # -- the instrument ----------------------------------------------------
-
-    def _instrument_data(self, data: bytes) -> None:
-        counters = self.router.counters
-        counters.bytes_from_instrument += len(data)
-        counters.reads_from_instrument += 1
-        self.router.publish(PacketType.DATA_FROM_INSTRUMENT, data)
 
     def _link_up(self) -> None:
         self.router.counters.connects += 1
