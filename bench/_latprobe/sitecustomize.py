@@ -62,7 +62,7 @@ if _path and "port-agent" in " ".join(sys.argv):
 
     from twisted.internet import base
 
-    from instrumentd.portagent import agent, datalog, outlet
+    from instrumentd.portagent import agent, datalog, outlet, router
 
     try:
         from instrumentd.reactor import InstrumentdReactor as _Reactor
@@ -102,7 +102,14 @@ if _path and "port-agent" in " ".join(sys.argv):
 
     datalog.DataLog._write_out = _probed_write_out  # type: ignore[method-assign]
 
-    _read = agent.PortAgent._instrument_data
+    # Where the read reaches the agent: the router's relay_read (older
+    # trees: the agent's _instrument_data).
+    _reader: Any = getattr(router.Router, "relay_read", None)
+    _reader_owner: Any = router.Router
+    _reader_name = "relay_read"
+    if _reader is None:  # older trees
+        _reader = agent.PortAgent._instrument_data  # type: ignore[attr-defined]
+        _reader_owner, _reader_name = agent.PortAgent, "_instrument_data"
 
     def _probed_read(self: Any, data: bytes) -> None:
         at = _mono()
@@ -110,29 +117,37 @@ if _path and "port-agent" in " ".join(sys.argv):
         _now["stamp"] = int(data[start + 1 : start + 20]) if start >= 0 else -1
         _now["read"] = at
         _now["gen0"] = _count()[0]
-        _read(self, data)
+        _reader(self, data)
 
-    agent.PortAgent._instrument_data = _probed_read  # type: ignore[method-assign]
+    setattr(_reader_owner, _reader_name, _probed_read)
 
-    _send_now = outlet.ClientOutlet._send_now
-
-    def _probed_send(self: Any, data: bytes) -> None:
-        began = _mono()
-        _send_now(self, data)
-        _messages.extend(
-            (
-                _now["stamp"],
-                _now["in"],
-                _now["out"],
-                _now["read"],
-                _now["cpu"],
-                _now["gen0"],
-                began,
-                _mono(),
+    def _stamped(send: Any) -> Any:
+        def _probed_send(*args: Any) -> None:
+            began = _mono()
+            send(*args)
+            _messages.extend(
+                (
+                    _now["stamp"],
+                    _now["in"],
+                    _now["out"],
+                    _now["read"],
+                    _now["cpu"],
+                    _now["gen0"],
+                    began,
+                    _mono(),
+                )
             )
-        )
 
-    outlet.ClientOutlet._send_now = _probed_send  # type: ignore[method-assign]
+        return _probed_send
+
+    # The send to an idle client: send_at_once as the outlet calls it
+    # (older trees: the outlet's _send_now).
+    if hasattr(outlet, "send_at_once"):
+        outlet.send_at_once = _stamped(outlet.send_at_once)
+    else:  # older trees
+        outlet.ClientOutlet._send_now = _stamped(  # type: ignore[attr-defined]
+            outlet.ClientOutlet._send_now  # type: ignore[attr-defined]
+        )
 
     def _dump() -> None:
         def rows(values: array[int], width: int) -> list[list[int]]:
