@@ -386,3 +386,56 @@ class ReadingTests(SynchronousTestCase):
             reader.read(f"interval = {interval} s\r\n")
         self.assertLessEqual(len(reader._recent), 64)
         self.assertEqual(reader.read("interval = 3 s\r\n"), {"interval": 3})
+
+
+class FirstCharacterTests(SynchronousTestCase):
+    """
+    A line is tried only against the kinds that could begin with its first
+    character (worked out from each kind's parsed pattern); a kind whose
+    first character cannot be told is tried on every line.
+    """
+
+    def test_firstCharacters(self) -> None:
+        """
+        Literals, classes of literals and ranges, alternatives, optional
+        and repeated parts, groups and zero-width assertions give the
+        characters a match begins with; anything else gives C{None}.
+        """
+        from instrumentd.driver.dumps import _first_chars
+
+        cases = {
+            r"SBE ?37": {"S"},
+            r"[A-C]x": {"A", "B", "C"},
+            r"(?P<k>temperature|rtc): +": {"t", "r"},
+            r"(?P<s>(?:do not )?store time)": {"d", "s"},
+            r" +(?P<key>\w+) = ": {" "},
+            r"(?<=x)ab|(?=c)cd": {"a", "c"},
+            r"(?>ab)c": {"a"},
+            r"\d+ apples": None,
+            r"(?i)abc": None,
+            r"a?": None,
+            r"(?:x)?\w": None,
+            r".*": None,
+            r"": None,
+        }
+        for source, chars in cases.items():
+            expected = None if chars is None else frozenset(chars)
+            self.assertEqual(_first_chars(re.compile(source)), expected, source)
+
+    def test_triedInOrder(self) -> None:
+        """
+        Kinds that can begin with anything are still tried on every line,
+        in the table's order with the rest: the first kind that matches the
+        whole line reads it, as without the dispatch.
+        """
+        reader = DumpReader(
+            Line(r"\d+ apples, (?P<apples>\d+) ripe"),
+            Line(r"(?P<count>\d+) apples.*"),
+            Line(r"apples: (?P<named>\w+)"),
+            Line(r"(?i)APPLES: (?P<shouted>\w+)"),
+        )
+        self.assertEqual(
+            reader.read("7 apples, 3 ripe\r\n9 apples here\r\nApples: some\r\n"),
+            {"apples": "3", "count": "9", "shouted": "some"},
+        )
+        self.assertEqual(reader.read("apples: red\r\n"), {"named": "red"})

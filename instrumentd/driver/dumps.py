@@ -41,11 +41,12 @@ its parameters alike.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from typing import ClassVar, cast
+from typing import Any, ClassVar, cast
 
 from instrumentd.driver.errors import InstrumentProtocolError
 from instrumentd.driver.particles import RegexDataParticle
@@ -136,6 +137,72 @@ _IMMUTABLE = frozenset({str, int, float, bool, type(None), datetime, date, time}
 _RECENT = 64
 
 
+def _first_chars(compiled: re.Pattern[str]) -> frozenset[str] | None:
+    """
+    The characters a line of this kind can begin with, worked out from the
+    parsed pattern: a line beginning with any other cannot match it, so it
+    is not tried on such a line.  ``None`` where that cannot be told (the
+    pattern may match an empty line, begins with a class such as ``\\d``,
+    ignores case, or the parser's form is not one known here): then the
+    kind is tried on every line, as before.
+    """
+    if compiled.flags & (re.IGNORECASE | re.LOCALE):
+        return None
+    try:
+        parser: Any = importlib.import_module("re._parser")
+        constants: Any = importlib.import_module("re._constants")
+        found = _firsts(list(parser.parse(compiled.pattern, compiled.flags)), constants)
+    except Exception:
+        # Another Python's parser: no dispatch, every kind tried.
+        return None
+    return None if found is None else frozenset(found)
+
+
+def _firsts(items: list[Any], c: Any) -> set[str] | None:
+    # What a match of this sequence of parsed items must begin with; None
+    # if it may begin with anything (or be empty).  Zero-width assertions
+    # are passed over: the first character consumed comes after them, and
+    # leaving out a condition keeps the set a necessary one.
+    for index, (op, av) in enumerate(items):
+        if op is c.LITERAL:
+            return {chr(av)}
+        if op is c.IN:
+            chars: set[str] = set()
+            for item_op, item_av in av:
+                if item_op is c.LITERAL:
+                    chars.add(chr(item_av))
+                elif item_op is c.RANGE and item_av[1] - item_av[0] < 256:
+                    chars.update(map(chr, range(item_av[0], item_av[1] + 1)))
+                else:
+                    return None
+            return chars
+        if op is c.SUBPATTERN:
+            if av[1] & (c.SRE_FLAG_IGNORECASE | c.SRE_FLAG_LOCALE):
+                return None
+            return _firsts(list(av[3]), c)
+        if op is c.ATOMIC_GROUP:
+            return _firsts(list(av), c)
+        if op is c.BRANCH:
+            union: set[str] = set()
+            for alternative in av[1]:
+                part = _firsts(list(alternative), c)
+                if part is None:
+                    return None
+                union |= part
+            return union
+        if op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+            repeated = _firsts(list(av[2]), c)
+            if repeated is None or av[0] >= 1:
+                return repeated
+            # Optional (``(?:do not )?``): it, or what follows it.
+            after = _firsts(items[index + 1 :], c)
+            return None if after is None else repeated | after
+        if op in (c.AT, c.ASSERT, c.ASSERT_NOT):
+            continue
+        return None
+    return None
+
+
 def _mode(kind: Line) -> str:
     cls = type(kind)
     if cls.compiled is not Line.compiled:
@@ -167,12 +234,24 @@ class DumpReader:
         self.lines = lines
         self.converters: Mapping[str, Reader] = dict(read or {})
         self.ids = ids
+        # Looked up for each value read: a set, not the tuple's scan.
+        self._kept = None if ids is None else frozenset(ids)
         # Each kind with how to try it: Line's and Keyed's own texts()
         # inline (one fullmatch, no method calls for a line of another
         # kind), any other kind through its texts().
         self._plan = tuple(
             (kind, kind.compiled.fullmatch, _mode(kind)) for kind in lines
         )
+        # Which kinds can begin with which character: a line is tried only
+        # against the kinds that could match it (a status dump's line
+        # against one or two kinds of eighteen, each try a regex call),
+        # in the same order.  ``None`` where a kind could begin with
+        # anything.
+        self._firsts = tuple(_first_chars(kind.compiled) for kind in lines)
+        # The plan for lines beginning with each character met so far.
+        self._plans: dict[
+            str, tuple[tuple[Line, Callable[[str], re.Match[str] | None], str], ...]
+        ] = {}
         # Dumps read lately, by text: a dump is read twice as a rule (the
         # command's reply and the chunker's particle), and a reading is a
         # pure function of the text.  Only readings of immutable values
@@ -214,10 +293,15 @@ class DumpReader:
 
     def _read(self, text: str) -> dict[str, object]:
         found: dict[str, object] = {}
-        ids = self.ids
+        ids = self._kept
+        plans = self._plans
         for raw in text.splitlines():
             line = raw.rstrip()
-            for kind, fullmatch, mode in self._plan:
+            first = line[:1]
+            plan = plans.get(first)
+            if plan is None:
+                plan = self._plan_for(first)
+            for kind, fullmatch, mode in plan:
                 if mode is _OTHER:
                     texts = kind.texts(line)
                     if texts is None:
@@ -241,6 +325,20 @@ class DumpReader:
                         found[name] = self._convert(kind, name, value, line)
                 break
         return found
+
+    def _plan_for(
+        self, first: str
+    ) -> tuple[tuple[Line, Callable[[str], re.Match[str] | None], str], ...]:
+        # The kinds a line beginning with ``first`` ("" for an empty line)
+        # could be, in the table's order; kept for the next such line.
+        plan = tuple(
+            step
+            for step, chars in zip(self._plan, self._firsts, strict=True)
+            if chars is None or first in chars
+        )
+        if len(self._plans) < 512:
+            self._plans[first] = plan
+        return plan
 
     def _convert(self, kind: Line, name: str, text: str, line: str) -> object:
         reader = kind.read.get(name) or self.converters.get(name)
