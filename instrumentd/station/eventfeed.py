@@ -52,7 +52,7 @@ def event_message(instrument: str, event: DriverEvent) -> bytes:
     """
     if isinstance(event, RecordEvent):
         # Compact JSON has no line breaks, so it is one data: line.
-        if event.event_type is EventType.SAMPLE:
+        if event.event_type is _SAMPLE:
             # Made in one join with the JSON.
             return event.message_json(instrument, before=_SAMPLE_BEFORE, after=_AFTER)
         kind = event.event_type.value.encode("ascii")

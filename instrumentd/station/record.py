@@ -77,6 +77,13 @@ _NTP_EPOCH: Final = datetime(1900, 1, 1, tzinfo=UTC)
 #: build_record reads the short way (a class that redefines it is asked).
 _PREFERRED: Final = DataParticle.__dict__["preferred_timestamp"]
 
+#: Enum members read once: read from their class, each costs a call of
+#: EnumType.__getattr__ (Python 3.11), and these are read for every sample.
+_PORT: Final = TimestampName.PORT
+_INTERNAL: Final = TimestampName.INTERNAL
+_DRIVER: Final = TimestampName.DRIVER
+_SAMPLE: Final = EventType.SAMPLE
+
 #: Value types that are JSON-ready as they are (not their subclasses: an
 #: IntEnum is written as its value by ``to_jsonable``).
 _PLAIN: Final = frozenset({float, int, str, bool, type(None)})
@@ -373,11 +380,11 @@ def build_record(instrument: str, particle: DataParticle) -> SampleRecord:
         # not 0): read so without the rule's calls (this runs for every
         # sample), which only a preferred timestamp absent needs.
         preferred = particle._preferred
-        if preferred is TimestampName.PORT:
+        if preferred is _PORT:
             ntp = port
-        elif preferred is TimestampName.INTERNAL:
+        elif preferred is _INTERNAL:
             ntp = internal
-        elif preferred is TimestampName.DRIVER:
+        elif preferred is _DRIVER:
             ntp = driver
         if ntp is None or ntp == 0:
             preferred = particle.preferred_timestamp
@@ -770,7 +777,7 @@ class RecordEvent(SampleEvent):
         kind = self.event_type
         # self.record without its property call and check.
         record: bytes = self.particle.json  # type: ignore[attr-defined]
-        if time.__class__ is float and kind is EventType.SAMPLE:
+        if time.__class__ is float and kind is _SAMPLE:
             # The common case: the encoded head up to the time made once
             # per instrument, and the time encoded alone (orjson writes a
             # float alone as it does in an object).
