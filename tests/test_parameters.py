@@ -162,6 +162,25 @@ class ParameterDeclarationTests(SynchronousTestCase):
             ValueError, parameters.add, Parameter(name="E", type=ParameterType.INT)
         )
 
+    def test_addAll(self) -> None:
+        """
+        C{add_all} declares several parameters in order, each unread, as
+        C{add} does one by one; a name declared twice is refused.
+        """
+        parameters = ParameterDictionary(Clock())
+        first = Parameter(name="F", type=ParameterType.INT)
+        second = Parameter(name="G", type=ParameterType.BOOL)
+        parameters.add_all((first, second))
+        self.assertEqual(parameters.names(), ["F", "G"])
+        self.assertIs(parameters.parameter("G"), second)
+        self.assertEqual(parameters.stale(), ["F", "G"])
+        self.assertIsNone(parameters.get("F"))
+        self.assertRaises(
+            ValueError,
+            parameters.add_all,
+            [Parameter(name="H", type=ParameterType.INT), first],
+        )
+
     def test_dictionaryContents(self) -> None:
         """
         The dictionary lists, counts and finds its parameters.

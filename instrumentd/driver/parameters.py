@@ -315,6 +315,25 @@ class ParameterDictionary(Declarations[Parameter]):
         self._readings[parameter.name] = _Reading()
         return parameter
 
+    def add_all(self, parameters: Iterable[Parameter]) -> None:
+        """
+        Declare several parameters, in order: what :meth:`add` does for
+        each, in one call (a driver declares dozens for every instrument
+        it drives).
+
+        :param parameters: the declarations.
+        :raises ValueError: if a parameter of that name exists; those
+            before it are declared.
+        """
+        declared = self._declared
+        readings = self._readings
+        for parameter in parameters:
+            name = parameter.name
+            if name in declared:
+                raise ValueError(f"{self.kind} {name} is declared twice")
+            declared[name] = parameter
+            readings[name] = _Reading()
+
     def parameter(self, name: str) -> Parameter:
         """
         One parameter's declaration.

@@ -141,6 +141,9 @@ _CALIBRATION: Final = tuple(
 )
 
 
+#: Every parameter, in the order declared.
+_ALL: Final = (*_SETTINGS, *_CALIBRATION)
+
 #: The user settings, read from ``DS``, in the order the driver sets them.
 SETTINGS: Final[tuple[str, ...]] = tuple(p.name for p in _SETTINGS)
 #: The calibration, read from ``DC``; read-only.
@@ -159,5 +162,4 @@ def declare_parameters(parameters: ParameterDictionary) -> None:
 
     :param parameters: the protocol's dictionary.
     """
-    for parameter in (*_SETTINGS, *_CALIBRATION):
-        parameters.add(parameter)
+    parameters.add_all(_ALL)
