@@ -265,6 +265,16 @@ def _check(parameter: Parameter, value: object) -> object:
     return value
 
 
+#: The types whose values coerce_value returns unchanged, by parameter
+#: type (exactly these classes: a bool is no int here).
+_EXACT: dict[ParameterType, type] = {
+    ParameterType.INT: int,
+    ParameterType.FLOAT: float,
+    ParameterType.BOOL: bool,
+    ParameterType.STRING: str,
+}
+
+
 class _Clock(Protocol):
     def seconds(self) -> float: ...
 
@@ -482,22 +492,37 @@ class ParameterDictionary(Declarations[Parameter]):
         """
         now = self._now()
         changes: dict[str, object] = {}
+        declared = self._declared
+        readings = self._readings
         for name in self._expand(names):
-            parameter = self._declared[name]
-            value = None if parameter.source is None else values.get(parameter.source)
+            parameter = declared[name]
+            source = parameter.source
+            if source is None:
+                continue
+            value = values.get(source)
             if value is None:
                 continue
-            try:
-                value = coerce_value(parameter.type, value, parameter.allowed_values)
-            except (ValueError, TypeError) as error:
-                _log.warn(
-                    "Parameter {parameter}: cannot take {value!r}: {error}",
-                    parameter=name,
-                    value=value,
-                    error=str(error),
-                )
-                continue
-            self._record(name, value, now, changes)
+            # A value of the parameter's own type as it is (what a dump's
+            # reader gives, as a rule) is what coerce_value would return.
+            if value.__class__ is not _EXACT.get(parameter.type):
+                try:
+                    value = coerce_value(
+                        parameter.type, value, parameter.allowed_values
+                    )
+                except (ValueError, TypeError) as error:
+                    _log.warn(
+                        "Parameter {parameter}: cannot take {value!r}: {error}",
+                        parameter=name,
+                        value=value,
+                        error=str(error),
+                    )
+                    continue
+            # _record's work, written out (dozens of values a dump).
+            reading = readings[name]
+            if reading.time is None or reading.value != value:
+                changes[name] = value
+            reading.value = value
+            reading.time = now
         return changes
 
     def set_unsupported(self, reasons: Mapping[str, str]) -> None:
