@@ -121,6 +121,7 @@ READS = [
 
 SETUPS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     ((), {}),
+    ((), {"direct": True}),
     (("data",), {}),
     (("data", "data"), {}),
     (("data", "sniff"), {}),
@@ -146,7 +147,9 @@ class RelayReadTests(SynchronousTestCase):
 
     def test_sameAsPublish(self) -> None:
         """
-        For every set of clients (none, data, sniff, raw, RFC 2217, direct,
+        For every set of clients (none, data, sniff, raw, RFC 2217, direct
+        alone or with data clients, a direct client publishing from its
+        handler,
         a slow client cut off part-way, with its fault after the message
         that passed its buffer), and every kind of read (empty, 0xFF bytes,
         not C{bytes}, the longest and one byte past), the datalog, every

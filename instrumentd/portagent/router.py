@@ -186,10 +186,10 @@ class Router:
         ``DATA_FROM_INSTRUMENT``.
 
         Every read of a port agent comes here, so the usual case is done
-        on a short path: only data clients connected (or none), a read of
-        one packet, no publish under way.  It records and sends exactly
-        what :meth:`publish` would, in the same order; anything else goes
-        through :meth:`publish`.
+        on a short path: only data clients and direct clients connected
+        (or none), a read of one packet, no publish under way.  It records
+        and sends exactly what :meth:`publish` would, in the same order;
+        anything else goes through :meth:`publish`.
 
         :param data: the bytes read.
         """
@@ -202,7 +202,6 @@ class Router:
             or sniff
             or raw
             or self._rfc2217
-            or self.direct
             or len(data) > MAX_PAYLOAD_SIZE
         ):
             self.publish(_FROM_INSTRUMENT, data)
@@ -217,13 +216,17 @@ class Router:
         by_type = counters.packets_by_type
         by_type[_FROM_INSTRUMENT_NAME] = by_type.get(_FROM_INSTRUMENT_NAME, 0) + 1
         clients = self._data
-        if clients:
-            # As in publish: a snapshot, and faults of clients cut off
-            # meanwhile sent after this message.
+        direct = self.direct
+        if clients or direct:
+            # As in publish: snapshots, data clients before direct ones,
+            # and faults of clients cut off meanwhile sent after this
+            # message.
             self._publishing = True
             try:
                 for outlet in tuple(clients):
                     outlet.send(packet)
+                for receiver in tuple(direct):
+                    receiver.message(_FROM_INSTRUMENT, data, seconds, fraction)
             finally:
                 self._publishing = False
             while self._faults:
