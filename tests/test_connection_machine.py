@@ -601,3 +601,47 @@ class DiagramTests(SynchronousTestCase):
                 "workhorse.dot",
             ],
         )
+
+
+class TimedToyConnection(ToyConnection):
+    """
+    A toy connection that can also give each read's time without a packet,
+    as an in-process agent's connection does.
+    """
+
+    timed: Any = None
+
+    def attach_timed(
+        self, callback: Any, on_state: Any = None, on_fault: Any = None
+    ) -> None:
+        self.timed = callback
+        ToyConnection.attach(
+            self,
+            lambda data, packet: callback(data, packet.ntp_time),
+            on_state,
+            on_fault,
+        )
+
+
+class TimedDataTests(SynchronousTestCase):
+    """
+    A connection whose type has C{attach_timed} is attached through it.
+    """
+
+    def test_attachedTimed(self) -> None:
+        """
+        The machine attaches its timed data callback; bytes given to it
+        reach the protocol with their time, as through a packet.
+        """
+        bench = Bench()
+        connection = TimedToyConnection(bench.line)
+        bench.connection = connection
+        bench.core = ConnectionCore(connection, bench.build, bench.events)
+        bench.machine = ConnectionMachine(bench.core)
+        bench.core.start(bench.machine)
+        self.assertIsNotNone(connection.timed)
+        bench.to_connected()
+        self.assertEqual(bench.machine.status(), "CONNECTED")
+        connection.timed(b"#T=1.0000 P=2.0000\r\n", 5.25)
+        [sample] = [e for e in bench.seen if e.event_type.value == "SAMPLE"]
+        self.assertEqual(sample.particle.port_timestamp, 5.25)

@@ -136,6 +136,35 @@ class DirectTests(SynchronousTestCase):
         self.assertEqual(self.seen.states[-1], LinkState(True, True, False))
         self.assertEqual(len(self.seen.faults), 1)
 
+    def test_timedData(self) -> None:
+        """
+        A protocol attached with attach_timed gets each read's bytes with
+        the packet's NTP time as a float, the very float the packet given
+        to attach's callback says; status and faults as attach's; only one
+        protocol at a time.
+        """
+        timed = DirectAgentConnection(reactor=self.h.reactor)
+        got: list[tuple[bytes, float]] = []
+        states: list[LinkState] = []
+        timed.attach_timed(lambda data, when: got.append((data, when)), states.append)
+        with self.assertRaises(InstrumentConnectionError):
+            timed.attach(lambda data, packet: None)
+        timed.configure({"method": "in_process", "name": "TEST02"})
+        timed.bind(self.h.agent)
+        self.connect()
+        timed.connect()
+        self.h.reactor.advance(0)
+        self.h.link_up()
+        self.assertEqual(states[-1], LinkState(True, True, True))
+        self.h.reactor.advance(2.123456789)
+        assert self.h.instrument is not None
+        self.h.instrument.dataReceived(b"t 10.1\r\n")
+        [(_data, packet)] = self.seen.data
+        self.assertEqual(got, [(b"t 10.1\r\n", packet.ntp_time)])
+        self.assertIs(type(got[0][1]), float)
+        timed.detach()
+        timed.attach(lambda data, packet: None)
+
     def test_send(self) -> None:
         """
         The driver's bytes reach the instrument and are recorded as

@@ -241,7 +241,15 @@ class ConnectionCore:
         self.machine = machine
         self.state = ConnectionTable.initial
         follow_states(machine, self._state_changed)
-        self.connection.attach(self._data, self._on_link, self._fault)
+        # A connection that can give each read's time without a packet (an
+        # in-process agent's) is asked to: the time is all the machine
+        # reads of it.  Looked up on the type: a test double's attributes
+        # are not methods it has.
+        attach_timed = getattr(type(self.connection), "attach_timed", None)
+        if attach_timed is not None:
+            attach_timed(self.connection, self._data_at, self._on_link, self._fault)
+        else:
+            self.connection.attach(self._data, self._on_link, self._fault)
 
     def _state_changed(self, previous: str, input: str, state: str) -> None:
         self.state = state
@@ -280,6 +288,9 @@ class ConnectionCore:
     # What the connection tells us.
 
     def _data(self, data: bytes, packet: Packet) -> None:
+        self._data_at(data, packet.ntp_time)
+
+    def _data_at(self, data: bytes, timestamp: float) -> None:
         protocol = self.protocol
         machine = self.machine
         if (
@@ -291,9 +302,9 @@ class ConnectionCore:
             # CONNECTED ``_data_received`` does (``deliver``), run as the
             # machine runs an input, without the dispatch through its
             # transition table.
-            run_as_input(machine, protocol.got_data, data, packet.ntp_time)
+            run_as_input(machine, protocol.got_data, data, timestamp)
             return
-        self.report("_data_received", data, packet.ntp_time)
+        self.report("_data_received", data, timestamp)
 
     def _on_link(self, link: LinkState) -> None:
         # A connection may report states while its connect() is still under

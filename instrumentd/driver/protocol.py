@@ -141,6 +141,11 @@ ALL = "ALL"
 SessionWork = Callable[[InstrumentSession], Coroutine[Any, Any, T]]
 
 
+#: Read once: an enum member read from its class is a Python-level lookup
+#: in 3.11 (about 1,000 instructions), and got_data compares with it on
+#: every read.
+_DIRECT_ACCESS = ProtocolState.DIRECT_ACCESS
+
 #: The inputs that are not commands: never listed as capabilities.
 _NOT_CAPABILITIES = frozenset({"status"})
 
@@ -429,7 +434,7 @@ class InstrumentProtocol(Generic[InputsT]):
         Bytes from the instrument: to the operator in direct access, to the
         engine (replies), and through the chunker to :meth:`got_record`.
         """
-        if self.state == ProtocolState.DIRECT_ACCESS:
+        if self.state == _DIRECT_ACCESS:
             self.events.publish(DirectAccessEvent(data, time=self.events.now()))
         self.engine.data_received(data)
         if self.chunker is not None:
