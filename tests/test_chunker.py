@@ -566,6 +566,8 @@ def _sifted(
     stream: bytes,
     cuts: list[int],
     max_buffer: int,
+    *,
+    taking: bool = False,
 ) -> object:
     # Everything a chunker of ``kind`` hands out for the stream cut at
     # ``cuts``: records per chunk, noise with the counters as they were
@@ -578,7 +580,14 @@ def _sifted(
     chunker = kind(sieves, max_buffer=max_buffer, on_noise=noise)
     edges = sorted({0, len(stream), *(c for c in cuts if c < len(stream))})
     for number, (start, end) in enumerate(itertools.pairwise(edges)):
-        chunker.add_chunk(stream[start:end], float(number // 2))
+        if taking:
+            # As a protocol's got_data takes them.
+            record = chunker.add_record_chunk(stream[start:end], float(number // 2))
+            if record is not None:
+                seen.append([Record(float(number // 2), record)])
+                continue
+        else:
+            chunker.add_chunk(stream[start:end], float(number // 2))
         seen.append(chunker.take_records())
     chunker.clear()
     return seen, dataclasses.astuple(chunker.counters)
@@ -609,3 +618,44 @@ class SiftEquivalenceTests(SynchronousTestCase):
             for kind in (Chunker, _ReferenceChunker)
         ]
         self.assertEqual(outcomes[0], outcomes[1])
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.sampled_from(range(len(_SIEVE_SETS))),
+        _JUNKY,
+        st.lists(st.integers(0, 400), max_size=20),
+        st.sampled_from([16, 64, 4096]),
+    )
+    def test_recordChunk(
+        self, which: int, stream: bytes, cuts: list[int], max_buffer: int
+    ) -> None:
+        """
+        add_record_chunk, with take_records when it gives no record, hands
+        out what add_chunk and take_records do: the same records with the
+        same times, noise and counters.
+        """
+        taken = _sifted(
+            Chunker, _SIEVE_SETS[which], stream, cuts, max_buffer, taking=True
+        )
+        self.assertEqual(
+            taken, _sifted(Chunker, _SIEVE_SETS[which], stream, cuts, max_buffer)
+        )
+
+    def test_recordChunkReturned(self) -> None:
+        """
+        A chunk that is one whole record, met with nothing waiting, comes
+        back from add_record_chunk (noise before it handed out as noise);
+        nothing is queued.
+        """
+        noise: list[bytes] = []
+        chunker = Chunker(SBE37_SIEVES, on_noise=noise.append)
+        line = b"#10.1234, 3.51234, 10.100, 05 Feb 2013, 19:16:59\r\n"
+        self.assertIs(chunker.add_record_chunk(line, 1.0), line)
+        self.assertEqual(chunker.add_record_chunk(b"S>" + line, 2.0), line)
+        self.assertEqual(noise, [b"S>"])
+        self.assertEqual(chunker.take_records(), [])
+        self.assertIsNone(chunker.add_record_chunk(line[:10], 3.0))
+        self.assertIsNone(chunker.add_record_chunk(line[10:], 4.0))
+        self.assertEqual(chunker.take_records(), [Record(3.0, line)])
+        self.assertEqual(chunker.counters.records, 3)
+        self.assertTrue(chunker.counters.accounted(chunker.buffered))

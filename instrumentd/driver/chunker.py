@@ -384,7 +384,7 @@ class Chunker:
             and not self._buffer
             and type(data) is bytes
             and 0 < size <= self._max_buffer
-            and self._one_record(data, size, timestamp, searches)
+            and self._one_record(data, size, timestamp, searches, True)
         ):
             return
         if size <= self._max_buffer:
@@ -395,17 +395,54 @@ class Chunker:
         for start in range(0, len(data), self._max_buffer):
             self._add(bytes(view[start : start + self._max_buffer]), timestamp)
 
+    def add_record_chunk(self, data: bytes, timestamp: float) -> bytes | None:
+        """
+        :meth:`add_chunk`, except that a chunk that completes exactly one
+        record and leaves nothing waiting (a line a read, met with nothing
+        waiting and no record untaken) gives that record's bytes here
+        instead of queuing it: what :meth:`take_records` would then give
+        as the only record, with ``timestamp`` as its time, counted the
+        same way.
+
+        :param data: the bytes, in stream order.
+        :param timestamp: when the port agent read them (NTP seconds).
+        :returns: the record's bytes, or ``None`` when the chunk was added
+            as :meth:`add_chunk` adds it (take its records from
+            :meth:`take_records`).
+        """
+        size = len(data)
+        searches = self._searches
+        if (
+            searches is not None
+            and not self._buffer
+            and not self._records
+            and type(data) is bytes
+            and 0 < size <= self._max_buffer
+        ):
+            taken = self._one_record(data, size, timestamp, searches, False)
+            if taken is True:
+                return None
+            if taken is not False:
+                return taken
+            # What add_chunk does once _one_record has declined.
+            self._add(data, timestamp)
+            return None
+        self.add_chunk(data, timestamp)
+        return None
+
     def _one_record(
         self,
         data: bytes,
         size: int,
         timestamp: float,
         searches: tuple[Callable[[bytes], re.Match[bytes] | None], ...],
-    ) -> bool:
+        queue: bool,
+    ) -> bool | bytes:
         # A chunk met with nothing waiting and sieves that are all
         # patterns (a line a read): if one sieve finds one record ending
         # the chunk and the others none, or none finds anything, take it
         # here, as _add would; otherwise say so (False) and let _add sift.
+        # The record is queued (True) or, unless ``queue``, returned.
         found: re.Match[bytes] | None = None
         for search in searches:
             match = search(data)
@@ -433,8 +470,10 @@ class Chunker:
                 self._on_noise(data[:start])
         counters.records += 1
         counters.record_bytes += end - start
-        self._records.append(tuple.__new__(Record, (timestamp, data[start:])))
         self._base += size
+        if not queue:
+            return data[start:]
+        self._records.append(tuple.__new__(Record, (timestamp, data[start:])))
         return True
 
     def get_next_data(self) -> Record | None:

@@ -437,10 +437,16 @@ class InstrumentProtocol(Generic[InputsT]):
         if self.state == _DIRECT_ACCESS:
             self.events.publish(DirectAccessEvent(data, time=self.events.now()))
         self.engine.data_received(data)
-        if self.chunker is not None:
-            self.chunker.add_chunk(data, timestamp)
-            for record in self.chunker.take_records():
-                self.got_record(record.data, record.timestamp)
+        chunker = self.chunker
+        if chunker is not None:
+            # A line a read, the usual case: its one record comes back at
+            # once, not queued as a Record to be taken.
+            record = chunker.add_record_chunk(data, timestamp)
+            if record is not None:
+                self.got_record(record, timestamp)
+                return
+            for each in chunker.take_records():
+                self.got_record(each.data, each.timestamp)
 
     def capability_names(self) -> list[str]:
         """
