@@ -10,7 +10,7 @@ overwrite Twisted's own), so it is listed by hand.
 it cannot be built (no C compiler), installing goes on without it and
 ``instrumentd.packet`` uses its pure-Python fold.  ``instrumentd._framing``
 (a packet encoded, and its NTP time taken, in one call each) is optional
-the same way.
+the same way.  Both take the checksum's fold from ``instrumentd/_xorfold.h``.
 """
 
 from setuptools import Extension, find_packages, setup
@@ -18,8 +18,18 @@ from setuptools import Extension, find_packages, setup
 setup(
     package_dir={"": "."},
     ext_modules=[
-        Extension("instrumentd._xorfold", ["instrumentd/_xorfold.c"], optional=True),
-        Extension("instrumentd._framing", ["instrumentd/_framing.c"], optional=True),
+        Extension(
+            "instrumentd._xorfold",
+            ["instrumentd/_xorfold.c"],
+            depends=["instrumentd/_xorfold.h"],
+            optional=True,
+        ),
+        Extension(
+            "instrumentd._framing",
+            ["instrumentd/_framing.c"],
+            depends=["instrumentd/_xorfold.h"],
+            optional=True,
+        ),
     ],
     packages=[
         *find_packages(include=["instrumentd", "instrumentd.*"]),

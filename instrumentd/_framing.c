@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_xorfold.h"
+
 #define HEADER_SIZE 16
 #define MAX_PACKET_SIZE 0xFFFF
 #define MAX_PAYLOAD_SIZE (MAX_PACKET_SIZE - HEADER_SIZE)
@@ -30,27 +32,6 @@
 #define ERA 4294967296.0
 /* Floats of this size or more are not all whole numbers' neighbours. */
 #define EXACT_LIMIT 9007199254740992.0
-
-static unsigned char
-xor_fold(const unsigned char *p, Py_ssize_t n)
-{
-    Py_ssize_t i = 0;
-    uint64_t wide = 0;
-    unsigned char narrow = 0;
-
-    for (; i + 8 <= n; i += 8) {
-        uint64_t word;
-        /* memcpy: the buffer need not be aligned. */
-        memcpy(&word, p + i, sizeof word);
-        wide ^= word;
-    }
-    for (; i < n; i++)
-        narrow ^= p[i];
-    wide ^= wide >> 32;
-    wide ^= wide >> 16;
-    wide ^= wide >> 8;
-    return (unsigned char)(narrow ^ (unsigned char)(wide & 0xff));
-}
 
 static void
 put32(unsigned char *p, uint32_t v)

@@ -12,34 +12,20 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_xorfold.h"
+
 static PyObject *
 xor_bytes(PyObject *module, PyObject *arg)
 {
     Py_buffer view;
-    const unsigned char *p;
-    Py_ssize_t n, i = 0;
-    uint64_t wide = 0;
-    unsigned char narrow = 0;
+    unsigned char folded;
 
     (void)module;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    p = (const unsigned char *)view.buf;
-    n = view.len;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t word;
-        /* memcpy: the buffer need not be aligned. */
-        memcpy(&word, p + i, sizeof word);
-        wide ^= word;
-    }
-    for (; i < n; i++)
-        narrow ^= p[i];
+    folded = xor_fold((const unsigned char *)view.buf, view.len);
     PyBuffer_Release(&view);
-    /* XOR does not care where a byte sits: fold the eight lanes into one. */
-    wide ^= wide >> 32;
-    wide ^= wide >> 16;
-    wide ^= wide >> 8;
-    return PyLong_FromLong((long)(narrow ^ (unsigned char)(wide & 0xff)));
+    return PyLong_FromLong((long)folded);
 }
 
 static PyMethodDef methods[] = {

@@ -593,6 +593,16 @@ def _sifted(
     return seen, dataclasses.astuple(chunker.counters)
 
 
+#: A sieve set, a stream of records and junk, where it is cut into chunks,
+#: and a buffer bound: the cases both sifting property tests draw.
+_SIFTED_STREAMS = given(
+    st.sampled_from(range(len(_SIEVE_SETS))),
+    _JUNKY,
+    st.lists(st.integers(0, 400), max_size=20),
+    st.sampled_from([16, 64, 4096]),
+)
+
+
 class SiftEquivalenceTests(SynchronousTestCase):
     """
     The chunker finds what the reference sifting finds: the same records
@@ -601,12 +611,7 @@ class SiftEquivalenceTests(SynchronousTestCase):
     """
 
     @settings(max_examples=300, deadline=None)
-    @given(
-        st.sampled_from(range(len(_SIEVE_SETS))),
-        _JUNKY,
-        st.lists(st.integers(0, 400), max_size=20),
-        st.sampled_from([16, 64, 4096]),
-    )
+    @_SIFTED_STREAMS
     def test_same(
         self, which: int, stream: bytes, cuts: list[int], max_buffer: int
     ) -> None:
@@ -620,12 +625,7 @@ class SiftEquivalenceTests(SynchronousTestCase):
         self.assertEqual(outcomes[0], outcomes[1])
 
     @settings(max_examples=300, deadline=None)
-    @given(
-        st.sampled_from(range(len(_SIEVE_SETS))),
-        _JUNKY,
-        st.lists(st.integers(0, 400), max_size=20),
-        st.sampled_from([16, 64, 4096]),
-    )
+    @_SIFTED_STREAMS
     def test_recordChunk(
         self, which: int, stream: bytes, cuts: list[int], max_buffer: int
     ) -> None:
