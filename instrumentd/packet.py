@@ -24,6 +24,7 @@ __all__ = [
     "HEADER_SIZE",
     "MAX_PACKET_SIZE",
     "MAX_PAYLOAD_SIZE",
+    "NTP_ERA",
     "NTP_UNIX_OFFSET",
     "SYNC",
     "Packet",
@@ -51,7 +52,9 @@ MAX_PAYLOAD_SIZE: Final = MAX_PACKET_SIZE - HEADER_SIZE
 #: Seconds from the NTP epoch (1900-01-01) to the Unix epoch (1970-01-01).
 NTP_UNIX_OFFSET: Final = 2_208_988_800
 
-_ERA: Final = 1 << 32
+#: One NTP era in seconds, and the unit of the fraction (2**-32 s).
+NTP_ERA: Final = 1 << 32
+
 _HEADER = struct.Struct(">3sBHHII")
 
 
@@ -174,10 +177,10 @@ def unix_to_ntp(unix_time: float) -> tuple[int, int]:
     :returns: ``(seconds, fraction)``; fraction in units of 2**-32 s.
     """
     whole = int(unix_time // 1)
-    fraction = int((unix_time - whole) * _ERA)
-    if fraction >= _ERA:  # float rounding at the very top of a second
+    fraction = int((unix_time - whole) * NTP_ERA)
+    if fraction >= NTP_ERA:  # float rounding at the very top of a second
         whole, fraction = whole + 1, 0
-    return (whole + NTP_UNIX_OFFSET) % _ERA, fraction
+    return (whole + NTP_UNIX_OFFSET) % NTP_ERA, fraction
 
 
 def ntp_to_unix(seconds: int, fraction: int, era: int | None = None) -> float:
@@ -197,7 +200,7 @@ def ntp_to_unix(seconds: int, fraction: int, era: int | None = None) -> float:
     """
     if era is None:
         era = 0 if seconds & 0x8000_0000 else 1
-    return era * _ERA + seconds + fraction / _ERA - NTP_UNIX_OFFSET
+    return era * NTP_ERA + seconds + fraction / NTP_ERA - NTP_UNIX_OFFSET
 
 
 class _Clock(Protocol):
@@ -256,7 +259,7 @@ class Packet:
         """
         The timestamp as NTP seconds (era-relative), e.g. ``1.5``.
         """
-        return self.seconds + self.fraction / _ERA
+        return self.seconds + self.fraction / NTP_ERA
 
     @property
     def unix_time(self) -> float:
@@ -341,7 +344,7 @@ def encode_packet_python(
             f"{MAX_PAYLOAD_SIZE}; use frame_read() to split it"
         )
     length = HEADER_SIZE + len(payload)
-    header = _HEADER.pack(SYNC, packet_type, length, 0, seconds % _ERA, fraction)
+    header = _HEADER.pack(SYNC, packet_type, length, 0, seconds % NTP_ERA, fraction)
     if _xor_bytes is not None and payload.__class__ is bytes:
         # The C fold itself: a packet a read, so the wrapper's frames count.
         checksum = _xor_bytes(header) ^ _xor_bytes(payload)

@@ -52,7 +52,7 @@ from instrumentd.connection_config import (
 )
 from instrumentd.connection_states import ConnectionState, require_call
 from instrumentd.interfaces import IInstrumentConnection, LinkState
-from instrumentd.packet import PacketType, make_packet
+from instrumentd.packet import NTP_ERA, PacketType, make_packet
 from instrumentd.portagent.client import (
     DataCallback,
     FaultCallback,
@@ -76,8 +76,6 @@ _DATA: Final = PacketType.DATA_FROM_INSTRUMENT
 _STATUS_TYPE: Final = PacketType.PORT_AGENT_STATUS
 _FAULT: Final = PacketType.PORT_AGENT_FAULT
 _CONFIG: Final = PacketType.PORT_AGENT_CONFIG
-#: The NTP fraction's unit, 2**-32 s, as :attr:`Packet.ntp_time` reads it.
-_ERA: Final = 1 << 32
 
 #: Called with instrument bytes and the NTP time (era-relative seconds,
 #: :attr:`~instrumentd.packet.Packet.ntp_time`) the agent read them at.
@@ -341,7 +339,7 @@ class DirectAgentConnection:
         if packet_type is _DATA:
             if self._on_timed is not None:
                 try:
-                    self._on_timed(payload, seconds + fraction / _ERA)
+                    self._on_timed(payload, seconds + fraction / NTP_ERA)
                 except Exception:
                     self.log.failure("data callback failed")
             elif self._on_data is not None:
